@@ -1,0 +1,143 @@
+#include "plan_wrap.h"
+
+#include <string>
+#include <vector>
+
+#include "args.h"
+
+namespace edgeopt::addon {
+namespace {
+
+bool flag(const Napi::Object& o, const char* key) {
+  const Napi::Value v = o.Get(key);
+  return v.IsBoolean() && v.As<Napi::Boolean>().Value();
+}
+
+const float* optional_floats(const Napi::Object& o, const char* key, long long expected) {
+  const Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return nullptr;
+  return typed_view<float>(v, key, expected);
+}
+
+void add_layer(Plan& plan, const Napi::Object& l) {
+  const std::string op = l.Get("op").ToString();
+  if (op == "relu") return plan.add_relu();
+  if (op == "softmax") return plan.add_softmax();
+  const int n = dim(l.Get("n"), "layer.n"), k = dim(l.Get("k"), "layer.k");
+  const long long nk = product(l.Env(), n, k, "layer weight");
+  const float* bias = optional_floats(l, "bias", n);
+  if (op == "dense") {
+    const float* w = typed_view<float>(l.Get("weight"), "layer.weight", nk);
+    return guarded(l.Env(), [&] { plan.add_dense_f32(w, n, k, bias, flag(l, "relu")); });
+  }
+  if (op == "qdense") {
+    const int8_t* w = typed_view<int8_t>(l.Get("weight"), "layer.weight", nk);
+    size_t scales_len = 0;
+    const float* scales = typed_view<float>(l.Get("scales"), "layer.scales", -1, &scales_len);
+    if (scales_len != 1 && scales_len != static_cast<size_t>(n))
+      throw error(l.Env(), "E_SHAPE", "layer.scales must have 1 or n elements");
+    return guarded(l.Env(), [&] { plan.add_dense_s8(w, n, k, scales, scales_len == static_cast<size_t>(n) && n > 1, bias, flag(l, "relu")); });
+  }
+  throw error(l.Env(), "E_UNSUPPORTED_OP", "native plans do not run op '" + op + "'");
+}
+
+// Validates (x, m) against the plan; returns the row count.
+int rows_arg(const Napi::CallbackInfo& info, const Plan& plan, const float** x) {
+  const int m = dim(info[1], "rows");
+  *x = typed_view<float>(info[0], "input", product(info.Env(), m, plan.input_features(), "input"));
+  return m;
+}
+
+class RunWorker : public Napi::AsyncWorker {
+ public:
+  RunWorker(Napi::Env env, std::shared_ptr<const Plan> plan, const float* x, int m)
+      : Napi::AsyncWorker(env, "edgeopt.run"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        plan_(std::move(plan)),
+        input_(x, x + static_cast<size_t>(m) * plan_->input_features()),
+        m_(m) {}
+
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+
+  void Execute() override {
+    try {
+      output_.resize(static_cast<size_t>(m_) * plan_->output_features());
+      plan_->run(input_.data(), m_, output_.data());
+    } catch (const Error& e) {
+      code_ = e.code();
+      SetError(e.what());
+    } catch (const std::bad_alloc&) {
+      code_ = "E_ALLOC";
+      SetError("out of memory");
+    }
+  }
+
+  void OnOK() override {
+    Napi::Float32Array out = Napi::Float32Array::New(Env(), output_.size());
+    std::copy(output_.begin(), output_.end(), out.Data());
+    deferred_.Resolve(out);
+  }
+
+  void OnError(const Napi::Error& e) override {
+    deferred_.Reject(error(Env(), code_.empty() ? "E_NATIVE" : code_, e.Message()).Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::shared_ptr<const Plan> plan_;
+  std::vector<float> input_, output_;
+  int m_;
+  std::string code_;
+};
+
+}  // namespace
+
+Napi::Function PlanWrap::DefineClass(Napi::Env env) {
+  return ObjectWrap::DefineClass(env, "Plan",
+                                 {InstanceMethod("runSync", &PlanWrap::RunSync), InstanceMethod("run", &PlanWrap::Run),
+                                  InstanceAccessor("inputFeatures", &PlanWrap::InputFeatures, nullptr),
+                                  InstanceAccessor("outputFeatures", &PlanWrap::OutputFeatures, nullptr),
+                                  InstanceAccessor("kernel", &PlanWrap::Kernel, nullptr)});
+}
+
+PlanWrap::PlanWrap(const Napi::CallbackInfo& info) : ObjectWrap(info) {
+  if (!info[0].IsArray()) throw error(info.Env(), "E_ARGUMENT", "Plan expects an array of layers");
+  auto plan = std::make_shared<Plan>(kernels_arg(info[1]));
+  const Napi::Array layers = info[0].As<Napi::Array>();
+  for (uint32_t i = 0; i < layers.Length(); ++i) {
+    const Napi::Value l = layers.Get(i);
+    if (!l.IsObject()) throw error(info.Env(), "E_ARGUMENT", "layer " + std::to_string(i) + " is not an object");
+    add_layer(*plan, l.As<Napi::Object>());
+  }
+  if (plan->input_features() < 0) throw error(info.Env(), "E_SHAPE", "a plan needs at least one dense layer");
+  plan_ = std::move(plan);
+}
+
+Napi::Value PlanWrap::RunSync(const Napi::CallbackInfo& info) {
+  const float* x;
+  const int m = rows_arg(info, *plan_, &x);
+  Napi::Float32Array out = Napi::Float32Array::New(info.Env(), static_cast<size_t>(m) * plan_->output_features());
+  guarded(info.Env(), [&] { plan_->run(x, m, out.Data()); });
+  return out;
+}
+
+Napi::Value PlanWrap::Run(const Napi::CallbackInfo& info) {
+  const float* x;
+  const int m = rows_arg(info, *plan_, &x);
+  auto* worker = new RunWorker(info.Env(), plan_, x, m);  // copies x: the caller may reuse its buffer
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+Napi::Value PlanWrap::InputFeatures(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), plan_->input_features());
+}
+Napi::Value PlanWrap::OutputFeatures(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), plan_->output_features());
+}
+Napi::Value PlanWrap::Kernel(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), plan_->kernels().name);
+}
+
+}  // namespace edgeopt::addon

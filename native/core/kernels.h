@@ -1,0 +1,99 @@
+// The kernel table: every hot loop of the engine behind one struct of function
+// pointers, filled once per process for the best ISA the CPU (and OS) offers.
+//
+// Numerics contract (DESIGN.md): every table produces bit-identical int32
+// accumulators; float epilogues use the same operation order (no FMA
+// contraction, true division) so they match the scalar reference exactly.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace edgeopt {
+
+struct KernelTable;
+
+// Int8 weights W[n][k] (output-channel major, like PyTorch's Linear), packed once
+// into the layout of the table that packed them.
+struct PackedS8 {
+  int n = 0, k = 0;
+  std::vector<int8_t> data;       // layout owned by `packer`
+  std::vector<int32_t> col_sums;  // sum_k W[n][k], for the activation zero-point correction
+  const KernelTable* packer = nullptr;
+};
+
+// Float weights W[n][k], packed once.
+struct PackedF32 {
+  int n = 0, k = 0;
+  std::vector<float> data;
+  const KernelTable* packer = nullptr;
+};
+
+// C[m][n] = sum_k (A[m][k] - a_zero_point[m]) * W[n][k]  for n in [n_begin, n_end).
+struct GemmU8S8Args {
+  const uint8_t* a;  // m x k, row stride lda
+  size_t lda;
+  const int32_t* a_zero_point;  // one per row
+  int m;
+  const PackedS8* w;
+  int32_t* c;  // m x w->n, row stride ldc
+  size_t ldc;
+  int n_begin, n_end;
+};
+
+// Y[m][n] = sum_k X[m][k] * W[n][k]  for n in [n_begin, n_end).
+struct GemmF32Args {
+  const float* x;  // m x k, row stride ldx
+  size_t ldx;
+  int m;
+  const PackedF32* w;
+  float* y;  // m x w->n, row stride ldy
+  size_t ldy;
+  int n_begin, n_end;
+};
+
+// Y[m][n] = relu?( float(C[m][n]) * (a_scale[m] * w_scale[n]) + bias[n] )
+// w_scale has n entries (per channel) or 1 (per tensor, w_scale_stride 0); bias may be null.
+struct EpilogueArgs {
+  const int32_t* c;
+  size_t ldc;
+  int m, n;
+  const float* a_scale;  // one per row
+  const float* w_scale;
+  int w_scale_stride;  // 1 per channel, 0 per tensor
+  const float* bias;
+  bool relu;
+  float* y;
+  size_t ldy;
+};
+
+struct KernelTable {
+  const char* name;
+  void (*pack_s8)(const int8_t* w, int n, int k, PackedS8* out);
+  void (*gemm_u8s8)(const GemmU8S8Args& args);
+  void (*pack_f32)(const float* w, int n, int k, PackedF32* out);
+  void (*gemm_f32)(const GemmF32Args& args);
+  void (*epilogue_s32)(const EpilogueArgs& args);
+  // Dynamic asymmetric uint8 quantization of each row (see quantize.h for the formula).
+  void (*quantize_rows_u8)(const float* x, int m, int k, uint8_t* q, float* scale, int32_t* zero_point);
+  // y[i] += bias[i % n] over an m x n block, then ReLU if asked (the fp32 Dense epilogue).
+  void (*bias_act_f32)(float* y, int m, int n, const float* bias, bool relu);
+  void (*relu_f32)(float* x, size_t count);
+};
+
+// Tables compiled into this binary, scalar first.
+const KernelTable& scalar_kernels();
+
+// The table in use: chosen once, at first call, from the CPU's features, or
+// forced by EDGEOPT_ISA. Throws edgeopt::Error(E_ISA) for an unknown or
+// unsupported forced name.
+const KernelTable& active_kernels();
+
+// Looks a table up by name among those this CPU can run; nullptr if none.
+const KernelTable* find_kernels(const std::string& name);
+
+// Names of the tables this binary has and this CPU can run, best last.
+std::vector<std::string> runnable_kernel_names();
+
+}  // namespace edgeopt

@@ -1,0 +1,54 @@
+// An execution plan: a chain of layers whose weights were packed once, at load,
+// for one kernel table. Immutable after building, so any number of threads may
+// run it at once; each run allocates its own scratch.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "kernels.h"
+
+namespace edgeopt {
+
+struct PlanLayer {
+  enum class Kind { DenseF32, DenseS8, Relu, Softmax };
+  explicit PlanLayer(Kind k) : kind(k) {}
+  Kind kind;
+  int k = 0, n = 0;  // input and output features
+  PackedF32 w_f32;
+  PackedS8 w_s8;
+  std::vector<float> w_scale;  // DenseS8: n scales (per channel) or 1 (per tensor)
+  std::vector<float> bias;     // empty when the layer has none
+  bool relu = false;
+};
+
+class Plan {
+ public:
+  explicit Plan(const KernelTable& kernels) : kernels_(kernels) {}
+
+  // W is [n][k] row-major (output-channel major). Throws E_SHAPE when k does
+  // not match the previous layer's width.
+  void add_dense_f32(const float* w, int n, int k, const float* bias, bool relu);
+  void add_dense_s8(const int8_t* w, int n, int k, const float* scales, bool per_channel,
+                    const float* bias, bool relu);
+  void add_relu();
+  void add_softmax();
+
+  int input_features() const { return input_features_; }
+  int output_features() const { return width_; }
+  const KernelTable& kernels() const { return kernels_; }
+
+  // y (m x output_features) = plan(x (m x input_features)).
+  void run(const float* x, int m, float* y) const;
+
+ private:
+  void expect_input(int k);
+  const KernelTable& kernels_;
+  std::vector<PlanLayer> layers_;
+  int input_features_ = -1;
+  int width_ = -1;
+};
+
+// Row-wise softmax in place, max-subtracted (shared by plans and tests).
+void softmax_rows(float* x, int m, int n);
+
+}  // namespace edgeopt

@@ -1,0 +1,60 @@
+#include "quantize.h"
+
+#include <algorithm>
+
+namespace edgeopt {
+
+void quantize_row_u8(const float* x, int k, uint8_t* q, float* scale, int32_t* zero_point) {
+  float lo = 0.0f, hi = 0.0f;
+  for (int i = 0; i < k; ++i) {
+    lo = std::min(lo, x[i]);
+    hi = std::max(hi, x[i]);
+  }
+  float s = (hi - lo) / 255.0f;
+  if (s == 0.0f) s = 1.0f;
+  const float zp_f = std::clamp(round_even(-lo / s), 0.0f, 255.0f);
+  for (int i = 0; i < k; ++i) {
+    const float v = round_even(x[i] / s) + zp_f;
+    q[i] = static_cast<uint8_t>(std::clamp(v, 0.0f, 255.0f));
+  }
+  *scale = s;
+  *zero_point = static_cast<int32_t>(zp_f);
+}
+
+static float symmetric_scale(const float* w, size_t count, float qmax) {
+  float m = 0.0f;
+  for (size_t i = 0; i < count; ++i) m = std::max(m, std::fabs(w[i]));
+  return m == 0.0f ? 1.0f : m / qmax;
+}
+
+static void quantize_block(const float* w, size_t count, float scale, float qmax, int8_t* q) {
+  for (size_t i = 0; i < count; ++i) {
+    q[i] = static_cast<int8_t>(std::clamp(round_even(w[i] / scale), -qmax, qmax));
+  }
+}
+
+void quantize_symmetric_s8(const float* w, int n, int k, int bits, bool per_channel, int8_t* q,
+                           float* scales) {
+  const float qmax = static_cast<float>((1 << (bits - 1)) - 1);
+  const size_t row = static_cast<size_t>(k);
+  if (per_channel) {
+    for (int r = 0; r < n; ++r) {
+      scales[r] = symmetric_scale(w + r * row, row, qmax);
+      quantize_block(w + r * row, row, scales[r], qmax, q + r * row);
+    }
+  } else {
+    const size_t count = row * static_cast<size_t>(n);
+    scales[0] = symmetric_scale(w, count, qmax);
+    quantize_block(w, count, scales[0], qmax, q);
+  }
+}
+
+void dequantize_s8(const int8_t* q, int n, int k, const float* scales, bool per_channel, float* w) {
+  const size_t row = static_cast<size_t>(k);
+  for (int r = 0; r < n; ++r) {
+    const float s = per_channel ? scales[r] : scales[0];
+    for (size_t i = 0; i < row; ++i) w[r * row + i] = static_cast<float>(q[r * row + i]) * s;
+  }
+}
+
+}  // namespace edgeopt
