@@ -68,6 +68,8 @@ struct EpilogueArgs {
   size_t ldy;
 };
 
+enum class PeakKind { Int8, Fp32 };
+
 struct KernelTable {
   const char* name;
   void (*pack_s8)(const int8_t* w, int n, int k, PackedS8* out);
@@ -80,10 +82,18 @@ struct KernelTable {
   // y[i] += bias[i % n] over an m x n block, then ReLU if asked (the fp32 Dense epilogue).
   void (*bias_act_f32)(float* y, int m, int n, const float* bias, bool relu);
   void (*relu_f32)(float* x, size_t count);
+  // Register-only throughput loop of this table's inner-loop arithmetic (int8:
+  // the exact dot-product sequence gemm_u8s8 uses; fp32: FMA). Runs about
+  // `iterations` loop trips and returns the operations done (2 per multiply-add),
+  // so ops / elapsed time is the machine's peak for this table.
+  uint64_t (*peak_probe)(PeakKind kind, uint64_t iterations);
 };
 
 // Tables compiled into this binary, scalar first.
 const KernelTable& scalar_kernels();
+#if defined(__x86_64__) || defined(_M_X64)
+const KernelTable& avx2_kernels();  // AVX2 + FMA (avx2.cc)
+#endif
 
 // The table in use: chosen once, at first call, from the CPU's features, or
 // forced by EDGEOPT_ISA. Throws edgeopt::Error(E_ISA) for an unknown or

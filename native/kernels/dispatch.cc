@@ -20,6 +20,9 @@ struct Candidate {
 // Ordered from slowest to fastest.
 const Candidate kCandidates[] = {
     {"scalar", scalar_kernels, [](const CpuFeatures&) { return true; }},
+#if defined(__x86_64__) || defined(_M_X64)
+    {"avx2", avx2_kernels, [](const CpuFeatures& f) { return f.avx2 && f.fma; }},
+#endif
 };
 
 const KernelTable& choose() {

@@ -86,11 +86,36 @@ void relu_f32(float* x, size_t count) {
   for (size_t i = 0; i < count; ++i) x[i] = std::max(x[i], 0.0f);
 }
 
+// Eight independent multiply-add chains, so the loop measures throughput, not
+// latency. The empty asm keeps the compiler from vectorizing or folding it.
+uint64_t peak_probe(PeakKind kind, uint64_t iterations) {
+  if (kind == PeakKind::Int8) {
+    int32_t acc[8] = {0, 1, 2, 3, 4, 5, 6, 7}, a = 3, b = -5;
+    for (uint64_t i = 0; i < iterations; ++i) {
+      for (int32_t& v : acc) v += a * b;
+      __asm__ volatile("" : "+r"(a), "+r"(b));
+    }
+    int32_t s = 0;
+    for (int32_t v : acc) s += v;
+    __asm__ volatile("" ::"r"(s));
+  } else {
+    float acc[8] = {0, 1, 2, 3, 4, 5, 6, 7}, a = 1.0f, b = 1e-7f;
+    for (uint64_t i = 0; i < iterations; ++i) {
+      for (float& v : acc) v = v + a * b;
+      __asm__ volatile("" : "+x"(a), "+x"(b));
+    }
+    float s = 0;
+    for (float v : acc) s += v;
+    __asm__ volatile("" ::"x"(s));
+  }
+  return iterations * 8 * 2;
+}
+
 }  // namespace
 
 const KernelTable& scalar_kernels() {
-  static const KernelTable table = {"scalar",     pack_s8,          gemm_u8s8,    pack_f32, gemm_f32,
-                                    epilogue_s32, quantize_rows_u8, bias_act_f32, relu_f32};
+  static const KernelTable table = {"scalar",     pack_s8,          gemm_u8s8,    pack_f32,  gemm_f32,
+                                    epilogue_s32, quantize_rows_u8, bias_act_f32, relu_f32, peak_probe};
   return table;
 }
 

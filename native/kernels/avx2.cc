@@ -1,0 +1,416 @@
+// AVX2 + FMA kernel table.
+//
+// This file is compiled for the baseline x86-64 ISA like every other one; only
+// the functions marked EDGEOPT_AVX2 may use AVX2/FMA, so the binary still loads
+// on a CPU without them and dispatch.cc calls this table only after cpuid (and
+// xgetbv) said yes. No `#pragma GCC target` over the whole file: inline functions
+// from the headers would then get AVX2 copies the linker could hand to baseline
+// callers.
+//
+// int8: AVX2 has no vpdpbusd, and vpmaddubsw saturates its int16 pair sums
+// (255*127*2 > 32767). So both operands are widened to int16 and multiplied
+// with vpmaddwd, whose int32 pair sums are exact (|255*-128*2| < 2^31): the
+// int32 results equal scalar's bit for bit. Weights stay int8 in memory (GEMV
+// is bandwidth-bound) and are sign-extended in the loop by vpmovsxbw.
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+
+#include "../core/kernels.h"
+#include "../core/quantize.h"
+
+#define EDGEOPT_AVX2 __attribute__((target("avx2,fma")))
+// The accumulator arrays below must become registers: fully unroll their loops.
+#define EDGEOPT_UNROLL _Pragma("GCC unroll 16")
+
+namespace edgeopt {
+namespace {
+
+// Weights are packed in tiles of 16 output channels. int8 tile: for each pair
+// of k (k padded to even), 16 channels x 2 bytes {w[c][2p], w[c][2p+1]}, so
+// vpmovsxbw of 16 bytes gives 8 channels' int16 pairs, and vpmaddwd against a
+// broadcast activation pair gives 8 int32 partial sums, one per channel.
+// fp32 tile: for each k, the 16 channels' weights. Padding is zero.
+constexpr int kTile = 16;
+
+inline int tiles_of(int n) { return (n + kTile - 1) / kTile; }
+inline int pairs_of(int k) { return (k + 1) / 2; }
+
+void pack_s8(const int8_t* w, int n, int k, PackedS8* out) {
+  const int kp = pairs_of(k);
+  out->n = n;
+  out->k = k;
+  out->data.assign(static_cast<size_t>(tiles_of(n)) * kp * 2 * kTile, 0);
+  out->col_sums.assign(n, 0);
+  for (int j = 0; j < n; ++j) {
+    const int8_t* row = w + static_cast<size_t>(j) * k;
+    int8_t* tile = out->data.data() + static_cast<size_t>(j / kTile) * kp * 2 * kTile + (j % kTile) * 2;
+    int32_t s = 0;
+    for (int i = 0; i < k; ++i) {
+      tile[static_cast<size_t>(i / 2) * 2 * kTile + (i % 2)] = row[i];
+      s += row[i];
+    }
+    out->col_sums[j] = s;
+  }
+  out->packer = &avx2_kernels();
+}
+
+void pack_f32(const float* w, int n, int k, PackedF32* out) {
+  out->n = n;
+  out->k = k;
+  out->data.assign(static_cast<size_t>(tiles_of(n)) * k * kTile, 0.0f);
+  for (int j = 0; j < n; ++j) {
+    float* tile = out->data.data() + static_cast<size_t>(j / kTile) * k * kTile + (j % kTile);
+    for (int i = 0; i < k; ++i) tile[static_cast<size_t>(i) * kTile] = w[static_cast<size_t>(j) * k + i];
+  }
+  out->packer = &avx2_kernels();
+}
+
+// One activation row as k/2 int32 words, each the zero-extended int16 pair
+// (a[2p], a[2p+1]): the operand vpmaddwd multiplies against a weight pair.
+EDGEOPT_AVX2 void widen_pairs(const uint8_t* a, int k, int32_t* out) {
+  int i = 0;
+  for (; i + 16 <= k; i += 16) {
+    const __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i / 2), v);
+  }
+  for (; i < k; i += 2) {
+    const uint32_t hi = i + 1 < k ? a[i + 1] : 0;
+    out[i / 2] = static_cast<int32_t>(a[i] | (hi << 16));
+  }
+}
+
+// Where a microkernel's results go, and the columns it may write.
+struct OutS32 {
+  int32_t* c;
+  size_t ldc;
+  const int32_t* zp;        // per row
+  const int32_t* col_sums;  // per column
+  int n_begin, n_end;
+};
+
+// Stores 8 channels' sums starting at column j, minus the zero-point term.
+EDGEOPT_AVX2 inline void store8_s32(const OutS32& o, int r, int j, __m256i acc) {
+  int32_t* dst = o.c + r * o.ldc;
+  if (j >= o.n_begin && j + 8 <= o.n_end) {
+    const __m256i cs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o.col_sums + j));
+    const __m256i v = _mm256_sub_epi32(acc, _mm256_mullo_epi32(_mm256_set1_epi32(o.zp[r]), cs));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + j), v);
+    return;
+  }
+  alignas(32) int32_t tmp[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), acc);
+  for (int q = std::max(j, o.n_begin); q < std::min(j + 8, o.n_end); ++q)
+    dst[q] = tmp[q - j] - o.zp[r] * o.col_sums[q];
+}
+
+// MR rows x T tiles (16*T channels) over the whole of k. Every channel is one
+// int32 accumulator summed in k order, so any (MR, T) gives the same result.
+template <int MR, int T>
+EDGEOPT_AVX2 void u8s8_block(const int32_t* a, int kp, const int8_t* w, size_t tile_bytes, int r0, int j0,
+                             const OutS32& o) {
+  __m256i acc[MR][T][2];
+  EDGEOPT_UNROLL
+  for (int r = 0; r < MR; ++r)
+    EDGEOPT_UNROLL
+    for (int t = 0; t < T; ++t) acc[r][t][0] = acc[r][t][1] = _mm256_setzero_si256();
+  for (int p = 0; p < kp; ++p) {
+    __m256i wv[T][2];
+    EDGEOPT_UNROLL
+    for (int t = 0; t < T; ++t) {
+      const int8_t* wp = w + t * tile_bytes + static_cast<size_t>(p) * 2 * kTile;
+      wv[t][0] = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wp)));
+      wv[t][1] = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wp + 16)));
+    }
+    EDGEOPT_UNROLL
+    for (int r = 0; r < MR; ++r) {
+      const __m256i av = _mm256_set1_epi32(a[static_cast<size_t>(r) * kp + p]);
+      EDGEOPT_UNROLL
+    for (int t = 0; t < T; ++t) {
+        acc[r][t][0] = _mm256_add_epi32(acc[r][t][0], _mm256_madd_epi16(wv[t][0], av));
+        acc[r][t][1] = _mm256_add_epi32(acc[r][t][1], _mm256_madd_epi16(wv[t][1], av));
+      }
+    }
+  }
+  EDGEOPT_UNROLL
+  for (int r = 0; r < MR; ++r)
+    EDGEOPT_UNROLL
+    for (int t = 0; t < T; ++t) {
+      store8_s32(o, r0 + r, j0 + t * kTile, acc[r][t][0]);
+      store8_s32(o, r0 + r, j0 + t * kTile + 8, acc[r][t][1]);
+    }
+}
+
+// Rows [r0, r0+MR) over tiles [t_begin, t_end): T tiles at a time, then singles.
+template <int MR, int T>
+EDGEOPT_AVX2 void u8s8_rows(const int32_t* a, int kp, const PackedS8& w, int r0, int t_begin, int t_end,
+                            const OutS32& o) {
+  const size_t tile_bytes = static_cast<size_t>(kp) * 2 * kTile;
+  int t = t_begin;
+  for (; T > 1 && t + T <= t_end; t += T)
+    u8s8_block<MR, T>(a, kp, w.data.data() + t * tile_bytes, tile_bytes, r0, t * kTile, o);
+  for (; t < t_end; ++t) u8s8_block<MR, 1>(a, kp, w.data.data() + t * tile_bytes, tile_bytes, r0, t * kTile, o);
+}
+
+EDGEOPT_AVX2 void gemm_u8s8(const GemmU8S8Args& p) {
+  if (p.m <= 0 || p.n_begin >= p.n_end) return;
+  const int k = p.w->k, kp = pairs_of(k);
+  // Widened once per call: m*k work against m*k*(n_end-n_begin) multiply-adds.
+  std::unique_ptr<int32_t[]> pairs(new int32_t[static_cast<size_t>(p.m) * kp]);
+  for (int r = 0; r < p.m; ++r) widen_pairs(p.a + r * p.lda, k, pairs.get() + static_cast<size_t>(r) * kp);
+  const OutS32 o{p.c, p.ldc, p.a_zero_point, p.w->col_sums.data(), p.n_begin, p.n_end};
+  const int t_begin = p.n_begin / kTile, t_end = tiles_of(p.n_end);
+  // 6 rows x 16 channels = 12 accumulators + 2 weight + 1 activation registers.
+  constexpr int kRows = 6;
+  int r = 0;
+  for (; r + kRows <= p.m; r += kRows) u8s8_rows<6, 1>(pairs.get() + static_cast<size_t>(r) * kp, kp, *p.w, r, t_begin, t_end, o);
+  const int32_t* a = pairs.get() + static_cast<size_t>(r) * kp;
+  switch (p.m - r) {
+    case 1: u8s8_rows<1, 4>(a, kp, *p.w, r, t_begin, t_end, o); break;
+    case 2: u8s8_rows<2, 3>(a, kp, *p.w, r, t_begin, t_end, o); break;
+    case 3: u8s8_rows<3, 2>(a, kp, *p.w, r, t_begin, t_end, o); break;
+    case 4: u8s8_rows<4, 1>(a, kp, *p.w, r, t_begin, t_end, o); break;
+    case 5: u8s8_rows<5, 1>(a, kp, *p.w, r, t_begin, t_end, o); break;
+    default: break;
+  }
+}
+
+// fp32: same blocking; one FMA chain per channel in k order, so results do not
+// depend on the block shape, the row count or the thread split.
+EDGEOPT_AVX2 inline void store8_f32(float* y, size_t ldy, int n_begin, int n_end, int r, int j, __m256 acc) {
+  float* dst = y + r * ldy;
+  if (j >= n_begin && j + 8 <= n_end) {
+    _mm256_storeu_ps(dst + j, acc);
+    return;
+  }
+  alignas(32) float tmp[8];
+  _mm256_store_ps(tmp, acc);
+  for (int q = std::max(j, n_begin); q < std::min(j + 8, n_end); ++q) dst[q] = tmp[q - j];
+}
+
+template <int MR, int T>
+EDGEOPT_AVX2 void f32_block(const GemmF32Args& p, int r0, int t0) {
+  const int k = p.w->k;
+  const size_t tile_floats = static_cast<size_t>(k) * kTile;
+  const float* w = p.w->data.data() + t0 * tile_floats;
+  const float* x = p.x + r0 * p.ldx;
+  __m256 acc[MR][T][2];
+  EDGEOPT_UNROLL
+  for (int r = 0; r < MR; ++r)
+    EDGEOPT_UNROLL
+    for (int t = 0; t < T; ++t) acc[r][t][0] = acc[r][t][1] = _mm256_setzero_ps();
+  for (int i = 0; i < k; ++i) {
+    __m256 wv[T][2];
+    EDGEOPT_UNROLL
+    for (int t = 0; t < T; ++t) {
+      wv[t][0] = _mm256_loadu_ps(w + t * tile_floats + static_cast<size_t>(i) * kTile);
+      wv[t][1] = _mm256_loadu_ps(w + t * tile_floats + static_cast<size_t>(i) * kTile + 8);
+    }
+    EDGEOPT_UNROLL
+    for (int r = 0; r < MR; ++r) {
+      const __m256 xv = _mm256_broadcast_ss(x + r * p.ldx + i);
+      EDGEOPT_UNROLL
+    for (int t = 0; t < T; ++t) {
+        acc[r][t][0] = _mm256_fmadd_ps(wv[t][0], xv, acc[r][t][0]);
+        acc[r][t][1] = _mm256_fmadd_ps(wv[t][1], xv, acc[r][t][1]);
+      }
+    }
+  }
+  EDGEOPT_UNROLL
+  for (int r = 0; r < MR; ++r)
+    EDGEOPT_UNROLL
+    for (int t = 0; t < T; ++t) {
+      const int j = (t0 + t) * kTile;
+      store8_f32(p.y, p.ldy, p.n_begin, p.n_end, r0 + r, j, acc[r][t][0]);
+      store8_f32(p.y, p.ldy, p.n_begin, p.n_end, r0 + r, j + 8, acc[r][t][1]);
+    }
+}
+
+template <int MR, int T>
+EDGEOPT_AVX2 void f32_rows(const GemmF32Args& p, int r0, int t_begin, int t_end) {
+  int t = t_begin;
+  for (; T > 1 && t + T <= t_end; t += T) f32_block<MR, T>(p, r0, t);
+  for (; t < t_end; ++t) f32_block<MR, 1>(p, r0, t);
+}
+
+EDGEOPT_AVX2 void gemm_f32(const GemmF32Args& p) {
+  if (p.m <= 0 || p.n_begin >= p.n_end) return;
+  const int t_begin = p.n_begin / kTile, t_end = tiles_of(p.n_end);
+  int r = 0;
+  for (; r + 6 <= p.m; r += 6) f32_rows<6, 1>(p, r, t_begin, t_end);
+  switch (p.m - r) {
+    // Few rows: more tiles per pass, so enough independent FMA chains hide latency.
+    case 1: f32_rows<1, 4>(p, r, t_begin, t_end); break;
+    case 2: f32_rows<2, 3>(p, r, t_begin, t_end); break;
+    case 3: f32_rows<3, 2>(p, r, t_begin, t_end); break;
+    case 4: f32_rows<4, 1>(p, r, t_begin, t_end); break;
+    case 5: f32_rows<5, 1>(p, r, t_begin, t_end); break;
+    default: break;
+  }
+}
+
+// Float element-wise kernels: the same operations in the same order as
+// scalar.cc, without FMA. _mm256_max_ps(zero, v) is `0 > v ? 0 : v`, which is
+// std::max(v, 0.0f) exactly, including for -0 and NaN.
+EDGEOPT_AVX2 void epilogue_s32(const EpilogueArgs& p) {
+  const __m256 zero = _mm256_setzero_ps();
+  for (int r = 0; r < p.m; ++r) {
+    const int32_t* c = p.c + r * p.ldc;
+    float* y = p.y + r * p.ldy;
+    const __m256 as = _mm256_set1_ps(p.a_scale[r]);
+    int j = 0;
+    for (; j + 8 <= p.n; j += 8) {
+      const __m256 ws = p.w_scale_stride ? _mm256_loadu_ps(p.w_scale + j) : _mm256_set1_ps(p.w_scale[0]);
+      __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + j))),
+                               _mm256_mul_ps(as, ws));
+      if (p.bias) v = _mm256_add_ps(v, _mm256_loadu_ps(p.bias + j));
+      if (p.relu) v = _mm256_max_ps(zero, v);
+      _mm256_storeu_ps(y + j, v);
+    }
+    for (; j < p.n; ++j) {
+      const float s = p.a_scale[r] * p.w_scale[j * p.w_scale_stride];
+      float v = static_cast<float>(c[j]) * s;
+      if (p.bias) v = v + p.bias[j];
+      if (p.relu) v = std::max(v, 0.0f);
+      y[j] = v;
+    }
+  }
+}
+
+EDGEOPT_AVX2 float hmin(__m256 v) {
+  __m128 m = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_min_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_min_ss(m, _mm_shuffle_ps(m, m, 1));
+  return _mm_cvtss_f32(m);
+}
+
+EDGEOPT_AVX2 float hmax(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+  return _mm_cvtss_f32(m);
+}
+
+// round_even(x / s) + zp clamped as std::clamp(v, 0, 255) does; NaN goes to 0,
+// as the scalar float -> uint8 cast does on x86.
+EDGEOPT_AVX2 inline __m256i quant8(const float* x, __m256 s, __m256 zp) {
+  __m256 v = _mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(x), s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  v = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(v, zp), _mm256_setzero_ps()), _mm256_set1_ps(255.0f));
+  return _mm256_cvttps_epi32(v);
+}
+
+// quantize_row_u8 (quantize.h) vectorized. min/max ignore NaN the way
+// std::min/std::max do (the running value is the second operand); lanes start
+// at +0, so the result equals the scalar fold. q uses true division and
+// round-half-even, like round_even(x / s).
+EDGEOPT_AVX2 void quantize_row(const float* x, int k, uint8_t* q, float* scale, int32_t* zero_point) {
+  __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+  int i = 0;
+  for (; i + 8 <= k; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    lo = _mm256_min_ps(v, lo);
+    hi = _mm256_max_ps(v, hi);
+  }
+  float l = hmin(lo), h = hmax(hi);
+  for (; i < k; ++i) {
+    l = std::min(l, x[i]);
+    h = std::max(h, x[i]);
+  }
+  float s = (h - l) / 255.0f;
+  if (s == 0.0f) s = 1.0f;
+  const float zp_f = std::clamp(round_even(-l / s), 0.0f, 255.0f);
+  const __m256 sv = _mm256_set1_ps(s), zv = _mm256_set1_ps(zp_f);
+  i = 0;
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (; i + 32 <= k; i += 32) {
+    const __m256i a = _mm256_packus_epi32(quant8(x + i, sv, zv), quant8(x + i + 8, sv, zv));
+    const __m256i b = _mm256_packus_epi32(quant8(x + i + 16, sv, zv), quant8(x + i + 24, sv, zv));
+    const __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(a, b), order);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), bytes);
+  }
+  for (; i < k; ++i) {
+    const float v = round_even(x[i] / s) + zp_f;
+    q[i] = static_cast<uint8_t>(std::clamp(v, 0.0f, 255.0f));
+  }
+  *scale = s;
+  *zero_point = static_cast<int32_t>(zp_f);
+}
+
+EDGEOPT_AVX2 void quantize_rows_u8(const float* x, int m, int k, uint8_t* q, float* scale, int32_t* zp) {
+  for (int r = 0; r < m; ++r)
+    quantize_row(x + static_cast<size_t>(r) * k, k, q + static_cast<size_t>(r) * k, scale + r, zp + r);
+}
+
+EDGEOPT_AVX2 void bias_act_f32(float* y, int m, int n, const float* bias, bool relu) {
+  const __m256 zero = _mm256_setzero_ps();
+  for (int r = 0; r < m; ++r) {
+    float* row = y + static_cast<size_t>(r) * n;
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+      __m256 v = _mm256_loadu_ps(row + j);
+      if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + j));
+      if (relu) v = _mm256_max_ps(zero, v);
+      _mm256_storeu_ps(row + j, v);
+    }
+    for (; j < n; ++j) {
+      const float v = bias ? row[j] + bias[j] : row[j];
+      row[j] = relu ? std::max(v, 0.0f) : v;
+    }
+  }
+}
+
+EDGEOPT_AVX2 void relu_f32(float* x, size_t count) {
+  const __m256 zero = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 8 <= count; i += 8) _mm256_storeu_ps(x + i, _mm256_max_ps(zero, _mm256_loadu_ps(x + i)));
+  for (; i < count; ++i) x[i] = std::max(x[i], 0.0f);
+}
+
+// 12 independent accumulators, as in the 6x16 microkernels. The empty asm
+// makes the loop-invariant operands look new each trip, so the compiler must
+// issue every multiply; it emits no instruction itself.
+EDGEOPT_AVX2 uint64_t peak_probe(PeakKind kind, uint64_t iterations) {
+  if (kind == PeakKind::Int8) {
+    __m256i acc[12], w0 = _mm256_set1_epi16(-128), w1 = _mm256_set1_epi16(127), a = _mm256_set1_epi16(255);
+    for (auto& v : acc) v = _mm256_setzero_si256();
+    for (uint64_t it = 0; it < iterations; ++it) {
+      __asm__ volatile("" : "+x"(w0), "+x"(w1));
+      for (int r = 0; r < 6; ++r) {
+        __asm__ volatile("" : "+x"(a));  // one "broadcast" per row, as in the kernel
+        acc[2 * r] = _mm256_add_epi32(acc[2 * r], _mm256_madd_epi16(w0, a));
+        acc[2 * r + 1] = _mm256_add_epi32(acc[2 * r + 1], _mm256_madd_epi16(w1, a));
+      }
+    }
+    __m256i s = acc[0];
+    for (int i = 1; i < 12; ++i) s = _mm256_add_epi32(s, acc[i]);
+    __asm__ volatile("" ::"x"(s));
+    return iterations * 12 * 16 * 2;  // 16 multiply-adds per vpmaddwd
+  }
+  __m256 acc[12], w0 = _mm256_set1_ps(1e-7f), w1 = _mm256_set1_ps(-1e-7f), a = _mm256_set1_ps(1.0f);
+  for (auto& v : acc) v = _mm256_setzero_ps();
+  for (uint64_t it = 0; it < iterations; ++it) {
+    __asm__ volatile("" : "+x"(w0), "+x"(w1), "+x"(a));
+    for (int r = 0; r < 6; ++r) {
+      acc[2 * r] = _mm256_fmadd_ps(w0, a, acc[2 * r]);
+      acc[2 * r + 1] = _mm256_fmadd_ps(w1, a, acc[2 * r + 1]);
+    }
+  }
+  __m256 s = acc[0];
+  for (int i = 1; i < 12; ++i) s = _mm256_add_ps(s, acc[i]);
+  __asm__ volatile("" ::"x"(s));
+  return iterations * 12 * 8 * 2;
+}
+
+}  // namespace
+
+const KernelTable& avx2_kernels() {
+  static const KernelTable table = {"avx2",       pack_s8,          gemm_u8s8,    pack_f32, gemm_f32,
+                                    epilogue_s32, quantize_rows_u8, bias_act_f32, relu_f32, peak_probe};
+  return table;
+}
+
+}  // namespace edgeopt
+#endif
