@@ -1,0 +1,52 @@
+/**
+ * The data shipped with the package: the PyTorch-trained MNIST MLP
+ * mlp-784-128-10 (weights as .npy, PyTorch layout) and the 2000-digit MNIST
+ * test split. `npm start` runs on these.
+ */
+import * as path from 'node:path';
+import { packageRoot } from '../backends/native/addon';
+import { denseGraph, type DenseLayerSpec } from '../model/build';
+import type { Graph } from '../model/graph';
+import { loadImageFolder, npyPath, type Dataset } from './dataset';
+import { readNpy } from './npy';
+import { EdgeOptError } from '../errors';
+
+export const BUNDLED_DIR = path.join(packageRoot, 'data');
+export const DEFAULT_MODEL_DIR = path.join(BUNDLED_DIR, 'models', 'mlp-784-128-10');
+export const MNIST_DIR = path.join(BUNDLED_DIR, 'mnist');
+
+/**
+ * A stack of Linear layers saved as fc1.weight.npy, fc1.bias.npy, fc2.weight.npy, ...
+ * ([out, in] float32, PyTorch's layout), with ReLU between layers and none after the last.
+ */
+export function loadLinearStack(dir: string, name = path.basename(dir)): Graph {
+  const layers: DenseLayerSpec[] = [];
+  for (let i = 1; ; i++) {
+    let weightPath: string;
+    try {
+      weightPath = npyPath(dir, `fc${i}.weight`);
+    } catch {
+      break;
+    }
+    const w = readNpy(weightPath);
+    if (!(w.data instanceof Float32Array) || w.shape.length !== 2) {
+      throw new EdgeOptError('E_FORMAT', `${weightPath}: expected a float32 [out, in] matrix`);
+    }
+    const b = readNpy(npyPath(dir, `fc${i}.bias`));
+    if (!(b.data instanceof Float32Array)) throw new EdgeOptError('E_FORMAT', `fc${i}.bias must be float32`);
+    layers.push({ name: `fc${i}`, weight: w.data, outFeatures: w.shape[0], inFeatures: w.shape[1], bias: b.data, activation: 'relu' });
+  }
+  if (!layers.length) throw new EdgeOptError('E_NOT_FOUND', `no fc1.weight.npy in ${dir}`);
+  layers[layers.length - 1].activation = 'none';
+  return denseGraph(name, layers);
+}
+
+export function defaultModel(): Graph {
+  return loadLinearStack(DEFAULT_MODEL_DIR, 'mlp-784-128-10');
+}
+
+/** The 2000-row MNIST test split, flattened to [2000, 784] in [0, 1]. */
+export function mnistTest(): Dataset {
+  const ds = loadImageFolder(MNIST_DIR, 'test');
+  return { ...ds, shape: [ds.shape[0], ds.data.length / ds.shape[0]] };
+}

@@ -1,0 +1,89 @@
+/**
+ * Lowers a graph to a chain of executable steps over [rows, features] float
+ * buffers. Flatten/Reshape only change how a row is viewed, so they compile
+ * to nothing but a width check.
+ */
+import { EdgeOptError } from '../errors';
+import type { Graph, GraphNode } from '../model/graph';
+import { denseBias, denseWeight, elementCount } from '../model/graph';
+
+/** Largest K of an int8 layer whose int32 accumulators cannot overflow (255 * 128 * K < 2^31, with margin). */
+export const MAX_INT8_K = 32768;
+
+export type Step =
+  | { kind: 'dense'; node: string; n: number; k: number; weight: Float32Array; bias: Float32Array | null; relu: boolean }
+  | { kind: 'qdense'; node: string; n: number; k: number; weight: Int8Array; scales: Float32Array; bias: Float32Array | null; relu: boolean }
+  | { kind: 'relu'; node: string }
+  | { kind: 'softmax'; node: string };
+
+export interface CompiledModel {
+  /** Per-row input dims (the graph input's shape without the batch dim). */
+  rowShape: number[];
+  inputFeatures: number;
+  outputFeatures: number;
+  steps: Step[];
+}
+
+function unsupported(g: Graph, node: GraphNode, why: string): never {
+  throw new EdgeOptError('E_UNSUPPORTED_OP', `model '${g.name}': node '${node.name}' (${node.op}) ${why}`);
+}
+
+export function compile(g: Graph): CompiledModel {
+  if (g.inputs.length !== 1 || g.outputs.length !== 1) {
+    throw new EdgeOptError('E_UNSUPPORTED_OP', `model '${g.name}': the engine runs single-input, single-output chains`);
+  }
+  const [input] = g.inputs;
+  const rowShape = input.shape.slice(1).map((d, i) => {
+    if (d === null || !(d > 0)) throw new EdgeOptError('E_SHAPE', `model '${g.name}': input '${input.name}' dim ${i + 1} must be a fixed positive size`);
+    return d;
+  });
+  const inputFeatures = elementCount(rowShape);
+  let current = input.name;
+  let width = inputFeatures;
+  const steps: Step[] = [];
+  for (const node of g.nodes) {
+    if (node.inputs[0] !== current) unsupported(g, node, `does not follow the previous node; the engine runs chains only`);
+    switch (node.op) {
+      case 'Dense':
+      case 'QDense': {
+        const w = denseWeight(g, node);
+        const [n, k] = w.shape as number[];
+        if (k !== width) throw new EdgeOptError('E_SHAPE', `model '${g.name}': node '${node.name}' takes ${k} features but gets ${width}`);
+        const relu = node.attrs.activation === 'relu';
+        const bias = denseBias(g, node);
+        if (node.op === 'Dense') {
+          steps.push({ kind: 'dense', node: node.name, n, k, weight: w.data as Float32Array, bias, relu });
+        } else {
+          if (k > MAX_INT8_K) unsupported(g, node, `has K=${k}; int8 layers are limited to K <= ${MAX_INT8_K}`);
+          steps.push({ kind: 'qdense', node: node.name, n, k, weight: w.data as Int8Array, scales: w.quant!.scale, bias, relu });
+        }
+        width = n;
+        break;
+      }
+      case 'Relu':
+        steps.push({ kind: 'relu', node: node.name });
+        break;
+      case 'Softmax':
+        if (node.attrs.axis !== undefined && node.attrs.axis !== -1 && node.attrs.axis !== 1) unsupported(g, node, 'is only supported on the last axis');
+        steps.push({ kind: 'softmax', node: node.name });
+        break;
+      case 'Flatten':
+        break;
+      case 'Reshape': {
+        const shape = node.attrs.shape as number[] | undefined;
+        const rest = Array.isArray(shape) ? shape.slice(1) : [];
+        const features = rest.reduce((a, d) => a * d, 1);
+        if (!Array.isArray(shape) || (shape[0] !== -1 && shape[0] !== 0) || rest.some((d) => !(d > 0)) || features !== width) {
+          unsupported(g, node, `reshapes to ${JSON.stringify(shape)}; only [-1, ${width}]-style flattening keeps rows intact`);
+        }
+        break;
+      }
+    }
+    current = node.outputs[0];
+  }
+  if (current !== g.outputs[0]) throw new EdgeOptError('E_UNSUPPORTED_OP', `model '${g.name}': output '${g.outputs[0]}' is not the end of the chain`);
+  if (!steps.some((s) => s.kind === 'dense' || s.kind === 'qdense')) {
+    throw new EdgeOptError('E_UNSUPPORTED_OP', `model '${g.name}' has no Dense or QDense layer`);
+  }
+  return { rowShape, inputFeatures, outputFeatures: width, steps };
+}

@@ -1,0 +1,227 @@
+/**
+ * The .eom container: a safetensors file. Layout: 8-byte little-endian header
+ * length, a JSON header ({ name: { dtype, shape, data_offsets } } plus
+ * "__metadata__": string map), then the raw little-endian tensor bytes.
+ * The graph (nodes, inputs, quantization parameters) lives in
+ * __metadata__.edgeopt_graph as JSON; every array is a tensor entry, so any
+ * safetensors reader can list and read them. Pruning masks are bit-packed
+ * (`<tensor>::mask`, one bit per weight, LSB first). Loading never executes anything
+ * and validates every offset and size before allocating.
+ */
+import { EdgeOptError } from '../errors';
+import type { DType, Graph, GraphNode, Tensor, TensorData } from './graph';
+import { arrayFor, elementCount, validateGraph } from './graph';
+
+export const EOM_FORMAT_VERSION = '1';
+/** Safetensors readers refuse larger headers; so do we (and never allocate one). */
+const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+
+const ST_DTYPES: Record<DType, { st: string; size: number }> = {
+  float32: { st: 'F32', size: 4 },
+  int32: { st: 'I32', size: 4 },
+  int8: { st: 'I8', size: 1 },
+  uint8: { st: 'U8', size: 1 },
+};
+const FROM_ST: Record<string, DType> = { F32: 'float32', I32: 'int32', I8: 'int8', U8: 'uint8' };
+
+/** How a tensor is described inside the metadata graph; arrays refer to entries by name. */
+interface TensorMeta {
+  dtype: DType;
+  shape: Array<number | null>;
+  data?: string;
+  mask?: string;
+  quant?: { bits: number; scheme: 'symmetric'; axis?: 0; scale: string };
+}
+
+interface GraphMeta {
+  name: string;
+  inputs: Graph['inputs'];
+  outputs: string[];
+  nodes: GraphNode[];
+  tensors: Record<string, TensorMeta>;
+  metadata: Record<string, string>;
+}
+
+/** Pruning masks are stored one bit per weight, least significant bit first. */
+function packBits(mask: Uint8Array): Uint8Array {
+  const out = new Uint8Array(Math.ceil(mask.length / 8));
+  for (let i = 0; i < mask.length; i++) if (mask[i]) out[i >> 3] |= 1 << (i & 7);
+  return out;
+}
+
+function unpackBits(bits: Uint8Array, count: number): Uint8Array {
+  const out = new Uint8Array(count);
+  for (let i = 0; i < count; i++) out[i] = (bits[i >> 3] >> (i & 7)) & 1;
+  return out;
+}
+
+interface Entry {
+  name: string;
+  data: TensorData;
+  shape: number[];
+}
+
+/** Serializes a graph to .eom bytes. */
+export function encodeEom(graph: Graph): Buffer {
+  validateGraph(graph);
+  const entries: Entry[] = [];
+  const tensors: Record<string, TensorMeta> = {};
+  for (const t of Object.values(graph.tensors)) {
+    const meta: TensorMeta = { dtype: t.dtype, shape: t.shape };
+    if (t.data) {
+      entries.push({ name: t.name, data: t.data, shape: t.shape as number[] });
+      meta.data = t.name;
+    }
+    if (t.mask) {
+      const bits = packBits(t.mask);
+      entries.push({ name: `${t.name}::mask`, data: bits, shape: [bits.length] });
+      meta.mask = `${t.name}::mask`;
+    }
+    if (t.quant) {
+      const { scale, ...rest } = t.quant;
+      entries.push({ name: `${t.name}::scale`, data: scale, shape: [scale.length] });
+      meta.quant = { ...rest, scale: `${t.name}::scale` };
+    }
+    tensors[t.name] = meta;
+  }
+  const meta: GraphMeta = { name: graph.name, inputs: graph.inputs, outputs: graph.outputs, nodes: graph.nodes, tensors, metadata: graph.metadata };
+  // Widest element first keeps every tensor naturally aligned after an 8-byte-padded header.
+  entries.sort((a, b) => b.data.BYTES_PER_ELEMENT - a.data.BYTES_PER_ELEMENT);
+  const header: Record<string, unknown> = {
+    __metadata__: { format: 'edgeopt', eom_version: EOM_FORMAT_VERSION, edgeopt_graph: JSON.stringify(meta) },
+  };
+  let offset = 0;
+  for (const e of entries) {
+    const st = ST_DTYPES[e.data instanceof Float32Array ? 'float32' : e.data instanceof Int32Array ? 'int32' : e.data instanceof Int8Array ? 'int8' : 'uint8'];
+    header[e.name] = { dtype: st.st, shape: e.shape, data_offsets: [offset, offset + e.data.byteLength] };
+    offset += e.data.byteLength;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
+  const headerBytes = Buffer.from(json, 'utf8');
+  const out = Buffer.alloc(8 + headerBytes.length + offset);
+  out.writeBigUInt64LE(BigInt(headerBytes.length), 0);
+  headerBytes.copy(out, 8);
+  let pos = 8 + headerBytes.length;
+  for (const e of entries) {
+    Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength).copy(out, pos);
+    pos += e.data.byteLength;
+  }
+  return out;
+}
+
+export function looksLikeSafetensors(bytes: Uint8Array): boolean {
+  return bytes.length >= 10 && bytes[8] === 0x7b; // '{' right after the length
+}
+
+/** Parses .eom bytes into a graph; `source` names the file in errors. */
+export function decodeEom(input: Uint8Array, source = '<bytes>'): Graph {
+  const fail = (msg: string): never => {
+    throw new EdgeOptError('E_FORMAT', `${source}: ${msg}`);
+  };
+  const bytes = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+  if (bytes.length < 8) fail(`truncated: ${bytes.length} bytes, a safetensors file starts with an 8-byte header length`);
+  const headerLen64 = bytes.readBigUInt64LE(0);
+  if (headerLen64 > BigInt(bytes.length - 8)) fail(`header length ${headerLen64} runs past the end of the file (${bytes.length} bytes)`);
+  const headerLen = Number(headerLen64);
+  if (headerLen > MAX_HEADER_BYTES) fail(`header of ${headerLen} bytes exceeds the ${MAX_HEADER_BYTES}-byte limit`);
+  let header: Record<string, unknown>;
+  try {
+    header = JSON.parse(bytes.toString('utf8', 8, 8 + headerLen));
+  } catch (err) {
+    return fail(`header is not JSON (${(err as Error).message})`);
+  }
+  if (!header || typeof header !== 'object' || Array.isArray(header)) fail('header is not a JSON object');
+  const dataStart = 8 + headerLen;
+  const dataLen = bytes.length - dataStart;
+
+  // 1. Validate every entry against the bytes present, then copy it out.
+  const ranges: Array<[number, number, string]> = [];
+  const specs: Array<{ name: string; dtype: DType; shape: number[]; begin: number; end: number }> = [];
+  for (const [name, value] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    const v = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    const dtype = FROM_ST[String(v?.dtype)];
+    if (!dtype) fail(`tensor '${name}' has unsupported dtype ${JSON.stringify(v?.dtype)} (F32, I32, I8, U8)`);
+    const shape = v.shape;
+    if (!Array.isArray(shape) || shape.some((d) => !Number.isSafeInteger(d) || d < 0)) fail(`tensor '${name}' has an invalid shape`);
+    const offs = v.data_offsets;
+    if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isSafeInteger(o) && o >= 0) || offs[0] > offs[1]) {
+      fail(`tensor '${name}' has invalid data_offsets`);
+    }
+    const [begin, end] = offs as [number, number];
+    if (end > dataLen) fail(`tensor '${name}' spans bytes ${begin}..${end} but the data section has ${dataLen}`);
+    const count = (shape as number[]).reduce((a, d) => a * d, 1);
+    const want = count * ST_DTYPES[dtype].size;
+    if (!Number.isSafeInteger(want) || want !== end - begin) {
+      fail(`tensor '${name}' declares shape [${shape}] (${want} bytes) but its byte range holds ${end - begin}`);
+    }
+    ranges.push([begin, end, name]);
+    specs.push({ name, dtype, shape: shape as number[], begin, end });
+  }
+  ranges.sort((a, b) => a[0] - b[0]);
+  for (let i = 1; i < ranges.length; i++) {
+    if (ranges[i][0] < ranges[i - 1][1]) fail(`tensors '${ranges[i - 1][2]}' and '${ranges[i][2]}' overlap`);
+  }
+  const arrays = new Map<string, TensorData>();
+  for (const s of specs) {
+    const arr = arrayFor(s.dtype, elementCount(s.shape));
+    Buffer.from(arr.buffer).set(bytes.subarray(dataStart + s.begin, dataStart + s.end));
+    arrays.set(s.name, arr);
+  }
+
+  // 2. Rebuild the graph from the metadata.
+  const md = header.__metadata__ as Record<string, unknown> | undefined;
+  if (!md || typeof md.edgeopt_graph !== 'string') fail('no __metadata__.edgeopt_graph: this safetensors file holds tensors but no edgeopt graph');
+  if (md!.eom_version !== EOM_FORMAT_VERSION) fail(`.eom version ${String(md!.eom_version)} is not supported (this build reads ${EOM_FORMAT_VERSION})`);
+  let meta: GraphMeta;
+  try {
+    meta = JSON.parse(md!.edgeopt_graph as string);
+  } catch (err) {
+    return fail(`edgeopt_graph metadata is not JSON (${(err as Error).message})`);
+  }
+  if (!meta || typeof meta !== 'object' || !Array.isArray(meta.nodes) || !Array.isArray(meta.inputs) || !Array.isArray(meta.outputs) || typeof meta.tensors !== 'object') {
+    fail('edgeopt_graph metadata lacks nodes, inputs, outputs or tensors');
+  }
+  const entry = (ref: string | undefined, owner: string, want: DType): TensorData => {
+    const a = ref === undefined ? undefined : arrays.get(ref);
+    if (!a) return fail(`tensor '${owner}' refers to a missing entry '${ref}'`);
+    const ctor = arrayFor(want, 0).constructor;
+    if (a.constructor !== ctor) fail(`entry '${ref}' of '${owner}' must be ${want}`);
+    return a;
+  };
+  const tensors: Record<string, Tensor> = {};
+  for (const [name, t] of Object.entries(meta.tensors)) {
+    if (!t || !FROM_ST[ST_DTYPES[t.dtype]?.st]) fail(`tensor '${name}' has an unknown dtype`);
+    const tensor: Tensor = { name, dtype: t.dtype, shape: t.shape };
+    if (t.data !== undefined) tensor.data = entry(t.data, name, t.dtype);
+    if (t.mask !== undefined) {
+      const count = tensor.data?.length ?? 0;
+      const bits = entry(t.mask, name, 'uint8') as Uint8Array;
+      if (bits.length !== Math.ceil(count / 8)) fail(`mask of '${name}' has ${bits.length} bytes for ${count} values`);
+      tensor.mask = unpackBits(bits, count);
+    }
+    if (t.quant) {
+      if (t.quant.scheme !== 'symmetric') fail(`tensor '${name}' has unsupported quant scheme '${t.quant.scheme}'`);
+      tensor.quant = { bits: t.quant.bits, scheme: 'symmetric', axis: t.quant.axis, scale: entry(t.quant.scale, name, 'float32') as Float32Array };
+    }
+    tensors[name] = tensor;
+  }
+  const graph: Graph = {
+    name: String(meta.name ?? 'model'),
+    inputs: meta.inputs,
+    outputs: meta.outputs,
+    tensors,
+    nodes: meta.nodes.map((n) => ({ name: String(n.name), op: n.op, inputs: n.inputs, outputs: n.outputs, attrs: n.attrs ?? {} })),
+    metadata: meta.metadata && typeof meta.metadata === 'object' ? meta.metadata : {},
+  };
+  for (const n of graph.nodes) {
+    if (!Array.isArray(n.inputs) || !Array.isArray(n.outputs)) fail(`node '${n.name}' lacks inputs or outputs`);
+  }
+  try {
+    return validateGraph(graph);
+  } catch (err) {
+    if (err instanceof EdgeOptError) throw new EdgeOptError(err.code, `${source}: ${err.message}`);
+    throw err;
+  }
+}

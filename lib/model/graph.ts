@@ -1,0 +1,171 @@
+/**
+ * The Graph IR: named tensors (shape, dtype, data for initializers,
+ * quantization parameters, pruning masks) and nodes in topological order.
+ * Passes treat graphs as values: they return new graphs and never mutate input.
+ */
+import { EdgeOptError } from '../errors';
+
+export type DType = 'float32' | 'int8' | 'uint8' | 'int32';
+export type TensorData = Float32Array | Int8Array | Uint8Array | Int32Array;
+
+export interface QuantParams {
+  /** Weight bit width, 2..8 (values are stored one per int8 byte). */
+  bits: number;
+  scheme: 'symmetric';
+  /** One scale per output channel (axis 0), or one for the tensor. */
+  scale: Float32Array;
+  axis?: 0;
+}
+
+export interface Tensor {
+  name: string;
+  dtype: DType;
+  /** Dimensions; null is a dynamic (batch) dimension. */
+  shape: Array<number | null>;
+  /** Present for initializers (weights, biases). */
+  data?: TensorData;
+  quant?: QuantParams;
+  /** Pruning mask (1 keep, 0 pruned), same length as data; zeros stay zeros. */
+  mask?: Uint8Array;
+}
+
+export type Activation = 'none' | 'relu';
+export type OpType = 'Dense' | 'QDense' | 'Relu' | 'Softmax' | 'Flatten' | 'Reshape';
+export const OP_TYPES: readonly OpType[] = ['Dense', 'QDense', 'Relu', 'Softmax', 'Flatten', 'Reshape'];
+
+export type AttrValue = string | number | boolean | number[];
+
+/**
+ * Dense:   inputs [x, weight float32 [out, in], bias? [out]], attrs { activation }
+ * QDense:  inputs [x, weight int8 [out, in] with quant, bias? float32 [out]],
+ *          attrs { activation, activationQuant: 'dynamic' } (per-row uint8 per call)
+ * Relu, Softmax (last axis), Flatten (to [batch, rest]), Reshape (attrs { shape }).
+ */
+export interface GraphNode {
+  name: string;
+  op: OpType;
+  inputs: string[];
+  outputs: string[];
+  attrs: Record<string, AttrValue>;
+}
+
+export interface GraphInput {
+  name: string;
+  shape: Array<number | null>;
+}
+
+export interface Graph {
+  name: string;
+  inputs: GraphInput[];
+  outputs: string[];
+  tensors: Record<string, Tensor>;
+  nodes: GraphNode[];
+  /** Free-form string metadata (provenance, optimization history). */
+  metadata: Record<string, string>;
+}
+
+export function isGraph(x: unknown): x is Graph {
+  const g = x as Graph;
+  return !!g && typeof g === 'object' && Array.isArray(g.nodes) && Array.isArray(g.inputs) && typeof g.tensors === 'object';
+}
+
+/** A shallow copy: new containers, shared tensor data (passes replace, never edit, data). */
+export function cloneGraph(g: Graph): Graph {
+  return {
+    name: g.name,
+    inputs: g.inputs.map((i) => ({ ...i, shape: [...i.shape] })),
+    outputs: [...g.outputs],
+    tensors: Object.fromEntries(Object.entries(g.tensors).map(([k, t]) => [k, { ...t, shape: [...t.shape] }])),
+    nodes: g.nodes.map((n) => ({ ...n, inputs: [...n.inputs], outputs: [...n.outputs], attrs: { ...n.attrs } })),
+    metadata: { ...g.metadata },
+  };
+}
+
+export function elementCount(shape: ReadonlyArray<number | null>): number {
+  return shape.reduce<number>((a, d) => a * (d ?? 1), 1);
+}
+
+const DTYPE_ARRAYS: Record<DType, new (n: number) => TensorData> = {
+  float32: Float32Array,
+  int8: Int8Array,
+  uint8: Uint8Array,
+  int32: Int32Array,
+};
+
+export function dtypeOf(data: TensorData): DType {
+  if (data instanceof Float32Array) return 'float32';
+  if (data instanceof Int8Array) return 'int8';
+  if (data instanceof Uint8Array) return 'uint8';
+  return 'int32';
+}
+
+export function arrayFor(dtype: DType, n: number): TensorData {
+  return new DTYPE_ARRAYS[dtype](n);
+}
+
+/** The weight tensor of a Dense/QDense node, checked. */
+export function denseWeight(g: Graph, node: GraphNode): Tensor & { data: TensorData } {
+  const w = g.tensors[node.inputs[1]];
+  if (!w?.data || w.shape.length !== 2) {
+    throw new EdgeOptError('E_FORMAT', `node '${node.name}' (${node.op}) needs a 2-D weight initializer, got '${node.inputs[1]}'`);
+  }
+  return w as Tensor & { data: TensorData };
+}
+
+/** The bias of a Dense/QDense node, if any. */
+export function denseBias(g: Graph, node: GraphNode): Float32Array | null {
+  const name = node.inputs[2];
+  if (!name) return null;
+  const b = g.tensors[name];
+  if (!(b?.data instanceof Float32Array)) throw new EdgeOptError('E_FORMAT', `node '${node.name}': bias '${name}' must be float32 data`);
+  return b.data;
+}
+
+/**
+ * Checks references, topological order, initializer sizes and the shapes of
+ * Dense/QDense weights; throws E_FORMAT naming the culprit.
+ */
+export function validateGraph(g: Graph): Graph {
+  const fail = (msg: string): never => {
+    throw new EdgeOptError('E_FORMAT', `model '${g.name}': ${msg}`);
+  };
+  if (!g.inputs.length) fail('has no inputs');
+  if (!g.outputs.length) fail('has no outputs');
+  for (const [name, t] of Object.entries(g.tensors)) {
+    if (t.name !== name) fail(`tensor key '${name}' differs from its name '${t.name}'`);
+    if (!(t.dtype in DTYPE_ARRAYS)) fail(`tensor '${name}' has unknown dtype '${t.dtype}'`);
+    if (!Array.isArray(t.shape) || t.shape.some((d) => d !== null && !(Number.isInteger(d) && d >= 0))) {
+      fail(`tensor '${name}' has an invalid shape ${JSON.stringify(t.shape)}`);
+    }
+    if (t.data) {
+      if (dtypeOf(t.data) !== t.dtype) fail(`tensor '${name}' is ${t.dtype} but holds ${dtypeOf(t.data)} data`);
+      if (t.data.length !== elementCount(t.shape)) fail(`tensor '${name}' has ${t.data.length} values for shape [${t.shape}]`);
+    }
+    if (t.mask && (!t.data || t.mask.length !== t.data.length)) fail(`tensor '${name}' has a mask of the wrong size`);
+    if (t.quant) {
+      const rows = t.shape[0] ?? 0;
+      if (!(t.quant.bits >= 2 && t.quant.bits <= 8)) fail(`tensor '${name}' has quant.bits ${t.quant.bits} (2..8)`);
+      if (t.quant.scale.length !== 1 && t.quant.scale.length !== rows) fail(`tensor '${name}' has ${t.quant.scale.length} scales for ${rows} channels`);
+      if (t.quant.scale.some((s) => !(s > 0 && Number.isFinite(s)))) fail(`tensor '${name}' has a non-positive or non-finite scale`);
+    }
+  }
+  const known = new Set(g.inputs.map((i) => i.name));
+  for (const name of Object.keys(g.tensors)) if (g.tensors[name].data) known.add(name);
+  for (const node of g.nodes) {
+    if (!OP_TYPES.includes(node.op)) {
+      throw new EdgeOptError('E_UNSUPPORTED_OP', `model '${g.name}': node '${node.name}' has op '${node.op}'; supported: ${OP_TYPES.join(', ')}`);
+    }
+    for (const input of node.inputs) if (!known.has(input)) fail(`node '${node.name}' reads '${input}' before it is produced`);
+    if (node.op === 'Dense' || node.op === 'QDense') {
+      const w = denseWeight(g, node);
+      const wantDtype = node.op === 'Dense' ? 'float32' : 'int8';
+      if (w.dtype !== wantDtype) fail(`node '${node.name}' (${node.op}) needs a ${wantDtype} weight, '${w.name}' is ${w.dtype}`);
+      if (node.op === 'QDense' && !w.quant) fail(`node '${node.name}' (QDense) weight '${w.name}' has no quantization parameters`);
+      const bias = denseBias(g, node);
+      if (bias && bias.length !== w.shape[0]) fail(`node '${node.name}': bias has ${bias.length} values for ${w.shape[0]} outputs`);
+    }
+    for (const out of node.outputs) known.add(out);
+  }
+  for (const out of g.outputs) if (!known.has(out)) fail(`output '${out}' is never produced`);
+  return g;
+}

@@ -1,0 +1,51 @@
+/**
+ * Models in and out: loadModel accepts a Graph, the seed's object form, a path
+ * or the bytes of an .eom file; saveModel writes .eom atomically.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { EdgeOptError } from '../errors';
+import { fromSeed, isSeedModel, type SeedModel } from './build';
+import { decodeEom, encodeEom, looksLikeSafetensors } from './eom';
+import { type Graph, isGraph, validateGraph } from './graph';
+
+export type ModelSource = Graph | SeedModel | string | Uint8Array;
+
+function decodeBytes(bytes: Uint8Array, source: string): Graph {
+  if (looksLikeSafetensors(bytes) || source.endsWith('.eom')) return decodeEom(bytes, source);
+  throw new EdgeOptError('E_FORMAT', `${source}: not an .eom (safetensors) model file`);
+}
+
+export function loadModel(source: ModelSource): Graph {
+  if (typeof source === 'string') {
+    let bytes: Buffer;
+    try {
+      bytes = fs.readFileSync(source);
+    } catch (err) {
+      throw new EdgeOptError('E_NOT_FOUND', `cannot read model file ${source}: ${(err as Error).message}`);
+    }
+    return decodeBytes(bytes, source);
+  }
+  if (source instanceof Uint8Array) return decodeBytes(source, '<bytes>');
+  if (isGraph(source)) return validateGraph(source);
+  if (isSeedModel(source)) return fromSeed(source);
+  throw new EdgeOptError('E_ARGUMENT', 'a model is a Graph, a seed object { architecture, weights }, an .eom path or its bytes');
+}
+
+/** Writes the model as .eom (temp file + rename, so a crash never leaves half a file). Returns the byte size. */
+export function saveModel(model: ModelSource, file: string): number {
+  const bytes = encodeEom(loadModel(model));
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+  fs.writeFileSync(tmp, bytes);
+  fs.renameSync(tmp, file);
+  return bytes.length;
+}
+
+/** The size in bytes the model takes as an .eom file. */
+export function modelFileSize(model: ModelSource): number {
+  return encodeEom(loadModel(model)).length;
+}
+
+export { encodeEom, decodeEom } from './eom';
+export * from './graph';
+export * from './build';

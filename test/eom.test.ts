@@ -1,0 +1,156 @@
+/**
+ * The .eom container: round trips, readability by a generic safetensors
+ * reader, and every kind of malformed file giving E_FORMAT without crashing
+ * or allocating what the header claims.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { defaultModel } from '../lib/data/bundled';
+import { decodeEom, encodeEom } from '../lib/model/eom';
+import { loadModel, saveModel } from '../lib/model';
+import { pruneGraph } from '../lib/optimizer/prune';
+import { quantizeGraph } from '../lib/optimizer/quantize';
+import { sameFloats, sameInts, throwsCode } from './helpers';
+
+const fp32 = defaultModel();
+const int8 = quantizeGraph(pruneGraph(fp32, { sparsity: 0.5 }), { bits: 8 });
+
+/** What any safetensors reader does: header length, JSON, offsets. */
+function listSafetensors(bytes: Buffer): Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }> {
+  const n = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.toString('utf8', 8, 8 + n));
+  delete header.__metadata__;
+  return header;
+}
+
+function withHeader(header: unknown, data = Buffer.alloc(0), lengthOverride?: bigint): Buffer {
+  const json = Buffer.from(JSON.stringify(header));
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(lengthOverride ?? BigInt(json.length));
+  return Buffer.concat([len, json, data]);
+}
+
+test('round trip keeps every tensor, quant parameter, mask and node', () => {
+  for (const g of [fp32, int8]) {
+    const back = decodeEom(encodeEom(g));
+    assert.equal(back.nodes, g.nodes);
+    assert.equal(back.inputs, g.inputs);
+    assert.equal(back.outputs, g.outputs);
+    assert.equal(Object.keys(back.tensors).sort(), Object.keys(g.tensors).sort());
+    for (const [name, t] of Object.entries(g.tensors)) {
+      const b = back.tensors[name];
+      assert.is(b.dtype, t.dtype, name);
+      assert.equal(b.shape, t.shape, name);
+      if (t.data instanceof Float32Array) sameFloats(b.data as Float32Array, t.data, name);
+      else if (t.data) sameInts(b.data!, t.data, name);
+      if (t.quant) sameFloats(b.quant!.scale, t.quant.scale, `${name} scale`);
+      if (t.mask) sameInts(b.mask!, t.mask, `${name} mask`);
+    }
+  }
+});
+
+test('a generic safetensors reader lists every tensor with contiguous offsets', () => {
+  const bytes = encodeEom(int8);
+  const entries = Object.entries(listSafetensors(bytes)).sort((a, b) => a[1].data_offsets[0] - b[1].data_offsets[0]);
+  const names = entries.map(([n]) => n);
+  assert.ok(names.includes('fc1.weight') && names.includes('fc1.weight::scale') && names.includes('fc1.weight::mask'));
+  let end = 0;
+  for (const [, e] of entries) {
+    assert.is(e.data_offsets[0], end, 'no holes between tensors');
+    end = e.data_offsets[1];
+  }
+  assert.is(8 + Number(bytes.readBigUInt64LE(0)) + end, bytes.length, 'data section ends at the end of the file');
+  assert.is(Number(bytes.readBigUInt64LE(0)) % 8, 0, 'header padded to 8 bytes');
+  const w = listSafetensors(bytes)['fc1.weight'];
+  assert.equal([w.dtype, w.shape], ['I8', [128, 784]]);
+});
+
+test('saveModel writes atomically and loadModel reads it back', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'edgeopt-eom-'));
+  const file = path.join(dir, 'm.eom');
+  const size = saveModel(int8, file);
+  const plain = saveModel(quantizeGraph(fp32), path.join(dir, 'plain.eom'));
+  assert.ok(plain <= 0.27 * encodeEom(fp32).length, `int8 file ${plain} bytes`);
+  assert.ok(size < plain * 1.15, `the pruning mask costs one bit per weight (${size} vs ${plain})`);
+  fs.rmSync(path.join(dir, 'plain.eom'));
+  assert.is(fs.statSync(file).size, size);
+  assert.equal(fs.readdirSync(dir), ['m.eom'], 'no temp file left behind');
+  assert.equal(loadModel(file).nodes, int8.nodes);
+  fs.rmSync(dir, { recursive: true });
+});
+
+test('truncated files are E_FORMAT', () => {
+  const bytes = encodeEom(fp32);
+  throwsCode(() => decodeEom(bytes.subarray(0, 5)), 'E_FORMAT', /truncated/);
+  throwsCode(() => decodeEom(bytes.subarray(0, 200)), 'E_FORMAT', /header length/);
+  throwsCode(() => decodeEom(bytes.subarray(0, bytes.length - 1)), 'E_FORMAT', /byte|spans/);
+});
+
+test('a header length beyond the end of the file is E_FORMAT', () => {
+  throwsCode(() => decodeEom(withHeader({}, Buffer.alloc(0), 2n ** 60n)), 'E_FORMAT', /past the end/);
+});
+
+test('a header that is not JSON is E_FORMAT', () => {
+  const bad = Buffer.concat([Buffer.from([5, 0, 0, 0, 0, 0, 0, 0]), Buffer.from('{nope')]);
+  throwsCode(() => decodeEom(bad), 'E_FORMAT', /not JSON/);
+});
+
+test('a tensor whose byte range lies outside the file is E_FORMAT', () => {
+  const f = withHeader({ w: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } }, Buffer.alloc(8));
+  throwsCode(() => decodeEom(f), 'E_FORMAT', /'w' spans bytes 0..16/);
+});
+
+test('sizes declared in the terabytes are refused before any allocation', () => {
+  const tera = withHeader({ w: { dtype: 'F32', shape: [1e6, 1e6, 1e6], data_offsets: [0, 16] } }, Buffer.alloc(16));
+  const before = process.memoryUsage().rss;
+  throwsCode(() => decodeEom(tera), 'E_FORMAT', /declares shape/);
+  assert.ok(process.memoryUsage().rss - before < 64 * 1024 * 1024, 'no large allocation');
+  const hugeOffsets = withHeader({ w: { dtype: 'F32', shape: [2 ** 40], data_offsets: [0, 2 ** 42] } }, Buffer.alloc(16));
+  throwsCode(() => decodeEom(hugeOffsets), 'E_FORMAT', /spans bytes/);
+});
+
+test('overlapping tensors, unknown dtypes, bad shapes and missing graphs are E_FORMAT', () => {
+  const data = Buffer.alloc(16);
+  throwsCode(() => decodeEom(withHeader({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }, data)), 'E_FORMAT', /overlap/);
+  throwsCode(() => decodeEom(withHeader({ a: { dtype: 'C64', shape: [1], data_offsets: [0, 8] } }, data)), 'E_FORMAT', /dtype/);
+  throwsCode(() => decodeEom(withHeader({ a: { dtype: 'F32', shape: [-1], data_offsets: [0, 8] } }, data)), 'E_FORMAT', /shape/);
+  throwsCode(() => decodeEom(withHeader({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } }, data)), 'E_FORMAT', /edgeopt_graph/);
+  throwsCode(() => decodeEom(withHeader({ __metadata__: { eom_version: '1', edgeopt_graph: '{"nodes": 3' } }, data)), 'E_FORMAT', /metadata is not JSON/);
+});
+
+test('a graph that references a missing tensor entry is E_FORMAT', () => {
+  const bytes = encodeEom(fp32);
+  const n = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.toString('utf8', 8, 8 + n));
+  const meta = JSON.parse(header.__metadata__.edgeopt_graph);
+  meta.tensors['fc1.weight'].data = 'nope';
+  header.__metadata__.edgeopt_graph = JSON.stringify(meta);
+  throwsCode(() => decodeEom(withHeader(header, bytes.subarray(8 + n))), 'E_FORMAT', /missing entry 'nope'/);
+});
+
+test('loadModel: a missing file is E_NOT_FOUND, a non-model is E_FORMAT/E_ARGUMENT', () => {
+  throwsCode(() => loadModel('/nonexistent/model.eom'), 'E_NOT_FOUND', /model\.eom/);
+  throwsCode(() => loadModel(new Uint8Array([1, 2, 3])), 'E_FORMAT');
+  throwsCode(() => loadModel({ nope: true } as never), 'E_ARGUMENT');
+});
+
+test('mutated .eom bytes only ever load or throw EdgeOptError', () => {
+  const bytes = encodeEom(int8);
+  let seed = 1;
+  const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) >>> 0) % n);
+  for (let i = 0; i < 300; i++) {
+    const b = Buffer.from(bytes);
+    const headerEnd = 8 + Number(bytes.readBigUInt64LE(0));
+    for (let j = 0; j < 1 + rand(4); j++) b[rand(i % 2 ? headerEnd : b.length)] = rand(256);
+    try {
+      decodeEom(b);
+    } catch (err) {
+      assert.is((err as { name: string }).name, 'EdgeOptError', String(err));
+    }
+  }
+});
+
+test.run();

@@ -1,0 +1,81 @@
+/** Shared test helpers: seeded random data, fixtures, error assertions. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as assert from 'uvu/assert';
+import { EdgeOptError } from '../lib/errors';
+
+export const FIXTURES = path.join(__dirname, 'fixtures');
+
+/** mulberry32: a small deterministic PRNG so every run sees the same data. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function randomU8(n: number, r: () => number): Uint8Array {
+  return Uint8Array.from({ length: n }, () => Math.floor(r() * 256));
+}
+export function randomS8(n: number, r: () => number): Int8Array {
+  return Int8Array.from({ length: n }, () => Math.floor(r() * 256) - 128);
+}
+export function randomF32(n: number, r: () => number, scale = 1): Float32Array {
+  return Float32Array.from({ length: n }, () => (r() * 2 - 1) * scale);
+}
+
+/** Float32 arrays equal bit for bit (+0 and -0 count as equal). */
+export function sameFloats(a: Float32Array, b: Float32Array, what: string): void {
+  assert.is(a.length, b.length, `${what}: length`);
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] !== b[i] && !(Number.isNaN(a[i]) && Number.isNaN(b[i]))) assert.unreachable(`${what}: element ${i}: ${a[i]} !== ${b[i]}`);
+  }
+}
+
+export function closeFloats(a: ArrayLike<number>, b: ArrayLike<number>, tol: { abs?: number; rel?: number }, what: string): void {
+  assert.is(a.length, b.length, `${what}: length`);
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    const lim = (tol.abs ?? 0) + (tol.rel ?? 0) * Math.max(Math.abs(a[i]), Math.abs(b[i]));
+    if (!(d <= lim)) assert.unreachable(`${what}: element ${i}: ${a[i]} vs ${b[i]} (diff ${d} > ${lim})`);
+  }
+}
+
+export function sameInts(a: ArrayLike<number>, b: ArrayLike<number>, what: string): void {
+  assert.is(a.length, b.length, `${what}: length`);
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) assert.unreachable(`${what}: element ${i}: ${a[i]} !== ${b[i]}`);
+}
+
+/** Asserts that fn throws (or rejects with) an EdgeOptError of this code whose message matches. */
+export function throwsCode(fn: () => unknown, code: string, message?: RegExp): void {
+  try {
+    fn();
+  } catch (err) {
+    assert.instance(err, EdgeOptError, `expected EdgeOptError, got ${String(err)}`);
+    assert.is((err as EdgeOptError).code, code, (err as Error).message);
+    if (message) assert.match((err as Error).message, message);
+    return;
+  }
+  assert.unreachable(`expected ${code}, nothing was thrown`);
+}
+
+export async function rejectsCode(p: Promise<unknown>, code: string, message?: RegExp): Promise<void> {
+  try {
+    await p;
+  } catch (err) {
+    assert.instance(err, EdgeOptError, `expected EdgeOptError, got ${String(err)}`);
+    assert.is((err as EdgeOptError).code, code, (err as Error).message);
+    if (message) assert.match((err as Error).message, message);
+    return;
+  }
+  assert.unreachable(`expected ${code}, the promise resolved`);
+}
+
+export function readF32(file: string): Float32Array {
+  const b = fs.readFileSync(file);
+  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+}
