@@ -1,0 +1,6 @@
+/** Every `edgeopt` subcommand: one file each, registered in this order. */
+import type { Command } from 'commander';
+import * as demo from './demo';
+import * as info from './info';
+
+export const commands: Array<{ register(program: Command): void }> = [demo, info];
