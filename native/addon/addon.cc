@@ -9,6 +9,7 @@
 #include "../core/quantize.h"
 #include "../kernels/cpu_features.h"
 #include "args.h"
+#include "bench_wrap.h"
 #include "plan_wrap.h"
 
 namespace edgeopt::addon {
@@ -32,7 +33,9 @@ class Addon : public Napi::Addon<Addon> {
                           InstanceMethod("dequantizeS8", &Addon::DequantizeS8),
                           InstanceMethod("pruneMask", &Addon::PruneMask),
                           InstanceMethod("reluF32", &Addon::ReluF32),
-                          InstanceValue("Plan", PlanWrap::DefineClass(env))});
+                          InstanceMethod("peakProbe", &Addon::PeakProbe),
+                          InstanceValue("Plan", PlanWrap::DefineClass(env)),
+                          InstanceValue("KernelBench", KernelBench::DefineClass(env))});
   }
 
  private:
@@ -156,6 +159,8 @@ class Addon : public Napi::Addon<Addon> {
     o.Set("threshold", t);
     return o;
   }
+
+  Napi::Value PeakProbe(const Napi::CallbackInfo& info) { return addon::PeakProbe(info); }
 
   // reluF32(x: Float32Array, kernel?) -> x, in place
   Napi::Value ReluF32(const Napi::CallbackInfo& info) {

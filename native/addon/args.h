@@ -73,6 +73,15 @@ inline const KernelTable& kernels_arg(const Napi::Value& v) {
   return *k;
 }
 
+// Intra-op thread count: undefined/null = 0 (hardware concurrency), else 1..256.
+inline int threads_arg(const Napi::Value& v) {
+  if (v.IsUndefined() || v.IsNull()) return 0;
+  const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+  if (!(d >= 1 && d <= 256) || d != static_cast<double>(static_cast<int>(d)))
+    throw error(v.Env(), "E_ARGUMENT", "threads must be an integer in 1..256");
+  return static_cast<int>(d);
+}
+
 // Runs `f`, turning core errors into JS errors with the same code.
 template <typename F>
 auto guarded(Napi::Env env, F&& f) -> decltype(f()) {

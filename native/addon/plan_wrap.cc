@@ -97,12 +97,14 @@ Napi::Function PlanWrap::DefineClass(Napi::Env env) {
                                  {InstanceMethod("runSync", &PlanWrap::RunSync), InstanceMethod("run", &PlanWrap::Run),
                                   InstanceAccessor("inputFeatures", &PlanWrap::InputFeatures, nullptr),
                                   InstanceAccessor("outputFeatures", &PlanWrap::OutputFeatures, nullptr),
-                                  InstanceAccessor("kernel", &PlanWrap::Kernel, nullptr)});
+                                  InstanceAccessor("kernel", &PlanWrap::Kernel, nullptr),
+                                  InstanceAccessor("threads", &PlanWrap::Threads, nullptr)});
 }
 
 PlanWrap::PlanWrap(const Napi::CallbackInfo& info) : ObjectWrap(info) {
   if (!info[0].IsArray()) throw error(info.Env(), "E_ARGUMENT", "Plan expects an array of layers");
-  auto plan = std::make_shared<Plan>(kernels_arg(info[1]));
+  const int threads = threads_arg(info[2]);
+  auto plan = guarded(info.Env(), [&] { return std::make_shared<Plan>(kernels_arg(info[1]), threads); });
   const Napi::Array layers = info[0].As<Napi::Array>();
   for (uint32_t i = 0; i < layers.Length(); ++i) {
     const Napi::Value l = layers.Get(i);
@@ -135,6 +137,9 @@ Napi::Value PlanWrap::InputFeatures(const Napi::CallbackInfo& info) {
 }
 Napi::Value PlanWrap::OutputFeatures(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), plan_->output_features());
+}
+Napi::Value PlanWrap::Threads(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), plan_->threads());
 }
 Napi::Value PlanWrap::Kernel(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), plan_->kernels().name);

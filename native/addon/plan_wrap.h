@@ -7,8 +7,10 @@
 
 namespace edgeopt::addon {
 
-// JS class `Plan`: new Plan(layers, kernelName?) packs the weights once;
-// runSync(x, m) runs on the calling thread, run(x, m) on libuv's pool.
+// JS class `Plan`: new Plan(layers, kernelName?, threads?) packs the weights
+// once; runSync(x, m) runs on the calling thread, run(x, m) on libuv's pool.
+// Either splits each dense layer over `threads` intra-op threads (default: the
+// core count; results do not depend on it).
 class PlanWrap : public Napi::ObjectWrap<PlanWrap> {
  public:
   static Napi::Function DefineClass(Napi::Env env);
@@ -20,6 +22,7 @@ class PlanWrap : public Napi::ObjectWrap<PlanWrap> {
   Napi::Value InputFeatures(const Napi::CallbackInfo& info);
   Napi::Value OutputFeatures(const Napi::CallbackInfo& info);
   Napi::Value Kernel(const Napi::CallbackInfo& info);
+  Napi::Value Threads(const Napi::CallbackInfo& info);
 
   // Shared with in-flight async runs, so dropping the JS object never frees a
   // plan that a worker thread is still using.

@@ -5,8 +5,15 @@
 #include <string>
 
 #include "error.h"
+#include "parallel_gemm.h"
 
 namespace edgeopt {
+
+Plan::Plan(const KernelTable& kernels, int threads) : kernels_(kernels) {
+  if (threads < 0) throw Error("E_ARGUMENT", "threads must be >= 0, got " + std::to_string(threads));
+  if (threads == 0) threads = ThreadPool::default_threads();
+  if (threads > 1) pool_ = std::make_unique<ThreadPool>(threads);
+}
 
 void Plan::expect_input(int k) {
   if (k <= 0) throw Error("E_SHAPE", "layer input width must be positive, got " + std::to_string(k));
@@ -77,7 +84,7 @@ void Plan::run(const float* x, int m, float* y) const {
     switch (l.kind) {
       case PlanLayer::Kind::DenseF32: {
         next.assign(static_cast<size_t>(m) * l.n, 0.0f);
-        kernels_.gemm_f32({cur.data(), static_cast<size_t>(l.k), m, &l.w_f32, next.data(),
+        gemm_f32_parallel(kernels_, pool_.get(), {cur.data(), static_cast<size_t>(l.k), m, &l.w_f32, next.data(),
                            static_cast<size_t>(l.n), 0, l.n});
         kernels_.bias_act_f32(next.data(), m, l.n, l.bias.empty() ? nullptr : l.bias.data(), l.relu);
         cur.swap(next);
@@ -88,7 +95,7 @@ void Plan::run(const float* x, int m, float* y) const {
         q.resize(static_cast<size_t>(m) * l.k);
         acc.resize(static_cast<size_t>(m) * l.n);
         kernels_.quantize_rows_u8(cur.data(), m, l.k, q.data(), a_scale.data(), zp.data());
-        kernels_.gemm_u8s8({q.data(), static_cast<size_t>(l.k), zp.data(), m, &l.w_s8, acc.data(),
+        gemm_u8s8_parallel(kernels_, pool_.get(), {q.data(), static_cast<size_t>(l.k), zp.data(), m, &l.w_s8, acc.data(),
                             static_cast<size_t>(l.n), 0, l.n});
         next.resize(static_cast<size_t>(m) * l.n);
         kernels_.epilogue_s32({acc.data(), static_cast<size_t>(l.n), m, l.n, a_scale.data(), l.w_scale.data(),

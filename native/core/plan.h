@@ -1,11 +1,15 @@
 // An execution plan: a chain of layers whose weights were packed once, at load,
 // for one kernel table. Immutable after building, so any number of threads may
-// run it at once; each run allocates its own scratch.
+// run it at once; each run allocates its own scratch. Dense layers split their
+// output channels over the plan's own thread pool (one run at a time uses it;
+// a concurrent run computes on its calling thread, with identical results).
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "kernels.h"
+#include "thread_pool.h"
 
 namespace edgeopt {
 
@@ -23,7 +27,8 @@ struct PlanLayer {
 
 class Plan {
  public:
-  explicit Plan(const KernelTable& kernels) : kernels_(kernels) {}
+  // threads: intra-op threads including the caller; 0 = hardware concurrency.
+  explicit Plan(const KernelTable& kernels, int threads = 0);
 
   // W is [n][k] row-major (output-channel major). Throws E_SHAPE when k does
   // not match the previous layer's width.
@@ -36,6 +41,7 @@ class Plan {
   int input_features() const { return input_features_; }
   int output_features() const { return width_; }
   const KernelTable& kernels() const { return kernels_; }
+  int threads() const { return pool_ ? pool_->threads() : 1; }
 
   // y (m x output_features) = plan(x (m x input_features)).
   void run(const float* x, int m, float* y) const;
@@ -43,6 +49,7 @@ class Plan {
  private:
   void expect_input(int k);
   const KernelTable& kernels_;
+  std::unique_ptr<ThreadPool> pool_;  // null for one thread
   std::vector<PlanLayer> layers_;
   int input_features_ = -1;
   int width_ = -1;

@@ -1,0 +1,90 @@
+#include "bench_wrap.h"
+
+#include <chrono>
+#include <string>
+
+#include "../core/parallel_gemm.h"
+#include "args.h"
+
+namespace edgeopt::addon {
+namespace {
+
+bool kind_arg(const Napi::Value& v) {
+  const std::string kind = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+  if (kind != "int8" && kind != "fp32") throw error(v.Env(), "E_ARGUMENT", "kind must be 'int8' or 'fp32'");
+  return kind == "int8";
+}
+
+// Deterministic operands; the values do not change the kernels' speed.
+uint32_t next(uint32_t* s) { return *s = *s * 1664525u + 1013904223u; }
+
+}  // namespace
+
+Napi::Function KernelBench::DefineClass(Napi::Env env) {
+  return ObjectWrap::DefineClass(env, "KernelBench",
+                                 {InstanceMethod("run", &KernelBench::Run),
+                                  InstanceAccessor("kernel", &KernelBench::Kernel, nullptr),
+                                  InstanceAccessor("threads", &KernelBench::Threads, nullptr)});
+}
+
+KernelBench::KernelBench(const Napi::CallbackInfo& info) : ObjectWrap(info) {
+  Napi::Env env = info.Env();
+  int8_ = kind_arg(info[0]);
+  m_ = dim(info[1], "m");
+  k_ = dim(info[2], "k");
+  n_ = dim(info[3], "n");
+  kt_ = &kernels_arg(info[4]);
+  int threads = threads_arg(info[5]);
+  if (threads == 0) threads = ThreadPool::default_threads();
+  if (threads > 1) pool_ = std::make_unique<ThreadPool>(threads);
+  const size_t mk = product(env, m_, k_, "a"), nk = product(env, n_, k_, "w"), mn = product(env, m_, n_, "c");
+  uint32_t s = 12345;
+  guarded(env, [&] {
+    if (int8_) {
+      std::vector<int8_t> w(nk);
+      for (int8_t& v : w) v = static_cast<int8_t>(next(&s) >> 24);
+      a_.resize(mk);
+      for (uint8_t& v : a_) v = static_cast<uint8_t>(next(&s) >> 24);
+      zp_.assign(m_, 128);
+      c_.resize(mn);
+      kt_->pack_s8(w.data(), n_, k_, &w_s8_);
+    } else {
+      std::vector<float> w(nk);
+      for (float& v : w) v = static_cast<float>(next(&s) >> 8) / 16777216.0f - 0.5f;
+      x_.resize(mk);
+      for (float& v : x_) v = static_cast<float>(next(&s) >> 8) / 16777216.0f - 0.5f;
+      y_.resize(mn);
+      kt_->pack_f32(w.data(), n_, k_, &w_f32_);
+    }
+  });
+}
+
+Napi::Value KernelBench::Run(const Napi::CallbackInfo& info) {
+  const int repeat = info[0].IsUndefined() ? 1 : dim(info[0], "repeat");
+  for (int i = 0; i < repeat; ++i) {
+    if (int8_)
+      gemm_u8s8_parallel(*kt_, pool_.get(),
+                         {a_.data(), static_cast<size_t>(k_), zp_.data(), m_, &w_s8_, c_.data(), static_cast<size_t>(n_), 0, n_});
+    else
+      gemm_f32_parallel(*kt_, pool_.get(),
+                        {x_.data(), static_cast<size_t>(k_), m_, &w_f32_, y_.data(), static_cast<size_t>(n_), 0, n_});
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value KernelBench::Kernel(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), kt_->name); }
+Napi::Value KernelBench::Threads(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), pool_ ? pool_->threads() : 1);
+}
+
+Napi::Value PeakProbe(const Napi::CallbackInfo& info) {
+  const bool int8 = kind_arg(info[0]);
+  const int iterations = dim(info[1], "iterations");
+  const KernelTable& kt = kernels_arg(info[2]);
+  const auto t0 = std::chrono::steady_clock::now();
+  const uint64_t ops = kt.peak_probe(int8 ? PeakKind::Int8 : PeakKind::Fp32, static_cast<uint64_t>(iterations));
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return Napi::Number::New(info.Env(), s > 0 ? static_cast<double>(ops) / s : 0.0);
+}
+
+}  // namespace edgeopt::addon

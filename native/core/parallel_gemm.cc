@@ -1,0 +1,60 @@
+#include "parallel_gemm.h"
+
+#include <algorithm>
+
+namespace edgeopt {
+namespace {
+
+// Chunks are whole 16-channel tiles (the SIMD tables' packing unit), and none
+// smaller than kMinMacs multiply-adds: below that, waking a worker costs more
+// than it saves.
+constexpr int kTile = 16;
+constexpr double kMinMacs = 1 << 18;
+
+int chunk_count(const ThreadPool* pool, int m, int k, int n_begin, int n_end) {
+  if (!pool || pool->threads() <= 1) return 1;
+  const int tiles = (n_end - n_begin + kTile - 1) / kTile;
+  const double macs = static_cast<double>(m) * k * (n_end - n_begin);
+  const int by_work = static_cast<int>(std::max(1.0, macs / kMinMacs));
+  return std::max(1, std::min({pool->threads(), tiles, by_work}));
+}
+
+// Column range of chunk i of `chunks` over [n_begin, n_end), tile-aligned from n_begin.
+void chunk_range(int n_begin, int n_end, int chunks, int i, int* b, int* e) {
+  const long long tiles = (n_end - n_begin + kTile - 1) / kTile;
+  *b = static_cast<int>(std::min<long long>(n_end, n_begin + tiles * i / chunks * kTile));
+  *e = static_cast<int>(std::min<long long>(n_end, n_begin + tiles * (i + 1) / chunks * kTile));
+}
+
+template <typename Args>
+struct Job {
+  void (*gemm)(const Args&);
+  const Args* args;
+  int chunks;
+  static void run(void* ctx, int i) {
+    const Job& j = *static_cast<const Job*>(ctx);
+    Args a = *j.args;
+    chunk_range(j.args->n_begin, j.args->n_end, j.chunks, i, &a.n_begin, &a.n_end);
+    if (a.n_begin < a.n_end) j.gemm(a);
+  }
+};
+
+template <typename Args>
+void split(void (*gemm)(const Args&), ThreadPool* pool, const Args& args, int k) {
+  const int chunks = chunk_count(pool, args.m, k, args.n_begin, args.n_end);
+  if (chunks <= 1) return gemm(args);
+  Job<Args> job{gemm, &args, chunks};
+  pool->parallel_for(chunks, &Job<Args>::run, &job);
+}
+
+}  // namespace
+
+void gemm_u8s8_parallel(const KernelTable& kt, ThreadPool* pool, const GemmU8S8Args& args) {
+  split(kt.gemm_u8s8, pool, args, args.w->k);
+}
+
+void gemm_f32_parallel(const KernelTable& kt, ThreadPool* pool, const GemmF32Args& args) {
+  split(kt.gemm_f32, pool, args, args.w->k);
+}
+
+}  // namespace edgeopt
