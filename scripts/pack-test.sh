@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Proves the install path users get: prebuild, pack, then install the tarball
+# into an empty folder with no compiler or make on PATH, and check that the
+# prebuilt native binary loads (backendInfo().native === true) and the CLI runs.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+cd "$root"
+npm run prebuild --silent
+tarball="$(npm pack --silent --pack-destination "$work" | tail -n 1)"
+
+# A PATH with node and npm but no g++, c++, cc, gcc or make.
+mkdir -p "$work/bin" "$work/app"
+for tool in node npm npx sh bash env; do ln -s "$(command -v "$tool")" "$work/bin/$tool"; done
+cd "$work/app"
+echo '{ "name": "pack-test", "version": "1.0.0", "private": true }' > package.json
+PATH="$work/bin" npm install --no-audit --no-fund "$work/$tarball" > install.log 2>&1 || { cat install.log; exit 1; }
+if PATH="$work/bin" command -v g++ >/dev/null || PATH="$work/bin" command -v make >/dev/null; then
+  echo "pack-test: the compiler was not hidden"; exit 1
+fi
+info="$(PATH="$work/bin" npx --no-install edgeopt info --json)"
+echo "installed from $tarball without a compiler: $info"
+PATH="$work/bin" node -e '
+  const info = require("edgeopt").backendInfo();
+  if (!info.native) { console.error("pack-test: prebuilt binary did not load:", info.reason); process.exit(1); }
+  import("edgeopt").then((m) => { if (m.backendInfo().kernel !== info.kernel) process.exit(1); console.log("pack-test: ok (require and import)"); });
+'
