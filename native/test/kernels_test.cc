@@ -1,66 +1,389 @@
 // Native unit tests (no Node): every kernel table this CPU runs against the
-// scalar reference, bit-exact on int32, over odd shapes and extreme values.
+// scalar reference. Integer results and the float epilogues must be equal bit
+// for bit; fp32 GEMM (FMA, other summation order) within a rounding bound.
+// Shapes sweep below, at and above the SIMD tiles; buffers are misaligned on
+// purpose (u8/s8 by 1..3 bytes, float/int32 by 1..3 elements, since a float*
+// off by a byte is undefined behaviour in C++ and a JS Float32Array cannot be).
+// No timing is asserted anywhere.
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "../core/kernels.h"
+#include "../core/parallel_gemm.h"
 #include "../core/plan.h"
 #include "../core/prune.h"
 #include "../core/quantize.h"
+#include "../core/thread_pool.h"
 
 using namespace edgeopt;
 
 static int failures = 0;
-#define CHECK(cond, ...)                         \
-  do {                                           \
-    if (!(cond)) {                               \
-      ++failures;                                \
+#define CHECK(cond, ...)                                        \
+  do {                                                          \
+    if (!(cond)) {                                              \
+      ++failures;                                               \
       std::fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-      std::fprintf(stderr, __VA_ARGS__);         \
-      std::fprintf(stderr, "\n");                \
-    }                                            \
+      std::fprintf(stderr, __VA_ARGS__);                        \
+      std::fprintf(stderr, "\n");                               \
+    }                                                           \
   } while (0)
 
-enum class Fill { Random, Extreme };
+// `count` elements starting `offset` elements into a fresh vector (the vector's
+// own storage is 16-byte aligned, so offsets 1..3 are misaligned for SIMD).
+template <typename T>
+struct Buf {
+  Buf(size_t count, int offset, T fill = T()) : store(count + offset + 1, fill), p(store.data() + offset), n(count) {}
+  std::vector<T> store;
+  T* p;
+  size_t n;
+  T& operator[](size_t i) { return p[i]; }
+};
 
-static void check_gemm_u8s8(const KernelTable& kt, int m, int k, int n, Fill fill, std::mt19937& rng) {
-  std::vector<uint8_t> a(static_cast<size_t>(m) * k);
-  std::vector<int8_t> w(static_cast<size_t>(n) * k);
+// A plain loop: GCC 12 misreads std::copy into an offset pointer (-Wstringop-overflow).
+template <typename T>
+static void copy_to(const std::vector<T>& from, T* to) {
+  for (size_t i = 0; i < from.size(); ++i) to[i] = from[i];
+}
+
+static bool same_bits(float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+
+enum class Fill { Random, Extreme, ExtremeNeg };
+
+// --- int8 GEMM -------------------------------------------------------------
+
+struct GemmCase {
+  int m, k, n;
+  Fill fill;
+  int a_off = 0, w_off = 0, c_off = 0;
+  int lda_pad = 0;
+  int n_begin = 0, n_end = -1;  // -1: n
+};
+
+static void check_gemm_u8s8(const KernelTable& kt, const GemmCase& g, std::mt19937& rng) {
+  const int m = g.m, k = g.k, n = g.n, nb = g.n_begin, ne = g.n_end < 0 ? n : g.n_end;
+  const size_t lda = k + g.lda_pad;
+  Buf<uint8_t> a(m * lda, g.a_off);
+  Buf<int8_t> w(static_cast<size_t>(n) * k, g.w_off);
   std::vector<int32_t> zp(m);
   std::uniform_int_distribution<int> u8(0, 255), s8(-128, 127), pick(0, 1);
-  for (auto& v : a) v = fill == Fill::Extreme ? 255 : u8(rng);
-  for (auto& v : w) v = fill == Fill::Extreme ? (pick(rng) ? 127 : -128) : s8(rng);
-  for (auto& v : zp) v = u8(rng);
+  for (size_t i = 0; i < a.n; ++i) a[i] = g.fill == Fill::Random ? u8(rng) : 255;
+  for (size_t i = 0; i < w.n; ++i)
+    w[i] = g.fill == Fill::Random ? s8(rng) : g.fill == Fill::ExtremeNeg ? -128 : (pick(rng) ? 127 : -128);
+  for (auto& v : zp) v = g.fill == Fill::Random ? u8(rng) : 0;
   const KernelTable& ref = scalar_kernels();
   PackedS8 pr, pk;
-  ref.pack_s8(w.data(), n, k, &pr);
-  kt.pack_s8(w.data(), n, k, &pk);
-  std::vector<int32_t> cr(static_cast<size_t>(m) * n), ck(cr.size(), -1);
-  ref.gemm_u8s8({a.data(), static_cast<size_t>(k), zp.data(), m, &pr, cr.data(), static_cast<size_t>(n), 0, n});
-  kt.gemm_u8s8({a.data(), static_cast<size_t>(k), zp.data(), m, &pk, ck.data(), static_cast<size_t>(n), 0, n});
+  ref.pack_s8(w.p, n, k, &pr);
+  kt.pack_s8(w.p, n, k, &pk);
+  const int32_t sentinel = 0x7eadbeef;
+  std::vector<int32_t> cr(static_cast<size_t>(m) * n, sentinel);
+  Buf<int32_t> ck(cr.size(), g.c_off, sentinel);
+  ref.gemm_u8s8({a.p, lda, zp.data(), m, &pr, cr.data(), static_cast<size_t>(n), nb, ne});
+  kt.gemm_u8s8({a.p, lda, zp.data(), m, &pk, ck.p, static_cast<size_t>(n), nb, ne});
   for (size_t i = 0; i < cr.size(); ++i) {
     if (cr[i] != ck[i]) {
-      CHECK(false, "%s gemm_u8s8 m=%d k=%d n=%d at %zu: %d != %d", kt.name, m, k, n, i, ck[i], cr[i]);
+      CHECK(false, "%s gemm_u8s8 m=%d k=%d n=%d [%d,%d) fill=%d at %zu: %d != %d", kt.name, m, k, n, nb, ne,
+            static_cast<int>(g.fill), i, ck[i], cr[i]);
       return;
     }
   }
 }
 
-static void test_gemm_all_shapes(const KernelTable& kt) {
+static void test_gemm_u8s8(const KernelTable& kt) {
   std::mt19937 rng(1234);
   const int ms[] = {1, 2, 3, 4, 7, 8, 15, 16, 17, 64, 65};
-  const int ks[] = {1, 3, 4, 15, 16, 17, 63, 64, 65, 127, 128, 129, 784};
-  for (int m : ms)
-    for (int k : ks)
-      for (int n : {1, 3, 16, 17, 65, 129}) {
-        check_gemm_u8s8(kt, m, k, n, Fill::Random, rng);
-        if (m <= 4) check_gemm_u8s8(kt, m, k, n, Fill::Extreme, rng);
+  const int ks[] = {1, 3, 4, 15, 16, 17, 63, 64, 65, 127, 128, 129, 784, 1024};
+  const int* ns = ks;
+  const int nk = sizeof ks / sizeof ks[0];
+  int idx = 0;
+  for (int i = 0; i < 11; ++i)
+    for (int j = 0; j < nk; ++j)
+      for (int l = 0; l < nk; ++l, ++idx) {
+        const int m = ms[i], k = ks[j], n = ns[l];
+        // Every small shape; one in seven of the large ones (deterministic).
+        if (static_cast<long long>(m) * k * n > (1 << 19) && (i + j + l) % 7 != 0) continue;
+        GemmCase g{m, k, n, Fill::Random};
+        g.a_off = idx % 4;
+        g.w_off = (idx / 4) % 4;
+        g.c_off = (idx / 16) % 4;
+        g.lda_pad = idx % 3 == 0 ? 5 : 0;
+        check_gemm_u8s8(kt, g, rng);
+        if (m <= 17 && static_cast<long long>(m) * k * n <= (1 << 20)) {
+          check_gemm_u8s8(kt, {m, k, n, Fill::Extreme, g.a_off, g.w_off}, rng);
+          check_gemm_u8s8(kt, {m, k, n, Fill::ExtremeNeg, g.w_off, g.a_off}, rng);
+        }
+      }
+  // Column sub-ranges, as the thread pool hands out (aligned or not).
+  for (int n : {17, 64, 129})
+    for (int m : {1, 7}) {
+      check_gemm_u8s8(kt, {m, 65, n, Fill::Random, 1, 2, 3, 0, 3, n - 2}, rng);
+      check_gemm_u8s8(kt, {m, 65, n, Fill::Random, 0, 0, 0, 0, 16, n}, rng);
+      check_gemm_u8s8(kt, {m, 65, n, Fill::Random, 0, 0, 0, 0, 0, 1}, rng);
+    }
+}
+
+// --- fp32 GEMM (summation order may differ: bounded error) -----------------
+
+static void check_gemm_f32(const KernelTable& kt, int m, int k, int n, int off, std::mt19937& rng) {
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  Buf<float> x(static_cast<size_t>(m) * k, off), w(static_cast<size_t>(n) * k, (off + 1) % 4);
+  for (size_t i = 0; i < x.n; ++i) x[i] = nd(rng);
+  for (size_t i = 0; i < w.n; ++i) w[i] = nd(rng);
+  PackedF32 pk;
+  kt.pack_f32(w.p, n, k, &pk);
+  Buf<float> y(static_cast<size_t>(m) * n, (off + 2) % 4, NAN);
+  kt.gemm_f32({x.p, static_cast<size_t>(k), m, &pk, y.p, static_cast<size_t>(n), 0, n});
+  for (int r = 0; r < m; ++r)
+    for (int j = 0; j < n; ++j) {
+      double exact = 0, mag = 0;
+      for (int i = 0; i < k; ++i) {
+        const double p = static_cast<double>(x[r * k + i]) * w[static_cast<size_t>(j) * k + i];
+        exact += p;
+        mag += std::fabs(p);
+      }
+      // Any summation order of k float products is within k * eps * sum|p|.
+      const double tol = (k + 2) * 6e-8 * mag + 1e-30;
+      const float got = y[static_cast<size_t>(r) * n + j];
+      if (!(std::fabs(got - exact) <= tol)) {
+        CHECK(false, "%s gemm_f32 m=%d k=%d n=%d at (%d,%d): %g vs %g", kt.name, m, k, n, r, j, got, exact);
+        return;
+      }
+    }
+}
+
+static void test_gemm_f32(const KernelTable& kt) {
+  std::mt19937 rng(99);
+  int idx = 0;
+  for (int m : {1, 2, 3, 4, 7, 8, 17, 65})
+    for (int k : {1, 3, 16, 17, 65, 129, 784})
+      for (int n : {1, 3, 15, 16, 17, 63, 129}) {
+        if (static_cast<long long>(m) * k * n > (1 << 19) && ++idx % 3) continue;
+        check_gemm_f32(kt, m, k, n, (m + k + n) % 4, rng);
       }
 }
+
+// --- float element-wise kernels: bit-exact ---------------------------------
+
+static void test_epilogue(const KernelTable& kt) {
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int32_t> big(INT_MIN, INT_MAX), small(-100000, 100000);
+  std::uniform_real_distribution<float> sc(1e-6f, 0.1f), bd(-5.0f, 5.0f);
+  for (int m : {1, 3, 8, 17})
+    for (int n : {1, 7, 8, 9, 16, 63, 129})
+      for (int variant = 0; variant < 8; ++variant) {
+        const bool per_channel = variant & 1, has_bias = variant & 2, relu = variant & 4;
+        const int off = (m + n + variant) % 4;
+        Buf<int32_t> c(static_cast<size_t>(m) * n, off);
+        for (size_t i = 0; i < c.n; ++i) c[i] = i % 5 == 0 ? big(rng) : small(rng);
+        c[0] = INT_MIN;
+        if (c.n > 1) c[1] = INT_MAX;
+        Buf<float> as(m, (off + 1) % 4), ws(per_channel ? n : 1, (off + 2) % 4), bias(n, (off + 3) % 4);
+        for (size_t i = 0; i < as.n; ++i) as[i] = sc(rng);
+        for (size_t i = 0; i < ws.n; ++i) ws[i] = sc(rng);
+        for (size_t i = 0; i < bias.n; ++i) bias[i] = i % 4 == 0 ? -0.0f : bd(rng);
+        std::vector<float> yr(c.n);
+        Buf<float> yk(c.n, off);
+        const EpilogueArgs base{c.p, static_cast<size_t>(n), m, n, as.p, ws.p, per_channel ? 1 : 0,
+                                has_bias ? bias.p : nullptr, relu, nullptr, static_cast<size_t>(n)};
+        EpilogueArgs ar = base, ak = base;
+        ar.y = yr.data();
+        ak.y = yk.p;
+        scalar_kernels().epilogue_s32(ar);
+        kt.epilogue_s32(ak);
+        for (size_t i = 0; i < yr.size(); ++i)
+          if (!same_bits(yr[i], yk[i])) {
+            CHECK(false, "%s epilogue m=%d n=%d variant=%d at %zu: %a != %a", kt.name, m, n, variant, i, yk[i], yr[i]);
+            break;
+          }
+      }
+}
+
+static void check_quantize(const KernelTable& kt, const std::vector<float>& rows, int m, int k, int off,
+                           const char* what) {
+  Buf<float> x(rows.size(), off);
+  copy_to(rows, x.p);
+  std::vector<uint8_t> qr(rows.size());
+  Buf<uint8_t> qk(rows.size(), (off + 1) % 4);
+  std::vector<float> sr(m), sk(m);
+  std::vector<int32_t> zr(m), zk(m);
+  scalar_kernels().quantize_rows_u8(x.p, m, k, qr.data(), sr.data(), zr.data());
+  kt.quantize_rows_u8(x.p, m, k, qk.p, sk.data(), zk.data());
+  for (int r = 0; r < m; ++r)
+    CHECK(same_bits(sr[r], sk[r]) && zr[r] == zk[r], "%s quantize %s k=%d row %d: scale %a/%a zp %d/%d", kt.name, what,
+          k, r, sk[r], sr[r], zk[r], zr[r]);
+  for (size_t i = 0; i < qr.size(); ++i)
+    if (qr[i] != qk[i]) {
+      CHECK(false, "%s quantize %s m=%d k=%d at %zu: %d != %d (x=%a)", kt.name, what, m, k, i, qk[i], qr[i], x[i]);
+      return;
+    }
+}
+
+static void test_quantize(const KernelTable& kt) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd(0.0f, 3.0f);
+  std::uniform_real_distribution<float> pos(0.0f, 1e3f);
+  for (int k : {1, 3, 4, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 784, 1024}) {
+    const int m = 3;
+    std::vector<float> v(static_cast<size_t>(m) * k);
+    for (auto& e : v) e = nd(rng);
+    check_quantize(kt, v, m, k, k % 4, "normal");
+    for (auto& e : v) e = pos(rng);
+    check_quantize(kt, v, m, k, (k + 1) % 4, "positive");
+    for (auto& e : v) e = -pos(rng);
+    check_quantize(kt, v, m, k, (k + 2) % 4, "negative");
+    std::fill(v.begin(), v.end(), 0.0f);
+    check_quantize(kt, v, m, k, 0, "zeros");
+    for (size_t i = 0; i < v.size(); ++i) v[i] = i % 2 ? -0.0f : 1.25f;
+    check_quantize(kt, v, m, k, 1, "signed zeros");
+    // Scale exactly 1 (range -100..155), so x.5 values are exact ties: round half to even.
+    for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(static_cast<int>(i % 41) - 20) + 0.5f;
+    for (int r = 0; r < m && k >= 2; ++r) {
+      v[static_cast<size_t>(r) * k] = -100.0f;
+      v[static_cast<size_t>(r) * k + 1] = 155.0f;
+    }
+    check_quantize(kt, v, m, k, 2, "ties");
+    for (size_t i = 0; i < v.size(); ++i) v[i] = (i % 3 ? 1e-40f : -3e38f) * (i % 2 ? 1 : -1);  // denormals, huge
+    check_quantize(kt, v, m, k, 3, "extreme magnitudes");
+  }
+}
+
+static void test_bias_relu(const KernelTable& kt) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const float specials[] = {-0.0f, 0.0f, INFINITY, -INFINITY, NAN, -NAN, 1e-40f, -1e-40f};
+  for (int n : {1, 7, 8, 9, 17, 64, 65})
+    for (int variant = 0; variant < 4; ++variant) {
+      const int m = 3, off = (n + variant) % 4;
+      std::vector<float> src(static_cast<size_t>(m) * n);
+      for (size_t i = 0; i < src.size(); ++i) src[i] = i % 5 == 0 ? specials[i % 8] : nd(rng);
+      Buf<float> bias(n, off);
+      for (int j = 0; j < n; ++j) bias[j] = j % 3 == 0 ? -0.0f : nd(rng);
+      std::vector<float> yr(src);
+      Buf<float> yk(src.size(), (off + 1) % 4);
+      copy_to(src, yk.p);
+      const float* b = variant & 1 ? bias.p : nullptr;
+      scalar_kernels().bias_act_f32(yr.data(), m, n, b, variant & 2);
+      kt.bias_act_f32(yk.p, m, n, b, variant & 2);
+      for (size_t i = 0; i < yr.size(); ++i)
+        if (!same_bits(yr[i], yk[i])) {
+          CHECK(false, "%s bias_act n=%d variant=%d at %zu: %a != %a", kt.name, n, variant, i, yk[i], yr[i]);
+          break;
+        }
+      std::vector<float> rr(src);
+      Buf<float> rk(src.size(), off);
+      copy_to(src, rk.p);
+      scalar_kernels().relu_f32(rr.data(), rr.size());
+      kt.relu_f32(rk.p, src.size());
+      for (size_t i = 0; i < rr.size(); ++i)
+        if (!same_bits(rr[i], rk[i])) {
+          CHECK(false, "%s relu n=%d at %zu: %a != %a", kt.name, n, i, rk[i], rr[i]);
+          break;
+        }
+    }
+}
+
+// --- threads -----------------------------------------------------------------
+
+static void test_parallel_gemm(const KernelTable& kt) {
+  std::mt19937 rng(17);
+  const int m = 5, k = 300, n = 1000;  // large enough to be split
+  std::vector<uint8_t> a(m * k);
+  std::vector<int8_t> w(n * k);
+  std::vector<int32_t> zp(m, 7);
+  std::vector<float> x(m * k), wf(n * k);
+  for (auto& v : a) v = rng();
+  for (auto& v : w) v = rng();
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (auto& v : x) v = nd(rng);
+  for (auto& v : wf) v = nd(rng);
+  PackedS8 ps;
+  PackedF32 pf;
+  kt.pack_s8(w.data(), n, k, &ps);
+  kt.pack_f32(wf.data(), n, k, &pf);
+  std::vector<int32_t> c1(m * n);
+  std::vector<float> y1(m * n);
+  kt.gemm_u8s8({a.data(), static_cast<size_t>(k), zp.data(), m, &ps, c1.data(), static_cast<size_t>(n), 0, n});
+  kt.gemm_f32({x.data(), static_cast<size_t>(k), m, &pf, y1.data(), static_cast<size_t>(n), 0, n});
+  for (int threads : {2, 3, 4}) {
+    ThreadPool pool(threads);
+    for (int rep = 0; rep < 3; ++rep) {
+      std::vector<int32_t> c(m * n, -1);
+      std::vector<float> y(m * n, NAN);
+      gemm_u8s8_parallel(kt, &pool, {a.data(), static_cast<size_t>(k), zp.data(), m, &ps, c.data(), static_cast<size_t>(n), 0, n});
+      gemm_f32_parallel(kt, &pool, {x.data(), static_cast<size_t>(k), m, &pf, y.data(), static_cast<size_t>(n), 0, n});
+      CHECK(c == c1, "%s gemm_u8s8 with %d threads differs from one thread", kt.name, threads);
+      CHECK(std::memcmp(y.data(), y1.data(), y.size() * sizeof(float)) == 0,
+            "%s gemm_f32 with %d threads differs from one thread", kt.name, threads);
+    }
+  }
+}
+
+static void build_plan(Plan& plan, bool int8, std::mt19937& rng, int k, int h, int o) {
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> w1(h * k), w2(o * h), b1(h), b2(o);
+  for (auto* v : {&w1, &w2, &b1, &b2})
+    for (auto& e : *v) e = nd(rng);
+  if (int8) {
+    std::vector<int8_t> q1(w1.size()), q2(w2.size());
+    std::vector<float> s1(h), s2(1);
+    quantize_symmetric_s8(w1.data(), h, k, 8, true, q1.data(), s1.data());
+    quantize_symmetric_s8(w2.data(), o, h, 8, false, q2.data(), s2.data());
+    plan.add_dense_s8(q1.data(), h, k, s1.data(), true, b1.data(), true);
+    plan.add_dense_s8(q2.data(), o, h, s2.data(), false, nullptr, false);
+  } else {
+    plan.add_dense_f32(w1.data(), h, k, b1.data(), false);
+    plan.add_relu();
+    plan.add_dense_f32(w2.data(), o, h, b2.data(), false);
+  }
+  plan.add_softmax();
+}
+
+static std::vector<float> run_plan(const KernelTable& kt, int threads, bool int8, const std::vector<float>& x, int m) {
+  std::mt19937 rng(23);  // same weights for every call
+  Plan plan(kt, threads);
+  build_plan(plan, int8, rng, 200, 700, 33);
+  std::vector<float> y(static_cast<size_t>(m) * plan.output_features());
+  plan.run(x.data(), m, y.data());
+  return y;
+}
+
+static void test_plans(const KernelTable& kt) {
+  std::mt19937 rng(29);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const int m = 9;
+  std::vector<float> x(m * 200);
+  for (auto& v : x) v = nd(rng);
+  for (bool int8 : {true, false}) {
+    const std::vector<float> y1 = run_plan(kt, 1, int8, x, m);
+    for (int threads : {2, 3})
+      CHECK(run_plan(kt, threads, int8, x, m) == y1, "%s %s plan: %d threads differ from 1", kt.name,
+            int8 ? "int8" : "fp32", threads);
+    for (float v : y1) CHECK(std::isfinite(v), "non-finite plan output");
+  }
+  // The int8 path is quantize -> integer GEMM -> epilogue, each bit-exact, so
+  // a whole int8 plan matches the scalar plan exactly.
+  CHECK(run_plan(kt, 2, true, x, m) == run_plan(scalar_kernels(), 1, true, x, m), "%s int8 plan differs from scalar",
+        kt.name);
+  // Concurrent runs of one plan: the second caller computes on its own thread.
+  std::mt19937 wrng(23);
+  Plan plan(kt, 2);
+  build_plan(plan, true, wrng, 200, 700, 33);
+  std::vector<float> ya(m * 33), yb(m * 33);
+  std::thread t([&] {
+    for (int i = 0; i < 20; ++i) plan.run(x.data(), m, ya.data());
+  });
+  for (int i = 0; i < 20; ++i) plan.run(x.data(), m, yb.data());
+  t.join();
+  CHECK(ya == yb && ya == run_plan(kt, 1, true, x, m), "%s concurrent plan runs differ", kt.name);
+}
+
+// --- core ops ----------------------------------------------------------------
 
 static void test_quantize_row() {
   const float x[] = {-1.0f, 0.0f, 0.5f, 2.0f};
@@ -85,35 +408,26 @@ static void test_prune_ties() {
   CHECK(t == 0.1f, "threshold %g", t);
 }
 
-static void test_plan_matches_layers() {
-  // A 2-layer int8 plan equals the kernels called by hand.
-  std::mt19937 rng(7);
-  std::normal_distribution<float> nd(0.0f, 1.0f);
-  const int m = 3, k = 17, h = 5, o = 4;
-  std::vector<float> x(m * k), w1(h * k), w2(o * h), b1(h), b2(o);
-  for (auto* v : {&x, &w1, &w2, &b1, &b2})
-    for (auto& e : *v) e = nd(rng);
-  std::vector<int8_t> q1(w1.size()), q2(w2.size());
-  std::vector<float> s1(h), s2(o);
-  quantize_symmetric_s8(w1.data(), h, k, 8, true, q1.data(), s1.data());
-  quantize_symmetric_s8(w2.data(), o, h, 8, true, q2.data(), s2.data());
-  Plan plan(scalar_kernels());
-  plan.add_dense_s8(q1.data(), h, k, s1.data(), true, b1.data(), true);
-  plan.add_dense_s8(q2.data(), o, h, s2.data(), true, b2.data(), false);
-  std::vector<float> y(m * o);
-  plan.run(x.data(), m, y.data());
-  CHECK(plan.input_features() == k && plan.output_features() == o, "plan widths");
-  for (float v : y) CHECK(std::isfinite(v), "non-finite output");
+static void test_peak_probe(const KernelTable& kt) {
+  CHECK(kt.peak_probe(PeakKind::Int8, 1000) > 0 && kt.peak_probe(PeakKind::Fp32, 1000) > 0, "%s peak_probe", kt.name);
+  CHECK(kt.peak_probe(PeakKind::Int8, 0) == 0, "%s peak_probe(0)", kt.name);
 }
 
 int main() {
   test_quantize_row();
   test_prune_ties();
-  test_plan_matches_layers();
   for (const std::string& name : runnable_kernel_names()) {
-    const KernelTable* kt = find_kernels(name);
-    test_gemm_all_shapes(*kt);
-    std::printf("kernel %s: checked\n", name.c_str());
+    const KernelTable& kt = *find_kernels(name);
+    const int before = failures;
+    test_gemm_u8s8(kt);
+    test_gemm_f32(kt);
+    test_epilogue(kt);
+    test_quantize(kt);
+    test_bias_relu(kt);
+    test_parallel_gemm(kt);
+    test_plans(kt);
+    test_peak_probe(kt);
+    std::printf("kernel %s: %s\n", name.c_str(), failures == before ? "ok" : "FAILED");
   }
   if (failures) {
     std::printf("%d failed\n", failures);
