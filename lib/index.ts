@@ -10,4 +10,5 @@ export { evaluateModel, argmaxRows, type Evaluation } from './optimizer/evaluate
 export type { Pass, PassContext } from './optimizer/pass';
 export { parseNpy, readNpy, encodeNpy, writeNpy, type Npy } from './data/npy';
 export { loadDataset, loadImageFolder, sliceRows, type Dataset } from './data/dataset';
-export { defaultModel, mnistTest, loadLinearStack } from './data/bundled';
+export { defaultModel, mnistTest, mnistTrain, loadLinearStack } from './data/bundled';
+export * from './train';

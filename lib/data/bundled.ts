@@ -47,6 +47,16 @@ export function defaultModel(): Graph {
 
 /** The 2000-row MNIST test split, flattened to [2000, 784] in [0, 1]. */
 export function mnistTest(): Dataset {
-  const ds = loadImageFolder(MNIST_DIR, 'test');
+  return flatSplit('test');
+}
+
+/** The 8000-row MNIST train split, flattened to [8000, 784] in [0, 1] (for training and federated simulation). */
+export function mnistTrain(): Dataset {
+  return flatSplit('train');
+}
+
+/** A bundled MNIST split with every image flattened to one row. */
+function flatSplit(split: 'train' | 'test'): Dataset {
+  const ds = loadImageFolder(MNIST_DIR, split);
   return { ...ds, shape: [ds.shape[0], ds.data.length / ds.shape[0]] };
 }

@@ -2,5 +2,6 @@
 import type { Command } from 'commander';
 import * as demo from './demo';
 import * as info from './info';
+import * as train from './train';
 
-export const commands: Array<{ register(program: Command): void }> = [demo, info];
+export const commands: Array<{ register(program: Command): void }> = [demo, info, train];
