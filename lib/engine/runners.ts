@@ -5,6 +5,7 @@
 import { fromNative } from '../errors';
 import type { NativeAddon, NativeLayerSpec, NativePlan } from '../backends/native/addon';
 import { biasActF32, softmaxRows, tsKernels } from '../backends/ts/kernels';
+import { runQDense } from './qdense';
 import type { Step } from './steps';
 
 export interface Segment {
@@ -25,11 +26,8 @@ function runStep(step: Step, x: Float32Array, rows: number, width: number): Floa
   switch (step.kind) {
     case 'dense':
       return biasActF32(k.gemmF32(x, rows, step.k, step.weight, step.n), rows, step.n, step.bias, step.relu);
-    case 'qdense': {
-      const a = k.quantizeRowsU8(x, rows, step.k);
-      const acc = k.gemmU8S8(a.q, a.zeroPoint, rows, step.k, step.weight, step.n);
-      return k.epilogueS32(acc, rows, step.n, a.scale, step.scales, step.bias, step.relu);
-    }
+    case 'qdense':
+      return runQDense(step, x, rows);
     case 'relu':
       return k.reluF32(x.slice());
     case 'softmax':
@@ -69,7 +67,7 @@ function layerSpec(s: Step): NativeLayerSpec {
     case 'dense':
       return { op: 'dense', n: s.n, k: s.k, weight: s.weight, bias: s.bias ?? undefined, relu: s.relu };
     case 'qdense':
-      return { op: 'qdense', n: s.n, k: s.k, weight: s.weight, scales: s.scales, bias: s.bias ?? undefined, relu: s.relu };
+      return { op: 'qdense', n: s.n, k: s.k, weight: s.weight, scales: s.scales, zeroPoint: s.zeroPoint, groupSize: s.groupSize, bias: s.bias ?? undefined, relu: s.relu };
     default:
       return { op: s.kind };
   }

@@ -12,7 +12,11 @@ export const MAX_INT8_K = 32768;
 
 export type Step =
   | { kind: 'dense'; node: string; n: number; k: number; weight: Float32Array; bias: Float32Array | null; relu: boolean }
-  | { kind: 'qdense'; node: string; n: number; k: number; weight: Int8Array; scales: Float32Array; bias: Float32Array | null; relu: boolean }
+  | {
+      kind: 'qdense'; node: string; n: number; k: number; weight: Int8Array; scales: Float32Array;
+      /** Asymmetric weights' zero point (0 when symmetric); scales per group of K when groupSize > 0. */
+      zeroPoint: number; groupSize: number; bias: Float32Array | null; relu: boolean;
+    }
   | { kind: 'relu'; node: string }
   | { kind: 'softmax'; node: string };
 
@@ -55,7 +59,8 @@ export function compile(g: Graph): CompiledModel {
           steps.push({ kind: 'dense', node: node.name, n, k, weight: w.data as Float32Array, bias, relu });
         } else {
           if (k > MAX_INT8_K) unsupported(g, node, `has K=${k}; int8 layers are limited to K <= ${MAX_INT8_K}`);
-          steps.push({ kind: 'qdense', node: node.name, n, k, weight: w.data as Int8Array, scales: w.quant!.scale, bias, relu });
+          const { scale, zeroPoint = 0, groupSize = 0 } = w.quant!;
+          steps.push({ kind: 'qdense', node: node.name, n, k, weight: w.data as Int8Array, scales: scale, zeroPoint, groupSize, bias, relu });
         }
         width = n;
         break;

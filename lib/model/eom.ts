@@ -5,11 +5,12 @@
  * The graph (nodes, inputs, quantization parameters) lives in
  * __metadata__.edgeopt_graph as JSON; every array is a tensor entry, so any
  * safetensors reader can list and read them. Pruning masks are bit-packed
- * (`<tensor>::mask`, one bit per weight, LSB first). Loading never executes anything
+ * (`<tensor>::mask`, one bit per weight, LSB first); 2..4-bit weights are packed
+ * floor(8 / bits) per byte (a U8 entry; the graph records `packedBits`). Loading never executes anything
  * and validates every offset and size before allocating.
  */
 import { EdgeOptError } from '../errors';
-import type { DType, Graph, GraphNode, Tensor, TensorData } from './graph';
+import type { DType, Graph, GraphNode, QuantParams, Tensor, TensorData } from './graph';
 import { arrayFor, elementCount, validateGraph } from './graph';
 
 export const EOM_FORMAT_VERSION = '1';
@@ -30,7 +31,9 @@ interface TensorMeta {
   shape: Array<number | null>;
   data?: string;
   mask?: string;
-  quant?: { bits: number; scheme: 'symmetric'; axis?: 0; scale: string };
+  /** Set when the data entry holds `bits`-bit values packed LSB first (bits <= 4). */
+  packedBits?: number;
+  quant?: Omit<QuantParams, 'scale'> & { scale: string };
 }
 
 interface GraphMeta {
@@ -55,6 +58,27 @@ function unpackBits(bits: Uint8Array, count: number): Uint8Array {
   return out;
 }
 
+/** Low-bit weights: floor(8 / bits) two's-complement values per byte, LSB first. */
+function packInts(values: Int8Array, bits: number): Uint8Array {
+  const per = Math.floor(8 / bits);
+  const mask = (1 << bits) - 1;
+  const out = new Uint8Array(Math.ceil(values.length / per));
+  for (let i = 0; i < values.length; i++) out[Math.floor(i / per)] |= (values[i] & mask) << (bits * (i % per));
+  return out;
+}
+
+function unpackInts(packed: Uint8Array, bits: number, count: number): Int8Array {
+  const per = Math.floor(8 / bits);
+  const mask = (1 << bits) - 1;
+  const sign = 1 << (bits - 1);
+  const out = new Int8Array(count);
+  for (let i = 0; i < count; i++) {
+    const u = (packed[Math.floor(i / per)] >> (bits * (i % per))) & mask;
+    out[i] = u >= sign ? u - (1 << bits) : u;
+  }
+  return out;
+}
+
 interface Entry {
   name: string;
   data: TensorData;
@@ -69,7 +93,14 @@ export function encodeEom(graph: Graph): Buffer {
   for (const t of Object.values(graph.tensors)) {
     const meta: TensorMeta = { dtype: t.dtype, shape: t.shape };
     if (t.data) {
-      entries.push({ name: t.name, data: t.data, shape: t.shape as number[] });
+      const bits = t.quant?.bits ?? 8;
+      if (t.data instanceof Int8Array && bits <= 4) {
+        const packed = packInts(t.data, bits);
+        entries.push({ name: t.name, data: packed, shape: [packed.length] });
+        meta.packedBits = bits;
+      } else {
+        entries.push({ name: t.name, data: t.data, shape: t.shape as number[] });
+      }
       meta.data = t.name;
     }
     if (t.mask) {
@@ -194,7 +225,16 @@ export function decodeEom(input: Uint8Array, source = '<bytes>'): Graph {
   for (const [name, t] of Object.entries(meta.tensors)) {
     if (!t || !FROM_ST[ST_DTYPES[t.dtype]?.st]) fail(`tensor '${name}' has an unknown dtype`);
     const tensor: Tensor = { name, dtype: t.dtype, shape: t.shape };
-    if (t.data !== undefined) tensor.data = entry(t.data, name, t.dtype);
+    if (t.data !== undefined && t.packedBits !== undefined) {
+      const count = elementCount(t.shape);
+      const bits = t.packedBits;
+      if (t.dtype !== 'int8' || !(bits >= 2 && bits <= 4) || !Number.isSafeInteger(count)) fail(`tensor '${name}' has invalid packedBits`);
+      const packed = entry(t.data, name, 'uint8') as Uint8Array;
+      if (packed.length !== Math.ceil(count / Math.floor(8 / bits))) fail(`tensor '${name}': ${packed.length} packed bytes for ${count} ${bits}-bit values`);
+      tensor.data = unpackInts(packed, bits, count);
+    } else if (t.data !== undefined) {
+      tensor.data = entry(t.data, name, t.dtype);
+    }
     if (t.mask !== undefined) {
       const count = tensor.data?.length ?? 0;
       const bits = entry(t.mask, name, 'uint8') as Uint8Array;
@@ -202,8 +242,7 @@ export function decodeEom(input: Uint8Array, source = '<bytes>'): Graph {
       tensor.mask = unpackBits(bits, count);
     }
     if (t.quant) {
-      if (t.quant.scheme !== 'symmetric') fail(`tensor '${name}' has unsupported quant scheme '${t.quant.scheme}'`);
-      tensor.quant = { bits: t.quant.bits, scheme: 'symmetric', axis: t.quant.axis, scale: entry(t.quant.scale, name, 'float32') as Float32Array };
+      tensor.quant = { ...t.quant, scale: entry(t.quant.scale, name, 'float32') as Float32Array };
     }
     tensors[name] = tensor;
   }

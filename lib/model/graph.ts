@@ -9,12 +9,25 @@ export type DType = 'float32' | 'int8' | 'uint8' | 'int32';
 export type TensorData = Float32Array | Int8Array | Uint8Array | Int32Array;
 
 export interface QuantParams {
-  /** Weight bit width, 2..8 (values are stored one per int8 byte). */
+  /** Weight bit width, 2..8 (values are held one per int8 in memory, bit-packed in .eom files). */
   bits: number;
-  scheme: 'symmetric';
-  /** One scale per output channel (axis 0), or one for the tensor. */
+  /**
+   * symmetric: W = q * scale, q in [-(2^(bits-1) - 1), 2^(bits-1) - 1].
+   * asymmetric: W = (q - zeroPoint) * scale, q in [-2^(bits-1), 2^(bits-1) - 1] (the unsigned
+   * min/max grid shifted by 2^(bits-1) so it fits int8).
+   */
+  scheme: 'symmetric' | 'asymmetric';
+  /** One scale per output channel, one for the tensor, or (groupSize) one per [channel][group]. */
   scale: Float32Array;
+  zeroPoint?: number;
+  /** Scales per group of this many weights along K (the last group may be shorter). */
+  groupSize?: number;
   axis?: 0;
+}
+
+/** Scales a quantized [n, k] weight needs: 1, n, or n * ceil(k / groupSize). */
+export function groupCount(k: number, groupSize?: number): number {
+  return groupSize ? Math.ceil(k / groupSize) : 1;
 }
 
 export interface Tensor {
@@ -29,7 +42,9 @@ export interface Tensor {
   mask?: Uint8Array;
 }
 
-export type Activation = 'none' | 'relu';
+/** Dense/QDense `activation` attr. sigmoid/tanh/relu6 come from ONNX import and run on the TS backend only. */
+export type Activation = 'none' | 'relu' | 'sigmoid' | 'tanh' | 'relu6';
+export const ACTIVATIONS: readonly Activation[] = ['none', 'relu', 'sigmoid', 'tanh', 'relu6'];
 export type OpType = 'Dense' | 'QDense' | 'Relu' | 'Softmax' | 'Flatten' | 'Reshape';
 export const OP_TYPES: readonly OpType[] = ['Dense', 'QDense', 'Relu', 'Softmax', 'Flatten', 'Reshape'];
 
@@ -143,9 +158,15 @@ export function validateGraph(g: Graph): Graph {
     }
     if (t.mask && (!t.data || t.mask.length !== t.data.length)) fail(`tensor '${name}' has a mask of the wrong size`);
     if (t.quant) {
-      const rows = t.shape[0] ?? 0;
-      if (!(t.quant.bits >= 2 && t.quant.bits <= 8)) fail(`tensor '${name}' has quant.bits ${t.quant.bits} (2..8)`);
-      if (t.quant.scale.length !== 1 && t.quant.scale.length !== rows) fail(`tensor '${name}' has ${t.quant.scale.length} scales for ${rows} channels`);
+      const [rows, cols] = [t.shape[0] ?? 0, t.shape[1] ?? 0];
+      const { bits, groupSize, zeroPoint, scheme } = t.quant;
+      if (!(Number.isInteger(bits) && bits >= 2 && bits <= 8)) fail(`tensor '${name}' has quant.bits ${bits} (2..8)`);
+      if (scheme !== 'symmetric' && scheme !== 'asymmetric') fail(`tensor '${name}' has unknown quant scheme '${String(scheme)}'`);
+      if (groupSize !== undefined && !(Number.isInteger(groupSize) && groupSize > 0)) fail(`tensor '${name}' has an invalid groupSize`);
+      if (zeroPoint !== undefined && !(Number.isInteger(zeroPoint) && Math.abs(zeroPoint) <= 255)) fail(`tensor '${name}' has an invalid zeroPoint`);
+      const want = groupSize ? rows * groupCount(cols, groupSize) : undefined;
+      const n = t.quant.scale.length;
+      if (want !== undefined ? n !== want : n !== 1 && n !== rows) fail(`tensor '${name}' has ${n} scales for ${rows} channels${groupSize ? ` in groups of ${groupSize}` : ''}`);
       if (t.quant.scale.some((s) => !(s > 0 && Number.isFinite(s)))) fail(`tensor '${name}' has a non-positive or non-finite scale`);
     }
   }

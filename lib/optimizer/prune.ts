@@ -1,37 +1,164 @@
 /**
- * Magnitude pruning, unstructured per layer: exactly floor(n * sparsity)
- * weights of each Dense layer are zeroed (smallest |w|, ties by index) and a
- * keep-mask is recorded so later passes keep them at zero.
+ * Magnitude pruning of Dense weights ([out, in]); every mode records a keep-mask
+ * so later passes and fine-tuning keep pruned weights at zero.
+ *
+ * - unstructured: per layer, exactly floor(n * sparsity) smallest |w| (ties: lower index)
+ * - global:       one ranking over all layers' weights (PyTorch's global_unstructured)
+ * - 2:4:          in every 4 consecutive weights along K, the 2 smallest |w| go (N:M sparsity)
+ * - neurons:      whole hidden units (rows with the smallest L2 norm) are removed, with the
+ *                 matching inputs of the next layer, so the model is physically smaller
  */
 import { kernels } from '../backends';
 import { EdgeOptError } from '../errors';
-import { cloneGraph, denseWeight, type Graph } from '../model/graph';
+import { cloneGraph, denseWeight, type Graph, type GraphNode, type Tensor } from '../model/graph';
 import type { Pass } from './pass';
 
+export type PruneMode = 'unstructured' | 'global' | '2:4' | 'neurons';
+export const PRUNE_MODES: readonly PruneMode[] = ['unstructured', 'global', '2:4', 'neurons'];
+
 export interface PruneOptions {
-  sparsity: number;
+  /** Fraction of weights (or, for 'neurons', of hidden units) to remove; ignored for '2:4'. */
+  sparsity?: number;
+  mode?: PruneMode;
+}
+
+function denseNodes(g: Graph): GraphNode[] {
+  for (const node of g.nodes) {
+    if (node.op === 'QDense') throw new EdgeOptError('E_ARGUMENT', `prune: node '${node.name}' is already quantized; prune before quantizing`);
+  }
+  return g.nodes.filter((n) => n.op === 'Dense');
+}
+
+/** Applies a keep-mask (ANDed with any earlier mask) to a weight tensor. */
+function masked(w: Tensor, keep: Uint8Array): Tensor {
+  if (w.mask) for (let i = 0; i < keep.length; i++) keep[i] &= w.mask[i];
+  const data = (w.data as Float32Array).map((v, i) => (keep[i] ? v : 0));
+  return { ...w, data, mask: keep };
+}
+
+function pruneUnstructured(g: Graph, sparsity: number): void {
+  for (const node of denseNodes(g)) {
+    const w = denseWeight(g, node);
+    const { keep } = kernels().pruneMask(w.data as Float32Array, Math.floor(w.data.length * sparsity));
+    g.tensors[w.name] = masked(w, keep);
+  }
+}
+
+function pruneGlobal(g: Graph, sparsity: number): void {
+  const weights = denseNodes(g).map((n) => denseWeight(g, n));
+  const all = new Float32Array(weights.reduce((s, w) => s + w.data.length, 0));
+  let o = 0;
+  for (const w of weights) {
+    all.set(w.data as Float32Array, o);
+    o += w.data.length;
+  }
+  const { keep } = kernels().pruneMask(all, Math.floor(all.length * sparsity));
+  o = 0;
+  for (const w of weights) {
+    g.tensors[w.name] = masked(w, keep.slice(o, o + w.data.length));
+    o += w.data.length;
+  }
+}
+
+/** Keeps the N largest |w| of every M consecutive weights along K (a tail shorter than M keeps min(N, len)). */
+function pruneNM(g: Graph, n: number, m: number): void {
+  for (const node of denseNodes(g)) {
+    const w = denseWeight(g, node);
+    const [rows, k] = w.shape as number[];
+    const data = w.data as Float32Array;
+    const keep = new Uint8Array(data.length);
+    for (let r = 0; r < rows; r++) {
+      for (let start = 0; start < k; start += m) {
+        const idx = [];
+        for (let i = start; i < Math.min(start + m, k); i++) idx.push(r * k + i);
+        idx.sort((a, b) => Math.abs(data[b]) - Math.abs(data[a]) || a - b); // largest first, ties: lower index kept
+        for (const i of idx.slice(0, n)) keep[i] = 1;
+      }
+    }
+    g.tensors[w.name] = masked(w, keep);
+  }
+}
+
+/** Removes floor(units * sparsity) hidden units of every Dense layer that feeds another Dense layer. */
+function pruneNeurons(g: Graph, sparsity: number): void {
+  const nodes = denseNodes(g);
+  const order = g.nodes;
+  for (const node of nodes) {
+    const next = nextDense(order, node);
+    if (!next) continue; // the model's outputs keep their size
+    const w = denseWeight(g, node);
+    const [units, k] = w.shape as number[];
+    const drop = Math.floor(units * sparsity);
+    if (drop === 0) continue;
+    if (drop >= units) throw new EdgeOptError('E_ARGUMENT', `prune: removing ${drop} of ${units} units of '${node.name}' leaves none`);
+    const data = w.data as Float32Array;
+    const norms = new Float32Array(units);
+    for (let r = 0; r < units; r++) {
+      let s = 0;
+      for (let i = 0; i < k; i++) s += data[r * k + i] * data[r * k + i];
+      norms[r] = Math.sqrt(s);
+    }
+    const { keep } = kernels().pruneMask(norms, drop);
+    const kept = [...keep.keys()].filter((r) => keep[r]);
+    g.tensors[w.name] = selectRows(w, kept, k);
+    const biasName = node.inputs[2];
+    if (biasName) {
+      const b = g.tensors[biasName];
+      g.tensors[biasName] = { ...b, shape: [kept.length], data: Float32Array.from(kept, (r) => (b.data as Float32Array)[r]) };
+    }
+    const nw = denseWeight(g, next);
+    g.tensors[nw.name] = selectColumns(nw, kept);
+  }
+}
+
+/** The Dense node reading this node's output through only element-wise nodes (Relu), if any. */
+function nextDense(order: GraphNode[], node: GraphNode): GraphNode | undefined {
+  let out = node.outputs[0];
+  for (const n of order) {
+    if (n.inputs[0] !== out) continue;
+    if (n.op === 'Dense') return n;
+    if (n.op !== 'Relu') return undefined;
+    out = n.outputs[0];
+  }
+  return undefined;
+}
+
+function selectRows(w: Tensor, rows: number[], k: number): Tensor {
+  const src = w.data as Float32Array;
+  const data = new Float32Array(rows.length * k);
+  rows.forEach((r, i) => data.set(src.subarray(r * k, (r + 1) * k), i * k));
+  const mask = w.mask ? new Uint8Array(rows.length * k) : undefined;
+  if (mask) rows.forEach((r, i) => mask.set(w.mask!.subarray(r * k, (r + 1) * k), i * k));
+  return { ...w, shape: [rows.length, k], data, mask };
+}
+
+function selectColumns(w: Tensor, cols: number[]): Tensor {
+  const [rows, k] = w.shape as number[];
+  const src = w.data as Float32Array;
+  const data = new Float32Array(rows * cols.length);
+  const mask = w.mask ? new Uint8Array(rows * cols.length) : undefined;
+  for (let r = 0; r < rows; r++) {
+    cols.forEach((c, j) => {
+      data[r * cols.length + j] = src[r * k + c];
+      if (mask) mask[r * cols.length + j] = w.mask![r * k + c];
+    });
+  }
+  return { ...w, shape: [rows, cols.length], data, mask };
 }
 
 export function pruneGraph(graph: Graph, options: PruneOptions): Graph {
-  const { sparsity } = options;
+  const mode = options.mode ?? 'unstructured';
+  if (!PRUNE_MODES.includes(mode)) throw new EdgeOptError('E_ARGUMENT', `prune: mode must be one of ${PRUNE_MODES.join(', ')}, got '${String(mode)}'`);
+  const sparsity = mode === '2:4' ? 0.5 : options.sparsity;
   if (typeof sparsity !== 'number' || !(sparsity >= 0 && sparsity < 1)) {
     throw new EdgeOptError('E_ARGUMENT', `prune: sparsity must be in [0, 1), got ${String(sparsity)}`);
   }
   const g = cloneGraph(graph);
-  const k = kernels();
-  for (const node of g.nodes) {
-    if (node.op !== 'Dense') {
-      if (node.op === 'QDense') throw new EdgeOptError('E_ARGUMENT', `prune: node '${node.name}' is already quantized; prune before quantizing`);
-      continue;
-    }
-    const w = denseWeight(g, node);
-    const values = w.data as Float32Array;
-    const { keep } = k.pruneMask(values, Math.floor(values.length * sparsity));
-    if (w.mask) for (let i = 0; i < keep.length; i++) keep[i] &= w.mask[i];
-    const pruned = values.map((v, i) => (keep[i] ? v : 0));
-    g.tensors[w.name] = { ...w, data: pruned, mask: keep };
-  }
-  g.metadata.pruning = `unstructured magnitude, ${sparsity} per layer`;
+  if (mode === 'unstructured') pruneUnstructured(g, sparsity);
+  else if (mode === 'global') pruneGlobal(g, sparsity);
+  else if (mode === '2:4') pruneNM(g, 2, 4);
+  else pruneNeurons(g, sparsity);
+  g.metadata.pruning = mode === '2:4' ? '2:4 along K' : `${mode} magnitude, sparsity ${sparsity}`;
   return g;
 }
 

@@ -1,38 +1,109 @@
 /**
- * Weight quantization: Dense -> QDense with int8-stored symmetric weights
- * (per output channel by default, or per tensor), `bits` 2..8. Activations are
- * quantized dynamically per row at run time. Pruned zeros stay zero
- * (round(0 / s) = 0).
+ * Weight quantization: Dense -> QDense with int8-held weights of `bits` bits.
+ *
+ * - 'channel' (default): symmetric, scale = max|w| / (2^(bits-1) - 1) per output channel
+ * - 'tensor':            symmetric, one scale per layer
+ * - { group: g }:        symmetric, one scale per output channel per g weights along K
+ * - 'global':            the seed's asymmetric min/max over all layers at once:
+ *                        scale = (max - min) / (2^bits - 1), zero point = round(-min / scale),
+ *                        q = clamp(round(w / scale) + zero point) (an integer zero point, so
+ *                        the int8 kernels run it; q differs from round((w - min) / scale) by at
+ *                        most one step)
+ *
+ * Rounding is half to even in float32 (PyTorch's). Activations are quantized
+ * dynamically per row at run time. Pruned zeros stay zero in every symmetric mode.
  */
 import { kernels } from '../backends';
+import { clamp, f32, roundEven } from '../backends/ts/numerics';
 import { EdgeOptError } from '../errors';
-import { cloneGraph, denseWeight, type Graph } from '../model/graph';
+import { cloneGraph, denseWeight, type Graph, type QuantParams } from '../model/graph';
 import type { Pass } from './pass';
+
+export type Granularity = 'channel' | 'tensor' | 'global' | { group: number };
 
 export interface QuantizeOptions {
   bits?: number;
-  granularity?: 'channel' | 'tensor';
+  granularity?: Granularity;
+}
+
+/** Parses 'channel' | 'tensor' | 'global' | 'group:32' | { group: 32 }. */
+export function parseGranularity(g: unknown): Granularity {
+  if (g === undefined) return 'channel';
+  if (g === 'channel' || g === 'tensor' || g === 'global') return g;
+  const size = typeof g === 'string' && g.startsWith('group:') ? Number(g.slice(6)) : (g as { group?: unknown })?.group;
+  if (typeof size === 'number' && Number.isInteger(size) && size >= 1) return { group: size };
+  throw new EdgeOptError('E_ARGUMENT', `quantize: granularity must be 'channel', 'tensor', 'global' or { group: n }, got ${JSON.stringify(g)}`);
+}
+
+function describe(g: Granularity): string {
+  return typeof g === 'string' ? `per-${g}` : `group-${g.group}`;
+}
+
+/** Symmetric quantization of each [channel][group] slice of W [n, k]. */
+function quantizeGroups(w: Float32Array, n: number, k: number, bits: number, group: number): { q: Int8Array; scales: Float32Array } {
+  const groups = Math.ceil(k / group);
+  const q = new Int8Array(n * k);
+  const scales = new Float32Array(n * groups);
+  const kt = kernels();
+  for (let r = 0; r < n; r++) {
+    for (let gi = 0; gi < groups; gi++) {
+      const from = r * k + gi * group;
+      const len = Math.min(group, k - gi * group);
+      const part = kt.quantizeSymmetric(w.subarray(from, from + len), 1, len, bits, false);
+      q.set(part.q, from);
+      scales[r * groups + gi] = part.scales[0];
+    }
+  }
+  return { q, scales };
+}
+
+/** The seed's global min/max grid, shared by every layer. */
+function globalGrid(values: Float32Array[], bits: number): { scale: number; zeroPoint: number } {
+  let lo = 0;
+  let hi = 0;
+  for (const v of values) for (const x of v) { if (x < lo) lo = x; if (hi < x) hi = x; }
+  const levels = 2 ** bits - 1;
+  let scale = f32(f32(hi - lo) / levels);
+  if (scale === 0) scale = 1;
+  return { scale, zeroPoint: clamp(roundEven(f32(-lo / scale)), 0, levels) };
+}
+
+function quantizeAsymmetric(w: Float32Array, bits: number, grid: { scale: number; zeroPoint: number }): Int8Array {
+  const levels = 2 ** bits - 1;
+  const shift = 2 ** (bits - 1); // unsigned [0, 2^bits - 1] -> int8-held [-2^(bits-1), 2^(bits-1) - 1]
+  return Int8Array.from(w, (x) => clamp(roundEven(f32(x / grid.scale)) + grid.zeroPoint, 0, levels) - shift);
 }
 
 export function quantizeGraph(graph: Graph, options: QuantizeOptions = {}): Graph {
   const bits = options.bits ?? 8;
-  const granularity = options.granularity ?? 'channel';
   if (!Number.isInteger(bits) || bits < 2 || bits > 8) throw new EdgeOptError('E_ARGUMENT', `quantize: bits must be an integer in 2..8, got ${bits}`);
-  if (granularity !== 'channel' && granularity !== 'tensor') {
-    throw new EdgeOptError('E_ARGUMENT', `quantize: granularity must be 'channel' or 'tensor', got '${String(granularity)}'`);
-  }
+  const granularity = parseGranularity(options.granularity);
   const g = cloneGraph(graph);
-  const k = kernels();
-  for (const node of g.nodes) {
-    if (node.op !== 'Dense') continue;
+  const dense = g.nodes.filter((n) => n.op === 'Dense');
+  const grid = granularity === 'global' ? globalGrid(dense.map((n) => denseWeight(g, n).data as Float32Array), bits) : undefined;
+  for (const node of dense) {
     const w = denseWeight(g, node);
-    const [n, kIn] = w.shape as number[];
-    const { q, scales } = k.quantizeSymmetric(w.data as Float32Array, n, kIn, bits, granularity === 'channel');
-    g.tensors[w.name] = { ...w, dtype: 'int8', data: q, quant: { bits, scheme: 'symmetric', axis: 0, scale: scales } };
+    const values = w.data as Float32Array;
+    const [n, k] = w.shape as number[];
+    let q: Int8Array;
+    let quant: QuantParams;
+    if (grid) {
+      q = quantizeAsymmetric(values, bits, grid);
+      quant = { bits, scheme: 'asymmetric', scale: new Float32Array([grid.scale]), zeroPoint: grid.zeroPoint - 2 ** (bits - 1) };
+    } else if (typeof granularity === 'object') {
+      const r = quantizeGroups(values, n, k, bits, granularity.group);
+      q = r.q;
+      quant = { bits, scheme: 'symmetric', scale: r.scales, groupSize: granularity.group, axis: 0 };
+    } else {
+      const r = kernels().quantizeSymmetric(values, n, k, bits, granularity === 'channel');
+      q = r.q;
+      quant = { bits, scheme: 'symmetric', scale: r.scales, axis: 0 };
+    }
+    g.tensors[w.name] = { ...w, dtype: 'int8', data: q, quant };
     node.op = 'QDense';
     node.attrs = { ...node.attrs, activationQuant: 'dynamic' };
   }
-  g.metadata.quantization = `int${bits} symmetric per-${granularity} weights, dynamic per-row uint8 activations`;
+  g.metadata.quantization = `int${bits} ${grid ? 'asymmetric global min/max' : `symmetric ${describe(granularity)}`} weights, dynamic per-row uint8 activations`;
   return g;
 }
 

@@ -1,5 +1,6 @@
 #include "plan_wrap.h"
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,16 @@ const float* optional_floats(const Napi::Object& o, const char* key, long long e
   return typed_view<float>(v, key, expected);
 }
 
+// An optional integer field in [lo, hi], 0 when absent.
+int optional_int(const Napi::Object& o, const char* key, int lo, int hi) {
+  const Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return 0;
+  const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
+  if (!(d >= lo && d <= hi) || d != static_cast<double>(static_cast<int>(d)))
+    throw error(o.Env(), "E_ARGUMENT", std::string("layer.") + key + " must be an integer in " + std::to_string(lo) + ".." + std::to_string(hi));
+  return static_cast<int>(d);
+}
+
 void add_layer(Plan& plan, const Napi::Object& l) {
   const std::string op = l.Get("op").ToString();
   if (op == "relu") return plan.add_relu();
@@ -34,9 +45,12 @@ void add_layer(Plan& plan, const Napi::Object& l) {
     const int8_t* w = typed_view<int8_t>(l.Get("weight"), "layer.weight", nk);
     size_t scales_len = 0;
     const float* scales = typed_view<float>(l.Get("scales"), "layer.scales", -1, &scales_len);
-    if (scales_len != 1 && scales_len != static_cast<size_t>(n))
-      throw error(l.Env(), "E_SHAPE", "layer.scales must have 1 or n elements");
-    return guarded(l.Env(), [&] { plan.add_dense_s8(w, n, k, scales, scales_len == static_cast<size_t>(n) && n > 1, bias, flag(l, "relu")); });
+    const int group_size = optional_int(l, "groupSize", 0, k);
+    const int zero_point = optional_int(l, "zeroPoint", -255, 255);
+    // Plan::add_dense_s8 checks that the scale count fits the channels or groups.
+    return guarded(l.Env(), [&] {
+      plan.add_dense_s8({w, n, k, scales, scales_len, group_size, zero_point, bias, flag(l, "relu")});
+    });
   }
   throw error(l.Env(), "E_UNSUPPORTED_OP", "native plans do not run op '" + op + "'");
 }

@@ -37,16 +37,75 @@ void Plan::add_dense_f32(const float* w, int n, int k, const float* bias, bool r
 
 void Plan::add_dense_s8(const int8_t* w, int n, int k, const float* scales, bool per_channel,
                         const float* bias, bool relu) {
-  expect_input(k);
+  add_dense_s8({w, n, k, scales, per_channel ? static_cast<size_t>(n) : 1, 0, 0, bias, relu});
+}
+
+void Plan::add_dense_s8(const S8Layer& s) {
+  expect_input(s.k);
+  if (s.group_size < 0 || s.group_size > s.k) throw Error("E_ARGUMENT", "group_size must be in 0..k");
+  const int groups = s.group_size ? (s.k + s.group_size - 1) / s.group_size : 1;
+  const size_t n = static_cast<size_t>(s.n);
+  const bool ok = s.group_size ? s.scale_count == n * groups : (s.scale_count == 1 || s.scale_count == n);
+  if (!ok) throw Error("E_SHAPE", "int8 layer has " + std::to_string(s.scale_count) + " scales, which fits neither its channels nor its groups");
   PlanLayer l(PlanLayer::Kind::DenseS8);
-  l.k = k;
-  l.n = n;
-  kernels_.pack_s8(w, n, k, &l.w_s8);
-  l.w_scale.assign(scales, scales + (per_channel ? n : 1));
-  if (bias) l.bias.assign(bias, bias + n);
-  l.relu = relu;
+  l.k = s.k;
+  l.n = s.n;
+  l.group_size = s.group_size;
+  l.w_zero_point = s.zero_point;
+  if (s.group_size) {
+    // Each group is its own [n][len] block, so the kernels' column sums (and the
+    // zero-point correction they feed) are per group too.
+    std::vector<int8_t> block;
+    for (int g = 0; g < groups; ++g) {
+      const int begin = g * s.group_size, len = std::min(s.group_size, s.k - begin);
+      block.resize(n * len);
+      for (size_t j = 0; j < n; ++j) std::copy_n(s.w + j * s.k + begin, len, block.data() + j * len);
+      l.w_groups.emplace_back();
+      kernels_.pack_s8(block.data(), s.n, len, &l.w_groups.back());
+    }
+  } else {
+    kernels_.pack_s8(s.w, s.n, s.k, &l.w_s8);
+  }
+  l.w_scale.assign(s.scales, s.scales + s.scale_count);
+  if (s.bias) l.bias.assign(s.bias, s.bias + n);
+  l.relu = s.relu;
   layers_.push_back(std::move(l));
-  width_ = n;
+  width_ = s.n;
+}
+
+// acc[r][j] -= w_zero_point * sum_k (q[r][k] - zp[r]) over the layer's K range.
+static void subtract_weight_zero_point(int32_t* acc, size_t ldc, int m, int n, const uint8_t* q, size_t ldq, int k,
+                                       const int32_t* zp, int32_t w_zero_point) {
+  for (int r = 0; r < m; ++r) {
+    int32_t row_sum = 0;
+    for (int i = 0; i < k; ++i) row_sum += q[r * ldq + i];
+    const int32_t correction = w_zero_point * (row_sum - k * zp[r]);
+    for (int j = 0; j < n; ++j) acc[r * ldc + j] -= correction;
+  }
+}
+
+// Group-wise scales: y = sum over groups (in order) of float(acc_g) * (a_scale * w_scale[j][g]),
+// then + bias, then ReLU. The TS twin sums in the same order, so results are identical.
+void Plan::run_grouped_s8(const PlanLayer& l, const uint8_t* q, const int32_t* zp, const float* a_scale, int m,
+                          float* y) const {
+  const int groups = static_cast<int>(l.w_groups.size());
+  std::vector<int32_t> acc(static_cast<size_t>(m) * l.n);
+  std::fill(y, y + static_cast<size_t>(m) * l.n, 0.0f);
+  for (int g = 0; g < groups; ++g) {
+    const PackedS8& w = l.w_groups[g];
+    const uint8_t* qg = q + static_cast<size_t>(g) * l.group_size;
+    gemm_u8s8_parallel(kernels_, pool_.get(), {qg, static_cast<size_t>(l.k), zp, m, &w, acc.data(),
+                                               static_cast<size_t>(l.n), 0, l.n});
+    if (l.w_zero_point)
+      subtract_weight_zero_point(acc.data(), l.n, m, l.n, qg, l.k, w.k, zp, l.w_zero_point);
+    for (int r = 0; r < m; ++r)
+      for (int j = 0; j < l.n; ++j) {
+        const float s = a_scale[r] * l.w_scale[static_cast<size_t>(j) * groups + g];
+        float& v = y[static_cast<size_t>(r) * l.n + j];
+        v = v + static_cast<float>(acc[static_cast<size_t>(r) * l.n + j]) * s;
+      }
+  }
+  kernels_.bias_act_f32(y, m, l.n, l.bias.empty() ? nullptr : l.bias.data(), l.relu);
 }
 
 void Plan::add_relu() {
@@ -94,10 +153,18 @@ void Plan::run(const float* x, int m, float* y) const {
       case PlanLayer::Kind::DenseS8: {
         q.resize(static_cast<size_t>(m) * l.k);
         acc.resize(static_cast<size_t>(m) * l.n);
+        next.resize(static_cast<size_t>(m) * l.n);
         kernels_.quantize_rows_u8(cur.data(), m, l.k, q.data(), a_scale.data(), zp.data());
+        if (l.group_size) {
+          run_grouped_s8(l, q.data(), zp.data(), a_scale.data(), m, next.data());
+          cur.swap(next);
+          width = l.n;
+          break;
+        }
         gemm_u8s8_parallel(kernels_, pool_.get(), {q.data(), static_cast<size_t>(l.k), zp.data(), m, &l.w_s8, acc.data(),
                             static_cast<size_t>(l.n), 0, l.n});
-        next.resize(static_cast<size_t>(m) * l.n);
+        if (l.w_zero_point)
+          subtract_weight_zero_point(acc.data(), l.n, m, l.n, q.data(), l.k, l.k, zp.data(), l.w_zero_point);
         kernels_.epilogue_s32({acc.data(), static_cast<size_t>(l.n), m, l.n, a_scale.data(), l.w_scale.data(),
                                l.w_scale.size() > 1 ? 1 : 0, l.bias.empty() ? nullptr : l.bias.data(), l.relu,
                                next.data(), static_cast<size_t>(l.n)});

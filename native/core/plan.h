@@ -20,7 +20,11 @@ struct PlanLayer {
   int k = 0, n = 0;  // input and output features
   PackedF32 w_f32;
   PackedS8 w_s8;
-  std::vector<float> w_scale;  // DenseS8: n scales (per channel) or 1 (per tensor)
+  std::vector<float> w_scale;  // DenseS8: n (per channel), 1 (per tensor) or n * groups scales
+  // DenseS8 with scales per group of K (group_size > 0): one packed block per group.
+  int group_size = 0;
+  std::vector<PackedS8> w_groups;
+  int32_t w_zero_point = 0;  // asymmetric weights: W = (q - w_zero_point) * scale
   std::vector<float> bias;     // empty when the layer has none
   bool relu = false;
 };
@@ -35,6 +39,20 @@ class Plan {
   void add_dense_f32(const float* w, int n, int k, const float* bias, bool relu);
   void add_dense_s8(const int8_t* w, int n, int k, const float* scales, bool per_channel,
                     const float* bias, bool relu);
+  // The general int8 layer: `scales` holds scale_count values (1, n, or
+  // n * ceil(k / group_size) with group_size > 0, row-major [n][groups]);
+  // weights are asymmetric when zero_point != 0.
+  struct S8Layer {
+    const int8_t* w;
+    int n, k;
+    const float* scales;
+    size_t scale_count;
+    int group_size;
+    int32_t zero_point;
+    const float* bias;
+    bool relu;
+  };
+  void add_dense_s8(const S8Layer& layer);
   void add_relu();
   void add_softmax();
 
@@ -48,6 +66,8 @@ class Plan {
 
  private:
   void expect_input(int k);
+  void run_grouped_s8(const PlanLayer& l, const uint8_t* q, const int32_t* zp, const float* a_scale, int m,
+                      float* y) const;
   const KernelTable& kernels_;
   std::unique_ptr<ThreadPool> pool_;  // null for one thread
   std::vector<PlanLayer> layers_;

@@ -12,6 +12,8 @@ export interface NativeLayerSpec {
   k?: number;
   weight?: Float32Array | Int8Array;
   scales?: Float32Array;
+  zeroPoint?: number;
+  groupSize?: number;
   bias?: Float32Array;
   relu?: boolean;
 }
