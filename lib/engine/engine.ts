@@ -9,7 +9,7 @@ import { nativeAddon, backendInfo } from '../backends';
 import { EdgeOptError } from '../errors';
 import { loadModel, type ModelSource } from '../model';
 import { nativeSegment, type Segment, tsSegment } from './runners';
-import { compile, type CompiledModel } from './steps';
+import { compile, type CompiledModel, nativeUnsupported } from './steps';
 
 export type Device = 'auto' | 'cpu' | 'ts';
 
@@ -90,8 +90,10 @@ export class EdgeInferenceEngine extends EventEmitter {
   private place(compiled: CompiledModel): { segment: Segment; reason?: string } {
     if (this.options.device === 'ts') return { segment: tsSegment(compiled.steps, compiled.inputFeatures) };
     const addon = nativeAddon();
-    if (!addon) {
-      const reason = backendInfo().reason ?? 'the native backend is unavailable';
+    // Until the engine splits models into segments, a model with a TS-only step runs wholly on TS.
+    const unsupported = nativeUnsupported(compiled.steps);
+    if (!addon || unsupported) {
+      const reason = unsupported ?? backendInfo().reason ?? 'the native backend is unavailable';
       if (this.options.strict) throw new EdgeOptError('E_NATIVE', `device '${this.options.device}' with strict: ${reason}`);
       return { segment: tsSegment(compiled.steps, compiled.inputFeatures), reason };
     }

@@ -2,11 +2,17 @@
  * Step runners: the TS runner executes steps with the TS kernels; the native
  * runner hands a run of steps to one native Plan (weights packed once, in C++).
  */
-import { fromNative } from '../errors';
+import { EdgeOptError, fromNative } from '../errors';
 import type { NativeAddon, NativeLayerSpec, NativePlan } from '../backends/native/addon';
 import { biasActF32, softmaxRows, tsKernels } from '../backends/ts/kernels';
 import { runQDense } from './qdense';
-import type { Step } from './steps';
+import type { Step, TsActivation } from './steps';
+
+const ACTIVATION_FNS: Record<TsActivation, (v: number) => number> = {
+  sigmoid: (v) => 1 / (1 + Math.exp(-v)),
+  tanh: Math.tanh,
+  relu6: (v) => (v < 0 ? 0 : v > 6 ? 6 : v),
+};
 
 export interface Segment {
   backend: 'native' | 'ts';
@@ -32,6 +38,8 @@ function runStep(step: Step, x: Float32Array, rows: number, width: number): Floa
       return k.reluF32(x.slice());
     case 'softmax':
       return softmaxRows(x.slice(), rows, width);
+    case 'activation':
+      return x.map(ACTIVATION_FNS[step.fn]);
   }
 }
 
@@ -68,6 +76,8 @@ function layerSpec(s: Step): NativeLayerSpec {
       return { op: 'dense', n: s.n, k: s.k, weight: s.weight, bias: s.bias ?? undefined, relu: s.relu };
     case 'qdense':
       return { op: 'qdense', n: s.n, k: s.k, weight: s.weight, scales: s.scales, zeroPoint: s.zeroPoint, groupSize: s.groupSize, bias: s.bias ?? undefined, relu: s.relu };
+    case 'activation': // the engine keeps models with these steps on TS (nativeUnsupported)
+      throw new EdgeOptError('E_NATIVE', `node '${s.node}': the native core has no ${s.fn} activation`);
     default:
       return { op: s.kind };
   }

@@ -5,7 +5,15 @@
  */
 import { EdgeOptError } from '../errors';
 import type { Graph, GraphNode } from '../model/graph';
-import { denseBias, denseWeight, elementCount } from '../model/graph';
+import { ACTIVATIONS, type Activation, denseBias, denseWeight, elementCount } from '../model/graph';
+
+export type TsActivation = Exclude<Activation, 'none' | 'relu'>;
+
+/** Why a compiled model cannot run on the native core (it has TS-only steps), or undefined. */
+export function nativeUnsupported(steps: Step[]): string | undefined {
+  const s = steps.find((x) => x.kind === 'activation');
+  return s && `node '${s.node}' has a ${s.fn} activation, which only the TypeScript backend runs`;
+}
 
 /** Largest K of an int8 layer whose int32 accumulators cannot overflow (255 * 128 * K < 2^31, with margin). */
 export const MAX_INT8_K = 32768;
@@ -18,6 +26,8 @@ export type Step =
       zeroPoint: number; groupSize: number; bias: Float32Array | null; relu: boolean;
     }
   | { kind: 'relu'; node: string }
+  /** A Dense activation the native core lacks (from ONNX import): runs on the TS backend. */
+  | { kind: 'activation'; node: string; fn: TsActivation }
   | { kind: 'softmax'; node: string };
 
 export interface CompiledModel {
@@ -53,7 +63,9 @@ export function compile(g: Graph): CompiledModel {
         const w = denseWeight(g, node);
         const [n, k] = w.shape as number[];
         if (k !== width) throw new EdgeOptError('E_SHAPE', `model '${g.name}': node '${node.name}' takes ${k} features but gets ${width}`);
-        const relu = node.attrs.activation === 'relu';
+        const act = (node.attrs.activation ?? 'none') as Activation;
+        if (!ACTIVATIONS.includes(act)) unsupported(g, node, `has unknown activation '${String(act)}' (supported: ${ACTIVATIONS.join(', ')})`);
+        const relu = act === 'relu';
         const bias = denseBias(g, node);
         if (node.op === 'Dense') {
           steps.push({ kind: 'dense', node: node.name, n, k, weight: w.data as Float32Array, bias, relu });
@@ -62,6 +74,7 @@ export function compile(g: Graph): CompiledModel {
           const { scale, zeroPoint = 0, groupSize = 0 } = w.quant!;
           steps.push({ kind: 'qdense', node: node.name, n, k, weight: w.data as Int8Array, scales: scale, zeroPoint, groupSize, bias, relu });
         }
+        if (act !== 'none' && act !== 'relu') steps.push({ kind: 'activation', node: node.name, fn: act });
         width = n;
         break;
       }

@@ -1,6 +1,6 @@
 /**
  * Models in and out: loadModel accepts a Graph, the seed's object form, a path
- * or the bytes of an .eom file; saveModel writes .eom atomically.
+ * or the bytes of an .eom or .onnx file; saveModel writes .eom atomically.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -8,12 +8,14 @@ import { EdgeOptError } from '../errors';
 import { fromSeed, isSeedModel, type SeedModel } from './build';
 import { decodeEom, encodeEom, looksLikeSafetensors } from './eom';
 import { type Graph, isGraph, validateGraph } from './graph';
+import { importOnnx, looksLikeOnnx } from './onnx/import';
 
 export type ModelSource = Graph | SeedModel | string | Uint8Array;
 
 function decodeBytes(bytes: Uint8Array, source: string): Graph {
   if (looksLikeSafetensors(bytes) || source.endsWith('.eom')) return decodeEom(bytes, source);
-  throw new EdgeOptError('E_FORMAT', `${source}: not an .eom (safetensors) model file`);
+  if (source.endsWith('.onnx') || looksLikeOnnx(bytes)) return importOnnx(bytes, source);
+  throw new EdgeOptError('E_FORMAT', `${source}: not an .eom (safetensors) or .onnx model file`);
 }
 
 export function loadModel(source: ModelSource): Graph {
@@ -29,7 +31,7 @@ export function loadModel(source: ModelSource): Graph {
   if (source instanceof Uint8Array) return decodeBytes(source, '<bytes>');
   if (isGraph(source)) return validateGraph(source);
   if (isSeedModel(source)) return fromSeed(source);
-  throw new EdgeOptError('E_ARGUMENT', 'a model is a Graph, a seed object { architecture, weights }, an .eom path or its bytes');
+  throw new EdgeOptError('E_ARGUMENT', 'a model is a Graph, a seed object { architecture, weights }, an .eom or .onnx path, or its bytes');
 }
 
 /** Writes the model as .eom (temp file + rename, so a crash never leaves half a file). Returns the byte size. */
