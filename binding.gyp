@@ -12,6 +12,15 @@
         "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
         "OTHER_CPLUSPLUSFLAGS": ["-std=c++17", "-O3", "-ffp-contract=off"]
       }
+    },
+    {
+      "target_name": "edgeopt_npu_ref",
+      "type": "shared_library",
+      "product_prefix": "",
+      "sources": ["<!@(node scripts/sources.js npu_reference)"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
+      "cflags_cc": ["-std=c++17", "-O2", "-ffp-contract=off", "-fvisibility=hidden"]
     }
   ]
 }

@@ -10,6 +10,7 @@
 #include "../kernels/cpu_features.h"
 #include "args.h"
 #include "bench_wrap.h"
+#include "npu_wrap.h"
 #include "plan_wrap.h"
 
 namespace edgeopt::addon {
@@ -35,7 +36,8 @@ class Addon : public Napi::Addon<Addon> {
                           InstanceMethod("reluF32", &Addon::ReluF32),
                           InstanceMethod("peakProbe", &Addon::PeakProbe),
                           InstanceValue("Plan", PlanWrap::DefineClass(env)),
-                          InstanceValue("KernelBench", KernelBench::DefineClass(env))});
+                          InstanceValue("KernelBench", KernelBench::DefineClass(env)),
+                          InstanceValue("npu", NpuExports(env))});
   }
 
  private:

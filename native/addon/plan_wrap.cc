@@ -47,9 +47,13 @@ void add_layer(Plan& plan, const Napi::Object& l) {
     const float* scales = typed_view<float>(l.Get("scales"), "layer.scales", -1, &scales_len);
     const int group_size = optional_int(l, "groupSize", 0, k);
     const int zero_point = optional_int(l, "zeroPoint", -255, 255);
+    // { activationQuant: 'static', inputScale, inputZeroPoint }: calibrated int8 input (static_quant.h).
+    const Napi::Value aq = l.Get("activationQuant");
+    const bool is_static = aq.IsString() && aq.As<Napi::String>().Utf8Value() == "static";
+    const StaticActivation act{l.Get("inputScale").ToNumber().FloatValue(), l.Get("inputZeroPoint").ToNumber().Int32Value()};
     // Plan::add_dense_s8 checks that the scale count fits the channels or groups.
     return guarded(l.Env(), [&] {
-      plan.add_dense_s8({w, n, k, scales, scales_len, group_size, zero_point, bias, flag(l, "relu")});
+      plan.add_dense_s8({w, n, k, scales, scales_len, group_size, zero_point, bias, flag(l, "relu"), is_static ? &act : nullptr});
     });
   }
   throw error(l.Env(), "E_UNSUPPORTED_OP", "native plans do not run op '" + op + "'");

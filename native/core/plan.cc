@@ -69,6 +69,12 @@ void Plan::add_dense_s8(const S8Layer& s) {
   l.w_scale.assign(s.scales, s.scales + s.scale_count);
   if (s.bias) l.bias.assign(s.bias, s.bias + n);
   l.relu = s.relu;
+  if (s.static_input) {
+    if (!(s.static_input->scale > 0) || s.static_input->zero_point < -128 || s.static_input->zero_point > 127)
+      throw Error("E_VALUE", "static activation needs scale > 0 and zero point in -128..127");
+    l.static_input = true;
+    l.input = *s.static_input;
+  }
   layers_.push_back(std::move(l));
   width_ = s.n;
 }
@@ -132,6 +138,15 @@ void softmax_rows(float* x, int m, int n) {
   }
 }
 
+// Static int8 quantization fed to the uint8 GEMM as q + 128 with zero point zp + 128:
+// (q + 128) - (zp + 128) = q - zp, so the int32 accumulators equal an int8 NPU's.
+static void quantize_static_rows(StaticActivation a, const float* x, int m, int k, uint8_t* q, float* scale,
+                                 int32_t* zero_point) {
+  for (size_t i = 0; i < static_cast<size_t>(m) * k; ++i) q[i] = static_cast<uint8_t>(quantize_static_s8(x[i], a) + 128);
+  std::fill(scale, scale + m, a.scale);
+  std::fill(zero_point, zero_point + m, a.zero_point + 128);
+}
+
 void Plan::run(const float* x, int m, float* y) const {
   if (layers_.empty()) throw Error("E_SHAPE", "the plan has no layers");
   std::vector<float> cur(x, x + static_cast<size_t>(m) * input_features_), next;
@@ -154,7 +169,11 @@ void Plan::run(const float* x, int m, float* y) const {
         q.resize(static_cast<size_t>(m) * l.k);
         acc.resize(static_cast<size_t>(m) * l.n);
         next.resize(static_cast<size_t>(m) * l.n);
-        kernels_.quantize_rows_u8(cur.data(), m, l.k, q.data(), a_scale.data(), zp.data());
+        if (l.static_input) {
+          quantize_static_rows(l.input, cur.data(), m, l.k, q.data(), a_scale.data(), zp.data());
+        } else {
+          kernels_.quantize_rows_u8(cur.data(), m, l.k, q.data(), a_scale.data(), zp.data());
+        }
         if (l.group_size) {
           run_grouped_s8(l, q.data(), zp.data(), a_scale.data(), m, next.data());
           cur.swap(next);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "static_quant.h"
 #include "thread_pool.h"
 
 namespace edgeopt {
@@ -27,6 +28,8 @@ struct PlanLayer {
   int32_t w_zero_point = 0;  // asymmetric weights: W = (q - w_zero_point) * scale
   std::vector<float> bias;     // empty when the layer has none
   bool relu = false;
+  bool static_input = false;  // DenseS8: quantize the input with `input`, not per row
+  StaticActivation input{1.0f, 0};
 };
 
 class Plan {
@@ -51,6 +54,8 @@ class Plan {
     int32_t zero_point;
     const float* bias;
     bool relu;
+    // Calibrated per-tensor int8 input parameters (static_quant.h); null = dynamic per-row uint8.
+    const StaticActivation* static_input = nullptr;
   };
   void add_dense_s8(const S8Layer& layer);
   void add_relu();
