@@ -13,3 +13,4 @@ export { parseNpy, readNpy, encodeNpy, writeNpy, type Npy } from './data/npy';
 export { loadDataset, loadImageFolder, sliceRows, type Dataset } from './data/dataset';
 export { defaultModel, mnistTest, mnistTrain, loadLinearStack } from './data/bundled';
 export * from './train';
+export * from './federated';

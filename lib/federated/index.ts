@@ -1,0 +1,7 @@
+/** Federated learning: clients that train for real, a FedAvg server over HTTP, compressed updates. */
+export { FederatedLearningClient, type TrainLocalOptions, type ConnectOptions } from './client';
+export { FederatedServer, type FederatedServerOptions, type FitConfig } from './server';
+export { fedAvg, validateUpdate, type ClientUpdate, type DpOptions } from './aggregate';
+export { parseCompression, DeltaCompressor, type Compression } from './compress';
+export { readCheckpoint, type RoundRecord, type CheckpointState } from './checkpoint';
+export { readParams, writeParams, type Tensors } from './params';

@@ -1,0 +1,43 @@
+/**
+ * Model parameters as named float32 tensors (the unit FedAvg averages and
+ * updates carry): read from and written back into a Graph of Dense layers.
+ */
+import { EdgeOptError } from '../errors';
+import { cloneGraph, type Graph } from '../model/graph';
+import { Network } from '../train/network';
+
+export type Tensors = Record<string, Float32Array>;
+
+export interface ParamSpec {
+  name: string;
+  shape: number[];
+  mask?: Uint8Array;
+}
+
+/** The trainable tensors of a model, in layer order, with their masks. */
+export function paramSpecs(model: Graph): ParamSpec[] {
+  return Network.fromGraph(model).params.map((p) => ({ name: p.name, shape: p.shape, mask: p.mask }));
+}
+
+/** Copies of the trainable tensors of a model. */
+export function readParams(model: Graph): Tensors {
+  return Object.fromEntries(Network.fromGraph(model).params.map((p) => [p.name, p.data]));
+}
+
+/** A new graph with these tensor values; masked entries are forced to zero. */
+export function writeParams(model: Graph, values: Tensors): Graph {
+  const g = cloneGraph(model);
+  for (const [name, data] of Object.entries(values)) {
+    const t = g.tensors[name];
+    if (!t || t.data?.length !== data.length) throw new EdgeOptError('E_SHAPE', `model '${model.name}' has no tensor '${name}' of ${data.length} values`);
+    const copy = Float32Array.from(data);
+    if (t.mask) for (let i = 0; i < copy.length; i++) if (!t.mask[i]) copy[i] = 0;
+    g.tensors[name] = { ...t, data: copy };
+  }
+  return g;
+}
+
+/** a - b, tensor by tensor. */
+export function subtract(a: Tensors, b: Tensors): Tensors {
+  return Object.fromEntries(Object.entries(a).map(([k, v]) => [k, v.map((x, i) => x - b[k][i])]));
+}
