@@ -3,8 +3,8 @@
  * or the bytes of an .eom or .onnx file; saveModel writes .eom atomically.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { EdgeOptError } from '../errors';
+import { writeFileAtomic } from '../util/atomic-write';
 import { fromSeed, isSeedModel, type SeedModel } from './build';
 import { decodeEom, encodeEom, looksLikeSafetensors } from './eom';
 import { type Graph, isGraph, validateGraph } from './graph';
@@ -37,9 +37,7 @@ export function loadModel(source: ModelSource): Graph {
 /** Writes the model as .eom (temp file + rename, so a crash never leaves half a file). Returns the byte size. */
 export function saveModel(model: ModelSource, file: string): number {
   const bytes = encodeEom(loadModel(model));
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  fs.writeFileSync(tmp, bytes);
-  fs.renameSync(tmp, file);
+  writeFileAtomic(file, bytes);
   return bytes.length;
 }
 

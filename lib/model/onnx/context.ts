@@ -5,14 +5,15 @@
  * produced their input.
  */
 import { EdgeOptError } from '../../errors';
-import type { Activation, GraphNode, Tensor } from '../graph';
+import type { Activation, GraphNode, QuantParams, Tensor } from '../graph';
 import { AttrType, type AttributeProto, type NodeProto, toNumber } from './proto';
 import { type ConstTensor, decodeTensor } from './tensor';
 
-/** Symmetric int8 weights seen through DequantizeLinear (zero point 0): kept as int8 when a Dense uses them. */
+/** Int8 weights seen through DequantizeLinear (one zero point for all channels): kept as int8 when a Dense uses them. */
 export interface QuantizedConst {
   q: Int8Array;
   scale: Float32Array;
+  zeroPoint: number;
   /** The axis the scales run along (normalized, >= 0); irrelevant for one scale. */
   axis: number;
 }
@@ -27,13 +28,25 @@ export type Value =
       shape: Array<number | null>;
       /** Set when this is the un-activated output of this Dense and nothing else reads it: a bias add or activation can fold into it. */
       dense?: GraphNode;
-    };
+    }
+  /**
+   * The integer-MatMul pattern (DynamicQuantizeLinear -> MatMulInteger -> Cast
+   * -> Mul(x_scale * w_scale)), which becomes one QDense once complete.
+   */
+  | { kind: 'dynamicQuant'; part: 'q' | 'scale' | 'zeroPoint'; src: ActValue }
+  | { kind: 'integerProduct'; node: GraphNode; shape: Array<number | null>; cast: boolean; zeroPoint: number }
+  | { kind: 'productScale'; weightScale: Float32Array };
 
 export type ActValue = Extract<Value, { kind: 'act' }>;
 export type ConstValue = Extract<Value, { kind: 'const' }>;
 
 /** A Dense weight in IR layout [out, in]: float, or int8 with its scales. */
-export type DenseWeight = { n: number; k: number; w: Float32Array } | { n: number; k: number; q: Int8Array; scale: Float32Array };
+export type DenseWeight = { n: number; k: number; w: Float32Array } | { n: number; k: number; q: Int8Array; scale: Float32Array; zeroPoint: number };
+
+/** IR quantization parameters of int8 weights with these scales and zero point. */
+export function int8Quant(scale: Float32Array, zeroPoint: number): QuantParams {
+  return zeroPoint ? { bits: 8, scheme: 'asymmetric', axis: 0, scale, zeroPoint } : { bits: 8, scheme: 'symmetric', axis: 0, scale };
+}
 
 export class ImportContext {
   readonly values = new Map<string, Value>();
@@ -47,7 +60,7 @@ export class ImportContext {
 
   constructor(readonly model: string, readonly opset: number) {}
 
-  fail(node: NodeProto, why: string, code: 'E_UNSUPPORTED_OP' | 'E_FORMAT' | 'E_SHAPE' = 'E_UNSUPPORTED_OP'): never {
+  fail(node: NodeProto, why: string, code: 'E_UNSUPPORTED_OP' | 'E_FORMAT' | 'E_SHAPE' | 'E_DTYPE' = 'E_UNSUPPORTED_OP'): never {
     throw new EdgeOptError(code, `${this.model}: node '${node.name}' (${node.op_type}) ${why}`);
   }
 
@@ -64,7 +77,7 @@ export class ImportContext {
 
   act(node: NodeProto, i: number): ActValue {
     const v = this.value(node, i);
-    if (v.kind !== 'act') this.fail(node, `input ${i} ('${node.input[i]}') must be computed from the model input, not a constant`);
+    if (v.kind !== 'act') this.fail(node, `input ${i} ('${node.input[i]}') must be a float tensor computed from the model input (it is ${v.kind === 'const' ? 'a constant' : 'part of an unfinished DynamicQuantizeLinear/MatMulInteger pattern'})`);
     return v;
   }
 
@@ -141,8 +154,8 @@ export class ImportContext {
 
   /** Output 0 is the same value as `v` (Identity, Dropout, no-op reshapes). */
   alias(node: NodeProto, v: Value): void {
-    if (v.kind === 'const') this.set(node, v);
-    else this.setAct(node, v.shape, v.dense, v.name);
+    if (v.kind === 'act') this.setAct(node, v.shape, v.dense, v.name);
+    else this.set(node, v);
   }
 
   /** Emits a Dense (float weight) or QDense (int8 weight) reading activation `input`. */
@@ -150,7 +163,7 @@ export class ImportContext {
     const wName = this.addTensor(
       'w' in weight
         ? { name: `${nodeName}.weight`, dtype: 'float32', shape: [weight.n, weight.k], data: weight.w }
-        : { name: `${nodeName}.weight`, dtype: 'int8', shape: [weight.n, weight.k], data: weight.q, quant: { bits: 8, scheme: 'symmetric', axis: 0, scale: weight.scale } },
+        : { name: `${nodeName}.weight`, dtype: 'int8', shape: [weight.n, weight.k], data: weight.q, quant: int8Quant(weight.scale, weight.zeroPoint) },
     );
     const inputs = [input.name, wName];
     if (bias) inputs.push(this.addTensor({ name: `${nodeName}.bias`, dtype: 'float32', shape: [weight.n], data: bias }));

@@ -8,9 +8,9 @@
  */
 import type { Activation } from '../graph';
 import { blockDiagonal, broadcastTo, transposeConst, transposeData } from './consts';
-import type { ActValue, ConstValue, DenseWeight, ImportContext } from './context';
+import { type ActValue, type ConstValue, type DenseWeight, type ImportContext, int8Quant, type Value } from './context';
 import { DataType, type NodeProto, toNumber } from './proto';
-import { type ConstTensor, MAX_ELEMENTS } from './tensor';
+import { type ConstTensor, isFloatType, MAX_ELEMENTS } from './tensor';
 
 type Handler = (ctx: ImportContext, node: NodeProto) => void;
 
@@ -41,7 +41,7 @@ function denseWeight(ctx: ImportContext, node: NodeProto, v: ConstValue, outMajo
   const outAxis = outMajor ? 0 : 1;
   const quant = v.quant;
   if (quant && alpha === 1 && (quant.scale.length === 1 || quant.axis === outAxis)) {
-    return { n, k, q: outMajor ? quant.q : transposeData(quant.q, dims, [1, 0]), scale: quant.scale };
+    return { n, k, q: outMajor ? quant.q : transposeData(quant.q, dims, [1, 0]), scale: quant.scale, zeroPoint: quant.zeroPoint };
   }
   const w = Float32Array.from(outMajor ? v.t.data : transposeData(v.t.data, dims, [1, 0]));
   if (alpha !== 1) for (let i = 0; i < w.length; i++) w[i] *= alpha;
@@ -84,7 +84,7 @@ function MatMul(ctx: ImportContext, node: NodeProto): void {
   const w = denseWeight(ctx, node, b, false, 1);
   const weight: DenseWeight = 'w' in w
     ? { n: w.n * times, k: w.k * times, w: blockDiagonal(w.w, w.n, w.k, times) }
-    : { n: w.n * times, k: w.k * times, q: blockDiagonal(w.q, w.n, w.k, times), scale: w.scale.length === 1 ? w.scale : tile(w.scale, times) };
+    : { ...w, n: w.n * times, k: w.k * times, q: blockDiagonal(w.q, w.n, w.k, times), scale: w.scale.length === 1 ? w.scale : tile(w.scale, times) };
   ctx.emitDense(node, ctx.nodeName(node), a, weight, null, [a.shape[0], ...middle, nOut]);
 }
 
@@ -259,14 +259,78 @@ function DequantizeLinear(ctx: ImportContext, node: NodeProto): void {
     const c = channels === 1 ? 0 : Math.floor(i / inner) % channels;
     out[i] = (x.data[i] - (zp ? zp.data[c] : 0)) * scale.data[c];
   }
-  const symmetricInt8 = x.dataType === DataType.INT8 && (!zp || zp.data.every((z) => z === 0)) && scale.data.every((s) => s > 0);
-  const quant = symmetricInt8 ? { q: Int8Array.from(x.data), scale: Float32Array.from(scale.data), axis } : undefined;
+  const zeroPoint = zp ? zp.data[0] : 0;
+  const keepInt8 = x.dataType === DataType.INT8 && (!zp || zp.data.every((z) => z === zeroPoint)) && scale.data.every((v) => v > 0);
+  const quant = keepInt8 ? { q: Int8Array.from(x.data), scale: Float32Array.from(scale.data), zeroPoint, axis } : undefined;
   ctx.set(node, { kind: 'const', t: { dims: x.dims, dataType: DataType.FLOAT, data: out }, quant });
 }
 
+/* The integer-MatMul pattern (onnxruntime quantize_dynamic, edgeopt's 'integer' export):
+ * DynamicQuantizeLinear(x) -> MatMulInteger(x_q, W int8 [K, N], x_zp, w_zp?) -> Cast(float)
+ * -> Mul(that, Mul(x_scale, w_scale)) becomes one QDense (dynamic activation quantization). */
+
+function patternValue<K extends Value['kind']>(ctx: ImportContext, node: NodeProto, i: number, kind: K, what: string): Extract<Value, { kind: K }> {
+  const v = ctx.value(node, i);
+  if (v.kind !== kind) ctx.fail(node, `input ${i} ('${node.input[i]}') must be ${what}`);
+  return v as Extract<Value, { kind: K }>;
+}
+
+function DynamicQuantizeLinear(ctx: ImportContext, node: NodeProto): void {
+  const src = ctx.act(node, 0);
+  (['q', 'scale', 'zeroPoint'] as const).forEach((part, i) => {
+    if (node.output[i]) ctx.set(node, { kind: 'dynamicQuant', part, src }, i);
+  });
+}
+
+function MatMulInteger(ctx: ImportContext, node: NodeProto): void {
+  const a = patternValue(ctx, node, 0, 'dynamicQuant', 'the quantized output of DynamicQuantizeLinear');
+  const aZp = ctx.hasInput(node, 2) ? patternValue(ctx, node, 2, 'dynamicQuant', 'the zero point from the same DynamicQuantizeLinear') : undefined;
+  if (a.part !== 'q' || aZp?.part !== 'zeroPoint' || aZp.src !== a.src) ctx.fail(node, 'must take the quantized input and zero point of one DynamicQuantizeLinear');
+  const b = ctx.constant(node, 1, 'int8 weight B').t;
+  if (b.dataType !== DataType.INT8 || b.dims.length !== 2) ctx.fail(node, `needs a 2-D int8 constant weight, got ${b.dims.length}-D data_type ${b.dataType}`, 'E_DTYPE');
+  const [kIn, nOut] = b.dims;
+  const [k] = rowDims(ctx, node, a.src);
+  if (a.src.shape.length !== 2 || k !== kIn) ctx.fail(node, `weight takes ${kIn} features but the input has shape [${a.src.shape.map((d) => d ?? '?')}]`, 'E_SHAPE');
+  const zp = ctx.hasInput(node, 3) ? ctx.constant(node, 3, 'weight zero point').t.data : [0];
+  if (!Array.from(zp).every((z) => z === zp[0])) ctx.fail(node, 'has per-column weight zero points that differ; edgeopt keeps one zero point per weight');
+  const name = ctx.nodeName(node);
+  // Scales come from the rescaling Mul further down; until then the weight has no quant params.
+  const w = ctx.addTensor({ name: `${name}.weight`, dtype: 'int8', shape: [nOut, kIn], data: Int8Array.from(transposeData(b.data, b.dims, [1, 0])) });
+  const ir = ctx.emit({ name, op: 'QDense', inputs: [a.src.name, w], outputs: [node.output[0]], attrs: { activation: 'none', activationQuant: 'dynamic' } });
+  ctx.set(node, { kind: 'integerProduct', node: ir, shape: [a.src.shape[0], nOut], cast: false, zeroPoint: zp[0] });
+}
+
+/** Cast of constants (folded) and of the MatMulInteger accumulator to float. */
+function Cast(ctx: ImportContext, node: NodeProto): void {
+  const v = ctx.value(node, 0);
+  const to = ctx.intAttr(node, 'to', 0);
+  if (v.kind === 'integerProduct' && !v.cast && to === DataType.FLOAT) return ctx.set(node, { ...v, cast: true });
+  if (v.kind !== 'const') ctx.fail(node, 'casts a computed tensor; only constants and a MatMulInteger result (to float) can be cast');
+  const data = isFloatType(to) ? Float32Array.from(v.t.data) : Float64Array.from(v.t.data, Math.trunc);
+  ctx.set(node, { kind: 'const', t: { dims: v.t.dims, dataType: to, data } });
+}
+
+function Mul(ctx: ImportContext, node: NodeProto): void {
+  const [x, y] = [ctx.value(node, 0), ctx.value(node, 1)];
+  const [dq, w] = x.kind === 'dynamicQuant' ? [x, y] : [y, x];
+  if (dq.kind === 'dynamicQuant' && dq.part === 'scale' && w.kind === 'const') {
+    return ctx.set(node, { kind: 'productScale', weightScale: Float32Array.from(w.t.data) });
+  }
+  const [p, s] = x.kind === 'integerProduct' ? [x, y] : [y, x];
+  if (p.kind !== 'integerProduct' || !p.cast || s.kind !== 'productScale') {
+    ctx.fail(node, 'is not the rescale of a MatMulInteger result (Mul by x_scale * w_scale); other Mul ops are not supported');
+  }
+  const n = p.shape[1] as number;
+  if (s.weightScale.length !== 1 && s.weightScale.length !== n) ctx.fail(node, `has ${s.weightScale.length} weight scales for ${n} output channels`, 'E_SHAPE');
+  const weight = ctx.tensors[p.node.inputs[1]];
+  ctx.tensors[weight.name] = { ...weight, quant: int8Quant(s.weightScale, p.zeroPoint) };
+  p.node.outputs = [node.output[0]];
+  ctx.setAct(node, p.shape, p.node);
+}
+
 export const HANDLERS: Record<string, Handler> = {
-  Add, Clip, Constant, DequantizeLinear, Dropout, Flatten, Gemm, Identity, MatMul, Relu: activation('relu'),
-  Reshape, Sigmoid: activation('sigmoid'), Softmax, Tanh: activation('tanh'), Transpose,
+  Add, Cast, Clip, Constant, DequantizeLinear, Dropout, DynamicQuantizeLinear, Flatten, Gemm, Identity, MatMul, MatMulInteger, Mul,
+  Relu: activation('relu'), Reshape, Sigmoid: activation('sigmoid'), Softmax, Tanh: activation('tanh'), Transpose,
 };
 
 export const SUPPORTED_OPS = Object.keys(HANDLERS).sort();
