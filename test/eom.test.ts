@@ -64,8 +64,34 @@ test('a generic safetensors reader lists every tensor with contiguous offsets', 
   }
   assert.is(8 + Number(bytes.readBigUInt64LE(0)) + end, bytes.length, 'data section ends at the end of the file');
   assert.is(Number(bytes.readBigUInt64LE(0)) % 8, 0, 'header padded to 8 bytes');
-  const w = listSafetensors(bytes)['fc1.weight'];
-  assert.equal([w.dtype, w.shape], ['I8', [128, 784]]);
+  const dense = listSafetensors(encodeEom(quantizeGraph(fp32)))['fc1.weight'];
+  assert.equal([dense.dtype, dense.shape], ['I8', [128, 784]]);
+  const sparse = listSafetensors(bytes)['fc1.weight'];
+  assert.equal([sparse.dtype, sparse.shape], ['I8', [128 * 784 / 2]], 'a pruned tensor stores only its kept values');
+});
+
+test('low-bit, group-wise, asymmetric and sparse tensors round trip and shrink the file', () => {
+  const fpBytes = encodeEom(fp32).length;
+  const cases = [
+    [quantizeGraph(fp32, { bits: 4 }), 0.15],
+    [quantizeGraph(fp32, { bits: 4, granularity: { group: 32 } }), 0.15],
+    [quantizeGraph(fp32, { bits: 2, granularity: { group: 64 } }), 0.1],
+    [quantizeGraph(fp32, { bits: 8, granularity: 'global' }), 0.27],
+    [pruneGraph(fp32, { sparsity: 0.7 }), 0.35],
+    [quantizeGraph(pruneGraph(fp32, { sparsity: 0.5, mode: '2:4' }), { bits: 4 }), 0.11],
+  ] as const;
+  for (const [g, limit] of cases) {
+    const bytes = encodeEom(g);
+    assert.ok(bytes.length <= limit * fpBytes, `${g.metadata.quantization ?? g.metadata.pruning}: ${bytes.length} bytes`);
+    const back = decodeEom(bytes);
+    for (const [name, t] of Object.entries(g.tensors)) {
+      if (t.data instanceof Float32Array) sameFloats(back.tensors[name].data as Float32Array, t.data, name);
+      else if (t.data) sameInts(back.tensors[name].data!, t.data, name);
+      assert.equal(back.tensors[name].quant?.zeroPoint, t.quant?.zeroPoint);
+      assert.equal(back.tensors[name].quant?.groupSize, t.quant?.groupSize);
+      if (t.quant) sameFloats(back.tensors[name].quant!.scale, t.quant.scale, `${name} scales`);
+    }
+  }
 });
 
 test('saveModel writes atomically and loadModel reads it back', () => {

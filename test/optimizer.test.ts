@@ -1,4 +1,6 @@
 /** Quantization and pruning passes on the real fixture weights, and the pipeline's report. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { backendInfo, kernels } from '../lib/backends';
@@ -8,7 +10,10 @@ import { sliceRows } from '../lib/data/dataset';
 import { EdgeModelOptimizer } from '../lib/optimizer/optimizer';
 import { prune, pruneGraph } from '../lib/optimizer/prune';
 import { quantize, quantizeGraph } from '../lib/optimizer/quantize';
-import { sameFloats, sameInts, throwsCode } from './helpers';
+import { denseGraph } from '../lib/model/build';
+import { evaluateModel } from '../lib/optimizer/evaluate';
+import { EdgeInferenceEngine } from '../lib/engine/engine';
+import { FIXTURES, sameFloats, sameInts, throwsCode } from './helpers';
 
 const fp32 = defaultModel();
 const w1 = fp32.tensors['fc1.weight'].data as Float32Array;
@@ -71,6 +76,115 @@ test('bad optimizer arguments are E_ARGUMENT', () => {
   throwsCode(() => pruneGraph(fp32, { sparsity: 1.5 }), 'E_ARGUMENT', /sparsity/);
   throwsCode(() => pruneGraph(quantizeGraph(fp32), { sparsity: 0.5 }), 'E_ARGUMENT', /already quantized/);
   throwsCode(() => new EdgeModelOptimizer().addOptimization('x', 3 as never), 'E_ARGUMENT', /function/);
+});
+
+
+
+// Every mode on the real fixture weights, against PyTorch's own figures (fixture results.json).
+
+const torch = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'mlp-784-128-10', 'results.json'), 'utf8'));
+const test2000 = mnistTest();
+const base = evaluateModel(fp32, test2000);
+
+function changedVsFp32(predictions: Int32Array): number {
+  return predictions.reduce((c, p, i) => c + (p !== base.predictions[i] ? 1 : 0), 0);
+}
+
+test('weight scales equal PyTorch observers (per-tensor, per-channel, 4-bit, asymmetric)', () => {
+  const layers = torch.weight_only;
+  const t8 = quantizeGraph(fp32, { granularity: 'tensor' }).tensors;
+  assert.is(t8['fc1.weight'].quant!.scale[0], Math.fround(layers.w8_per_tensor_sym_i8.layers.fc1.scale));
+  assert.is(t8['fc2.weight'].quant!.scale[0], Math.fround(layers.w8_per_tensor_sym_i8.layers.fc2.scale));
+  const c4 = quantizeGraph(fp32, { bits: 4 }).tensors['fc1.weight'].quant!.scale;
+  const [lo, hi] = layers.w4_per_channel_sym_i4.layers.fc1.scale_per_channel_min_max;
+  assert.is(Math.min(...c4), Math.fround(lo));
+  assert.is(Math.max(...c4), Math.fround(hi));
+  // The global min/max grid of a one-layer model is PyTorch's per-tensor asymmetric observer.
+  const fc1Only = denseGraph('fc1', [{ weight: w1, outFeatures: 128, inFeatures: 784 }]);
+  const asym = quantizeGraph(fc1Only, { granularity: 'global' }).tensors['fc1.weight'].quant!;
+  assert.is(asym.scale[0], Math.fround(layers.w8_per_tensor_asym_u8.layers.fc1.scale));
+  assert.is(asym.zeroPoint! + 128, layers.w8_per_tensor_asym_u8.layers.fc1.zero_point);
+});
+
+test('int8 per-channel: within 0.2 points, at most 8 rows change, at most 0.27x bytes', () => {
+  const q = quantizeGraph(fp32);
+  const ev = evaluateModel(q, test2000);
+  assert.ok(Math.abs(ev.accuracy - base.accuracy) <= 0.002, `${ev.accuracy}`);
+  assert.ok(changedVsFp32(ev.predictions) <= 8);
+});
+
+test('4-bit per-channel and per-tensor reproduce PyTorch exactly (93.25 % / 33 rows, 92.95 % / 45 rows)', () => {
+  for (const [granularity, anchor] of [['channel', torch.weight_only.w4_per_channel_sym_i4], ['tensor', torch.weight_only.w4_per_tensor_sym_i4]] as const) {
+    const ev = evaluateModel(quantizeGraph(fp32, { bits: 4, granularity }), test2000);
+    assert.is(Math.round(ev.accuracy * 1e4), Math.round(anchor.accuracy * 1e4), granularity);
+    assert.is(changedVsFp32(ev.predictions), anchor.argmax_changed, granularity);
+  }
+});
+
+test('group-32 4-bit stays within 0.7 points of fp32', () => {
+  const ev = evaluateModel(quantizeGraph(fp32, { bits: 4, granularity: { group: 32 } }), test2000);
+  assert.ok(Math.abs(ev.accuracy - base.accuracy) <= 0.007, `${ev.accuracy}`);
+});
+
+test('the seed global min/max 8-bit scheme runs and is measured honestly', () => {
+  const ev = evaluateModel(quantizeGraph(fp32, { granularity: 'global' }), test2000);
+  assert.ok(ev.accuracy > 0.9 && ev.accuracy <= base.accuracy + 0.003, `${ev.accuracy}`);
+});
+
+test('global pruning 0.5 matches PyTorch: per-layer sparsity 0.5040 / 0.1875 and 93.75 % (21 rows)', () => {
+  const p = pruneGraph(fp32, { sparsity: 0.5, mode: 'global' });
+  const sparsity = (name: string) => p.tensors[name].mask!.filter((v) => v === 0).length / p.tensors[name].mask!.length;
+  assert.is(sparsity('fc1.weight').toFixed(4), '0.5040');
+  assert.is(sparsity('fc2.weight').toFixed(4), '0.1875');
+  const total = (128 * 784 + 10 * 128) * 0.5;
+  assert.is(p.tensors['fc1.weight'].mask!.filter((v) => v === 0).length + p.tensors['fc2.weight'].mask!.filter((v) => v === 0).length, Math.floor(total));
+  const ev = evaluateModel(p, test2000);
+  assert.is(Math.round(ev.accuracy * 1e4), 9375);
+  assert.is(changedVsFp32(ev.predictions), 21);
+});
+
+test('unstructured 0.5 per layer matches PyTorch (92.90 %, 85 rows)', () => {
+  const ev = evaluateModel(pruneGraph(fp32, { sparsity: 0.5 }), test2000);
+  assert.is(Math.round(ev.accuracy * 1e4), 9290);
+  assert.is(changedVsFp32(ev.predictions), 85);
+});
+
+test('2:4 holds exactly in every group of four along K', () => {
+  const p = pruneGraph(fp32, { mode: '2:4' });
+  for (const name of ['fc1.weight', 'fc2.weight']) {
+    const [n, k] = p.tensors[name].shape as number[];
+    const mask = p.tensors[name].mask!;
+    for (let r = 0; r < n; r++) for (let s = 0; s < k; s += 4) assert.is(mask[r * k + s] + mask[r * k + s + 1] + mask[r * k + s + 2] + mask[r * k + s + 3], 2, `${name} row ${r} group ${s}`);
+  }
+});
+
+test('neuron pruning 50% halves the hidden layer and runs on every backend', () => {
+  const p = pruneGraph(fp32, { sparsity: 0.5, mode: 'neurons' });
+  assert.equal(p.tensors['fc1.weight'].shape, [64, 784]);
+  assert.equal(p.tensors['fc1.bias'].shape, [64]);
+  assert.equal(p.tensors['fc2.weight'].shape, [10, 64]);
+  const x = sliceRows(test2000, 0, 16);
+  const outs = (['cpu', 'ts'] as const).map((device) => {
+    const e = new EdgeInferenceEngine({ device });
+    e.loadModelSync('n', quantizeGraph(p));
+    return e.inferSync('n', { data: x.data, shape: x.shape }).data;
+  });
+  if (backendInfo().native) sameFloats(outs[0], outs[1], 'native vs ts');
+  const ev = evaluateModel(p, test2000);
+  assert.ok(ev.accuracy > 0.5, `${ev.accuracy}`);
+});
+
+test('group-wise and asymmetric int8 layers are bit-identical on native and TS', () => {
+  if (!backendInfo().native) return;
+  const x = sliceRows(test2000, 0, 33);
+  for (const q of [quantizeGraph(fp32, { bits: 4, granularity: { group: 32 } }), quantizeGraph(fp32, { granularity: 'global' }), quantizeGraph(fp32, { bits: 3, granularity: { group: 100 } })]) {
+    const [a, b] = (['cpu', 'ts'] as const).map((device) => {
+      const e = new EdgeInferenceEngine({ device });
+      e.loadModelSync('q', q);
+      return e.inferSync('q', { data: x.data, shape: x.shape }).data;
+    });
+    sameFloats(a, b, q.metadata.quantization);
+  }
 });
 
 test.run();

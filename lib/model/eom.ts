@@ -12,18 +12,15 @@
 import { EdgeOptError } from '../errors';
 import type { DType, Graph, GraphNode, QuantParams, Tensor, TensorData } from './graph';
 import { arrayFor, elementCount, validateGraph } from './graph';
+import { countKept, fromHalfArray, keptValues, packBits, packedLength, packInts, scatterKept, toHalfArray, unpackBits, unpackInts } from './eom-codecs';
+import { isHalfExact } from '../util/float16';
 
 export const EOM_FORMAT_VERSION = '1';
 /** Safetensors readers refuse larger headers; so do we (and never allocate one). */
 const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 
-const ST_DTYPES: Record<DType, { st: string; size: number }> = {
-  float32: { st: 'F32', size: 4 },
-  int32: { st: 'I32', size: 4 },
-  int8: { st: 'I8', size: 1 },
-  uint8: { st: 'U8', size: 1 },
-};
-const FROM_ST: Record<string, DType> = { F32: 'float32', I32: 'int32', I8: 'int8', U8: 'uint8' };
+const FROM_ST: Record<string, DType> = { F32: 'float32', I32: 'int32', I8: 'int8', U8: 'uint8', F16: 'float32' };
+const ST_SIZE: Record<string, number> = { F32: 4, I32: 4, I8: 1, U8: 1, F16: 2 };
 
 /** How a tensor is described inside the metadata graph; arrays refer to entries by name. */
 interface TensorMeta {
@@ -33,6 +30,8 @@ interface TensorMeta {
   mask?: string;
   /** Set when the data entry holds `bits`-bit values packed LSB first (bits <= 4). */
   packedBits?: number;
+  /** Set when the data entry holds only the values the mask keeps, in order. */
+  sparse?: boolean;
   quant?: Omit<QuantParams, 'scale'> & { scale: string };
 }
 
@@ -45,44 +44,20 @@ interface GraphMeta {
   metadata: Record<string, string>;
 }
 
-/** Pruning masks are stored one bit per weight, least significant bit first. */
-function packBits(mask: Uint8Array): Uint8Array {
-  const out = new Uint8Array(Math.ceil(mask.length / 8));
-  for (let i = 0; i < mask.length; i++) if (mask[i]) out[i >> 3] |= 1 << (i & 7);
-  return out;
-}
-
-function unpackBits(bits: Uint8Array, count: number): Uint8Array {
-  const out = new Uint8Array(count);
-  for (let i = 0; i < count; i++) out[i] = (bits[i >> 3] >> (i & 7)) & 1;
-  return out;
-}
-
-/** Low-bit weights: floor(8 / bits) two's-complement values per byte, LSB first. */
-function packInts(values: Int8Array, bits: number): Uint8Array {
-  const per = Math.floor(8 / bits);
-  const mask = (1 << bits) - 1;
-  const out = new Uint8Array(Math.ceil(values.length / per));
-  for (let i = 0; i < values.length; i++) out[Math.floor(i / per)] |= (values[i] & mask) << (bits * (i % per));
-  return out;
-}
-
-function unpackInts(packed: Uint8Array, bits: number, count: number): Int8Array {
-  const per = Math.floor(8 / bits);
-  const mask = (1 << bits) - 1;
-  const sign = 1 << (bits - 1);
-  const out = new Int8Array(count);
-  for (let i = 0; i < count; i++) {
-    const u = (packed[Math.floor(i / per)] >> (bits * (i % per))) & mask;
-    out[i] = u >= sign ? u - (1 << bits) : u;
-  }
-  return out;
-}
-
 interface Entry {
   name: string;
-  data: TensorData;
+  dtype: 'F32' | 'F16' | 'I32' | 'I8' | 'U8';
+  data: TensorData | Uint16Array;
   shape: number[];
+}
+
+const ST_OF: Array<[new (...a: never[]) => TensorData, Entry['dtype']]> = [
+  [Float32Array, 'F32'], [Int32Array, 'I32'], [Int8Array, 'I8'], [Uint8Array, 'U8'],
+];
+
+function entryOf(name: string, data: TensorData, shape?: number[]): Entry {
+  const dtype = ST_OF.find(([c]) => data instanceof c)![1];
+  return { name, dtype, data, shape: shape ?? [data.length] };
 }
 
 /** Serializes a graph to .eom bytes. */
@@ -93,25 +68,30 @@ export function encodeEom(graph: Graph): Buffer {
   for (const t of Object.values(graph.tensors)) {
     const meta: TensorMeta = { dtype: t.dtype, shape: t.shape };
     if (t.data) {
-      const bits = t.quant?.bits ?? 8;
-      if (t.data instanceof Int8Array && bits <= 4) {
-        const packed = packInts(t.data, bits);
-        entries.push({ name: t.name, data: packed, shape: [packed.length] });
-        meta.packedBits = bits;
-      } else {
-        entries.push({ name: t.name, data: t.data, shape: t.shape as number[] });
+      let values = t.data;
+      if (t.mask) {
+        values = keptValues(values, t.mask);
+        meta.sparse = true;
       }
+      const bits = t.quant?.bits ?? 8;
+      if (values instanceof Int8Array && bits <= 4) {
+        values = packInts(values, bits);
+        meta.packedBits = bits;
+      }
+      entries.push(entryOf(t.name, values, meta.sparse || meta.packedBits ? undefined : (t.shape as number[])));
       meta.data = t.name;
     }
     if (t.mask) {
-      const bits = packBits(t.mask);
-      entries.push({ name: `${t.name}::mask`, data: bits, shape: [bits.length] });
+      entries.push(entryOf(`${t.name}::mask`, packBits(t.mask)));
       meta.mask = `${t.name}::mask`;
     }
     if (t.quant) {
       const { scale, ...rest } = t.quant;
-      entries.push({ name: `${t.name}::scale`, data: scale, shape: [scale.length] });
-      meta.quant = { ...rest, scale: `${t.name}::scale` };
+      const name = `${t.name}::scale`;
+      // Group scales are half-precision by construction; keep them 2 bytes each.
+      if (scale.length > 1 && isHalfExact(scale)) entries.push({ name, dtype: 'F16', data: toHalfArray(scale), shape: [scale.length] });
+      else entries.push(entryOf(name, scale));
+      meta.quant = { ...rest, scale: name };
     }
     tensors[t.name] = meta;
   }
@@ -123,8 +103,7 @@ export function encodeEom(graph: Graph): Buffer {
   };
   let offset = 0;
   for (const e of entries) {
-    const st = ST_DTYPES[e.data instanceof Float32Array ? 'float32' : e.data instanceof Int32Array ? 'int32' : e.data instanceof Int8Array ? 'int8' : 'uint8'];
-    header[e.name] = { dtype: st.st, shape: e.shape, data_offsets: [offset, offset + e.data.byteLength] };
+    header[e.name] = { dtype: e.dtype, shape: e.shape, data_offsets: [offset, offset + e.data.byteLength] };
     offset += e.data.byteLength;
   }
   let json = JSON.stringify(header);
@@ -168,7 +147,7 @@ export function decodeEom(input: Uint8Array, source = '<bytes>'): Graph {
 
   // 1. Validate every entry against the bytes present, then copy it out.
   const ranges: Array<[number, number, string]> = [];
-  const specs: Array<{ name: string; dtype: DType; shape: number[]; begin: number; end: number }> = [];
+  const specs: Array<{ name: string; dtype: DType; half: boolean; shape: number[]; begin: number; end: number }> = [];
   for (const [name, value] of Object.entries(header)) {
     if (name === '__metadata__') continue;
     const v = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
@@ -183,12 +162,12 @@ export function decodeEom(input: Uint8Array, source = '<bytes>'): Graph {
     const [begin, end] = offs as [number, number];
     if (end > dataLen) fail(`tensor '${name}' spans bytes ${begin}..${end} but the data section has ${dataLen}`);
     const count = (shape as number[]).reduce((a, d) => a * d, 1);
-    const want = count * ST_DTYPES[dtype].size;
+    const want = count * ST_SIZE[String(v.dtype)];
     if (!Number.isSafeInteger(want) || want !== end - begin) {
       fail(`tensor '${name}' declares shape [${shape}] (${want} bytes) but its byte range holds ${end - begin}`);
     }
     ranges.push([begin, end, name]);
-    specs.push({ name, dtype, shape: shape as number[], begin, end });
+    specs.push({ name, dtype, half: v.dtype === 'F16', shape: shape as number[], begin, end });
   }
   ranges.sort((a, b) => a[0] - b[0]);
   for (let i = 1; i < ranges.length; i++) {
@@ -196,9 +175,10 @@ export function decodeEom(input: Uint8Array, source = '<bytes>'): Graph {
   }
   const arrays = new Map<string, TensorData>();
   for (const s of specs) {
-    const arr = arrayFor(s.dtype, elementCount(s.shape));
-    Buffer.from(arr.buffer).set(bytes.subarray(dataStart + s.begin, dataStart + s.end));
-    arrays.set(s.name, arr);
+    const count = elementCount(s.shape);
+    const raw = s.half ? new Uint16Array(count) : arrayFor(s.dtype, count);
+    Buffer.from(raw.buffer).set(bytes.subarray(dataStart + s.begin, dataStart + s.end));
+    arrays.set(s.name, raw instanceof Uint16Array ? fromHalfArray(raw) : raw);
   }
 
   // 2. Rebuild the graph from the metadata.
@@ -221,26 +201,34 @@ export function decodeEom(input: Uint8Array, source = '<bytes>'): Graph {
     if (a.constructor !== ctor) fail(`entry '${ref}' of '${owner}' must be ${want}`);
     return a;
   };
+  // Data entries may be sparse (kept values only) and/or bit-packed; undo both.
+  const tensorData = (t: TensorMeta, name: string, mask: Uint8Array | undefined): TensorData => {
+    const count = elementCount(t.shape);
+    if (t.sparse && !mask) fail(`tensor '${name}' is stored sparse but has no mask`);
+    const stored = t.sparse ? countKept(mask!) : count;
+    if (t.packedBits === undefined) {
+      const values = entry(t.data, name, t.dtype);
+      if (values.length !== stored) fail(`tensor '${name}' has ${values.length} stored values, expected ${stored}`);
+      return t.sparse ? scatterKept(values, mask!) : values;
+    }
+    const bits = t.packedBits;
+    if (t.dtype !== 'int8' || !(bits >= 2 && bits <= 4)) fail(`tensor '${name}' has invalid packedBits`);
+    const packed = entry(t.data, name, 'uint8') as Uint8Array;
+    if (packed.length !== packedLength(stored, bits)) fail(`tensor '${name}': ${packed.length} packed bytes for ${stored} ${bits}-bit values`);
+    const values = unpackInts(packed, bits, stored);
+    return t.sparse ? scatterKept(values, mask!) : values;
+  };
   const tensors: Record<string, Tensor> = {};
   for (const [name, t] of Object.entries(meta.tensors)) {
-    if (!t || !FROM_ST[ST_DTYPES[t.dtype]?.st]) fail(`tensor '${name}' has an unknown dtype`);
+    if (!t || !['float32', 'int32', 'int8', 'uint8'].includes(t.dtype)) fail(`tensor '${name}' has an unknown dtype`);
     const tensor: Tensor = { name, dtype: t.dtype, shape: t.shape };
-    if (t.data !== undefined && t.packedBits !== undefined) {
-      const count = elementCount(t.shape);
-      const bits = t.packedBits;
-      if (t.dtype !== 'int8' || !(bits >= 2 && bits <= 4) || !Number.isSafeInteger(count)) fail(`tensor '${name}' has invalid packedBits`);
-      const packed = entry(t.data, name, 'uint8') as Uint8Array;
-      if (packed.length !== Math.ceil(count / Math.floor(8 / bits))) fail(`tensor '${name}': ${packed.length} packed bytes for ${count} ${bits}-bit values`);
-      tensor.data = unpackInts(packed, bits, count);
-    } else if (t.data !== undefined) {
-      tensor.data = entry(t.data, name, t.dtype);
-    }
     if (t.mask !== undefined) {
-      const count = tensor.data?.length ?? 0;
+      const count = elementCount(t.shape);
       const bits = entry(t.mask, name, 'uint8') as Uint8Array;
-      if (bits.length !== Math.ceil(count / 8)) fail(`mask of '${name}' has ${bits.length} bytes for ${count} values`);
+      if (!Number.isSafeInteger(count) || bits.length !== Math.ceil(count / 8)) fail(`mask of '${name}' has ${bits.length} bytes for ${count} values`);
       tensor.mask = unpackBits(bits, count);
     }
+    if (t.data !== undefined) tensor.data = tensorData(t, name, tensor.mask);
     if (t.quant) {
       tensor.quant = { ...t.quant, scale: entry(t.quant.scale, name, 'float32') as Float32Array };
     }

@@ -3,7 +3,7 @@
  *
  * - 'channel' (default): symmetric, scale = max|w| / (2^(bits-1) - 1) per output channel
  * - 'tensor':            symmetric, one scale per layer
- * - { group: g }:        symmetric, one scale per output channel per g weights along K
+ * - { group: g }:        symmetric, one (half-precision) scale per output channel per g weights along K
  * - 'global':            the seed's asymmetric min/max over all layers at once:
  *                        scale = (max - min) / (2^bits - 1), zero point = round(-min / scale),
  *                        q = clamp(round(w / scale) + zero point) (an integer zero point, so
@@ -16,6 +16,7 @@
 import { kernels } from '../backends';
 import { clamp, f32, roundEven } from '../backends/ts/numerics';
 import { EdgeOptError } from '../errors';
+import { roundToHalf } from '../util/float16';
 import { cloneGraph, denseWeight, type Graph, type QuantParams } from '../model/graph';
 import type { Pass } from './pass';
 
@@ -39,19 +40,25 @@ function describe(g: Granularity): string {
   return typeof g === 'string' ? `per-${g}` : `group-${g.group}`;
 }
 
-/** Symmetric quantization of each [channel][group] slice of W [n, k]. */
+/**
+ * Symmetric quantization of each [channel][group] slice of W [n, k]. Group
+ * scales are many (one per `group` weights), so they are rounded to half
+ * precision — stored as F16, as GGML and MatMulNBits do — before the weights
+ * are quantized with them.
+ */
 function quantizeGroups(w: Float32Array, n: number, k: number, bits: number, group: number): { q: Int8Array; scales: Float32Array } {
   const groups = Math.ceil(k / group);
+  const qmax = 2 ** (bits - 1) - 1;
   const q = new Int8Array(n * k);
   const scales = new Float32Array(n * groups);
   const kt = kernels();
   for (let r = 0; r < n; r++) {
     for (let gi = 0; gi < groups; gi++) {
       const from = r * k + gi * group;
-      const len = Math.min(group, k - gi * group);
-      const part = kt.quantizeSymmetric(w.subarray(from, from + len), 1, len, bits, false);
-      q.set(part.q, from);
-      scales[r * groups + gi] = part.scales[0];
+      const slice = w.subarray(from, from + Math.min(group, k - gi * group));
+      const scale = roundToHalf(kt.quantizeSymmetric(slice, 1, slice.length, bits, false).scales[0]);
+      for (let i = 0; i < slice.length; i++) q[from + i] = clamp(roundEven(f32(slice[i] / scale)), -qmax, qmax);
+      scales[r * groups + gi] = scale;
     }
   }
   return { q, scales };
