@@ -1,7 +1,8 @@
 /** Every `edgeopt` subcommand: one file each, registered in this order. */
 import type { Command } from 'commander';
 import * as demo from './demo';
+import * as exportOnnx from './export';
 import * as info from './info';
 import * as train from './train';
 
-export const commands: Array<{ register(program: Command): void }> = [demo, info, train];
+export const commands: Array<{ register(program: Command): void }> = [demo, info, train, exportOnnx];
