@@ -1,22 +1,36 @@
 /**
  * EdgeInferenceEngine: serves several models by id. Each model is compiled
- * once into segments placed on a backend (native C++ when a binary loads,
- * else TypeScript); where a node runs, and why, is kept in `placement(id)` and
- * announced with a 'fallback' event. Library code never prints.
+ * once and partitioned into segments, each on one backend: an NPU plugin for
+ * the runs of nodes it supports, else the native C++ core, else TypeScript.
+ * Where a node runs, and why it is not on the preferred backend, is kept in
+ * `placement(id)` and announced with a 'fallback' event. Library code never prints.
  */
 import { EventEmitter } from 'node:events';
 import { nativeAddon, backendInfo } from '../backends';
+import { loadNpuPlugin, type NpuPlugin } from '../backends/npu';
 import { EdgeOptError } from '../errors';
 import { loadModel, type ModelSource } from '../model';
-import { nativeSegment, type Segment, tsSegment } from './runners';
-import { compile, type CompiledModel, nativeUnsupported } from './steps';
+import type { NpuHealth } from './npu-segment';
+import { partition, type PartitionOptions, type StepPlacement } from './partition';
+import type { Backend, Segment } from './runners';
+import { compile, type CompiledModel } from './steps';
 
-export type Device = 'auto' | 'cpu' | 'ts';
+export type Device = 'auto' | 'npu' | 'cpu' | 'ts';
 
 export interface EngineOptions {
-  /** 'auto' and 'cpu' use the native core when it loads (else TS, with a 'fallback' event); 'ts' forces TypeScript. */
+  /**
+   * 'auto': the NPU when a plugin is configured (npuPlugin or EDGEOPT_NPU_PLUGIN), else the CPU.
+   * 'npu': the NPU for every node it supports, the CPU for the rest. 'cpu': the native core
+   * (TS when no binary loads). 'ts': TypeScript only. Every fallback is reported.
+   */
   device?: Device;
-  /** Throw instead of falling back. */
+  /** Path of an NPU plugin shared library (default: the EDGEOPT_NPU_PLUGIN environment variable). */
+  npuPlugin?: string;
+  /** Key/value options passed to the plugin's init(). */
+  npuOptions?: Record<string, string>;
+  /** Intra-op threads of native plans (default: the core count; results do not depend on it). */
+  threads?: number;
+  /** Throw (E_PLUGIN / E_NATIVE) instead of falling back. */
   strict?: boolean;
   /** Native kernel table to use ('scalar', 'avx2', ...); default: the best this CPU runs. */
   kernel?: string;
@@ -25,15 +39,15 @@ export interface EngineOptions {
 export interface Placement {
   node: string;
   op: string;
-  backend: 'native' | 'ts';
+  backend: Backend;
   reason?: string;
 }
 
 export interface FallbackEvent {
   modelId: string;
   node: string;
-  from: string;
-  to: string;
+  from: Backend;
+  to: Backend;
   reason: string;
 }
 
@@ -47,6 +61,13 @@ export interface InferOutput {
   shape: [number, number];
 }
 
+export interface LoadResult {
+  id: string;
+  inputShape: number[];
+  outputFeatures: number;
+  placement: Placement[];
+}
+
 interface LoadedModel {
   id: string;
   compiled: CompiledModel;
@@ -54,54 +75,115 @@ interface LoadedModel {
   placement: Placement[];
 }
 
-const DEVICES: Device[] = ['auto', 'cpu', 'ts'];
+const DEVICES: Device[] = ['auto', 'npu', 'cpu', 'ts'];
+
+type NpuState = { plugin: NpuPlugin; name: string } | { plugin: null; reason: string | null };
 
 export class EdgeInferenceEngine extends EventEmitter {
-  private readonly options: Required<Omit<EngineOptions, 'kernel'>> & { kernel?: string };
+  private readonly options: EngineOptions & { device: Device; strict: boolean };
   private readonly models = new Map<string, LoadedModel>();
+  private readonly npuHealth: NpuHealth = { healthy: true };
+  private npu?: NpuState;
   private disposed = false;
 
   constructor(options: EngineOptions = {}) {
     super();
     const device = options.device ?? 'auto';
     if (!DEVICES.includes(device)) throw new EdgeOptError('E_ARGUMENT', `device must be one of ${DEVICES.join(', ')}, got '${device}'`);
-    this.options = { device, strict: options.strict ?? false, kernel: options.kernel };
+    if (options.threads !== undefined && !(Number.isInteger(options.threads) && options.threads >= 1 && options.threads <= 256)) {
+      throw new EdgeOptError('E_ARGUMENT', `threads must be an integer in 1..256, got ${String(options.threads)}`);
+    }
+    this.options = { ...options, device, strict: options.strict ?? false };
   }
 
   /** Compiles a model (Graph, seed object, .eom path or bytes) and places its nodes. */
-  async loadModel(id: string, source: ModelSource): Promise<{ id: string; inputShape: number[]; outputFeatures: number; placement: Placement[] }> {
+  async loadModel(id: string, source: ModelSource): Promise<LoadResult> {
     return this.loadModelSync(id, source);
   }
 
-  loadModelSync(id: string, source: ModelSource): { id: string; inputShape: number[]; outputFeatures: number; placement: Placement[] } {
+  loadModelSync(id: string, source: ModelSource): LoadResult {
     this.assertAlive();
     if (typeof id !== 'string' || !id) throw new EdgeOptError('E_ARGUMENT', 'model id must be a non-empty string');
     const graph = loadModel(source);
     const compiled = compile(graph);
-    const { segment, reason } = this.place(compiled);
-    const placement: Placement[] = graph.nodes.map((n) => ({ node: n.name, op: n.op, backend: segment.backend, ...(reason ? { reason } : {}) }));
-    this.models.set(id, { id, compiled, segments: [segment], placement });
-    if (reason) {
-      for (const p of placement) this.emit('fallback', { modelId: id, node: p.node, from: 'native', to: 'ts', reason } satisfies FallbackEvent);
+    const preferred = this.preferredBackend();
+    const { segments, placed } = partition(compiled.steps, compiled.inputFeatures, this.partitionOptions(preferred));
+    const fallbacks = placed.filter((p) => p.backend !== preferred);
+    if (this.options.strict && fallbacks.length) {
+      const f = fallbacks[0];
+      throw new EdgeOptError(preferred === 'npu' ? 'E_PLUGIN' : 'E_NATIVE',
+        `model '${id}': node '${f.step.node}' cannot run on ${preferred} and strict is set: ${f.reason ?? 'unsupported'}`);
     }
-    return { id, inputShape: compiled.rowShape, outputFeatures: compiled.outputFeatures, placement };
+    const placement = nodePlacement(graph.nodes, placed);
+    this.models.set(id, { id, compiled, segments, placement });
+    for (const p of placement) {
+      if (p.backend !== preferred && p.reason) this.emit('fallback', { modelId: id, node: p.node, from: preferred, to: p.backend, reason: p.reason } satisfies FallbackEvent);
+    }
+    return { id, inputShape: compiled.rowShape, outputFeatures: compiled.outputFeatures, placement: placement.map((p) => ({ ...p })) };
   }
 
-  private place(compiled: CompiledModel): { segment: Segment; reason?: string } {
-    if (this.options.device === 'ts') return { segment: tsSegment(compiled.steps, compiled.inputFeatures) };
-    const addon = nativeAddon();
-    // Until the engine splits models into segments, a model with a TS-only step runs wholly on TS.
-    const unsupported = nativeUnsupported(compiled.steps);
-    if (!addon || unsupported) {
-      const reason = unsupported ?? backendInfo().reason ?? 'the native backend is unavailable';
-      if (this.options.strict) throw new EdgeOptError('E_NATIVE', `device '${this.options.device}' with strict: ${reason}`);
-      return { segment: tsSegment(compiled.steps, compiled.inputFeatures), reason };
+  /** The backend this engine's options ask for. */
+  private preferredBackend(): Backend {
+    const { device } = this.options;
+    if (device === 'ts') return 'ts';
+    if (device === 'npu' || (device === 'auto' && this.pluginPath())) return 'npu';
+    return 'native';
+  }
+
+  private pluginPath(): string | undefined {
+    return this.options.npuPlugin ?? (process.env.EDGEOPT_NPU_PLUGIN || undefined);
+  }
+
+  /** Loads the plugin once per engine; a failure becomes the reason every node falls back. */
+  private loadNpu(): NpuState {
+    if (this.npu) return this.npu;
+    const file = this.pluginPath();
+    if (!file) return (this.npu = { plugin: null, reason: 'no NPU plugin is configured (set the npuPlugin option or EDGEOPT_NPU_PLUGIN)' });
+    try {
+      const plugin = loadNpuPlugin(file, this.options.npuOptions);
+      return (this.npu = { plugin, name: plugin.info().name });
+    } catch (err) {
+      if (!(err instanceof EdgeOptError) || err.code !== 'E_PLUGIN') throw err;
+      return (this.npu = { plugin: null, reason: err.message });
     }
-    return { segment: nativeSegment(addon, compiled.steps, compiled.inputFeatures, this.options.kernel) };
+  }
+
+  private partitionOptions(preferred: Backend): PartitionOptions {
+    const addon = preferred === 'ts' ? null : nativeAddon();
+    const cpu = { preferred, addon, nativeReason: addon ? undefined : backendInfo().reason, kernel: this.options.kernel, threads: this.options.threads };
+    if (preferred !== 'npu') return cpu;
+    const npu = this.loadNpu();
+    if (!npu.plugin) return { ...cpu, npuUnavailable: npu.reason ?? undefined };
+    return { ...cpu, npu: { plugin: npu.plugin, name: npu.name, health: this.npuHealth, onFailure: (err) => this.npuFailed(err) } };
+  }
+
+  /** An execute failure: strict rethrows; else the plugin is unhealthy from now on and its nodes move to the CPU. */
+  private npuFailed(err: unknown): void {
+    const message = (err as Error).message;
+    if (this.options.strict) throw new EdgeOptError('E_PLUGIN', `${message} (strict: no CPU fallback)`, { cause: err });
+    if (!this.npuHealth.healthy) return;
+    this.npuHealth.healthy = false;
+    this.npuHealth.reason = `the NPU plugin is marked unhealthy after an execute failure: ${message}`;
+    for (const m of this.models.values()) {
+      for (const p of m.placement) {
+        if (p.backend !== 'npu') continue;
+        p.backend = 'native';
+        p.reason = this.npuHealth.reason;
+        this.emit('fallback', { modelId: m.id, node: p.node, from: 'npu', to: 'native', reason: p.reason } satisfies FallbackEvent);
+      }
+    }
+  }
+
+  /** The loaded NPU plugin's description, or null with the reason none is in use. */
+  npuStatus(): { plugin: ReturnType<NpuPlugin['info']> | null; healthy: boolean; reason?: string } {
+    const npu = this.preferredBackend() === 'npu' ? this.loadNpu() : { plugin: null, reason: `device '${this.options.device}' does not use an NPU` };
+    if (!npu.plugin) return { plugin: null, healthy: false, reason: npu.reason ?? undefined };
+    return { plugin: npu.plugin.info(), healthy: this.npuHealth.healthy, reason: this.npuHealth.reason };
   }
 
   unloadModel(id: string): boolean {
-    // In-flight native runs hold their own reference to the plan, so they finish safely.
+    // In-flight runs hold their own references (segments in their closures; plans and
+    // NPU graphs as shared_ptrs in their AsyncWorkers), so they finish safely.
     return this.models.delete(id);
   }
 
@@ -183,4 +265,21 @@ function describe(x: unknown): string {
   if (ArrayBuffer.isView(x)) return x.constructor.name;
   if (Array.isArray(x)) return 'an Array';
   return typeof x;
+}
+
+/**
+ * One entry per graph node. A node with several steps (a Dense and its TS-only
+ * activation) reports its last step; Flatten/Reshape have no step and report
+ * the backend of the step before them (they only change how a row is viewed).
+ */
+function nodePlacement(nodes: Array<{ name: string; op: string }>, placed: StepPlacement[]): Placement[] {
+  const byNode = new Map<string, StepPlacement>();
+  for (const p of placed) byNode.set(p.step.node, p);
+  let previous: Backend = placed[0].backend;
+  return nodes.map((n) => {
+    const p = byNode.get(n.name);
+    if (!p) return { node: n.name, op: n.op, backend: previous };
+    previous = p.backend;
+    return { node: n.name, op: n.op, backend: p.backend, ...(p.reason ? { reason: p.reason } : {}) };
+  });
 }

@@ -1,11 +1,12 @@
 /**
- * The TS execution of an int8 layer (QDense step): dynamic per-row activation
- * quantization, int32 GEMM, weight zero-point correction for asymmetric
+ * The TS execution of an int8 layer (QDense step): dynamic per-row (or static
+ * calibrated) activation quantization, int32 GEMM, weight zero-point correction for asymmetric
  * weights, and per-channel or per-group dequantization — the same operations
  * in the same order as native/core/plan.cc, so results are bit-identical.
  */
 import { biasActF32, tsKernels } from '../backends/ts/kernels';
 import { f32 } from '../backends/ts/numerics';
+import { quantizeStaticRows } from '../backends/ts/static-quant';
 import type { Step } from './steps';
 
 type QDenseStep = Extract<Step, { kind: 'qdense' }>;
@@ -29,7 +30,7 @@ function columns<T extends Uint8Array | Int8Array>(src: T, rows: number, k: numb
 
 export function runQDense(step: QDenseStep, x: Float32Array, rows: number): Float32Array {
   const { n, k, weight, scales, zeroPoint, groupSize } = step;
-  const a = tsKernels.quantizeRowsU8(x, rows, k);
+  const a = step.input ? quantizeStaticRows(x, rows, k, step.input) : tsKernels.quantizeRowsU8(x, rows, k);
   if (!groupSize) {
     const acc = tsKernels.gemmU8S8(a.q, a.zeroPoint, rows, k, weight, n);
     if (zeroPoint) subtractWeightZeroPoint(acc, n, a.q, k, a.zeroPoint, zeroPoint);

@@ -14,8 +14,10 @@ const ACTIVATION_FNS: Record<TsActivation, (v: number) => number> = {
   relu6: (v) => (v < 0 ? 0 : v > 6 ? 6 : v),
 };
 
+export type Backend = 'npu' | 'native' | 'ts';
+
 export interface Segment {
-  backend: 'native' | 'ts';
+  backend: Backend;
   steps: Step[];
   inputFeatures: number;
   outputFeatures: number;
@@ -23,11 +25,11 @@ export interface Segment {
   run(x: Float32Array, rows: number): Promise<Float32Array>;
 }
 
-function stepWidth(step: Step, width: number): number {
+export function stepWidth(step: Step, width: number): number {
   return step.kind === 'dense' || step.kind === 'qdense' ? step.n : width;
 }
 
-function runStep(step: Step, x: Float32Array, rows: number, width: number): Float32Array {
+export function runStep(step: Step, x: Float32Array, rows: number, width: number): Float32Array {
   const k = tsKernels;
   switch (step.kind) {
     case 'dense':
@@ -43,8 +45,32 @@ function runStep(step: Step, x: Float32Array, rows: number, width: number): Floa
   }
 }
 
-/** Large batches yield to the event loop between steps, so timers and I/O keep running. */
-const YIELD_WORK = 1 << 20;
+/** About this many multiply-adds run between two yields to the event loop (a few ms of TS work). */
+const YIELD_WORK = 1 << 21;
+
+function stepWork(step: Step, width: number): number {
+  return step.kind === 'dense' || step.kind === 'qdense' ? step.k * step.n : width;
+}
+
+const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * One step over row chunks, yielding between chunks so timers and I/O keep
+ * running. Every step is row-wise (per-row or per-tensor quantization), so
+ * chunking never changes results.
+ */
+async function runStepYielding(step: Step, x: Float32Array, rows: number, width: number): Promise<Float32Array> {
+  const chunk = Math.max(1, Math.floor(YIELD_WORK / stepWork(step, width)));
+  if (rows <= chunk) return runStep(step, x, rows, width);
+  const outWidth = stepWidth(step, width);
+  const out = new Float32Array(rows * outWidth);
+  for (let r = 0; r < rows; r += chunk) {
+    await yieldToLoop();
+    const m = Math.min(chunk, rows - r);
+    out.set(runStep(step, x.subarray(r * width, (r + m) * width), m, width), r * outWidth);
+  }
+  return out;
+}
 
 export function tsSegment(steps: Step[], inputFeatures: number): Segment {
   const outputFeatures = steps.reduce((w, s) => stepWidth(s, w), inputFeatures);
@@ -61,8 +87,7 @@ export function tsSegment(steps: Step[], inputFeatures: number): Segment {
     let cur = x;
     let width = inputFeatures;
     for (const s of steps) {
-      if (rows * width >= YIELD_WORK) await new Promise((r) => setImmediate(r));
-      cur = runStep(s, cur, rows, width);
+      cur = await runStepYielding(s, cur, rows, width);
       width = stepWidth(s, width);
     }
     return cur;
@@ -70,23 +95,35 @@ export function tsSegment(steps: Step[], inputFeatures: number): Segment {
   return { backend: 'ts', steps, inputFeatures, outputFeatures, runSync, run };
 }
 
-function layerSpec(s: Step): NativeLayerSpec {
+/** The addon's layer spec of a step; `width` (its input width) sizes Relu/Softmax for NPU plugins. */
+export function layerSpec(s: Step, width = 0): NativeLayerSpec {
   switch (s.kind) {
     case 'dense':
-      return { op: 'dense', n: s.n, k: s.k, weight: s.weight, bias: s.bias ?? undefined, relu: s.relu };
+      return { op: 'dense', name: s.node, n: s.n, k: s.k, weight: s.weight, bias: s.bias ?? undefined, relu: s.relu };
     case 'qdense':
-      return { op: 'qdense', n: s.n, k: s.k, weight: s.weight, scales: s.scales, zeroPoint: s.zeroPoint, groupSize: s.groupSize, bias: s.bias ?? undefined, relu: s.relu };
+      return {
+        op: 'qdense', name: s.node, n: s.n, k: s.k, weight: s.weight, scales: s.scales, zeroPoint: s.zeroPoint, groupSize: s.groupSize,
+        bias: s.bias ?? undefined, relu: s.relu,
+        ...(s.input ? { activationQuant: 'static', inputScale: s.input.scale, inputZeroPoint: s.input.zeroPoint } : { activationQuant: 'dynamic' }),
+      };
     case 'activation': // the engine keeps models with these steps on TS (nativeUnsupported)
       throw new EdgeOptError('E_NATIVE', `node '${s.node}': the native core has no ${s.fn} activation`);
     default:
-      return { op: s.kind };
+      return { op: s.kind, name: s.node, n: width, k: width };
   }
 }
 
-export function nativeSegment(addon: NativeAddon, steps: Step[], inputFeatures: number, kernel?: string): Segment {
+/** Each step's input width, given the segment's input width. */
+export function stepInputWidths(steps: Step[], inputFeatures: number): number[] {
+  const widths: number[] = [];
+  steps.reduce((w, s) => (widths.push(w), stepWidth(s, w)), inputFeatures);
+  return widths;
+}
+
+export function nativeSegment(addon: NativeAddon, steps: Step[], inputFeatures: number, kernel?: string, threads?: number): Segment {
   let plan: NativePlan;
   try {
-    plan = new addon.Plan(steps.map(layerSpec), kernel);
+    plan = new addon.Plan(steps.map((s) => layerSpec(s)), kernel, threads);
   } catch (err) {
     throw fromNative(err, 'building the native plan');
   }

@@ -7,6 +7,12 @@ import { EdgeOptError } from '../errors';
 import type { Graph, GraphNode } from '../model/graph';
 import { ACTIVATIONS, type Activation, denseBias, denseWeight, elementCount } from '../model/graph';
 
+/** attrs { activationQuant: 'static', inputScale, inputZeroPoint } of a QDense node (see graph.ts). */
+export interface StaticInput {
+  scale: number;
+  zeroPoint: number;
+}
+
 export type TsActivation = Exclude<Activation, 'none' | 'relu'>;
 
 /** Why a compiled model cannot run on the native core (it has TS-only steps), or undefined. */
@@ -24,6 +30,8 @@ export type Step =
       kind: 'qdense'; node: string; n: number; k: number; weight: Int8Array; scales: Float32Array;
       /** Asymmetric weights' zero point (0 when symmetric); scales per group of K when groupSize > 0. */
       zeroPoint: number; groupSize: number; bias: Float32Array | null; relu: boolean;
+      /** Static (calibrated) per-tensor int8 input quantization; absent = dynamic per-row uint8. */
+      input?: StaticInput;
     }
   | { kind: 'relu'; node: string }
   /** A Dense activation the native core lacks (from ONNX import): runs on the TS backend. */
@@ -40,6 +48,17 @@ export interface CompiledModel {
 
 function unsupported(g: Graph, node: GraphNode, why: string): never {
   throw new EdgeOptError('E_UNSUPPORTED_OP', `model '${g.name}': node '${node.name}' (${node.op}) ${why}`);
+}
+
+function staticInput(g: Graph, node: GraphNode): StaticInput | undefined {
+  const { activationQuant, inputScale, inputZeroPoint } = node.attrs;
+  if (activationQuant !== 'static') return undefined;
+  const scale = Math.fround(Number(inputScale));
+  const zeroPoint = Number(inputZeroPoint);
+  if (!(scale > 0 && Number.isFinite(scale)) || !Number.isInteger(zeroPoint) || zeroPoint < -128 || zeroPoint > 127) {
+    unsupported(g, node, `has static activation quantization with inputScale ${String(inputScale)} and inputZeroPoint ${String(inputZeroPoint)}; needs a finite scale > 0 and an integer zero point in -128..127`);
+  }
+  return { scale, zeroPoint };
 }
 
 export function compile(g: Graph): CompiledModel {
@@ -72,7 +91,8 @@ export function compile(g: Graph): CompiledModel {
         } else {
           if (k > MAX_INT8_K) unsupported(g, node, `has K=${k}; int8 layers are limited to K <= ${MAX_INT8_K}`);
           const { scale, zeroPoint = 0, groupSize = 0 } = w.quant!;
-          steps.push({ kind: 'qdense', node: node.name, n, k, weight: w.data as Int8Array, scales: scale, zeroPoint, groupSize, bias, relu });
+          const input = staticInput(g, node);
+          steps.push({ kind: 'qdense', node: node.name, n, k, weight: w.data as Int8Array, scales: scale, zeroPoint, groupSize, bias, relu, ...(input ? { input } : {}) });
         }
         if (act !== 'none' && act !== 'relu') steps.push({ kind: 'activation', node: node.name, fn: act });
         width = n;

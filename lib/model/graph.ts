@@ -53,7 +53,12 @@ export type AttrValue = string | number | boolean | number[];
 /**
  * Dense:   inputs [x, weight float32 [out, in], bias? [out]], attrs { activation }
  * QDense:  inputs [x, weight int8 [out, in] with quant, bias? float32 [out]],
- *          attrs { activation, activationQuant: 'dynamic' } (per-row uint8 per call)
+ *          attrs { activation, activationQuant: 'dynamic' } (per-row uint8 per call), or the
+ *          static form NPUs need (calibrated, TFLite int8, lib/optimizer/calibrate.ts):
+ *          attrs { activationQuant: 'static', inputScale: float32 > 0, inputZeroPoint: int in -128..127 };
+ *          q = clamp(round_half_even(x / inputScale) + inputZeroPoint, -128, 127),
+ *          acc = sum (q - inputZeroPoint) * w (int32), y = float(acc) * (inputScale * wScale[n]) + bias[n].
+ *          Every backend (TS, native, the reference NPU plugin) gives bit-identical results.
  * Relu, Softmax (last axis), Flatten (to [batch, rest]), Reshape (attrs { shape }).
  */
 export interface GraphNode {

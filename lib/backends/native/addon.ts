@@ -16,6 +16,11 @@ export interface NativeLayerSpec {
   groupSize?: number;
   bias?: Float32Array;
   relu?: boolean;
+  /** Static int8 input quantization (QDense attrs activationQuant/inputScale/inputZeroPoint); NPU layers also carry a name. */
+  activationQuant?: 'static' | 'dynamic';
+  inputScale?: number;
+  inputZeroPoint?: number;
+  name?: string;
 }
 
 export interface NativePlan {
@@ -40,7 +45,9 @@ export interface NativeAddon {
   dequantizeS8(q: Int8Array, n: number, k: number, scales: Float32Array): Float32Array;
   pruneMask(w: Float32Array, pruneCount: number): { keep: Uint8Array; threshold: number };
   reluF32(x: Float32Array, kernel?: string): Float32Array;
-  Plan: new (layers: NativeLayerSpec[], kernel?: string) => NativePlan;
+  Plan: new (layers: NativeLayerSpec[], kernel?: string, threads?: number) => NativePlan;
+  /** The NPU plugin host (native/addon/npu_wrap.cc); typed in lib/backends/npu.ts. */
+  npu: unknown;
 }
 
 /** The package root: lib/backends/native (sources) and dist/backends/native (build) are both 3 deep. */
