@@ -25,11 +25,11 @@ export interface Segment {
   run(x: Float32Array, rows: number): Promise<Float32Array>;
 }
 
-export function stepWidth(step: Step, width: number): number {
+function stepWidth(step: Step, width: number): number {
   return step.kind === 'dense' || step.kind === 'qdense' ? step.n : width;
 }
 
-export function runStep(step: Step, x: Float32Array, rows: number, width: number): Float32Array {
+function runStep(step: Step, x: Float32Array, rows: number, width: number): Float32Array {
   const k = tsKernels;
   switch (step.kind) {
     case 'dense':
