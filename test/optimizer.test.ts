@@ -56,18 +56,65 @@ test('per-layer pruning zeroes exactly floor(n * sparsity) weights and keeps a m
   for (let i = 0; i < m.data!.length; i++) if (!m.mask![i]) assert.is(m.data![i], 0, 'pruned weights stay zero after quantization');
 });
 
-test('the pipeline reports size and accuracy for every pass', async () => {
+test('the pipeline reports size, layers and accuracy for every pass', async () => {
   const evaluation = sliceRows(mnistTest(), 0, 500);
   const opt = new EdgeModelOptimizer().addOptimization('prune', prune({ sparsity: 0.5 })).addOptimization('int8', quantize({ bits: 8 }));
   const { model, report } = await opt.optimize(fp32, { evaluation });
   assert.is(report.passes.length, 2);
-  assert.ok(report.bytesAfter < report.bytesBefore * 0.3, `${report.bytesAfter} bytes`);
+  assert.ok(report.bytesAfter < report.bytesBefore * 0.2, `${report.bytesAfter} bytes`);
+  assert.is(report.paramsBefore, 101770);
+  assert.is(report.compression, report.bytesBefore / report.bytesAfter);
+  assert.equal(report.layersBefore.map((l) => [l.node, l.shape, l.bits, l.sparsity]), [['fc1', [128, 784], 32, 0], ['fc2', [10, 128], 32, 0]]);
+  const [pruned, int8] = report.passes;
+  assert.equal(pruned.layers.map((l) => l.sparsity), [0.5, 0.5]);
+  assert.equal(int8.layers.map((l) => [l.op, l.bits, l.activations]), [['QDense', 8, 'dynamic'], ['QDense', 8, 'dynamic']]);
+  assert.is(int8.bytesAfter, report.bytesAfter);
   for (const p of report.passes) {
-    assert.type(p.accuracyBefore, 'number');
-    assert.type(p.accuracyAfter, 'number');
-    assert.ok(p.accuracyAfter! > 0.85, `${p.name}: ${p.accuracyAfter}`);
+    assert.ok(p.after!.accuracy > 0.85, `${p.name}: ${p.after!.accuracy}`);
+    assert.ok(p.after!.maxAbsLogitError > 0 && p.after!.meanAbsLogitError < p.after!.maxAbsLogitError);
   }
+  assert.type(report.accuracyBefore, 'number');
+  assert.equal(report.targetIssues, []);
   assert.is(model.nodes[0].op, 'QDense');
+});
+
+test('targets: an npu profile defaults to static activations and flags what will not fit', async () => {
+  const calibration = sliceRows(mnistTest(), 0, 200);
+  const npu = await new EdgeModelOptimizer().addOptimization('int8', quantize()).optimize(fp32, { target: 'npu', calibration });
+  assert.ok(npu.model.nodes.every((n) => n.attrs.activationQuant === 'static'));
+  assert.equal(npu.report.targetIssues, []);
+  const dynamic = await new EdgeModelOptimizer().addOptimization('int4', quantize({ bits: 4, activations: 'dynamic' })).optimize(fp32, { target: 'npu' });
+  const reasons = dynamic.report.targetIssues.map((i) => `${i.node}: ${i.reason}`).join('\n');
+  assert.match(reasons, /fc1: 4-bit weights/);
+  assert.match(reasons, /fc2: dynamic activation quantization/);
+  const narrow = await new EdgeModelOptimizer().optimize(fp32, { target: { kind: 'npu', capabilities: { maxChannels: 64 } } });
+  assert.match(narrow.report.targetIssues.map((i) => i.reason).join(' '), /float32 layer/);
+  const mcu = await new EdgeModelOptimizer().addOptimization('int8', quantize()).optimize(fp32, { target: { kind: 'mcu', ramBytes: 4096, flashBytes: 64 * 1024 } });
+  const mcuReasons = mcu.report.targetIssues.map((i) => `${i.node ?? 'model'}: ${i.reason}`).join('\n');
+  assert.match(mcuReasons, /model: the model takes \d+ bytes, flash holds 65536/);
+  assert.match(mcuReasons, /fc1: needs 4432 bytes of working memory/);
+  assert.not.match(mcuReasons, /fc2/);
+});
+
+test('static activations from calibration data: PyTorch-level accuracy, identical on every backend', () => {
+  const calibration = sliceRows(test2000, 0, 500);
+  const q = quantizeGraph(fp32, { activations: 'static', calibration });
+  assert.equal(q.nodes.map((n) => n.attrs.inputZeroPoint), [-128, -128], 'inputs are non-negative (pixels, post-ReLU)');
+  assert.is(q.nodes[0].attrs.inputScale, Math.fround(1 / 255));
+  const ev = evaluateModel(q, test2000);
+  assert.ok(Math.abs(ev.accuracy - base.accuracy) <= 0.003, `${ev.accuracy}`);
+  if (backendInfo().native) {
+    const x = sliceRows(test2000, 0, 20);
+    const [a, b] = (['cpu', 'ts'] as const).map((device) => {
+      const e = new EdgeInferenceEngine({ device });
+      e.loadModelSync('s', q);
+      return e.inferSync('s', { data: x.data, shape: x.shape }).data;
+    });
+    sameFloats(a, b, 'static int8 native vs ts');
+  }
+  const p = quantizeGraph(fp32, { activations: 'static', calibration, observer: { percentile: 99.9 } });
+  assert.ok((p.nodes[1].attrs.inputScale as number) < (q.nodes[1].attrs.inputScale as number), 'a percentile clips the range');
+  throwsCode(() => quantizeGraph(fp32, { activations: 'static' }), 'E_ARGUMENT', /calibration/);
 });
 
 test('bad optimizer arguments are E_ARGUMENT', () => {

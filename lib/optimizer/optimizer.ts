@@ -1,6 +1,8 @@
 /**
- * EdgeModelOptimizer: a pipeline of named passes, each reported with model
- * size (as an .eom file) and, given evaluation data, accuracy before/after.
+ * EdgeModelOptimizer: a pipeline of named passes. Every pass is reported with
+ * per-layer storage, model bytes (as an .eom file) and parameters, and, given
+ * evaluation data, accuracy before/after, changed predictions and logit error
+ * against the original model; the optimized model is checked against a target.
  */
 import type { Dataset } from '../data/dataset';
 import { EdgeOptError } from '../errors';
@@ -8,25 +10,43 @@ import { loadModel, modelFileSize, type ModelSource } from '../model';
 import type { Graph } from '../model/graph';
 import { evaluateModel } from './evaluate';
 import type { Pass } from './pass';
-import { pruneGraph } from './prune';
+import { pruneGraph, type PruneOptions } from './prune';
 import { quantizeGraph } from './quantize';
+import { type AccuracyReport, compareTo, layerReports, type LayerReport } from './report';
+import { checkTarget, type Target, type TargetIssue, targetName } from './target';
 
 export interface PassReport {
   name: string;
   bytesBefore: number;
   bytesAfter: number;
-  accuracyBefore?: number;
-  accuracyAfter?: number;
-  /** Evaluation rows whose prediction changed in this pass. */
-  changedPredictions?: number;
+  paramsAfter: number;
+  layers: LayerReport[];
+  /** With evaluation data: the model after this pass, against the original model. */
+  after?: AccuracyReport;
 }
 
 export interface OptimizeReport {
-  passes: PassReport[];
+  target: string;
+  /** Why layers will not fit the target (empty when everything fits). */
+  targetIssues: TargetIssue[];
   bytesBefore: number;
   bytesAfter: number;
+  paramsBefore: number;
+  paramsAfter: number;
   compression: number;
+  layersBefore: LayerReport[];
+  /** With evaluation data: the original model's accuracy. */
+  accuracyBefore?: number;
+  passes: PassReport[];
 }
+
+export interface OptimizeOptions {
+  target?: Target;
+  calibration?: Dataset;
+  evaluation?: Dataset;
+}
+
+const params = (layers: LayerReport[]) => layers.reduce((s, l) => s + l.params, 0);
 
 export class EdgeModelOptimizer {
   private readonly passes: Array<{ name: string; pass: Pass }> = [];
@@ -38,27 +58,44 @@ export class EdgeModelOptimizer {
     return this;
   }
 
-  async optimize(model: ModelSource, options: { calibration?: Dataset; evaluation?: Dataset } = {}): Promise<{ model: Graph; report: OptimizeReport }> {
-    let graph = loadModel(model);
-    const first = modelFileSize(graph);
-    let before = options.evaluation ? evaluateModel(graph, options.evaluation) : undefined;
-    const reports: PassReport[] = [];
+  async optimize(model: ModelSource, options: OptimizeOptions = {}): Promise<{ model: Graph; report: OptimizeReport }> {
+    const original = loadModel(model);
+    const reference = options.evaluation ? evaluateModel(original, options.evaluation) : undefined;
+    const layersBefore = layerReports(original);
+    const passes: PassReport[] = [];
+    let graph = original;
     for (const { name, pass } of this.passes) {
       const bytesBefore = modelFileSize(graph);
-      const next = loadModel(await pass(graph, { ...options }));
-      const report: PassReport = { name, bytesBefore, bytesAfter: modelFileSize(next) };
-      if (options.evaluation && before) {
-        const after = evaluateModel(next, options.evaluation);
-        report.accuracyBefore = before.accuracy;
-        report.accuracyAfter = after.accuracy;
-        report.changedPredictions = after.predictions.reduce((c, p, i) => c + (p !== before!.predictions[i] ? 1 : 0), 0);
-        before = after;
+      let next: Graph;
+      try {
+        next = loadModel(await pass(graph, { ...options }));
+      } catch (err) {
+        if (err instanceof EdgeOptError) throw new EdgeOptError(err.code, `pass '${name}': ${err.message}`, { cause: err });
+        throw err;
       }
-      reports.push(report);
+      const layers = layerReports(next);
+      const report: PassReport = { name, bytesBefore, bytesAfter: modelFileSize(next), paramsAfter: params(layers), layers };
+      if (reference) report.after = compareTo(reference, evaluateModel(next, options.evaluation!));
+      passes.push(report);
       graph = next;
     }
-    const last = modelFileSize(graph);
-    return { model: graph, report: { passes: reports, bytesBefore: first, bytesAfter: last, compression: first / last } };
+    const bytesBefore = modelFileSize(original);
+    const bytesAfter = modelFileSize(graph);
+    return {
+      model: graph,
+      report: {
+        target: targetName(options.target),
+        targetIssues: checkTarget(graph, options.target),
+        bytesBefore,
+        bytesAfter,
+        paramsBefore: params(layersBefore),
+        paramsAfter: params(layerReports(graph)),
+        compression: bytesBefore / bytesAfter,
+        layersBefore,
+        ...(reference ? { accuracyBefore: reference.accuracy } : {}),
+        passes,
+      },
+    };
   }
 
   /** The seed's direct method: symmetric per-channel weights of `bits` bits. */
@@ -67,7 +104,7 @@ export class EdgeModelOptimizer {
   }
 
   /** The seed's direct method: per-layer unstructured magnitude pruning. */
-  pruneModel(model: ModelSource, sparsity: number): Graph {
-    return pruneGraph(loadModel(model), { sparsity });
+  pruneModel(model: ModelSource, sparsity: number, options: Omit<PruneOptions, 'sparsity'> = {}): Graph {
+    return pruneGraph(loadModel(model), { ...options, sparsity });
   }
 }

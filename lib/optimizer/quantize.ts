@@ -11,20 +11,28 @@
  *                        most one step)
  *
  * Rounding is half to even in float32 (PyTorch's). Activations are quantized
- * dynamically per row at run time. Pruned zeros stay zero in every symmetric mode.
+ * dynamically per row at run time, or statically per tensor from calibration
+ * data (see calibrate.ts). Pruned zeros stay zero in every symmetric mode.
  */
 import { kernels } from '../backends';
 import { clamp, f32, roundEven } from '../backends/ts/numerics';
 import { EdgeOptError } from '../errors';
 import { roundToHalf } from '../util/float16';
 import { cloneGraph, denseWeight, type Graph, type QuantParams } from '../model/graph';
+import type { Dataset } from '../data/dataset';
+import { applyStaticActivations, observeActivations, type Observer } from './calibrate';
 import type { Pass } from './pass';
+import { targetQuantizeDefaults } from './target';
 
 export type Granularity = 'channel' | 'tensor' | 'global' | { group: number };
 
 export interface QuantizeOptions {
   bits?: number;
   granularity?: Granularity;
+  /** 'dynamic' (default): per-row uint8 per call. 'static': per-tensor int8 scales from `calibration`. */
+  activations?: 'dynamic' | 'static';
+  calibration?: Dataset;
+  observer?: Observer;
 }
 
 /** Parses 'channel' | 'tensor' | 'global' | 'group:32' | { group: 32 }. */
@@ -85,6 +93,11 @@ export function quantizeGraph(graph: Graph, options: QuantizeOptions = {}): Grap
   const bits = options.bits ?? 8;
   if (!Number.isInteger(bits) || bits < 2 || bits > 8) throw new EdgeOptError('E_ARGUMENT', `quantize: bits must be an integer in 2..8, got ${bits}`);
   const granularity = parseGranularity(options.granularity);
+  const activations = options.activations ?? 'dynamic';
+  if (activations !== 'dynamic' && activations !== 'static') throw new EdgeOptError('E_ARGUMENT', `quantize: activations must be 'dynamic' or 'static', got '${String(activations)}'`);
+  if (activations === 'static' && !options.calibration) throw new EdgeOptError('E_ARGUMENT', "quantize: activations 'static' needs calibration data");
+  // Observe the float model, before its weights change.
+  const ranges = activations === 'static' ? observeActivations(graph, options.calibration!, options.observer) : undefined;
   const g = cloneGraph(graph);
   const dense = g.nodes.filter((n) => n.op === 'Dense');
   const grid = granularity === 'global' ? globalGrid(dense.map((n) => denseWeight(g, n).data as Float32Array), bits) : undefined;
@@ -110,10 +123,17 @@ export function quantizeGraph(graph: Graph, options: QuantizeOptions = {}): Grap
     node.op = 'QDense';
     node.attrs = { ...node.attrs, activationQuant: 'dynamic' };
   }
-  g.metadata.quantization = `int${bits} ${grid ? 'asymmetric global min/max' : `symmetric ${describe(granularity)}`} weights, dynamic per-row uint8 activations`;
-  return g;
+  const acts = ranges ? 'static per-tensor int8 activations' : 'dynamic per-row uint8 activations';
+  g.metadata.quantization = `int${bits} ${grid ? 'asymmetric global min/max' : `symmetric ${describe(granularity)}`} weights, ${acts}`;
+  return ranges ? applyStaticActivations(g, ranges) : g;
 }
 
+/**
+ * The quantize pass. Options left out come from the pipeline's target (e.g. an
+ * NPU implies static activations); static activations use options.calibration,
+ * else the pipeline's calibration data.
+ */
 export function quantize(options: QuantizeOptions = {}): Pass {
-  return (graph) => quantizeGraph(graph, options);
+  return (graph, ctx) =>
+    quantizeGraph(graph, { ...targetQuantizeDefaults(ctx?.target), ...options, calibration: options.calibration ?? ctx?.calibration });
 }
