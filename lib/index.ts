@@ -3,6 +3,7 @@ export { EdgeOptError, type ErrorCode } from './errors';
 export { backendInfo, kernels, type BackendInfo, type Kernels } from './backends';
 export * from './model';
 export * from './model/onnx';
+export { loadNpuPlugin, referenceNpuPluginPath, type NpuPlugin, type NpuPluginInfo, type NpuCapabilities } from './backends/npu';
 export { EdgeInferenceEngine, type EngineOptions, type Placement, type FallbackEvent, type InferInput, type InferOutput, type Device } from './engine/engine';
 export { EdgeModelOptimizer, type OptimizeReport, type PassReport } from './optimizer/optimizer';
 export { quantize, quantizeGraph, type QuantizeOptions } from './optimizer/quantize';

@@ -3,6 +3,8 @@ import type { Command } from 'commander';
 import * as demo from './demo';
 import * as exportOnnx from './export';
 import * as info from './info';
+import * as optimize from './optimize';
+import * as run from './run';
 import * as train from './train';
 
-export const commands: Array<{ register(program: Command): void }> = [demo, info, train, exportOnnx];
+export const commands: Array<{ register(program: Command): void }> = [demo, info, optimize, run, train, exportOnnx];
