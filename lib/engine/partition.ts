@@ -106,7 +106,7 @@ export function partition(steps: Step[], inputFeatures: number, o: PartitionOpti
         result.push(...run);
       } catch (err) {
         if (!(err instanceof EdgeOptError) || err.code !== 'E_PLUGIN') throw err;
-        const reason = `NPU plugin '${o.npu!.name}': compile failed: ${err.message}`;
+        const reason = err.message; // already names the plugin and says 'compile failed'
         segment = cpuSegment(runSteps, width, 'native', o);
         result.push(...run.map((p) => ({ step: p.step, backend: 'native' as const, reason })));
       }
