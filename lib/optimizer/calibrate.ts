@@ -57,7 +57,7 @@ export function observeActivations(graph: Graph, data: Dataset, observer: Observ
         // The prefix of the graph that ends where this layer's input is produced.
         const prefix: Graph = { ...cloneGraph(graph), nodes: graph.nodes.slice(0, i), outputs: [node.inputs[0]] };
         engine.loadModelSync('prefix', prefix);
-        values = engine.inferSync('prefix', { data: data.data, shape: data.shape }).data;
+        values = engine.inferSync('prefix', data.data).data;
       }
       const { lo, hi } = observe(values, observer);
       ranges.push({ node: node.name, lo, hi, ...int8Params(lo, hi) });

@@ -91,8 +91,8 @@ export function checkTarget(graph: Graph, target: Target | undefined): TargetIss
     if (q.bits !== 8) issues.push({ node: node.name, reason: `${q.bits}-bit weights: the NPU runs int8 only` });
     if (q.scheme !== 'symmetric' || q.groupSize) issues.push({ node: node.name, reason: 'asymmetric or group-wise weights: the NPU takes symmetric per-channel or per-tensor scales' });
     const perChannel = q.scale.length === n && n > 1;
-    if (perChannel && !t.caps.perChannelWeights) issues.push({ node: node.name, reason: 'per-channel weights: this NPU takes per-tensor scales only' });
-    if (!perChannel && !t.caps.perTensorWeights && n > 1) issues.push({ node: node.name, reason: 'per-tensor weights: this NPU takes per-channel scales only' });
+    if (!q.groupSize && perChannel && !t.caps.perChannelWeights) issues.push({ node: node.name, reason: 'per-channel weights: this NPU takes per-tensor scales only' });
+    if (!q.groupSize && !perChannel && !t.caps.perTensorWeights && n > 1) issues.push({ node: node.name, reason: 'per-tensor weights: this NPU takes per-channel scales only' });
     if (node.attrs.activationQuant !== 'static' && !t.caps.dynamicActivations) {
       issues.push({ node: node.name, reason: 'dynamic activation quantization: the NPU needs static scales from calibration data' });
     }

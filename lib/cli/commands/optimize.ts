@@ -1,0 +1,113 @@
+import type { Command } from 'commander';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { loadLinearStack } from '../../data/bundled';
+import { loadDataSource } from '../../data/source';
+import { EdgeOptError } from '../../errors';
+import { loadModel, saveModel } from '../../model';
+import type { Graph } from '../../model/graph';
+import { EdgeModelOptimizer, type OptimizeReport } from '../../optimizer/optimizer';
+import { PRUNE_MODES, prune, type PruneMode } from '../../optimizer/prune';
+import { parseGranularity, quantize } from '../../optimizer/quantize';
+import type { Target } from '../../optimizer/target';
+
+interface Options {
+  output: string;
+  quantize?: string;
+  granularity?: string;
+  activations?: string;
+  calibration?: string;
+  prune?: string;
+  pruneMode?: string;
+  eval?: string;
+  evalLabels?: string;
+  target?: string;
+  json?: boolean;
+}
+
+/** An .eom/.onnx file, or a folder of PyTorch Linear weights (fc1.weight.npy, fc1.bias.npy, ...). */
+export function loadModelArg(input: string): Graph {
+  if (fs.existsSync(input) && fs.statSync(input).isDirectory()) return loadLinearStack(input);
+  return loadModel(input);
+}
+
+function bitsOf(q: string): number {
+  const m = /^int([2-8])$/.exec(q);
+  if (!m) throw new EdgeOptError('E_ARGUMENT', `--quantize must be int8, int4, int2 (or int3..int7), got '${q}'`);
+  return Number(m[1]);
+}
+
+function parseTarget(t: string | undefined): Target | undefined {
+  if (!t) return undefined;
+  if (t === 'cpu' || t === 'npu') return t;
+  const m = /^mcu:(\d+)[kK]?,(\d+)[kK]?$/.exec(t);
+  if (m) {
+    const kb = (s: string, i: number) => Number(m[i]) * (/[kK]/.test(s) ? 1024 : 1);
+    const [ram, flash] = t.slice(4).split(',');
+    return { kind: 'mcu', ramBytes: kb(ram, 1), flashBytes: kb(flash, 2) };
+  }
+  throw new EdgeOptError('E_ARGUMENT', `--target must be cpu, npu or mcu:<ram>,<flash> (bytes, or with a k suffix), got '${t}'`);
+}
+
+const pct = (x: number) => `${(x * 100).toFixed(2)} %`;
+
+export function formatReport(r: OptimizeReport): string {
+  const lines = [`target: ${r.target}`];
+  const layerLine = (l: OptimizeReport['layersBefore'][number]) =>
+    `  ${l.node.padEnd(10)} ${l.op.padEnd(7)} [${l.shape.join(', ')}]`.padEnd(36) +
+    `${String(l.bits).padStart(2)}-bit  sparsity ${pct(l.sparsity).padStart(8)}  ${l.bytes.toLocaleString('en-US').padStart(10)} B${l.activations ? `  ${l.activations} activations` : ''}`;
+  lines.push(`before: ${r.bytesBefore.toLocaleString('en-US')} bytes, ${r.paramsBefore.toLocaleString('en-US')} params${r.accuracyBefore !== undefined ? `, top-1 ${pct(r.accuracyBefore)}` : ''}`);
+  r.layersBefore.forEach((l) => lines.push(layerLine(l)));
+  for (const p of r.passes) {
+    const acc = p.after ? `, top-1 ${pct(p.after.accuracy)}, ${p.after.changedPredictions} rows changed, logit error max ${p.after.maxAbsLogitError.toFixed(4)} mean ${p.after.meanAbsLogitError.toFixed(5)}` : '';
+    lines.push(`after ${p.name}: ${p.bytesAfter.toLocaleString('en-US')} bytes, ${p.paramsAfter.toLocaleString('en-US')} params${acc}`);
+    p.layers.forEach((l) => lines.push(layerLine(l)));
+  }
+  lines.push(`compression: ${r.compression.toFixed(2)}x (${r.bytesBefore.toLocaleString('en-US')} -> ${r.bytesAfter.toLocaleString('en-US')} bytes)`);
+  if (r.targetIssues.length) {
+    lines.push(`does not fit ${r.target}:`);
+    r.targetIssues.forEach((i) => lines.push(`  ${i.node ?? 'model'}: ${i.reason}`));
+  }
+  return lines.join('\n');
+}
+
+export function register(program: Command): void {
+  program
+    .command('optimize <in>')
+    .description('prune and/or quantize a model (.eom, .onnx, or a folder of fc<N>.weight/bias .npy files) and report size and accuracy')
+    .requiredOption('-o, --output <out.eom>', 'where to write the optimized model')
+    .option('--quantize <int8|int4|int2>', 'weight bit width')
+    .option('--granularity <channel|tensor|global|group:N>', 'weight scales per output channel (default), per tensor, one global min/max grid, or per group of N along K')
+    .option('--activations <dynamic|static>', 'activation quantization: per row at run time (default) or static from --calibration')
+    .option('--calibration <dir-or-npy>', 'calibration data for static activations (an MNIST-style folder uses its train split)')
+    .option('--prune <sparsity>', 'fraction of weights (or hidden units for --prune-mode neurons) to remove')
+    .option('--prune-mode <mode>', `one of ${PRUNE_MODES.join(', ')}`, 'unstructured')
+    .option('--eval <dir-or-npy>', 'labelled data to measure accuracy before and after each pass (a folder uses its test split)')
+    .option('--eval-labels <npy>', 'labels for --eval when it is an images .npy file')
+    .option('--target <cpu|npu|mcu:ram,flash>', 'check the model against a device profile (sets pass defaults)')
+    .option('--json', 'print the report as JSON')
+    .action(async (input: string, o: Options) => {
+      const model = loadModelArg(input);
+      const optimizer = new EdgeModelOptimizer();
+      if (o.prune !== undefined || o.pruneMode === '2:4') {
+        if (!PRUNE_MODES.includes(o.pruneMode as PruneMode)) throw new EdgeOptError('E_ARGUMENT', `--prune-mode must be one of ${PRUNE_MODES.join(', ')}`);
+        optimizer.addOptimization(`prune ${o.pruneMode}${o.pruneMode === '2:4' ? '' : ` ${o.prune}`}`, prune({ sparsity: o.prune === undefined ? undefined : Number(o.prune), mode: o.pruneMode as PruneMode }));
+      }
+      if (o.quantize || o.granularity || o.activations) {
+        const bits = bitsOf(o.quantize ?? 'int8');
+        optimizer.addOptimization(`quantize int${bits}`, quantize({
+          bits,
+          ...(o.granularity ? { granularity: parseGranularity(o.granularity) } : {}),
+          ...(o.activations ? { activations: o.activations as 'dynamic' | 'static' } : {}),
+        }));
+      }
+      const { model: out, report } = await optimizer.optimize(model, {
+        target: parseTarget(o.target),
+        calibration: o.calibration ? loadDataSource(o.calibration, { split: 'train' }) : undefined,
+        evaluation: o.eval ? loadDataSource(o.eval, { labels: o.evalLabels, needLabels: true }) : undefined,
+      });
+      const bytes = saveModel(out, o.output);
+      if (o.json) console.log(JSON.stringify({ output: path.resolve(o.output), bytes, report }, null, 2));
+      else console.log(`${formatReport(report)}\nwrote ${o.output} (${bytes.toLocaleString('en-US')} bytes)`);
+    });
+}
