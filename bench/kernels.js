@@ -5,7 +5,8 @@
 // and fp32 GEMM, prints GOP/s (2*M*N*K / time) and the fraction of the machine's
 // own peak, measured in the same run by the table's register-only throughput
 // loop (addon.peakProbe): a ratio that holds on a noisy or shared machine.
-// With T threads the peak is T x the one-core peak. Only the GEMM is timed:
+// With T threads the peak is T x the one-core peak; each row divides by the
+// peak probed just before and after it (the start-of-run peak is printed too). Only the GEMM is timed:
 // operands are made and weights packed once, outside the timing; small shapes
 // run the GEMM `repeat` times per call so the JS call does not dominate.
 // Benchmarks are never assertions: nothing here fails on a slow result.
@@ -51,10 +52,10 @@ function loadAddon() {
 }
 
 // Best of several short probe runs: the peak is what the core can do, so
-// interference only ever lowers a sample.
-function peak(addon, kind, isa) {
+// interference only ever lowers a sample. `rounds` x ~5 ms (AVX2) each.
+function peak(addon, kind, isa, rounds = 7) {
   let best = 0;
-  for (let i = 0; i < 7; i++) best = Math.max(best, addon.peakProbe(kind, isa === 'scalar' ? 2e6 : 4e6, isa));
+  for (let i = 0; i < rounds; i++) best = Math.max(best, addon.peakProbe(kind, isa === 'scalar' ? 5e5 : 1e6, isa));
   return best / 1e9;
 }
 
@@ -85,7 +86,11 @@ async function run(argv) {
           if (isa === 'scalar' && macs > SCALAR_MAX_MACS && !opts.all) continue;
           const kb = new addon.KernelBench(kind, m, k, n, isa, threads);
           const repeat = Math.max(1, Math.round(5e7 / macs));
+          // The peak is probed right before and after the row as well: on a
+          // shared machine the ratio then compares like with like.
+          const before = peak(addon, kind, isa, 3);
           const stats = measure(() => kb.run(repeat), opts.maxTime, macs > 1e9);
+          const localPeak = (before + peak(addon, kind, isa, 3)) / 2;
           const seconds = stats.mean / repeat;
           const gops = (2 * macs) / seconds / 1e9;
           rows.push({
@@ -97,7 +102,8 @@ async function run(argv) {
             k,
             n,
             gops: round(gops),
-            fractionOfPeak: round(gops / (peaks[isa][kind] * threads), 3),
+            fractionOfPeak: round(gops / (localPeak * threads), 3),
+            localPeakGops: round(localPeak),
             msPerGemm: round(seconds * 1e3, 4),
             rme: round(stats.rme, 2),
             samples: stats.sample.length,
