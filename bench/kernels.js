@@ -51,13 +51,16 @@ function loadAddon() {
   }
 }
 
-// Best of several short probe runs: the peak is what the core can do, so
-// interference only ever lowers a sample. `rounds` x ~5 ms (AVX2) each.
-function peak(addon, kind, isa, rounds = 7) {
-  let best = 0;
-  for (let i = 0; i < rounds; i++) best = Math.max(best, addon.peakProbe(kind, isa === 'scalar' ? 5e5 : 1e6, isa));
-  return best / 1e9;
+// Short probe runs (~5 ms each for AVX2). The machine's peak is the best of
+// them (interference only ever lowers a sample); the peak next to a row is
+// their mean, since the row's own timing is an average over the same load.
+function probes(addon, kind, isa, rounds) {
+  const out = [];
+  for (let i = 0; i < rounds; i++) out.push(addon.peakProbe(kind, isa === 'scalar' ? 5e5 : 1e6, isa) / 1e9);
+  return out;
 }
+const peak = (addon, kind, isa) => Math.max(...probes(addon, kind, isa, 7));
+const meanPeak = (addon, kind, isa) => probes(addon, kind, isa, 4).reduce((a, b) => a + b) / 4;
 
 function measure(fn, maxTime, big) {
   const bench = new Benchmark('gemm', fn, { maxTime, minSamples: big ? 3 : 5, initCount: 1 });
@@ -88,9 +91,9 @@ async function run(argv) {
           const repeat = Math.max(1, Math.round(5e7 / macs));
           // The peak is probed right before and after the row as well: on a
           // shared machine the ratio then compares like with like.
-          const before = peak(addon, kind, isa, 3);
+          const before = meanPeak(addon, kind, isa);
           const stats = measure(() => kb.run(repeat), opts.maxTime, macs > 1e9);
-          const localPeak = (before + peak(addon, kind, isa, 3)) / 2;
+          const localPeak = (before + meanPeak(addon, kind, isa)) / 2;
           const seconds = stats.mean / repeat;
           const gops = (2 * macs) / seconds / 1e9;
           rows.push({
