@@ -94,6 +94,11 @@ const KernelTable& scalar_kernels();
 #if defined(__x86_64__) || defined(_M_X64)
 const KernelTable& avx2_kernels();  // AVX2 + FMA (avx2.cc)
 #endif
+#if defined(__aarch64__)
+const KernelTable& neon_kernels();     // armv8.0-a Advanced SIMD (neon.cc)
+const KernelTable& dotprod_kernels();  // + sdot (dotprod.cc)
+const KernelTable& i8mm_kernels();     // + usmmla (i8mm.cc)
+#endif
 
 // The table in use: chosen once, at first call, from the CPU's features, or
 // forced by EDGEOPT_ISA. Throws edgeopt::Error(E_ISA) for an unknown or

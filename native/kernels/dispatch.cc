@@ -23,6 +23,9 @@ const Candidate kCandidates[] = {
 #if defined(__x86_64__) || defined(_M_X64)
     {"avx2", avx2_kernels, [](const CpuFeatures& f) { return f.avx2 && f.fma; }},
 #endif
+#if defined(__aarch64__)
+    {"neon", neon_kernels, [](const CpuFeatures& f) { return f.neon; }},
+#endif
 };
 
 const KernelTable& choose() {

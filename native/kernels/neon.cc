@@ -1,0 +1,278 @@
+// NEON kernel table: armv8.0-a Advanced SIMD, which every arm64 core has
+// (Cortex-A53 in the Raspberry Pi 3 and Zero 2, A72 in the Pi 4). Compiled for
+// the baseline arch, no target attributes: nothing newer than armv8-a.
+//
+// int8: activations are shifted to int8 (arm64_u8s8.h); smull multiplies 8
+// int8 pairs into exact int16 products (|-128 * -128| = 16384 fits), sadalp
+// adds them pairwise into int32 lanes. (smlal would add two products in int16,
+// which overflows for -128 * -128 twice.) So the int32 results equal scalar's.
+//
+// Float element-wise kernels repeat scalar.cc's operations in its order: no FMA
+// (the build passes -ffp-contract=off, which also stops GCC fusing the vmul/vadd
+// intrinsics), true division (vdivq_f32), round half to even (vrndnq_f32, the
+// default FPCR mode, like std::nearbyint), and max/min by compare-and-select so
+// -0 and NaN come out exactly as std::max/std::min return them.
+#if defined(__aarch64__)
+#include <arm_neon.h>
+
+#include <algorithm>
+
+#include "../core/kernels.h"
+#include "../core/quantize.h"
+#include "arm64_u8s8.h"
+
+namespace edgeopt {
+
+void pack_s8_c16(const int8_t* w, int n, int k, PackedS8* out, const KernelTable* packer) {
+  const size_t tile_bytes = c16_tile_bytes(k);
+  out->n = n;
+  out->k = k;
+  out->data.assign(static_cast<size_t>(c16_tiles(n)) * tile_bytes, 0);
+  out->col_sums.assign(n, 0);
+  for (int j = 0; j < n; ++j) {
+    const int8_t* row = w + static_cast<size_t>(j) * k;
+    int8_t* tile = out->data.data() + static_cast<size_t>(j / kC16Channels) * tile_bytes;
+    int32_t s = 0;
+    for (int i = 0; i < k; ++i) {
+      tile[(static_cast<size_t>(i / kC16Chunk) * kC16Channels + j % kC16Channels) * kC16Chunk + i % kC16Chunk] = row[i];
+      s += row[i];
+    }
+    out->col_sums[j] = s;
+  }
+  out->packer = packer;
+}
+
+namespace {
+
+void pack_s8(const int8_t* w, int n, int k, PackedS8* out) { pack_s8_c16(w, n, k, out, &neon_kernels()); }
+
+struct SmullSadalp {
+  static inline int32x4_t step(int32x4_t acc, int8x16_t a, int8x16_t w) {
+    acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(a), vget_low_s8(w)));
+    return vpadalq_s16(acc, vmull_high_s8(a, w));
+  }
+};
+
+void gemm_u8s8(const GemmU8S8Args& p) { gemm_u8s8_c16<SmullSadalp>(p); }
+
+// fp32 weights in tiles of 16 channels: for each k, the tile's 16 weights.
+constexpr int kF32Tile = 16;
+
+inline int f32_tiles(int n) { return (n + kF32Tile - 1) / kF32Tile; }
+
+void pack_f32(const float* w, int n, int k, PackedF32* out) {
+  out->n = n;
+  out->k = k;
+  out->data.assign(static_cast<size_t>(f32_tiles(n)) * k * kF32Tile, 0.0f);
+  for (int j = 0; j < n; ++j) {
+    float* dst = out->data.data() + static_cast<size_t>(j / kF32Tile) * k * kF32Tile + j % kF32Tile;
+    const float* src = w + static_cast<size_t>(j) * k;
+    for (int i = 0; i < k; ++i) dst[static_cast<size_t>(i) * kF32Tile] = src[i];
+  }
+  out->packer = &neon_kernels();
+}
+
+// Stores 4 columns starting at j, those inside [n_begin, n_end).
+inline void store4_f32(float* dst, int n_begin, int n_end, int j, float32x4_t v) {
+  if (j >= n_begin && j + 4 <= n_end) return vst1q_f32(dst + j, v);
+  float tmp[4];
+  vst1q_f32(tmp, v);
+  for (int q = std::max(j, n_begin); q < std::min(j + 4, n_end); ++q) dst[q] = tmp[q - j];
+}
+
+// MR rows x T tiles; one FMA chain per output in k order, so results do not
+// depend on the blocking, the row count or the thread split.
+template <int MR, int T>
+void f32_block(const GemmF32Args& p, int r0, int t0) {
+  const int k = p.w->k;
+  const size_t tile_floats = static_cast<size_t>(k) * kF32Tile;
+  const float* w = p.w->data.data() + t0 * tile_floats;
+  float32x4_t acc[MR][T][4];
+  EDGEOPT_ARM_UNROLL
+  for (int r = 0; r < MR; ++r)
+    EDGEOPT_ARM_UNROLL
+    for (int t = 0; t < T; ++t)
+      EDGEOPT_ARM_UNROLL
+      for (int q = 0; q < 4; ++q) acc[r][t][q] = vdupq_n_f32(0.0f);
+  for (int i = 0; i < k; ++i) {
+    float32x4_t wv[T][4];
+    EDGEOPT_ARM_UNROLL
+    for (int t = 0; t < T; ++t)
+      EDGEOPT_ARM_UNROLL
+      for (int q = 0; q < 4; ++q) wv[t][q] = vld1q_f32(w + t * tile_floats + static_cast<size_t>(i) * kF32Tile + 4 * q);
+    EDGEOPT_ARM_UNROLL
+    for (int r = 0; r < MR; ++r) {
+      const float32x4_t xv = vdupq_n_f32(p.x[(r0 + r) * p.ldx + i]);
+      EDGEOPT_ARM_UNROLL
+      for (int t = 0; t < T; ++t)
+        EDGEOPT_ARM_UNROLL
+        for (int q = 0; q < 4; ++q) acc[r][t][q] = vfmaq_f32(acc[r][t][q], wv[t][q], xv);
+    }
+  }
+  EDGEOPT_ARM_UNROLL
+  for (int r = 0; r < MR; ++r)
+    EDGEOPT_ARM_UNROLL
+    for (int t = 0; t < T; ++t)
+      EDGEOPT_ARM_UNROLL
+      for (int q = 0; q < 4; ++q)
+        store4_f32(p.y + (r0 + r) * p.ldy, p.n_begin, p.n_end, (t0 + t) * kF32Tile + 4 * q, acc[r][t][q]);
+}
+
+template <int MR, int T>
+void f32_rows(const GemmF32Args& p, int r0, int t_begin, int t_end) {
+  int t = t_begin;
+  for (; T > 1 && t + T <= t_end; t += T) f32_block<MR, T>(p, r0, t);
+  for (; t < t_end; ++t) f32_block<MR, 1>(p, r0, t);
+}
+
+void gemm_f32(const GemmF32Args& p) {
+  if (p.m <= 0 || p.n_begin >= p.n_end) return;
+  const int t_begin = p.n_begin / kF32Tile, t_end = f32_tiles(p.n_end);
+  int r = 0;
+  for (; r + 4 <= p.m; r += 4) f32_rows<4, 1>(p, r, t_begin, t_end);  // 16 accumulators
+  switch (p.m - r) {
+    case 1: f32_rows<1, 3>(p, r, t_begin, t_end); break;
+    case 2: f32_rows<2, 2>(p, r, t_begin, t_end); break;
+    case 3: f32_rows<3, 1>(p, r, t_begin, t_end); break;
+    default: break;
+  }
+}
+
+// std::max(v, 0.0f), i.e. `v < 0 ? 0 : v`: keeps -0 and NaN (fmax would not).
+inline float32x4_t relu4(float32x4_t v) { return vbslq_f32(vcltq_f32(v, vdupq_n_f32(0.0f)), vdupq_n_f32(0.0f), v); }
+
+void epilogue_s32(const EpilogueArgs& p) {
+  for (int r = 0; r < p.m; ++r) {
+    const int32_t* c = p.c + r * p.ldc;
+    float* y = p.y + r * p.ldy;
+    const float32x4_t as = vdupq_n_f32(p.a_scale[r]);
+    int j = 0;
+    for (; j + 4 <= p.n; j += 4) {
+      const float32x4_t ws = p.w_scale_stride ? vld1q_f32(p.w_scale + j) : vdupq_n_f32(p.w_scale[0]);
+      float32x4_t v = vmulq_f32(vcvtq_f32_s32(vld1q_s32(c + j)), vmulq_f32(as, ws));
+      if (p.bias) v = vaddq_f32(v, vld1q_f32(p.bias + j));
+      if (p.relu) v = relu4(v);
+      vst1q_f32(y + j, v);
+    }
+    for (; j < p.n; ++j) {
+      const float s = p.a_scale[r] * p.w_scale[j * p.w_scale_stride];
+      float v = static_cast<float>(c[j]) * s;
+      if (p.bias) v = v + p.bias[j];
+      if (p.relu) v = std::max(v, 0.0f);
+      y[j] = v;
+    }
+  }
+}
+
+// clamp(round_even(x / s) + zp, 0, 255) as uint32 lanes; NaN becomes 0 like
+// the scalar float -> uint8 conversion (fcvtzu) does.
+inline uint32x4_t quant4(const float* x, float32x4_t s, float32x4_t zp) {
+  float32x4_t v = vaddq_f32(vrndnq_f32(vdivq_f32(vld1q_f32(x), s)), zp);
+  v = vminq_f32(vmaxq_f32(v, vdupq_n_f32(0.0f)), vdupq_n_f32(255.0f));
+  return vcvtq_u32_f32(v);
+}
+
+inline uint16x8_t quant8(const float* x, float32x4_t s, float32x4_t zp) {
+  return vcombine_u16(vmovn_u32(quant4(x, s, zp)), vmovn_u32(quant4(x + 4, s, zp)));
+}
+
+// quantize_row_u8 (quantize.h) vectorized. The running min/max select the new
+// value only when strictly smaller/larger, as std::min/std::max do, so lanes
+// never hold NaN or -0 and the lane reduction equals the scalar fold.
+void quantize_row(const float* x, int k, uint8_t* q, float* scale, int32_t* zero_point) {
+  float32x4_t lo = vdupq_n_f32(0.0f), hi = vdupq_n_f32(0.0f);
+  int i = 0;
+  for (; i + 4 <= k; i += 4) {
+    const float32x4_t v = vld1q_f32(x + i);
+    lo = vbslq_f32(vcltq_f32(v, lo), v, lo);
+    hi = vbslq_f32(vcltq_f32(hi, v), v, hi);
+  }
+  float l = vminvq_f32(lo), h = vmaxvq_f32(hi);
+  for (; i < k; ++i) {
+    l = std::min(l, x[i]);
+    h = std::max(h, x[i]);
+  }
+  float s = (h - l) / 255.0f;
+  if (s == 0.0f) s = 1.0f;
+  const float zp_f = std::clamp(round_even(-l / s), 0.0f, 255.0f);
+  const float32x4_t sv = vdupq_n_f32(s), zv = vdupq_n_f32(zp_f);
+  i = 0;
+  for (; i + 16 <= k; i += 16)
+    vst1q_u8(q + i, vcombine_u8(vmovn_u16(quant8(x + i, sv, zv)), vmovn_u16(quant8(x + i + 8, sv, zv))));
+  for (; i < k; ++i) {
+    const float v = round_even(x[i] / s) + zp_f;
+    q[i] = static_cast<uint8_t>(std::clamp(v, 0.0f, 255.0f));
+  }
+  *scale = s;
+  *zero_point = static_cast<int32_t>(zp_f);
+}
+
+void quantize_rows_u8(const float* x, int m, int k, uint8_t* q, float* scale, int32_t* zp) {
+  for (int r = 0; r < m; ++r)
+    quantize_row(x + static_cast<size_t>(r) * k, k, q + static_cast<size_t>(r) * k, scale + r, zp + r);
+}
+
+void bias_act_f32(float* y, int m, int n, const float* bias, bool relu) {
+  for (int r = 0; r < m; ++r) {
+    float* row = y + static_cast<size_t>(r) * n;
+    int j = 0;
+    for (; j + 4 <= n; j += 4) {
+      float32x4_t v = vld1q_f32(row + j);
+      if (bias) v = vaddq_f32(v, vld1q_f32(bias + j));
+      if (relu) v = relu4(v);
+      vst1q_f32(row + j, v);
+    }
+    for (; j < n; ++j) {
+      const float v = bias ? row[j] + bias[j] : row[j];
+      row[j] = relu ? std::max(v, 0.0f) : v;
+    }
+  }
+}
+
+void relu_f32(float* x, size_t count) {
+  size_t i = 0;
+  for (; i + 4 <= count; i += 4) vst1q_f32(x + i, relu4(vld1q_f32(x + i)));
+  for (; i < count; ++i) x[i] = std::max(x[i], 0.0f);
+}
+
+// Register-only loops with the kernels' arithmetic, 8 independent chains (asm,
+// so the compiler cannot fold or spill them). int8: smull + sadalp, 8
+// multiply-adds per pair; fp32: fmla, 4 per instruction.
+#define EDGEOPT_SMULL_SADALP(t, acc) "smull v" t ".8h, v0.8b, v1.8b\n\tsadalp v" acc ".4s, v" t ".8h\n\t"
+#define EDGEOPT_FMLA(acc) "fmla v" acc ".4s, v0.4s, v1.4s\n\t"
+
+uint64_t peak_probe(PeakKind kind, uint64_t iterations) {
+  if (iterations == 0) return 0;
+  uint64_t n = iterations;
+  if (kind == PeakKind::Int8) {
+    __asm__ volatile(
+        "movi v0.16b, #0\n\tmovi v1.16b, #0\n\t"
+        "1:\n\t" EDGEOPT_SMULL_SADALP("16", "4") EDGEOPT_SMULL_SADALP("17", "5") EDGEOPT_SMULL_SADALP("18", "6")
+            EDGEOPT_SMULL_SADALP("19", "7") EDGEOPT_SMULL_SADALP("20", "8") EDGEOPT_SMULL_SADALP("21", "9")
+                EDGEOPT_SMULL_SADALP("22", "10") EDGEOPT_SMULL_SADALP("23", "11") "subs %0, %0, #1\n\tb.ne 1b"
+        : "+r"(n)
+        :
+        : "cc", "v0", "v1", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v16", "v17", "v18", "v19", "v20",
+          "v21", "v22", "v23");
+    return iterations * 8 * 8 * 2;
+  }
+  __asm__ volatile(
+      "movi v0.16b, #0\n\tmovi v1.16b, #0\n\t"
+      "1:\n\t" EDGEOPT_FMLA("4") EDGEOPT_FMLA("5") EDGEOPT_FMLA("6") EDGEOPT_FMLA("7") EDGEOPT_FMLA("8")
+          EDGEOPT_FMLA("9") EDGEOPT_FMLA("10") EDGEOPT_FMLA("11") "subs %0, %0, #1\n\tb.ne 1b"
+      : "+r"(n)
+      :
+      : "cc", "v0", "v1", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11");
+  return iterations * 8 * 4 * 2;
+}
+
+}  // namespace
+
+const KernelTable& neon_kernels() {
+  static const KernelTable table = {"neon",       pack_s8,          gemm_u8s8,    pack_f32, gemm_f32,
+                                    epilogue_s32, quantize_rows_u8, bias_act_f32, relu_f32, peak_probe};
+  return table;
+}
+
+}  // namespace edgeopt
+#endif
