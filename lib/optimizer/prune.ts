@@ -11,6 +11,7 @@
 import { kernels } from '../backends';
 import { EdgeOptError } from '../errors';
 import { cloneGraph, denseWeight, type Graph, type GraphNode, type Tensor } from '../model/graph';
+import { fineTunePruned, type FineTuneOptions } from './fine-tune';
 import type { Pass } from './pass';
 
 export type PruneMode = 'unstructured' | 'global' | '2:4' | 'neurons';
@@ -20,6 +21,8 @@ export interface PruneOptions {
   /** Fraction of weights (or, for 'neurons', of hidden units) to remove; ignored for '2:4'. */
   sparsity?: number;
   mode?: PruneMode;
+  /** Train after (or, on the polynomial schedule, while) pruning; see fine-tune.ts. */
+  fineTune?: FineTuneOptions;
 }
 
 function denseNodes(g: Graph): GraphNode[] {
@@ -152,6 +155,10 @@ export function pruneGraph(graph: Graph, options: PruneOptions): Graph {
   const sparsity = mode === '2:4' ? 0.5 : options.sparsity;
   if (typeof sparsity !== 'number' || !(sparsity >= 0 && sparsity < 1)) {
     throw new EdgeOptError('E_ARGUMENT', `prune: sparsity must be in [0, 1), got ${String(sparsity)}`);
+  }
+  if (options.fineTune) {
+    const once = (g: Graph, s: number) => pruneGraph(g, { ...options, sparsity: s, fineTune: undefined });
+    return fineTunePruned(graph, once, sparsity, options.fineTune, mode === 'unstructured' || mode === 'global');
   }
   const g = cloneGraph(graph);
   if (mode === 'unstructured') pruneUnstructured(g, sparsity);
