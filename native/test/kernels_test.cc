@@ -5,6 +5,7 @@
 // purpose (u8/s8 by 1..3 bytes, float/int32 by 1..3 elements, since a float*
 // off by a byte is undefined behaviour in C++ and a JS Float32Array cannot be).
 // No timing is asserted anywhere.
+#include <algorithm>
 #include <climits>
 #include <cmath>
 #include <cstdio>
@@ -413,9 +414,44 @@ static void test_peak_probe(const KernelTable& kt) {
   CHECK(kt.peak_probe(PeakKind::Int8, 0) == 0, "%s peak_probe(0)", kt.name);
 }
 
+// magnitude_prune_mask against the definition: sort by (|w|, index), prune a prefix.
+static void test_prune_against_sort() {
+  std::mt19937 rng(41);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::uniform_int_distribution<int> few(-3, 3);
+  for (size_t n : {1, 2, 3, 17, 100, 1000, 4099, 70000})
+    for (int kind = 0; kind < 4; ++kind) {
+      std::vector<float> w(n);
+      for (size_t i = 0; i < n; ++i) {
+        // Normal values; heavy ties (few distinct magnitudes, signed zeros); tiny and huge; all equal.
+        if (kind == 0) w[i] = nd(rng);
+        else if (kind == 1) w[i] = few(rng) == 0 ? (i % 2 ? -0.0f : 0.0f) : 0.25f * few(rng);
+        else if (kind == 2) w[i] = (i % 3 == 0 ? 1e-42f : i % 3 == 1 ? -3e38f : INFINITY) * (i % 2 ? 1 : -1);
+        else w[i] = -1.5f;
+      }
+      std::vector<uint32_t> order(n);
+      for (size_t i = 0; i < n; ++i) order[i] = static_cast<uint32_t>(i);
+      std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+        const float ma = std::fabs(w[a]), mb = std::fabs(w[b]);
+        return ma < mb || (ma == mb && a < b);
+      });
+      for (size_t p : {size_t{0}, size_t{1}, n / 3, n / 2, n - 1, n, n + 5}) {
+        std::vector<uint8_t> keep(n), want(n, 1);
+        const float t = magnitude_prune_mask(w.data(), n, p, keep.data());
+        float want_t = 0.0f;
+        for (size_t i = 0; i < std::min(p, n); ++i) {
+          want[order[i]] = 0;
+          want_t = std::max(want_t, std::fabs(w[order[i]]));
+        }
+        CHECK(keep == want && t == want_t, "prune n=%zu kind=%d count=%zu: threshold %g vs %g", n, kind, p, t, want_t);
+      }
+    }
+}
+
 int main() {
   test_quantize_row();
   test_prune_ties();
+  test_prune_against_sort();
   for (const std::string& name : runnable_kernel_names()) {
     const KernelTable& kt = *find_kernels(name);
     const int before = failures;
