@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "args.h"
+#include "run_worker.h"
 
 namespace edgeopt::addon {
 namespace {
@@ -66,47 +67,6 @@ int rows_arg(const Napi::CallbackInfo& info, const Plan& plan, const float** x) 
   return m;
 }
 
-class RunWorker : public Napi::AsyncWorker {
- public:
-  RunWorker(Napi::Env env, std::shared_ptr<const Plan> plan, const float* x, int m)
-      : Napi::AsyncWorker(env, "edgeopt.run"),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        plan_(std::move(plan)),
-        input_(x, x + static_cast<size_t>(m) * plan_->input_features()),
-        m_(m) {}
-
-  Napi::Promise Promise() const { return deferred_.Promise(); }
-
-  void Execute() override {
-    try {
-      output_.resize(static_cast<size_t>(m_) * plan_->output_features());
-      plan_->run(input_.data(), m_, output_.data());
-    } catch (const Error& e) {
-      code_ = e.code();
-      SetError(e.what());
-    } catch (const std::bad_alloc&) {
-      code_ = "E_ALLOC";
-      SetError("out of memory");
-    }
-  }
-
-  void OnOK() override {
-    Napi::Float32Array out = Napi::Float32Array::New(Env(), output_.size());
-    std::copy(output_.begin(), output_.end(), out.Data());
-    deferred_.Resolve(out);
-  }
-
-  void OnError(const Napi::Error& e) override {
-    deferred_.Reject(error(Env(), code_.empty() ? "E_NATIVE" : code_, e.Message()).Value());
-  }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  std::shared_ptr<const Plan> plan_;
-  std::vector<float> input_, output_;
-  int m_;
-  std::string code_;
-};
 
 }  // namespace
 
@@ -144,10 +104,7 @@ Napi::Value PlanWrap::RunSync(const Napi::CallbackInfo& info) {
 Napi::Value PlanWrap::Run(const Napi::CallbackInfo& info) {
   const float* x;
   const int m = rows_arg(info, *plan_, &x);
-  auto* worker = new RunWorker(info.Env(), plan_, x, m);  // copies x: the caller may reuse its buffer
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
+  return RowsWorker<Plan>::Start(info.Env(), plan_, x, m);  // copies x: the caller may reuse its buffer
 }
 
 Napi::Value PlanWrap::InputFeatures(const Napi::CallbackInfo& info) {
