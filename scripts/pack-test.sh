@@ -12,8 +12,9 @@ npm run prebuild --silent
 # The tarball ships linux-arm64 too (cross-built; see scripts/prebuild-arm64.sh).
 [ -f prebuilds/linux-arm64/edgeopt.node ] || npm run prebuild:arm64 --silent
 tarball="$(npm pack --silent --pack-destination "$work" | tail -n 1)"
+tar tzf "$work/$tarball" > "$work/contents"  # a file, not a pipe: grep -q would SIGPIPE tar under pipefail
 for p in linux-x64 linux-arm64; do
-  tar tzf "$work/$tarball" | grep -q "^package/prebuilds/$p/edgeopt.node$" || { echo "pack-test: no prebuilds/$p in $tarball"; exit 1; }
+  grep -q "^package/prebuilds/$p/edgeopt.node$" "$work/contents" || { echo "pack-test: no prebuilds/$p in $tarball"; exit 1; }
 done
 
 # A PATH with node and npm but no g++, c++, cc, gcc or make.
