@@ -253,11 +253,31 @@ export class EdgeInferenceEngine extends EventEmitter {
       }
       rows = data.length / features;
     }
-    for (let i = 0; i < data.length; i++) {
-      if (!Number.isFinite(data[i])) throw new EdgeOptError('E_VALUE', `model '${m.id}': input value ${i} is ${data[i]}`);
+    if (!allFinite(data)) {
+      const i = data.findIndex((v) => !Number.isFinite(v));
+      throw new EdgeOptError('E_VALUE', `model '${m.id}': input value ${i} is ${data[i]}`);
     }
     return { data, rows };
   }
+}
+
+/**
+ * True when no value is NaN or +-Infinity: v * 0 is 0 for every finite v and NaN otherwise.
+ * Four independent sums let V8 keep four loads in flight; this scan was half of a
+ * 64-row call on mlp-784-128-10 with Number.isFinite per element (bench/compare).
+ */
+function allFinite(d: Float32Array): boolean {
+  const n = d.length;
+  let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    s0 += d[i] * 0;
+    s1 += d[i + 1] * 0;
+    s2 += d[i + 2] * 0;
+    s3 += d[i + 3] * 0;
+  }
+  for (; i < n; i++) s0 += d[i] * 0;
+  return s0 + s1 + s2 + s3 === 0;
 }
 
 function describe(x: unknown): string {
