@@ -25,6 +25,8 @@ const Candidate kCandidates[] = {
 #endif
 #if defined(__aarch64__)
     {"neon", neon_kernels, [](const CpuFeatures& f) { return f.neon; }},
+    {"dotprod", dotprod_kernels, [](const CpuFeatures& f) { return f.neon && f.dotprod; }},
+    {"i8mm", i8mm_kernels, [](const CpuFeatures& f) { return f.neon && f.i8mm; }},
 #endif
 };
 
