@@ -2,10 +2,11 @@
 import type { Command } from 'commander';
 import * as demo from './demo';
 import * as exportOnnx from './export';
+import * as distill from './distill';
 import * as fl from './fl';
 import * as info from './info';
 import * as optimize from './optimize';
 import * as run from './run';
 import * as train from './train';
 
-export const commands: Array<{ register(program: Command): void }> = [demo, info, optimize, run, train, fl, exportOnnx];
+export const commands: Array<{ register(program: Command): void }> = [demo, info, optimize, run, train, distill, fl, exportOnnx];
