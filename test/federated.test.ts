@@ -15,7 +15,7 @@ import { kernels } from '../lib/backends';
 import { mnistTrain } from '../lib/data/bundled';
 import { sliceRows } from '../lib/data/dataset';
 import { fedAvg, type ClientUpdate } from '../lib/federated/aggregate';
-import { readCheckpoint } from '../lib/federated/checkpoint';
+import { readCheckpoint, writeCheckpoint } from '../lib/federated/checkpoint';
 import { FederatedLearningClient } from '../lib/federated/client';
 import { decodeFrame, encodeFrame, f32Tensors } from '../lib/federated/codec';
 import { DeltaCompressor, parseCompression } from '../lib/federated/compress';
@@ -307,7 +307,23 @@ test('a server killed with SIGKILL between rounds resumes from its checkpoint: s
   }
 });
 
+test('checkpoints carry the FedAvgM velocity and strip it from the model', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'edgeopt-ckpt-'));
+  try {
+    const file = path.join(dir, 'c.eom');
+    const velocity = randomDelta(20);
+    writeCheckpoint(file, { model: small, round: 4, history: [], velocity });
+    const back = readCheckpoint(file)!;
+    assert.is(back.round, 4);
+    sameTensors(back.velocity!, velocity, 'velocity');
+    assert.equal(Object.keys(back.model.tensors).sort(), Object.keys(small.tensors).sort());
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('server options are checked', () => {
+  throwsCode(() => new FederatedServer({ model: small, clients: tokens, rounds: 1, serverMomentum: 1 }), 'E_ARGUMENT', /serverMomentum/);
   throwsCode(() => new FederatedServer({ model: small, clients: {}, rounds: 1 }), 'E_ARGUMENT', /clients/);
   throwsCode(() => new FederatedServer({ model: small, clients: { a: 'short' }, rounds: 1 }), 'E_ARGUMENT', /token/);
   throwsCode(() => new FederatedServer({ model: small, clients: tokens, rounds: 1, minClients: 4 }), 'E_ARGUMENT', /minClients/);

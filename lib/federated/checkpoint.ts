@@ -26,10 +26,18 @@ export interface CheckpointState {
   /** Completed rounds. */
   round: number;
   history: RoundRecord[];
+  /** FedAvgM server velocity, when used. */
+  velocity?: Record<string, Float32Array>;
 }
 
+/** Velocity tensors ride in the same .eom as unreferenced initializers under this prefix. */
+const VELOCITY = 'fl_velocity::';
+
 export function writeCheckpoint(file: string, state: CheckpointState): void {
-  const model = { ...state.model, metadata: { ...state.model.metadata, fl_round: String(state.round), fl_history: JSON.stringify(state.history) } };
+  const tensors = { ...state.model.tensors };
+  for (const [name, data] of Object.entries(state.velocity ?? {})) tensors[VELOCITY + name] = { name: VELOCITY + name, dtype: 'float32', shape: [data.length], data };
+  const metadata = { ...state.model.metadata, fl_round: String(state.round), fl_history: JSON.stringify(state.history) };
+  const model = { ...state.model, tensors, metadata };
   saveModel(model, file);
 }
 
@@ -48,5 +56,12 @@ export function readCheckpoint(file: string): CheckpointState | null {
   const metadata = { ...model.metadata };
   delete metadata.fl_round;
   delete metadata.fl_history;
-  return { model: { ...model, metadata }, round, history };
+  const tensors = { ...model.tensors };
+  const velocity: Record<string, Float32Array> = {};
+  for (const name of Object.keys(tensors)) {
+    if (!name.startsWith(VELOCITY)) continue;
+    velocity[name.slice(VELOCITY.length)] = tensors[name].data as Float32Array;
+    delete tensors[name];
+  }
+  return { model: { ...model, tensors, metadata }, round, history, velocity: Object.keys(velocity).length ? velocity : undefined };
 }

@@ -24,6 +24,8 @@ export interface SimulateOptions {
   hidden?: number[];
   fit?: Partial<FitConfig>;
   fractionFit?: number;
+  /** FedAvgM server momentum (0: plain FedAvg). */
+  serverMomentum?: number;
   seed?: number;
   onRound?: (r: SimulatedRound) => void;
 }
@@ -102,6 +104,7 @@ export async function simulate(options: SimulateOptions): Promise<SimulateResult
     fractionFit: options.fractionFit ?? 1,
     roundTimeoutMs: 120_000,
     fit: { epochs: 2, batchSize: 32, lr: 0.05, ...options.fit, compress, seed },
+    serverMomentum: options.serverMomentum,
     seed,
     evaluate: (model) => ({ accuracy: evaluateModel(model, test).accuracy }),
   });

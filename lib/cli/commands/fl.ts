@@ -13,6 +13,7 @@ interface SimulateCliOptions {
   proxMu: string;
   hidden: string;
   fractionFit: string;
+  serverMomentum: string;
   seed: string;
   json?: boolean;
 }
@@ -33,6 +34,7 @@ export function register(program: Command): void {
     .option('--prox-mu <mu>', 'FedProx proximal term (0: plain FedAvg)', '0')
     .option('--hidden <sizes>', 'hidden layer sizes of the MLP', '128')
     .option('--fraction-fit <f>', 'fraction of clients per round', '1')
+    .option('--server-momentum <beta>', 'FedAvgM server momentum (0: plain FedAvg)', '0')
     .option('--seed <n>', 'seed for init, partition and shuffling', '1')
     .option('--json', 'print { rounds: [{ round, accuracy, bytesSent }], finalAccuracy } as JSON')
     .action(async (o: SimulateCliOptions) => {
@@ -46,6 +48,7 @@ export function register(program: Command): void {
         compress: o.compress,
         hidden: intList(o.hidden, '--hidden'),
         fractionFit: num(o.fractionFit, '--fraction-fit'),
+        serverMomentum: num(o.serverMomentum, '--server-momentum'),
         seed: num(o.seed, '--seed'),
         fit: { epochs: num(o.epochs, '--epochs'), lr: num(o.lr, '--lr'), batchSize: num(o.batchSize, '--batch-size'), proxMu: num(o.proxMu, '--prox-mu') },
         onRound: log,
