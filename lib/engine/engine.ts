@@ -34,6 +34,13 @@ export interface EngineOptions {
   strict?: boolean;
   /** Native kernel table to use ('scalar', 'avx2', ...); default: the best this CPU runs. */
   kernel?: string;
+  /**
+   * infer() runs a call on the calling thread, without the trip through libuv's pool, when the
+   * model is all native and the call is at most this many multiply-adds (rows x sum of K x N;
+   * default 2^20, some 10-20 us of work). The pool round trip (queue, wake a pool thread, wake
+   * the loop) costs 20-60 us, several times the work of one mlp-784-128-10 row. 0: always the pool.
+   */
+  inlineMacs?: number;
 }
 
 export interface Placement {
@@ -73,6 +80,17 @@ interface LoadedModel {
   compiled: CompiledModel;
   segments: Segment[];
   placement: Placement[];
+  /** Multiply-adds per row when every segment is native (infer may run inline); else Infinity. */
+  inlineMacsPerRow: number;
+}
+
+const DEFAULT_INLINE_MACS = 1 << 20;
+
+function nativeMacsPerRow(segments: Segment[]): number {
+  if (!segments.every((s) => s.backend === 'native')) return Infinity;
+  let macs = 0;
+  for (const s of segments) for (const st of s.steps) if (st.kind === 'dense' || st.kind === 'qdense') macs += st.k * st.n;
+  return macs;
 }
 
 const DEVICES: Device[] = ['auto', 'npu', 'cpu', 'ts'];
@@ -92,6 +110,9 @@ export class EdgeInferenceEngine extends EventEmitter {
     if (!DEVICES.includes(device)) throw new EdgeOptError('E_ARGUMENT', `device must be one of ${DEVICES.join(', ')}, got '${device}'`);
     if (options.threads !== undefined && !(Number.isInteger(options.threads) && options.threads >= 1 && options.threads <= 256)) {
       throw new EdgeOptError('E_ARGUMENT', `threads must be an integer in 1..256, got ${String(options.threads)}`);
+    }
+    if (options.inlineMacs !== undefined && !(Number.isFinite(options.inlineMacs) && options.inlineMacs >= 0)) {
+      throw new EdgeOptError('E_ARGUMENT', `inlineMacs must be a number >= 0, got ${String(options.inlineMacs)}`);
     }
     this.options = { ...options, device, strict: options.strict ?? false };
   }
@@ -115,7 +136,7 @@ export class EdgeInferenceEngine extends EventEmitter {
         `model '${id}': node '${f.step.node}' cannot run on ${preferred} and strict is set: ${f.reason ?? 'unsupported'}`);
     }
     const placement = nodePlacement(graph.nodes, placed);
-    this.models.set(id, { id, compiled, segments, placement });
+    this.models.set(id, { id, compiled, segments, placement, inlineMacsPerRow: nativeMacsPerRow(segments) });
     for (const p of placement) {
       if (p.backend !== preferred && p.reason) this.emit('fallback', { modelId: id, node: p.node, from: preferred, to: p.backend, reason: p.reason } satisfies FallbackEvent);
     }
@@ -197,10 +218,19 @@ export class EdgeInferenceEngine extends EventEmitter {
     return this.get(id).placement.map((p) => ({ ...p }));
   }
 
-  /** Runs the model off the event loop (native: libuv's pool; TS: yields between layers). */
+  /**
+   * Runs the model off the event loop (native: libuv's pool; TS: yields between layers).
+   * Calls of at most `inlineMacs` multiply-adds on an all-native model run inline instead:
+   * the pool round trip would cost more than the work.
+   */
   async infer(id: string, input: Float32Array | InferInput): Promise<InferOutput> {
     const m = this.get(id);
     const { data, rows } = this.checkInput(m, input);
+    if (m.inlineMacsPerRow * rows <= (this.options.inlineMacs ?? DEFAULT_INLINE_MACS)) {
+      let y = data;
+      for (const s of m.segments) y = s.runSync(y, rows);
+      return { data: y, shape: [rows, m.compiled.outputFeatures] };
+    }
     let x = data;
     for (const s of m.segments) x = await s.run(x, rows);
     return { data: x, shape: [rows, m.compiled.outputFeatures] };
