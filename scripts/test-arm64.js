@@ -21,8 +21,8 @@ const SYSROOT = '/usr/aarch64-linux-gnu';
 const TESTS = ['kernels', 'engine', 'eom'];
 const CPUS = [
   { cpu: 'cortex-a53', kernel: 'neon' }, // armv8.0-a: Raspberry Pi 3, Zero 2
-  //{ cpu: 'cortex-a76', kernel: 'dotprod' }, // armv8.2-a + dotprod: Raspberry Pi 5
-  //{ cpu: 'max', kernel: 'i8mm' }, // every feature qemu emulates, including i8mm
+  { cpu: 'cortex-a76', kernel: 'dotprod' }, // armv8.2-a + dotprod: Raspberry Pi 5
+  { cpu: 'max', kernel: 'i8mm' }, // every feature qemu emulates, including i8mm
 ];
 
 function sh(cmd, args, opts = {}) {
