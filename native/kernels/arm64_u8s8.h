@@ -157,5 +157,26 @@ void gemm_u8s8_c16(const GemmU8S8Args& p) {
 // the table recorded in the result.
 void pack_s8_c16(const int8_t* w, int n, int k, PackedS8* out, const KernelTable* packer);
 
+// The NEON table under another name with its int8 GEMM, packing and peak probe
+// replaced (neon.cc): dotprod and i8mm differ from NEON only there.
+KernelTable neon_with_int8(const char* name, decltype(KernelTable::pack_s8) pack,
+                           decltype(KernelTable::gemm_u8s8) gemm, decltype(KernelTable::peak_probe) probe);
+
+// Peak-probe loop: `iterations` trips (none for 0) of 8 independent accumulator chains
+// (v4..v11) of OP(acc, tmp), inputs v0/v1 zeroed (no denormals), v16..v23 free
+// for temporaries. Written in asm so the compiler cannot fold or spill it.
+#define EDGEOPT_ARM_PROBE8(iterations, OP)                                                                      \
+  do {                                                                                                          \
+    uint64_t trips_ = (iterations);                                                                             \
+    if (trips_ == 0) break; /* subs would wrap around */                                                        \
+    __asm__ volatile("movi v0.16b, #0\n\tmovi v1.16b, #0\n\t1:\n\t" OP("4", "16") OP("5", "17") OP("6", "18")  \
+                         OP("7", "19") OP("8", "20") OP("9", "21") OP("10", "22") OP("11", "23")                  \
+                             "subs %0, %0, #1\n\tb.ne 1b"                                                         \
+                     : "+r"(trips_)                                                                             \
+                     :                                                                                          \
+                     : "cc", "v0", "v1", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v16", "v17", "v18", \
+                       "v19", "v20", "v21", "v22", "v23");                                                      \
+  } while (0)
+
 }  // namespace edgeopt
 #endif

@@ -31,20 +31,12 @@ struct Sdot {
 
 void gemm_u8s8(const GemmU8S8Args& p) { gemm_u8s8_c16<Sdot>(p); }
 
-#define EDGEOPT_SDOT(acc) "sdot v" acc ".4s, v0.16b, v1.16b\n\t"
+#define EDGEOPT_SDOT(acc, t) "sdot v" acc ".4s, v0.16b, v1.16b\n\t"
 
 // int8: 8 independent sdot chains (16 multiply-adds each); fp32 is NEON's.
 uint64_t peak_probe(PeakKind kind, uint64_t iterations) {
   if (kind != PeakKind::Int8) return neon_kernels().peak_probe(kind, iterations);
-  if (iterations == 0) return 0;
-  uint64_t n = iterations;
-  __asm__ volatile(
-      "movi v0.16b, #0\n\tmovi v1.16b, #0\n\t"
-      "1:\n\t" EDGEOPT_SDOT("4") EDGEOPT_SDOT("5") EDGEOPT_SDOT("6") EDGEOPT_SDOT("7") EDGEOPT_SDOT("8")
-          EDGEOPT_SDOT("9") EDGEOPT_SDOT("10") EDGEOPT_SDOT("11") "subs %0, %0, #1\n\tb.ne 1b"
-      : "+r"(n)
-      :
-      : "cc", "v0", "v1", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11");
+  EDGEOPT_ARM_PROBE8(iterations, EDGEOPT_SDOT);
   return iterations * 8 * 16 * 2;
 }
 
@@ -59,16 +51,8 @@ void pack_s8(const int8_t* w, int n, int k, PackedS8* out) { pack_s8_c16(w, n, k
 
 }  // namespace
 
-// NEON's table with the int8 GEMM (and its packing and probe) replaced.
 const KernelTable& dotprod_kernels() {
-  static const KernelTable table = [] {
-    KernelTable t = neon_kernels();
-    t.name = "dotprod";
-    t.pack_s8 = pack_s8;
-    t.gemm_u8s8 = gemm_u8s8;
-    t.peak_probe = peak_probe;
-    return t;
-  }();
+  static const KernelTable table = neon_with_int8("dotprod", pack_s8, gemm_u8s8, peak_probe);
   return table;
 }
 

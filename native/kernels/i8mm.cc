@@ -112,20 +112,12 @@ void gemm_u8s8(const GemmU8S8Args& p) {
   if (pr < pairs) m8_rows<1, 3>(rows.get() + pr * pair_bytes, pair_bytes, *p.w, 2 * pr, p.m, t_begin, t_end, o);
 }
 
-#define EDGEOPT_USMMLA(acc) "usmmla v" acc ".4s, v0.16b, v1.16b\n\t"
+#define EDGEOPT_USMMLA(acc, t) "usmmla v" acc ".4s, v0.16b, v1.16b\n\t"
 
 // int8: 8 independent usmmla chains (32 multiply-adds each); fp32 is NEON's.
 uint64_t peak_probe(PeakKind kind, uint64_t iterations) {
   if (kind != PeakKind::Int8) return neon_kernels().peak_probe(kind, iterations);
-  if (iterations == 0) return 0;
-  uint64_t n = iterations;
-  __asm__ volatile(
-      "movi v0.16b, #0\n\tmovi v1.16b, #0\n\t"
-      "1:\n\t" EDGEOPT_USMMLA("4") EDGEOPT_USMMLA("5") EDGEOPT_USMMLA("6") EDGEOPT_USMMLA("7") EDGEOPT_USMMLA("8")
-          EDGEOPT_USMMLA("9") EDGEOPT_USMMLA("10") EDGEOPT_USMMLA("11") "subs %0, %0, #1\n\tb.ne 1b"
-      : "+r"(n)
-      :
-      : "cc", "v0", "v1", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11");
+  EDGEOPT_ARM_PROBE8(iterations, EDGEOPT_USMMLA);
   return iterations * 8 * 32 * 2;
 }
 
@@ -158,16 +150,8 @@ void pack_s8(const int8_t* w, int n, int k, PackedS8* out) {
 
 }  // namespace
 
-// NEON's table with the int8 GEMM (and its packing and probe) replaced.
 const KernelTable& i8mm_kernels() {
-  static const KernelTable table = [] {
-    KernelTable t = neon_kernels();
-    t.name = "i8mm";
-    t.pack_s8 = pack_s8;
-    t.gemm_u8s8 = gemm_u8s8;
-    t.peak_probe = peak_probe;
-    return t;
-  }();
+  static const KernelTable table = neon_with_int8("i8mm", pack_s8, gemm_u8s8, peak_probe);
   return table;
 }
 

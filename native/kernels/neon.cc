@@ -146,22 +146,24 @@ void epilogue_s32(const EpilogueArgs& p) {
     const int32_t* c = p.c + r * p.ldc;
     float* y = p.y + r * p.ldy;
     const float32x4_t as = vdupq_n_f32(p.a_scale[r]);
-    int j = 0;
-    for (; j + 4 <= p.n; j += 4) {
+    for (int j = 0; j + 4 <= p.n; j += 4) {
       const float32x4_t ws = p.w_scale_stride ? vld1q_f32(p.w_scale + j) : vdupq_n_f32(p.w_scale[0]);
       float32x4_t v = vmulq_f32(vcvtq_f32_s32(vld1q_s32(c + j)), vmulq_f32(as, ws));
       if (p.bias) v = vaddq_f32(v, vld1q_f32(p.bias + j));
       if (p.relu) v = relu4(v);
       vst1q_f32(y + j, v);
     }
-    for (; j < p.n; ++j) {
-      const float s = p.a_scale[r] * p.w_scale[j * p.w_scale_stride];
-      float v = static_cast<float>(c[j]) * s;
-      if (p.bias) v = v + p.bias[j];
-      if (p.relu) v = std::max(v, 0.0f);
-      y[j] = v;
-    }
   }
+  // The last n % 4 columns of every row: scalar's code on that block.
+  const int j = p.n & ~3;
+  if (j == p.n) return;
+  EpilogueArgs tail = p;
+  tail.c = p.c + j;
+  tail.n = p.n - j;
+  tail.w_scale = p.w_scale + j * p.w_scale_stride;
+  tail.bias = p.bias ? p.bias + j : nullptr;
+  tail.y = p.y + j;
+  scalar_kernels().epilogue_s32(tail);
 }
 
 // clamp(round_even(x / s) + zp, 0, 255) as uint32 lanes; NaN becomes 0 like
@@ -222,47 +224,27 @@ void bias_act_f32(float* y, int m, int n, const float* bias, bool relu) {
       if (relu) v = relu4(v);
       vst1q_f32(row + j, v);
     }
-    for (; j < n; ++j) {
-      const float v = bias ? row[j] + bias[j] : row[j];
-      row[j] = relu ? std::max(v, 0.0f) : v;
-    }
+    if (j < n) scalar_kernels().bias_act_f32(row + j, 1, n - j, bias ? bias + j : nullptr, relu);
   }
 }
 
 void relu_f32(float* x, size_t count) {
   size_t i = 0;
   for (; i + 4 <= count; i += 4) vst1q_f32(x + i, relu4(vld1q_f32(x + i)));
-  for (; i < count; ++i) x[i] = std::max(x[i], 0.0f);
+  scalar_kernels().relu_f32(x + i, count - i);
 }
 
-// Register-only loops with the kernels' arithmetic, 8 independent chains (asm,
-// so the compiler cannot fold or spill them). int8: smull + sadalp, 8
-// multiply-adds per pair; fp32: fmla, 4 per instruction.
-#define EDGEOPT_SMULL_SADALP(t, acc) "smull v" t ".8h, v0.8b, v1.8b\n\tsadalp v" acc ".4s, v" t ".8h\n\t"
-#define EDGEOPT_FMLA(acc) "fmla v" acc ".4s, v0.4s, v1.4s\n\t"
+// The kernels' arithmetic in register-only loops (EDGEOPT_ARM_PROBE8). int8:
+// smull + sadalp, 8 multiply-adds per pair; fp32: fmla, 4 per instruction.
+#define EDGEOPT_SMULL_SADALP(acc, t) "smull v" t ".8h, v0.8b, v1.8b\n\tsadalp v" acc ".4s, v" t ".8h\n\t"
+#define EDGEOPT_FMLA(acc, t) "fmla v" acc ".4s, v0.4s, v1.4s\n\t"
 
 uint64_t peak_probe(PeakKind kind, uint64_t iterations) {
-  if (iterations == 0) return 0;
-  uint64_t n = iterations;
   if (kind == PeakKind::Int8) {
-    __asm__ volatile(
-        "movi v0.16b, #0\n\tmovi v1.16b, #0\n\t"
-        "1:\n\t" EDGEOPT_SMULL_SADALP("16", "4") EDGEOPT_SMULL_SADALP("17", "5") EDGEOPT_SMULL_SADALP("18", "6")
-            EDGEOPT_SMULL_SADALP("19", "7") EDGEOPT_SMULL_SADALP("20", "8") EDGEOPT_SMULL_SADALP("21", "9")
-                EDGEOPT_SMULL_SADALP("22", "10") EDGEOPT_SMULL_SADALP("23", "11") "subs %0, %0, #1\n\tb.ne 1b"
-        : "+r"(n)
-        :
-        : "cc", "v0", "v1", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v16", "v17", "v18", "v19", "v20",
-          "v21", "v22", "v23");
+    EDGEOPT_ARM_PROBE8(iterations, EDGEOPT_SMULL_SADALP);
     return iterations * 8 * 8 * 2;
   }
-  __asm__ volatile(
-      "movi v0.16b, #0\n\tmovi v1.16b, #0\n\t"
-      "1:\n\t" EDGEOPT_FMLA("4") EDGEOPT_FMLA("5") EDGEOPT_FMLA("6") EDGEOPT_FMLA("7") EDGEOPT_FMLA("8")
-          EDGEOPT_FMLA("9") EDGEOPT_FMLA("10") EDGEOPT_FMLA("11") "subs %0, %0, #1\n\tb.ne 1b"
-      : "+r"(n)
-      :
-      : "cc", "v0", "v1", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11");
+  EDGEOPT_ARM_PROBE8(iterations, EDGEOPT_FMLA);
   return iterations * 8 * 4 * 2;
 }
 
@@ -272,6 +254,16 @@ const KernelTable& neon_kernels() {
   static const KernelTable table = {"neon",       pack_s8,          gemm_u8s8,    pack_f32, gemm_f32,
                                     epilogue_s32, quantize_rows_u8, bias_act_f32, relu_f32, peak_probe};
   return table;
+}
+
+KernelTable neon_with_int8(const char* name, decltype(KernelTable::pack_s8) pack,
+                           decltype(KernelTable::gemm_u8s8) gemm, decltype(KernelTable::peak_probe) probe) {
+  KernelTable t = neon_kernels();
+  t.name = name;
+  t.pack_s8 = pack;
+  t.gemm_u8s8 = gemm;
+  t.peak_probe = probe;
+  return t;
 }
 
 }  // namespace edgeopt
