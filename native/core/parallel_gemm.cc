@@ -16,7 +16,9 @@ int chunk_count(const ThreadPool* pool, int m, int k, int n_begin, int n_end) {
   const int tiles = (n_end - n_begin + kTile - 1) / kTile;
   const double macs = static_cast<double>(m) * k * (n_end - n_begin);
   const int by_work = static_cast<int>(std::max(1.0, macs / kMinMacs));
-  return std::max(1, std::min({pool->threads(), tiles, by_work}));
+  // Two chunks per thread: whoever is running takes the next one, so a busy
+  // core (or a late worker) costs at most one chunk of imbalance.
+  return std::max(1, std::min({2 * pool->threads(), tiles, by_work}));
 }
 
 // Column range of chunk i of `chunks` over [n_begin, n_end), tile-aligned from n_begin.

@@ -36,29 +36,36 @@ ThreadPool::~ThreadPool() {
   for (std::thread& t : workers_) t.join();
 }
 
-void ThreadPool::run_tasks() {
-  for (int i = next_.fetch_add(1, std::memory_order_relaxed); i < tasks_;
-       i = next_.fetch_add(1, std::memory_order_relaxed))
-    fn_(ctx_, i);
+void ThreadPool::run_tasks(const Job& job) {
+  const uint64_t gen = static_cast<uint64_t>(job.generation) << 32;
+  uint64_t c = claim_.load(std::memory_order_acquire);
+  for (;;) {
+    if ((c & ~0xffffffffull) != gen) return;  // another job by now
+    const int task = static_cast<int>(c & 0xffffffffu);
+    if (task >= job.tasks) return;
+    if (!claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel)) continue;
+    job.fn(job.ctx, task);
+    if (completed_.fetch_add(1, std::memory_order_acq_rel) + 1 == job.tasks) {
+      std::lock_guard<std::mutex> lock(mu_);  // the owner may be about to sleep on done_
+      done_.notify_one();
+    }
+    c = claim_.load(std::memory_order_acquire);
+  }
 }
 
 void ThreadPool::worker_loop() {
-  uint64_t seen = 0;
+  uint32_t seen = 0;
   for (;;) {
     for (int i = 0; i < kSpin && published_.load(std::memory_order_acquire) == seen; ++i) cpu_relax();
+    Job job;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+      wake_.wait(lock, [&] { return stop_ || job_.generation != seen; });
       if (stop_) return;
-      seen = generation_;
+      job = job_;  // a consistent copy; its tasks can only be claimed while it is current
+      seen = job.generation;
     }
-    run_tasks();
-    // The owner waits for every worker to check in, so no worker can miss a
-    // job or see the next one's fields half written.
-    if (active_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      std::lock_guard<std::mutex> lock(mu_);
-      done_.notify_one();
-    }
+    run_tasks(job);
   }
 }
 
@@ -69,20 +76,22 @@ void ThreadPool::parallel_for(int tasks, void (*fn)(void*, int), void* ctx) {
     return;
   }
   std::lock_guard<std::mutex> own(busy_, std::adopt_lock);
+  Job job;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    fn_ = fn;
-    ctx_ = ctx;
-    tasks_ = tasks;
-    next_.store(0, std::memory_order_relaxed);
-    active_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
-    published_.store(++generation_, std::memory_order_release);
+    job = {fn, ctx, tasks, job_.generation + 1};
+    if (job.generation == 0) job.generation = 1;  // 0 means "no job yet" to the workers
+    job_ = job;
+    completed_.store(0, std::memory_order_relaxed);
+    claim_.store(static_cast<uint64_t>(job.generation) << 32, std::memory_order_release);
+    published_.store(job.generation, std::memory_order_release);
   }
   wake_.notify_all();
-  run_tasks();
-  for (int i = 0; i < kSpin && active_.load(std::memory_order_acquire) != 0; ++i) cpu_relax();
+  run_tasks(job);
+  // Only tasks a worker claimed can still be running; wait for those.
+  for (int i = 0; i < kSpin && completed_.load(std::memory_order_acquire) != tasks; ++i) cpu_relax();
   std::unique_lock<std::mutex> lock(mu_);
-  done_.wait(lock, [&] { return active_.load(std::memory_order_acquire) == 0; });
+  done_.wait(lock, [&] { return completed_.load(std::memory_order_acquire) == tasks; });
 }
 
 }  // namespace edgeopt

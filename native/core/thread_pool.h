@@ -22,34 +22,40 @@ class ThreadPool {
   int threads() const { return static_cast<int>(workers_.size()) + 1; }
 
   // Calls fn(ctx, i) for every i in [0, tasks), on the workers and the calling
-  // thread, and returns when all calls are done. fn must not throw. When
-  // another thread is already inside parallel_for on this pool, all tasks run
-  // on the calling thread instead: the caller never waits for a foreign job,
-  // and since tasks partition the work, results are the same either way.
+  // thread, and returns when all calls are done. fn must not throw. Tasks go
+  // to whoever claims them first, and the caller waits only for claimed tasks:
+  // a worker that is not scheduled (a busy machine) just leaves its share to
+  // the caller. When another thread is already inside parallel_for on this
+  // pool, all tasks run on the calling thread: the caller never waits for a
+  // foreign job, and since tasks partition the work, results are the same.
   void parallel_for(int tasks, void (*fn)(void* ctx, int task), void* ctx);
 
   // std::thread::hardware_concurrency(), at least 1.
   static int default_threads();
 
  private:
+  struct Job {
+    void (*fn)(void*, int);
+    void* ctx;
+    int tasks;
+    uint32_t generation;
+  };
   void worker_loop();
-  void run_tasks();
+  // Claims and runs tasks of `job` until none are left; false once the job is over.
+  void run_tasks(const Job& job);
 
   std::vector<std::thread> workers_;
   std::mutex busy_;  // held by the thread that owns the current job
 
   std::mutex mu_;
   std::condition_variable wake_, done_;
-  uint64_t generation_ = 0;  // bumped per job (under mu_), read by spinning workers
-  std::atomic<uint64_t> published_{0};
+  Job job_{nullptr, nullptr, 0, 0};  // written under mu_
   bool stop_ = false;
-
-  // The current job.
-  void (*fn_)(void*, int) = nullptr;
-  void* ctx_ = nullptr;
-  int tasks_ = 0;
-  std::atomic<int> next_{0};
-  std::atomic<int> active_{0};  // workers still inside the current job
+  std::atomic<uint32_t> published_{0};  // job_.generation, for spinning workers
+  // (generation << 32) | next task index: a worker claims a task with one CAS,
+  // so a worker still holding an old job can never claim a task of a new one.
+  std::atomic<uint64_t> claim_{0};
+  std::atomic<int> completed_{0};  // tasks of the current job finished
 };
 
 }  // namespace edgeopt

@@ -6,6 +6,7 @@
 // off by a byte is undefined behaviour in C++ and a JS Float32Array cannot be).
 // No timing is asserted anywhere.
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cmath>
 #include <cstdio>
@@ -414,6 +415,26 @@ static void test_peak_probe(const KernelTable& kt) {
   CHECK(kt.peak_probe(PeakKind::Int8, 0) == 0, "%s peak_probe(0)", kt.name);
 }
 
+// Many small jobs, from two submitting threads at once: every task runs exactly once.
+static void test_thread_pool() {
+  ThreadPool pool(3);
+  auto submit = [&pool](int seed, int* bad) {
+    for (int i = 0; i < 3000; ++i) {
+      const int tasks = 1 + (i * 7 + seed) % 9;
+      std::vector<std::atomic<int>> hits(tasks);
+      for (auto& h : hits) h.store(0);
+      pool.parallel_for(tasks, [](void* ctx, int t) { (*static_cast<std::vector<std::atomic<int>>*>(ctx))[t]++; },
+                        &hits);
+      for (auto& h : hits) *bad += h.load() != 1;
+    }
+  };
+  int bad_a = 0, bad_b = 0;
+  std::thread other(submit, 1, &bad_b);
+  submit(0, &bad_a);
+  other.join();
+  CHECK(bad_a == 0 && bad_b == 0, "thread pool: %d and %d tasks not run exactly once", bad_a, bad_b);
+}
+
 // magnitude_prune_mask against the definition: sort by (|w|, index), prune a prefix.
 static void test_prune_against_sort() {
   std::mt19937 rng(41);
@@ -452,6 +473,7 @@ int main() {
   test_quantize_row();
   test_prune_ties();
   test_prune_against_sort();
+  test_thread_pool();
   for (const std::string& name : runnable_kernel_names()) {
     const KernelTable& kt = *find_kernels(name);
     const int before = failures;
