@@ -7,6 +7,7 @@
 #include "../core/kernels.h"
 #include "../core/prune.h"
 #include "../core/quantize.h"
+#include "../core/thread_pool.h"
 #include "../kernels/cpu_features.h"
 #include "args.h"
 #include "bench_wrap.h"
@@ -41,13 +42,15 @@ class Addon : public Napi::Addon<Addon> {
   }
 
  private:
-  // { kernel, kernels, isa }: the active table, every table this CPU runs, CPU features.
+  // { kernel, kernels, isa, threads }: the active table, every table this CPU
+  // runs, CPU features, and the default intra-op thread count.
   Napi::Value Info(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Object o = Napi::Object::New(env);
     o.Set("kernel", kernels_arg(env.Undefined()).name);
     o.Set("kernels", strings(env, runnable_kernel_names()));
     o.Set("isa", strings(env, cpu_feature_names()));
+    o.Set("threads", ThreadPool::default_threads());  // a Plan's default intra-op thread count
     return o;
   }
 
