@@ -128,6 +128,7 @@ function engines(E, ort, tfc, notes) {
       setup: (m) => {
         const e = eoEngine('npu', 1, m.int8static, { npuPlugin: npuPath });
         const placed = e.placement('m');
+        if (!placed.some((p) => p.backend === 'npu')) throw new Error(`no node runs on the plugin (${placed.find((p) => p.reason)?.reason ?? 'unsupported'}); the row would be native int8`);
         const off = placed.filter((p) => p.backend !== 'npu' && /Dense/.test(p.op));
         const note = `${placed.filter((p) => p.backend === 'npu').length}/${placed.length} nodes on the plugin` +
           (off.length ? `; on ${off[0].backend}: ${off.map((p) => p.node).join(', ')} (${off[0].reason})` : '');
