@@ -6,17 +6,8 @@ import { EdgeOptError } from '../lib/errors';
 
 export const FIXTURES = path.join(__dirname, 'fixtures');
 
-/** mulberry32: a small deterministic PRNG so every run sees the same data. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32: a small deterministic PRNG so every run sees the same data (the one training uses). */
+export { seededRandom as rng } from '../lib/train/random';
 
 export function randomU8(n: number, r: () => number): Uint8Array {
   return Uint8Array.from({ length: n }, () => Math.floor(r() * 256));
