@@ -5,9 +5,12 @@
  * in the same order as native/core/plan.cc, so results are bit-identical.
  */
 import { biasActF32, tsKernels } from '../backends/ts/kernels';
-import { f32 } from '../backends/ts/numerics';
+import * as numerics from '../backends/ts/numerics';
 import { quantizeStaticRows } from '../backends/ts/static-quant';
 import type { Step } from './steps';
+
+// Local bindings: hot loops must not go through the module object on every call.
+const { f32 } = numerics;
 
 type QDenseStep = Extract<Step, { kind: 'qdense' }>;
 

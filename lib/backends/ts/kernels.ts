@@ -4,7 +4,10 @@
  * so int32 accumulators are identical and float results match the scalar table.
  */
 import type { Kernels, RowQuantized, SymmetricQuantized } from '../types';
-import { clamp, f32, relu, roundEven } from './numerics';
+import * as numerics from './numerics';
+
+// Local bindings: hot loops must not go through the module object on every call.
+const { clamp, f32, relu, roundEven } = numerics;
 
 export function gemmU8S8(a: Uint8Array, zeroPoint: Int32Array, m: number, k: number, w: Int8Array, n: number): Int32Array {
   const colSums = new Int32Array(n);

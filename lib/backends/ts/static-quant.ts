@@ -6,7 +6,10 @@
  * so the same GEMM gives the same int32 accumulators as an int8 NPU.
  */
 import type { RowQuantized } from '../types';
-import { clamp, f32, roundEven } from './numerics';
+import * as numerics from './numerics';
+
+// Local bindings: hot loops must not go through the module object on every call.
+const { clamp, f32, roundEven } = numerics;
 
 export function quantizeStaticS8(x: number, scale: number, zeroPoint: number): number {
   return clamp(roundEven(f32(x / scale)) + zeroPoint, -128, 127);
