@@ -23,8 +23,11 @@
 #include "../core/quantize.h"
 
 #define EDGEOPT_AVX2 __attribute__((target("avx2,fma")))
-// The accumulator arrays below must become registers: fully unroll their loops.
+// The accumulator arrays below must become registers: fully unroll their
+// loops, and compile each microkernel on its own (inlined into the loop nest,
+// GCC spills the accumulators).
 #define EDGEOPT_UNROLL _Pragma("GCC unroll 16")
+#define EDGEOPT_MICROKERNEL __attribute__((target("avx2,fma"), noinline))
 
 namespace edgeopt {
 namespace {
@@ -110,7 +113,7 @@ EDGEOPT_AVX2 inline void store8_s32(const OutS32& o, int r, int j, __m256i acc) 
 // MR rows x T tiles (16*T channels) over the whole of k. Every channel is one
 // int32 accumulator summed in k order, so any (MR, T) gives the same result.
 template <int MR, int T>
-EDGEOPT_AVX2 void u8s8_block(const int32_t* a, int kp, const int8_t* w, size_t tile_bytes, int r0, int j0,
+EDGEOPT_MICROKERNEL void u8s8_block(const int32_t* a, int kp, const int8_t* w, size_t tile_bytes, int r0, int j0,
                              const OutS32& o) {
   __m256i acc[MR][T][2];
   EDGEOPT_UNROLL
@@ -178,8 +181,25 @@ EDGEOPT_AVX2 void gemm_u8s8(const GemmU8S8Args& p) {
   }
 }
 
-// fp32: same blocking; one FMA chain per channel in k order, so results do not
-// depend on the block shape, the row count or the thread split.
+// fp32 with a long K and a full row block: K is cut into blocks so a tile's
+// slice (16 KB per 256 k) stays in L1/L2 while every row block uses it; the
+// accumulators go through y between blocks. A float FMA chain continued from
+// its stored value in the same k order gives the same bits, so blocking never
+// changes a result. Short K runs in one pass, row blocks outer.
+constexpr int kPanel = 4;         // tiles per panel when blocking
+constexpr int kBlockK = 256;
+constexpr int kBlockMinK = 2048;  // full-K tile slices above 128 KB
+
+// fp32: one FMA chain per channel in k order, so results do not depend on
+// the block shape, the K blocking, the row count or the thread split.
+EDGEOPT_AVX2 inline __m256 load8_f32(const float* y, size_t ldy, int n_begin, int n_end, int r, int j) {
+  const float* src = y + r * ldy;
+  if (j >= n_begin && j + 8 <= n_end) return _mm256_loadu_ps(src + j);
+  alignas(32) float tmp[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (int q = std::max(j, n_begin); q < std::min(j + 8, n_end); ++q) tmp[q - j] = src[q];
+  return _mm256_load_ps(tmp);
+}
+
 EDGEOPT_AVX2 inline void store8_f32(float* y, size_t ldy, int n_begin, int n_end, int r, int j, __m256 acc) {
   float* dst = y + r * ldy;
   if (j >= n_begin && j + 8 <= n_end) {
@@ -192,17 +212,20 @@ EDGEOPT_AVX2 inline void store8_f32(float* y, size_t ldy, int n_begin, int n_end
 }
 
 template <int MR, int T>
-EDGEOPT_AVX2 void f32_block(const GemmF32Args& p, int r0, int t0) {
-  const int k = p.w->k;
-  const size_t tile_floats = static_cast<size_t>(k) * kTile;
-  const float* w = p.w->data.data() + t0 * tile_floats;
-  const float* x = p.x + r0 * p.ldx;
+EDGEOPT_MICROKERNEL void f32_block(const GemmF32Args& p, int r0, int t0, int k0, int kn) {
+  const size_t tile_floats = static_cast<size_t>(p.w->k) * kTile;
+  const float* w = p.w->data.data() + t0 * tile_floats + static_cast<size_t>(k0) * kTile;
+  const float* x = p.x + r0 * p.ldx + k0;
   __m256 acc[MR][T][2];
   EDGEOPT_UNROLL
   for (int r = 0; r < MR; ++r)
     EDGEOPT_UNROLL
-    for (int t = 0; t < T; ++t) acc[r][t][0] = acc[r][t][1] = _mm256_setzero_ps();
-  for (int i = 0; i < k; ++i) {
+    for (int t = 0; t < T; ++t) {
+      const int j = (t0 + t) * kTile;
+      acc[r][t][0] = k0 == 0 ? _mm256_setzero_ps() : load8_f32(p.y, p.ldy, p.n_begin, p.n_end, r0 + r, j);
+      acc[r][t][1] = k0 == 0 ? _mm256_setzero_ps() : load8_f32(p.y, p.ldy, p.n_begin, p.n_end, r0 + r, j + 8);
+    }
+  for (int i = 0; i < kn; ++i) {
     __m256 wv[T][2];
     EDGEOPT_UNROLL
     for (int t = 0; t < T; ++t) {
@@ -213,7 +236,7 @@ EDGEOPT_AVX2 void f32_block(const GemmF32Args& p, int r0, int t0) {
     for (int r = 0; r < MR; ++r) {
       const __m256 xv = _mm256_broadcast_ss(x + r * p.ldx + i);
       EDGEOPT_UNROLL
-    for (int t = 0; t < T; ++t) {
+      for (int t = 0; t < T; ++t) {
         acc[r][t][0] = _mm256_fmadd_ps(wv[t][0], xv, acc[r][t][0]);
         acc[r][t][1] = _mm256_fmadd_ps(wv[t][1], xv, acc[r][t][1]);
       }
@@ -230,25 +253,34 @@ EDGEOPT_AVX2 void f32_block(const GemmF32Args& p, int r0, int t0) {
 }
 
 template <int MR, int T>
-EDGEOPT_AVX2 void f32_rows(const GemmF32Args& p, int r0, int t_begin, int t_end) {
+EDGEOPT_AVX2 void f32_rows(const GemmF32Args& p, int r0, int t_begin, int t_end, int k0, int kn) {
   int t = t_begin;
-  for (; T > 1 && t + T <= t_end; t += T) f32_block<MR, T>(p, r0, t);
-  for (; t < t_end; ++t) f32_block<MR, 1>(p, r0, t);
+  for (; T > 1 && t + T <= t_end; t += T) f32_block<MR, T>(p, r0, t, k0, kn);
+  for (; t < t_end; ++t) f32_block<MR, 1>(p, r0, t, k0, kn);
 }
 
 EDGEOPT_AVX2 void gemm_f32(const GemmF32Args& p) {
   if (p.m <= 0 || p.n_begin >= p.n_end) return;
+  const int k = p.w->k;
   const int t_begin = p.n_begin / kTile, t_end = tiles_of(p.n_end);
-  int r = 0;
-  for (; r + 6 <= p.m; r += 6) f32_rows<6, 1>(p, r, t_begin, t_end);
-  switch (p.m - r) {
-    // Few rows: more tiles per pass, so enough independent FMA chains hide latency.
-    case 1: f32_rows<1, 4>(p, r, t_begin, t_end); break;
-    case 2: f32_rows<2, 3>(p, r, t_begin, t_end); break;
-    case 3: f32_rows<3, 2>(p, r, t_begin, t_end); break;
-    case 4: f32_rows<4, 1>(p, r, t_begin, t_end); break;
-    case 5: f32_rows<5, 1>(p, r, t_begin, t_end); break;
-    default: break;
+  const bool blocked = k > kBlockMinK && p.m >= 6;
+  const int block_k = blocked ? kBlockK : k, panel = blocked ? kPanel : t_end - t_begin;
+  for (int k0 = 0; k0 < k; k0 += block_k) {
+    const int kn = std::min(block_k, k - k0);
+    for (int tp = t_begin; tp < t_end; tp += panel) {
+      const int tpe = std::min(t_end, tp + panel);
+      int r = 0;
+      for (; r + 6 <= p.m; r += 6) f32_rows<6, 1>(p, r, tp, tpe, k0, kn);
+      switch (p.m - r) {
+        // Few rows: more tiles per pass, so enough independent FMA chains hide latency.
+        case 1: f32_rows<1, 4>(p, r, tp, tpe, k0, kn); break;
+        case 2: f32_rows<2, 3>(p, r, tp, tpe, k0, kn); break;
+        case 3: f32_rows<3, 2>(p, r, tp, tpe, k0, kn); break;
+        case 4: f32_rows<4, 1>(p, r, tp, tpe, k0, kn); break;
+        case 5: f32_rows<5, 1>(p, r, tp, tpe, k0, kn); break;
+        default: break;
+      }
+    }
   }
 }
 

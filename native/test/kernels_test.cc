@@ -127,6 +127,8 @@ static void test_gemm_u8s8(const KernelTable& kt) {
       check_gemm_u8s8(kt, {m, 65, n, Fill::Random, 1, 2, 3, 0, 3, n - 2}, rng);
       check_gemm_u8s8(kt, {m, 65, n, Fill::Random, 0, 0, 0, 0, 16, n}, rng);
       check_gemm_u8s8(kt, {m, 65, n, Fill::Random, 0, 0, 0, 0, 0, 1}, rng);
+      // K over several of the SIMD tables' K blocks, so partial sums are reloaded.
+      check_gemm_u8s8(kt, {m, 1100, n, Fill::Random, 1, 2, 3, 0, 3, n - 2}, rng);
     }
 }
 
@@ -159,6 +161,46 @@ static void check_gemm_f32(const KernelTable& kt, int m, int k, int n, int off, 
     }
 }
 
+// A column sub-range gives the same bits as the full call there, and writes nothing else.
+static void check_gemm_f32_range(const KernelTable& kt, int m, int k, int n, int nb, int ne, std::mt19937& rng) {
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(m) * k), w(static_cast<size_t>(n) * k);
+  for (auto& v : x) v = nd(rng);
+  for (auto& v : w) v = nd(rng);
+  PackedF32 pk;
+  kt.pack_f32(w.data(), n, k, &pk);
+  std::vector<float> full(static_cast<size_t>(m) * n), part(full.size(), 12345.0f);
+  kt.gemm_f32({x.data(), static_cast<size_t>(k), m, &pk, full.data(), static_cast<size_t>(n), 0, n});
+  kt.gemm_f32({x.data(), static_cast<size_t>(k), m, &pk, part.data(), static_cast<size_t>(n), nb, ne});
+  for (int r = 0; r < m; ++r)
+    for (int j = 0; j < n; ++j) {
+      const size_t i = static_cast<size_t>(r) * n + j;
+      const bool in = j >= nb && j < ne;
+      if (in ? !same_bits(part[i], full[i]) : part[i] != 12345.0f) {
+        CHECK(false, "%s gemm_f32 range [%d,%d) m=%d k=%d n=%d at (%d,%d)", kt.name, nb, ne, m, k, n, r, j);
+        return;
+      }
+    }
+}
+
+// Row r of an m-row product equals that row computed alone: every table sums
+// each output in k order whatever its blocking (here m=13 runs K-blocked on
+// SIMD tables, m=1 in one pass).
+static void check_gemm_f32_rows_alone(const KernelTable& kt, int m, int k, int n, std::mt19937& rng) {
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(m) * k), w(static_cast<size_t>(n) * k), y(static_cast<size_t>(m) * n), y1(n);
+  for (auto& v : x) v = nd(rng);
+  for (auto& v : w) v = nd(rng);
+  PackedF32 pk;
+  kt.pack_f32(w.data(), n, k, &pk);
+  kt.gemm_f32({x.data(), static_cast<size_t>(k), m, &pk, y.data(), static_cast<size_t>(n), 0, n});
+  for (int r = 0; r < m; ++r) {
+    kt.gemm_f32({x.data() + static_cast<size_t>(r) * k, static_cast<size_t>(k), 1, &pk, y1.data(), static_cast<size_t>(n), 0, n});
+    CHECK(std::memcmp(y1.data(), y.data() + static_cast<size_t>(r) * n, n * sizeof(float)) == 0,
+          "%s gemm_f32 m=%d k=%d n=%d: row %d differs when computed alone", kt.name, m, k, n, r);
+  }
+}
+
 static void test_gemm_f32(const KernelTable& kt) {
   std::mt19937 rng(99);
   int idx = 0;
@@ -168,6 +210,15 @@ static void test_gemm_f32(const KernelTable& kt) {
         if (static_cast<long long>(m) * k * n > (1 << 19) && ++idx % 3) continue;
         check_gemm_f32(kt, m, k, n, (m + k + n) % 4, rng);
       }
+  for (int m : {1, 7})
+    for (int n : {17, 129}) {
+      check_gemm_f32_range(kt, m, 1100, n, 3, n - 2, rng);
+      check_gemm_f32_range(kt, m, 65, n, 16, n, rng);
+    }
+  // Long K with full row blocks: the SIMD tables' K-blocked path.
+  check_gemm_f32(kt, 7, 2100, 33, 1, rng);
+  check_gemm_f32_range(kt, 13, 2100, 129, 3, 127, rng);
+  check_gemm_f32_rows_alone(kt, 13, 2100, 129, rng);
 }
 
 // --- float element-wise kernels: bit-exact ---------------------------------
