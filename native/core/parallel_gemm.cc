@@ -28,35 +28,32 @@ void chunk_range(int n_begin, int n_end, int chunks, int i, int* b, int* e) {
   *e = static_cast<int>(std::min<long long>(n_end, n_begin + tiles * (i + 1) / chunks * kTile));
 }
 
-template <typename Args>
-struct Job {
-  void (*gemm)(const Args&);
-  const Args* args;
-  int chunks;
-  static void run(void* ctx, int i) {
-    const Job& j = *static_cast<const Job*>(ctx);
-    Args a = *j.args;
-    chunk_range(j.args->n_begin, j.args->n_end, j.chunks, i, &a.n_begin, &a.n_end);
-    if (a.n_begin < a.n_end) j.gemm(a);
-  }
-};
-
-template <typename Args>
-void split(void (*gemm)(const Args&), ThreadPool* pool, const Args& args, int k) {
-  const int chunks = chunk_count(pool, args.m, k, args.n_begin, args.n_end);
-  if (chunks <= 1) return gemm(args);
-  Job<Args> job{gemm, &args, chunks};
-  pool->parallel_for(chunks, &Job<Args>::run, &job);
-}
-
 }  // namespace
 
+void parallel_channels(ThreadPool* pool, int m, int k, int n_begin, int n_end, void (*run)(void*, int, int), void* ctx) {
+  struct Job {
+    void (*run)(void*, int, int);
+    void* ctx;
+    int n_begin, n_end, chunks;
+    static void task(void* p, int i) {
+      const Job& j = *static_cast<const Job*>(p);
+      int b, e;
+      chunk_range(j.n_begin, j.n_end, j.chunks, i, &b, &e);
+      if (b < e) j.run(j.ctx, b, e);
+    }
+  };
+  const int chunks = chunk_count(pool, m, k, n_begin, n_end);
+  if (chunks <= 1) return run(ctx, n_begin, n_end);
+  Job job{run, ctx, n_begin, n_end, chunks};
+  pool->parallel_for(chunks, &Job::task, &job);
+}
+
 void gemm_u8s8_parallel(const KernelTable& kt, ThreadPool* pool, const GemmU8S8Args& args) {
-  split(kt.gemm_u8s8, pool, args, args.w->k);
+  split_channels(kt.gemm_u8s8, pool, args, args.w->k);
 }
 
 void gemm_f32_parallel(const KernelTable& kt, ThreadPool* pool, const GemmF32Args& args) {
-  split(kt.gemm_f32, pool, args, args.w->k);
+  split_channels(kt.gemm_f32, pool, args, args.w->k);
 }
 
 }  // namespace edgeopt

@@ -1,0 +1,210 @@
+// AVX2 sparse kernels (formats in core/sparse.h). Only EDGEOPT_AVX2 functions
+// use AVX2, as in avx2.cc; sparse_kernels_for() hands them out only with the
+// avx2 dense table, which dispatch.cc picks after cpuid said yes.
+//
+// Products: an activation widened to an int32 lane (0..255, high half 0) times a
+// weight whose low int16 is the int8 value: vpmaddwd gives a*w + 0*x exactly,
+// a 32-bit multiply for one uop and no saturation.
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+
+#include "../core/sparse.h"
+
+#define EDGEOPT_AVX2 __attribute__((target("avx2,fma")))
+#define EDGEOPT_UNROLL _Pragma("GCC unroll 16")
+
+namespace edgeopt {
+namespace {
+
+EDGEOPT_AVX2 inline int32_t hsum(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+  return _mm_cvtsi128_si32(s);
+}
+
+// --- CSR, few rows: gather the activations of 8 non-zeros at a time ---------
+
+// a32: MR rows of k activations as int32.
+template <int MR>
+EDGEOPT_AVX2 void csr_gather(const CsrArgs& p, const int32_t* a32, int r0) {
+  const SparseS8& w = *p.w;
+  for (int j = p.n_begin; j < p.n_end; ++j) {
+    __m256i acc[MR];
+    EDGEOPT_UNROLL
+    for (int r = 0; r < MR; ++r) acc[r] = _mm256_setzero_si256();
+    for (uint32_t e = w.row_ptr[j]; e < w.row_ptr[j + 1]; e += kSparseStep) {
+      const __m256i vi = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(&w.idx[e])));
+      const __m256i vw = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(&w.val[e])));
+      EDGEOPT_UNROLL
+      for (int r = 0; r < MR; ++r) {
+        const __m256i va = _mm256_i32gather_epi32(a32 + static_cast<size_t>(r) * w.k, vi, 4);
+        acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(va, vw));
+      }
+    }
+    EDGEOPT_UNROLL
+    for (int r = 0; r < MR; ++r)
+      p.c[(r0 + r) * p.ldc + j] = hsum(acc[r]) - p.a_zero_point[r0 + r] * w.col_sums[j];
+  }
+}
+
+// --- CSR, many rows: rows in the lanes, one broadcast weight per non-zero -----
+
+// at: the block's activations transposed, [k][8 * T] int32 (rows past m are 0).
+template <int T>
+EDGEOPT_AVX2 void csr_rows(const CsrArgs& p, const int32_t* at, int r0) {
+  const SparseS8& w = *p.w;
+  constexpr int W = 8 * T;
+  for (int j = p.n_begin; j < p.n_end; ++j) {
+    __m256i acc[T];
+    EDGEOPT_UNROLL
+    for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_si256();
+    for (uint32_t e = w.row_ptr[j]; e < w.row_ptr[j + 1]; e += 4) {
+      // Weights e..e+3 as int32 in both 128-bit lanes, so an in-lane shuffle broadcasts one.
+      int32_t w4;
+      std::memcpy(&w4, &w.val[e], 4);
+      const __m256i vw = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi32(_mm_cvtsi32_si128(w4)));
+      const __m256i wb[4] = {_mm256_shuffle_epi32(vw, 0x00), _mm256_shuffle_epi32(vw, 0x55),
+                             _mm256_shuffle_epi32(vw, 0xaa), _mm256_shuffle_epi32(vw, 0xff)};
+      EDGEOPT_UNROLL
+      for (int q = 0; q < 4; ++q) {
+        const int32_t* col = at + static_cast<size_t>(w.idx[e + q]) * W;
+        EDGEOPT_UNROLL
+        for (int t = 0; t < T; ++t)
+          acc[t] = _mm256_add_epi32(
+              acc[t], _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(col + 8 * t)), wb[q]));
+      }
+    }
+    alignas(32) int32_t lanes[W];
+    EDGEOPT_UNROLL
+    for (int t = 0; t < T; ++t) _mm256_store_si256(reinterpret_cast<__m256i*>(lanes + 8 * t), acc[t]);
+    for (int r = 0; r < std::min(W, p.m - r0); ++r)
+      p.c[(r0 + r) * p.ldc + j] = lanes[r] - p.a_zero_point[r0 + r] * w.col_sums[j];
+  }
+}
+
+// Rows per call of csr_rows: up to 32, with the transposed block at most 256 KiB (in L2).
+int csr_block_tiles(int m, int k) {
+  const int by_rows = (m + 7) / 8;
+  const int by_cache = std::max(1, (256 << 10) / (k * 32));
+  const int t = std::min({4, by_rows, by_cache});
+  return t >= 4 ? 4 : t >= 2 ? 2 : 1;
+}
+
+// Below this many rows, gathering per row beats the transposed blocks (measured, bench/sparse.js).
+constexpr int kGatherMaxRows = 3;
+
+EDGEOPT_AVX2 void gemm_csr(const CsrArgs& p) {
+  if (p.m <= 0 || p.n_begin >= p.n_end) return;
+  const int k = p.w->k;
+  if (p.m <= kGatherMaxRows) {
+    std::unique_ptr<int32_t[]> a32(new int32_t[static_cast<size_t>(p.m) * k]);
+    for (int r = 0; r < p.m; ++r)
+      for (int i = 0; i < k; ++i) a32[static_cast<size_t>(r) * k + i] = p.a[r * p.lda + i];
+    switch (p.m) {
+      case 1: return csr_gather<1>(p, a32.get(), 0);
+      case 2: return csr_gather<2>(p, a32.get(), 0);
+      default: return csr_gather<3>(p, a32.get(), 0);
+    }
+  }
+  const int T = csr_block_tiles(p.m, k), W = 8 * T;
+  std::unique_ptr<int32_t[]> at(new int32_t[static_cast<size_t>(k) * W]);
+  for (int r0 = 0; r0 < p.m; r0 += W) {
+    const int rows = std::min(W, p.m - r0);
+    for (int i = 0; i < k; ++i) {
+      int32_t* dst = at.get() + static_cast<size_t>(i) * W;
+      for (int r = 0; r < rows; ++r) dst[r] = p.a[(r0 + r) * p.lda + i];
+      std::fill(dst + rows, dst + W, 0);
+    }
+    switch (T) {
+      case 4: csr_rows<4>(p, at.get(), r0); break;
+      case 2: csr_rows<2>(p, at.get(), r0); break;
+      default: csr_rows<1>(p, at.get(), r0); break;
+    }
+  }
+}
+
+// --- 2:4: per group, a row's 6 possible activation pairs in one register ------
+
+// pairs: MR rows of [groups][8] int32, entry c = a[4g + p0] | a[4g + p1] << 16
+// for (p0, p1) = kPairPos[c] (0 past K). vpermd picks each channel's pair by its
+// code; vpmaddwd against the channel's two int16 weights gives its group sum.
+void build_pairs(const uint8_t* a, int k, int groups, int32_t* out) {
+  for (int g = 0; g < groups; ++g) {
+    uint32_t q[4];
+    for (int i = 0; i < 4; ++i) q[i] = 4 * g + i < k ? a[4 * g + i] : 0;
+    for (int c = 0; c < 6; ++c) out[8 * g + c] = static_cast<int32_t>(q[kPairPos[c][0]] | q[kPairPos[c][1]] << 16);
+    out[8 * g + 6] = out[8 * g + 7] = 0;
+  }
+}
+
+EDGEOPT_AVX2 inline void store_tile(const Csr24Args& p, int r, int j0, __m256i lo, __m256i hi) {
+  alignas(32) int32_t lanes[16];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), lo);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes + 8), hi);
+  for (int j = std::max(j0, p.n_begin); j < std::min(j0 + 16, p.n_end); ++j)
+    p.c[r * p.ldc + j] = lanes[j - j0] - p.a_zero_point[r] * p.w->col_sums[j];
+}
+
+template <int MR>
+EDGEOPT_AVX2 void gemm_24_rows(const Csr24Args& p, const int32_t* pairs, int r0) {
+  const Sparse24S8& w = *p.w;
+  const size_t row_pairs = static_cast<size_t>(w.groups) * 8;
+  const __m256i shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28), seven = _mm256_set1_epi32(7);
+  for (int t = p.n_begin / k24Tile; t * k24Tile < p.n_end; ++t) {
+    const int8_t* val = w.val.data() + static_cast<size_t>(t) * w.groups * k24Tile * 2;
+    const uint8_t* code = w.code.data() + static_cast<size_t>(t) * w.groups * (k24Tile / 2);
+    __m256i acc[MR][2];
+    EDGEOPT_UNROLL
+    for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+    for (int g = 0; g < w.groups; ++g) {
+      int32_t cw[2];
+      std::memcpy(cw, code + static_cast<size_t>(g) * 8, 8);
+      const __m256i sel0 = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(cw[0]), shifts), seven);
+      const __m256i sel1 = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(cw[1]), shifts), seven);
+      const int8_t* v = val + static_cast<size_t>(g) * 32;
+      const __m256i w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v)));
+      const __m256i w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v + 16)));
+      EDGEOPT_UNROLL
+      for (int r = 0; r < MR; ++r) {
+        const __m256i tg = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pairs + r * row_pairs + 8 * g));
+        acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(_mm256_permutevar8x32_epi32(tg, sel0), w0));
+        acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(_mm256_permutevar8x32_epi32(tg, sel1), w1));
+      }
+    }
+    EDGEOPT_UNROLL
+    for (int r = 0; r < MR; ++r) store_tile(p, r0 + r, t * k24Tile, acc[r][0], acc[r][1]);
+  }
+}
+
+EDGEOPT_AVX2 void gemm_24(const Csr24Args& p) {
+  if (p.m <= 0 || p.n_begin >= p.n_end) return;
+  const Sparse24S8& w = *p.w;
+  constexpr int kRows = 4;
+  const size_t row_pairs = static_cast<size_t>(w.groups) * 8;
+  std::unique_ptr<int32_t[]> pairs(new int32_t[row_pairs * std::min(p.m, kRows)]);
+  for (int r0 = 0; r0 < p.m; r0 += kRows) {
+    const int rows = std::min(kRows, p.m - r0);
+    for (int r = 0; r < rows; ++r) build_pairs(p.a + (r0 + r) * p.lda, w.k, w.groups, pairs.get() + r * row_pairs);
+    switch (rows) {
+      case 4: gemm_24_rows<4>(p, pairs.get(), r0); break;
+      case 3: gemm_24_rows<3>(p, pairs.get(), r0); break;
+      case 2: gemm_24_rows<2>(p, pairs.get(), r0); break;
+      default: gemm_24_rows<1>(p, pairs.get(), r0); break;
+    }
+  }
+}
+
+}  // namespace
+
+const SparseKernels& sparse_avx2_kernels() {
+  static const SparseKernels table = {"sparse-avx2", "sparse24-avx2", gemm_csr, gemm_24, 0.3, true};
+  return table;
+}
+
+}  // namespace edgeopt
+#endif

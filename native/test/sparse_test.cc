@@ -1,0 +1,155 @@
+// Sparse kernels (core/sparse.h) against the dense scalar reference on the same
+// pruned weights: int32 results equal bit for bit, for every sparse kernel set
+// this CPU runs, odd shapes, densities 0..1, empty rows and columns, extreme
+// values, column sub-ranges and thread splits. No timing is asserted.
+#include <algorithm>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "../core/kernels.h"
+#include "../core/parallel_gemm.h"
+#include "../core/sparse.h"
+
+using namespace edgeopt;
+
+static int failures = 0;
+#define CHECK(cond, ...)                                        \
+  do {                                                          \
+    if (!(cond)) {                                              \
+      ++failures;                                               \
+      std::fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
+      std::fprintf(stderr, __VA_ARGS__);                        \
+      std::fprintf(stderr, "\n");                               \
+    }                                                           \
+  } while (0)
+
+enum class Pattern { Random, TwoFour, EmptyRowsCols, Extreme };
+
+// Pruned weights: each kept with probability `density` (2:4: at most 2 of every 4).
+static std::vector<int8_t> weights(int n, int k, double density, Pattern pat, std::mt19937& rng) {
+  std::vector<int8_t> w(static_cast<size_t>(n) * k, 0);
+  std::uniform_real_distribution<double> u(0, 1);
+  std::uniform_int_distribution<int> s8(-128, 127);
+  for (int j = 0; j < n; ++j)
+    for (int i = 0; i < k; ++i) {
+      bool keep = u(rng) < density;
+      if (pat == Pattern::TwoFour) keep = keep && (i % 4 == (j + i / 4) % 4 || i % 4 == (j + i / 4 + 2) % 4);
+      if (pat == Pattern::EmptyRowsCols) keep = keep && j % 3 != 1 && i % 5 != 2;
+      if (keep) w[static_cast<size_t>(j) * k + i] = pat == Pattern::Extreme ? -128 : static_cast<int8_t>(s8(rng) | 1);
+    }
+  return w;
+}
+
+struct Case {
+  int m, k, n;
+  double density;
+  Pattern pat;
+  int n_begin = 0, n_end = -1;
+};
+
+static void check_case(const SparseKernels& sk, const Case& t, std::mt19937& rng, ThreadPool* pool = nullptr) {
+  const int m = t.m, k = t.k, n = t.n, nb = t.n_begin, ne = t.n_end < 0 ? n : t.n_end;
+  const std::vector<int8_t> w = weights(n, k, t.density, t.pat, rng);
+  std::vector<uint8_t> a(static_cast<size_t>(m) * (k + 3));
+  std::vector<int32_t> zp(m);
+  std::uniform_int_distribution<int> u8(0, 255);
+  for (auto& v : a) v = t.pat == Pattern::Extreme ? 255 : static_cast<uint8_t>(u8(rng));
+  for (auto& v : zp) v = u8(rng);
+  const size_t lda = k + 3, cells = static_cast<size_t>(m) * n;
+  const KernelTable& ref = scalar_kernels();
+  PackedS8 dense;
+  ref.pack_s8(w.data(), n, k, &dense);
+  const int32_t sentinel = 0x7eadbeef;
+  std::vector<int32_t> want(cells, sentinel), got(cells, sentinel);
+  ref.gemm_u8s8({a.data(), lda, zp.data(), m, &dense, want.data(), static_cast<size_t>(n), nb, ne});
+  auto compare = [&](const char* what) {
+    for (size_t i = 0; i < cells; ++i)
+      if (got[i] != want[i]) {
+        CHECK(false, "%s %s m=%d k=%d n=%d [%d,%d) density=%.2f pattern=%d at %zu: %d != %d", sk.name, what, m, k, n,
+              nb, ne, t.density, static_cast<int>(t.pat), i, got[i], want[i]);
+        return;
+      }
+  };
+  SparseS8 csr;
+  pack_csr_s8(w.data(), n, k, &csr);
+  gemm_csr_parallel(sk, pool, {a.data(), lda, zp.data(), m, &csr, got.data(), static_cast<size_t>(n), nb, ne});
+  compare("csr");
+  if (is_2_4(w.data(), n, k)) {
+    Sparse24S8 s24;
+    pack_24_s8(w.data(), n, k, &s24);
+    std::fill(got.begin(), got.end(), sentinel);
+    gemm_24_parallel(sk, pool, {a.data(), lda, zp.data(), m, &s24, got.data(), static_cast<size_t>(n), nb, ne});
+    compare("2:4");
+  } else {
+    CHECK(t.pat != Pattern::TwoFour, "2:4 weights not recognized as 2:4");
+  }
+}
+
+static void test_shapes(const SparseKernels& sk) {
+  std::mt19937 rng(7);
+  const int ms[] = {1, 2, 3, 4, 5, 8, 9, 17, 33, 64, 65};
+  const int ks[] = {1, 3, 4, 5, 17, 63, 64, 65, 129, 784, 1031};
+  const int ns[] = {1, 3, 16, 17, 33, 65};
+  const double densities[] = {0.0, 0.05, 0.1, 0.3, 0.5, 0.9, 1.0};
+  int idx = 0;
+  for (int m : ms)
+    for (int k : ks)
+      for (int n : ns)
+        for (double d : densities) {
+          ++idx;
+          if (static_cast<long long>(m) * k * n > (1 << 18) && idx % 5) continue;
+          const Pattern pat = idx % 4 == 0 ? Pattern::EmptyRowsCols : idx % 4 == 1 ? Pattern::TwoFour : Pattern::Random;
+          check_case(sk, {m, k, n, d, pat}, rng);
+        }
+  for (int m : {1, 3, 8, 40}) {
+    check_case(sk, {m, 129, 33, 1.0, Pattern::Extreme}, rng);
+    check_case(sk, {m, 129, 33, 0.5, Pattern::TwoFour}, rng);
+  }
+}
+
+// Column sub-ranges (as the pool hands out) and real thread splits.
+static void test_ranges_and_threads(const SparseKernels& sk) {
+  std::mt19937 rng(11);
+  ThreadPool pool(3);
+  for (int m : {1, 2, 7, 40})
+    for (Pattern pat : {Pattern::Random, Pattern::TwoFour}) {
+      check_case(sk, {m, 300, 70, 0.2, pat, 3, 68}, rng);
+      check_case(sk, {m, 300, 70, 0.2, pat, 17, 18}, rng);
+      check_case(sk, {m, 2000, 200, 0.1, pat}, rng, &pool);
+    }
+}
+
+static void test_choice() {
+  std::mt19937 rng(3);
+  const SparseKernels& sk = sparse_scalar_kernels();
+  const auto dense = weights(64, 64, 1.0, Pattern::Random, rng), sparse = weights(64, 64, 0.1, Pattern::Random, rng);
+  const auto two_four = weights(64, 64, 1.0, Pattern::TwoFour, rng);
+  CHECK(choose_weight_format(dense.data(), 64, 64, SparsePolicy::Auto, sk) == WeightFormat::Dense, "dense -> dense");
+  CHECK(choose_weight_format(sparse.data(), 64, 64, SparsePolicy::Auto, sk) == WeightFormat::Csr, "10%% -> csr");
+  CHECK(choose_weight_format(sparse.data(), 64, 64, SparsePolicy::Never, sk) == WeightFormat::Dense, "never");
+  CHECK(choose_weight_format(dense.data(), 64, 64, SparsePolicy::Always, sk) == WeightFormat::Csr, "always");
+  CHECK(choose_weight_format(two_four.data(), 64, 64, SparsePolicy::Always, sk) == WeightFormat::TwoFour, "2:4");
+}
+
+int main() {
+  test_choice();
+  std::vector<const SparseKernels*> sets = {&sparse_scalar_kernels()};
+  for (const std::string& name : runnable_kernel_names()) {
+    const SparseKernels& sk = sparse_kernels_for(*find_kernels(name));
+    if (std::find(sets.begin(), sets.end(), &sk) == sets.end()) sets.push_back(&sk);
+  }
+  for (const SparseKernels* sk : sets) {
+    const int before = failures;
+    test_shapes(*sk);
+    test_ranges_and_threads(*sk);
+    std::printf("sparse kernels %s: %s\n", sk->name, failures == before ? "ok" : "FAILED");
+  }
+  if (failures) {
+    std::printf("%d failed\n", failures);
+    return 1;
+  }
+  std::printf("all sparse tests passed\n");
+  return 0;
+}
