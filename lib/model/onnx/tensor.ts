@@ -5,6 +5,7 @@
  */
 import { EdgeOptError } from '../../errors';
 import { DataType, type Int64, type TensorProto, toNumber } from './proto';
+import { fromHalfBits } from '../../util/float16';
 
 /** A constant value: floats (fp32/fp16/double) as Float32Array, integers as Float64Array (exact to 2^53). */
 export interface ConstTensor {
@@ -51,15 +52,6 @@ export function checkDims(raw: Int64[], what: string): { dims: number[]; count: 
   return { dims, count };
 }
 
-export function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 31) return frac ? NaN : sign * Infinity;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
-}
-
 function fromRaw(raw: Uint8Array, dataType: number, count: number, what: string): Float32Array | Float64Array {
   const size = ELEMENT_BYTES[dataType];
   if (raw.length !== count * size) throw new EdgeOptError('E_FORMAT', `${what}: raw_data has ${raw.length} bytes, ${count} ${typeName(dataType)} values need ${count * size}`);
@@ -68,7 +60,7 @@ function fromRaw(raw: Uint8Array, dataType: number, count: number, what: string)
   for (let i = 0; i < count; i++) {
     switch (dataType) {
       case DataType.FLOAT: out[i] = view.getFloat32(i * 4, true); break;
-      case DataType.FLOAT16: out[i] = halfToFloat(view.getUint16(i * 2, true)); break;
+      case DataType.FLOAT16: out[i] = fromHalfBits(view.getUint16(i * 2, true)); break;
       case DataType.DOUBLE: out[i] = view.getFloat64(i * 8, true); break;
       case DataType.UINT8: out[i] = view.getUint8(i); break;
       case DataType.INT8: out[i] = view.getInt8(i); break;
@@ -112,7 +104,7 @@ export function decodeTensor(t: TensorProto, what: string): ConstTensor {
   const out = isFloatType(t.data_type) ? new Float32Array(count) : new Float64Array(count);
   for (let i = 0; i < count; i++) {
     const v = src[i];
-    out[i] = t.data_type === DataType.FLOAT16 ? halfToFloat((v as number) & 0xffff) : toNumber(v);
+    out[i] = t.data_type === DataType.FLOAT16 ? fromHalfBits((v as number) & 0xffff) : toNumber(v);
   }
   return { dims, dataType: t.data_type, data: out };
 }
