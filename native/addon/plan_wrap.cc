@@ -31,6 +31,17 @@ int optional_int(const Napi::Object& o, const char* key, int lo, int hi) {
   return static_cast<int>(d);
 }
 
+// layer.sparse: 'auto' (default), 'always' or 'never' (core/sparse.h).
+SparsePolicy sparse_policy(const Napi::Object& o) {
+  const Napi::Value v = o.Get("sparse");
+  if (v.IsUndefined() || v.IsNull()) return SparsePolicy::Auto;
+  const std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+  if (s == "auto") return SparsePolicy::Auto;
+  if (s == "always") return SparsePolicy::Always;
+  if (s == "never") return SparsePolicy::Never;
+  throw error(o.Env(), "E_ARGUMENT", "layer.sparse must be 'auto', 'always' or 'never'");
+}
+
 void add_layer(Plan& plan, const Napi::Object& l) {
   const std::string op = l.Get("op").ToString();
   if (op == "relu") return plan.add_relu();
@@ -52,9 +63,10 @@ void add_layer(Plan& plan, const Napi::Object& l) {
     const Napi::Value aq = l.Get("activationQuant");
     const bool is_static = aq.IsString() && aq.As<Napi::String>().Utf8Value() == "static";
     const StaticActivation act{l.Get("inputScale").ToNumber().FloatValue(), l.Get("inputZeroPoint").ToNumber().Int32Value()};
+    const SparsePolicy sparse = sparse_policy(l);
     // Plan::add_dense_s8 checks that the scale count fits the channels or groups.
     return guarded(l.Env(), [&] {
-      plan.add_dense_s8({w, n, k, scales, scales_len, group_size, zero_point, bias, flag(l, "relu"), is_static ? &act : nullptr});
+      plan.add_dense_s8({w, n, k, scales, scales_len, group_size, zero_point, bias, flag(l, "relu"), is_static ? &act : nullptr, sparse});
     });
   }
   throw error(l.Env(), "E_UNSUPPORTED_OP", "native plans do not run op '" + op + "'");
@@ -76,6 +88,7 @@ Napi::Function PlanWrap::DefineClass(Napi::Env env) {
                                   InstanceAccessor("inputFeatures", &PlanWrap::InputFeatures, nullptr),
                                   InstanceAccessor("outputFeatures", &PlanWrap::OutputFeatures, nullptr),
                                   InstanceAccessor("kernel", &PlanWrap::Kernel, nullptr),
+                                  InstanceAccessor("layerKernels", &PlanWrap::LayerKernels, nullptr),
                                   InstanceAccessor("threads", &PlanWrap::Threads, nullptr)});
 }
 
@@ -118,6 +131,13 @@ Napi::Value PlanWrap::Threads(const Napi::CallbackInfo& info) {
 }
 Napi::Value PlanWrap::Kernel(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), plan_->kernels().name);
+}
+
+Napi::Value PlanWrap::LayerKernels(const Napi::CallbackInfo& info) {
+  const std::vector<std::string> names = plan_->layer_kernels();
+  Napi::Array a = Napi::Array::New(info.Env(), names.size());
+  for (size_t i = 0; i < names.size(); ++i) a.Set(static_cast<uint32_t>(i), names[i]);
+  return a;
 }
 
 }  // namespace edgeopt::addon

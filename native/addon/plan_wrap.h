@@ -22,6 +22,7 @@ class PlanWrap : public Napi::ObjectWrap<PlanWrap> {
   Napi::Value InputFeatures(const Napi::CallbackInfo& info);
   Napi::Value OutputFeatures(const Napi::CallbackInfo& info);
   Napi::Value Kernel(const Napi::CallbackInfo& info);
+  Napi::Value LayerKernels(const Napi::CallbackInfo& info);
   Napi::Value Threads(const Napi::CallbackInfo& info);
 
   // Shared with in-flight async runs, so dropping the JS object never frees a

@@ -64,7 +64,11 @@ void Plan::add_dense_s8(const S8Layer& s) {
       kernels_.pack_s8(block.data(), s.n, len, &l.w_groups.back());
     }
   } else {
-    kernels_.pack_s8(s.w, s.n, s.k, &l.w_s8);
+    const SparseKernels& sk = sparse_kernels_for(kernels_);
+    l.sparse = choose_weight_format(s.w, s.n, s.k, s.sparse, sk);
+    if (l.sparse.format == WeightFormat::Csr) pack_csr_s8(s.w, s.n, s.k, &l.w_csr);
+    if (l.sparse.format == WeightFormat::TwoFour) pack_24_s8(s.w, s.n, s.k, &l.w_24);
+    if (l.sparse.sparse_from_rows != 1) kernels_.pack_s8(s.w, s.n, s.k, &l.w_s8);
   }
   l.w_scale.assign(s.scales, s.scales + s.scale_count);
   if (s.bias) l.bias.assign(s.bias, s.bias + n);
@@ -112,6 +116,34 @@ void Plan::run_grouped_s8(const PlanLayer& l, const uint8_t* q, const int32_t* z
       }
   }
   kernels_.bias_act_f32(y, m, l.n, l.bias.empty() ? nullptr : l.bias.data(), l.relu);
+}
+
+// The layer's int32 accumulators with the packing chosen for m rows (all give identical results).
+void Plan::gemm_s8(const PlanLayer& l, const uint8_t* q, const int32_t* zp, int m, int32_t* acc) const {
+  const size_t k = static_cast<size_t>(l.k), n = static_cast<size_t>(l.n);
+  const bool sparse = l.sparse.sparse_from_rows > 0 && m >= l.sparse.sparse_from_rows;
+  if (sparse && l.sparse.format == WeightFormat::Csr)
+    return gemm_csr_parallel(sparse_kernels_for(kernels_), pool_.get(), {q, k, zp, m, &l.w_csr, acc, n, 0, l.n});
+  if (sparse && l.sparse.format == WeightFormat::TwoFour)
+    return gemm_24_parallel(sparse_kernels_for(kernels_), pool_.get(), {q, k, zp, m, &l.w_24, acc, n, 0, l.n});
+  gemm_u8s8_parallel(kernels_, pool_.get(), {q, k, zp, m, &l.w_s8, acc, n, 0, l.n});
+}
+
+std::vector<std::string> Plan::layer_kernels() const {
+  std::vector<std::string> out;
+  const std::string dense = std::string("dense-") + kernels_.name;
+  const SparseKernels& sk = sparse_kernels_for(kernels_);
+  for (const PlanLayer& l : layers_) {
+    if (l.kind == PlanLayer::Kind::Relu || l.kind == PlanLayer::Kind::Softmax) {
+      out.emplace_back();
+    } else if (l.kind == PlanLayer::Kind::DenseF32 || l.sparse.sparse_from_rows == 0) {
+      out.push_back(dense);
+    } else {
+      const std::string sparse = l.sparse.format == WeightFormat::TwoFour ? sk.name_24 : sk.name;
+      out.push_back(l.sparse.sparse_from_rows == 1 ? sparse : sparse + "/" + dense);
+    }
+  }
+  return out;
 }
 
 void Plan::add_relu() {
@@ -180,8 +212,7 @@ void Plan::run(const float* x, int m, float* y) const {
           width = l.n;
           break;
         }
-        gemm_u8s8_parallel(kernels_, pool_.get(), {q.data(), static_cast<size_t>(l.k), zp.data(), m, &l.w_s8, acc.data(),
-                            static_cast<size_t>(l.n), 0, l.n});
+        gemm_s8(l, q.data(), zp.data(), m, acc.data());
         if (l.w_zero_point)
           subtract_weight_zero_point(acc.data(), l.n, m, l.n, q.data(), l.k, l.k, zp.data(), l.w_zero_point);
         kernels_.epilogue_s32({acc.data(), static_cast<size_t>(l.n), m, l.n, a_scale.data(), l.w_scale.data(),

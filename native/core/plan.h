@@ -6,9 +6,11 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "kernels.h"
+#include "sparse.h"
 #include "static_quant.h"
 #include "thread_pool.h"
 
@@ -30,6 +32,11 @@ struct PlanLayer {
   bool relu = false;
   bool static_input = false;  // DenseS8: quantize the input with `input`, not per row
   StaticActivation input{1.0f, 0};
+  // DenseS8 sparse packing (sparse.h): used for calls of at least sparse_from_rows
+  // rows (0: never; w_s8 is then the only packing, else it is packed only when needed).
+  FormatChoice sparse;
+  SparseS8 w_csr;
+  Sparse24S8 w_24;
 };
 
 class Plan {
@@ -56,6 +63,8 @@ class Plan {
     bool relu;
     // Calibrated per-tensor int8 input parameters (static_quant.h); null = dynamic per-row uint8.
     const StaticActivation* static_input = nullptr;
+    // Dense or sparse kernels (per-group-scaled layers stay dense).
+    SparsePolicy sparse = SparsePolicy::Auto;
   };
   void add_dense_s8(const S8Layer& layer);
   void add_relu();
@@ -65,12 +74,16 @@ class Plan {
   int output_features() const { return width_; }
   const KernelTable& kernels() const { return kernels_; }
   int threads() const { return pool_ ? pool_->threads() : 1; }
+  // Per layer, the kernel it runs: "dense-avx2", "sparse-avx2", "sparse-avx2/dense-avx2"
+  // (sparse from sparse_from_rows rows), "sparse24-avx2"; "" for Relu/Softmax.
+  std::vector<std::string> layer_kernels() const;
 
   // y (m x output_features) = plan(x (m x input_features)).
   void run(const float* x, int m, float* y) const;
 
  private:
   void expect_input(int k);
+  void gemm_s8(const PlanLayer& l, const uint8_t* q, const int32_t* zp, int m, int32_t* acc) const;
   void run_grouped_s8(const PlanLayer& l, const uint8_t* q, const int32_t* zp, const float* a_scale, int m,
                       float* y) const;
   const KernelTable& kernels_;

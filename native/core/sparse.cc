@@ -120,16 +120,19 @@ void gemm_24_parallel(const SparseKernels& sk, ThreadPool* pool, const Csr24Args
   split_channels(sk.gemm_24, pool, a, a.w->groups * 2);
 }
 
-WeightFormat choose_weight_format(const int8_t* w, int n, int k, SparsePolicy policy, const SparseKernels& sk) {
-  if (policy == SparsePolicy::Never) return WeightFormat::Dense;
+FormatChoice choose_weight_format(const int8_t* w, int n, int k, SparsePolicy policy, const SparseKernels& sk) {
   size_t nnz = 0;
   const size_t total = static_cast<size_t>(n) * k;
   for (size_t i = 0; i < total; ++i) nnz += w[i] != 0;
-  const double density = static_cast<double>(nnz) / static_cast<double>(total);
-  if (density <= sk.csr_max_density) return WeightFormat::Csr;
+  FormatChoice c;
+  c.density = static_cast<double>(nnz) / static_cast<double>(total);
+  if (policy == SparsePolicy::Never) return c;
   const bool always = policy == SparsePolicy::Always;
-  if ((always || sk.two_four_pays) && is_2_4(w, n, k)) return WeightFormat::TwoFour;
-  return always ? WeightFormat::Csr : WeightFormat::Dense;
+  if (c.density <= sk.csr_max_density_few) return {WeightFormat::Csr, 1, c.density};
+  if ((always || sk.two_four_pays) && is_2_4(w, n, k)) return {WeightFormat::TwoFour, 1, c.density};
+  if (always) return {WeightFormat::Csr, 1, c.density};
+  if (c.density <= sk.csr_max_density_many) return {WeightFormat::Csr, sk.batched_rows, c.density};
+  return c;
 }
 
 }  // namespace edgeopt

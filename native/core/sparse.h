@@ -69,10 +69,12 @@ struct SparseKernels {
   const char* name_24;   // "sparse24-scalar", ...
   void (*gemm_csr)(const CsrArgs&);
   void (*gemm_24)(const Csr24Args&);
-  // The crossover measured by `npm run bench -- sparse` (README "Sparse
-  // kernels"): CSR beats the dense kernel of the same ISA at every batch size
-  // when at most this fraction of the weights is kept; 2:4 beats it at batch 1.
-  double csr_max_density;
+  // Crossovers measured by `npm run bench -- sparse` (README "Sparse kernels"):
+  // CSR beats the dense kernel of the same ISA on calls of fewer than
+  // batched_rows rows when at most csr_max_density_few of the weights are kept,
+  // and on larger calls at csr_max_density_many; 2:4 beats it at batch 1.
+  double csr_max_density_few, csr_max_density_many;
+  int batched_rows;
   bool two_four_pays;
 };
 
@@ -92,11 +94,18 @@ void pack_24_s8(const int8_t* w, int n, int k, Sparse24S8* out);  // requires is
 void gemm_csr_parallel(const SparseKernels& sk, ThreadPool* pool, const CsrArgs& args);
 void gemm_24_parallel(const SparseKernels& sk, ThreadPool* pool, const Csr24Args& args);
 
-// Which kernel a layer gets: Auto follows sk's measured crossover (a pruned
-// layer is never slower than dense); Always packs every layer sparse (2:4 when
-// the pattern allows and CSR would not do better), Never keeps dense.
+// Which kernels a layer gets. Auto follows sk's measured crossovers, so a
+// pruned layer is never slower than dense: CSR for calls of `sparse_from_rows`
+// rows or more (0: dense only; 1: every call), the dense packing below that;
+// 2:4 for every call where it pays. Always packs every layer sparse (2:4 when
+// the pattern allows and CSR is not sparse enough to beat it); Never keeps dense.
 enum class SparsePolicy { Auto, Always, Never };
 enum class WeightFormat { Dense, Csr, TwoFour };
-WeightFormat choose_weight_format(const int8_t* w, int n, int k, SparsePolicy policy, const SparseKernels& sk);
+struct FormatChoice {
+  WeightFormat format = WeightFormat::Dense;
+  int sparse_from_rows = 0;
+  double density = 1.0;
+};
+FormatChoice choose_weight_format(const int8_t* w, int n, int k, SparsePolicy policy, const SparseKernels& sk);
 
 }  // namespace edgeopt

@@ -54,9 +54,10 @@ EDGEOPT_AVX2 void csr_gather(const CsrArgs& p, const int32_t* a32, int r0) {
 
 // --- CSR, many rows: rows in the lanes, one broadcast weight per non-zero -----
 
-// at: the block's activations transposed, [k][8 * T] int32 (rows past m are 0).
+// at: the block's activations transposed, [k][8 * T] uint8 (rows past m are 0),
+// small enough to stay in L1: every non-zero reads one random row of it.
 template <int T>
-EDGEOPT_AVX2 void csr_rows(const CsrArgs& p, const int32_t* at, int r0) {
+EDGEOPT_AVX2 void csr_rows(const CsrArgs& p, const uint8_t* at, int r0) {
   const SparseS8& w = *p.w;
   constexpr int W = 8 * T;
   for (int j = p.n_begin; j < p.n_end; ++j) {
@@ -72,11 +73,12 @@ EDGEOPT_AVX2 void csr_rows(const CsrArgs& p, const int32_t* at, int r0) {
                              _mm256_shuffle_epi32(vw, 0xaa), _mm256_shuffle_epi32(vw, 0xff)};
       EDGEOPT_UNROLL
       for (int q = 0; q < 4; ++q) {
-        const int32_t* col = at + static_cast<size_t>(w.idx[e + q]) * W;
+        const uint8_t* col = at + static_cast<size_t>(w.idx[e + q]) * W;
         EDGEOPT_UNROLL
-        for (int t = 0; t < T; ++t)
-          acc[t] = _mm256_add_epi32(
-              acc[t], _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(col + 8 * t)), wb[q]));
+        for (int t = 0; t < T; ++t) {
+          const __m256i av = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(col + 8 * t)));
+          acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(av, wb[q]));
+        }
       }
     }
     alignas(32) int32_t lanes[W];
@@ -87,11 +89,9 @@ EDGEOPT_AVX2 void csr_rows(const CsrArgs& p, const int32_t* at, int r0) {
   }
 }
 
-// Rows per call of csr_rows: up to 32, with the transposed block at most 256 KiB (in L2).
+// Rows per csr_rows pass: up to 32, with the transposed block at most 32 KiB.
 int csr_block_tiles(int m, int k) {
-  const int by_rows = (m + 7) / 8;
-  const int by_cache = std::max(1, (256 << 10) / (k * 32));
-  const int t = std::min({4, by_rows, by_cache});
+  const int t = std::min({4, (m + 7) / 8, std::max(1, (32 << 10) / (k * 8))});
   return t >= 4 ? 4 : t >= 2 ? 2 : 1;
 }
 
@@ -112,13 +112,13 @@ EDGEOPT_AVX2 void gemm_csr(const CsrArgs& p) {
     }
   }
   const int T = csr_block_tiles(p.m, k), W = 8 * T;
-  std::unique_ptr<int32_t[]> at(new int32_t[static_cast<size_t>(k) * W]);
+  std::unique_ptr<uint8_t[]> at(new uint8_t[static_cast<size_t>(k) * W]);
   for (int r0 = 0; r0 < p.m; r0 += W) {
     const int rows = std::min(W, p.m - r0);
     for (int i = 0; i < k; ++i) {
-      int32_t* dst = at.get() + static_cast<size_t>(i) * W;
+      uint8_t* dst = at.get() + static_cast<size_t>(i) * W;
       for (int r = 0; r < rows; ++r) dst[r] = p.a[(r0 + r) * p.lda + i];
-      std::fill(dst + rows, dst + W, 0);
+      std::fill(dst + rows, dst + W, uint8_t{0});
     }
     switch (T) {
       case 4: csr_rows<4>(p, at.get(), r0); break;
@@ -202,7 +202,7 @@ EDGEOPT_AVX2 void gemm_24(const Csr24Args& p) {
 }  // namespace
 
 const SparseKernels& sparse_avx2_kernels() {
-  static const SparseKernels table = {"sparse-avx2", "sparse24-avx2", gemm_csr, gemm_24, 0.3, true};
+  static const SparseKernels table = {"sparse-avx2", "sparse24-avx2", gemm_csr, gemm_24, 0.06, 0.2, 4, false};
   return table;
 }
 

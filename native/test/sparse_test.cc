@@ -10,6 +10,7 @@
 
 #include "../core/kernels.h"
 #include "../core/parallel_gemm.h"
+#include "../core/plan.h"
 #include "../core/sparse.h"
 
 using namespace edgeopt;
@@ -126,15 +127,43 @@ static void test_choice() {
   const SparseKernels& sk = sparse_scalar_kernels();
   const auto dense = weights(64, 64, 1.0, Pattern::Random, rng), sparse = weights(64, 64, 0.1, Pattern::Random, rng);
   const auto two_four = weights(64, 64, 1.0, Pattern::TwoFour, rng);
-  CHECK(choose_weight_format(dense.data(), 64, 64, SparsePolicy::Auto, sk) == WeightFormat::Dense, "dense -> dense");
-  CHECK(choose_weight_format(sparse.data(), 64, 64, SparsePolicy::Auto, sk) == WeightFormat::Csr, "10%% -> csr");
-  CHECK(choose_weight_format(sparse.data(), 64, 64, SparsePolicy::Never, sk) == WeightFormat::Dense, "never");
-  CHECK(choose_weight_format(dense.data(), 64, 64, SparsePolicy::Always, sk) == WeightFormat::Csr, "always");
-  CHECK(choose_weight_format(two_four.data(), 64, 64, SparsePolicy::Always, sk) == WeightFormat::TwoFour, "2:4");
+  auto format = [&](const std::vector<int8_t>& w, SparsePolicy p) { return choose_weight_format(w.data(), 64, 64, p, sk).format; };
+  CHECK(format(dense, SparsePolicy::Auto) == WeightFormat::Dense, "dense -> dense");
+  CHECK(format(sparse, SparsePolicy::Auto) == WeightFormat::Csr, "10%% -> csr");
+  CHECK(format(sparse, SparsePolicy::Never) == WeightFormat::Dense, "never");
+  CHECK(format(dense, SparsePolicy::Always) == WeightFormat::Csr, "always");
+  CHECK(format(two_four, SparsePolicy::Always) == WeightFormat::TwoFour, "2:4");
+}
+
+// Plans on the same pruned weights give identical outputs whatever the packing.
+static void test_plans(const KernelTable& kt) {
+  std::mt19937 rng(5);
+  const int k = 70, h = 45, o = 9;
+  const auto w1 = weights(h, k, 0.08, Pattern::Random, rng), w2 = weights(o, h, 1.0, Pattern::TwoFour, rng);
+  std::vector<float> s1(h, 0.01f), s2(1, 0.02f), b1(h, 0.1f);
+  std::vector<std::vector<float>> outs;
+  for (SparsePolicy pol : {SparsePolicy::Never, SparsePolicy::Auto, SparsePolicy::Always}) {
+    Plan plan(kt, 2);
+    plan.add_dense_s8({w1.data(), h, k, s1.data(), s1.size(), 0, 0, b1.data(), true, nullptr, pol});
+    plan.add_dense_s8({w2.data(), o, h, s2.data(), s2.size(), 0, 3, nullptr, false, nullptr, pol});
+    const auto names = plan.layer_kernels();
+    if (pol == SparsePolicy::Never) CHECK(names[0].rfind("dense-", 0) == 0, "never: %s", names[0].c_str());
+    if (pol == SparsePolicy::Always) CHECK(names[1].rfind("sparse24-", 0) == 0, "always 2:4: %s", names[1].c_str());
+    for (int m : {1, 5, 40}) {
+      std::vector<float> x(static_cast<size_t>(m) * k), y(static_cast<size_t>(m) * o);
+      std::normal_distribution<float> nd(0.0f, 1.0f);
+      std::mt19937 xr(m);
+      for (float& v : x) v = nd(xr);
+      plan.run(x.data(), m, y.data());
+      outs.push_back(y);
+    }
+  }
+  for (size_t i = 3; i < outs.size(); ++i) CHECK(outs[i] == outs[i % 3], "%s plan output %zu differs from dense", kt.name, i);
 }
 
 int main() {
   test_choice();
+  for (const std::string& name : runnable_kernel_names()) test_plans(*find_kernels(name));
   std::vector<const SparseKernels*> sets = {&sparse_scalar_kernels()};
   for (const std::string& name : runnable_kernel_names()) {
     const SparseKernels& sk = sparse_kernels_for(*find_kernels(name));
