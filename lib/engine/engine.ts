@@ -7,6 +7,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { nativeAddon, backendInfo } from '../backends';
+import type { SparsePolicy } from '../backends/native/addon';
 import { loadNpuPlugin, type NpuPlugin } from '../backends/npu';
 import { EdgeOptError } from '../errors';
 import { loadModel, type ModelSource } from '../model';
@@ -41,6 +42,12 @@ export interface EngineOptions {
    * the loop) costs 20-60 us, several times the work of one mlp-784-128-10 row. 0: always the pool.
    */
   inlineMacs?: number;
+  /**
+   * Sparse int8 kernels for pruned QDense layers: 'auto' (default) picks per layer from its measured
+   * density and shape, so a pruned layer is never slower than dense; 'always' / 'never' force either.
+   * Results are identical either way. placement() names each layer's kernel.
+   */
+  sparse?: SparsePolicy;
 }
 
 export interface Placement {
@@ -48,6 +55,8 @@ export interface Placement {
   op: string;
   backend: Backend;
   reason?: string;
+  /** Dense/QDense on the CPU: the kernel ('dense-avx2', 'sparse-avx2', 'sparse-avx2/dense-avx2' = sparse from a batch size on, 'sparse24-avx2', 'dense-ts', 'sparse-ts'). */
+  kernel?: string;
 }
 
 export interface FallbackEvent {
@@ -94,6 +103,7 @@ function nativeMacsPerRow(segments: Segment[]): number {
 }
 
 const DEVICES: Device[] = ['auto', 'npu', 'cpu', 'ts'];
+const SPARSE_POLICIES: SparsePolicy[] = ['auto', 'always', 'never'];
 
 type NpuState = { plugin: NpuPlugin; name: string } | { plugin: null; reason: string | null };
 
@@ -113,6 +123,9 @@ export class EdgeInferenceEngine extends EventEmitter {
     }
     if (options.inlineMacs !== undefined && !(Number.isFinite(options.inlineMacs) && options.inlineMacs >= 0)) {
       throw new EdgeOptError('E_ARGUMENT', `inlineMacs must be a number >= 0, got ${String(options.inlineMacs)}`);
+    }
+    if (options.sparse !== undefined && !SPARSE_POLICIES.includes(options.sparse)) {
+      throw new EdgeOptError('E_ARGUMENT', `sparse must be one of ${SPARSE_POLICIES.join(', ')}, got '${String(options.sparse)}'`);
     }
     this.options = { ...options, device, strict: options.strict ?? false };
   }
@@ -171,7 +184,7 @@ export class EdgeInferenceEngine extends EventEmitter {
 
   private partitionOptions(preferred: Backend): PartitionOptions {
     const addon = preferred === 'ts' ? null : nativeAddon();
-    const cpu = { preferred, addon, nativeReason: addon ? undefined : backendInfo().reason, kernel: this.options.kernel, threads: this.options.threads };
+    const cpu = { preferred, addon, nativeReason: addon ? undefined : backendInfo().reason, kernel: this.options.kernel, threads: this.options.threads, sparse: this.options.sparse };
     if (preferred !== 'npu') return cpu;
     const npu = this.loadNpu();
     if (!npu.plugin) return { ...cpu, npuUnavailable: npu.reason ?? undefined };
@@ -330,6 +343,6 @@ function nodePlacement(nodes: Array<{ name: string; op: string }>, placed: StepP
     const p = byNode.get(n.name);
     if (!p) return { node: n.name, op: n.op, backend: previous };
     previous = p.backend;
-    return { node: n.name, op: n.op, backend: p.backend, ...(p.reason ? { reason: p.reason } : {}) };
+    return { node: n.name, op: n.op, backend: p.backend, ...(p.reason ? { reason: p.reason } : {}), ...(p.kernel ? { kernel: p.kernel } : {}) };
   });
 }

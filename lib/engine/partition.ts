@@ -6,7 +6,7 @@
  * steps). Every step that does not land on the preferred backend carries the
  * reason, which the engine reports through placement() and 'fallback' events.
  */
-import type { NativeAddon } from '../backends/native/addon';
+import type { NativeAddon, SparsePolicy } from '../backends/native/addon';
 import { compileNpuGraph, type NpuPlugin } from '../backends/npu';
 import { EdgeOptError } from '../errors';
 import { npuSegment, type NpuHealth } from './npu-segment';
@@ -21,6 +21,8 @@ export interface StepPlacement {
   backend: Backend;
   /** Why the step is not on the preferred backend. */
   reason?: string;
+  /** The CPU kernel of a Dense/QDense step ('dense-avx2', 'sparse-avx2', 'sparse-ts', ...). */
+  kernel?: string;
 }
 
 export interface PartitionOptions {
@@ -34,6 +36,7 @@ export interface PartitionOptions {
   npu?: { plugin: NpuPlugin; name: string; health: NpuHealth; onFailure(err: unknown): void };
   kernel?: string;
   threads?: number;
+  sparse?: SparsePolicy;
 }
 
 /** Where a step would run on the CPU side: native, or TS with the reason. */
@@ -83,7 +86,13 @@ function runs(placed: StepPlacement[]): StepPlacement[][] {
 }
 
 function cpuSegment(steps: Step[], inputFeatures: number, backend: Backend, o: PartitionOptions): Segment {
-  return backend === 'native' ? nativeSegment(o.addon!, steps, inputFeatures, o.kernel, o.threads) : tsSegment(steps, inputFeatures);
+  return backend === 'native'
+    ? nativeSegment(o.addon!, steps, inputFeatures, o.kernel, o.threads, o.sparse)
+    : tsSegment(steps, inputFeatures, o.sparse);
+}
+
+function withKernels(run: StepPlacement[], segment: Segment): StepPlacement[] {
+  return run.map((p, i) => (segment.kernels?.[i] ? { ...p, kernel: segment.kernels[i] } : p));
 }
 
 /**
@@ -108,11 +117,11 @@ export function partition(steps: Step[], inputFeatures: number, o: PartitionOpti
         if (!(err instanceof EdgeOptError) || err.code !== 'E_PLUGIN') throw err;
         const reason = err.message; // already names the plugin and says 'compile failed'
         segment = cpuSegment(runSteps, width, 'native', o);
-        result.push(...run.map((p) => ({ step: p.step, backend: 'native' as const, reason })));
+        result.push(...withKernels(run.map((p) => ({ step: p.step, backend: 'native' as const, reason })), segment));
       }
     } else {
       segment = cpuSegment(runSteps, width, run[0].backend, o);
-      result.push(...run);
+      result.push(...withKernels(run, segment));
     }
     segments.push(segment);
     width = segment.outputFeatures;

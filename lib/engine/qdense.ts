@@ -6,6 +6,7 @@
  */
 import { biasActF32, tsKernels } from '../backends/ts/kernels';
 import * as numerics from '../backends/ts/numerics';
+import { gemmCsrU8S8 } from '../backends/ts/sparse';
 import { quantizeStaticRows } from '../backends/ts/static-quant';
 import type { Step } from './steps';
 
@@ -35,7 +36,7 @@ export function runQDense(step: QDenseStep, x: Float32Array, rows: number): Floa
   const { n, k, weight, scales, zeroPoint, groupSize } = step;
   const a = step.input ? quantizeStaticRows(x, rows, k, step.input) : tsKernels.quantizeRowsU8(x, rows, k);
   if (!groupSize) {
-    const acc = tsKernels.gemmU8S8(a.q, a.zeroPoint, rows, k, weight, n);
+    const acc = step.csr ? gemmCsrU8S8(a.q, a.zeroPoint, rows, step.csr) : tsKernels.gemmU8S8(a.q, a.zeroPoint, rows, k, weight, n);
     if (zeroPoint) subtractWeightZeroPoint(acc, n, a.q, k, a.zeroPoint, zeroPoint);
     return tsKernels.epilogueS32(acc, rows, n, a.scale, scales, step.bias, step.relu);
   }

@@ -3,7 +3,8 @@
  * runner hands a run of steps to one native Plan (weights packed once, in C++).
  */
 import { EdgeOptError, fromNative } from '../errors';
-import type { NativeAddon, NativeLayerSpec, NativePlan } from '../backends/native/addon';
+import type { NativeAddon, NativeLayerSpec, NativePlan, SparsePolicy } from '../backends/native/addon';
+import { packCsrS8, TS_CSR_MAX_DENSITY } from '../backends/ts/sparse';
 import { biasActF32, softmaxRows, tsKernels } from '../backends/ts/kernels';
 import { runQDense } from './qdense';
 import type { Step, TsActivation } from './steps';
@@ -21,6 +22,8 @@ export interface Segment {
   steps: Step[];
   inputFeatures: number;
   outputFeatures: number;
+  /** Per step, the kernel it runs (Dense/QDense steps of CPU segments). */
+  kernels?: Array<string | undefined>;
   runSync(x: Float32Array, rows: number): Float32Array;
   run(x: Float32Array, rows: number): Promise<Float32Array>;
 }
@@ -72,7 +75,20 @@ async function runStepYielding(step: Step, x: Float32Array, rows: number, width:
   return out;
 }
 
-export function tsSegment(steps: Step[], inputFeatures: number): Segment {
+/** A QDense step with its CSR packing when the policy picks it (per-group-scaled layers stay dense). */
+function withTsSparse(step: Step, sparse: SparsePolicy): Step {
+  if (step.kind !== 'qdense' || step.groupSize || sparse === 'never') return step;
+  const csr = packCsrS8(step.weight, step.n, step.k);
+  return sparse === 'always' || csr.density <= TS_CSR_MAX_DENSITY ? { ...step, csr } : step;
+}
+
+function tsKernelName(s: Step): string | undefined {
+  if (s.kind === 'qdense') return s.csr ? 'sparse-ts' : 'dense-ts';
+  return s.kind === 'dense' ? 'dense-ts' : undefined;
+}
+
+export function tsSegment(placedSteps: Step[], inputFeatures: number, sparse: SparsePolicy = 'auto'): Segment {
+  const steps = placedSteps.map((s) => withTsSparse(s, sparse));
   const outputFeatures = steps.reduce((w, s) => stepWidth(s, w), inputFeatures);
   const runSync = (x: Float32Array, rows: number) => {
     let cur = x;
@@ -92,18 +108,18 @@ export function tsSegment(steps: Step[], inputFeatures: number): Segment {
     }
     return cur;
   };
-  return { backend: 'ts', steps, inputFeatures, outputFeatures, runSync, run };
+  return { backend: 'ts', steps: placedSteps, inputFeatures, outputFeatures, kernels: steps.map(tsKernelName), runSync, run };
 }
 
 /** The addon's layer spec of a step; `width` (its input width) sizes Relu/Softmax for NPU plugins. */
-export function layerSpec(s: Step, width = 0): NativeLayerSpec {
+export function layerSpec(s: Step, width = 0, sparse?: SparsePolicy): NativeLayerSpec {
   switch (s.kind) {
     case 'dense':
       return { op: 'dense', name: s.node, n: s.n, k: s.k, weight: s.weight, bias: s.bias ?? undefined, relu: s.relu };
     case 'qdense':
       return {
         op: 'qdense', name: s.node, n: s.n, k: s.k, weight: s.weight, scales: s.scales, zeroPoint: s.zeroPoint, groupSize: s.groupSize,
-        bias: s.bias ?? undefined, relu: s.relu,
+        bias: s.bias ?? undefined, relu: s.relu, ...(sparse ? { sparse } : {}),
         ...(s.input ? { activationQuant: 'static', inputScale: s.input.scale, inputZeroPoint: s.input.zeroPoint } : { activationQuant: 'dynamic' }),
       };
     case 'activation': // the engine keeps models with these steps on TS (nativeUnsupported)
@@ -120,10 +136,12 @@ export function stepInputWidths(steps: Step[], inputFeatures: number): number[] 
   return widths;
 }
 
-export function nativeSegment(addon: NativeAddon, steps: Step[], inputFeatures: number, kernel?: string, threads?: number): Segment {
+export function nativeSegment(
+  addon: NativeAddon, steps: Step[], inputFeatures: number, kernel?: string, threads?: number, sparse?: SparsePolicy,
+): Segment {
   let plan: NativePlan;
   try {
-    plan = new addon.Plan(steps.map((s) => layerSpec(s)), kernel, threads);
+    plan = new addon.Plan(steps.map((s) => layerSpec(s, 0, sparse)), kernel, threads);
   } catch (err) {
     throw fromNative(err, 'building the native plan');
   }
@@ -132,6 +150,7 @@ export function nativeSegment(addon: NativeAddon, steps: Step[], inputFeatures: 
     steps,
     inputFeatures,
     outputFeatures: plan.outputFeatures,
+    kernels: plan.layerKernels.map((k) => k || undefined),
     runSync: (x, rows) => {
       try {
         return plan.runSync(x, rows);

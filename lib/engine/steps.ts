@@ -3,6 +3,7 @@
  * buffers. Flatten/Reshape only change how a row is viewed, so they compile
  * to nothing but a width check.
  */
+import type { CsrS8 } from '../backends/ts/sparse';
 import { EdgeOptError } from '../errors';
 import type { Graph, GraphNode } from '../model/graph';
 import { ACTIVATIONS, type Activation, denseBias, denseWeight, elementCount } from '../model/graph';
@@ -32,6 +33,8 @@ export type Step =
       zeroPoint: number; groupSize: number; bias: Float32Array | null; relu: boolean;
       /** Static (calibrated) per-tensor int8 input quantization; absent = dynamic per-row uint8. */
       input?: StaticInput;
+      /** The TS backend's sparse packing of `weight`, when the sparse policy chose it (runners.ts). */
+      csr?: CsrS8;
     }
   | { kind: 'relu'; node: string }
   /** A Dense activation the native core lacks (from ONNX import): runs on the TS backend. */

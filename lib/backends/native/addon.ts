@@ -21,12 +21,19 @@ export interface NativeLayerSpec {
   inputScale?: number;
   inputZeroPoint?: number;
   name?: string;
+  /** Dense or sparse int8 kernels (native/core/sparse.h); default 'auto'. */
+  sparse?: SparsePolicy;
 }
+
+/** 'auto': sparse kernels where the measured crossover says they are faster; 'always' / 'never' force. */
+export type SparsePolicy = 'auto' | 'always' | 'never';
 
 export interface NativePlan {
   readonly inputFeatures: number;
   readonly outputFeatures: number;
   readonly kernel: string;
+  /** Per layer, the kernel it runs ('dense-avx2', 'sparse-avx2', 'sparse-avx2/dense-avx2', ...; '' for Relu/Softmax). */
+  readonly layerKernels: string[];
   runSync(x: Float32Array, rows: number): Float32Array;
   run(x: Float32Array, rows: number): Promise<Float32Array>;
 }
