@@ -52,8 +52,8 @@ export function gemmCsrU8S8(a: Uint8Array, zeroPoint: Int32Array, m: number, w: 
 }
 
 /**
- * CSR beats the TS dense loop when at most this fraction of the weights is kept
- * (measured under tsx, `npm run bench -- sparse`: the indirect load costs about
- * as much as three dense multiply-adds).
+ * CSR is used on the TS backend when at most this fraction of the weights is kept:
+ * an estimate (an indirect load costing about three dense multiply-adds), not yet
+ * measured; results are identical either way.
  */
 export const TS_CSR_MAX_DENSITY = 0.3;
