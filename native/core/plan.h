@@ -37,6 +37,7 @@ struct PlanLayer {
   FormatChoice sparse;
   SparseS8 w_csr;
   Sparse24S8 w_24;
+  SparseWinS8 w_win;
 };
 
 class Plan {

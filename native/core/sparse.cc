@@ -1,5 +1,6 @@
 #include "sparse.h"
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -101,6 +102,50 @@ void pack_24_s8(const int8_t* w, int n, int k, Sparse24S8* out) {
   out->col_sums = col_sums_of(w, n, k);
 }
 
+void pack_win_s8(const int8_t* w, int n, int k, SparseWinS8* out) {
+  check_shape(n, k);
+  out->n = n;
+  out->k = k;
+  out->blocks = (n + kWinBlock - 1) / kWinBlock;
+  out->block_ptr.assign(1, 0);
+  out->win.clear();
+  out->data.clear();
+  out->nnz = 0;
+  const int last_start = std::max(0, k - kWinWidth);
+  std::vector<int> pos[kWinBlock];
+  for (int b = 0; b < out->blocks; ++b) {
+    size_t next[kWinBlock] = {};
+    for (int c = 0; c < kWinBlock; ++c) {
+      pos[c].clear();
+      const int j = b * kWinBlock + c;
+      if (j < n)
+        for (int i = 0; i < k; ++i)
+          if (w[static_cast<size_t>(j) * k + i]) pos[c].push_back(i);
+      out->nnz += pos[c].size();
+    }
+    // Greedy: the window starts at the first pending kept weight of the block
+    // (no later than k - 16); every channel takes up to 2 of its own inside it.
+    for (;;) {
+      int start = k;
+      for (int c = 0; c < kWinBlock; ++c)
+        if (next[c] < pos[c].size()) start = std::min(start, pos[c][next[c]]);
+      if (start == k) break;
+      start = std::min(start, last_start);
+      int8_t rec[2 * kWinWidth] = {};
+      for (int c = 0; c < kWinBlock; ++c)
+        for (int h = 0; h < 2 && next[c] < pos[c].size() && pos[c][next[c]] < start + kWinWidth; ++h) {
+          const int i = pos[c][next[c]++];
+          rec[2 * c + h] = static_cast<int8_t>(i - start);
+          rec[kWinWidth + 2 * c + h] = w[static_cast<size_t>(b * kWinBlock + c) * k + i];
+        }
+      out->win.push_back(static_cast<uint16_t>(start));
+      out->data.insert(out->data.end(), rec, rec + 2 * kWinWidth);
+    }
+    out->block_ptr.push_back(static_cast<uint32_t>(out->win.size()));
+  }
+  out->col_sums = col_sums_of(w, n, k);
+}
+
 const SparseKernels& sparse_kernels_for(const KernelTable& kt) {
 #if defined(__x86_64__) || defined(_M_X64)
   if (std::strcmp(kt.name, "avx2") == 0) return sparse_avx2_kernels();
@@ -120,6 +165,11 @@ void gemm_24_parallel(const SparseKernels& sk, ThreadPool* pool, const Csr24Args
   split_channels(sk.gemm_24, pool, a, a.w->groups * 2);
 }
 
+void gemm_win_parallel(const SparseKernels& sk, ThreadPool* pool, const WinArgs& a) {
+  const int per_row = static_cast<int>(a.w->win.size() * 2 / static_cast<size_t>(a.w->n)) + 1;
+  split_channels(sk.gemm_win, pool, a, per_row);
+}
+
 FormatChoice choose_weight_format(const int8_t* w, int n, int k, SparsePolicy policy, const SparseKernels& sk) {
   size_t nnz = 0;
   const size_t total = static_cast<size_t>(n) * k;
@@ -128,10 +178,14 @@ FormatChoice choose_weight_format(const int8_t* w, int n, int k, SparsePolicy po
   c.density = static_cast<double>(nnz) / static_cast<double>(total);
   if (policy == SparsePolicy::Never) return c;
   const bool always = policy == SparsePolicy::Always;
-  if (c.density <= sk.csr_max_density_few) return {WeightFormat::Csr, 1, c.density};
-  if ((always || sk.two_four_pays) && is_2_4(w, n, k)) return {WeightFormat::TwoFour, 1, c.density};
-  if (always) return {WeightFormat::Csr, 1, c.density};
-  if (c.density <= sk.csr_max_density_many) return {WeightFormat::Csr, sk.batched_rows, c.density};
+  if (sk.win_max_density_all > 0 && c.density <= sk.win_max_density_all) return {WeightFormat::Window, 1, 0, c.density};
+  if (c.density <= sk.csr_max_density_few) return {WeightFormat::Csr, 1, 0, c.density};
+  if (sk.two_four_pays && is_2_4(w, n, k)) return {WeightFormat::TwoFour, 1, 0, c.density};
+  if (sk.win_few_rows > 0 && (always || c.density <= sk.win_max_density_few))
+    return {WeightFormat::Window, 1, always ? 0 : sk.win_few_rows, c.density};
+  if (always && is_2_4(w, n, k)) return {WeightFormat::TwoFour, 1, 0, c.density};
+  if (always) return {WeightFormat::Csr, 1, 0, c.density};
+  if (c.density <= sk.csr_max_density_many) return {WeightFormat::Csr, sk.batched_rows, 0, c.density};
   return c;
 }
 

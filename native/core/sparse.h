@@ -10,6 +10,14 @@
 //   stored as one of the 6 position pairs in a nibble (half the weight bytes
 //   plus 1 bit per weight: 0.625 of the dense size).
 //
+// - SparseWinS8 (unstructured, few rows): output channels in blocks of 8; each
+//   block is a stream of steps, a step being one 16-byte K window (its start, a
+//   uint16) and, per channel, up to 2 of its kept weights inside the window: 16
+//   window positions (bytes 0..15) and 16 values (0 in unused slots). The AVX2
+//   kernel selects the 16 activations with one vpshufb on the window and does one
+//   vpmaddwd per step: no indexed load per weight. Windows never pass k - 16
+//   (when k >= 16), so the kernel reads no byte past a row.
+//
 // The kernels compute exactly what gemm_u8s8 does on the dense weights,
 // C[r][j] = sum_k A[r][k] * W[j][k] - zp[r] * col_sums[j], with the same column
 // sums (pruned weights are 0, so they are the sums of the kept values). int32
@@ -49,7 +57,18 @@ struct Sparse24S8 {
   std::vector<int32_t> col_sums;
 };
 
-// Arguments of both sparse GEMMs: gemm_u8s8's, with the sparse weights.
+constexpr int kWinBlock = 8, kWinWidth = 16;
+struct SparseWinS8 {
+  int n = 0, k = 0;
+  int blocks = 0;                   // ceil(n / 8)
+  std::vector<uint32_t> block_ptr;  // blocks + 1 offsets in steps
+  std::vector<uint16_t> win;        // per step: window start
+  std::vector<int8_t> data;         // per step: 16 positions (slot 2c + h: channel c), then 16 values
+  std::vector<int32_t> col_sums;
+  size_t nnz = 0;
+};
+
+// Arguments of the sparse GEMMs: gemm_u8s8's, with the sparse weights.
 template <typename W>
 struct SparseGemmArgs {
   const uint8_t* a;
@@ -63,12 +82,15 @@ struct SparseGemmArgs {
 };
 using CsrArgs = SparseGemmArgs<SparseS8>;
 using Csr24Args = SparseGemmArgs<Sparse24S8>;
+using WinArgs = SparseGemmArgs<SparseWinS8>;
 
 struct SparseKernels {
   const char* name;      // "sparse-scalar", "sparse-avx2"
   const char* name_24;   // "sparse24-scalar", ...
+  const char* name_win;  // "sparsewin-scalar", ...
   void (*gemm_csr)(const CsrArgs&);
   void (*gemm_24)(const Csr24Args&);
+  void (*gemm_win)(const WinArgs&);
   // Crossovers measured by `npm run bench -- sparse` (README "Sparse kernels"):
   // CSR beats the dense kernel of the same ISA on calls of fewer than
   // batched_rows rows when at most csr_max_density_few of the weights are kept,
@@ -76,6 +98,11 @@ struct SparseKernels {
   double csr_max_density_few, csr_max_density_many;
   int batched_rows;
   bool two_four_pays;
+  // The window format beats dense on every call at <= win_max_density_all
+  // (and is preferred to CSR and 2:4 there), and on calls of fewer than
+  // win_few_rows rows at <= win_max_density_few; 0: never picked by auto.
+  double win_max_density_all = 0, win_max_density_few = 0;
+  int win_few_rows = 0;
 };
 
 const SparseKernels& sparse_scalar_kernels();
@@ -89,21 +116,25 @@ void pack_csr_s8(const int8_t* w, int n, int k, SparseS8* out);
 // True when every group of 4 along K (the last one padded with zeros) has at most 2 non-zeros.
 bool is_2_4(const int8_t* w, int n, int k);
 void pack_24_s8(const int8_t* w, int n, int k, Sparse24S8* out);  // requires is_2_4
+void pack_win_s8(const int8_t* w, int n, int k, SparseWinS8* out);
 
 // Split over output channels on the pool, like gemm_u8s8_parallel.
 void gemm_csr_parallel(const SparseKernels& sk, ThreadPool* pool, const CsrArgs& args);
 void gemm_24_parallel(const SparseKernels& sk, ThreadPool* pool, const Csr24Args& args);
+void gemm_win_parallel(const SparseKernels& sk, ThreadPool* pool, const WinArgs& args);
 
 // Which kernels a layer gets. Auto follows sk's measured crossovers, so a
 // pruned layer is never slower than dense: CSR for calls of `sparse_from_rows`
 // rows or more (0: dense only; 1: every call), the dense packing below that;
-// 2:4 for every call where it pays. Always packs every layer sparse (2:4 when
+// 2:4 for every call where it pays; the window format for every call, or only
+// for calls of fewer than sparse_below_rows rows (dense packing for the rest). Always packs every layer sparse (2:4 when
 // the pattern allows and CSR is not sparse enough to beat it); Never keeps dense.
 enum class SparsePolicy { Auto, Always, Never };
-enum class WeightFormat { Dense, Csr, TwoFour };
+enum class WeightFormat { Dense, Csr, TwoFour, Window };
 struct FormatChoice {
   WeightFormat format = WeightFormat::Dense;
   int sparse_from_rows = 0;
+  int sparse_below_rows = 0;  // when > 0, sparse only for calls of fewer rows (dense from there on)
   double density = 1.0;
 };
 FormatChoice choose_weight_format(const int8_t* w, int n, int k, SparsePolicy policy, const SparseKernels& sk);

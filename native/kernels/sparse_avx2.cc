@@ -199,10 +199,65 @@ EDGEOPT_AVX2 void gemm_24(const Csr24Args& p) {
   }
 }
 
+// --- Window format: one vpshufb selects each step's 16 activations ------------
+
+// a: MR rows, lda apart, each readable for win + 16 bytes.
+template <int MR>
+EDGEOPT_AVX2 void win_rows(const WinArgs& p, const uint8_t* a, size_t lda, int r0) {
+  const SparseWinS8& w = *p.w;
+  for (int b = p.n_begin / kWinBlock; b * kWinBlock < p.n_end; ++b) {
+    __m256i acc[MR];
+    EDGEOPT_UNROLL
+    for (int r = 0; r < MR; ++r) acc[r] = _mm256_setzero_si256();
+    const int8_t* d = w.data.data() + static_cast<size_t>(w.block_ptr[b]) * 2 * kWinWidth;
+    for (uint32_t s = w.block_ptr[b]; s < w.block_ptr[b + 1]; ++s, d += 2 * kWinWidth) {
+      const __m128i iv = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d));
+      const __m256i wv = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(d + kWinWidth)));
+      const uint8_t* ap = a + w.win[s];
+      EDGEOPT_UNROLL
+      for (int r = 0; r < MR; ++r) {
+        const __m128i av = _mm_loadu_si128(reinterpret_cast<const __m128i*>(ap + r * lda));
+        acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_shuffle_epi8(av, iv)), wv));
+      }
+    }
+    alignas(32) int32_t lanes[kWinBlock];
+    EDGEOPT_UNROLL
+    for (int r = 0; r < MR; ++r) {
+      _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), acc[r]);
+      for (int j = std::max(p.n_begin, b * kWinBlock); j < std::min(p.n_end, (b + 1) * kWinBlock); ++j)
+        p.c[(r0 + r) * p.ldc + j] = lanes[j - b * kWinBlock] - p.a_zero_point[r0 + r] * w.col_sums[j];
+    }
+  }
+}
+
+EDGEOPT_AVX2 void gemm_win(const WinArgs& p) {
+  if (p.m <= 0 || p.n_begin >= p.n_end) return;
+  const int k = p.w->k;
+  const uint8_t* a = p.a;
+  size_t lda = p.lda;
+  std::unique_ptr<uint8_t[]> padded;
+  if (k < kWinWidth) {  // windows start at 0 and pass the row: copy the rows, zero-padded to 16
+    padded.reset(new uint8_t[static_cast<size_t>(p.m) * kWinWidth]());
+    for (int r = 0; r < p.m; ++r) std::memcpy(padded.get() + r * kWinWidth, p.a + r * p.lda, k);
+    a = padded.get();
+    lda = kWinWidth;
+  }
+  constexpr int kRows = 4;
+  int r = 0;
+  for (; r + kRows <= p.m; r += kRows) win_rows<kRows>(p, a + r * lda, lda, r);
+  switch (p.m - r) {
+    case 3: win_rows<3>(p, a + r * lda, lda, r); break;
+    case 2: win_rows<2>(p, a + r * lda, lda, r); break;
+    case 1: win_rows<1>(p, a + r * lda, lda, r); break;
+    default: break;
+  }
+}
+
 }  // namespace
 
 const SparseKernels& sparse_avx2_kernels() {
-  static const SparseKernels table = {"sparse-avx2", "sparse24-avx2", gemm_csr, gemm_24, 0.06, 0.2, 4, false};
+  static const SparseKernels table = {"sparse-avx2", "sparse24-avx2", "sparsewin-avx2", gemm_csr, gemm_24, gemm_win,
+                                      0.06, 0.2, 4, false, 0.12, 0.35, 8};
   return table;
 }
 

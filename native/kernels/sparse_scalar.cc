@@ -1,5 +1,7 @@
 // Scalar sparse kernels: the obvious loops over the formats of sparse.h, the
 // reference the SIMD ones are tested against (and what arm64 runs).
+#include <algorithm>
+
 #include "../core/sparse.h"
 
 namespace edgeopt {
@@ -37,13 +39,30 @@ void gemm_24(const Csr24Args& p) {
   }
 }
 
+void gemm_win(const WinArgs& p) {
+  const SparseWinS8& w = *p.w;
+  for (int r = 0; r < p.m; ++r) {
+    const uint8_t* a = p.a + r * p.lda;
+    for (int b = p.n_begin / kWinBlock; b * kWinBlock < p.n_end; ++b) {
+      int32_t acc[kWinBlock] = {};
+      for (uint32_t s = w.block_ptr[b]; s < w.block_ptr[b + 1]; ++s) {
+        const int8_t* d = &w.data[static_cast<size_t>(s) * 2 * kWinWidth];
+        for (int q = 0; q < 2 * kWinBlock; ++q)  // unused slots hold value 0 at a position inside the row
+          if (w.win[s] + d[q] < w.k) acc[q / 2] += a[w.win[s] + d[q]] * static_cast<int32_t>(d[kWinWidth + q]);
+      }
+      for (int j = std::max(p.n_begin, b * kWinBlock); j < std::min(p.n_end, (b + 1) * kWinBlock); ++j)
+        p.c[r * p.ldc + j] = acc[j - b * kWinBlock] - p.a_zero_point[r] * w.col_sums[j];
+    }
+  }
+}
+
 }  // namespace
 
 // Crossovers against the scalar dense loop (which the compiler vectorizes with
 // SSE2), measured by `npm run bench -- sparse --isa=scalar`: CSR breaks even
 // between 80 and 90 % sparsity at batch 1 and 8; 2:4 runs at 0.2-0.3x, never picked.
 const SparseKernels& sparse_scalar_kernels() {
-  static const SparseKernels table = {"sparse-scalar", "sparse24-scalar", gemm_csr, gemm_24, 0.12, 0.12, 1, false};
+  static const SparseKernels table = {"sparse-scalar", "sparse24-scalar", "sparsewin-scalar", gemm_csr, gemm_24, gemm_win, 0.12, 0.12, 1, false};
   return table;
 }
 

@@ -38,7 +38,9 @@ static std::vector<int8_t> weights(int n, int k, double density, Pattern pat, st
       bool keep = u(rng) < density;
       if (pat == Pattern::TwoFour) keep = keep && (i % 4 == (j + i / 4) % 4 || i % 4 == (j + i / 4 + 2) % 4);
       if (pat == Pattern::EmptyRowsCols) keep = keep && j % 3 != 1 && i % 5 != 2;
-      if (keep) w[static_cast<size_t>(j) * k + i] = pat == Pattern::Extreme ? -128 : static_cast<int8_t>(s8(rng) | 1);
+      if (keep)
+        w[static_cast<size_t>(j) * k + i] =
+            pat == Pattern::Extreme ? ((i + j) % 3 == 0 ? 127 : -128) : static_cast<int8_t>(s8(rng) | 1);
     }
   return w;
 }
@@ -77,6 +79,12 @@ static void check_case(const SparseKernels& sk, const Case& t, std::mt19937& rng
   pack_csr_s8(w.data(), n, k, &csr);
   gemm_csr_parallel(sk, pool, {a.data(), lda, zp.data(), m, &csr, got.data(), static_cast<size_t>(n), nb, ne});
   compare("csr");
+  SparseWinS8 win;
+  pack_win_s8(w.data(), n, k, &win);
+  CHECK(win.nnz == csr.nnz, "window format keeps %zu of %zu non-zeros", win.nnz, csr.nnz);
+  std::fill(got.begin(), got.end(), sentinel);
+  gemm_win_parallel(sk, pool, {a.data(), lda, zp.data(), m, &win, got.data(), static_cast<size_t>(n), nb, ne});
+  compare("window");
   if (is_2_4(w.data(), n, k)) {
     Sparse24S8 s24;
     pack_24_s8(w.data(), n, k, &s24);
@@ -106,6 +114,8 @@ static void test_shapes(const SparseKernels& sk) {
         }
   for (int m : {1, 3, 8, 40}) {
     check_case(sk, {m, 129, 33, 1.0, Pattern::Extreme}, rng);
+    check_case(sk, {m, 4099, 9, 1.0, Pattern::Extreme}, rng);  // the largest |sum|: 255 * -128 * k
+    check_case(sk, {m, 15, 9, 0.7, Pattern::Extreme}, rng);    // k < 16: one window past the row
     check_case(sk, {m, 129, 33, 0.5, Pattern::TwoFour}, rng);
   }
 }
@@ -133,6 +143,18 @@ static void test_choice() {
   CHECK(format(sparse, SparsePolicy::Never) == WeightFormat::Dense, "never");
   CHECK(format(dense, SparsePolicy::Always) == WeightFormat::Csr, "always");
   CHECK(format(two_four, SparsePolicy::Always) == WeightFormat::TwoFour, "2:4");
+#if defined(__x86_64__) || defined(_M_X64)
+  // AVX2: the window format at <= 12 % for every call, up to 35 % below 8 rows.
+  const SparseKernels& avx = sparse_avx2_kernels();
+  const auto mid = weights(64, 64, 0.3, Pattern::Random, rng);
+  auto choice = [&](const std::vector<int8_t>& w, SparsePolicy p) { return choose_weight_format(w.data(), 64, 64, p, avx); };
+  CHECK(choice(sparse, SparsePolicy::Auto).format == WeightFormat::Window && choice(sparse, SparsePolicy::Auto).sparse_below_rows == 0,
+        "avx2 10%% -> window");
+  CHECK(choice(mid, SparsePolicy::Auto).format == WeightFormat::Window && choice(mid, SparsePolicy::Auto).sparse_below_rows == 8,
+        "avx2 30%% -> window below 8 rows");
+  CHECK(choice(dense, SparsePolicy::Auto).format == WeightFormat::Dense, "avx2 dense -> dense");
+  CHECK(choice(dense, SparsePolicy::Always).format == WeightFormat::Window, "avx2 always -> window");
+#endif
 }
 
 // Plans on the same pruned weights give identical outputs whatever the packing.
@@ -148,8 +170,8 @@ static void test_plans(const KernelTable& kt) {
     plan.add_dense_s8({w2.data(), o, h, s2.data(), s2.size(), 0, 3, nullptr, false, nullptr, pol});
     const auto names = plan.layer_kernels();
     if (pol == SparsePolicy::Never) CHECK(names[0].rfind("dense-", 0) == 0, "never: %s", names[0].c_str());
-    if (pol == SparsePolicy::Always) CHECK(names[1].rfind("sparse24-", 0) == 0, "always 2:4: %s", names[1].c_str());
-    for (int m : {1, 5, 40}) {
+    if (pol == SparsePolicy::Always) CHECK(names[1].rfind("sparse", 0) == 0, "always: %s", names[1].c_str());
+    for (int m : {1, 5, 8, 40}) {
       std::vector<float> x(static_cast<size_t>(m) * k), y(static_cast<size_t>(m) * o);
       std::normal_distribution<float> nd(0.0f, 1.0f);
       std::mt19937 xr(m);
@@ -158,7 +180,7 @@ static void test_plans(const KernelTable& kt) {
       outs.push_back(y);
     }
   }
-  for (size_t i = 3; i < outs.size(); ++i) CHECK(outs[i] == outs[i % 3], "%s plan output %zu differs from dense", kt.name, i);
+  for (size_t i = 4; i < outs.size(); ++i) CHECK(outs[i] == outs[i % 4], "%s plan output %zu differs from dense", kt.name, i);
 }
 
 int main() {
