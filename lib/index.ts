@@ -7,7 +7,7 @@ export { loadNpuPlugin, referenceNpuPluginPath, type NpuPlugin, type NpuPluginIn
 export { EdgeInferenceEngine, type EngineOptions, type Placement, type FallbackEvent, type InferInput, type InferOutput, type Device } from './engine/engine';
 export { EdgeModelOptimizer, type OptimizeReport, type PassReport } from './optimizer/optimizer';
 export { quantize, quantizeGraph, type QuantizeOptions } from './optimizer/quantize';
-export { observeActivations, applyStaticActivations } from './optimizer/calibrate';
+export { observeActivations, applyStaticActivations, applyStaticOutputs } from './optimizer/calibrate';
 export { prune, pruneGraph, type PruneOptions } from './optimizer/prune';
 export { evaluateModel, argmaxRows, type Evaluation } from './optimizer/evaluate';
 export type { Pass, PassContext } from './optimizer/pass';

@@ -13,7 +13,9 @@ import { quantize, quantizeGraph } from '../lib/optimizer/quantize';
 import { denseGraph } from '../lib/model/build';
 import { evaluateModel } from '../lib/optimizer/evaluate';
 import { EdgeInferenceEngine } from '../lib/engine/engine';
-import { FIXTURES, sameFloats, sameInts, throwsCode } from './helpers';
+import { FIXTURES, rng, sameFloats, sameInts, throwsCode } from './helpers';
+import { multiplyByQuantizedMultiplier, quantizeBias, quantizeMultiplier } from '../lib/backends/ts/requantize';
+import { referenceNpuPluginPath } from '../lib/backends/npu';
 
 const fp32 = defaultModel();
 const w1 = fp32.tensors['fc1.weight'].data as Float32Array;
@@ -232,6 +234,56 @@ test('group-wise and asymmetric int8 layers are bit-identical on native and TS',
     });
     sameFloats(a, b, q.metadata.quantization);
   }
+});
+
+
+
+test('integer requantization helpers follow TFLite (Q31 multiplier, rounding shift)', () => {
+  assert.equal(quantizeMultiplier(0.5), { m0: 2 ** 30, shift: 0 });
+  assert.equal(quantizeMultiplier(0.75), { m0: Math.round(0.75 * 2 ** 31), shift: 0 });
+  assert.equal(quantizeMultiplier(3), { m0: Math.round(0.75 * 2 ** 31), shift: 2 });
+  assert.equal(quantizeMultiplier(2 ** -40), { m0: 0, shift: 0 });
+  assert.is(multiplyByQuantizedMultiplier(100, quantizeMultiplier(0.5)), 50);
+  assert.is(multiplyByQuantizedMultiplier(101, quantizeMultiplier(0.5)), 51, 'gemmlowp rounds ties up');
+  assert.is(multiplyByQuantizedMultiplier(-101, quantizeMultiplier(0.5)), -50);
+  assert.is(multiplyByQuantizedMultiplier(-3, quantizeMultiplier(0.25)), -1, 'the rounding shift rounds ties away from zero');
+  const r = rng(5);
+  for (let i = 0; i < 2000; i++) {
+    const x = Math.floor((r() - 0.5) * 2 ** 24);
+    const real = 2 ** (-12 * r()) * (0.5 + r() / 2);
+    const got = multiplyByQuantizedMultiplier(x, quantizeMultiplier(real));
+    // Two roundings (the high multiply, then the shift), so within one step of the exact product.
+    assert.ok(Math.abs(got - x * real) <= 1, `${x} * ${real}: ${got}`);
+  }
+  assert.is(quantizeBias(-2.5, 1, 1), -3, 'bias rounds half away from zero like std::round');
+});
+
+test('static int8 chains requantize between layers, bit-identically on native and TS; the NPU keeps them on CPU', () => {
+  const calibration = sliceRows(test2000, 0, 500);
+  const q = quantizeGraph(fp32, { activations: 'static', calibration });
+  assert.equal(q.nodes[0].attrs.outputScale, q.nodes[1].attrs.inputScale, 'fc1 requantizes to fc2\'s input grid');
+  assert.is(q.nodes[1].attrs.outputScale, undefined, 'the last layer keeps float logits');
+  const plain = quantizeGraph(fp32, { activations: 'static', calibration, requantize: false });
+  assert.is(plain.nodes[0].attrs.outputScale, undefined);
+  const ev = evaluateModel(q, test2000);
+  assert.ok(Math.abs(ev.accuracy - base.accuracy) <= 0.003, `${ev.accuracy}`);
+  const diff = evaluateModel(plain, test2000).logits.some((v, i) => v !== ev.logits[i]);
+  assert.ok(diff, 'the integer path is a different computation from the float epilogue');
+  if (!backendInfo().native) return;
+  const x = sliceRows(test2000, 0, 37);
+  const [a, b] = (['cpu', 'ts'] as const).map((device) => {
+    const e = new EdgeInferenceEngine({ device });
+    e.loadModelSync('r', q);
+    return e.inferSync('r', { data: x.data, shape: x.shape }).data;
+  });
+  sameFloats(a, b, 'requantized chain native vs ts');
+  const npu = new EdgeInferenceEngine({ device: 'npu', npuPlugin: referenceNpuPluginPath() });
+  npu.loadModelSync('r', q);
+  const [fc1, fc2] = npu.placement('r');
+  assert.is(fc1.backend, 'native');
+  assert.match(fc1.reason!, /integer requantization/);
+  assert.is(fc2.backend, 'npu');
+  sameFloats(npu.inferSync('r', { data: x.data, shape: x.shape }).data, a, 'NPU + CPU split');
 });
 
 test.run();

@@ -64,6 +64,8 @@ function npuPlacements(steps: Step[], inputFeatures: number, o: PartitionOptions
   return steps.map((step, i) => {
     const why = nativeUnsupported([step])
       ? 'the NPU ABI has no such activation'
+      : step.kind === 'qdense' && step.output
+        ? 'integer requantization to an int8 output is not in NPU ABI v1 (its layers end in the float epilogue)'
       : refused && prefixOnly
         ? 'the plugin runs only a prefix of a graph, and an earlier node stayed on the CPU'
         : npu.plugin.supports(layerSpec(step, widths[i]));

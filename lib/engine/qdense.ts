@@ -8,7 +8,8 @@ import { biasActF32, tsKernels } from '../backends/ts/kernels';
 import * as numerics from '../backends/ts/numerics';
 import { gemmCsrU8S8 } from '../backends/ts/sparse';
 import { quantizeStaticRows } from '../backends/ts/static-quant';
-import type { Step } from './steps';
+import type { StaticOutput, Step } from './steps';
+import { multiplyByQuantizedMultiplier } from '../backends/ts/requantize';
 
 // Local bindings: hot loops must not go through the module object on every call.
 const { f32 } = numerics;
@@ -32,12 +33,28 @@ function columns<T extends Uint8Array | Int8Array>(src: T, rows: number, k: numb
   return out;
 }
 
+/** y = (q - zp) * scale with q the integer-requantized int8 output (native/core/plan.cc requantize_rows). */
+function requantizeRows(out: StaticOutput, acc: Int32Array, rows: number, n: number, relu: boolean): Float32Array {
+  const lo = relu ? Math.max(out.zeroPoint, -128) : -128;
+  const y = new Float32Array(rows * n);
+  for (let r = 0; r < rows; r++) {
+    for (let j = 0; j < n; j++) {
+      const i = r * n + j;
+      const sum = Math.min(2147483647, Math.max(-2147483648, acc[i] + out.biasQ[j]));
+      const q = Math.min(127, Math.max(lo, out.zeroPoint + multiplyByQuantizedMultiplier(sum, out.multipliers[j])));
+      y[i] = f32((q - out.zeroPoint) * out.scale);
+    }
+  }
+  return y;
+}
+
 export function runQDense(step: QDenseStep, x: Float32Array, rows: number): Float32Array {
   const { n, k, weight, scales, zeroPoint, groupSize } = step;
   const a = step.input ? quantizeStaticRows(x, rows, k, step.input) : tsKernels.quantizeRowsU8(x, rows, k);
   if (!groupSize) {
     const acc = step.csr ? gemmCsrU8S8(a.q, a.zeroPoint, rows, step.csr) : tsKernels.gemmU8S8(a.q, a.zeroPoint, rows, k, weight, n);
     if (zeroPoint) subtractWeightZeroPoint(acc, n, a.q, k, a.zeroPoint, zeroPoint);
+    if (step.output) return requantizeRows(step.output, acc, rows, n, step.relu);
     return tsKernels.epilogueS32(acc, rows, n, a.scale, scales, step.bias, step.relu);
   }
   const groups = Math.ceil(k / groupSize);

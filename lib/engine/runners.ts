@@ -121,6 +121,7 @@ export function layerSpec(s: Step, width = 0, sparse?: SparsePolicy): NativeLaye
         op: 'qdense', name: s.node, n: s.n, k: s.k, weight: s.weight, scales: s.scales, zeroPoint: s.zeroPoint, groupSize: s.groupSize,
         bias: s.bias ?? undefined, relu: s.relu, ...(sparse ? { sparse } : {}),
         ...(s.input ? { activationQuant: 'static', inputScale: s.input.scale, inputZeroPoint: s.input.zeroPoint } : { activationQuant: 'dynamic' }),
+        ...(s.output ? { outputScale: s.output.scale, outputZeroPoint: s.output.zeroPoint } : {}),
       };
     case 'activation': // the engine keeps models with these steps on TS (nativeUnsupported)
       throw new EdgeOptError('E_NATIVE', `node '${s.node}': the native core has no ${s.fn} activation`);

@@ -7,6 +7,7 @@ import type { CsrS8 } from '../backends/ts/sparse';
 import { EdgeOptError } from '../errors';
 import type { Graph, GraphNode } from '../model/graph';
 import { ACTIVATIONS, type Activation, denseBias, denseWeight, elementCount } from '../model/graph';
+import { quantizeBias, quantizeMultiplier, type QuantizedMultiplier } from '../backends/ts/requantize';
 
 /** attrs { activationQuant: 'static', inputScale, inputZeroPoint } of a QDense node (see graph.ts). */
 export interface StaticInput {
@@ -33,6 +34,8 @@ export type Step =
       zeroPoint: number; groupSize: number; bias: Float32Array | null; relu: boolean;
       /** Static (calibrated) per-tensor int8 input quantization; absent = dynamic per-row uint8. */
       input?: StaticInput;
+      /** Static int8 output: integer requantization (TFLite) instead of the float epilogue. */
+      output?: StaticOutput;
       /** The TS backend's sparse packing of `weight`, when the sparse policy chose it (runners.ts). */
       csr?: CsrS8;
     }
@@ -62,6 +65,30 @@ function staticInput(g: Graph, node: GraphNode): StaticInput | undefined {
     unsupported(g, node, `has static activation quantization with inputScale ${String(inputScale)} and inputZeroPoint ${String(inputZeroPoint)}; needs a finite scale > 0 and an integer zero point in -128..127`);
   }
   return { scale, zeroPoint };
+}
+
+/** attrs { outputScale, outputZeroPoint } of a static QDense, with its precomputed requantization. */
+export interface StaticOutput extends StaticInput {
+  multipliers: QuantizedMultiplier[];
+  biasQ: Int32Array;
+}
+
+function staticOutput(g: Graph, node: GraphNode, input: StaticInput | undefined, w: { scale: Float32Array; zeroPoint?: number; groupSize?: number }, bias: Float32Array | null, n: number): StaticOutput | undefined {
+  const { outputScale, outputZeroPoint } = node.attrs;
+  if (outputScale === undefined) return undefined;
+  const scale = Math.fround(Number(outputScale));
+  const zeroPoint = Number(outputZeroPoint);
+  if (!(scale > 0 && Number.isFinite(scale)) || !Number.isInteger(zeroPoint) || zeroPoint < -128 || zeroPoint > 127) {
+    unsupported(g, node, `has outputScale ${String(outputScale)} and outputZeroPoint ${String(outputZeroPoint)}; needs a finite scale > 0 and an integer zero point in -128..127`);
+  }
+  if (!input || w.groupSize || w.zeroPoint) unsupported(g, node, 'has a static int8 output but not a static input with symmetric per-channel or per-tensor weights');
+  const ws = (j: number) => w.scale[w.scale.length > 1 ? j : 0];
+  return {
+    scale,
+    zeroPoint,
+    multipliers: Array.from({ length: n }, (_, j) => quantizeMultiplier((input!.scale * ws(j)) / scale)),
+    biasQ: Int32Array.from({ length: n }, (_, j) => (bias ? quantizeBias(bias[j], input!.scale, ws(j)) : 0)),
+  };
 }
 
 export function compile(g: Graph): CompiledModel {
@@ -95,7 +122,8 @@ export function compile(g: Graph): CompiledModel {
           if (k > MAX_INT8_K) unsupported(g, node, `has K=${k}; int8 layers are limited to K <= ${MAX_INT8_K}`);
           const { scale, zeroPoint = 0, groupSize = 0 } = w.quant!;
           const input = staticInput(g, node);
-          steps.push({ kind: 'qdense', node: node.name, n, k, weight: w.data as Int8Array, scales: scale, zeroPoint, groupSize, bias, relu, ...(input ? { input } : {}) });
+          const output = staticOutput(g, node, input, w.quant!, bias, n);
+          steps.push({ kind: 'qdense', node: node.name, n, k, weight: w.data as Int8Array, scales: scale, zeroPoint, groupSize, bias, relu, ...(input ? { input } : {}), ...(output ? { output } : {}) });
         }
         if (act !== 'none' && act !== 'relu') steps.push({ kind: 'activation', node: node.name, fn: act });
         width = n;

@@ -79,3 +79,22 @@ export function applyStaticActivations(quantized: Graph, ranges: ActivationRange
   }
   return g;
 }
+
+/**
+ * Static int8 chains: a static QDense whose output feeds another static QDense
+ * requantizes its int32 accumulators straight to that layer's int8 input grid
+ * with an integer multiplier and shift (TFLite's scheme) instead of going
+ * through float. Layers with group-wise or asymmetric weights, and the last
+ * layer (whose output is the model's float result), keep the float epilogue.
+ */
+export function applyStaticOutputs(graph: Graph): Graph {
+  const g = cloneGraph(graph);
+  for (const node of g.nodes) {
+    if (node.op !== 'QDense' || node.attrs.activationQuant !== 'static') continue;
+    const next = g.nodes.find((n) => n.inputs[0] === node.outputs[0]);
+    const w = g.tensors[node.inputs[1]].quant;
+    if (!next || next.op !== 'QDense' || next.attrs.activationQuant !== 'static' || !w || w.groupSize || w.zeroPoint) continue;
+    node.attrs = { ...node.attrs, outputScale: next.attrs.inputScale, outputZeroPoint: next.attrs.inputZeroPoint };
+  }
+  return g;
+}

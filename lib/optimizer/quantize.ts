@@ -20,7 +20,7 @@ import { EdgeOptError } from '../errors';
 import { roundToHalf } from '../util/float16';
 import { cloneGraph, denseWeight, type Graph, type QuantParams } from '../model/graph';
 import type { Dataset } from '../data/dataset';
-import { applyStaticActivations, observeActivations, type Observer } from './calibrate';
+import { applyStaticActivations, applyStaticOutputs, observeActivations, type Observer } from './calibrate';
 import type { Pass } from './pass';
 import { targetQuantizeDefaults } from './target';
 
@@ -33,6 +33,8 @@ export interface QuantizeOptions {
   activations?: 'dynamic' | 'static';
   calibration?: Dataset;
   observer?: Observer;
+  /** Static activations: chain int8 layers by integer requantization (default true; see calibrate.ts). */
+  requantize?: boolean;
 }
 
 /** Parses 'channel' | 'tensor' | 'global' | 'group:32' | { group: 32 }. */
@@ -125,7 +127,9 @@ export function quantizeGraph(graph: Graph, options: QuantizeOptions = {}): Grap
   }
   const acts = ranges ? 'static per-tensor int8 activations' : 'dynamic per-row uint8 activations';
   g.metadata.quantization = `int${bits} ${grid ? 'asymmetric global min/max' : `symmetric ${describe(granularity)}`} weights, ${acts}`;
-  return ranges ? applyStaticActivations(g, ranges) : g;
+  if (!ranges) return g;
+  const statics = applyStaticActivations(g, ranges);
+  return options.requantize === false ? statics : applyStaticOutputs(statics);
 }
 
 /**

@@ -57,7 +57,8 @@ export function targetName(target: Target | undefined): string {
 /** Quantization defaults a target implies; a pass's own options win. */
 export function targetQuantizeDefaults(target: Target | undefined): Partial<QuantizeOptions> {
   const t = normalize(target);
-  if (t.kind === 'npu') return { bits: 8, granularity: t.caps.perChannelWeights ? 'channel' : 'tensor', activations: t.caps.dynamicActivations ? 'dynamic' : 'static' };
+  // ABI v1 layers end in the float epilogue, so NPU models do not requantize between layers.
+  if (t.kind === 'npu') return { bits: 8, granularity: t.caps.perChannelWeights ? 'channel' : 'tensor', activations: t.caps.dynamicActivations ? 'dynamic' : 'static', requantize: false };
   if (t.kind === 'mcu') return { bits: 8, granularity: 'channel' };
   return {};
 }

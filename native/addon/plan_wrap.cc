@@ -64,9 +64,13 @@ void add_layer(Plan& plan, const Napi::Object& l) {
     const bool is_static = aq.IsString() && aq.As<Napi::String>().Utf8Value() == "static";
     const StaticActivation act{l.Get("inputScale").ToNumber().FloatValue(), l.Get("inputZeroPoint").ToNumber().Int32Value()};
     const SparsePolicy sparse = sparse_policy(l);
+    // { outputScale, outputZeroPoint }: integer requantization to a static int8 output (requantize.h).
+    const bool has_output = l.Get("outputScale").IsNumber();
+    const StaticActivation out{l.Get("outputScale").ToNumber().FloatValue(), l.Get("outputZeroPoint").ToNumber().Int32Value()};
     // Plan::add_dense_s8 checks that the scale count fits the channels or groups.
     return guarded(l.Env(), [&] {
-      plan.add_dense_s8({w, n, k, scales, scales_len, group_size, zero_point, bias, flag(l, "relu"), is_static ? &act : nullptr, sparse});
+      plan.add_dense_s8({w, n, k, scales, scales_len, group_size, zero_point, bias, flag(l, "relu"), is_static ? &act : nullptr,
+                         sparse, has_output ? &out : nullptr});
     });
   }
   throw error(l.Env(), "E_UNSUPPORTED_OP", "native plans do not run op '" + op + "'");

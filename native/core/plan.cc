@@ -81,8 +81,36 @@ void Plan::add_dense_s8(const S8Layer& s) {
     l.static_input = true;
     l.input = *s.static_input;
   }
+  if (s.static_output) set_static_output(l, *s.static_output);
   layers_.push_back(std::move(l));
   width_ = s.n;
+}
+
+// Precomputes the per-channel multipliers and int32 biases of integer requantization.
+void Plan::set_static_output(PlanLayer& l, StaticActivation out) {
+  if (!l.static_input || l.group_size || l.w_zero_point)
+    throw Error("E_ARGUMENT", "a static int8 output needs a static input and symmetric per-channel or per-tensor weights");
+  if (!(out.scale > 0) || out.zero_point < -128 || out.zero_point > 127)
+    throw Error("E_VALUE", "static output needs scale > 0 and zero point in -128..127");
+  l.static_output = true;
+  l.output = out;
+  for (int j = 0; j < l.n; ++j) {
+    const float ws = l.w_scale[l.w_scale.size() > 1 ? j : 0];
+    l.out_multiplier.push_back(quantize_multiplier(static_cast<double>(l.input.scale) * ws / out.scale));
+    l.bias_q.push_back(l.bias.empty() ? 0 : quantize_bias(l.bias[j], l.input.scale, ws));
+  }
+}
+
+// y = (q - zp_out) * s_out with q the requantized int8 output (ReLU clamps at zp_out).
+static void requantize_rows(const PlanLayer& l, const int32_t* acc, int m, float* y) {
+  const int32_t lo = l.relu ? std::max(l.output.zero_point, -128) : -128;
+  for (int r = 0; r < m; ++r)
+    for (int j = 0; j < l.n; ++j) {
+      const size_t i = static_cast<size_t>(r) * l.n + j;
+      const int32_t sum = saturate_int32(static_cast<int64_t>(acc[i]) + l.bias_q[j]);
+      const int32_t q = std::clamp(l.output.zero_point + multiply_by_quantized_multiplier(sum, l.out_multiplier[j]), lo, 127);
+      y[i] = static_cast<float>(q - l.output.zero_point) * l.output.scale;
+    }
 }
 
 // acc[r][j] -= w_zero_point * sum_k (q[r][k] - zp[r]) over the layer's K range.
@@ -252,9 +280,13 @@ void Plan::run(const float* x, int m, float* y) const {
         gemm_s8(l, q.data(), zp.data(), m, acc.data());
         if (l.w_zero_point)
           subtract_weight_zero_point(acc.data(), l.n, m, l.n, q.data(), l.k, l.k, zp.data(), l.w_zero_point);
-        kernels_.epilogue_s32({acc.data(), static_cast<size_t>(l.n), m, l.n, a_scale.data(), l.w_scale.data(),
-                               l.w_scale.size() > 1 ? 1 : 0, l.bias.empty() ? nullptr : l.bias.data(), l.relu,
-                               next.data(), static_cast<size_t>(l.n)});
+        if (l.static_output) {
+          requantize_rows(l, acc.data(), m, next.data());
+        } else {
+          kernels_.epilogue_s32({acc.data(), static_cast<size_t>(l.n), m, l.n, a_scale.data(), l.w_scale.data(),
+                                 l.w_scale.size() > 1 ? 1 : 0, l.bias.empty() ? nullptr : l.bias.data(), l.relu,
+                                 next.data(), static_cast<size_t>(l.n)});
+        }
         cur.swap(next);
         width = l.n;
         break;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "requantize.h"
 #include "sparse.h"
 #include "static_quant.h"
 #include "thread_pool.h"
@@ -32,6 +33,12 @@ struct PlanLayer {
   bool relu = false;
   bool static_input = false;  // DenseS8: quantize the input with `input`, not per row
   StaticActivation input{1.0f, 0};
+  // DenseS8 with a static int8 output (requantize.h): integer requantization per
+  // channel instead of the float epilogue; the layer emits (q - zp) * scale.
+  bool static_output = false;
+  StaticActivation output{1.0f, 0};
+  std::vector<QuantizedMultiplier> out_multiplier;
+  std::vector<int32_t> bias_q;
   // DenseS8 sparse packing (sparse.h): used for calls of at least sparse_from_rows
   // rows (0: never; w_s8 is then the only packing, else it is packed only when needed).
   FormatChoice sparse;
@@ -66,6 +73,8 @@ class Plan {
     const StaticActivation* static_input = nullptr;
     // Dense or sparse kernels (per-group-scaled layers stay dense).
     SparsePolicy sparse = SparsePolicy::Auto;
+    // Static int8 output (needs a static input and symmetric, non-grouped weights); null = float epilogue.
+    const StaticActivation* static_output = nullptr;
   };
   void add_dense_s8(const S8Layer& layer);
   void add_relu();
@@ -84,6 +93,7 @@ class Plan {
 
  private:
   void expect_input(int k);
+  static void set_static_output(PlanLayer& l, StaticActivation out);
   void gemm_s8(const PlanLayer& l, const uint8_t* q, const int32_t* zp, int m, int32_t* acc) const;
   void run_grouped_s8(const PlanLayer& l, const uint8_t* q, const int32_t* zp, const float* a_scale, int m,
                       float* y) const;

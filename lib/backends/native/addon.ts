@@ -19,6 +19,9 @@ export interface NativeLayerSpec {
   /** Static int8 input quantization (QDense attrs activationQuant/inputScale/inputZeroPoint); NPU layers also carry a name. */
   activationQuant?: 'static' | 'dynamic';
   inputScale?: number;
+  /** Static int8 output by integer requantization (QDense attrs outputScale/outputZeroPoint). */
+  outputScale?: number;
+  outputZeroPoint?: number;
   inputZeroPoint?: number;
   name?: string;
   /** Dense or sparse int8 kernels (native/core/sparse.h); default 'auto'. */
