@@ -2,7 +2,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as assert from 'uvu/assert';
+import { EdgeInferenceEngine } from '../lib/engine/engine';
 import { EdgeOptError } from '../lib/errors';
+import type { Graph } from '../lib/model/graph';
 
 export const FIXTURES = path.join(__dirname, 'fixtures');
 
@@ -69,4 +71,15 @@ export async function rejectsCode(p: Promise<unknown>, code: string, message?: R
 export function readF32(file: string): Float32Array {
   const b = fs.readFileSync(file);
   return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+}
+
+/** Runs a graph once on a fresh engine (default device) and returns its output. */
+export function inferOnce(g: Graph, x: Float32Array, shape: number[]): Float32Array {
+  const engine = new EdgeInferenceEngine();
+  try {
+    engine.loadModelSync('m', g);
+    return engine.inferSync('m', { data: x, shape }).data;
+  } finally {
+    engine.dispose();
+  }
 }

@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { argmaxRows, EdgeInferenceEngine, encodeOnnx, type Graph, loadModel, loadOnnx, mnistTest, quantizeGraph, saveModel } from '../lib';
 import { register } from '../lib/cli/commands/export';
-import { closeFloats, FIXTURES, readF32, sameFloats } from './helpers';
+import { closeFloats, FIXTURES, readF32, sameFloats, inferOnce } from './helpers';
 
 type Ort = typeof import('onnxruntime-node');
 let ort: Ort | undefined;
@@ -20,15 +20,7 @@ try {
 const MLP = path.join(FIXTURES, 'mlp-784-128-10');
 const fp32 = () => loadOnnx(path.join(MLP, 'model.onnx'));
 
-function infer(g: Graph, x: Float32Array, shape: number[]): Float32Array {
-  const engine = new EdgeInferenceEngine();
-  try {
-    engine.loadModelSync('m', g);
-    return engine.inferSync('m', { data: x, shape }).data;
-  } finally {
-    engine.dispose();
-  }
-}
+const infer = inferOnce;
 
 async function ortRun(bytes: Uint8Array, x: Float32Array, shape: number[]): Promise<Float32Array> {
   const session = await ort!.InferenceSession.create(bytes, { intraOpNumThreads: 1 });

@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { EdgeInferenceEngine, EdgeOptError, evaluateModel, type Graph, loadModel, loadOnnx, mnistTest } from '../lib';
 import { DataType } from '../lib/model/onnx/proto';
-import { closeFloats, FIXTURES, readF32, rng, sameFloats, sameInts, throwsCode } from './helpers';
+import { closeFloats, FIXTURES, readF32, rng, sameFloats, sameInts, throwsCode, inferOnce } from './helpers';
 import { attr, buildModel, f16, f32, f32Typed, i64, i64Raw, ints, node, valueInfo } from './onnx-models';
 
 const MLP = path.join(FIXTURES, 'mlp-784-128-10');
@@ -14,15 +14,7 @@ const VARIANTS: Array<[dir: string, suffix: string]> = [
   [MLP, ''], [MLP, '-opset17'], [MLP, '-matmul'], [FLAT, ''], [FLAT, '-reshape'],
 ];
 
-function infer(g: Graph, x: Float32Array, shape: number[]): Float32Array {
-  const engine = new EdgeInferenceEngine();
-  try {
-    engine.loadModelSync('m', g);
-    return engine.inferSync('m', { data: x, shape }).data;
-  } finally {
-    engine.dispose();
-  }
-}
+const infer = inferOnce;
 
 function fixture(dir: string): { accuracy: number; argmax: number[]; inputShape: number[] } {
   const f = JSON.parse(fs.readFileSync(path.join(dir, 'fixture.json'), 'utf8'));

@@ -34,17 +34,8 @@ function optional(name) {
   }
 }
 
-/** mulberry32: a small seeded generator, so the synthetic model is the same in every run. */
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The same seeded generator training uses, so the synthetic model is the same in every run. */
+const rng = (seed) => loadEdgeopt().seededRandom(seed);
 
 /** A ReLU MLP with He-uniform weights from `seed` (PyTorch layout [out][in]); no activation after the last layer. */
 function syntheticMlp(sizes, seed = 42) {

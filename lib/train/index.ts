@@ -4,3 +4,4 @@ export { train, trainAsync, trainSteps, runSteps, type TrainOptions, type TrainR
 export { sgd, adam, type Optimizer, type SgdOptions, type AdamOptions } from './optim';
 export { softmaxCrossEntropy, meanSquaredError, distillationLoss, softmaxRows, oneHot, type LossResult } from './loss';
 export { mlp, type MlpOptions } from './init';
+export { seededRandom, shuffledIndices } from './random';

@@ -24,18 +24,11 @@
 #include "../core/quantize.h"
 #include "../core/thread_pool.h"
 
+#include "check.h"
+
 using namespace edgeopt;
 
-static int failures = 0;
-#define CHECK(cond, ...)                                        \
-  do {                                                          \
-    if (!(cond)) {                                              \
-      ++failures;                                               \
-      std::fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-      std::fprintf(stderr, __VA_ARGS__);                        \
-      std::fprintf(stderr, "\n");                               \
-    }                                                           \
-  } while (0)
+using edgeopt::test::failures;
 
 // `count` elements starting `offset` elements into a fresh vector (the vector's
 // own storage is 16-byte aligned, so offsets 1..3 are misaligned for SIMD).

@@ -13,18 +13,11 @@
 #include "../core/plan.h"
 #include "../core/sparse.h"
 
+#include "check.h"
+
 using namespace edgeopt;
 
-static int failures = 0;
-#define CHECK(cond, ...)                                        \
-  do {                                                          \
-    if (!(cond)) {                                              \
-      ++failures;                                               \
-      std::fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-      std::fprintf(stderr, __VA_ARGS__);                        \
-      std::fprintf(stderr, "\n");                               \
-    }                                                           \
-  } while (0)
+using edgeopt::test::failures;
 
 enum class Pattern { Random, TwoFour, EmptyRowsCols, Extreme };
 
