@@ -49,7 +49,7 @@ async function run(argv) {
   const ft = { data: trainSet, epochs: o.epochs, lr: 0.01, batchSize: 32, seed: 1 };
   const notes = [
     `fine-tuning: ${o.epochs} epoch(s) of SGD (lr 0.01, momentum 0.9, batch 32) on the 8000-digit train split, polynomial sparsity schedule for unstructured/global pruning`,
-    'speed-up: the native engine runs pruned weights with the same dense kernels (no sparse kernels in this build; issue #8), so unstructured and 2:4 pruning change size, not speed; neuron pruning physically shrinks the layers',
+    'speed-up: pruned fp32 layers run the dense fp32 kernels, so pruning alone changes size, not speed; pruned int8 layers get the sparse int8 kernels where the measured crossover says they win (engine sparse: auto); neuron pruning physically shrinks the layers',
     'int4 weights are unpacked to int8 at load; group-32 scales run through the grouped path of the native plan (one int8 GEMM per 32-wide K group), so int4 g32 is slower than int8',
   ];
   const q8 = (g) => E.quantizeGraph(g, { bits: 8, granularity: 'channel' });
