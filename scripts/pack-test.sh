@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Proves the install path users get: prebuild, pack, then install the tarball
+# Proves the install paths users get: prebuild, pack, then install the tarball
 # into an empty folder with no compiler or make on PATH, and check that the
-# prebuilt native binary loads (backendInfo().native === true) and the CLI runs.
+# prebuilt native binary loads (backendInfo().native === true) and the CLI runs;
+# then install it with --build-from-source and check the compiled addon loads.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d)"
@@ -32,4 +33,16 @@ PATH="$work/bin" node -e '
   const info = require("edgeopt").backendInfo();
   if (!info.native) { console.error("pack-test: prebuilt binary did not load:", info.reason); process.exit(1); }
   import("edgeopt").then((m) => { if (m.backendInfo().kernel !== info.kernel) process.exit(1); console.log("pack-test: ok (require and import)"); });
+'
+
+# The other install path: no prebuild for the platform, so node-gyp-build compiles
+# the package's own sources (binding.gyp and what it runs must be in the tarball).
+mkdir -p "$work/src-app" && cd "$work/src-app"
+echo '{ "name": "pack-test-source", "version": "1.0.0", "private": true }' > package.json
+npm install --no-audit --no-fund --build-from-source "$work/$tarball" > install.log 2>&1 || { cat install.log; exit 1; }
+[ -f node_modules/edgeopt/build/Release/edgeopt.node ] || { cat install.log; echo "pack-test: no source build"; exit 1; }
+node -e '
+  const info = require("edgeopt").backendInfo();
+  if (!info.native) { console.error("pack-test: the source build did not load:", info.reason); process.exit(1); }
+  console.log("pack-test: ok (built from source:", info.kernel + ")");
 '
