@@ -315,7 +315,7 @@ async function run(argv) {
     const t0 = C.now();
     const model = prepareModel(E, which);
     model.int8 = E.quantizeGraph(model.graph, { bits: 8, granularity: 'channel' });
-    model.int8static = E.quantizeGraph(model.graph, { bits: 8, granularity: 'channel', activations: 'static', calibration: model.calibration });
+    model.int8static = E.quantizeGraph(model.graph, { bits: 8, granularity: 'channel', activations: 'static', calibration: model.calibration, requantize: false }); // NPU ABI v1 layers end in the float epilogue
     model.onnxFp32 = E.encodeOnnx(model.graph);
     model.onnxInt8 = E.encodeOnnx(model.int8, { int8: 'integer' });
     log(o, `\n## ${model.id}: ${model.describe} (prepared in ${((C.now() - t0) / 1000).toFixed(1)} s)`);
