@@ -10,15 +10,10 @@ void quantize_row_u8(const float* x, int k, uint8_t* q, float* scale, int32_t* z
     lo = std::min(lo, x[i]);
     hi = std::max(hi, x[i]);
   }
-  float s = (hi - lo) / 255.0f;
-  if (s == 0.0f) s = 1.0f;
-  const float zp_f = std::clamp(round_even(-lo / s), 0.0f, 255.0f);
-  for (int i = 0; i < k; ++i) {
-    const float v = round_even(x[i] / s) + zp_f;
-    q[i] = static_cast<uint8_t>(std::clamp(v, 0.0f, 255.0f));
-  }
-  *scale = s;
-  *zero_point = static_cast<int32_t>(zp_f);
+  const RowGrid g = row_grid(lo, hi);
+  for (int i = 0; i < k; ++i) q[i] = quantize_u8(x[i], g);
+  *scale = g.scale;
+  *zero_point = static_cast<int32_t>(g.zero_point);
 }
 
 static float symmetric_scale(const float* w, size_t count, float qmax) {

@@ -2,6 +2,7 @@
 // half to even (what PyTorch and ONNX do); the TS twin (lib/backends/ts)
 // repeats these formulas operation for operation.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -10,6 +11,24 @@ namespace edgeopt {
 
 // Round half to even in the default FP environment.
 inline float round_even(float v) { return std::nearbyint(v); }
+
+// The uint8 grid of a dynamically quantized row, from its min and max taken
+// with 0 included (lo <= 0 <= hi). Every kernel table calls these two, so the
+// formula (and its float32 operation order) lives in one place.
+struct RowGrid {
+  float scale;
+  float zero_point;  // integral, 0..255
+};
+
+inline RowGrid row_grid(float lo, float hi) {
+  float s = (hi - lo) / 255.0f;
+  if (s == 0.0f) s = 1.0f;
+  return {s, std::clamp(round_even(-lo / s), 0.0f, 255.0f)};
+}
+
+inline uint8_t quantize_u8(float x, RowGrid g) {
+  return static_cast<uint8_t>(std::clamp(round_even(x / g.scale) + g.zero_point, 0.0f, 255.0f));
+}
 
 // Dynamic activation quantization of one row, asymmetric uint8:
 //   lo = min(0, min x), hi = max(0, max x), scale = (hi - lo) / 255 (1 if 0),

@@ -351,9 +351,8 @@ EDGEOPT_AVX2 void quantize_row(const float* x, int k, uint8_t* q, float* scale, 
     l = std::min(l, x[i]);
     h = std::max(h, x[i]);
   }
-  float s = (h - l) / 255.0f;
-  if (s == 0.0f) s = 1.0f;
-  const float zp_f = std::clamp(round_even(-l / s), 0.0f, 255.0f);
+  const RowGrid g = row_grid(l, h);
+  const float s = g.scale, zp_f = g.zero_point;
   const __m256 sv = _mm256_set1_ps(s), zv = _mm256_set1_ps(zp_f);
   i = 0;
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
@@ -363,12 +362,9 @@ EDGEOPT_AVX2 void quantize_row(const float* x, int k, uint8_t* q, float* scale, 
     const __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(a, b), order);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), bytes);
   }
-  for (; i < k; ++i) {
-    const float v = round_even(x[i] / s) + zp_f;
-    q[i] = static_cast<uint8_t>(std::clamp(v, 0.0f, 255.0f));
-  }
-  *scale = s;
-  *zero_point = static_cast<int32_t>(zp_f);
+  for (; i < k; ++i) q[i] = quantize_u8(x[i], g);
+  *scale = g.scale;
+  *zero_point = static_cast<int32_t>(g.zero_point);
 }
 
 EDGEOPT_AVX2 void quantize_rows_u8(const float* x, int m, int k, uint8_t* q, float* scale, int32_t* zp) {

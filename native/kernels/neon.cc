@@ -194,19 +194,15 @@ void quantize_row(const float* x, int k, uint8_t* q, float* scale, int32_t* zero
     l = std::min(l, x[i]);
     h = std::max(h, x[i]);
   }
-  float s = (h - l) / 255.0f;
-  if (s == 0.0f) s = 1.0f;
-  const float zp_f = std::clamp(round_even(-l / s), 0.0f, 255.0f);
+  const RowGrid g = row_grid(l, h);
+  const float s = g.scale, zp_f = g.zero_point;
   const float32x4_t sv = vdupq_n_f32(s), zv = vdupq_n_f32(zp_f);
   i = 0;
   for (; i + 16 <= k; i += 16)
     vst1q_u8(q + i, vcombine_u8(vmovn_u16(quant8(x + i, sv, zv)), vmovn_u16(quant8(x + i + 8, sv, zv))));
-  for (; i < k; ++i) {
-    const float v = round_even(x[i] / s) + zp_f;
-    q[i] = static_cast<uint8_t>(std::clamp(v, 0.0f, 255.0f));
-  }
-  *scale = s;
-  *zero_point = static_cast<int32_t>(zp_f);
+  for (; i < k; ++i) q[i] = quantize_u8(x[i], g);
+  *scale = g.scale;
+  *zero_point = static_cast<int32_t>(g.zero_point);
 }
 
 void quantize_rows_u8(const float* x, int m, int k, uint8_t* q, float* scale, int32_t* zp) {
