@@ -1,5 +1,6 @@
 #include "bench_wrap.h"
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 
@@ -9,10 +10,14 @@
 namespace edgeopt::addon {
 namespace {
 
-bool kind_arg(const Napi::Value& v) {
+// 'int8': uniform 8-bit weights; 'int7': the int8 kernel on weights of the
+// 7-bit grid [-63, 63], as 7-bit quantization stores them (tables may pack
+// those faster, e.g. AVX2's vpmaddubsw layout); 'fp32'.
+std::string kind_arg(const Napi::Value& v) {
   const std::string kind = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
-  if (kind != "int8" && kind != "fp32") throw error(v.Env(), "E_ARGUMENT", "kind must be 'int8' or 'fp32'");
-  return kind == "int8";
+  if (kind != "int8" && kind != "int7" && kind != "fp32")
+    throw error(v.Env(), "E_ARGUMENT", "kind must be 'int8', 'int7' or 'fp32'");
+  return kind;
 }
 
 // Deterministic operands; the values do not change the kernels' speed.
@@ -29,7 +34,8 @@ Napi::Function KernelBench::DefineClass(Napi::Env env) {
 
 KernelBench::KernelBench(const Napi::CallbackInfo& info) : ObjectWrap(info) {
   Napi::Env env = info.Env();
-  int8_ = kind_arg(info[0]);
+  const std::string kind = kind_arg(info[0]);
+  int8_ = kind != "fp32";
   m_ = dim(info[1], "m");
   k_ = dim(info[2], "k");
   n_ = dim(info[3], "n");
@@ -43,6 +49,8 @@ KernelBench::KernelBench(const Napi::CallbackInfo& info) : ObjectWrap(info) {
     if (int8_) {
       std::vector<int8_t> w(nk);
       for (int8_t& v : w) v = static_cast<int8_t>(next(&s) >> 24);
+      if (kind == "int7")
+        for (int8_t& v : w) v = static_cast<int8_t>(std::max(-63, std::min(63, v / 2)));
       a_.resize(mk);
       for (uint8_t& v : a_) v = static_cast<uint8_t>(next(&s) >> 24);
       zp_.assign(m_, 128);
@@ -78,7 +86,7 @@ Napi::Value KernelBench::Threads(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value PeakProbe(const Napi::CallbackInfo& info) {
-  const bool int8 = kind_arg(info[0]);
+  const bool int8 = kind_arg(info[0]) != "fp32";
   const int iterations = dim(info[1], "iterations");
   const KernelTable& kt = kernels_arg(info[2]);
   const auto t0 = std::chrono::steady_clock::now();

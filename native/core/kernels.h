@@ -19,7 +19,14 @@ struct KernelTable;
 struct PackedS8 {
   int n = 0, k = 0;
   std::vector<int8_t> data;       // layout owned by `packer`
+  int layout = 0;                 // which of the packer's layouts `data` is in
   std::vector<int32_t> col_sums;  // sum_k W[n][k], for the activation zero-point correction
+  // Weights the layout leaves out because its instructions could not multiply
+  // them exactly, CSR per output channel (n + 1 offsets, or empty): the GEMM
+  // adds A x these to the packed product. Only AVX2's vpmaddubsw layout uses it.
+  std::vector<int32_t> spill_begin;
+  std::vector<int32_t> spill_k;
+  std::vector<int8_t> spill_w;
   const KernelTable* packer = nullptr;
 };
 

@@ -1,65 +1,23 @@
-// AVX2 + FMA kernel table.
-//
-// This file is compiled for the baseline x86-64 ISA like every other one; only
-// the functions marked EDGEOPT_AVX2 may use AVX2/FMA, so the binary still loads
-// on a CPU without them and dispatch.cc calls this table only after cpuid (and
-// xgetbv) said yes. No `#pragma GCC target` over the whole file: inline functions
-// from the headers would then get AVX2 copies the linker could hand to baseline
-// callers.
-//
-// int8: AVX2 has no vpdpbusd, and vpmaddubsw saturates its int16 pair sums
-// (255*127*2 > 32767). So both operands are widened to int16 and multiplied
-// with vpmaddwd, whose int32 pair sums are exact (|255*-128*2| < 2^31): the
-// int32 results equal scalar's bit for bit. Weights stay int8 in memory (GEMV
-// is bandwidth-bound) and are sign-extended in the loop by vpmovsxbw.
+// AVX2 + FMA kernel table: fp32 GEMM, epilogues, quantization and the peak
+// probe; the int8 GEMM is in avx2_u8s8.cc. See avx2.h for the rules on
+// target attributes.
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cstring>
-#include <memory>
-
 #include "../core/kernels.h"
 #include "../core/quantize.h"
-
-#define EDGEOPT_AVX2 __attribute__((target("avx2,fma")))
-// The accumulator arrays below must become registers: fully unroll their
-// loops, and compile each microkernel on its own (inlined into the loop nest,
-// GCC spills the accumulators).
-#define EDGEOPT_UNROLL _Pragma("GCC unroll 16")
-#define EDGEOPT_MICROKERNEL __attribute__((target("avx2,fma"), noinline))
+#include "avx2.h"
 
 namespace edgeopt {
 namespace {
 
-// Weights are packed in tiles of 16 output channels. int8 tile: for each pair
-// of k (k padded to even), 16 channels x 2 bytes {w[c][2p], w[c][2p+1]}, so
-// vpmovsxbw of 16 bytes gives 8 channels' int16 pairs, and vpmaddwd against a
-// broadcast activation pair gives 8 int32 partial sums, one per channel.
-// fp32 tile: for each k, the 16 channels' weights. Padding is zero.
+// fp32 weights are packed in tiles of 16 output channels: for each k, the 16
+// channels' weights. Padding is zero.
 constexpr int kTile = 16;
 
 inline int tiles_of(int n) { return (n + kTile - 1) / kTile; }
-inline int pairs_of(int k) { return (k + 1) / 2; }
-
-void pack_s8(const int8_t* w, int n, int k, PackedS8* out) {
-  const int kp = pairs_of(k);
-  out->n = n;
-  out->k = k;
-  out->data.assign(static_cast<size_t>(tiles_of(n)) * kp * 2 * kTile, 0);
-  out->col_sums.assign(n, 0);
-  for (int j = 0; j < n; ++j) {
-    const int8_t* row = w + static_cast<size_t>(j) * k;
-    int8_t* tile = out->data.data() + static_cast<size_t>(j / kTile) * kp * 2 * kTile + (j % kTile) * 2;
-    int32_t s = 0;
-    for (int i = 0; i < k; ++i) {
-      tile[static_cast<size_t>(i / 2) * 2 * kTile + (i % 2)] = row[i];
-      s += row[i];
-    }
-    out->col_sums[j] = s;
-  }
-  out->packer = &avx2_kernels();
-}
 
 void pack_f32(const float* w, int n, int k, PackedF32* out) {
   out->n = n;
@@ -70,115 +28,6 @@ void pack_f32(const float* w, int n, int k, PackedF32* out) {
     for (int i = 0; i < k; ++i) tile[static_cast<size_t>(i) * kTile] = w[static_cast<size_t>(j) * k + i];
   }
   out->packer = &avx2_kernels();
-}
-
-// One activation row as k/2 int32 words, each the zero-extended int16 pair
-// (a[2p], a[2p+1]): the operand vpmaddwd multiplies against a weight pair.
-EDGEOPT_AVX2 void widen_pairs(const uint8_t* a, int k, int32_t* out) {
-  int i = 0;
-  for (; i + 16 <= k; i += 16) {
-    const __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i)));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i / 2), v);
-  }
-  for (; i < k; i += 2) {
-    const uint32_t hi = i + 1 < k ? a[i + 1] : 0;
-    out[i / 2] = static_cast<int32_t>(a[i] | (hi << 16));
-  }
-}
-
-// Where a microkernel's results go, and the columns it may write.
-struct OutS32 {
-  int32_t* c;
-  size_t ldc;
-  const int32_t* zp;        // per row
-  const int32_t* col_sums;  // per column
-  int n_begin, n_end;
-};
-
-// Stores 8 channels' sums starting at column j, minus the zero-point term.
-EDGEOPT_AVX2 inline void store8_s32(const OutS32& o, int r, int j, __m256i acc) {
-  int32_t* dst = o.c + r * o.ldc;
-  if (j >= o.n_begin && j + 8 <= o.n_end) {
-    const __m256i cs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o.col_sums + j));
-    const __m256i v = _mm256_sub_epi32(acc, _mm256_mullo_epi32(_mm256_set1_epi32(o.zp[r]), cs));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + j), v);
-    return;
-  }
-  alignas(32) int32_t tmp[8];
-  _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), acc);
-  for (int q = std::max(j, o.n_begin); q < std::min(j + 8, o.n_end); ++q)
-    dst[q] = tmp[q - j] - o.zp[r] * o.col_sums[q];
-}
-
-// MR rows x T tiles (16*T channels) over the whole of k. Every channel is one
-// int32 accumulator summed in k order, so any (MR, T) gives the same result.
-template <int MR, int T>
-EDGEOPT_MICROKERNEL void u8s8_block(const int32_t* a, int kp, const int8_t* w, size_t tile_bytes, int r0, int j0,
-                             const OutS32& o) {
-  __m256i acc[MR][T][2];
-  EDGEOPT_UNROLL
-  for (int r = 0; r < MR; ++r)
-    EDGEOPT_UNROLL
-    for (int t = 0; t < T; ++t) acc[r][t][0] = acc[r][t][1] = _mm256_setzero_si256();
-  for (int p = 0; p < kp; ++p) {
-    __m256i wv[T][2];
-    EDGEOPT_UNROLL
-    for (int t = 0; t < T; ++t) {
-      const int8_t* wp = w + t * tile_bytes + static_cast<size_t>(p) * 2 * kTile;
-      wv[t][0] = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wp)));
-      wv[t][1] = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wp + 16)));
-    }
-    EDGEOPT_UNROLL
-    for (int r = 0; r < MR; ++r) {
-      const __m256i av = _mm256_set1_epi32(a[static_cast<size_t>(r) * kp + p]);
-      EDGEOPT_UNROLL
-    for (int t = 0; t < T; ++t) {
-        acc[r][t][0] = _mm256_add_epi32(acc[r][t][0], _mm256_madd_epi16(wv[t][0], av));
-        acc[r][t][1] = _mm256_add_epi32(acc[r][t][1], _mm256_madd_epi16(wv[t][1], av));
-      }
-    }
-  }
-  EDGEOPT_UNROLL
-  for (int r = 0; r < MR; ++r)
-    EDGEOPT_UNROLL
-    for (int t = 0; t < T; ++t) {
-      store8_s32(o, r0 + r, j0 + t * kTile, acc[r][t][0]);
-      store8_s32(o, r0 + r, j0 + t * kTile + 8, acc[r][t][1]);
-    }
-}
-
-// Rows [r0, r0+MR) over tiles [t_begin, t_end): T tiles at a time, then singles.
-template <int MR, int T>
-EDGEOPT_AVX2 void u8s8_rows(const int32_t* a, int kp, const PackedS8& w, int r0, int t_begin, int t_end,
-                            const OutS32& o) {
-  const size_t tile_bytes = static_cast<size_t>(kp) * 2 * kTile;
-  int t = t_begin;
-  for (; T > 1 && t + T <= t_end; t += T)
-    u8s8_block<MR, T>(a, kp, w.data.data() + t * tile_bytes, tile_bytes, r0, t * kTile, o);
-  for (; t < t_end; ++t) u8s8_block<MR, 1>(a, kp, w.data.data() + t * tile_bytes, tile_bytes, r0, t * kTile, o);
-}
-
-EDGEOPT_AVX2 void gemm_u8s8(const GemmU8S8Args& p) {
-  if (p.m <= 0 || p.n_begin >= p.n_end) return;
-  const int k = p.w->k, kp = pairs_of(k);
-  // Widened once per call: m*k work against m*k*(n_end-n_begin) multiply-adds.
-  std::unique_ptr<int32_t[]> pairs(new int32_t[static_cast<size_t>(p.m) * kp]);
-  for (int r = 0; r < p.m; ++r) widen_pairs(p.a + r * p.lda, k, pairs.get() + static_cast<size_t>(r) * kp);
-  const OutS32 o{p.c, p.ldc, p.a_zero_point, p.w->col_sums.data(), p.n_begin, p.n_end};
-  const int t_begin = p.n_begin / kTile, t_end = tiles_of(p.n_end);
-  // 6 rows x 16 channels = 12 accumulators + 2 weight + 1 activation registers.
-  constexpr int kRows = 6;
-  int r = 0;
-  for (; r + kRows <= p.m; r += kRows) u8s8_rows<6, 1>(pairs.get() + static_cast<size_t>(r) * kp, kp, *p.w, r, t_begin, t_end, o);
-  const int32_t* a = pairs.get() + static_cast<size_t>(r) * kp;
-  switch (p.m - r) {
-    case 1: u8s8_rows<1, 4>(a, kp, *p.w, r, t_begin, t_end, o); break;
-    case 2: u8s8_rows<2, 3>(a, kp, *p.w, r, t_begin, t_end, o); break;
-    case 3: u8s8_rows<3, 2>(a, kp, *p.w, r, t_begin, t_end, o); break;
-    case 4: u8s8_rows<4, 1>(a, kp, *p.w, r, t_begin, t_end, o); break;
-    case 5: u8s8_rows<5, 1>(a, kp, *p.w, r, t_begin, t_end, o); break;
-    default: break;
-  }
 }
 
 // fp32 with a long K and a full row block: K is cut into blocks so a tile's
@@ -433,7 +282,7 @@ EDGEOPT_AVX2 uint64_t peak_probe(PeakKind kind, uint64_t iterations) {
 }  // namespace
 
 const KernelTable& avx2_kernels() {
-  static const KernelTable table = {"avx2",       pack_s8,          gemm_u8s8,    pack_f32, gemm_f32,
+  static const KernelTable table = {"avx2",       avx2::pack_s8,    avx2::gemm_u8s8,    pack_f32, gemm_f32,
                                     epilogue_s32, quantize_rows_u8, bias_act_f32, relu_f32, peak_probe};
   return table;
 }

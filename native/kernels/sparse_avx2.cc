@@ -1,5 +1,5 @@
 // AVX2 sparse kernels (formats in core/sparse.h). Only EDGEOPT_AVX2 functions
-// use AVX2, as in avx2.cc; sparse_kernels_for() hands them out only with the
+// use AVX2 (see avx2.h); sparse_kernels_for() hands them out only with the
 // avx2 dense table, which dispatch.cc picks after cpuid said yes.
 //
 // Products: an activation widened to an int32 lane (0..255, high half 0) times a
@@ -13,9 +13,7 @@
 #include <memory>
 
 #include "../core/sparse.h"
-
-#define EDGEOPT_AVX2 __attribute__((target("avx2,fma")))
-#define EDGEOPT_UNROLL _Pragma("GCC unroll 16")
+#include "avx2.h"
 
 namespace edgeopt {
 namespace {

@@ -49,7 +49,12 @@ static void copy_to(const std::vector<T>& from, T* to) {
 
 static bool same_bits(float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; }
 
-enum class Fill { Random, Extreme, ExtremeNeg };
+// Random: uniform 8-bit weights. Extreme*: the largest products. Bounded:
+// weights in [-64, 64] (every k pair within AVX2's vpmaddubsw bound, as 7-bit
+// quantization gives). Spiky: Bounded plus rare +-127/-128 weights, as trained
+// layers have (AVX2 spills their pairs). AtBound: pairs exactly at the bound
+// (|w0| + |w1| = 128, same sign) times 255, the largest vpmaddubsw sums.
+enum class Fill { Random, Extreme, ExtremeNeg, Bounded, Spiky, AtBound };
 
 // --- int8 GEMM -------------------------------------------------------------
 
@@ -67,11 +72,27 @@ static void check_gemm_u8s8(const KernelTable& kt, const GemmCase& g, std::mt199
   Buf<uint8_t> a(m * lda, g.a_off);
   Buf<int8_t> w(static_cast<size_t>(n) * k, g.w_off);
   std::vector<int32_t> zp(m);
-  std::uniform_int_distribution<int> u8(0, 255), s8(-128, 127), pick(0, 1);
-  for (size_t i = 0; i < a.n; ++i) a[i] = g.fill == Fill::Random ? u8(rng) : 255;
-  for (size_t i = 0; i < w.n; ++i)
-    w[i] = g.fill == Fill::Random ? s8(rng) : g.fill == Fill::ExtremeNeg ? -128 : (pick(rng) ? 127 : -128);
-  for (auto& v : zp) v = g.fill == Fill::Random ? u8(rng) : 0;
+  std::uniform_int_distribution<int> u8(0, 255), s8(-128, 127), s7(-64, 64), pick(0, 1), spike(0, 1023);
+  const bool random_a = g.fill == Fill::Random || g.fill == Fill::Bounded || g.fill == Fill::Spiky;
+  for (size_t i = 0; i < a.n; ++i) a[i] = random_a ? u8(rng) : 255;
+  for (size_t i = 0; i < w.n; ++i) {
+    switch (g.fill) {
+      case Fill::Random: w[i] = s8(rng); break;
+      case Fill::Extreme: w[i] = pick(rng) ? 127 : -128; break;
+      case Fill::ExtremeNeg: w[i] = -128; break;
+      case Fill::Bounded: w[i] = s7(rng); break;
+      case Fill::Spiky: w[i] = spike(rng) ? s7(rng) : pick(rng) ? 127 : -128; break;
+      case Fill::AtBound: {
+        // Weight i and its k-pair partner (k even/odd within row of length k).
+        const int col = static_cast<int>(i % k), first = (col % 2 == 0) ? 1 : 0;
+        static const int kPairsAt[][2] = {{-128, 0}, {0, -128}, {64, 64}, {-64, -64}, {100, 28}, {-27, -101}};
+        const int choice = static_cast<int>((i / k + col / 2) % 6);
+        w[i] = static_cast<int8_t>(kPairsAt[choice][first ? 0 : 1]);
+        break;
+      }
+    }
+  }
+  for (auto& v : zp) v = random_a ? u8(rng) : 0;
   const KernelTable& ref = scalar_kernels();
   PackedS8 pr, pk;
   ref.pack_s8(w.p, n, k, &pr);
@@ -81,6 +102,17 @@ static void check_gemm_u8s8(const KernelTable& kt, const GemmCase& g, std::mt199
   Buf<int32_t> ck(cr.size(), g.c_off, sentinel);
   ref.gemm_u8s8({a.p, lda, zp.data(), m, &pr, cr.data(), static_cast<size_t>(n), nb, ne});
   kt.gemm_u8s8({a.p, lda, zp.data(), m, &pk, ck.p, static_cast<size_t>(n), nb, ne});
+  if (std::strcmp(kt.name, "avx2") == 0 && static_cast<long long>(n) * k >= 256) {
+    // The layout the AVX2 packer must pick (avx2_u8s8.cc): vpmaddubsw quads
+    // for bounded weights, int16 pairs for uniform 8-bit ones.
+    if (g.fill == Fill::Bounded || g.fill == Fill::AtBound)
+      CHECK(pk.layout == 1 && pk.spill_k.empty(), "avx2 packed bounded weights (n=%d k=%d) as layout %d, %zu spills",
+            n, k, pk.layout, pk.spill_k.size());
+    if (g.fill == Fill::Random && k >= 16) CHECK(pk.layout == 0, "avx2 packed uniform 8-bit weights (n=%d k=%d) as quads", n, k);
+    if (g.fill == Fill::Spiky && static_cast<long long>(n) * k >= 100000)
+      CHECK(pk.layout == 1 && !pk.spill_k.empty(), "avx2 packed spiky weights (n=%d k=%d) as layout %d, %zu spills", n,
+            k, pk.layout, pk.spill_k.size());
+  }
   for (size_t i = 0; i < cr.size(); ++i) {
     if (cr[i] != ck[i]) {
       CHECK(false, "%s gemm_u8s8 m=%d k=%d n=%d [%d,%d) fill=%d at %zu: %d != %d", kt.name, m, k, n, nb, ne,
@@ -109,9 +141,15 @@ static void test_gemm_u8s8(const KernelTable& kt) {
         g.c_off = (idx / 16) % 4;
         g.lda_pad = idx % 3 == 0 ? 5 : 0;
         check_gemm_u8s8(kt, g, rng);
+        for (Fill f : {Fill::Bounded, Fill::Spiky}) {
+          GemmCase b = g;
+          b.fill = f;
+          check_gemm_u8s8(kt, b, rng);
+        }
         if (m <= 17 && static_cast<long long>(m) * k * n <= (1 << 20)) {
           check_gemm_u8s8(kt, {m, k, n, Fill::Extreme, g.a_off, g.w_off}, rng);
           check_gemm_u8s8(kt, {m, k, n, Fill::ExtremeNeg, g.w_off, g.a_off}, rng);
+          check_gemm_u8s8(kt, {m, k, n, Fill::AtBound, g.a_off, g.w_off}, rng);
         }
       }
   // Column sub-ranges, as the thread pool hands out (aligned or not).
@@ -122,7 +160,11 @@ static void test_gemm_u8s8(const KernelTable& kt) {
       check_gemm_u8s8(kt, {m, 65, n, Fill::Random, 0, 0, 0, 0, 0, 1}, rng);
       // K over several of the SIMD tables' K blocks, so partial sums are reloaded.
       check_gemm_u8s8(kt, {m, 1100, n, Fill::Random, 1, 2, 3, 0, 3, n - 2}, rng);
+      check_gemm_u8s8(kt, {m, 1100, n, Fill::Spiky, 1, 2, 3, 0, 3, n - 2}, rng);
     }
+  // Row panels (AVX2 splits rows so a panel's activations stay in L2): more
+  // rows than one panel holds, with a remainder, in both layouts.
+  for (Fill f : {Fill::Random, Fill::Bounded, Fill::Spiky}) check_gemm_u8s8(kt, {150, 4100, 33, f, 1, 0, 2, 3}, rng);
 }
 
 // --- fp32 GEMM (summation order may differ: bounded error) -----------------
