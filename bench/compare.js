@@ -101,6 +101,14 @@ function engines(E, ort, tfc, notes) {
     },
   });
   list.push({
+    // 7-bit weights fit AVX2's exact vpmaddubsw layout (native/kernels/avx2_u8s8.cc); same file size.
+    key: 'edgeopt-native-int7', label: 'edgeopt native int8, 7-bit weights', family: 'edgeopt', threaded: true, primary: true,
+    setup: (m, t) => {
+      const e = eoEngine('cpu', t, m.int7);
+      return { run: (x, b) => e.infer('m', { data: x, shape: [b, m.features] }).then((r) => r.data) };
+    },
+  });
+  list.push({
     key: 'edgeopt-native-fp32', label: 'edgeopt native fp32', family: 'edgeopt', threaded: true, primary: true,
     setup: (m, t) => {
       const e = eoEngine('cpu', t, m.graph);
@@ -315,6 +323,7 @@ async function run(argv) {
     const t0 = C.now();
     const model = prepareModel(E, which);
     model.int8 = E.quantizeGraph(model.graph, { bits: 8, granularity: 'channel' });
+    model.int7 = E.quantizeGraph(model.graph, { bits: 7, granularity: 'channel' });
     model.int8static = E.quantizeGraph(model.graph, { bits: 8, granularity: 'channel', activations: 'static', calibration: model.calibration, requantize: false }); // NPU ABI v1 layers end in the float epilogue
     model.onnxFp32 = E.encodeOnnx(model.graph);
     model.onnxInt8 = E.encodeOnnx(model.int8, { int8: 'integer' });
@@ -378,7 +387,7 @@ function summary(result) {
   };
   for (const threads of result.settings.threads) {
     for (const batch of [1, 64]) {
-      for (const engine of ['edgeopt-native-int8', 'edgeopt-native-int8-sync']) {
+      for (const engine of ['edgeopt-native-int8', 'edgeopt-native-int8-sync', 'edgeopt-native-int7']) {
         const r = find('mlp-1024-4096-4096-1024', threads, batch, engine);
         if (r) out.push({ target: `big MLP, batch ${batch}, threads ${threads}: ${engine} faster than ORT int8`, engine, ratio: r.vsOrtInt8, need: 1, met: r.vsOrtInt8 > 1 });
       }
