@@ -2,10 +2,11 @@
 // [--threads=1,2] [--shapes=1x4096x4096,...] [--sparsity=0.5,0.7,2:4] [--isa=avx2] [--max-time=0.3]`.
 //
 // Each row is one int8 layer (a native Plan: quantize, GEMM, epilogue; only the
-// GEMM differs) packed dense (`sparse: 'never'`) and sparse (`sparse: 'always'`)
-// on the same randomly pruned weights, timed back to back in the same run, so
-// the ratio holds on a shared machine. `auto` names the kernel the engine's rule
-// picks for that layer at that batch size (core/sparse.h). Then end to end: a
+// GEMM differs) packed dense (`sparse: 'never'`), sparse (`sparse: 'always'`)
+// and as the engine's rule picks (`auto`: the sparse table's measured
+// crossovers, e.g. the window format below 16 rows and CSR from 16), on the
+// same randomly pruned weights, timed back to back in the same run, so the
+// ratios hold on a shared machine. Then end to end: a
 // 90%-pruned and a 2:4 mlp-784-256-128-10 through EdgeInferenceEngine with
 // sparse 'never' vs 'auto'. Benchmarks are never assertions.
 'use strict';
@@ -66,14 +67,17 @@ function kernelRows(addon, opts) {
       for (const threads of opts.threads) {
         const dense = layer(addon, w, n, k, 'never', opts.isa, threads);
         const sparse = layer(addon, w, n, k, 'always', opts.isa, threads);
-        const auto = layer(addon, w, n, k, 'auto', opts.isa, threads).layerKernels[0];
+        const autoPlan = layer(addon, w, n, k, 'auto', opts.isa, threads);
+        const auto = autoPlan.layerKernels[0];
         const repeat = Math.max(1, Math.round(2e7 / (m * k * n)));
         const run = (p) => () => { for (let i = 0; i < repeat; i++) p.runSync(x, m); };
         const d = measure(run(dense), opts.maxTime).mean / repeat;
         const s = measure(run(sparse), opts.maxTime).mean / repeat;
+        const a = measure(run(autoPlan), opts.maxTime).mean / repeat;
         const row = {
-          bench: 'layer', m, k, n, sparsity, threads, sparseKernel: sparse.layerKernels[0], auto,
+          bench: 'layer', m, k, n, sparsity, threads, sparseKernel: sparse.layerKernels[0], auto, autoKernel: kernelAt(auto, m),
           denseMs: round(d * 1e3, 4), sparseMs: round(s * 1e3, 4), speedup: round(d / s, 2),
+          autoMs: round(a * 1e3, 4), autoSpeedup: round(d / a, 2),
         };
         rows.push(row);
         if (!opts.json) printRow(row);
@@ -112,15 +116,22 @@ function endToEnd(opts) {
   return rows;
 }
 
+// The kernel a placement string ('sparsewin-avx2<16/sparse-avx2') runs for m rows.
+function kernelAt(placement, m) {
+  const split = /^(.*)<(\d+)\/(.*)$/.exec(placement);
+  return split ? (m < Number(split[2]) ? split[1] : split[3]) : placement;
+}
+
 let headerDone = false;
 function printRow(r) {
   if (!headerDone) {
-    console.log('           shape  sparsity thr   dense ms  sparse ms  speed-up  sparse kernel   auto picks');
+    console.log('           shape  sparsity thr   dense ms  always ms  speed-up  always kernel                    auto ms  speed-up  auto runs');
     headerDone = true;
   }
   console.log(
     `${`${r.m}x${r.k}x${r.n}`.padStart(16)} ${String(r.sparsity).padStart(9)} ${String(r.threads).padStart(3)} ` +
-      `${r.denseMs.toFixed(4).padStart(10)} ${r.sparseMs.toFixed(4).padStart(10)} ${r.speedup.toFixed(2).padStart(8)}x  ${r.sparseKernel.padEnd(15)} ${r.auto}`,
+      `${r.denseMs.toFixed(4).padStart(10)} ${r.sparseMs.toFixed(4).padStart(10)} ${r.speedup.toFixed(2).padStart(8)}x  ${r.sparseKernel.padEnd(30)} ` +
+      `${r.autoMs.toFixed(4).padStart(10)} ${r.autoSpeedup.toFixed(2).padStart(8)}x  ${r.autoKernel} (${r.auto})`,
   );
 }
 

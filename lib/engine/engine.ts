@@ -55,7 +55,7 @@ export interface Placement {
   op: string;
   backend: Backend;
   reason?: string;
-  /** Dense/QDense on the CPU: the kernel ('dense-avx2', 'sparse-avx2', 'sparse-avx2/dense-avx2' = sparse from a batch size on, 'sparse24-avx2', 'dense-ts', 'sparse-ts'). */
+  /** Dense/QDense on the CPU: the kernel ('dense-avx2', 'sparse-avx2', 'sparse24-avx2', 'sparsewin-avx2<16/sparse-avx2' = the first below 16 rows, the second from there, 'dense-ts', 'sparse-ts'). */
   kernel?: string;
 }
 

@@ -67,10 +67,10 @@ void Plan::add_dense_s8(const S8Layer& s) {
   } else {
     const SparseKernels& sk = sparse_kernels_for(kernels_);
     l.sparse = choose_weight_format(s.w, s.n, s.k, s.sparse, sk);
-    if (l.sparse.format == WeightFormat::Csr) pack_csr_s8(s.w, s.n, s.k, &l.w_csr);
-    if (l.sparse.format == WeightFormat::TwoFour) pack_24_s8(s.w, s.n, s.k, &l.w_24);
-    if (l.sparse.format == WeightFormat::Window) pack_win_s8(s.w, s.n, s.k, &l.w_win);
-    if (l.sparse.sparse_from_rows != 1 || l.sparse.sparse_below_rows > 0) kernels_.pack_s8(s.w, s.n, s.k, &l.w_s8);
+    if (l.sparse.uses(WeightFormat::Csr)) pack_csr_s8(s.w, s.n, s.k, &l.w_csr);
+    if (l.sparse.uses(WeightFormat::TwoFour)) pack_24_s8(s.w, s.n, s.k, &l.w_24);
+    if (l.sparse.uses(WeightFormat::Window)) pack_win_s8(s.w, s.n, s.k, &l.w_win);
+    if (l.sparse.uses(WeightFormat::Dense)) kernels_.pack_s8(s.w, s.n, s.k, &l.w_s8);
   }
   l.w_scale.assign(s.scales, s.scales + s.scale_count);
   if (s.bias) l.bias.assign(s.bias, s.bias + n);
@@ -151,15 +151,16 @@ void Plan::run_grouped_s8(const PlanLayer& l, const uint8_t* q, const int32_t* z
 // The layer's int32 accumulators with the packing chosen for m rows (all give identical results).
 void Plan::gemm_s8(const PlanLayer& l, const uint8_t* q, const int32_t* zp, int m, int32_t* acc) const {
   const size_t k = static_cast<size_t>(l.k), n = static_cast<size_t>(l.n);
-  const bool sparse = l.sparse.sparse_from_rows > 0 && m >= l.sparse.sparse_from_rows &&
-                      (l.sparse.sparse_below_rows == 0 || m < l.sparse.sparse_below_rows);
-  if (sparse && l.sparse.format == WeightFormat::Window)
-    return gemm_win_parallel(sparse_kernels_for(kernels_), pool_.get(), {q, k, zp, m, &l.w_win, acc, n, 0, l.n});
-  if (sparse && l.sparse.format == WeightFormat::Csr)
-    return gemm_csr_parallel(sparse_kernels_for(kernels_), pool_.get(), {q, k, zp, m, &l.w_csr, acc, n, 0, l.n});
-  if (sparse && l.sparse.format == WeightFormat::TwoFour)
-    return gemm_24_parallel(sparse_kernels_for(kernels_), pool_.get(), {q, k, zp, m, &l.w_24, acc, n, 0, l.n});
-  gemm_u8s8_parallel(kernels_, pool_.get(), {q, k, zp, m, &l.w_s8, acc, n, 0, l.n});
+  switch (l.sparse.for_rows(m)) {
+    case WeightFormat::Window:
+      return gemm_win_parallel(sparse_kernels_for(kernels_), pool_.get(), {q, k, zp, m, &l.w_win, acc, n, 0, l.n});
+    case WeightFormat::Csr:
+      return gemm_csr_parallel(sparse_kernels_for(kernels_), pool_.get(), {q, k, zp, m, &l.w_csr, acc, n, 0, l.n});
+    case WeightFormat::TwoFour:
+      return gemm_24_parallel(sparse_kernels_for(kernels_), pool_.get(), {q, k, zp, m, &l.w_24, acc, n, 0, l.n});
+    case WeightFormat::Dense:
+      return gemm_u8s8_parallel(kernels_, pool_.get(), {q, k, zp, m, &l.w_s8, acc, n, 0, l.n});
+  }
 }
 
 std::vector<std::string> Plan::layer_kernels() const {
@@ -169,16 +170,16 @@ std::vector<std::string> Plan::layer_kernels() const {
   for (const PlanLayer& l : layers_) {
     if (l.kind == PlanLayer::Kind::Relu || l.kind == PlanLayer::Kind::Softmax) {
       out.emplace_back();
-    } else if (l.kind == PlanLayer::Kind::DenseF32 || l.sparse.sparse_from_rows == 0) {
+    } else if (l.kind == PlanLayer::Kind::DenseF32) {
       out.push_back(dense);
     } else {
-      const std::string sparse = l.sparse.format == WeightFormat::TwoFour  ? sk.name_24
-                                 : l.sparse.format == WeightFormat::Window ? sk.name_win
-                                                                          : sk.name;
-      if (l.sparse.sparse_below_rows > 0)  // sparse below that batch size, dense from it
-        out.push_back(sparse + "<" + std::to_string(l.sparse.sparse_below_rows) + "/" + dense);
-      else
-        out.push_back(l.sparse.sparse_from_rows == 1 ? sparse : sparse + "/" + dense);
+      auto name = [&](WeightFormat f) -> std::string {
+        return f == WeightFormat::TwoFour ? sk.name_24 : f == WeightFormat::Window ? sk.name_win
+                                                     : f == WeightFormat::Csr      ? sk.name
+                                                                                   : dense;
+      };
+      const FormatChoice& c = l.sparse;
+      out.push_back(c.few == c.many ? name(c.few) : name(c.few) + "<" + std::to_string(c.split_rows) + "/" + name(c.many));
     }
   }
   return out;

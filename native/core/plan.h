@@ -39,8 +39,8 @@ struct PlanLayer {
   StaticActivation output{1.0f, 0};
   std::vector<QuantizedMultiplier> out_multiplier;
   std::vector<int32_t> bias_q;
-  // DenseS8 sparse packing (sparse.h): used for calls of at least sparse_from_rows
-  // rows (0: never; w_s8 is then the only packing, else it is packed only when needed).
+  // DenseS8 packings (sparse.h): the formats `sparse` picks for few and many
+  // rows are packed, w_s8 only when one of them is dense.
   FormatChoice sparse;
   SparseS8 w_csr;
   Sparse24S8 w_24;
@@ -84,8 +84,9 @@ class Plan {
   int output_features() const { return width_; }
   const KernelTable& kernels() const { return kernels_; }
   int threads() const { return pool_ ? pool_->threads() : 1; }
-  // Per layer, the kernel it runs: "dense-avx2", "sparse-avx2", "sparse-avx2/dense-avx2"
-  // (sparse from sparse_from_rows rows), "sparse24-avx2"; "" for Relu/Softmax.
+  // Per layer, the kernel it runs: "dense-avx2", "sparse-avx2", "sparse24-avx2",
+  // "sparsewin-avx2<16/sparse-avx2" (the first below 16 rows, the second from
+  // 16); "" for Relu/Softmax.
   std::vector<std::string> layer_kernels() const;
 
   // y (m x output_features) = plan(x (m x input_features)).

@@ -174,18 +174,10 @@ FormatChoice choose_weight_format(const int8_t* w, int n, int k, SparsePolicy po
   size_t nnz = 0;
   const size_t total = static_cast<size_t>(n) * k;
   for (size_t i = 0; i < total; ++i) nnz += w[i] != 0;
+  const double density = static_cast<double>(nnz) / static_cast<double>(total);
   FormatChoice c;
-  c.density = static_cast<double>(nnz) / static_cast<double>(total);
-  if (policy == SparsePolicy::Never) return c;
-  const bool always = policy == SparsePolicy::Always;
-  if (sk.win_max_density_all > 0 && c.density <= sk.win_max_density_all) return {WeightFormat::Window, 1, 0, c.density};
-  if (c.density <= sk.csr_max_density_few) return {WeightFormat::Csr, 1, 0, c.density};
-  if (sk.two_four_pays && is_2_4(w, n, k)) return {WeightFormat::TwoFour, 1, 0, c.density};
-  if (sk.win_few_rows > 0 && (always || c.density <= sk.win_max_density_few))
-    return {WeightFormat::Window, 1, always ? 0 : sk.win_few_rows, c.density};
-  if (always && is_2_4(w, n, k)) return {WeightFormat::TwoFour, 1, 0, c.density};
-  if (always) return {WeightFormat::Csr, 1, 0, c.density};
-  if (c.density <= sk.csr_max_density_many) return {WeightFormat::Csr, sk.batched_rows, 0, c.density};
+  if (policy != SparsePolicy::Never) c = sk.choose(density, is_2_4(w, n, k), policy == SparsePolicy::Always);
+  c.density = density;
   return c;
 }
 

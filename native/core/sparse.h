@@ -84,6 +84,18 @@ using CsrArgs = SparseGemmArgs<SparseS8>;
 using Csr24Args = SparseGemmArgs<Sparse24S8>;
 using WinArgs = SparseGemmArgs<SparseWinS8>;
 
+enum class WeightFormat { Dense, Csr, TwoFour, Window };
+
+// Which packing a layer's calls get: calls of fewer than split_rows rows run
+// `few`, larger calls `many` (one format for every call when they are equal).
+struct FormatChoice {
+  WeightFormat few = WeightFormat::Dense, many = WeightFormat::Dense;
+  int split_rows = 1;
+  double density = 1.0;
+  WeightFormat for_rows(int m) const { return m < split_rows ? few : many; }
+  bool uses(WeightFormat f) const { return few == f || many == f; }
+};
+
 struct SparseKernels {
   const char* name;      // "sparse-scalar", "sparse-avx2"
   const char* name_24;   // "sparse24-scalar", ...
@@ -91,18 +103,11 @@ struct SparseKernels {
   void (*gemm_csr)(const CsrArgs&);
   void (*gemm_24)(const Csr24Args&);
   void (*gemm_win)(const WinArgs&);
-  // Crossovers measured by `npm run bench -- sparse` (README "Sparse kernels"):
-  // CSR beats the dense kernel of the same ISA on calls of fewer than
-  // batched_rows rows when at most csr_max_density_few of the weights are kept,
-  // and on larger calls at csr_max_density_many; 2:4 beats it at batch 1.
-  double csr_max_density_few, csr_max_density_many;
-  int batched_rows;
-  bool two_four_pays;
-  // The window format beats dense on every call at <= win_max_density_all
-  // (and is preferred to CSR and 2:4 there), and on calls of fewer than
-  // win_few_rows rows at <= win_max_density_few; 0: never picked by auto.
-  double win_max_density_all = 0, win_max_density_few = 0;
-  int win_few_rows = 0;
+  // The formats that beat this ISA's dense kernel for a layer of this density
+  // (two_four: the weights are 2:4), from the crossovers `npm run bench --
+  // sparse` measured (README "Sparse kernels"); with `always`, a sparse format
+  // for every call even where dense is faster.
+  FormatChoice (*choose)(double density, bool two_four, bool always);
 };
 
 const SparseKernels& sparse_scalar_kernels();
@@ -123,20 +128,10 @@ void gemm_csr_parallel(const SparseKernels& sk, ThreadPool* pool, const CsrArgs&
 void gemm_24_parallel(const SparseKernels& sk, ThreadPool* pool, const Csr24Args& args);
 void gemm_win_parallel(const SparseKernels& sk, ThreadPool* pool, const WinArgs& args);
 
-// Which kernels a layer gets. Auto follows sk's measured crossovers, so a
-// pruned layer is never slower than dense: CSR for calls of `sparse_from_rows`
-// rows or more (0: dense only; 1: every call), the dense packing below that;
-// 2:4 for every call where it pays; the window format for every call, or only
-// for calls of fewer than sparse_below_rows rows (dense packing for the rest). Always packs every layer sparse (2:4 when
-// the pattern allows and CSR is not sparse enough to beat it); Never keeps dense.
+// Which kernels a layer gets: Auto follows the sparse table's measured
+// crossovers, so a pruned layer is never slower than dense; Always packs every
+// layer sparse; Never keeps dense.
 enum class SparsePolicy { Auto, Always, Never };
-enum class WeightFormat { Dense, Csr, TwoFour, Window };
-struct FormatChoice {
-  WeightFormat format = WeightFormat::Dense;
-  int sparse_from_rows = 0;
-  int sparse_below_rows = 0;  // when > 0, sparse only for calls of fewer rows (dense from there on)
-  double density = 1.0;
-};
 FormatChoice choose_weight_format(const int8_t* w, int n, int k, SparsePolicy policy, const SparseKernels& sk);
 
 }  // namespace edgeopt

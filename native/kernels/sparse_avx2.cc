@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <vector>
 
 #include "../core/sparse.h"
 #include "avx2.h"
@@ -50,47 +51,61 @@ EDGEOPT_AVX2 void csr_gather(const CsrArgs& p, const int32_t* a32, int r0) {
   }
 }
 
-// --- CSR, many rows: rows in the lanes, one broadcast weight per non-zero -----
+// --- CSR, many rows: rows in the lanes, two non-zeros per vpmaddwd ---------
 
-// at: the block's activations transposed, [k][8 * T] uint8 (rows past m are 0),
-// small enough to stay in L1: every non-zero reads one random row of it.
-template <int T>
-EDGEOPT_AVX2 void csr_rows(const CsrArgs& p, const uint8_t* at, int r0) {
+// at: the block's activations transposed and widened, [k][16 * V] int16 (rows
+// past m are 0). A channel's non-zeros go in pairs (k1, k2): vpunpck{l,h}wd
+// interleaves the rows' a[k1] and a[k2] into int16 pairs, and one vpmaddwd
+// against the broadcast weight pair (w1, w2) gives 8 rows' a1*w1 + a2*w2,
+// exact in int32. Rows land in the lanes in unpack order: acc[v][0] holds rows
+// 16v + {0..3, 8..11}, acc[v][1] rows 16v + {4..7, 12..15}.
+// Where row i of a block lands in the flattened accumulators acc[V][2][8].
+constexpr int lane_slot(int i) { return 16 * (i / 16) + 8 * ((i / 4) % 2) + i % 4 + 4 * ((i % 16) / 8); }
+
+template <int V>
+EDGEOPT_AVX2 void csr_rows(const CsrArgs& p, const int16_t* at, int r0) {
   const SparseS8& w = *p.w;
-  constexpr int W = 8 * T;
+  constexpr int W = 16 * V;
+  const int rows = std::min(W, p.m - r0);
+  alignas(32) int32_t zpl[W] = {};  // the rows' zero points in lane order
+  for (int i = 0; i < rows; ++i) zpl[lane_slot(i)] = p.a_zero_point[r0 + i];
   for (int j = p.n_begin; j < p.n_end; ++j) {
-    __m256i acc[T];
+    __m256i acc[V][2];
     EDGEOPT_UNROLL
-    for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_si256();
-    for (uint32_t e = w.row_ptr[j]; e < w.row_ptr[j + 1]; e += 4) {
-      // Weights e..e+3 as int32 in both 128-bit lanes, so an in-lane shuffle broadcasts one.
-      int32_t w4;
-      std::memcpy(&w4, &w.val[e], 4);
-      const __m256i vw = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi32(_mm_cvtsi32_si128(w4)));
-      const __m256i wb[4] = {_mm256_shuffle_epi32(vw, 0x00), _mm256_shuffle_epi32(vw, 0x55),
-                             _mm256_shuffle_epi32(vw, 0xaa), _mm256_shuffle_epi32(vw, 0xff)};
+    for (int v = 0; v < V; ++v) acc[v][0] = acc[v][1] = _mm256_setzero_si256();
+    for (uint32_t e = w.row_ptr[j]; e < w.row_ptr[j + 1]; e += kSparseStep) {
+      // Weights e..e+7 as int16: four (w1, w2) words, in both 128-bit lanes so
+      // an in-lane shuffle broadcasts one.
+      const __m256i w16 =
+          _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(&w.val[e]))));
+      const __m256i wp[4] = {_mm256_shuffle_epi32(w16, 0x00), _mm256_shuffle_epi32(w16, 0x55),
+                             _mm256_shuffle_epi32(w16, 0xaa), _mm256_shuffle_epi32(w16, 0xff)};
       EDGEOPT_UNROLL
       for (int q = 0; q < 4; ++q) {
-        const uint8_t* col = at + static_cast<size_t>(w.idx[e + q]) * W;
+        const int16_t* c1 = at + static_cast<size_t>(w.idx[e + 2 * q]) * W;
+        const int16_t* c2 = at + static_cast<size_t>(w.idx[e + 2 * q + 1]) * W;
         EDGEOPT_UNROLL
-        for (int t = 0; t < T; ++t) {
-          const __m256i av = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(col + 8 * t)));
-          acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(av, wb[q]));
+        for (int v = 0; v < V; ++v) {
+          const __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c1 + 16 * v));
+          const __m256i a2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c2 + 16 * v));
+          acc[v][0] = _mm256_add_epi32(acc[v][0], _mm256_madd_epi16(_mm256_unpacklo_epi16(a1, a2), wp[q]));
+          acc[v][1] = _mm256_add_epi32(acc[v][1], _mm256_madd_epi16(_mm256_unpackhi_epi16(a1, a2), wp[q]));
         }
       }
     }
+    // Minus zp[r] * col_sums[j], then each lane to its row of C.
+    const __m256i cs = _mm256_set1_epi32(w.col_sums[j]);
     alignas(32) int32_t lanes[W];
     EDGEOPT_UNROLL
-    for (int t = 0; t < T; ++t) _mm256_store_si256(reinterpret_cast<__m256i*>(lanes + 8 * t), acc[t]);
-    for (int r = 0; r < std::min(W, p.m - r0); ++r)
-      p.c[(r0 + r) * p.ldc + j] = lanes[r] - p.a_zero_point[r0 + r] * w.col_sums[j];
+    for (int v = 0; v < V; ++v)
+      EDGEOPT_UNROLL
+      for (int h = 0; h < 2; ++h) {
+        const __m256i zp = _mm256_load_si256(reinterpret_cast<const __m256i*>(zpl + 16 * v + 8 * h));
+        _mm256_store_si256(reinterpret_cast<__m256i*>(lanes + 16 * v + 8 * h),
+                           _mm256_sub_epi32(acc[v][h], _mm256_mullo_epi32(zp, cs)));
+      }
+    for (int i = 0; i < rows; ++i) p.c[(r0 + i) * p.ldc + j] = lanes[lane_slot(i)];
   }
-}
-
-// Rows per csr_rows pass: up to 32, with the transposed block at most 32 KiB.
-int csr_block_tiles(int m, int k) {
-  const int t = std::min({4, (m + 7) / 8, std::max(1, (32 << 10) / (k * 8))});
-  return t >= 4 ? 4 : t >= 2 ? 2 : 1;
 }
 
 // Below this many rows, gathering per row beats the transposed blocks (measured, bench/sparse.js).
@@ -109,20 +124,24 @@ EDGEOPT_AVX2 void gemm_csr(const CsrArgs& p) {
       default: return csr_gather<3>(p, a32.get(), 0);
     }
   }
-  const int T = csr_block_tiles(p.m, k), W = 8 * T;
-  std::unique_ptr<uint8_t[]> at(new uint8_t[static_cast<size_t>(k) * W]);
+  // 32 rows a block (16 when there are no more); the block is k * 64 bytes,
+  // read at random rows, so it should stay in L2.
+  const int V = p.m > 16 ? 2 : 1, W = 16 * V;
+  thread_local std::vector<int16_t> at;
+  at.resize(static_cast<size_t>(k) * W);
   for (int r0 = 0; r0 < p.m; r0 += W) {
     const int rows = std::min(W, p.m - r0);
+    if (rows < W) std::fill(at.begin(), at.end(), int16_t{0});
+    // k outer: the writes run sequentially and the rows' read lines stay in L1.
+    const uint8_t* src = p.a + r0 * p.lda;
     for (int i = 0; i < k; ++i) {
-      uint8_t* dst = at.get() + static_cast<size_t>(i) * W;
-      for (int r = 0; r < rows; ++r) dst[r] = p.a[(r0 + r) * p.lda + i];
-      std::fill(dst + rows, dst + W, uint8_t{0});
+      int16_t* dst = at.data() + static_cast<size_t>(i) * W;
+      for (int r = 0; r < rows; ++r) dst[r] = src[r * p.lda + i];
     }
-    switch (T) {
-      case 4: csr_rows<4>(p, at.get(), r0); break;
-      case 2: csr_rows<2>(p, at.get(), r0); break;
-      default: csr_rows<1>(p, at.get(), r0); break;
-    }
+    if (V == 2)
+      csr_rows<2>(p, at.data(), r0);
+    else
+      csr_rows<1>(p, at.data(), r0);
   }
 }
 
@@ -251,11 +270,23 @@ EDGEOPT_AVX2 void gemm_win(const WinArgs& p) {
   }
 }
 
+// Crossovers against the AVX2 dense kernel (`npm run bench -- sparse`, one
+// Zen 3 core, 1024- and 4096-wide layers): at <= 20 % kept the window format
+// wins below 16 rows and CSR from there (90 %, 64 rows: 2.6x against 1.9x); up
+// to 35 % the window format wins below 8 rows (70 %: 1.4-1.7x at batch 1) and
+// dense from there. 2:4 never beats dense here. Always: the window format.
+FormatChoice choose_avx2(double density, bool /*two_four*/, bool always) {
+  using F = WeightFormat;
+  if (density <= 0.2) return {F::Window, F::Csr, 16};
+  if (density <= 0.35 || always) return {F::Window, always ? F::Window : F::Dense, 8};
+  return {};
+}
+
 }  // namespace
 
 const SparseKernels& sparse_avx2_kernels() {
   static const SparseKernels table = {"sparse-avx2", "sparse24-avx2", "sparsewin-avx2", gemm_csr, gemm_24, gemm_win,
-                                      0.06, 0.2, 4, false, 0.12, 0.35, 8};
+                                      choose_avx2};
   return table;
 }
 

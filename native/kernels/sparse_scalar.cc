@@ -56,13 +56,22 @@ void gemm_win(const WinArgs& p) {
   }
 }
 
-}  // namespace
-
 // Crossovers against the scalar dense loop (which the compiler vectorizes with
 // SSE2), measured by `npm run bench -- sparse --isa=scalar`: CSR breaks even
-// between 80 and 90 % sparsity at batch 1 and 8; 2:4 runs at 0.2-0.3x, never picked.
+// between 80 and 90 % sparsity at batch 1 and 8; 2:4 runs at 0.2-0.3x, never
+// picked by auto. Always: 2:4 where the weights are 2:4, else CSR.
+FormatChoice choose_scalar(double density, bool two_four, bool always) {
+  using F = WeightFormat;
+  if (density <= 0.12) return {F::Csr, F::Csr};
+  if (always) return two_four ? FormatChoice{F::TwoFour, F::TwoFour} : FormatChoice{F::Csr, F::Csr};
+  return {};
+}
+
+}  // namespace
+
 const SparseKernels& sparse_scalar_kernels() {
-  static const SparseKernels table = {"sparse-scalar", "sparse24-scalar", "sparsewin-scalar", gemm_csr, gemm_24, gemm_win, 0.12, 0.12, 1, false};
+  static const SparseKernels table = {"sparse-scalar", "sparse24-scalar", "sparsewin-scalar", gemm_csr, gemm_24, gemm_win,
+                                      choose_scalar};
   return table;
 }
 

@@ -130,23 +130,30 @@ static void test_choice() {
   const SparseKernels& sk = sparse_scalar_kernels();
   const auto dense = weights(64, 64, 1.0, Pattern::Random, rng), sparse = weights(64, 64, 0.1, Pattern::Random, rng);
   const auto two_four = weights(64, 64, 1.0, Pattern::TwoFour, rng);
-  auto format = [&](const std::vector<int8_t>& w, SparsePolicy p) { return choose_weight_format(w.data(), 64, 64, p, sk).format; };
+  // The scalar table picks one format for every call.
+  auto format = [&](const std::vector<int8_t>& w, SparsePolicy p) {
+    const FormatChoice c = choose_weight_format(w.data(), 64, 64, p, sk);
+    CHECK(c.few == c.many, "scalar: one format for every call");
+    return c.many;
+  };
   CHECK(format(dense, SparsePolicy::Auto) == WeightFormat::Dense, "dense -> dense");
   CHECK(format(sparse, SparsePolicy::Auto) == WeightFormat::Csr, "10%% -> csr");
   CHECK(format(sparse, SparsePolicy::Never) == WeightFormat::Dense, "never");
   CHECK(format(dense, SparsePolicy::Always) == WeightFormat::Csr, "always");
   CHECK(format(two_four, SparsePolicy::Always) == WeightFormat::TwoFour, "2:4");
 #if defined(__x86_64__) || defined(_M_X64)
-  // AVX2: the window format at <= 12 % for every call, up to 35 % below 8 rows.
+  // AVX2: up to 20 % kept, the window format below 16 rows and CSR from 16;
+  // up to 35 %, the window format below 8 rows and dense from 8.
   const SparseKernels& avx = sparse_avx2_kernels();
   const auto mid = weights(64, 64, 0.3, Pattern::Random, rng);
   auto choice = [&](const std::vector<int8_t>& w, SparsePolicy p) { return choose_weight_format(w.data(), 64, 64, p, avx); };
-  CHECK(choice(sparse, SparsePolicy::Auto).format == WeightFormat::Window && choice(sparse, SparsePolicy::Auto).sparse_below_rows == 0,
-        "avx2 10%% -> window");
-  CHECK(choice(mid, SparsePolicy::Auto).format == WeightFormat::Window && choice(mid, SparsePolicy::Auto).sparse_below_rows == 8,
-        "avx2 30%% -> window below 8 rows");
-  CHECK(choice(dense, SparsePolicy::Auto).format == WeightFormat::Dense, "avx2 dense -> dense");
-  CHECK(choice(dense, SparsePolicy::Always).format == WeightFormat::Window, "avx2 always -> window");
+  const FormatChoice c10 = choice(sparse, SparsePolicy::Auto), c30 = choice(mid, SparsePolicy::Auto);
+  CHECK(c10.for_rows(15) == WeightFormat::Window && c10.for_rows(16) == WeightFormat::Csr, "avx2 10%% -> window, csr");
+  CHECK(c30.for_rows(7) == WeightFormat::Window && c30.for_rows(8) == WeightFormat::Dense, "avx2 30%% -> window, dense");
+  CHECK(!choice(dense, SparsePolicy::Auto).uses(WeightFormat::Window), "avx2 dense -> dense");
+  CHECK(choice(dense, SparsePolicy::Auto).for_rows(1) == WeightFormat::Dense, "avx2 dense -> dense");
+  const FormatChoice all = choice(dense, SparsePolicy::Always);
+  CHECK(all.few == WeightFormat::Window && all.many == WeightFormat::Window, "avx2 always -> window");
 #endif
 }
 

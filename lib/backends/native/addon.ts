@@ -35,7 +35,7 @@ export interface NativePlan {
   readonly inputFeatures: number;
   readonly outputFeatures: number;
   readonly kernel: string;
-  /** Per layer, the kernel it runs ('dense-avx2', 'sparse-avx2', 'sparse-avx2/dense-avx2', ...; '' for Relu/Softmax). */
+  /** Per layer, the kernel it runs ('dense-avx2', 'sparse-avx2', 'sparsewin-avx2<8/dense-avx2', ...; '' for Relu/Softmax). */
   readonly layerKernels: string[];
   runSync(x: Float32Array, rows: number): Float32Array;
   run(x: Float32Array, rows: number): Promise<Float32Array>;
