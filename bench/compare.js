@@ -146,9 +146,10 @@ function engines(E, ort, tfc, notes) {
   }
   if (ort.mod) {
     const o = ort.mod;
-    for (const [kind, bytes] of [['int8', (m) => m.onnxInt8], ['fp32', (m) => m.onnxFp32]]) {
+    const labels = { int8: 'onnxruntime-node int8 (DynamicQuantizeLinear+MatMulInteger)', int7: 'onnxruntime-node int8, 7-bit weights', fp32: 'onnxruntime-node fp32' };
+    for (const [kind, bytes] of [['int8', (m) => m.onnxInt8], ['int7', (m) => m.onnxInt7], ['fp32', (m) => m.onnxFp32]]) {
       list.push({
-        key: `ort-${kind}`, label: `onnxruntime-node ${kind}${kind === 'int8' ? ' (DynamicQuantizeLinear+MatMulInteger)' : ''}`, family: 'onnxruntime', threaded: true, primary: true,
+        key: `ort-${kind}`, label: labels[kind], family: 'onnxruntime', threaded: true, primary: true,
         setup: async (m, t) => {
           const s = await o.InferenceSession.create(bytes(m), { intraOpNumThreads: t, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' });
           const input = s.inputNames[0], output = s.outputNames[0];
@@ -231,6 +232,36 @@ function agreement(ref, out, rows) {
     if (a === b) same++;
   }
   return { maxRelErr: C.round(maxAbs / (maxRef || 1), 5), argmaxAgree: C.round(same / rows, 4) };
+}
+
+/**
+ * ORT int8 against edgeopt int8 on the same quantized weights, one row at a time (so both quantize
+ * the activations with the same grid: DynamicQuantizeLinear is per tensor, edgeopt per row). Exact
+ * int8 arithmetic gives the same outputs up to float rounding; ORT's AVX2 kernel without VNNI sums
+ * u8 x s8 pairs with vpmaddubsw, which saturates for 8-bit weights but not for 7-bit ones.
+ */
+async function exactness(model, active) {
+  const out = [];
+  for (const [eo, ort] of [['edgeopt-native-int8', 'ort-int8'], ['edgeopt-native-int7', 'ort-int7']]) {
+    const a = active.find((x) => x.def.key === eo), b = active.find((x) => x.def.key === ort);
+    if (!a || !b) continue;
+    let differ = 0, maxRel = 0;
+    const rows = 8;
+    for (let r = 0; r < rows; r++) {
+      const x = inputFor(model, r + 1).subarray(r * model.features);
+      const y = await a.run(x, 1), z = await b.run(x, 1);
+      let scale = 0, diff = 0;
+      for (let i = 0; i < y.length; i++) {
+        scale = Math.max(scale, Math.abs(y[i]));
+        diff = Math.max(diff, Math.abs(y[i] - z[i]));
+      }
+      const rel = diff / (scale || 1);
+      maxRel = Math.max(maxRel, rel);
+      if (rel > 1e-5) differ++;
+    }
+    out.push({ edgeopt: eo, ort, rows, rowsDiffering: differ, maxRelDiff: Number(maxRel.toPrecision(3)) });
+  }
+  return out;
 }
 
 async function measureConfig(o, model, threads, batch, active, perRowMs) {
@@ -327,8 +358,9 @@ async function run(argv) {
     model.int8static = E.quantizeGraph(model.graph, { bits: 8, granularity: 'channel', activations: 'static', calibration: model.calibration, requantize: false }); // NPU ABI v1 layers end in the float epilogue
     model.onnxFp32 = E.encodeOnnx(model.graph);
     model.onnxInt8 = E.encodeOnnx(model.int8, { int8: 'integer' });
+    model.onnxInt7 = E.encodeOnnx(model.int7, { int8: 'integer' });
     log(o, `\n## ${model.id}: ${model.describe} (prepared in ${((C.now() - t0) / 1000).toFixed(1)} s)`);
-    const entry = { model: model.id, describe: model.describe, onnxBytes: { fp32: model.onnxFp32.length, int8: model.onnxInt8.length }, configs: [], eventLoop: [], accuracyCheck: [] };
+    const entry = { model: model.id, describe: model.describe, onnxBytes: { fp32: model.onnxFp32.length, int8: model.onnxInt8.length }, configs: [], eventLoop: [], accuracyCheck: [], exactness: [] };
     result.models.push(entry);
     for (const threads of o.threads) {
       const active = [];
@@ -350,6 +382,7 @@ async function run(argv) {
           if (a.activate) await a.activate();
           entry.accuracyCheck.push({ engine: a.def.key, ...agreement(ref, await a.run(x8, 8), 8) });
         }
+        entry.exactness.push(...(await exactness(model, active)));
       }
       const perRowMs = new Map();
       for (const batch of o.batches) {
@@ -387,9 +420,16 @@ function summary(result) {
   };
   for (const threads of result.settings.threads) {
     for (const batch of [1, 64]) {
-      for (const engine of ['edgeopt-native-int8', 'edgeopt-native-int8-sync', 'edgeopt-native-int7']) {
+      for (const engine of ['edgeopt-native-int8', 'edgeopt-native-int8-sync']) {
         const r = find('mlp-1024-4096-4096-1024', threads, batch, engine);
         if (r) out.push({ target: `big MLP, batch ${batch}, threads ${threads}: ${engine} faster than ORT int8`, engine, ratio: r.vsOrtInt8, need: 1, met: r.vsOrtInt8 > 1 });
+      }
+      // Both exact with 7-bit weights: the like-for-like comparison on AVX2 without VNNI.
+      const r7 = find('mlp-1024-4096-4096-1024', threads, batch, 'edgeopt-native-int7');
+      const o7 = find('mlp-1024-4096-4096-1024', threads, batch, 'ort-int7');
+      if (r7 && o7) {
+        const ratio = C.round(o7.medianMs / r7.medianMs, 3);
+        out.push({ target: `big MLP, batch ${batch}, threads ${threads}: edgeopt-native-int7 faster than ORT with the same 7-bit weights`, engine: 'edgeopt-native-int7', ratio, need: 1, met: ratio > 1 });
       }
     }
     for (const engine of ['edgeopt-native-int8', 'edgeopt-native-int8-sync']) {
@@ -422,6 +462,10 @@ function printLoop(rows, defs) {
 function printSummary(result) {
   console.log(`\ntargets (same-run ratios, ORT int8 median / edgeopt median), ${result.durationSeconds} s, load ${result.machine.loadavg.join(' ')} -> ${result.machine.loadavgEnd.join(' ')}:`);
   for (const s of result.summary) console.log(`  ${s.met ? 'met   ' : 'MISSED'} ${s.target}: ${s.ratio}x`);
+  console.log('\nexactness: ORT vs edgeopt on the same quantized weights, batch 1 (outputs differing by > 1e-5 relative):');
+  for (const m of result.models)
+    for (const e of m.exactness || [])
+      console.log(`  ${m.model}: ${e.ort} vs ${e.edgeopt}: ${e.rowsDiffering}/${e.rows} rows differ, max ${e.maxRelDiff}`);
   for (const n of result.notes) console.log(`  note: ${n}`);
 }
 
