@@ -131,14 +131,16 @@ EDGEOPT_AVX2 inline void store_block(const OutS32& o, int r0, int j0, __m256i (&
     }
 }
 
+// An activation word: may alias the uint8 rows the quads layout reads in place.
+typedef int32_t __attribute__((may_alias)) Word;
+
 // Microkernels: MR rows x T tiles (16*T channels) over the whole of k, every
-// channel one int32 accumulator. `a` points at the row block's activation
-// words, interleaved (step p of row r at word p * MR + r: one sequential
-// stream however many rows), `w` at the first tile.
+// channel one int32 accumulator. `a` points at the first row's activation
+// words (one per step, rows lda words apart), `w` at the first tile.
 struct Pairs {
   static constexpr int kStep = 2, kRows = 6;  // 12 accumulators + 2 weights + 1 activation
   template <int MR, int T>
-  EDGEOPT_MICROKERNEL static void block(const int32_t* a, int steps, const int8_t* w, size_t tile_bytes,
+  EDGEOPT_MICROKERNEL static void block(const Word* a, size_t lda, int steps, const int8_t* w, size_t tile_bytes,
                                         int r0, int j0, const OutS32& o) {
     __m256i acc[MR][T][2];
     EDGEOPT_UNROLL
@@ -155,7 +157,7 @@ struct Pairs {
       }
       EDGEOPT_UNROLL
       for (int r = 0; r < MR; ++r) {
-        const __m256i av = _mm256_set1_epi32(a[p * MR + r]);
+        const __m256i av = _mm256_set1_epi32(a[r * lda + p]);
         EDGEOPT_UNROLL
         for (int t = 0; t < T; ++t) {
           acc[r][t][0] = _mm256_add_epi32(acc[r][t][0], _mm256_madd_epi16(wv[t][0], av));
@@ -170,7 +172,7 @@ struct Pairs {
 struct Quads {
   static constexpr int kStep = 4, kRows = 4;  // 8 accumulators + 2 weights + activation, product, ones
   template <int MR, int T>
-  EDGEOPT_MICROKERNEL static void block(const int32_t* a, int steps, const int8_t* w, size_t tile_bytes,
+  EDGEOPT_MICROKERNEL static void block(const Word* a, size_t lda, int steps, const int8_t* w, size_t tile_bytes,
                                         int r0, int j0, const OutS32& o) {
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i acc[MR][T][2];
@@ -188,7 +190,7 @@ struct Quads {
       }
       EDGEOPT_UNROLL
       for (int r = 0; r < MR; ++r) {
-        const __m256i av = _mm256_set1_epi32(a[p * MR + r]);
+        const __m256i av = _mm256_set1_epi32(a[r * lda + p]);
         EDGEOPT_UNROLL
         for (int t = 0; t < T; ++t) {
           const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(av, wv[t][0]), ones);
@@ -202,51 +204,68 @@ struct Quads {
   }
 };
 
-// The activation words of rows [0, m) in the order the microkernels read
-// them: blocks of `block` rows (the last one shorter), interleaved by step.
-// Pairs: the zero-extended int16 pair (a[2p], a[2p+1]); quads: the bytes
-// a[4p..4p+3]; past k, zeros. Kept per thread across calls.
+// The activation words of rows [0, m), `lda` words apart. Pairs: the
+// zero-extended int16 pair (a[2p], a[2p+1]); quads: the bytes a[4p..4p+3],
+// read in place when k is a multiple of 4; past k, zeros.
+struct RowWords {
+  const Word* p;
+  size_t lda;
+};
+
 template <class L>
-const int32_t* row_words(const GemmU8S8Args& g, int steps, int block) {
+RowWords row_words(const GemmU8S8Args& g, int steps);
+
+// One activation row as k/2 int32 words, each the zero-extended int16 pair
+// (a[2p], a[2p+1]): the operand vpmaddwd multiplies against a weight pair.
+EDGEOPT_AVX2 void widen_pairs(const uint8_t* a, int k, int32_t* out) {
+  int i = 0;
+  for (; i + 16 <= k; i += 16) {
+    const __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i / 2), v);
+  }
+  for (; i < k; i += 2) {
+    const uint32_t hi = i + 1 < k ? a[i + 1] : 0;
+    out[i / 2] = static_cast<int32_t>(a[i] | (hi << 16));
+  }
+}
+
+// Kept per thread across calls.
+template <>
+EDGEOPT_AVX2 RowWords row_words<Pairs>(const GemmU8S8Args& g, int steps) {
   thread_local std::vector<int32_t> words;
   words.resize(static_cast<size_t>(g.m) * steps);
+  for (int r = 0; r < g.m; ++r) widen_pairs(g.a + r * g.lda, g.w->k, words.data() + static_cast<size_t>(r) * steps);
+  return {words.data(), static_cast<size_t>(steps)};
+}
+
+template <>
+RowWords row_words<Quads>(const GemmU8S8Args& g, int steps) {
   const int k = g.w->k;
-  for (int r0 = 0; r0 < g.m; r0 += block) {
-    const int rows = std::min(block, g.m - r0);
-    int32_t* out = words.data() + static_cast<size_t>(r0) * steps;
-    for (int r = 0; r < rows; ++r) {
-      const uint8_t* a = g.a + (r0 + r) * g.lda;
-      for (int p = 0; p < steps; ++p) {
-        const int i = p * L::kStep;
-        uint32_t v = 0;
-        if (L::kStep == 2)
-          v = a[i] | (i + 1 < k ? static_cast<uint32_t>(a[i + 1]) << 16 : 0);
-        else
-          for (int q = std::min(k - i, 4) - 1; q >= 0; --q) v = v << 8 | a[i + q];
-        out[static_cast<size_t>(p) * rows + r] = static_cast<int32_t>(v);
-      }
-    }
-  }
-  return words.data();
+  if (k % 4 == 0 && g.lda % 4 == 0 && reinterpret_cast<uintptr_t>(g.a) % 4 == 0)
+    return {reinterpret_cast<const Word*>(g.a), g.lda / 4};
+  thread_local std::vector<int32_t> words;
+  words.assign(static_cast<size_t>(g.m) * steps, 0);
+  for (int r = 0; r < g.m; ++r) std::memcpy(words.data() + static_cast<size_t>(r) * steps, g.a + r * g.lda, k);
+  return {words.data(), static_cast<size_t>(steps)};
 }
 
 // Rows [r0, r0+MR) over tiles [t_begin, t_end): T tiles at a time, then singles.
 template <class L, int MR, int T>
-EDGEOPT_AVX2 void row_block(const int32_t* a, int steps, const PackedS8& w, int r0, int t_begin, int t_end,
+EDGEOPT_AVX2 void row_block(const RowWords& a, int steps, const PackedS8& w, int r0, int t_begin, int t_end,
                             const OutS32& o) {
   const size_t tile_bytes = static_cast<size_t>(steps) * L::kStep * kTile;
-  const int32_t* rows = a + static_cast<size_t>(r0) * steps;
+  const Word* rows = a.p + r0 * a.lda;
   int t = t_begin;
   for (; T > 1 && t + T <= t_end; t += T)
-    L::template block<MR, T>(rows, steps, w.data.data() + t * tile_bytes, tile_bytes, r0, t * kTile, o);
+    L::template block<MR, T>(rows, a.lda, steps, w.data.data() + t * tile_bytes, tile_bytes, r0, t * kTile, o);
   for (; t < t_end; ++t)
-    L::template block<MR, 1>(rows, steps, w.data.data() + t * tile_bytes, tile_bytes, r0, t * kTile, o);
+    L::template block<MR, 1>(rows, a.lda, steps, w.data.data() + t * tile_bytes, tile_bytes, r0, t * kTile, o);
 }
 
 // Fewer rows than a full block: more tiles per pass, so enough independent
 // accumulator chains hide the multiply latency.
 template <class L>
-EDGEOPT_AVX2 void remainder_rows(int rows, const int32_t* a, int steps, const PackedS8& w, int r0, int t_begin,
+EDGEOPT_AVX2 void remainder_rows(int rows, const RowWords& a, int steps, const PackedS8& w, int r0, int t_begin,
                                  int t_end, const OutS32& o) {
   switch (rows) {
     case 1: return row_block<L, 1, 4>(a, steps, w, r0, t_begin, t_end, o);
@@ -265,7 +284,7 @@ template <class L>
 EDGEOPT_AVX2 void gemm_layout(const GemmU8S8Args& g) {
   constexpr int MR = L::kRows;
   const int steps = steps_of(g.w->k, L::kStep);
-  const int32_t* a = row_words<L>(g, steps, MR);
+  const RowWords a = row_words<L>(g, steps);
   const OutS32 o{g.c, g.ldc, g.a_zero_point, g.w->col_sums.data(), g.n_begin, g.n_end};
   const int t_begin = g.n_begin / kTile, t_end = tiles_of(g.n_end);
   const size_t row_bytes = static_cast<size_t>(steps) * 4;
