@@ -13,11 +13,13 @@ const IMG = path.join(DOCS, 'img');
 const ENGINE_LABELS = {
   'edgeopt-native-int8': 'edgeopt native int8',
   'edgeopt-native-int8-sync': 'edgeopt native int8 (inferSync)',
+  'edgeopt-native-int7': 'edgeopt native int8, 7-bit weights',
   'edgeopt-native-fp32': 'edgeopt native fp32',
   'edgeopt-ts-int8': 'edgeopt TS int8',
   'edgeopt-ts-fp32': 'edgeopt TS fp32',
   'edgeopt-npu-ref': 'edgeopt ref. NPU plugin',
   'ort-int8': 'ORT int8 (MatMulInteger)',
+  'ort-int7': 'ORT int8, 7-bit weights',
   'ort-fp32': 'ORT fp32',
   'tfjs-wasm': 'TF.js wasm',
   'tfjs-cpu': 'TF.js cpu',
@@ -131,6 +133,9 @@ function compareSection(cmp, imgs) {
     }
     if (m.accuracyCheck.length) {
       out.push(`Same input, same answers (batch 8, against edgeopt native fp32): ${m.accuracyCheck.map((a) => `${lbl(a.engine)} max rel. error ${a.maxRelErr}, argmax agreement ${a.argmaxAgree * 100} %`).join('; ')}.`, '');
+    }
+    if (m.exactness && m.exactness.length) {
+      out.push(`**Exactness** (one row at a time, so both quantize activations on the same grid; same quantized weights): ${m.exactness.map((e) => `${lbl(e.ort)} differs from ${lbl(e.edgeopt)} on ${e.rowsDiffering} of ${e.rows} rows (max ${e.maxRelDiff} of the output range)`).join('; ')}. edgeopt's int32 sums are exact; ORT's AVX2 kernel (no VNNI here) adds u8 x s8 products in saturating int16 pairs (\`vpmaddubsw\`), which full-range 8-bit weights overflow and 7-bit weights cannot.`, '');
     }
   }
   out.push('Notes from the run:', '', ...cmp.notes.map((n) => `- ${n}`), '');
