@@ -14,8 +14,8 @@
 //   weights half. A matrix with at most 1/256 of its pairs over the bound
 //   keeps those few out of the tiles, in a per-channel list
 //   (PackedS8::spill_*) the GEMM adds afterwards; more, and it uses pairs.
-//   Quads run 10-20 % faster at 64 rows (measured register-only: 97 against
-//   81 G multiply-adds/s on Zen 3), up to 1.4x for one row, as they need no
+//   Quads run 1.15-1.3x faster at 64-256 rows (register-only: 97 against 81
+//   G multiply-adds/s on Zen 3) and 1.5-2x for one row, as they need no
 //   widening.
 //
 // Both sum each channel in int32, so results equal the scalar reference bit
@@ -36,8 +36,8 @@ namespace {
 
 constexpr int kTile = 16;  // output channels per packed tile
 enum Layout { kPairs = 0, kQuads = 1 };
-// A row panel's activations stay in L2 (1 MB on the CPUs we target, 512 KB on
-// Zen 3) next to the weight tile all its rows are using.
+// A row panel's activations stay in L2 (512 KB on Zen 3, more on most other
+// cores) next to the weight tile all its rows are using.
 constexpr size_t kPanelBytes = 192 * 1024;
 constexpr int kSpillShare = 256;  // quads when at most 1/256 of the k pairs spill
 
