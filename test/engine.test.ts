@@ -114,6 +114,11 @@ test('bad inputs throw EdgeOptError with stable codes naming the model', async (
   const nan = new Float32Array(784);
   nan[5] = NaN;
   throwsCode(() => e.inferSync('mnist', nan), 'E_VALUE', /value 5 is NaN/);
+  // Past the native scan's first 1024-value block, with a later one that must not be named.
+  const inf = new Float32Array(784 * 4);
+  inf[2049] = -Infinity;
+  inf[3000] = Infinity;
+  throwsCode(() => e.inferSync('mnist', { data: inf, shape: [4, 784] }), 'E_VALUE', /value 2049 is -Infinity/);
   throwsCode(() => e.inferSync('nope', new Float32Array(784)), 'E_NOT_FOUND', /'nope'/);
   await rejectsCode(e.infer('mnist', new Float32Array(3)), 'E_SHAPE');
   throwsCode(() => new EdgeInferenceEngine({ device: 'gpu' as never }), 'E_ARGUMENT', /device/);

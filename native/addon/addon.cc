@@ -8,6 +8,7 @@
 #include "../core/prune.h"
 #include "../core/quantize.h"
 #include "../core/thread_pool.h"
+#include "../core/validate.h"
 #include "../kernels/cpu_features.h"
 #include "args.h"
 #include "bench_wrap.h"
@@ -35,6 +36,7 @@ class Addon : public Napi::Addon<Addon> {
                           InstanceMethod("dequantizeS8", &Addon::DequantizeS8),
                           InstanceMethod("pruneMask", &Addon::PruneMask),
                           InstanceMethod("reluF32", &Addon::ReluF32),
+                          InstanceMethod("firstNonFinite", &Addon::FirstNonFinite),
                           InstanceMethod("peakProbe", &Addon::PeakProbe),
                           InstanceValue("Plan", PlanWrap::DefineClass(env)),
                           InstanceValue("KernelBench", KernelBench::DefineClass(env)),
@@ -166,6 +168,13 @@ class Addon : public Napi::Addon<Addon> {
   }
 
   Napi::Value PeakProbe(const Napi::CallbackInfo& info) { return addon::PeakProbe(info); }
+
+  // firstNonFinite(x: Float32Array) -> index of the first NaN/Infinity, or -1
+  Napi::Value FirstNonFinite(const Napi::CallbackInfo& info) {
+    size_t count = 0;
+    const float* x = typed_view<float>(info[0], "x", -1, &count);
+    return Napi::Number::New(info.Env(), static_cast<double>(first_non_finite(x, count)));
+  }
 
   // reluF32(x: Float32Array, kernel?) -> x, in place
   Napi::Value ReluF32(const Napi::CallbackInfo& info) {

@@ -7,6 +7,7 @@
 // No timing is asserted anywhere.
 #include <algorithm>
 #include <atomic>
+#include <cfloat>
 #include <climits>
 #include <cmath>
 #include <cstdio>
@@ -23,6 +24,7 @@
 #include "../core/prune.h"
 #include "../core/quantize.h"
 #include "../core/thread_pool.h"
+#include "../core/validate.h"
 
 #include "check.h"
 
@@ -555,7 +557,31 @@ static void test_prune_against_sort() {
     }
 }
 
+// --- input validation ---------------------------------------------------
+
+static void test_first_non_finite() {
+  const float bad[] = {std::nanf(""), -std::nanf(""), INFINITY, -INFINITY};
+  // Finite extremes must pass: the largest, the smallest subnormal, -0.
+  const float fine[] = {FLT_MAX, -FLT_MAX, 1e-45f, -0.0f, 0.0f, 1.0f};
+  for (size_t n : {0, 1, 7, 1023, 1024, 1025, 5000}) {
+    std::vector<float> x(n);
+    for (size_t i = 0; i < n; ++i) x[i] = fine[i % 6];
+    CHECK(first_non_finite(x.data(), n) == -1, "first_non_finite: n=%zu all finite", n);
+    for (size_t at : {size_t{0}, n / 2, n > 0 ? n - 1 : 0, size_t{1024}, size_t{1023}}) {
+      if (at >= n) continue;
+      for (float b : bad) {
+        std::vector<float> y = x;
+        y[at] = b;
+        if (at + 1 < n) y[n - 1] = INFINITY;  // a later one must not win
+        const long long got = first_non_finite(y.data(), n);
+        CHECK(got == static_cast<long long>(at), "first_non_finite: n=%zu bad at %zu, got %lld", n, at, got);
+      }
+    }
+  }
+}
+
 int main() {
+  test_first_non_finite();
   test_quantize_row();
   test_prune_ties();
   test_prune_against_sort();

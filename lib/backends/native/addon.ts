@@ -55,6 +55,8 @@ export interface NativeAddon {
   dequantizeS8(q: Int8Array, n: number, k: number, scales: Float32Array): Float32Array;
   pruneMask(w: Float32Array, pruneCount: number): { keep: Uint8Array; threshold: number };
   reluF32(x: Float32Array, kernel?: string): Float32Array;
+  /** Index of the first NaN or +-Infinity in x, or -1. */
+  firstNonFinite(x: Float32Array): number;
   Plan: new (layers: NativeLayerSpec[], kernel?: string, threads?: number) => NativePlan;
   /** The NPU plugin host (native/addon/npu_wrap.cc); typed in lib/backends/npu.ts. */
   npu: unknown;
