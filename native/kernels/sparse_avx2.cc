@@ -2,9 +2,10 @@
 // use AVX2 (see avx2.h); sparse_kernels_for() hands them out only with the
 // avx2 dense table, which dispatch.cc picks after cpuid said yes.
 //
-// Products: an activation widened to an int32 lane (0..255, high half 0) times a
-// weight whose low int16 is the int8 value: vpmaddwd gives a*w + 0*x exactly,
-// a 32-bit multiply for one uop and no saturation.
+// Products always go through vpmaddwd on int16 operands (activations 0..255
+// zero-extended, weights sign-extended), whose int32 pair sums are exact: no
+// vpmaddubsw saturation. Where a kernel has only one product per pair, the
+// other half of the pair is 0.
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 
