@@ -147,12 +147,11 @@ void pack_win_s8(const int8_t* w, int n, int k, SparseWinS8* out) {
 }
 
 const SparseKernels& sparse_kernels_for(const KernelTable& kt) {
+  if (std::strcmp(kt.name, "scalar") == 0) return sparse_scalar_kernels();
 #if defined(__x86_64__) || defined(_M_X64)
   if (std::strcmp(kt.name, "avx2") == 0) return sparse_avx2_kernels();
-#else
-  (void)kt;
 #endif
-  return sparse_scalar_kernels();
+  return sparse_scalar_beside_simd_kernels();
 }
 
 void gemm_csr_parallel(const SparseKernels& sk, ThreadPool* pool, const CsrArgs& a) {

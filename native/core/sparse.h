@@ -111,6 +111,9 @@ struct SparseKernels {
 };
 
 const SparseKernels& sparse_scalar_kernels();
+// The scalar kernels beside a SIMD dense table without sparse kernels of its
+// own (arm64): auto keeps dense there, as no crossover was measured.
+const SparseKernels& sparse_scalar_beside_simd_kernels();
 #if defined(__x86_64__) || defined(_M_X64)
 const SparseKernels& sparse_avx2_kernels();
 #endif

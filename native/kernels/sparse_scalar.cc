@@ -67,11 +67,25 @@ FormatChoice choose_scalar(double density, bool two_four, bool always) {
   return {};
 }
 
+// Beside a SIMD dense table they were never measured against (arm64's NEON
+// tables: qemu timings mean nothing): a scalar loop over 10 % of the weights
+// can lose to sdot over all of them, so auto keeps dense; always still packs
+// sparse.
+FormatChoice choose_unmeasured(double density, bool two_four, bool always) {
+  return always ? choose_scalar(density, two_four, true) : FormatChoice{};
+}
+
 }  // namespace
 
 const SparseKernels& sparse_scalar_kernels() {
   static const SparseKernels table = {"sparse-scalar", "sparse24-scalar", "sparsewin-scalar", gemm_csr, gemm_24, gemm_win,
                                       choose_scalar};
+  return table;
+}
+
+const SparseKernels& sparse_scalar_beside_simd_kernels() {
+  static const SparseKernels table = {"sparse-scalar", "sparse24-scalar", "sparsewin-scalar", gemm_csr, gemm_24, gemm_win,
+                                      choose_unmeasured};
   return table;
 }
 

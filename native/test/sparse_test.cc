@@ -141,6 +141,12 @@ static void test_choice() {
   CHECK(format(sparse, SparsePolicy::Never) == WeightFormat::Dense, "never");
   CHECK(format(dense, SparsePolicy::Always) == WeightFormat::Csr, "always");
   CHECK(format(two_four, SparsePolicy::Always) == WeightFormat::TwoFour, "2:4");
+  // Beside an unmeasured SIMD dense table (arm64), auto keeps dense; always still packs sparse.
+  const SparseKernels& beside = sparse_scalar_beside_simd_kernels();
+  CHECK(!choose_weight_format(sparse.data(), 64, 64, SparsePolicy::Auto, beside).uses(WeightFormat::Csr),
+        "beside simd: 10%% -> dense");
+  CHECK(choose_weight_format(sparse.data(), 64, 64, SparsePolicy::Always, beside).many == WeightFormat::Csr,
+        "beside simd: always -> csr");
 #if defined(__x86_64__) || defined(_M_X64)
   // AVX2: up to 20 % kept, the window format below 16 rows and CSR from 16;
   // up to 35 %, the window format below 8 rows and dense from 8.
