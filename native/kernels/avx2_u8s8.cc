@@ -134,75 +134,58 @@ EDGEOPT_AVX2 inline void store_block(const OutS32& o, int r0, int j0, __m256i (&
 // An activation word: may alias the uint8 rows the quads layout reads in place.
 typedef int32_t __attribute__((may_alias)) Word;
 
-// Microkernels: MR rows x T tiles (16*T channels) over the whole of k, every
-// channel one int32 accumulator. `a` points at the first row's activation
-// words (one per step, rows lda words apart), `w` at the first tile.
+// The two layouts: how a step's weights for 8 channels load, and how they
+// multiply against a broadcast activation word into 8 int32 sums.
 struct Pairs {
   static constexpr int kStep = 2, kRows = 6;  // 12 accumulators + 2 weights + 1 activation
-  template <int MR, int T>
-  EDGEOPT_MICROKERNEL static void block(const Word* a, size_t lda, int steps, const int8_t* w, size_t tile_bytes,
-                                        int r0, int j0, const OutS32& o) {
-    __m256i acc[MR][T][2];
-    EDGEOPT_UNROLL
-    for (int r = 0; r < MR; ++r)
-      EDGEOPT_UNROLL
-      for (int t = 0; t < T; ++t) acc[r][t][0] = acc[r][t][1] = _mm256_setzero_si256();
-    for (int p = 0; p < steps; ++p) {
-      __m256i wv[T][2];
-      EDGEOPT_UNROLL
-      for (int t = 0; t < T; ++t) {
-        const int8_t* wp = w + t * tile_bytes + static_cast<size_t>(p) * 2 * kTile;
-        wv[t][0] = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wp)));
-        wv[t][1] = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wp + 16)));
-      }
-      EDGEOPT_UNROLL
-      for (int r = 0; r < MR; ++r) {
-        const __m256i av = _mm256_set1_epi32(a[r * lda + p]);
-        EDGEOPT_UNROLL
-        for (int t = 0; t < T; ++t) {
-          acc[r][t][0] = _mm256_add_epi32(acc[r][t][0], _mm256_madd_epi16(wv[t][0], av));
-          acc[r][t][1] = _mm256_add_epi32(acc[r][t][1], _mm256_madd_epi16(wv[t][1], av));
-        }
-      }
-    }
-    store_block<MR, T>(o, r0, j0, acc);
+  EDGEOPT_AVX2 static __m256i weights(const int8_t* wp) {
+    return _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wp)));
   }
+  EDGEOPT_AVX2 static __m256i dot(__m256i av, __m256i wv) { return _mm256_madd_epi16(wv, av); }
 };
 
 struct Quads {
   static constexpr int kStep = 4, kRows = 4;  // 8 accumulators + 2 weights + activation, product, ones
-  template <int MR, int T>
-  EDGEOPT_MICROKERNEL static void block(const Word* a, size_t lda, int steps, const int8_t* w, size_t tile_bytes,
-                                        int r0, int j0, const OutS32& o) {
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256i acc[MR][T][2];
-    EDGEOPT_UNROLL
-    for (int r = 0; r < MR; ++r)
-      EDGEOPT_UNROLL
-      for (int t = 0; t < T; ++t) acc[r][t][0] = acc[r][t][1] = _mm256_setzero_si256();
-    for (int p = 0; p < steps; ++p) {
-      __m256i wv[T][2];
-      EDGEOPT_UNROLL
-      for (int t = 0; t < T; ++t) {
-        const int8_t* wp = w + t * tile_bytes + static_cast<size_t>(p) * 4 * kTile;
-        wv[t][0] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp));
-        wv[t][1] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp + 32));
-      }
-      EDGEOPT_UNROLL
-      for (int r = 0; r < MR; ++r) {
-        const __m256i av = _mm256_set1_epi32(a[r * lda + p]);
-        EDGEOPT_UNROLL
-        for (int t = 0; t < T; ++t) {
-          const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(av, wv[t][0]), ones);
-          const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(av, wv[t][1]), ones);
-          acc[r][t][0] = _mm256_add_epi32(acc[r][t][0], p0);
-          acc[r][t][1] = _mm256_add_epi32(acc[r][t][1], p1);
-        }
-      }
-    }
-    store_block<MR, T>(o, r0, j0, acc);
+  EDGEOPT_AVX2 static __m256i weights(const int8_t* wp) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp));
+  }
+  EDGEOPT_AVX2 static __m256i dot(__m256i av, __m256i wv) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(av, wv), _mm256_set1_epi16(1));
   }
 };
+
+// Microkernel: MR rows x T tiles (16*T channels) over the whole of k, every
+// channel one int32 accumulator. `a` points at the first row's activation
+// words (one per step, rows lda words apart), `w` at the first tile.
+template <class L, int MR, int T>
+EDGEOPT_MICROKERNEL void block(const Word* a, size_t lda, int steps, const int8_t* w, size_t tile_bytes, int r0,
+                               int j0, const OutS32& o) {
+  constexpr size_t kStepBytes = L::kStep * kTile, kHalf = kStepBytes / 2;  // of a tile; 8 channels
+  __m256i acc[MR][T][2];
+  EDGEOPT_UNROLL
+  for (int r = 0; r < MR; ++r)
+    EDGEOPT_UNROLL
+    for (int t = 0; t < T; ++t) acc[r][t][0] = acc[r][t][1] = _mm256_setzero_si256();
+  for (int p = 0; p < steps; ++p) {
+    __m256i wv[T][2];
+    EDGEOPT_UNROLL
+    for (int t = 0; t < T; ++t) {
+      const int8_t* wp = w + t * tile_bytes + static_cast<size_t>(p) * kStepBytes;
+      wv[t][0] = L::weights(wp);
+      wv[t][1] = L::weights(wp + kHalf);
+    }
+    EDGEOPT_UNROLL
+    for (int r = 0; r < MR; ++r) {
+      const __m256i av = _mm256_set1_epi32(a[r * lda + p]);
+      EDGEOPT_UNROLL
+      for (int t = 0; t < T; ++t) {
+        acc[r][t][0] = _mm256_add_epi32(acc[r][t][0], L::dot(av, wv[t][0]));
+        acc[r][t][1] = _mm256_add_epi32(acc[r][t][1], L::dot(av, wv[t][1]));
+      }
+    }
+  }
+  store_block<MR, T>(o, r0, j0, acc);
+}
 
 // The activation words of rows [0, m), `lda` words apart. Pairs: the
 // zero-extended int16 pair (a[2p], a[2p+1]); quads: the bytes a[4p..4p+3],
@@ -257,9 +240,9 @@ EDGEOPT_AVX2 void row_block(const RowWords& a, int steps, const PackedS8& w, int
   const Word* rows = a.p + r0 * a.lda;
   int t = t_begin;
   for (; T > 1 && t + T <= t_end; t += T)
-    L::template block<MR, T>(rows, a.lda, steps, w.data.data() + t * tile_bytes, tile_bytes, r0, t * kTile, o);
+    block<L, MR, T>(rows, a.lda, steps, w.data.data() + t * tile_bytes, tile_bytes, r0, t * kTile, o);
   for (; t < t_end; ++t)
-    L::template block<MR, 1>(rows, a.lda, steps, w.data.data() + t * tile_bytes, tile_bytes, r0, t * kTile, o);
+    block<L, MR, 1>(rows, a.lda, steps, w.data.data() + t * tile_bytes, tile_bytes, r0, t * kTile, o);
 }
 
 // Fewer rows than a full block: more tiles per pass, so enough independent
