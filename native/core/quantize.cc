@@ -52,4 +52,11 @@ void dequantize_s8(const int8_t* q, int n, int k, const float* scales, bool per_
   }
 }
 
+std::vector<int32_t> weight_column_sums(const int8_t* w, int n, int k) {
+  std::vector<int32_t> sums(n, 0);
+  for (int j = 0; j < n; ++j)
+    for (int i = 0; i < k; ++i) sums[j] += w[static_cast<size_t>(j) * k + i];
+  return sums;
+}
+
 }  // namespace edgeopt

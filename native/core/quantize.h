@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace edgeopt {
 
@@ -43,5 +44,9 @@ void quantize_symmetric_s8(const float* w, int n, int k, int bits, bool per_chan
 
 // w = q * scale (scales per row when per_channel, else scales[0]).
 void dequantize_s8(const int8_t* q, int n, int k, const float* scales, bool per_channel, float* w);
+
+// sum_k W[j][k] for each output channel j of int8 W[n][k]: the term the
+// activation zero point multiplies (PackedS8::col_sums and the sparse formats').
+std::vector<int32_t> weight_column_sums(const int8_t* w, int n, int k);
 
 }  // namespace edgeopt

@@ -6,6 +6,7 @@
 
 #include "error.h"
 #include "parallel_gemm.h"
+#include "quantize.h"
 
 namespace edgeopt {
 
@@ -13,13 +14,6 @@ static void check_shape(int n, int k) {
   if (n <= 0 || k <= 0 || k > 32768)
     throw Error("E_SHAPE", "sparse int8 weights need n > 0 and 0 < k <= 32768, got n=" + std::to_string(n) +
                                " k=" + std::to_string(k));
-}
-
-static std::vector<int32_t> col_sums_of(const int8_t* w, int n, int k) {
-  std::vector<int32_t> sums(n, 0);
-  for (int j = 0; j < n; ++j)
-    for (int i = 0; i < k; ++i) sums[j] += w[static_cast<size_t>(j) * k + i];
-  return sums;
 }
 
 void pack_csr_s8(const int8_t* w, int n, int k, SparseS8* out) {
@@ -44,7 +38,7 @@ void pack_csr_s8(const int8_t* w, int n, int k, SparseS8* out) {
     }
     out->row_ptr.push_back(static_cast<uint32_t>(out->idx.size()));
   }
-  out->col_sums = col_sums_of(w, n, k);
+  out->col_sums = weight_column_sums(w, n, k);
 }
 
 // Visits the non-zero positions of group g (4 along K) of row `row`; stops after 3.
@@ -99,7 +93,7 @@ void pack_24_s8(const int8_t* w, int n, int k, Sparse24S8* out) {
       out->code[tg * (k24Tile / 2) + c / 2] |= static_cast<uint8_t>(code << (4 * (c % 2)));
     }
   }
-  out->col_sums = col_sums_of(w, n, k);
+  out->col_sums = weight_column_sums(w, n, k);
 }
 
 void pack_win_s8(const int8_t* w, int n, int k, SparseWinS8* out) {
@@ -143,7 +137,7 @@ void pack_win_s8(const int8_t* w, int n, int k, SparseWinS8* out) {
     }
     out->block_ptr.push_back(static_cast<uint32_t>(out->win.size()));
   }
-  out->col_sums = col_sums_of(w, n, k);
+  out->col_sums = weight_column_sums(w, n, k);
 }
 
 const SparseKernels& sparse_kernels_for(const KernelTable& kt) {

@@ -12,12 +12,7 @@ void pack_s8(const int8_t* w, int n, int k, PackedS8* out) {
   out->n = n;
   out->k = k;
   out->data.assign(w, w + static_cast<size_t>(n) * k);
-  out->col_sums.assign(n, 0);
-  for (int j = 0; j < n; ++j) {
-    int32_t s = 0;
-    for (int i = 0; i < k; ++i) s += w[static_cast<size_t>(j) * k + i];
-    out->col_sums[j] = s;
-  }
+  out->col_sums = weight_column_sums(w, n, k);
   out->packer = &scalar_kernels();
 }
 
@@ -89,7 +84,7 @@ void relu_f32(float* x, size_t count) {
 // Eight independent multiply-add chains, so the loop measures throughput, not
 // latency. The empty asm keeps the compiler from vectorizing or folding it.
 uint64_t peak_probe(PeakKind kind, uint64_t iterations) {
-  if (kind == PeakKind::Int8) {
+  if (kind != PeakKind::Fp32) {
     int32_t acc[8] = {0, 1, 2, 3, 4, 5, 6, 7}, a = 3, b = -5;
     for (uint64_t i = 0; i < iterations; ++i) {
       for (int32_t& v : acc) v += a * b;
