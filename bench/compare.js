@@ -246,9 +246,9 @@ async function exactness(model, active) {
     const a = active.find((x) => x.def.key === eo), b = active.find((x) => x.def.key === ort);
     if (!a || !b) continue;
     let differ = 0, maxRel = 0;
-    const rows = 8;
+    const rows = 8, all = inputFor(model, rows);
     for (let r = 0; r < rows; r++) {
-      const x = inputFor(model, r + 1).subarray(r * model.features);
+      const x = all.subarray(r * model.features, (r + 1) * model.features);
       const y = await a.run(x, 1), z = await b.run(x, 1);
       let scale = 0, diff = 0;
       for (let i = 0; i < y.length; i++) {
