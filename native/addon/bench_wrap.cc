@@ -86,11 +86,12 @@ Napi::Value KernelBench::Threads(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value PeakProbe(const Napi::CallbackInfo& info) {
-  const bool int8 = kind_arg(info[0]) != "fp32";
+  const std::string kind = kind_arg(info[0]);
+  const PeakKind peak = kind == "fp32" ? PeakKind::Fp32 : kind == "int7" ? PeakKind::Int8Narrow : PeakKind::Int8;
   const int iterations = dim(info[1], "iterations");
   const KernelTable& kt = kernels_arg(info[2]);
   const auto t0 = std::chrono::steady_clock::now();
-  const uint64_t ops = kt.peak_probe(int8 ? PeakKind::Int8 : PeakKind::Fp32, static_cast<uint64_t>(iterations));
+  const uint64_t ops = kt.peak_probe(peak, static_cast<uint64_t>(iterations));
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return Napi::Number::New(info.Env(), s > 0 ? static_cast<double>(ops) / s : 0.0);
 }

@@ -75,7 +75,10 @@ struct EpilogueArgs {
   size_t ldy;
 };
 
-enum class PeakKind { Int8, Fp32 };
+// Int8: the sequence for any int8 weights; Int8Narrow: the one for weights
+// whose k pairs have |w0| + |w1| <= 128 (7-bit and narrower; the same as Int8
+// on tables without a separate path); Fp32: FMA.
+enum class PeakKind { Int8, Int8Narrow, Fp32 };
 
 struct KernelTable {
   const char* name;

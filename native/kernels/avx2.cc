@@ -246,12 +246,15 @@ EDGEOPT_AVX2 void relu_f32(float* x, size_t count) {
   for (; i < count; ++i) x[i] = std::max(x[i], 0.0f);
 }
 
-// Register-only loops with the 6x16 microkernels' arithmetic: 12 independent
-// accumulators, per step 12 x (vpmaddwd + vpaddd) for int8 and 12 vfmadd231ps
-// for fp32. Written in asm because the compiler otherwise folds the
+// Register-only loops with the microkernels' arithmetic: 12 independent
+// accumulators, per step 12 x (vpmaddwd + vpaddd) for int8, 12 x (vpmaddubsw +
+// vpmaddwd by 1 + vpaddd) for narrow int8 (avx2_u8s8.cc's two layouts) and 12
+// vfmadd231ps for fp32. Written in asm because the compiler otherwise folds the
 // loop-invariant multiplies or spills the accumulators; the operands' values do
 // not change the timing of these instructions (zeros keep FMA off denormals).
 #define EDGEOPT_MADD_ADD(acc) "vpmaddwd %%ymm0, %%ymm1, %%ymm2\n\tvpaddd %%ymm2, %%" acc ", %%" acc "\n\t"
+#define EDGEOPT_MADDUBS_ADD(acc) \
+  "vpmaddubsw %%ymm0, %%ymm1, %%ymm2\n\tvpmaddwd %%ymm3, %%ymm2, %%ymm2\n\tvpaddd %%ymm2, %%" acc ", %%" acc "\n\t"
 #define EDGEOPT_FMA(acc) "vfmadd231ps %%ymm0, %%ymm1, %%" acc "\n\t"
 #define EDGEOPT_12(OP) \
   OP("ymm4") OP("ymm5") OP("ymm6") OP("ymm7") OP("ymm8") OP("ymm9") OP("ymm10") OP("ymm11") OP("ymm12") OP("ymm13") OP("ymm14") OP("ymm15")
@@ -268,6 +271,16 @@ EDGEOPT_AVX2 uint64_t peak_probe(PeakKind kind, uint64_t iterations) {
         : "cc", "xmm0", "xmm1", "xmm2", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12",
           "xmm13", "xmm14", "xmm15");
     return iterations * 12 * 16 * 2;  // 16 multiply-adds per vpmaddwd
+  }
+  if (kind == PeakKind::Int8Narrow) {
+    __asm__ volatile(
+        "vpxor %%xmm0, %%xmm0, %%xmm0\n\tvpxor %%xmm1, %%xmm1, %%xmm1\n\tvpxor %%xmm3, %%xmm3, %%xmm3\n\t"
+        "1:\n\t" EDGEOPT_12(EDGEOPT_MADDUBS_ADD) "dec %0\n\tjnz 1b\n\tvzeroupper"
+        : "+r"(n)
+        :
+        : "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
+          "xmm12", "xmm13", "xmm14", "xmm15");
+    return iterations * 12 * 32 * 2;  // 32 multiply-adds per vpmaddubsw
   }
   __asm__ volatile(
       "vpxor %%xmm0, %%xmm0, %%xmm0\n\tvpxor %%xmm1, %%xmm1, %%xmm1\n\t"

@@ -10,13 +10,13 @@
 //   32767, and under that bound they reach at most 255 * 128 = 32640, so they
 //   are exact; vpmaddwd by 1 widens them. Every 7-bit or narrower
 //   quantization meets the bound (|w| <= 63). Full-range 8-bit layers do not:
-//   the fixture MLP's fc1 has 5.7 % of its pairs over it, uniform random
-//   weights half. A matrix with at most 1/256 of its pairs over the bound
+//   uniform random weights have half their pairs over it, trained ones a few
+//   percent. A matrix with at most 1/256 of its pairs over the bound
 //   keeps those few out of the tiles, in a per-channel list
 //   (PackedS8::spill_*) the GEMM adds afterwards; more, and it uses pairs.
-//   Quads run 1.15-1.3x faster at 64-256 rows (register-only: 97 against 81
-//   G multiply-adds/s on Zen 3) and 1.5-2x for one row, as they need no
-//   widening.
+//   Quads run 1.15-1.3x faster at 64-256 rows (register-only, `npm run bench
+//   -- kernels` peak lines on Zen 3: 197 against 165 GOP/s) and 1.5-2x for
+//   one row, as they need no widening.
 //
 // Both sum each channel in int32, so results equal the scalar reference bit
 // for bit whatever the layout, blocking, row count or thread split.
@@ -29,6 +29,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <vector>
+
+#include "../core/quantize.h"
 
 namespace edgeopt {
 namespace avx2 {
@@ -44,15 +46,6 @@ constexpr int kSpillShare = 256;  // quads when at most 1/256 of the k pairs spi
 inline int tiles_of(int n) { return (n + kTile - 1) / kTile; }
 inline int steps_of(int k, int step) { return (k + step - 1) / step; }
 inline bool fits_maddubs(int w0, int w1) { return std::abs(w0) + std::abs(w1) <= 128; }
-
-void column_sums(const int8_t* w, int n, int k, PackedS8* out) {
-  out->col_sums.assign(n, 0);
-  for (int j = 0; j < n; ++j) {
-    int32_t s = 0;
-    for (int i = 0; i < k; ++i) s += w[static_cast<size_t>(j) * k + i];
-    out->col_sums[j] = s;
-  }
-}
 
 // Pairs tile: for each pair of k (k padded to even), 16 channels x 2 bytes
 // {w[c][2p], w[c][2p+1]}: vpmovsxbw of 16 bytes gives 8 channels' int16 pairs.
@@ -303,7 +296,7 @@ void pack_s8(const int8_t* w, int n, int k, PackedS8* out) {
   out->spill_begin.clear();
   out->spill_k.clear();
   out->spill_w.clear();
-  column_sums(w, n, k, out);
+  out->col_sums = weight_column_sums(w, n, k);
   size_t over = 0, pairs = 0;
   for (int j = 0; j < n; ++j)
     for (int i = 0; i < k; i += 2, ++pairs) {

@@ -35,7 +35,7 @@ void gemm_u8s8(const GemmU8S8Args& p) { gemm_u8s8_c16<Sdot>(p); }
 
 // int8: 8 independent sdot chains (16 multiply-adds each); fp32 is NEON's.
 uint64_t peak_probe(PeakKind kind, uint64_t iterations) {
-  if (kind != PeakKind::Int8) return neon_kernels().peak_probe(kind, iterations);
+  if (kind == PeakKind::Fp32) return neon_kernels().peak_probe(kind, iterations);
   EDGEOPT_ARM_PROBE8(iterations, EDGEOPT_SDOT);
   return iterations * 8 * 16 * 2;
 }

@@ -116,7 +116,7 @@ void gemm_u8s8(const GemmU8S8Args& p) {
 
 // int8: 8 independent usmmla chains (32 multiply-adds each); fp32 is NEON's.
 uint64_t peak_probe(PeakKind kind, uint64_t iterations) {
-  if (kind != PeakKind::Int8) return neon_kernels().peak_probe(kind, iterations);
+  if (kind == PeakKind::Fp32) return neon_kernels().peak_probe(kind, iterations);
   EDGEOPT_ARM_PROBE8(iterations, EDGEOPT_USMMLA);
   return iterations * 8 * 32 * 2;
 }

@@ -236,7 +236,7 @@ void relu_f32(float* x, size_t count) {
 #define EDGEOPT_FMLA(acc, t) "fmla v" acc ".4s, v0.4s, v1.4s\n\t"
 
 uint64_t peak_probe(PeakKind kind, uint64_t iterations) {
-  if (kind == PeakKind::Int8) {
+  if (kind != PeakKind::Fp32) {
     EDGEOPT_ARM_PROBE8(iterations, EDGEOPT_SMULL_SADALP);
     return iterations * 8 * 8 * 2;
   }
