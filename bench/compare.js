@@ -57,17 +57,37 @@ function prepareModel(E, which) {
   if (which === 'mnist') {
     const graph = E.defaultModel();
     const ds = E.mnistTest();
-    return { id: 'mlp-784-128-10', describe: MODELS.mnist, graph, features: 784, source: ds.data, sourceRows: ds.shape[0], calibration: E.sliceRows ? E.sliceRows(ds, 0, 256) : { data: ds.data.subarray(0, 256 * 784), shape: [256, 784] } };
+    return {
+      id: 'mlp-784-128-10',
+      describe: MODELS.mnist,
+      graph,
+      features: 784,
+      source: ds.data,
+      sourceRows: ds.shape[0],
+      calibration: E.sliceRows ? E.sliceRows(ds, 0, 256) : { data: ds.data.subarray(0, 256 * 784), shape: [256, 784] },
+    };
   }
   const graph = C.syntheticMlp([1024, 4096, 4096, 1024], 42);
   const rows = 256;
   const source = C.randomRows(rows, 1024, 7);
-  return { id: 'mlp-1024-4096-4096-1024', describe: MODELS.big, graph, features: 1024, source, sourceRows: rows, calibration: { data: C.randomRows(32, 1024, 8), shape: [32, 1024] } };
+  return {
+    id: 'mlp-1024-4096-4096-1024',
+    describe: MODELS.big,
+    graph,
+    features: 1024,
+    source,
+    sourceRows: rows,
+    calibration: { data: C.randomRows(32, 1024, 8), shape: [32, 1024] },
+  };
 }
 
 function inputFor(model, batch) {
   const x = new Float32Array(batch * model.features);
-  for (let r = 0; r < batch; r++) x.set(model.source.subarray((r % model.sourceRows) * model.features, ((r % model.sourceRows) + 1) * model.features), r * model.features);
+  for (let r = 0; r < batch; r++)
+    x.set(
+      model.source.subarray((r % model.sourceRows) * model.features, ((r % model.sourceRows) + 1) * model.features),
+      r * model.features,
+    );
   return x;
 }
 
@@ -87,14 +107,22 @@ function engines(E, ort, tfc, notes) {
     return e;
   };
   list.push({
-    key: 'edgeopt-native-int8', label: 'edgeopt native int8', family: 'edgeopt', threaded: true, primary: true,
+    key: 'edgeopt-native-int8',
+    label: 'edgeopt native int8',
+    family: 'edgeopt',
+    threaded: true,
+    primary: true,
     setup: (m, t) => {
       const e = eoEngine('cpu', t, m.int8);
       return { run: (x, b) => e.infer('m', { data: x, shape: [b, m.features] }).then((r) => r.data), engine: e };
     },
   });
   list.push({
-    key: 'edgeopt-native-int8-sync', label: 'edgeopt native int8 (inferSync)', family: 'edgeopt', threaded: true, primary: true,
+    key: 'edgeopt-native-int8-sync',
+    label: 'edgeopt native int8 (inferSync)',
+    family: 'edgeopt',
+    threaded: true,
+    primary: true,
     setup: (m, t) => {
       const e = eoEngine('cpu', t, m.int8);
       return { run: async (x, b) => e.inferSync('m', { data: x, shape: [b, m.features] }).data };
@@ -102,22 +130,36 @@ function engines(E, ort, tfc, notes) {
   });
   list.push({
     // 7-bit weights fit AVX2's exact vpmaddubsw layout (native/kernels/avx2_u8s8.cc); same file size.
-    key: 'edgeopt-native-int7', label: 'edgeopt native int8, 7-bit weights', family: 'edgeopt', threaded: true, primary: true,
+    key: 'edgeopt-native-int7',
+    label: 'edgeopt native int8, 7-bit weights',
+    family: 'edgeopt',
+    threaded: true,
+    primary: true,
     setup: (m, t) => {
       const e = eoEngine('cpu', t, m.int7);
       return { run: (x, b) => e.infer('m', { data: x, shape: [b, m.features] }).then((r) => r.data) };
     },
   });
   list.push({
-    key: 'edgeopt-native-fp32', label: 'edgeopt native fp32', family: 'edgeopt', threaded: true, primary: true,
+    key: 'edgeopt-native-fp32',
+    label: 'edgeopt native fp32',
+    family: 'edgeopt',
+    threaded: true,
+    primary: true,
     setup: (m, t) => {
       const e = eoEngine('cpu', t, m.graph);
       return { run: (x, b) => e.infer('m', { data: x, shape: [b, m.features] }).then((r) => r.data) };
     },
   });
-  for (const [kind, pick] of [['int8', (m) => m.int8], ['fp32', (m) => m.graph]]) {
+  for (const [kind, pick] of [
+    ['int8', (m) => m.int8],
+    ['fp32', (m) => m.graph],
+  ]) {
     list.push({
-      key: `edgeopt-ts-${kind}`, label: `edgeopt TypeScript ${kind}`, family: 'edgeopt', threaded: false,
+      key: `edgeopt-ts-${kind}`,
+      label: `edgeopt TypeScript ${kind}`,
+      family: 'edgeopt',
+      threaded: false,
       setup: (m) => {
         const e = eoEngine('ts', 1, pick(m));
         return { run: (x, b) => e.infer('m', { data: x, shape: [b, m.features] }).then((r) => r.data) };
@@ -132,13 +174,20 @@ function engines(E, ort, tfc, notes) {
   }
   if (npuPath) {
     list.push({
-      key: 'edgeopt-npu-ref', label: 'edgeopt reference NPU plugin (int8 static, CPU-simulated)', family: 'edgeopt', threaded: false,
+      key: 'edgeopt-npu-ref',
+      label: 'edgeopt reference NPU plugin (int8 static, CPU-simulated)',
+      family: 'edgeopt',
+      threaded: false,
       setup: (m) => {
         const e = eoEngine('npu', 1, m.int8static, { npuPlugin: npuPath });
         const placed = e.placement('m');
-        if (!placed.some((p) => p.backend === 'npu')) throw new Error(`no node runs on the plugin (${placed.find((p) => p.reason)?.reason ?? 'unsupported'}); the row would be native int8`);
+        if (!placed.some((p) => p.backend === 'npu'))
+          throw new Error(
+            `no node runs on the plugin (${placed.find((p) => p.reason)?.reason ?? 'unsupported'}); the row would be native int8`,
+          );
         const off = placed.filter((p) => p.backend !== 'npu' && /Dense/.test(p.op));
-        const note = `${placed.filter((p) => p.backend === 'npu').length}/${placed.length} nodes on the plugin` +
+        const note =
+          `${placed.filter((p) => p.backend === 'npu').length}/${placed.length} nodes on the plugin` +
           (off.length ? `; on ${off[0].backend}: ${off.map((p) => p.node).join(', ')} (${off[0].reason})` : '');
         return { run: (x, b) => e.infer('m', { data: x, shape: [b, m.features] }).then((r) => r.data), note };
       },
@@ -146,14 +195,35 @@ function engines(E, ort, tfc, notes) {
   }
   if (ort.mod) {
     const o = ort.mod;
-    const labels = { int8: 'onnxruntime-node int8 (DynamicQuantizeLinear+MatMulInteger)', int7: 'onnxruntime-node int8, 7-bit weights', fp32: 'onnxruntime-node fp32' };
-    for (const [kind, bytes] of [['int8', (m) => m.onnxInt8], ['int7', (m) => m.onnxInt7], ['fp32', (m) => m.onnxFp32]]) {
+    const labels = {
+      int8: 'onnxruntime-node int8 (DynamicQuantizeLinear+MatMulInteger)',
+      int7: 'onnxruntime-node int8, 7-bit weights',
+      fp32: 'onnxruntime-node fp32',
+    };
+    for (const [kind, bytes] of [
+      ['int8', (m) => m.onnxInt8],
+      ['int7', (m) => m.onnxInt7],
+      ['fp32', (m) => m.onnxFp32],
+    ]) {
       list.push({
-        key: `ort-${kind}`, label: labels[kind], family: 'onnxruntime', threaded: true, primary: true,
+        key: `ort-${kind}`,
+        label: labels[kind],
+        family: 'onnxruntime',
+        threaded: true,
+        primary: true,
         setup: async (m, t) => {
-          const s = await o.InferenceSession.create(bytes(m), { intraOpNumThreads: t, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' });
-          const input = s.inputNames[0], output = s.outputNames[0];
-          return { run: async (x, b) => (await s.run({ [input]: new o.Tensor('float32', x, [b, m.features]) }))[output].data, release: () => s.release() };
+          const s = await o.InferenceSession.create(bytes(m), {
+            intraOpNumThreads: t,
+            interOpNumThreads: 1,
+            executionMode: 'sequential',
+            graphOptimizationLevel: 'all',
+          });
+          const input = s.inputNames[0],
+            output = s.outputNames[0];
+          return {
+            run: async (x, b) => (await s.run({ [input]: new o.Tensor('float32', x, [b, m.features]) }))[output].data,
+            release: () => s.release(),
+          };
         },
       });
     }
@@ -161,7 +231,10 @@ function engines(E, ort, tfc, notes) {
   if (tfc.mod) {
     for (const backend of ['wasm', 'cpu']) {
       list.push({
-        key: `tfjs-${backend}`, label: `TensorFlow.js ${backend}${backend === 'wasm' ? ' (XNNPACK, SIMD, 1 thread)' : ' (plain JS)'}`, family: 'tfjs', threaded: false,
+        key: `tfjs-${backend}`,
+        label: `TensorFlow.js ${backend}${backend === 'wasm' ? ' (XNNPACK, SIMD, 1 thread)' : ' (plain JS)'}`,
+        family: 'tfjs',
+        threaded: false,
         setup: async (m) => tfjsRunner(tfc.mod, backend, m),
       });
     }
@@ -173,12 +246,14 @@ function engines(E, ort, tfc, notes) {
 async function tfjsRunner(tf, backend, m) {
   await tf.setBackend(backend);
   await tf.ready();
-  const layers = m.graph.nodes.filter((n) => n.op === 'Dense').map((n) => {
-    const w = m.graph.tensors[n.inputs[1]];
-    const b = n.inputs[2] ? m.graph.tensors[n.inputs[2]] : null;
-    const [out, inp] = w.shape;
-    return { w: tf.tensor2d(w.data, [out, inp]), b: b ? tf.tensor1d(b.data) : undefined, relu: n.attrs.activation === 'relu' };
-  });
+  const layers = m.graph.nodes
+    .filter((n) => n.op === 'Dense')
+    .map((n) => {
+      const w = m.graph.tensors[n.inputs[1]];
+      const b = n.inputs[2] ? m.graph.tensors[n.inputs[2]] : null;
+      const [out, inp] = w.shape;
+      return { w: tf.tensor2d(w.data, [out, inp]), b: b ? tf.tensor1d(b.data) : undefined, relu: n.attrs.activation === 'relu' };
+    });
   const activate = async () => {
     if (tf.getBackend() !== backend) await tf.setBackend(backend);
   };
@@ -210,21 +285,28 @@ function loadTfjs(notes) {
   } finally {
     console.warn = warn;
   }
-  notes.push('TensorFlow.js: tfjs-core + tfjs-backend-wasm + tfjs-backend-cpu (' + core.version + '); tfjs-node is not included: its install downloads a libtensorflow binary');
+  notes.push(
+    'TensorFlow.js: tfjs-core + tfjs-backend-wasm + tfjs-backend-cpu (' +
+      core.version +
+      '); tfjs-node is not included: its install downloads a libtensorflow binary',
+  );
   return core;
 }
 
 // ---------------------------------------------------------------- measurement
 
 function agreement(ref, out, rows) {
-  let maxAbs = 0, maxRef = 0, same = 0;
+  let maxAbs = 0,
+    maxRef = 0,
+    same = 0;
   const n = ref.length / rows;
   for (let i = 0; i < ref.length; i++) {
     maxAbs = Math.max(maxAbs, Math.abs(ref[i] - out[i]));
     maxRef = Math.max(maxRef, Math.abs(ref[i]));
   }
   for (let r = 0; r < rows; r++) {
-    let a = 0, b = 0;
+    let a = 0,
+      b = 0;
     for (let j = 1; j < n; j++) {
       if (ref[r * n + j] > ref[r * n + a]) a = j;
       if (out[r * n + j] > out[r * n + b]) b = j;
@@ -242,15 +324,23 @@ function agreement(ref, out, rows) {
  */
 async function exactness(model, active) {
   const out = [];
-  for (const [eo, ort] of [['edgeopt-native-int8', 'ort-int8'], ['edgeopt-native-int7', 'ort-int7']]) {
-    const a = active.find((x) => x.def.key === eo), b = active.find((x) => x.def.key === ort);
+  for (const [eo, ort] of [
+    ['edgeopt-native-int8', 'ort-int8'],
+    ['edgeopt-native-int7', 'ort-int7'],
+  ]) {
+    const a = active.find((x) => x.def.key === eo),
+      b = active.find((x) => x.def.key === ort);
     if (!a || !b) continue;
-    let differ = 0, maxRel = 0;
-    const rows = 8, all = inputFor(model, rows);
+    let differ = 0,
+      maxRel = 0;
+    const rows = 8,
+      all = inputFor(model, rows);
     for (let r = 0; r < rows; r++) {
       const x = all.subarray(r * model.features, (r + 1) * model.features);
-      const y = await a.run(x, 1), z = await b.run(x, 1);
-      let scale = 0, diff = 0;
+      const y = await a.run(x, 1),
+        z = await b.run(x, 1);
+      let scale = 0,
+        diff = 0;
       for (let i = 0; i < y.length; i++) {
         scale = Math.max(scale, Math.abs(y[i]));
         diff = Math.max(diff, Math.abs(y[i] - z[i]));
@@ -272,7 +362,10 @@ async function measureConfig(o, model, threads, batch, active, perRowMs) {
     const key = a.def.key;
     const predicted = perRowMs.get(key) != null ? perRowMs.get(key) * batch : 0;
     if (!a.def.primary && predicted > o.maxCallMs) {
-      skipped.push({ engine: key, reason: `skipped: ~${Math.round(predicted)} ms per call predicted from the smaller batch (limit ${o.maxCallMs} ms)` });
+      skipped.push({
+        engine: key,
+        reason: `skipped: ~${Math.round(predicted)} ms per call predicted from the smaller batch (limit ${o.maxCallMs} ms)`,
+      });
       continue;
     }
     if (a.activate) await a.activate();
@@ -302,7 +395,14 @@ async function measureConfig(o, model, threads, batch, active, perRowMs) {
   const rows = runnable.map((r) => {
     const s = C.summarize(r.samples);
     perRowMs.set(r.a.def.key, s.median / batch);
-    return { engine: r.a.def.key, samples: s.n, medianMs: C.round(s.median, 4), p10Ms: C.round(s.p10, 4), p90Ms: C.round(s.p90, 4), rowsPerSec: Math.round((batch * 1000) / s.median) };
+    return {
+      engine: r.a.def.key,
+      samples: s.n,
+      medianMs: C.round(s.median, 4),
+      p10Ms: C.round(s.p10, 4),
+      p90Ms: C.round(s.p90, 4),
+      rowsPerSec: Math.round((batch * 1000) / s.median),
+    };
   });
   const ref = rows.find((r) => r.engine === 'ort-int8');
   for (const r of rows) r.vsOrtInt8 = ref ? C.round(ref.medianMs / r.medianMs, 3) : null;
@@ -313,7 +413,14 @@ async function probeLoop(o, model, batch, active) {
   const x = inputFor(model, batch);
   const out = [];
   const idle = await C.eventLoopLateness(() => new Promise((r) => setTimeout(r, 5)), o.loopMs);
-  out.push({ engine: 'idle', batch, calls: idle.calls, p50Ms: C.round(idle.median, 3), p99Ms: C.round(idle.p99, 3), maxMs: C.round(idle.max, 3) });
+  out.push({
+    engine: 'idle',
+    batch,
+    calls: idle.calls,
+    p50Ms: C.round(idle.median, 3),
+    p99Ms: C.round(idle.p99, 3),
+    maxMs: C.round(idle.max, 3),
+  });
   for (const a of active) {
     if (a.perRow != null && !a.def.primary && a.perRow * batch > o.maxCallMs) continue;
     if (a.activate) await a.activate();
@@ -344,23 +451,48 @@ async function run(argv) {
     command: `npm run bench -- compare${argv.length ? ' ' + argv.filter((a) => a !== '--json').join(' ') : ''}`,
     machine: C.machine(),
     versions: { onnxruntimeNode: ort.version ?? null, tfjs: tfc.version ?? null },
-    settings: { batches: o.batches, threads: o.threads, budgetSecondsPerEngine: o.budget, rounds: o.rounds, maxCallMs: o.maxCallMs, eventLoopProbeMs: o.loopMs },
+    settings: {
+      batches: o.batches,
+      threads: o.threads,
+      budgetSecondsPerEngine: o.budget,
+      rounds: o.rounds,
+      maxCallMs: o.maxCallMs,
+      eventLoopProbeMs: o.loopMs,
+    },
     notes,
     models: [],
   };
-  notes.push('latency: one call = input in, Float32Array out (edgeopt infer() / inferSync(), ORT session.run(), TF.js matMul chain + data()); medians of interleaved rounds');
-  notes.push('TypeScript, NPU-reference and TF.js engines run at threads=1 only (TS and TF.js are single-threaded here; the reference plugin ignores threads) and skip batches predicted to take longer than the per-call limit');
+  notes.push(
+    'latency: one call = input in, Float32Array out (edgeopt infer() / inferSync(), ORT session.run(), TF.js matMul chain + data()); medians of interleaved rounds',
+  );
+  notes.push(
+    'TypeScript, NPU-reference and TF.js engines run at threads=1 only (TS and TF.js are single-threaded here; the reference plugin ignores threads) and skip batches predicted to take longer than the per-call limit',
+  );
   for (const which of o.models) {
     const t0 = C.now();
     const model = prepareModel(E, which);
     model.int8 = E.quantizeGraph(model.graph, { bits: 8, granularity: 'channel' });
     model.int7 = E.quantizeGraph(model.graph, { bits: 7, granularity: 'channel' });
-    model.int8static = E.quantizeGraph(model.graph, { bits: 8, granularity: 'channel', activations: 'static', calibration: model.calibration, requantize: false }); // NPU ABI v1 layers end in the float epilogue
+    model.int8static = E.quantizeGraph(model.graph, {
+      bits: 8,
+      granularity: 'channel',
+      activations: 'static',
+      calibration: model.calibration,
+      requantize: false,
+    }); // NPU ABI v1 layers end in the float epilogue
     model.onnxFp32 = E.encodeOnnx(model.graph);
     model.onnxInt8 = E.encodeOnnx(model.int8, { int8: 'integer' });
     model.onnxInt7 = E.encodeOnnx(model.int7, { int8: 'integer' });
     log(o, `\n## ${model.id}: ${model.describe} (prepared in ${((C.now() - t0) / 1000).toFixed(1)} s)`);
-    const entry = { model: model.id, describe: model.describe, onnxBytes: { fp32: model.onnxFp32.length, int8: model.onnxInt8.length }, configs: [], eventLoop: [], accuracyCheck: [], exactness: [] };
+    const entry = {
+      model: model.id,
+      describe: model.describe,
+      onnxBytes: { fp32: model.onnxFp32.length, int8: model.onnxInt8.length },
+      configs: [],
+      eventLoop: [],
+      accuracyCheck: [],
+      exactness: [],
+    };
     result.models.push(entry);
     for (const threads of o.threads) {
       const active = [];
@@ -392,13 +524,16 @@ async function run(argv) {
       }
       if (threads === 1) {
         for (const a of active) a.perRow = perRowMs.get(a.def.key);
-        for (const batch of [1, 64].filter((b) => o.batches.includes(b))) entry.eventLoop.push(...(await probeLoop(o, model, batch, active)));
+        for (const batch of [1, 64].filter((b) => o.batches.includes(b)))
+          entry.eventLoop.push(...(await probeLoop(o, model, batch, active)));
         if (!o.json) printLoop(entry.eventLoop, defs);
       }
       for (const a of active) if (a.release) await a.release();
     }
   }
-  result.machine.loadavgEnd = require('node:os').loadavg().map((x) => Math.round(x * 100) / 100);
+  result.machine.loadavgEnd = require('node:os')
+    .loadavg()
+    .map((x) => Math.round(x * 100) / 100);
   result.durationSeconds = Math.round((C.now() - started) / 100) / 10;
   result.summary = summary(result);
   if (o.write) {
@@ -422,19 +557,39 @@ function summary(result) {
     for (const batch of [1, 64]) {
       for (const engine of ['edgeopt-native-int8', 'edgeopt-native-int8-sync']) {
         const r = find('mlp-1024-4096-4096-1024', threads, batch, engine);
-        if (r) out.push({ target: `big MLP, batch ${batch}, threads ${threads}: ${engine} faster than ORT int8`, engine, ratio: r.vsOrtInt8, need: 1, met: r.vsOrtInt8 > 1 });
+        if (r)
+          out.push({
+            target: `big MLP, batch ${batch}, threads ${threads}: ${engine} faster than ORT int8`,
+            engine,
+            ratio: r.vsOrtInt8,
+            need: 1,
+            met: r.vsOrtInt8 > 1,
+          });
       }
       // Both exact with 7-bit weights: the like-for-like comparison on AVX2 without VNNI.
       const r7 = find('mlp-1024-4096-4096-1024', threads, batch, 'edgeopt-native-int7');
       const o7 = find('mlp-1024-4096-4096-1024', threads, batch, 'ort-int7');
       if (r7 && o7) {
         const ratio = C.round(o7.medianMs / r7.medianMs, 3);
-        out.push({ target: `big MLP, batch ${batch}, threads ${threads}: edgeopt-native-int7 faster than ORT with the same 7-bit weights`, engine: 'edgeopt-native-int7', ratio, need: 1, met: ratio > 1 });
+        out.push({
+          target: `big MLP, batch ${batch}, threads ${threads}: edgeopt-native-int7 faster than ORT with the same 7-bit weights`,
+          engine: 'edgeopt-native-int7',
+          ratio,
+          need: 1,
+          met: ratio > 1,
+        });
       }
     }
     for (const engine of ['edgeopt-native-int8', 'edgeopt-native-int8-sync']) {
       const r = find('mlp-784-128-10', threads, 1, engine);
-      if (r) out.push({ target: `mlp-784-128-10, batch 1, threads ${threads}: ${engine} >= 3x ORT int8`, engine, ratio: r.vsOrtInt8, need: 3, met: r.vsOrtInt8 >= 3 });
+      if (r)
+        out.push({
+          target: `mlp-784-128-10, batch 1, threads ${threads}: ${engine} >= 3x ORT int8`,
+          engine,
+          ratio: r.vsOrtInt8,
+          need: 3,
+          met: r.vsOrtInt8 >= 3,
+        });
     }
   }
   return out;
@@ -447,20 +602,29 @@ function label(defs, key) {
 
 function printConfig(model, threads, batch, rows, skipped, defs) {
   console.log(`\n${model}  threads ${threads}  batch ${batch}`);
-  console.log(`  ${'engine'.padEnd(58)} ${'median ms'.padStart(10)} ${'p10'.padStart(9)} ${'p90'.padStart(9)} ${'rows/s'.padStart(10)} ${'vs ORT int8'.padStart(11)}`);
+  console.log(
+    `  ${'engine'.padEnd(58)} ${'median ms'.padStart(10)} ${'p10'.padStart(9)} ${'p90'.padStart(9)} ${'rows/s'.padStart(10)} ${'vs ORT int8'.padStart(11)}`,
+  );
   for (const r of rows) {
-    console.log(`  ${label(defs, r.engine).padEnd(58)} ${r.medianMs.toFixed(4).padStart(10)} ${r.p10Ms.toFixed(3).padStart(9)} ${r.p90Ms.toFixed(3).padStart(9)} ${String(r.rowsPerSec).padStart(10)} ${(r.vsOrtInt8 == null ? '-' : r.vsOrtInt8.toFixed(2) + 'x').padStart(11)}`);
+    console.log(
+      `  ${label(defs, r.engine).padEnd(58)} ${r.medianMs.toFixed(4).padStart(10)} ${r.p10Ms.toFixed(3).padStart(9)} ${r.p90Ms.toFixed(3).padStart(9)} ${String(r.rowsPerSec).padStart(10)} ${(r.vsOrtInt8 == null ? '-' : r.vsOrtInt8.toFixed(2) + 'x').padStart(11)}`,
+    );
   }
   for (const s of skipped) console.log(`  ${label(defs, s.engine).padEnd(58)} ${s.reason}`);
 }
 
 function printLoop(rows, defs) {
   console.log('\n  event loop: lateness of a 1 ms timer while the engine runs back to back (threads 1)');
-  for (const r of rows) console.log(`  batch ${String(r.batch).padStart(3)} ${label(defs, r.engine).padEnd(58)} p50 ${r.p50Ms.toFixed(3).padStart(8)} ms  p99 ${r.p99Ms.toFixed(3).padStart(8)} ms  max ${r.maxMs.toFixed(3).padStart(8)} ms`);
+  for (const r of rows)
+    console.log(
+      `  batch ${String(r.batch).padStart(3)} ${label(defs, r.engine).padEnd(58)} p50 ${r.p50Ms.toFixed(3).padStart(8)} ms  p99 ${r.p99Ms.toFixed(3).padStart(8)} ms  max ${r.maxMs.toFixed(3).padStart(8)} ms`,
+    );
 }
 
 function printSummary(result) {
-  console.log(`\ntargets (same-run ratios, ORT int8 median / edgeopt median), ${result.durationSeconds} s, load ${result.machine.loadavg.join(' ')} -> ${result.machine.loadavgEnd.join(' ')}:`);
+  console.log(
+    `\ntargets (same-run ratios, ORT int8 median / edgeopt median), ${result.durationSeconds} s, load ${result.machine.loadavg.join(' ')} -> ${result.machine.loadavgEnd.join(' ')}:`,
+  );
   for (const s of result.summary) console.log(`  ${s.met ? 'met   ' : 'MISSED'} ${s.target}: ${s.ratio}x`);
   console.log('\nexactness: ORT vs edgeopt on the same quantized weights, batch 1 (outputs differing by > 1e-5 relative):');
   for (const m of result.models)

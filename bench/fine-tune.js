@@ -26,8 +26,13 @@ exports.run = async function run(argv) {
   for (const schedule of ['one-shot', 'polynomial']) {
     const t = performance.now();
     const tuned = e.pruneGraph(model, { sparsity, fineTune: { data, epochs, lr, schedule } });
-    rows.push({ name: `pruned ${sparsity} + ${epochs} epochs ${schedule}`, accuracy: e.evaluateModel(tuned, test).accuracy, seconds: (performance.now() - t) / 1000 });
+    rows.push({
+      name: `pruned ${sparsity} + ${epochs} epochs ${schedule}`,
+      accuracy: e.evaluateModel(tuned, test).accuracy,
+      seconds: (performance.now() - t) / 1000,
+    });
   }
   if (argv.includes('--json')) return console.log(JSON.stringify({ backend: e.backendInfo().kernel, rows }, null, 2));
-  for (const r of rows) console.log(`${r.name.padEnd(44)} ${(r.accuracy * 100).toFixed(2)}%${r.seconds ? `  (${r.seconds.toFixed(1)} s)` : ''}`);
+  for (const r of rows)
+    console.log(`${r.name.padEnd(44)} ${(r.accuracy * 100).toFixed(2)}%${r.seconds ? `  (${r.seconds.toFixed(1)} s)` : ''}`);
 };

@@ -82,8 +82,7 @@ async function run(argv) {
   const peaks = {};
   for (const isa of isas) {
     peaks[isa] = { int8: peak(addon, 'int8', isa), int7: peak(addon, 'int7', isa), fp32: peak(addon, 'fp32', isa) };
-    for (const kind of ['int8', 'int7', 'fp32'])
-      rows.push({ bench: 'peak', isa, kind, threads: 1, gops: round(peaks[isa][kind]) });
+    for (const kind of ['int8', 'int7', 'fp32']) rows.push({ bench: 'peak', isa, kind, threads: 1, gops: round(peaks[isa][kind]) });
   }
   for (const isa of isas)
     for (const threads of opts.threads)
@@ -153,15 +152,26 @@ function printPeaks(rows) {
 
 function printSummary(rows) {
   const find = (isa, kind, threads, m, k, n) =>
-    rows.find((r) => r.bench === 'gemm' && r.isa === isa && r.kind === kind && r.threads === threads && r.m === m && r.k === k && r.n === n);
-  const best = rows.filter((r) => r.bench === 'gemm').map((r) => r.isa).pop();
+    rows.find(
+      (r) => r.bench === 'gemm' && r.isa === isa && r.kind === kind && r.threads === threads && r.m === m && r.k === k && r.n === n,
+    );
+  const best = rows
+    .filter((r) => r.bench === 'gemm')
+    .map((r) => r.isa)
+    .pop();
   if (!best) return;
   console.log(`\nsummary (${best}):`);
-  const i8 = find(best, 'int8', 1, 1, 4096, 4096), f32 = find(best, 'fp32', 1, 1, 4096, 4096);
+  const i8 = find(best, 'int8', 1, 1, 4096, 4096),
+    f32 = find(best, 'fp32', 1, 1, 4096, 4096);
   if (i8 && f32) console.log(`  1x4096x4096 int8 vs fp32 GEMV, 1 thread: ${(i8.gops / f32.gops).toFixed(2)}x`);
   const i82 = find(best, 'int8', 2, 1, 4096, 4096);
   if (i8 && i82) console.log(`  1x4096x4096 int8 GEMV, 2 threads vs 1: ${(i82.gops / i8.gops).toFixed(2)}x`);
-  for (const [kind, m, k, n] of [['int8', 256, 1024, 1024], ['int8', 256, 4096, 4096], ['int8', 64, 1024, 1024], ['fp32', 256, 1024, 1024]]) {
+  for (const [kind, m, k, n] of [
+    ['int8', 256, 1024, 1024],
+    ['int8', 256, 4096, 4096],
+    ['int8', 64, 1024, 1024],
+    ['fp32', 256, 1024, 1024],
+  ]) {
     const r = find(best, kind, 1, m, k, n);
     if (r) console.log(`  ${kind} ${m}x${k}x${n}, 1 thread: ${r.gops.toFixed(1)} GOP/s = ${(r.fractionOfPeak * 100).toFixed(1)}% of peak`);
   }

@@ -34,16 +34,29 @@ const fmt = (x, d = 3) => (x == null || !Number.isFinite(x) ? '-' : x >= 100 ? x
 
 /** Grouped bars on a log10 axis: groups = batches, bars = engines; values in ms. */
 function latencySvg(title, groups, series) {
-  const W = 760, H = 360, L = 64, R = 200, T = 36, B = 44;
+  const W = 760,
+    H = 360,
+    L = 64,
+    R = 200,
+    T = 36,
+    B = 44;
   const vals = series.flatMap((s) => s.values.filter((v) => v > 0));
-  const lo = Math.floor(Math.log10(Math.min(...vals))), hi = Math.ceil(Math.log10(Math.max(...vals)));
+  const lo = Math.floor(Math.log10(Math.min(...vals))),
+    hi = Math.ceil(Math.log10(Math.max(...vals)));
   const y = (v) => T + (H - T - B) * (1 - (Math.log10(v) - lo) / Math.max(1, hi - lo));
-  const gw = (W - L - R) / groups.length, bw = (gw * 0.8) / series.length;
-  const out = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`,
-    `<rect width="${W}" height="${H}" fill="#fff"/>`, `<text x="${L}" y="20" font-size="13" font-weight="bold">${esc(title)}</text>`];
+  const gw = (W - L - R) / groups.length,
+    bw = (gw * 0.8) / series.length;
+  const out = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`,
+    `<rect width="${W}" height="${H}" fill="#fff"/>`,
+    `<text x="${L}" y="20" font-size="13" font-weight="bold">${esc(title)}</text>`,
+  ];
   for (let e = lo; e <= hi; e++) {
     const yy = y(10 ** e);
-    out.push(`<line x1="${L}" x2="${W - R}" y1="${yy}" y2="${yy}" stroke="#ddd"/>`, `<text x="${L - 6}" y="${yy + 4}" text-anchor="end">${esc(10 ** e >= 1 ? String(10 ** e) : (10 ** e).toPrecision(1))} ms</text>`);
+    out.push(
+      `<line x1="${L}" x2="${W - R}" y1="${yy}" y2="${yy}" stroke="#ddd"/>`,
+      `<text x="${L - 6}" y="${yy + 4}" text-anchor="end">${esc(10 ** e >= 1 ? String(10 ** e) : (10 ** e).toPrecision(1))} ms</text>`,
+    );
   }
   groups.forEach((g, gi) => {
     out.push(`<text x="${L + gw * gi + gw / 2}" y="${H - B + 18}" text-anchor="middle">batch ${esc(g)}</text>`);
@@ -51,60 +64,104 @@ function latencySvg(title, groups, series) {
       const v = s.values[gi];
       if (!(v > 0)) return;
       const x = L + gw * gi + gw * 0.1 + bw * si;
-      out.push(`<rect x="${x.toFixed(1)}" y="${y(v).toFixed(1)}" width="${(bw - 1).toFixed(1)}" height="${(H - B - y(v)).toFixed(1)}" fill="${s.color}"><title>${esc(s.name)}, batch ${esc(g)}: ${fmt(v, 4)} ms</title></rect>`);
+      out.push(
+        `<rect x="${x.toFixed(1)}" y="${y(v).toFixed(1)}" width="${(bw - 1).toFixed(1)}" height="${(H - B - y(v)).toFixed(1)}" fill="${s.color}"><title>${esc(s.name)}, batch ${esc(g)}: ${fmt(v, 4)} ms</title></rect>`,
+      );
     });
   });
   out.push(`<line x1="${L}" x2="${W - R}" y1="${H - B}" y2="${H - B}" stroke="#333"/>`);
   series.forEach((s, si) => {
-    out.push(`<rect x="${W - R + 12}" y="${T + si * 18}" width="12" height="12" fill="${s.color}"/>`, `<text x="${W - R + 30}" y="${T + si * 18 + 10}">${esc(s.name)}</text>`);
+    out.push(
+      `<rect x="${W - R + 12}" y="${T + si * 18}" width="12" height="12" fill="${s.color}"/>`,
+      `<text x="${W - R + 30}" y="${T + si * 18 + 10}">${esc(s.name)}</text>`,
+    );
   });
-  out.push(`<text x="${L}" y="${H - 8}" fill="#666">median latency per call, log scale; missing bars: engine skipped at that batch</text>`, '</svg>');
+  out.push(
+    `<text x="${L}" y="${H - 8}" fill="#666">median latency per call, log scale; missing bars: engine skipped at that batch</text>`,
+    '</svg>',
+  );
   return out.join('\n') + '\n';
 }
 
 /** Scatter: x = file bytes (log10), y = top-1 %, one labelled point per recipe. */
 function accuracySvg(title, points) {
-  const W = 760, H = 420, L = 64, R = 24, T = 36, B = 48;
-  const xs = points.map((p) => p.bytes), ys = points.map((p) => p.accuracy);
-  const lo = Math.log10(Math.min(...xs)) - 0.05, hi = Math.log10(Math.max(...xs)) + 0.05;
-  const ylo = Math.max(0, Math.floor(Math.min(...ys) / 5) * 5), yhi = 100;
+  const W = 760,
+    H = 420,
+    L = 64,
+    R = 24,
+    T = 36,
+    B = 48;
+  const xs = points.map((p) => p.bytes),
+    ys = points.map((p) => p.accuracy);
+  const lo = Math.log10(Math.min(...xs)) - 0.05,
+    hi = Math.log10(Math.max(...xs)) + 0.05;
+  const ylo = Math.max(0, Math.floor(Math.min(...ys) / 5) * 5),
+    yhi = 100;
   const x = (v) => L + (W - L - R) * ((Math.log10(v) - lo) / (hi - lo));
   const y = (v) => T + (H - T - B) * (1 - (v - ylo) / (yhi - ylo));
-  const out = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="10">`,
-    `<rect width="${W}" height="${H}" fill="#fff"/>`, `<text x="${L}" y="20" font-size="13" font-weight="bold">${esc(title)}</text>`];
-  for (let v = ylo; v <= yhi; v += ylo < 50 ? 10 : 5) out.push(`<line x1="${L}" x2="${W - R}" y1="${y(v)}" y2="${y(v)}" stroke="#eee"/>`, `<text x="${L - 6}" y="${y(v) + 4}" text-anchor="end">${v} %</text>`);
+  const out = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="10">`,
+    `<rect width="${W}" height="${H}" fill="#fff"/>`,
+    `<text x="${L}" y="20" font-size="13" font-weight="bold">${esc(title)}</text>`,
+  ];
+  for (let v = ylo; v <= yhi; v += ylo < 50 ? 10 : 5)
+    out.push(
+      `<line x1="${L}" x2="${W - R}" y1="${y(v)}" y2="${y(v)}" stroke="#eee"/>`,
+      `<text x="${L - 6}" y="${y(v) + 4}" text-anchor="end">${v} %</text>`,
+    );
   for (const kb of [10, 20, 50, 100, 200, 500, 1000]) {
     const b = kb * 1000;
     if (Math.log10(b) < lo || Math.log10(b) > hi) continue;
-    out.push(`<line x1="${x(b)}" x2="${x(b)}" y1="${T}" y2="${H - B}" stroke="#eee"/>`, `<text x="${x(b)}" y="${H - B + 14}" text-anchor="middle">${kb} kB</text>`);
+    out.push(
+      `<line x1="${x(b)}" x2="${x(b)}" y1="${T}" y2="${H - B}" stroke="#eee"/>`,
+      `<text x="${x(b)}" y="${H - B + 14}" text-anchor="middle">${kb} kB</text>`,
+    );
   }
   points.forEach((p, i) => {
     const color = p.key === 'fp32' ? '#000' : p.best ? '#d62728' : COLORS[i % COLORS.length];
-    out.push(`<circle cx="${x(p.bytes).toFixed(1)}" cy="${y(p.accuracy).toFixed(1)}" r="${p.best ? 6 : 4}" fill="${color}"><title>${esc(p.label)}: ${p.bytes} bytes, ${p.accuracy} %</title></circle>`);
+    out.push(
+      `<circle cx="${x(p.bytes).toFixed(1)}" cy="${y(p.accuracy).toFixed(1)}" r="${p.best ? 6 : 4}" fill="${color}"><title>${esc(p.label)}: ${p.bytes} bytes, ${p.accuracy} %</title></circle>`,
+    );
     const anchor = x(p.bytes) > W - 200 ? 'end' : 'start';
-    out.push(`<text x="${(x(p.bytes) + (anchor === 'end' ? -7 : 7)).toFixed(1)}" y="${(y(p.accuracy) + 3 + ((i % 3) - 1) * 4).toFixed(1)}" text-anchor="${anchor}" fill="#333">${esc(p.short || p.label)}</text>`);
+    out.push(
+      `<text x="${(x(p.bytes) + (anchor === 'end' ? -7 : 7)).toFixed(1)}" y="${(y(p.accuracy) + 3 + ((i % 3) - 1) * 4).toFixed(1)}" text-anchor="${anchor}" fill="#333">${esc(p.short || p.label)}</text>`,
+    );
   });
-  out.push(`<line x1="${L}" x2="${W - R}" y1="${H - B}" y2="${H - B}" stroke="#333"/>`, `<line x1="${L}" x2="${L}" y1="${T}" y2="${H - B}" stroke="#333"/>`);
-  out.push(`<text x="${(L + W - R) / 2}" y="${H - 10}" text-anchor="middle" fill="#666">.eom file size (log scale) vs MNIST top-1 on 2000 test digits; red: best combination</text>`, '</svg>');
+  out.push(
+    `<line x1="${L}" x2="${W - R}" y1="${H - B}" y2="${H - B}" stroke="#333"/>`,
+    `<line x1="${L}" x2="${L}" y1="${T}" y2="${H - B}" stroke="#333"/>`,
+  );
+  out.push(
+    `<text x="${(L + W - R) / 2}" y="${H - 10}" text-anchor="middle" fill="#666">.eom file size (log scale) vs MNIST top-1 on 2000 test digits; red: best combination</text>`,
+    '</svg>',
+  );
   return out.join('\n') + '\n';
 }
 
 // ---------------------------------------------------------------- markdown
 
 function machineSection(m, label) {
-  return [`**${label}**: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.platform}, Node ${m.node}; SIMD flags: ${m.simdFlags.join(' ') || 'none'};`,
+  return [
+    `**${label}**: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.platform}, Node ${m.node}; SIMD flags: ${m.simdFlags.join(' ') || 'none'};`,
     `edgeopt kernel table \`${m.edgeopt.kernel}\` (available: ${(m.edgeopt.kernels || []).join(', ')}); measured ${m.date}${m.commit ? ` at commit ${m.commit}` : ''};`,
-    `load average ${m.loadavg.join(' ')}${m.loadavgEnd ? ` at the start, ${m.loadavgEnd.join(' ')} at the end` : ''}.`].join(' ');
+    `load average ${m.loadavg.join(' ')}${m.loadavgEnd ? ` at the start, ${m.loadavgEnd.join(' ')} at the end` : ''}.`,
+  ].join(' ');
 }
 
 function compareSection(cmp, imgs) {
   const out = [];
   out.push(`Command: \`${cmp.command}\` (${cmp.durationSeconds} s). ${machineSection(cmp.machine, 'Machine')}`, '');
-  out.push(`onnxruntime-node ${cmp.versions.onnxruntimeNode ?? 'not installed'}, TensorFlow.js ${cmp.versions.tfjs ?? 'not installed'}. ` +
-    `Each cell is the median of interleaved rounds (${cmp.settings.rounds} rounds, ${cmp.settings.budgetSecondsPerEngine} s per engine per configuration); ` +
-    '"vs ORT int8" is ORT int8\'s median divided by the engine\'s, from the same rounds (above 1: faster than ORT int8).', '');
+  out.push(
+    `onnxruntime-node ${cmp.versions.onnxruntimeNode ?? 'not installed'}, TensorFlow.js ${cmp.versions.tfjs ?? 'not installed'}. ` +
+      `Each cell is the median of interleaved rounds (${cmp.settings.rounds} rounds, ${cmp.settings.budgetSecondsPerEngine} s per engine per configuration); ` +
+      '"vs ORT int8" is ORT int8\'s median divided by the engine\'s, from the same rounds (above 1: faster than ORT int8).',
+    '',
+  );
   out.push('### Targets', '', '| target | ratio (same run) | met |', '| --- | ---: | :---: |');
-  for (const s of cmp.summary) out.push(`| ${s.target.replace(/edgeopt-native-int8-sync/, 'inferSync').replace(/edgeopt-native-int8/, 'infer()')} | ${fmt(s.ratio, 2)}x | ${s.met ? 'yes' : '**no**'} |`);
+  for (const s of cmp.summary)
+    out.push(
+      `| ${s.target.replace(/edgeopt-native-int8-sync/, 'inferSync').replace(/edgeopt-native-int8/, 'infer()')} | ${fmt(s.ratio, 2)}x | ${s.met ? 'yes' : '**no**'} |`,
+    );
   out.push('');
   for (const m of cmp.models) {
     out.push(`### ${m.model}`, '', m.describe + `. ONNX files: fp32 ${m.onnxBytes.fp32} bytes, int8 ${m.onnxBytes.int8} bytes.`, '');
@@ -115,27 +172,45 @@ function compareSection(cmp, imgs) {
       out.push(`**threads ${threads}**: median ms (p10-p90) and speed-up vs ORT int8`, '');
       out.push(`| engine | ${cfgs.map((c) => `batch ${c.batch}`).join(' | ')} |`, `| --- | ${cfgs.map(() => '---:').join(' | ')} |`);
       for (const k of keys) {
-        out.push(`| ${lbl(k)} | ${cfgs.map((c) => {
-          const r = c.rows.find((x) => x.engine === k);
-          if (!r) return 'skipped';
-          return `${fmt(r.medianMs, 4)} (${fmt(r.p10Ms)}-${fmt(r.p90Ms)}) **${fmt(r.vsOrtInt8, 2)}x**`;
-        }).join(' | ')} |`);
+        out.push(
+          `| ${lbl(k)} | ${cfgs
+            .map((c) => {
+              const r = c.rows.find((x) => x.engine === k);
+              if (!r) return 'skipped';
+              return `${fmt(r.medianMs, 4)} (${fmt(r.p10Ms)}-${fmt(r.p90Ms)}) **${fmt(r.vsOrtInt8, 2)}x**`;
+            })
+            .join(' | ')} |`,
+        );
       }
-      out.push('', `rows/s at the median: ${cfgs.map((c) => `batch ${c.batch}: ` + c.rows.map((r) => `${lbl(r.engine)} ${r.rowsPerSec}`).join(', ')).join('; ')}.`, '');
+      out.push(
+        '',
+        `rows/s at the median: ${cfgs.map((c) => `batch ${c.batch}: ` + c.rows.map((r) => `${lbl(r.engine)} ${r.rowsPerSec}`).join(', ')).join('; ')}.`,
+        '',
+      );
       const sk = cfgs.flatMap((c) => c.skipped.map((s) => `${lbl(s.engine)} at batch ${c.batch} (${s.reason.replace(/^skipped: /, '')})`));
       if (sk.length) out.push(`Skipped: ${sk.join('; ')}.`, '');
     }
     if (m.eventLoop.length) {
-      out.push('**Event loop** (threads 1): how late a 1 ms timer fires while the engine runs back to back, one loop turn between calls', '');
+      out.push(
+        '**Event loop** (threads 1): how late a 1 ms timer fires while the engine runs back to back, one loop turn between calls',
+        '',
+      );
       out.push('| engine | batch | calls | p50 ms | p99 ms | max ms |', '| --- | ---: | ---: | ---: | ---: | ---: |');
-      for (const r of m.eventLoop) out.push(`| ${lbl(r.engine)} | ${r.batch} | ${r.calls} | ${fmt(r.p50Ms)} | ${fmt(r.p99Ms)} | ${fmt(r.maxMs)} |`);
+      for (const r of m.eventLoop)
+        out.push(`| ${lbl(r.engine)} | ${r.batch} | ${r.calls} | ${fmt(r.p50Ms)} | ${fmt(r.p99Ms)} | ${fmt(r.maxMs)} |`);
       out.push('');
     }
     if (m.accuracyCheck.length) {
-      out.push(`Same input, same answers (batch 8, against edgeopt native fp32): ${m.accuracyCheck.map((a) => `${lbl(a.engine)} max rel. error ${a.maxRelErr}, argmax agreement ${a.argmaxAgree * 100} %`).join('; ')}.`, '');
+      out.push(
+        `Same input, same answers (batch 8, against edgeopt native fp32): ${m.accuracyCheck.map((a) => `${lbl(a.engine)} max rel. error ${a.maxRelErr}, argmax agreement ${a.argmaxAgree * 100} %`).join('; ')}.`,
+        '',
+      );
     }
     if (m.exactness && m.exactness.length) {
-      out.push(`**Exactness** (one row at a time, so both quantize activations on the same grid; same quantized weights): ${m.exactness.map((e) => `${lbl(e.ort)} differs from ${lbl(e.edgeopt)} on ${e.rowsDiffering} of ${e.rows} rows (max ${e.maxRelDiff} of the output range)`).join('; ')}. edgeopt's int32 sums are exact; ORT's AVX2 kernel (no VNNI here) adds u8 x s8 products in saturating int16 pairs (\`vpmaddubsw\`), which full-range 8-bit weights overflow and 7-bit weights cannot.`, '');
+      out.push(
+        `**Exactness** (one row at a time, so both quantize activations on the same grid; same quantized weights): ${m.exactness.map((e) => `${lbl(e.ort)} differs from ${lbl(e.edgeopt)} on ${e.rowsDiffering} of ${e.rows} rows (max ${e.maxRelDiff} of the output range)`).join('; ')}. edgeopt's int32 sums are exact; ORT's AVX2 kernel (no VNNI here) adds u8 x s8 products in saturating int16 pairs (\`vpmaddubsw\`), which full-range 8-bit weights overflow and 7-bit weights cannot.`,
+        '',
+      );
     }
   }
   out.push('Notes from the run:', '', ...cmp.notes.map((n) => `- ${n}`), '');
@@ -145,13 +220,21 @@ function compareSection(cmp, imgs) {
 function tableSection(tab, img) {
   const out = [];
   out.push(`Command: \`${tab.command}\` (${tab.durationSeconds} s). ${machineSection(tab.machine, 'Machine')}`, '');
-  out.push(`Model ${tab.model}; evaluation on the ${tab.evaluation}; fp32: ${tab.baseline.accuracy} %, ${tab.baseline.bytes} bytes. ` +
-    'Compression = fp32 file bytes / row file bytes (.eom as saved). Speed-up = fp32 median / row median on the native engine, 1 thread, interleaved rounds.', '');
+  out.push(
+    `Model ${tab.model}; evaluation on the ${tab.evaluation}; fp32: ${tab.baseline.accuracy} %, ${tab.baseline.bytes} bytes. ` +
+      'Compression = fp32 file bytes / row file bytes (.eom as saved). Speed-up = fp32 median / row median on the native engine, 1 thread, interleaved rounds.',
+    '',
+  );
   if (img) out.push(`![accuracy vs size per optimization](${img})`, '');
-  out.push('| recipe | seed claims | bytes | smaller | top-1 % | loss (points) | speed-up batch 1 | speed-up batch 64 |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+  out.push(
+    '| recipe | seed claims | bytes | smaller | top-1 % | loss (points) | speed-up batch 1 | speed-up batch 64 |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+  );
   for (const r of tab.rows) {
     const best = tab.best && tab.best.key === r.key ? ' **(best)**' : '';
-    out.push(`| ${r.label}${best} | ${r.seedClaim} | ${r.bytes.toLocaleString('en-US')} | ${r.compression.toFixed(2)}x | ${r.accuracy.toFixed(2)} | ${r.lossPoints.toFixed(2)} | ${fmt(r.speedupBatch1, 2)}x | ${fmt(r.speedupBatch64, 2)}x |`);
+    out.push(
+      `| ${r.label}${best} | ${r.seedClaim} | ${r.bytes.toLocaleString('en-US')} | ${r.compression.toFixed(2)}x | ${r.accuracy.toFixed(2)} | ${r.lossPoints.toFixed(2)} | ${fmt(r.speedupBatch1, 2)}x | ${fmt(r.speedupBatch64, 2)}x |`,
+    );
   }
   for (const s of tab.skipped) out.push(`| ${s.label} | | | | | | ${s.reason} | |`);
   out.push('');
@@ -165,21 +248,39 @@ function verdicts(cmp, tab) {
   if (tab) {
     const get = (k) => tab.rows.find((r) => r.key === k);
     const q = get('int8');
-    if (q) out.push(`- **Quantization (seed: 4x smaller, 2-4x faster)**: int8 is ${q.compression.toFixed(2)}x smaller with ${q.lossPoints.toFixed(2)} points lost; ` +
-      `${fmt(q.speedupBatch1, 2)}x at batch 1 and ${fmt(q.speedupBatch64, 2)}x at batch 64 against fp32 on this model. ` +
-      (q.speedupBatch64 < 2 || q.speedupBatch1 < 2 ? '**The 2-4x speed claim is not met at every batch on this small model** (see the analysis below); on the big MLP, native int8 vs native fp32 is in the comparison tables below.' : 'The claim holds here.'));
+    if (q)
+      out.push(
+        `- **Quantization (seed: 4x smaller, 2-4x faster)**: int8 is ${q.compression.toFixed(2)}x smaller with ${q.lossPoints.toFixed(2)} points lost; ` +
+          `${fmt(q.speedupBatch1, 2)}x at batch 1 and ${fmt(q.speedupBatch64, 2)}x at batch 64 against fp32 on this model. ` +
+          (q.speedupBatch64 < 2 || q.speedupBatch1 < 2
+            ? '**The 2-4x speed claim is not met at every batch on this small model** (see the analysis below); on the big MLP, native int8 vs native fp32 is in the comparison tables below.'
+            : 'The claim holds here.'),
+      );
     const p = ['prune-50', 'prune-70', 'prune-90'].map(get).filter(Boolean);
-    if (p.length) out.push(`- **Pruning (seed: 2-10x smaller, 2-3x faster)**: unstructured pruning gives ${p.map((r) => `${r.compression.toFixed(2)}x`).join(' / ')} smaller files at 50/70/90 %; ` +
-      `speed-ups stay at ${p.map((r) => fmt(r.speedupBatch1, 2) + 'x').join(' / ')} (batch 1) because pruned fp32 layers run the dense fp32 kernels (the sparse kernels are int8): **the 2-3x speed claim is not met by pruning alone**. ` +
-      (get('combo-ft90-int8') ? `Pruned and quantized, 90 % + int8 runs ${fmt(get('combo-ft90-int8').speedupBatch1, 2)}x faster at batch 1 (sparse int8 kernels; see README "Sparse kernels"). ` : '') +
-      'Neuron pruning, which shrinks the matrices, runs faster too; without fine-tuning it costs many points (see the table).');
+    if (p.length)
+      out.push(
+        `- **Pruning (seed: 2-10x smaller, 2-3x faster)**: unstructured pruning gives ${p.map((r) => `${r.compression.toFixed(2)}x`).join(' / ')} smaller files at 50/70/90 %; ` +
+          `speed-ups stay at ${p.map((r) => fmt(r.speedupBatch1, 2) + 'x').join(' / ')} (batch 1) because pruned fp32 layers run the dense fp32 kernels (the sparse kernels are int8): **the 2-3x speed claim is not met by pruning alone**. ` +
+          (get('combo-ft90-int8')
+            ? `Pruned and quantized, 90 % + int8 runs ${fmt(get('combo-ft90-int8').speedupBatch1, 2)}x faster at batch 1 (sparse int8 kernels; see README "Sparse kernels"). `
+            : '') +
+          'Neuron pruning, which shrinks the matrices, runs faster too; without fine-tuning it costs many points (see the table).',
+      );
     const d = get('distill-32');
-    if (d) out.push(`- **Distillation (seed: 2x smaller, 1.5x faster)**: the 784-32-10 student is ${d.compression.toFixed(2)}x smaller and ${fmt(d.speedupBatch1, 2)}x faster at batch 1, but loses ${d.lossPoints.toFixed(2)} points on this data${d.lossPoints > 1 ? ' (more than the 1-point bar used to pick the best combination)' : ''}.`);
-    else out.push('- **Distillation**: not measured: distillation is not in this checkout, so the seed\'s claim is neither confirmed nor refuted here.');
+    if (d)
+      out.push(
+        `- **Distillation (seed: 2x smaller, 1.5x faster)**: the 784-32-10 student is ${d.compression.toFixed(2)}x smaller and ${fmt(d.speedupBatch1, 2)}x faster at batch 1, but loses ${d.lossPoints.toFixed(2)} points on this data${d.lossPoints > 1 ? ' (more than the 1-point bar used to pick the best combination)' : ''}.`,
+      );
+    else
+      out.push(
+        "- **Distillation**: not measured: distillation is not in this checkout, so the seed's claim is neither confirmed nor refuted here.",
+      );
   }
   if (cmp) {
     const missed = cmp.summary.filter((s) => !s.met);
-    out.push(`- **Against onnxruntime-node**: ${cmp.summary.length - missed.length} of ${cmp.summary.length} target checks met in this run${missed.length ? `; missed: ${missed.map((s) => `${s.target.replace(/edgeopt-native-int8-sync/, 'inferSync').replace(/edgeopt-native-int8/, 'infer()')} (${fmt(s.ratio, 2)}x)`).join('; ')}` : ''}.`);
+    out.push(
+      `- **Against onnxruntime-node**: ${cmp.summary.length - missed.length} of ${cmp.summary.length} target checks met in this run${missed.length ? `; missed: ${missed.map((s) => `${s.target.replace(/edgeopt-native-int8-sync/, 'inferSync').replace(/edgeopt-native-int8/, 'infer()')} (${fmt(s.ratio, 2)}x)`).join('; ')}` : ''}.`,
+    );
   }
   return out;
 }
@@ -192,24 +293,55 @@ function render(cmp, tab, opts = {}) {
       const cfgs = m.configs.filter((c) => c.threads === 1);
       const keys = [...new Set(cfgs.flatMap((c) => c.rows.map((r) => r.engine)))];
       const name = `img/bench-latency-${m.model}.svg`;
-      svgs[name] = latencySvg(`${m.model}: median latency per call, 1 thread`, cfgs.map((c) => c.batch),
-        keys.map((k, i) => ({ name: lbl(k), color: COLORS[i % COLORS.length], values: cfgs.map((c) => (c.rows.find((r) => r.engine === k) || {}).medianMs) })));
+      svgs[name] = latencySvg(
+        `${m.model}: median latency per call, 1 thread`,
+        cfgs.map((c) => c.batch),
+        keys.map((k, i) => ({
+          name: lbl(k),
+          color: COLORS[i % COLORS.length],
+          values: cfgs.map((c) => (c.rows.find((r) => r.engine === k) || {}).medianMs),
+        })),
+      );
       imgs[m.model] = name;
     }
   }
   let tabImg = null;
   if (tab) {
     tabImg = 'img/bench-accuracy-size.svg';
-    const short = (l) => l.replace('per channel, dynamic activations', '').replace(' (hidden 128 -> 64)', '').replace('fine-tuning', 'FT').replace('unstructured ', '').replace(', group 32', ' g32').replace('distilled student 784-32-10', 'student 32').replace('(baseline)', '');
-    svgs[tabImg] = accuracySvg('accuracy vs file size, mlp-784-128-10', tab.rows.map((r) => ({ ...r, short: short(r.label).trim(), best: tab.best && tab.best.key === r.key })));
+    const short = (l) =>
+      l
+        .replace('per channel, dynamic activations', '')
+        .replace(' (hidden 128 -> 64)', '')
+        .replace('fine-tuning', 'FT')
+        .replace('unstructured ', '')
+        .replace(', group 32', ' g32')
+        .replace('distilled student 784-32-10', 'student 32')
+        .replace('(baseline)', '');
+    svgs[tabImg] = accuracySvg(
+      'accuracy vs file size, mlp-784-128-10',
+      tab.rows.map((r) => ({ ...r, short: short(r.label).trim(), best: tab.best && tab.best.key === r.key })),
+    );
   }
-  const md = ['# Benchmarks', '',
-    '<!-- generated by `npm run bench -- report` from bench/results/*.json; edit bench/report.js, not this file -->', '',
+  const md = [
+    '# Benchmarks',
+    '',
+    '<!-- generated by `npm run bench -- report` from bench/results/*.json; edit bench/report.js, not this file -->',
+    '',
     'Measured, not copied: every number below comes from the JSON that `npm run bench -- compare` and `npm run bench -- table` wrote on the machine described. ' +
-    'The machine is a shared 2-core VM (AVX2 + FMA, no AVX-512/VNNI/AMX) with other work running, so absolute times move between runs; ' +
-    'read the medians and the same-run ratios, not single samples.', '',
-    '## Reproduce', '', '```sh', 'npm install', 'npm run bench -- compare        # ~10 min; --quick ~1 min; --json prints the JSON', 'npm run bench -- table          # ~1-2 min', 'npm run bench -- report         # regenerates this page and docs/img/bench-*.svg', '```', ''];
-  md.push('## Verdict on the seed\'s claims', '', ...verdicts(cmp, tab), '');
+      'The machine is a shared 2-core VM (AVX2 + FMA, no AVX-512/VNNI/AMX) with other work running, so absolute times move between runs; ' +
+      'read the medians and the same-run ratios, not single samples.',
+    '',
+    '## Reproduce',
+    '',
+    '```sh',
+    'npm install',
+    'npm run bench -- compare        # ~10 min; --quick ~1 min; --json prints the JSON',
+    'npm run bench -- table          # ~1-2 min',
+    'npm run bench -- report         # regenerates this page and docs/img/bench-*.svg',
+    '```',
+    '',
+  ];
+  md.push("## Verdict on the seed's claims", '', ...verdicts(cmp, tab), '');
   if (cmp) md.push('## edgeopt vs onnxruntime-node vs TensorFlow.js', '', ...compareSection(cmp, imgs));
   else md.push('## edgeopt vs onnxruntime-node vs TensorFlow.js', '', 'No compare results yet: run `npm run bench -- compare`.', '');
   if (tab) md.push('## The optimization table', '', ...tableSection(tab, tabImg));
@@ -229,7 +361,11 @@ async function run(argv) {
   fs.mkdirSync(IMG, { recursive: true });
   for (const [name, svg] of Object.entries(svgs)) fs.writeFileSync(path.join(DOCS, name), svg);
   fs.writeFileSync(path.join(DOCS, 'benchmarks.md'), markdown);
-  console.log(`wrote docs/benchmarks.md and ${Object.keys(svgs).map((n) => 'docs/' + n).join(', ')}`);
+  console.log(
+    `wrote docs/benchmarks.md and ${Object.keys(svgs)
+      .map((n) => 'docs/' + n)
+      .join(', ')}`,
+  );
 }
 
 module.exports = { run, render, latencySvg, accuracySvg };

@@ -13,7 +13,11 @@
 const path = require('node:path');
 const Benchmark = require('benchmark');
 
-const SHAPES = [[1, 4096, 4096], [8, 4096, 4096], [64, 1024, 1024]];
+const SHAPES = [
+  [1, 4096, 4096],
+  [8, 4096, 4096],
+  [64, 1024, 1024],
+];
 const SPARSITIES = [0.5, 0.7, 0.8, 0.9, 0.95, '2:4'];
 
 function parseArgs(argv) {
@@ -70,14 +74,27 @@ function kernelRows(addon, opts) {
         const autoPlan = layer(addon, w, n, k, 'auto', opts.isa, threads);
         const auto = autoPlan.layerKernels[0];
         const repeat = Math.max(1, Math.round(2e7 / (m * k * n)));
-        const run = (p) => () => { for (let i = 0; i < repeat; i++) p.runSync(x, m); };
+        const run = (p) => () => {
+          for (let i = 0; i < repeat; i++) p.runSync(x, m);
+        };
         const d = measure(run(dense), opts.maxTime).mean / repeat;
         const s = measure(run(sparse), opts.maxTime).mean / repeat;
         const a = measure(run(autoPlan), opts.maxTime).mean / repeat;
         const row = {
-          bench: 'layer', m, k, n, sparsity, threads, sparseKernel: sparse.layerKernels[0], auto, autoKernel: kernelAt(auto, m),
-          denseMs: round(d * 1e3, 4), sparseMs: round(s * 1e3, 4), speedup: round(d / s, 2),
-          autoMs: round(a * 1e3, 4), autoSpeedup: round(d / a, 2),
+          bench: 'layer',
+          m,
+          k,
+          n,
+          sparsity,
+          threads,
+          sparseKernel: sparse.layerKernels[0],
+          auto,
+          autoKernel: kernelAt(auto, m),
+          denseMs: round(d * 1e3, 4),
+          sparseMs: round(s * 1e3, 4),
+          speedup: round(d / s, 2),
+          autoMs: round(a * 1e3, 4),
+          autoSpeedup: round(d / a, 2),
         };
         rows.push(row);
         if (!opts.json) printRow(row);
@@ -92,8 +109,13 @@ function endToEnd(opts) {
   const { mlp } = require(path.resolve(__dirname, '..', 'dist', 'train', 'init.js'));
   const base = mlp([784, 256, 128, 10], { seed: 1 });
   const rows = [];
-  for (const [label, prune] of [['unstructured 0.9', { sparsity: 0.9 }], ['2:4', { mode: '2:4' }]]) {
-    const pruned = edgeopt.pruneGraph ? edgeopt.pruneGraph(base, prune) : require(path.resolve(__dirname, '..', 'dist', 'optimizer', 'prune.js')).pruneGraph(base, prune);
+  for (const [label, prune] of [
+    ['unstructured 0.9', { sparsity: 0.9 }],
+    ['2:4', { mode: '2:4' }],
+  ]) {
+    const pruned = edgeopt.pruneGraph
+      ? edgeopt.pruneGraph(base, prune)
+      : require(path.resolve(__dirname, '..', 'dist', 'optimizer', 'prune.js')).pruneGraph(base, prune);
     const model = edgeopt.quantizeGraph(pruned, { bits: 8, granularity: 'channel' });
     for (const batch of [1, 64]) {
       const x = Float32Array.from({ length: batch * 784 }, (_, i) => (Math.sin(i) + 1) / 2);
@@ -102,15 +124,28 @@ function endToEnd(opts) {
       for (const sparse of ['never', 'auto']) {
         const e = new edgeopt.EdgeInferenceEngine({ device: 'cpu', sparse, threads: 1, kernel: opts.isa });
         e.loadModelSync('m', model);
-        if (sparse === 'auto') kernels = e.placement('m').filter((p) => p.op === 'QDense').map((p) => p.kernel);
+        if (sparse === 'auto')
+          kernels = e
+            .placement('m')
+            .filter((p) => p.op === 'QDense')
+            .map((p) => p.kernel);
         times[sparse] = measure(() => e.inferSync('m', { data: x, shape: [batch, 784] }), opts.maxTime).mean;
       }
       const row = {
-        bench: 'mlp-784-256-128-10', pruning: label, batch, threads: 1, kernels,
-        denseUs: round(times.never * 1e6, 1), autoUs: round(times.auto * 1e6, 1), speedup: round(times.never / times.auto, 2),
+        bench: 'mlp-784-256-128-10',
+        pruning: label,
+        batch,
+        threads: 1,
+        kernels,
+        denseUs: round(times.never * 1e6, 1),
+        autoUs: round(times.auto * 1e6, 1),
+        speedup: round(times.never / times.auto, 2),
       };
       rows.push(row);
-      if (!opts.json) console.log(`mlp-784-256-128-10 ${label.padEnd(16)} batch ${String(batch).padStart(2)}: dense ${row.denseUs} us, auto ${row.autoUs} us (${row.speedup}x) [${kernels.join(', ')}]`);
+      if (!opts.json)
+        console.log(
+          `mlp-784-256-128-10 ${label.padEnd(16)} batch ${String(batch).padStart(2)}: dense ${row.denseUs} us, auto ${row.autoUs} us (${row.speedup}x) [${kernels.join(', ')}]`,
+        );
     }
   }
   return rows;
@@ -125,7 +160,9 @@ function kernelAt(placement, m) {
 let headerDone = false;
 function printRow(r) {
   if (!headerDone) {
-    console.log('           shape  sparsity thr   dense ms  always ms  speed-up  always kernel                    auto ms  speed-up  auto runs');
+    console.log(
+      '           shape  sparsity thr   dense ms  always ms  speed-up  always kernel                    auto ms  speed-up  auto runs',
+    );
     headerDone = true;
   }
   console.log(

@@ -61,13 +61,43 @@ async function run(argv) {
     { key: 'int4-g32', label: 'int4, group 32', seed: 'quantization: 4x smaller, 2-4x faster', make: () => q4(fp32) },
   ];
   for (const s of [0.5, 0.7, 0.9]) {
-    recipes.push({ key: `prune-${s * 100}`, label: `unstructured ${s * 100} %`, seed: 'pruning: 2-10x smaller, 2-3x faster', make: () => pr(fp32, s, 'unstructured', false) });
-    recipes.push({ key: `prune-${s * 100}-ft`, label: `unstructured ${s * 100} % + fine-tuning`, seed: 'pruning: 2-10x smaller, 2-3x faster', make: () => pr(fp32, s, 'unstructured', true) });
+    recipes.push({
+      key: `prune-${s * 100}`,
+      label: `unstructured ${s * 100} %`,
+      seed: 'pruning: 2-10x smaller, 2-3x faster',
+      make: () => pr(fp32, s, 'unstructured', false),
+    });
+    recipes.push({
+      key: `prune-${s * 100}-ft`,
+      label: `unstructured ${s * 100} % + fine-tuning`,
+      seed: 'pruning: 2-10x smaller, 2-3x faster',
+      make: () => pr(fp32, s, 'unstructured', true),
+    });
   }
-  recipes.push({ key: 'prune-2of4', label: '2:4 structured', seed: 'pruning: 2-10x smaller, 2-3x faster', make: () => pr(fp32, 0.5, '2:4', false) });
-  recipes.push({ key: 'prune-2of4-ft', label: '2:4 structured + fine-tuning', seed: 'pruning: 2-10x smaller, 2-3x faster', make: () => pr(fp32, 0.5, '2:4', true) });
-  recipes.push({ key: 'neurons-50', label: 'neurons 50 % (hidden 128 -> 64)', seed: 'pruning: 2-10x smaller, 2-3x faster', make: () => pr(fp32, 0.5, 'neurons', false) });
-  recipes.push({ key: 'neurons-50-ft', label: 'neurons 50 % + fine-tuning', seed: 'pruning: 2-10x smaller, 2-3x faster', make: () => pr(fp32, 0.5, 'neurons', true) });
+  recipes.push({
+    key: 'prune-2of4',
+    label: '2:4 structured',
+    seed: 'pruning: 2-10x smaller, 2-3x faster',
+    make: () => pr(fp32, 0.5, '2:4', false),
+  });
+  recipes.push({
+    key: 'prune-2of4-ft',
+    label: '2:4 structured + fine-tuning',
+    seed: 'pruning: 2-10x smaller, 2-3x faster',
+    make: () => pr(fp32, 0.5, '2:4', true),
+  });
+  recipes.push({
+    key: 'neurons-50',
+    label: 'neurons 50 % (hidden 128 -> 64)',
+    seed: 'pruning: 2-10x smaller, 2-3x faster',
+    make: () => pr(fp32, 0.5, 'neurons', false),
+  });
+  recipes.push({
+    key: 'neurons-50-ft',
+    label: 'neurons 50 % + fine-tuning',
+    seed: 'pruning: 2-10x smaller, 2-3x faster',
+    make: () => pr(fp32, 0.5, 'neurons', true),
+  });
   const distill = loadDistill();
   const skipped = [];
   if (distill) {
@@ -78,16 +108,51 @@ async function run(argv) {
     } catch {
       /* untracked or not a git checkout */
     }
-    notes.push(`distillation: distill() from lib/optimizer/distill.ts${tracked ? '' : ' (present in the working tree, not yet committed, when this ran)'}; student 784-32-10 trained ${o.epochs * 2} epochs on the train split with the fp32 model as teacher (T 4, alpha 0.9)`);
-    const student = () => distill.distill({ teacher: fp32, student: E.mlp([784, 32, 10], { seed: 3 }), data: trainSet, epochs: o.epochs * 2, lr: 0.05, batchSize: 32, seed: 1 }).model;
+    notes.push(
+      `distillation: distill() from lib/optimizer/distill.ts${tracked ? '' : ' (present in the working tree, not yet committed, when this ran)'}; student 784-32-10 trained ${o.epochs * 2} epochs on the train split with the fp32 model as teacher (T 4, alpha 0.9)`,
+    );
+    const student = () =>
+      distill.distill({
+        teacher: fp32,
+        student: E.mlp([784, 32, 10], { seed: 3 }),
+        data: trainSet,
+        epochs: o.epochs * 2,
+        lr: 0.05,
+        batchSize: 32,
+        seed: 1,
+      }).model;
     recipes.push({ key: 'distill-32', label: 'distilled student 784-32-10', seed: 'distillation: 2x smaller, 1.5x faster', make: student });
-    recipes.push({ key: 'distill-32-int8', label: 'distilled student 784-32-10 + int8', seed: 'distillation: 2x smaller, 1.5x faster', make: (done) => q8(done['distill-32']) });
+    recipes.push({
+      key: 'distill-32-int8',
+      label: 'distilled student 784-32-10 + int8',
+      seed: 'distillation: 2x smaller, 1.5x faster',
+      make: (done) => q8(done['distill-32']),
+    });
   } else {
-    skipped.push({ key: 'distill', label: 'distillation to a smaller student', reason: 'lib/optimizer/distill.ts is not in this checkout; no distillation row is reported' });
+    skipped.push({
+      key: 'distill',
+      label: 'distillation to a smaller student',
+      reason: 'lib/optimizer/distill.ts is not in this checkout; no distillation row is reported',
+    });
   }
-  recipes.push({ key: 'combo-ft70-int4', label: 'unstructured 70 % + fine-tuning + int4 group 32', seed: 'combination', make: (done) => q4(done['prune-70-ft']) });
-  recipes.push({ key: 'combo-ft90-int8', label: 'unstructured 90 % + fine-tuning + int8', seed: 'combination', make: (done) => q8(done['prune-90-ft']) });
-  recipes.push({ key: 'combo-neurons-ft-int8', label: 'neurons 50 % + fine-tuning + int8', seed: 'combination', make: (done) => q8(done['neurons-50-ft']) });
+  recipes.push({
+    key: 'combo-ft70-int4',
+    label: 'unstructured 70 % + fine-tuning + int4 group 32',
+    seed: 'combination',
+    make: (done) => q4(done['prune-70-ft']),
+  });
+  recipes.push({
+    key: 'combo-ft90-int8',
+    label: 'unstructured 90 % + fine-tuning + int8',
+    seed: 'combination',
+    make: (done) => q8(done['prune-90-ft']),
+  });
+  recipes.push({
+    key: 'combo-neurons-ft-int8',
+    label: 'neurons 50 % + fine-tuning + int8',
+    seed: 'combination',
+    make: (done) => q8(done['neurons-50-ft']),
+  });
 
   const done = {};
   const rows = [];
@@ -106,10 +171,18 @@ async function run(argv) {
     const ev = E.evaluateModel(g, test);
     const bytes = E.modelFileSize(g);
     rows.push({
-      key: r.key, label: r.label, seedClaim: r.seed, bytes, compression: C.round(baseBytes / bytes, 2),
-      accuracy: C.round(ev.accuracy * 100, 2), lossPoints: C.round((base.accuracy - ev.accuracy) * 100, 2), buildSeconds: C.round((C.now() - t0) / 1000, 1),
+      key: r.key,
+      label: r.label,
+      seedClaim: r.seed,
+      bytes,
+      compression: C.round(baseBytes / bytes, 2),
+      accuracy: C.round(ev.accuracy * 100, 2),
+      lossPoints: C.round((base.accuracy - ev.accuracy) * 100, 2),
+      buildSeconds: C.round((C.now() - t0) / 1000, 1),
     });
-    log(`  built ${r.label.padEnd(50)} ${String(bytes).padStart(8)} B  top-1 ${(ev.accuracy * 100).toFixed(2)} %  (${((C.now() - t0) / 1000).toFixed(1)} s)`);
+    log(
+      `  built ${r.label.padEnd(50)} ${String(bytes).padStart(8)} B  top-1 ${(ev.accuracy * 100).toFixed(2)} %  (${((C.now() - t0) / 1000).toFixed(1)} s)`,
+    );
   }
   // Speed, interleaved: every model in every round, one engine per model (threads 1).
   const engines = rows.map((r) => {
@@ -144,7 +217,10 @@ async function run(argv) {
   const best = within[0] ? within[0].key : null;
   const result = {
     bench: 'table',
-    command: `npm run bench -- table${argv.filter((a) => a !== '--json').map((a) => ' ' + a).join('')}`,
+    command: `npm run bench -- table${argv
+      .filter((a) => a !== '--json')
+      .map((a) => ' ' + a)
+      .join('')}`,
     machine: C.machine(),
     model: 'mlp-784-128-10 (bundled, PyTorch-trained)',
     evaluation: `MNIST test split, ${test.shape[0]} digits`,
@@ -163,9 +239,13 @@ async function run(argv) {
 
 function print(r) {
   console.log(`\n${r.model}, ${r.evaluation}: fp32 ${r.baseline.accuracy} %, ${r.baseline.bytes} bytes`);
-  console.log(`${'recipe'.padEnd(50)} ${'bytes'.padStart(8)} ${'smaller'.padStart(8)} ${'top-1 %'.padStart(8)} ${'loss pt'.padStart(8)} ${'b1 x'.padStart(6)} ${'b64 x'.padStart(6)}`);
+  console.log(
+    `${'recipe'.padEnd(50)} ${'bytes'.padStart(8)} ${'smaller'.padStart(8)} ${'top-1 %'.padStart(8)} ${'loss pt'.padStart(8)} ${'b1 x'.padStart(6)} ${'b64 x'.padStart(6)}`,
+  );
   for (const x of r.rows) {
-    console.log(`${(x.label + (r.best && r.best.key === x.key ? ' *' : '')).padEnd(50)} ${String(x.bytes).padStart(8)} ${x.compression.toFixed(2).padStart(8)} ${x.accuracy.toFixed(2).padStart(8)} ${x.lossPoints.toFixed(2).padStart(8)} ${x.speedupBatch1.toFixed(2).padStart(6)} ${x.speedupBatch64.toFixed(2).padStart(6)}`);
+    console.log(
+      `${(x.label + (r.best && r.best.key === x.key ? ' *' : '')).padEnd(50)} ${String(x.bytes).padStart(8)} ${x.compression.toFixed(2).padStart(8)} ${x.accuracy.toFixed(2).padStart(8)} ${x.lossPoints.toFixed(2).padStart(8)} ${x.speedupBatch1.toFixed(2).padStart(6)} ${x.speedupBatch64.toFixed(2).padStart(6)}`,
+    );
   }
   for (const s of r.skipped) console.log(`${s.label.padEnd(50)} ${s.reason}`);
   if (r.best) console.log(`* best combination (${r.best.rule})`);

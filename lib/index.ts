@@ -4,7 +4,15 @@ export { backendInfo, kernels, type BackendInfo, type Kernels } from './backends
 export * from './model';
 export * from './model/onnx';
 export { loadNpuPlugin, referenceNpuPluginPath, type NpuPlugin, type NpuPluginInfo, type NpuCapabilities } from './backends/npu';
-export { EdgeInferenceEngine, type EngineOptions, type Placement, type FallbackEvent, type InferInput, type InferOutput, type Device } from './engine/engine';
+export {
+  EdgeInferenceEngine,
+  type EngineOptions,
+  type Placement,
+  type FallbackEvent,
+  type InferInput,
+  type InferOutput,
+  type Device,
+} from './engine/engine';
 export { EdgeModelOptimizer, type OptimizeOptions, type OptimizeReport, type PassReport } from './optimizer/optimizer';
 export { type LayerReport, type AccuracyReport } from './optimizer/report';
 export { checkTarget, type Target, type TargetIssue } from './optimizer/target';

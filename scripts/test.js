@@ -13,7 +13,9 @@ if (build.status !== 0) process.exit(build.status ?? 1);
 
 function kernelTables() {
   try {
-    return require(path.join(root, 'dist', 'index.js')).backendInfo().kernels.filter((k) => k !== 'ts');
+    return require(path.join(root, 'dist', 'index.js'))
+      .backendInfo()
+      .kernels.filter((k) => k !== 'ts');
   } catch {
     return [];
   }
@@ -32,12 +34,16 @@ let passed = 0;
 let failed = 0;
 for (const run of runs) {
   console.log(`\n=== uvu: ${run.label} ===`);
-  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(root, 'node_modules', 'uvu', 'bin.js'), 'test', run.pattern, '--no-color', ...extra], {
-    cwd: root,
-    env: { ...process.env, ...run.env, FORCE_COLOR: '0' },
-    encoding: 'utf8',
-    maxBuffer: 64 * 1024 * 1024,
-  });
+  const r = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', path.join(root, 'node_modules', 'uvu', 'bin.js'), 'test', run.pattern, '--no-color', ...extra],
+    {
+      cwd: root,
+      env: { ...process.env, ...run.env, FORCE_COLOR: '0' },
+      encoding: 'utf8',
+      maxBuffer: 64 * 1024 * 1024,
+    },
+  );
   process.stdout.write(r.stdout);
   process.stderr.write(r.stderr);
   const total = Number(/Total:\s+(\d+)/.exec(r.stdout)?.[1] ?? 0);

@@ -1,23 +1,88 @@
 /** The benchmark page generator (bench/report.js) turns a small result JSON into markdown tables and well-formed SVG. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-// eslint-disable-next-line @typescript-eslint/no-require-imports
+
 const { render } = require('../bench/report.js');
 
-const machine = { date: '2025-01-01T00:00:00Z', cpu: 'Test CPU', cores: 2, simdFlags: ['avx2'], platform: 'linux-x64', node: 'v20', memoryGiB: 1, loadavg: [0, 0, 0], edgeopt: { kernel: 'avx2', kernels: ['avx2'] } };
-const row = (engine: string, ms: number) => ({ engine, samples: 5, medianMs: ms, p10Ms: ms, p90Ms: ms, rowsPerSec: 1000 / ms, vsOrtInt8: 0.5 / ms });
+const machine = {
+  date: '2025-01-01T00:00:00Z',
+  cpu: 'Test CPU',
+  cores: 2,
+  simdFlags: ['avx2'],
+  platform: 'linux-x64',
+  node: 'v20',
+  memoryGiB: 1,
+  loadavg: [0, 0, 0],
+  edgeopt: { kernel: 'avx2', kernels: ['avx2'] },
+};
+const row = (engine: string, ms: number) => ({
+  engine,
+  samples: 5,
+  medianMs: ms,
+  p10Ms: ms,
+  p90Ms: ms,
+  rowsPerSec: 1000 / ms,
+  vsOrtInt8: 0.5 / ms,
+});
 const compare = {
-  command: 'npm run bench -- compare', durationSeconds: 1, machine, versions: { onnxruntimeNode: '1', tfjs: null },
-  settings: { rounds: 1, budgetSecondsPerEngine: 0.1 }, notes: ['a <note> & more'],
-  models: [{ model: 'm<1>', describe: 'tiny', onnxBytes: { fp32: 1, int8: 1 }, accuracyCheck: [],
-    configs: [{ threads: 1, batch: 1, rows: [row('edgeopt-native-int8', 0.1), row('ort-int8', 0.5)], skipped: [{ engine: 'tfjs-cpu', reason: 'skipped: slow' }] }],
-    eventLoop: [{ engine: 'idle', batch: 1, calls: 3, p50Ms: 0.1, p99Ms: 0.2, maxMs: 0.3 }] }],
+  command: 'npm run bench -- compare',
+  durationSeconds: 1,
+  machine,
+  versions: { onnxruntimeNode: '1', tfjs: null },
+  settings: { rounds: 1, budgetSecondsPerEngine: 0.1 },
+  notes: ['a <note> & more'],
+  models: [
+    {
+      model: 'm<1>',
+      describe: 'tiny',
+      onnxBytes: { fp32: 1, int8: 1 },
+      accuracyCheck: [],
+      configs: [
+        {
+          threads: 1,
+          batch: 1,
+          rows: [row('edgeopt-native-int8', 0.1), row('ort-int8', 0.5)],
+          skipped: [{ engine: 'tfjs-cpu', reason: 'skipped: slow' }],
+        },
+      ],
+      eventLoop: [{ engine: 'idle', batch: 1, calls: 3, p50Ms: 0.1, p99Ms: 0.2, maxMs: 0.3 }],
+    },
+  ],
   summary: [{ target: 'x', ratio: 5, met: true }],
 };
 const table = {
-  command: 'npm run bench -- table', durationSeconds: 1, machine, model: 'm', evaluation: 'e', baseline: { bytes: 100, accuracy: 90 }, notes: [], skipped: [],
-  rows: [{ key: 'fp32', label: 'fp32', seedClaim: 'baseline', bytes: 100, compression: 1, accuracy: 90, lossPoints: 0, speedupBatch1: 1, speedupBatch64: 1 },
-    { key: 'int8', label: 'int8', seedClaim: 'q', bytes: 25, compression: 4, accuracy: 89.5, lossPoints: 0.5, speedupBatch1: 2, speedupBatch64: 3 }],
+  command: 'npm run bench -- table',
+  durationSeconds: 1,
+  machine,
+  model: 'm',
+  evaluation: 'e',
+  baseline: { bytes: 100, accuracy: 90 },
+  notes: [],
+  skipped: [],
+  rows: [
+    {
+      key: 'fp32',
+      label: 'fp32',
+      seedClaim: 'baseline',
+      bytes: 100,
+      compression: 1,
+      accuracy: 90,
+      lossPoints: 0,
+      speedupBatch1: 1,
+      speedupBatch64: 1,
+    },
+    {
+      key: 'int8',
+      label: 'int8',
+      seedClaim: 'q',
+      bytes: 25,
+      compression: 4,
+      accuracy: 89.5,
+      lossPoints: 0.5,
+      speedupBatch1: 2,
+      speedupBatch64: 3,
+    },
+  ],
   best: { key: 'int8', rule: 'r' },
 };
 

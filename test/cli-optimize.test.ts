@@ -8,25 +8,59 @@ import * as assert from 'uvu/assert';
 import { loadModel } from '../lib/model';
 
 const root = path.resolve(__dirname, '..');
-const cli = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', path.join(root, 'lib', 'cli', 'index.ts'), ...args], { cwd: root, encoding: 'utf8' });
+const cli = (...args: string[]) =>
+  spawnSync(process.execPath, ['--import', 'tsx', path.join(root, 'lib', 'cli', 'index.ts'), ...args], { cwd: root, encoding: 'utf8' });
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'edgeopt-cli-'));
 
 test('optimize prunes and quantizes, writes the model and prints a JSON report', () => {
   const out = path.join(dir, 'm.eom');
-  const r = cli('optimize', 'data/models/mlp-784-128-10', '-o', out, '--prune', '0.5', '--prune-mode', 'global', '--quantize', 'int4', '--granularity', 'group:32', '--eval', 'data/mnist', '--json');
+  const r = cli(
+    'optimize',
+    'data/models/mlp-784-128-10',
+    '-o',
+    out,
+    '--prune',
+    '0.5',
+    '--prune-mode',
+    'global',
+    '--quantize',
+    'int4',
+    '--granularity',
+    'group:32',
+    '--eval',
+    'data/mnist',
+    '--json',
+  );
   assert.is(r.status, 0, r.stderr);
   const { bytes, report } = JSON.parse(r.stdout);
   assert.is(fs.statSync(out).size, bytes);
-  assert.equal(report.passes.map((p: { name: string }) => p.name), ['prune global 0.5', 'quantize int4']);
+  assert.equal(
+    report.passes.map((p: { name: string }) => p.name),
+    ['prune global 0.5', 'quantize int4'],
+  );
   assert.ok(report.compression > 7, `${report.compression}`);
   assert.ok(report.passes[1].after.accuracy > 0.92);
   const m = loadModel(out);
-  assert.equal(m.nodes.map((n) => n.op), ['QDense', 'QDense']);
+  assert.equal(
+    m.nodes.map((n) => n.op),
+    ['QDense', 'QDense'],
+  );
   assert.is(m.tensors['fc1.weight'].quant!.groupSize, 32);
 });
 
 test('optimize with --target npu flags what the NPU cannot run, and bad options fail with a code', () => {
-  const r = cli('optimize', 'data/models/mlp-784-128-10', '-o', path.join(dir, 'n.eom'), '--quantize', 'int4', '--activations', 'dynamic', '--target', 'npu');
+  const r = cli(
+    'optimize',
+    'data/models/mlp-784-128-10',
+    '-o',
+    path.join(dir, 'n.eom'),
+    '--quantize',
+    'int4',
+    '--activations',
+    'dynamic',
+    '--target',
+    'npu',
+  );
   assert.is(r.status, 0, r.stderr);
   assert.match(r.stdout, /does not fit npu:\n\s+fc1: 4-bit weights/);
   const bad = cli('optimize', 'data/models/mlp-784-128-10', '-o', path.join(dir, 'x.eom'), '--quantize', 'int9');

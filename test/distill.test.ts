@@ -24,13 +24,21 @@ test('alpha = 0 gives bit for bit the student trained on hard labels with the sa
   const student = mlp([784, 16, 10], { seed: 1 });
   const a = distill({ teacher, student, data, temperature: 4, alpha: 0, ...opts }).model;
   const b = train(student, data, opts).model;
-  for (const name of ['fc1.weight', 'fc2.bias']) sameFloats(a.tensors[name].data as Float32Array, b.tensors[name].data as Float32Array, name);
+  for (const name of ['fc1.weight', 'fc2.bias'])
+    sameFloats(a.tensors[name].data as Float32Array, b.tensors[name].data as Float32Array, name);
 });
 
 test('a teacher ending in Softmax gives the same soft targets as its logits', () => {
   const layers = ['fc1', 'fc2'].map((n, i) => {
     const w = teacher.tensors[`${n}.weight`];
-    return { name: n, weight: w.data as Float32Array, outFeatures: w.shape[0] as number, inFeatures: w.shape[1] as number, bias: teacher.tensors[`${n}.bias`].data as Float32Array, activation: i === 0 ? ('relu' as const) : ('none' as const) };
+    return {
+      name: n,
+      weight: w.data as Float32Array,
+      outFeatures: w.shape[0] as number,
+      inFeatures: w.shape[1] as number,
+      bias: teacher.tensors[`${n}.bias`].data as Float32Array,
+      activation: i === 0 ? ('relu' as const) : ('none' as const),
+    };
   });
   const withSoftmax = denseGraph('t-softmax', layers, { softmax: true });
   const small = sliceRows(data, 0, 100);

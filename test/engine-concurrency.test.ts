@@ -74,7 +74,11 @@ test('4 worker_threads load the addon and run the model at once', async () => {
     [0, 1, 2, 3].map(
       () =>
         new Promise<{ native: boolean; data: Float32Array }>((resolve, reject) => {
-          const w = new Worker(`require('tsx/cjs'); require(${JSON.stringify(script)});`, { eval: true, workerData: { rows: 32 }, env: process.env });
+          const w = new Worker(`require('tsx/cjs'); require(${JSON.stringify(script)});`, {
+            eval: true,
+            workerData: { rows: 32 },
+            env: process.env,
+          });
           w.once('message', (m) => {
             resolve(m);
             void w.terminate();

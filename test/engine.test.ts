@@ -37,7 +37,10 @@ test('int8 per-channel stays within 0.3 points of fp32 and changes few predictio
 test('native and TS engines agree: int8 bit-exact, fp32 within 1e-5', () => {
   if (!native) return; // nothing to compare against; the TS path is checked against onnxruntime above
   const batch = sliceRows(mnist, 0, 100);
-  for (const [g, exact] of [[int8, true], [fp32, false]] as const) {
+  for (const [g, exact] of [
+    [int8, true],
+    [fp32, false],
+  ] as const) {
     const n = new EdgeInferenceEngine({ device: 'cpu' });
     const t = new EdgeInferenceEngine({ device: 'ts' });
     n.loadModelSync('m', g);
@@ -74,7 +77,13 @@ test('infer is asynchronous and gives the same answer as inferSync', async () =>
 test('placement says where each node runs; a forced fallback is announced', () => {
   const e = new EdgeInferenceEngine({ device: 'ts' });
   e.loadModelSync('m', fp32);
-  assert.equal(e.placement('m').map((p) => [p.node, p.backend]), [['fc1', 'ts'], ['fc2', 'ts']]);
+  assert.equal(
+    e.placement('m').map((p) => [p.node, p.backend]),
+    [
+      ['fc1', 'ts'],
+      ['fc2', 'ts'],
+    ],
+  );
   const auto = new EdgeInferenceEngine();
   const events: FallbackEvent[] = [];
   auto.on('fallback', (ev) => events.push(ev));
@@ -94,7 +103,14 @@ test('the seed object form runs: output = input . W, ReLU by default', () => {
   const e = new EdgeInferenceEngine();
   e.loadModelSync('seed', {
     architecture: 'tiny',
-    weights: [[[1, -1], [2, 0.5], [0, 1]], { data: new Float32Array([1, 2]), shape: [2, 1] }],
+    weights: [
+      [
+        [1, -1],
+        [2, 0.5],
+        [0, 1],
+      ],
+      { data: new Float32Array([1, 2]), shape: [2, 1] },
+    ],
     biases: [[0, -10], [0.5]],
     activations: ['relu', 'none'],
   });
@@ -109,7 +125,11 @@ test('bad inputs throw EdgeOptError with stable codes naming the model', async (
   throwsCode(() => e.inferSync('mnist', new Float64Array(784) as never), 'E_DTYPE', /'mnist'.*Float32Array.*Float64Array/);
   throwsCode(() => e.inferSync('mnist', [1, 2, 3] as never), 'E_DTYPE', /an Array/);
   throwsCode(() => e.inferSync('mnist', new Float32Array(783)), 'E_SHAPE', /\[batch, 784\]/);
-  throwsCode(() => e.inferSync('mnist', { data: new Float32Array(784), shape: [1, 28, 28] }), 'E_SHAPE', /expects input shape \[batch, 784\]/);
+  throwsCode(
+    () => e.inferSync('mnist', { data: new Float32Array(784), shape: [1, 28, 28] }),
+    'E_SHAPE',
+    /expects input shape \[batch, 784\]/,
+  );
   throwsCode(() => e.inferSync('mnist', { data: new Float32Array(784), shape: [2, 784] }), 'E_SHAPE', /needs 1568/);
   const nan = new Float32Array(784);
   nan[5] = NaN;

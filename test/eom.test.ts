@@ -26,7 +26,7 @@ function listSafetensors(bytes: Buffer): Record<string, { dtype: string; shape: 
   return header;
 }
 
-function withHeader(header: unknown, data = Buffer.alloc(0), lengthOverride?: bigint): Buffer {
+function withHeader(header: unknown, data: Buffer = Buffer.alloc(0), lengthOverride?: bigint): Buffer {
   const json = Buffer.from(JSON.stringify(header));
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(lengthOverride ?? BigInt(json.length));
@@ -67,7 +67,7 @@ test('a generic safetensors reader lists every tensor with contiguous offsets', 
   const dense = listSafetensors(encodeEom(quantizeGraph(fp32)))['fc1.weight'];
   assert.equal([dense.dtype, dense.shape], ['I8', [128, 784]]);
   const sparse = listSafetensors(bytes)['fc1.weight'];
-  assert.equal([sparse.dtype, sparse.shape], ['I8', [128 * 784 / 2]], 'a pruned tensor stores only its kept values');
+  assert.equal([sparse.dtype, sparse.shape], ['I8', [(128 * 784) / 2]], 'a pruned tensor stores only its kept values');
 });
 
 test('low-bit, group-wise, asymmetric and sparse tensors round trip and shrink the file', () => {
@@ -140,11 +140,22 @@ test('sizes declared in the terabytes are refused before any allocation', () => 
 
 test('overlapping tensors, unknown dtypes, bad shapes and missing graphs are E_FORMAT', () => {
   const data = Buffer.alloc(16);
-  throwsCode(() => decodeEom(withHeader({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }, data)), 'E_FORMAT', /overlap/);
+  throwsCode(
+    () =>
+      decodeEom(
+        withHeader({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }, data),
+      ),
+    'E_FORMAT',
+    /overlap/,
+  );
   throwsCode(() => decodeEom(withHeader({ a: { dtype: 'C64', shape: [1], data_offsets: [0, 8] } }, data)), 'E_FORMAT', /dtype/);
   throwsCode(() => decodeEom(withHeader({ a: { dtype: 'F32', shape: [-1], data_offsets: [0, 8] } }, data)), 'E_FORMAT', /shape/);
   throwsCode(() => decodeEom(withHeader({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } }, data)), 'E_FORMAT', /edgeopt_graph/);
-  throwsCode(() => decodeEom(withHeader({ __metadata__: { eom_version: '1', edgeopt_graph: '{"nodes": 3' } }, data)), 'E_FORMAT', /metadata is not JSON/);
+  throwsCode(
+    () => decodeEom(withHeader({ __metadata__: { eom_version: '1', edgeopt_graph: '{"nodes": 3' } }, data)),
+    'E_FORMAT',
+    /metadata is not JSON/,
+  );
 });
 
 test('a graph that references a missing tensor entry is E_FORMAT', () => {
@@ -166,7 +177,7 @@ test('loadModel: a missing file is E_NOT_FOUND, a non-model is E_FORMAT/E_ARGUME
 test('mutated .eom bytes only ever load or throw EdgeOptError', () => {
   const bytes = encodeEom(int8);
   let seed = 1;
-  const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) >>> 0) % n);
+  const rand = (n: number) => (seed = (seed * 1103515245 + 12345) >>> 0) % n;
   for (let i = 0; i < 300; i++) {
     const b = Buffer.from(bytes);
     const headerEnd = 8 + Number(bytes.readBigUInt64LE(0));

@@ -37,7 +37,16 @@ const dequant = kernels().dequantizeS8;
 
 function randomDelta(seed: number, scale = 0.01): Tensors {
   const r = rng(seed);
-  return Object.fromEntries(specs.map((s) => [s.name, randomF32(s.shape.reduce((a, d) => a * d, 1), r, scale)]));
+  return Object.fromEntries(
+    specs.map((s) => [
+      s.name,
+      randomF32(
+        s.shape.reduce((a, d) => a * d, 1),
+        r,
+        scale,
+      ),
+    ]),
+  );
 }
 
 function sameTensors(a: Tensors, b: Tensors, what: string): void {
@@ -50,8 +59,19 @@ async function startServer(extra: Partial<FederatedServerOptions> = {}): Promise
   return { server, url: await server.listen(0) };
 }
 
-async function call(url: string, token: string, method: 'GET' | 'POST', route: string, body?: Buffer): Promise<{ status: number; bytes: Buffer }> {
-  const res = await fetch(url + route, { method, headers: { authorization: `Bearer ${token}` }, body, signal: AbortSignal.timeout(10_000) });
+async function call(
+  url: string,
+  token: string,
+  method: 'GET' | 'POST',
+  route: string,
+  body?: Buffer,
+): Promise<{ status: number; bytes: Buffer }> {
+  const res = await fetch(url + route, {
+    method,
+    headers: { authorization: `Bearer ${token}` },
+    body,
+    signal: AbortSignal.timeout(10_000),
+  });
   return { status: res.status, bytes: Buffer.from(await res.arrayBuffer()) };
 }
 
@@ -75,7 +95,14 @@ test('codec: f32, int8 and top-k frames round-trip; malformed frames are E_FORMA
   for (const spec of ['int8', 'topk:0.1']) {
     const enc = new DeltaCompressor().compress(delta, shapes, parseCompression(spec));
     const dec = decodeFrame(encodeFrame({}, enc), dequant).tensors;
-    dec.forEach((t) => closeFloats(t.data, delta[t.name].map((v) => (spec === 'int8' || t.data.includes(v) ? v : 0)), { abs: spec === 'int8' ? 1e-4 : 0 }, spec));
+    dec.forEach((t) =>
+      closeFloats(
+        t.data,
+        delta[t.name].map((v) => (spec === 'int8' || t.data.includes(v) ? v : 0)),
+        { abs: spec === 'int8' ? 1e-4 : 0 },
+        spec,
+      ),
+    );
   }
   const frame = updateFrame(1, delta);
   throwsCode(() => decodeFrame(frame.subarray(0, frame.length - 3), dequant), 'E_FORMAT', /past the end/);
@@ -112,7 +139,13 @@ test('FedAvg weights by sample count, clips with DP, and keeps masked weights at
   const u1 = asUpdate('a', randomDelta(3), 30);
   const u2 = asUpdate('b', randomDelta(4), 10);
   const avg = fedAvg(g, specs, [u1, u2]);
-  for (const s of specs) closeFloats(avg[s.name], g[s.name].map((w, i) => w + 0.75 * u1.delta[s.name][i] + 0.25 * u2.delta[s.name][i]), { abs: 1e-6 }, s.name);
+  for (const s of specs)
+    closeFloats(
+      avg[s.name],
+      g[s.name].map((w, i) => w + 0.75 * u1.delta[s.name][i] + 0.25 * u2.delta[s.name][i]),
+      { abs: 1e-6 },
+      s.name,
+    );
   const clipped = fedAvg(g, specs, [asUpdate('a', randomDelta(5, 1))], { clipNorm: 0.5 });
   const moved = Object.fromEntries(specs.map((s) => [s.name, clipped[s.name].map((v, i) => v - g[s.name][i])]));
   assert.ok(Math.abs(l2Norm(Object.values(moved)) - 0.5) < 1e-3);
@@ -126,7 +159,10 @@ test('FedAvg weights by sample count, clips with DP, and keeps masked weights at
 
 test('trainLocal: delta = local - global, sample count, masks kept, FedProx pulls toward the global model', async () => {
   const pruned = pruneGraph(small, { sparsity: 0.5 });
-  const client = new FederatedLearningClient('x').setModel(pruned).addData(sliceRows(train, 0, 60)).addData(sliceRows(train, 60, 100));
+  const client = new FederatedLearningClient('x')
+    .setModel(pruned)
+    .addData(sliceRows(train, 0, 60))
+    .addData(sliceRows(train, 60, 100));
   const u = await client.trainLocal({ epochs: 1, batchSize: 20, lr: 0.1 });
   assert.is(u.numSamples, 100);
   assert.is(u.clientId, 'x');
@@ -141,9 +177,15 @@ test('trainLocal: delta = local - global, sample count, masks kept, FedProx pull
 test('partition: IID covers every row once; non-IID gives each client only its k classes', () => {
   const ds = sliceRows(train, 0, 1000);
   const iid = partition(ds, 10, undefined, 1);
-  assert.is(iid.reduce((s, p) => s + p.shape[0], 0), 1000);
+  assert.is(
+    iid.reduce((s, p) => s + p.shape[0], 0),
+    1000,
+  );
   const skew = partition(ds, 10, 2, 1);
-  assert.is(skew.reduce((s, p) => s + p.shape[0], 0), 1000);
+  assert.is(
+    skew.reduce((s, p) => s + p.shape[0], 0),
+    1000,
+  );
   skew.forEach((p) => assert.ok(new Set(p.labels).size <= 2));
 });
 
@@ -156,7 +198,11 @@ test('a bad token gets 401 and nothing is recorded: the aggregate is FedAvg of t
     assert.is((await fetch(url + '/v1/task')).status, 401);
     const da = randomDelta(7);
     const db = randomDelta(8);
-    for (const [tok, d] of [[tokens.a, da], [tokens.b, db], [tokens.c, db]] as const) {
+    for (const [tok, d] of [
+      [tokens.a, da],
+      [tokens.b, db],
+      [tokens.c, db],
+    ] as const) {
       await task(url, tok);
       assert.is((await call(url, tok, 'POST', '/v1/update', updateFrame(1, d))).status, 200);
     }
@@ -206,7 +252,10 @@ test('NaN, wrong-shape, unknown-tensor, oversized and garbage updates get 400 an
 /** Sends headers and half an update, then destroys the socket: a client killed mid-upload. */
 function dieMidUpload(url: string, token: string, body: Buffer): Promise<void> {
   return new Promise((resolve) => {
-    const req = http.request(url + '/v1/update', { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-length': body.length } });
+    const req = http.request(url + '/v1/update', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-length': body.length },
+    });
     req.on('error', () => resolve());
     req.write(body.subarray(0, body.length >> 1), () => setTimeout(() => (req.destroy(), resolve()), 20));
   });
@@ -237,29 +286,46 @@ test('real clients over HTTP: 2 rounds with int8 updates at < 0.27x the bytes, t
   const { server, url } = await startServer({ fit: { epochs: 1, batchSize: 20, lr: 0.1, compress: 'int8' } });
   try {
     const loops = Object.entries(tokens).map(([id, token], i) =>
-      new FederatedLearningClient(id).addData(sliceRows(train, i * 100, i * 100 + 100)).connect(url, { token, timeoutMs: 20_000, maxPolls: 2000 }));
+      new FederatedLearningClient(id)
+        .addData(sliceRows(train, i * 100, i * 100 + 100))
+        .connect(url, { token, timeoutMs: 20_000, maxPolls: 2000 }),
+    );
     const results = await Promise.all(loops);
-    assert.equal(results.map((r) => r.rounds), [2, 2, 2]);
+    assert.equal(
+      results.map((r) => r.rounds),
+      [2, 2, 2],
+    );
     const h = server.history;
     assert.is(h.length, 2);
     const f32Bytes = encodeFrame({}, f32Tensors(readParams(small), shapes)).length;
     assert.ok(h[1].bytesUp < 0.27 * 3 * f32Bytes, `${h[1].bytesUp} bytes up vs ${3 * f32Bytes}`);
     assert.ok(h[1].metrics.loss < h[0].metrics.loss, `loss ${h[0].metrics.loss} -> ${h[1].metrics.loss}`);
-    assert.equal(await new FederatedLearningClient('a').connect(url, { token: tokens.a, maxPolls: 3 }), { rounds: 0 }, 'done: returns at once');
+    assert.equal(
+      await new FederatedLearningClient('a').connect(url, { token: tokens.a, maxPolls: 3 }),
+      { rounds: 0 },
+      'done: returns at once',
+    );
   } finally {
     await server.close();
   }
   const bad = new FederatedLearningClient('z').addData(sliceRows(train, 0, 10));
   const { server: s2, url: u2 } = await startServer();
   try {
-    await bad.connect(u2, { token: 'no-such-token-0000', maxPolls: 5 }).then(() => assert.unreachable('401 must throw'), (e) => assert.match(e.message, /401/));
+    await bad.connect(u2, { token: 'no-such-token-0000', maxPolls: 5 }).then(
+      () => assert.unreachable('401 must throw'),
+      (e) => assert.match(e.message, /401/),
+    );
   } finally {
     await s2.close();
   }
 });
 
 function startChild(checkpoint: string): Promise<{ child: ChildProcess; url: string; round: number }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, 'fixtures', 'fl-server.ts'), checkpoint, JSON.stringify(tokens)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', path.join(__dirname, 'fixtures', 'fl-server.ts'), checkpoint, JSON.stringify(tokens)],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  );
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => (child.kill('SIGKILL'), reject(new Error('server child did not start in 20 s'))), 20_000);
     let out = '';
@@ -284,7 +350,11 @@ test('a server killed with SIGKILL between rounds resumes from its checkpoint: s
     const da = randomDelta(15);
     const db = randomDelta(16);
     const dc = randomDelta(17);
-    for (const [tok, d] of [[tokens.a, da], [tokens.b, db], [tokens.c, dc]] as const) {
+    for (const [tok, d] of [
+      [tokens.a, da],
+      [tokens.b, db],
+      [tokens.c, dc],
+    ] as const) {
       await task(s.url, tok);
       assert.is((await call(s.url, tok, 'POST', '/v1/update', updateFrame(1, d))).status, 200);
     }

@@ -20,7 +20,18 @@ const KS = QUICK ? [1, 15, 16, 17, 63, 129] : [1, 3, 15, 16, 17, 63, 65, 129, 78
 const NS = QUICK ? [1, 3, 4, 9, 17] : [1, 3, 16, 17, 65];
 
 test('roundEven rounds half to even like std::nearbyint', () => {
-  const cases: Array<[number, number]> = [[0.5, 0], [1.5, 2], [2.5, 2], [-0.5, -0], [-1.5, -2], [-2.5, -2], [2.4999, 2], [3.5, 4], [-3.5, -4], [7, 7]];
+  const cases: Array<[number, number]> = [
+    [0.5, 0],
+    [1.5, 2],
+    [2.5, 2],
+    [-0.5, -0],
+    [-1.5, -2],
+    [-2.5, -2],
+    [2.4999, 2],
+    [3.5, 4],
+    [-3.5, -4],
+    [7, 7],
+  ];
   for (const [v, want] of cases) assert.is(roundEven(v), want, `roundEven(${v})`);
 });
 
@@ -33,7 +44,11 @@ test('ts quantizeRowsU8 matches the hand-computed ONNX DynamicQuantizeLinear val
 
 test('ts gemmU8S8 equals a naive int reference, including zero-point correction', () => {
   const r = rng(1);
-  for (const [m, k, n] of [[3, 17, 5], [1, 784, 10], [4, 1, 3]]) {
+  for (const [m, k, n] of [
+    [3, 17, 5],
+    [1, 784, 10],
+    [4, 1, 3],
+  ]) {
     const a = randomU8(m * k, r);
     const w = randomS8(n * k, r);
     const zp = Int32Array.from({ length: m }, () => Math.floor(r() * 256));
@@ -77,7 +92,11 @@ for (const table of nativeTables) {
   });
 
   test(`${table}: gemmU8S8 with extreme values (255 x -128/127) does not saturate`, () => {
-    for (const [m, k, n] of [[1, 784, 17], [4, 1024, 3], [2, 65, 65]]) {
+    for (const [m, k, n] of [
+      [1, 784, 17],
+      [4, 1024, 3],
+      [2, 65, 65],
+    ]) {
       const a = new Uint8Array(m * k).fill(255);
       const w = Int8Array.from({ length: n * k }, (_, i) => (i % 3 === 0 ? 127 : -128));
       const zp = new Int32Array(m);
@@ -90,7 +109,12 @@ for (const table of nativeTables) {
 
   test(`${table}: quantizeRowsU8 and the int8 epilogue are bit-identical to TS`, () => {
     const r = rng(7);
-    for (const [m, k] of [[1, 1], [3, 17], [17, 784], [2, 65]]) {
+    for (const [m, k] of [
+      [1, 1],
+      [3, 17],
+      [17, 784],
+      [2, 65],
+    ]) {
       const x = randomF32(m * k, r, 3);
       const a = nk.quantizeRowsU8(x, m, k);
       const b = tsKernels.quantizeRowsU8(x, m, k);
@@ -98,22 +122,39 @@ for (const table of nativeTables) {
       sameFloats(a.scale, b.scale, `${table} scale`);
       sameInts(a.zeroPoint, b.zeroPoint, `${table} zero point`);
     }
-    for (const [m, n] of [[1, 1], [3, 17], [17, 65]]) {
+    for (const [m, n] of [
+      [1, 1],
+      [3, 17],
+      [17, 65],
+    ]) {
       const c = Int32Array.from({ length: m * n }, () => Math.floor((r() - 0.5) * 2e6));
       const aScale = randomF32(m, r, 0.01).map(Math.abs);
       const bias = randomF32(n, r);
       for (const wScale of [randomF32(n, r, 0.01).map(Math.abs), new Float32Array([0.003])]) {
         for (const relu of [false, true]) {
-          sameFloats(nk.epilogueS32(c, m, n, aScale, wScale, bias, relu), tsKernels.epilogueS32(c, m, n, aScale, wScale, bias, relu), `${table} epilogue`);
+          sameFloats(
+            nk.epilogueS32(c, m, n, aScale, wScale, bias, relu),
+            tsKernels.epilogueS32(c, m, n, aScale, wScale, bias, relu),
+            `${table} epilogue`,
+          );
         }
       }
-      sameFloats(nk.epilogueS32(c, m, n, aScale, new Float32Array([1]), null, false), tsKernels.epilogueS32(c, m, n, aScale, new Float32Array([1]), null, false), `${table} no bias`);
+      sameFloats(
+        nk.epilogueS32(c, m, n, aScale, new Float32Array([1]), null, false),
+        tsKernels.epilogueS32(c, m, n, aScale, new Float32Array([1]), null, false),
+        `${table} no bias`,
+      );
     }
   });
 
   test(`${table}: gemmF32 agrees with TS (bit-exact for scalar, 1e-5 relative otherwise)`, () => {
     const r = rng(9);
-    for (const [m, k, n] of [[1, 1, 1], [3, 17, 5], [17, 784, 65], [4, 129, 16]]) {
+    for (const [m, k, n] of [
+      [1, 1, 1],
+      [3, 17, 5],
+      [17, 784, 65],
+      [4, 129, 16],
+    ]) {
       const x = randomF32(m * k, r);
       const w = randomF32(n * k, r);
       const got = nk.gemmF32(x, m, k, w, n);

@@ -30,7 +30,7 @@ const input = { data: batch.data, shape: batch.shape };
 /** A 784-128-2100-10 MLP: its 2100-wide layers exceed the reference NPU's 2048 channels. */
 function wideModel() {
   const r = rng(3);
-  const layer = (k: number, n: number) => ({ data: randomF32(k * n, r, 0.1), shape: [k, n] });
+  const layer = (k: number, n: number) => ({ data: randomF32(k * n, r, 0.1), shape: [k, n] as [number, number] });
   const f = { architecture: 'wide', weights: [layer(784, 128), layer(128, 2100), layer(2100, 10)], activations: ['relu', 'relu', 'none'] };
   const g = loadModel(f);
   return applyStaticActivations(quantizeGraph(g, {}), observeActivations(g, calib));
@@ -71,7 +71,13 @@ test('a calibrated int8 model runs wholly on the NPU, bit-identical to native CP
   if (!native) return;
   const { e, events } = npuEngine({ strict: true });
   e.loadModelSync('m', staticInt8);
-  assert.equal(e.placement('m').map((p) => [p.node, p.backend]), [['fc1', 'npu'], ['fc2', 'npu']]);
+  assert.equal(
+    e.placement('m').map((p) => [p.node, p.backend]),
+    [
+      ['fc1', 'npu'],
+      ['fc2', 'npu'],
+    ],
+  );
   assert.is(events.length, 0);
   const want = cpuResult();
   sameFloats(e.inferSync('m', input).data, want, 'npu sync vs native');
@@ -90,9 +96,18 @@ test('a model wider than 2048 channels is split across NPU and CPU, and placemen
   const { e, events } = npuEngine();
   e.loadModelSync('w', g);
   const p = e.placement('w');
-  assert.equal(p.map((x) => x.backend), ['npu', 'native', 'native']);
+  assert.equal(
+    p.map((x) => x.backend),
+    ['npu', 'native', 'native'],
+  );
   assert.match(p[1].reason!, /2048 channels/);
-  assert.equal(events.map((ev) => [ev.node, ev.from, ev.to]), [['fc2', 'npu', 'native'], ['fc3', 'npu', 'native']]);
+  assert.equal(
+    events.map((ev) => [ev.node, ev.from, ev.to]),
+    [
+      ['fc2', 'npu', 'native'],
+      ['fc3', 'npu', 'native'],
+    ],
+  );
   sameFloats(e.inferSync('w', input).data, cpuResult(g), 'split vs native');
   throwsCode(() => npuEngine({ strict: true }).e.loadModelSync('w', g), 'E_PLUGIN', /fc2.*2048/);
 });
@@ -130,7 +145,13 @@ for (const fault of ['execute:1', 'wrong-size']) {
     const want = cpuResult();
     sameFloats((await e.infer('m', input)).data, want, 'failed call');
     assert.ok(e.placement('m').every((p) => p.backend === 'native' && /unhealthy/.test(p.reason!)));
-    assert.equal(events.map((ev) => [ev.node, ev.from, ev.to]), [['fc1', 'npu', 'native'], ['fc2', 'npu', 'native']]);
+    assert.equal(
+      events.map((ev) => [ev.node, ev.from, ev.to]),
+      [
+        ['fc1', 'npu', 'native'],
+        ['fc2', 'npu', 'native'],
+      ],
+    );
     assert.is(e.npuStatus().healthy, false);
     sameFloats(e.inferSync('m', input).data, want, 'later call');
     const strict = withFault(fault, () => {
@@ -156,7 +177,11 @@ test('fault load / missing plugin: auto falls back with a reason, npu + strict t
   e.loadModelSync('m', staticInt8);
   assert.ok(e.placement('m').every((p) => p.backend === 'native' && /not found/.test(p.reason!)));
   throwsCode(() => npuEngine({ strict: true, ...missing }).e.loadModelSync('m', staticInt8), 'E_PLUGIN', /libvendor_npu\.so' not found/);
-  throwsCode(() => new EdgeInferenceEngine({ device: 'npu', strict: true }).loadModelSync('m', staticInt8), 'E_PLUGIN', /no NPU plugin is configured/);
+  throwsCode(
+    () => new EdgeInferenceEngine({ device: 'npu', strict: true }).loadModelSync('m', staticInt8),
+    'E_PLUGIN',
+    /no NPU plugin is configured/,
+  );
 });
 
 test('loader: missing entry point, wrong ABI version and a short table are E_PLUGIN errors', () => {
@@ -171,7 +196,18 @@ test('loader: missing entry point, wrong ABI version and a short table are E_PLU
 test('a compiled graph exports a blob that load_blob runs identically; bad blobs are refused', () => {
   if (!native) return;
   const p = loadNpuPlugin(plugin);
-  const layer = { op: 'qdense' as const, name: 'fc', n: 3, k: 4, weight: new Int8Array([1, -2, 3, -4, 5, -6, 7, -8, 9, -10, 11, -12]), scales: new Float32Array([0.1, 0.2, 0.3]), activationQuant: 'static' as const, inputScale: 0.02, inputZeroPoint: -5, relu: true };
+  const layer = {
+    op: 'qdense' as const,
+    name: 'fc',
+    n: 3,
+    k: 4,
+    weight: new Int8Array([1, -2, 3, -4, 5, -6, 7, -8, 9, -10, 11, -12]),
+    scales: new Float32Array([0.1, 0.2, 0.3]),
+    activationQuant: 'static' as const,
+    inputScale: 0.02,
+    inputZeroPoint: -5,
+    relu: true,
+  };
   const g = compileNpuGraph(p, [layer], 4);
   const x = randomF32(4 * 9, rng(1));
   const blob = g.exportBlob();

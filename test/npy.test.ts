@@ -14,11 +14,21 @@ test('reads the bundled MNIST labels (.npy) and images (.npy.gz)', () => {
   sameInts(labels.data.subarray(0, 12) as Uint8Array, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1], 'round-robin labels');
   const ds = loadImageFolder(MNIST_DIR, 'test');
   assert.equal(ds.shape, [2000, 28, 28]);
-  assert.ok(ds.data.every((v) => v >= 0 && v <= 1), 'scaled to [0, 1]');
+  assert.ok(
+    ds.data.every((v) => v >= 0 && v <= 1),
+    'scaled to [0, 1]',
+  );
 });
 
 test('encode/parse round trip for every dtype, plain and gzip', () => {
-  const arrays = [new Float32Array([1.5, -2]), new Int8Array([-1, 2, 3]), new Uint8Array([255]), new Int32Array([1 << 30]), new BigInt64Array([-5n]), new Float64Array([Math.PI])];
+  const arrays = [
+    new Float32Array([1.5, -2]),
+    new Int8Array([-1, 2, 3]),
+    new Uint8Array([255]),
+    new Int32Array([1 << 30]),
+    new BigInt64Array([-5n]),
+    new Float64Array([Math.PI]),
+  ];
   for (const a of arrays) {
     for (const gzip of [false, true]) {
       const back = parseNpy(encodeNpy(a, [a.length], { gzip }));

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { Command } from 'commander';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { argmaxRows, EdgeInferenceEngine, encodeOnnx, type Graph, loadModel, loadOnnx, mnistTest, quantizeGraph, saveModel } from '../lib';
+import { argmaxRows, encodeOnnx, type Graph, loadModel, loadOnnx, mnistTest, quantizeGraph, saveModel } from '../lib';
 import { register } from '../lib/cli/commands/export';
 import { closeFloats, FIXTURES, readF32, sameFloats, inferOnce } from './helpers';
 
@@ -14,7 +14,9 @@ let ort: Ort | undefined;
 try {
   ort = require('onnxruntime-node') as Ort;
 } catch {
-  console.log('note: onnxruntime-node is not installed; the onnxruntime interop checks are skipped (npm install --save-dev onnxruntime-node)');
+  console.log(
+    'note: onnxruntime-node is not installed; the onnxruntime interop checks are skipped (npm install --save-dev onnxruntime-node)',
+  );
 }
 
 const MLP = path.join(FIXTURES, 'mlp-784-128-10');
@@ -32,8 +34,13 @@ test('fp32 export: Gemm + Relu; edgeopt re-imports identical weights; onnxruntim
   const g = fp32();
   const bytes = encodeOnnx(g);
   const back = loadOnnx(bytes);
-  assert.equal(back.nodes.map((n) => `${n.op}:${n.attrs.activation}`), ['Dense:relu', 'Dense:none']);
-  g.nodes.forEach((n, i) => sameFloats(back.tensors[back.nodes[i].inputs[1]].data as Float32Array, g.tensors[n.inputs[1]].data as Float32Array, n.name));
+  assert.equal(
+    back.nodes.map((n) => `${n.op}:${n.attrs.activation}`),
+    ['Dense:relu', 'Dense:none'],
+  );
+  g.nodes.forEach((n, i) =>
+    sameFloats(back.tensors[back.nodes[i].inputs[1]].data as Float32Array, g.tensors[n.inputs[1]].data as Float32Array, n.name),
+  );
   if (!ort) return;
   const x = readF32(path.join(MLP, 'input.bin'));
   closeFloats(await ortRun(bytes, x, [64, 784]), readF32(path.join(MLP, 'ref-output.bin')), { abs: 1e-4 }, 'onnxruntime on the export');
@@ -56,7 +63,10 @@ for (const format of ['integer', 'qdq'] as const) {
     const bytes = encodeOnnx(q, { int8: format });
     // Re-import gives back the same int8 layers: the same numbers bit for bit (first 100 rows).
     const back = loadOnnx(bytes);
-    assert.equal(back.nodes.map((n) => n.op), ['QDense', 'QDense']);
+    assert.equal(
+      back.nodes.map((n) => n.op),
+      ['QDense', 'QDense'],
+    );
     sameFloats(infer(back, ds.data.subarray(0, 78400), [100, 784]), mine.subarray(0, 1000), `${format} re-import`);
     if (!ort) return;
     const theirs = argmaxRows(await ortRun(bytes, ds.data, ds.shape), ds.shape[0]);
@@ -69,8 +79,23 @@ for (const format of ['integer', 'qdq'] as const) {
 test('pruned zeros stay zero through int8 export', () => {
   // Zero every other weight (what a 50% pruning leaves), without the cost of a pruning pass.
   const g = fp32();
-  const pruned = { ...g, tensors: Object.fromEntries(Object.entries(g.tensors).map(([k, t]) => [k, k.endsWith('.weight') ? { ...t, data: (t.data as Float32Array).map((v, i) => (i % 2 ? 0 : v)) } : t])) };
-  const zeros = (g: Graph) => g.nodes.reduce((a, n) => a + (g.tensors[n.inputs[1]].data as ArrayLike<number>).length - Array.from(g.tensors[n.inputs[1]].data as ArrayLike<number>).filter(Boolean).length, 0);
+  const pruned = {
+    ...g,
+    tensors: Object.fromEntries(
+      Object.entries(g.tensors).map(([k, t]) => [
+        k,
+        k.endsWith('.weight') ? { ...t, data: (t.data as Float32Array).map((v, i) => (i % 2 ? 0 : v)) } : t,
+      ]),
+    ),
+  };
+  const zeros = (g: Graph) =>
+    g.nodes.reduce(
+      (a, n) =>
+        a +
+        (g.tensors[n.inputs[1]].data as ArrayLike<number>).length -
+        Array.from(g.tensors[n.inputs[1]].data as ArrayLike<number>).filter(Boolean).length,
+      0,
+    );
   const before = zeros(pruned);
   assert.ok(before > 50000, `pruning made ${before} zeros`);
   assert.ok(zeros(loadOnnx(encodeOnnx(quantizeGraph(pruned)))) >= before);
@@ -102,7 +127,10 @@ test('edgeopt export <model.eom> -o <out.onnx> writes a file edgeopt and onnxrun
     } finally {
       console.log = log;
     }
-    assert.equal(loadModel(out).nodes.map((n) => n.op), ['QDense', 'QDense']);
+    assert.equal(
+      loadModel(out).nodes.map((n) => n.op),
+      ['QDense', 'QDense'],
+    );
     if (ort) assert.is((await ortRun(fs.readFileSync(out), new Float32Array(784), [1, 784])).length, 10);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

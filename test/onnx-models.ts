@@ -1,7 +1,7 @@
 /** Builds small ONNX models in tests (through protobufjs and the ONNX schema) to cover what the fixtures don't. */
 import { AttrType, DataType, encodeModelProto } from '../lib/model/onnx/proto';
 
-type Obj = Record<string, unknown>;
+export type Obj = Record<string, unknown>;
 
 export function attr(name: string, v: number | number[] | Obj, type?: number): Obj {
   if (Array.isArray(v)) return { name, type: AttrType.INTS, ints: v };
@@ -37,7 +37,8 @@ export function i64Raw(name: string, dims: number[], values: number[]): Obj {
 }
 export function ints(name: string, dims: number[], values: number[], dataType: number, raw = false): Obj {
   if (!raw) return { name, dims, data_type: dataType, int32_data: values };
-  const a = dataType === DataType.INT8 ? Int8Array.from(values) : dataType === DataType.UINT8 ? Uint8Array.from(values) : Int32Array.from(values);
+  const a =
+    dataType === DataType.INT8 ? Int8Array.from(values) : dataType === DataType.UINT8 ? Uint8Array.from(values) : Int32Array.from(values);
   return { name, dims, data_type: dataType, raw_data: new Uint8Array(a.buffer) };
 }
 
@@ -61,7 +62,15 @@ export interface ModelSpec {
 }
 
 export function valueInfo(name: string, shape: Array<number | string>): Obj {
-  return { name, type: { tensor_type: { elem_type: DataType.FLOAT, shape: { dim: shape.map((d) => (typeof d === 'string' ? { dim_param: d } : { dim_value: d })) } } } };
+  return {
+    name,
+    type: {
+      tensor_type: {
+        elem_type: DataType.FLOAT,
+        shape: { dim: shape.map((d) => (typeof d === 'string' ? { dim_param: d } : { dim_value: d })) },
+      },
+    },
+  };
 }
 
 export function buildModel(spec: ModelSpec): Uint8Array {

@@ -66,10 +66,25 @@ test('the pipeline reports size, layers and accuracy for every pass', async () =
   assert.ok(report.bytesAfter < report.bytesBefore * 0.2, `${report.bytesAfter} bytes`);
   assert.is(report.paramsBefore, 101770);
   assert.is(report.compression, report.bytesBefore / report.bytesAfter);
-  assert.equal(report.layersBefore.map((l) => [l.node, l.shape, l.bits, l.sparsity]), [['fc1', [128, 784], 32, 0], ['fc2', [10, 128], 32, 0]]);
+  assert.equal(
+    report.layersBefore.map((l) => [l.node, l.shape, l.bits, l.sparsity]),
+    [
+      ['fc1', [128, 784], 32, 0],
+      ['fc2', [10, 128], 32, 0],
+    ],
+  );
   const [pruned, int8] = report.passes;
-  assert.equal(pruned.layers.map((l) => l.sparsity), [0.5, 0.5]);
-  assert.equal(int8.layers.map((l) => [l.op, l.bits, l.activations]), [['QDense', 8, 'dynamic'], ['QDense', 8, 'dynamic']]);
+  assert.equal(
+    pruned.layers.map((l) => l.sparsity),
+    [0.5, 0.5],
+  );
+  assert.equal(
+    int8.layers.map((l) => [l.op, l.bits, l.activations]),
+    [
+      ['QDense', 8, 'dynamic'],
+      ['QDense', 8, 'dynamic'],
+    ],
+  );
   assert.is(int8.bytesAfter, report.bytesAfter);
   for (const p of report.passes) {
     assert.ok(p.after!.accuracy > 0.85, `${p.name}: ${p.after!.accuracy}`);
@@ -85,13 +100,17 @@ test('targets: an npu profile defaults to static activations and flags what will
   const npu = await new EdgeModelOptimizer().addOptimization('int8', quantize()).optimize(fp32, { target: 'npu', calibration });
   assert.ok(npu.model.nodes.every((n) => n.attrs.activationQuant === 'static'));
   assert.equal(npu.report.targetIssues, []);
-  const dynamic = await new EdgeModelOptimizer().addOptimization('int4', quantize({ bits: 4, activations: 'dynamic' })).optimize(fp32, { target: 'npu' });
+  const dynamic = await new EdgeModelOptimizer()
+    .addOptimization('int4', quantize({ bits: 4, activations: 'dynamic' }))
+    .optimize(fp32, { target: 'npu' });
   const reasons = dynamic.report.targetIssues.map((i) => `${i.node}: ${i.reason}`).join('\n');
   assert.match(reasons, /fc1: 4-bit weights/);
   assert.match(reasons, /fc2: dynamic activation quantization/);
   const narrow = await new EdgeModelOptimizer().optimize(fp32, { target: { kind: 'npu', capabilities: { maxChannels: 64 } } });
   assert.match(narrow.report.targetIssues.map((i) => i.reason).join(' '), /float32 layer/);
-  const mcu = await new EdgeModelOptimizer().addOptimization('int8', quantize()).optimize(fp32, { target: { kind: 'mcu', ramBytes: 4096, flashBytes: 64 * 1024 } });
+  const mcu = await new EdgeModelOptimizer()
+    .addOptimization('int8', quantize())
+    .optimize(fp32, { target: { kind: 'mcu', ramBytes: 4096, flashBytes: 64 * 1024 } });
   const mcuReasons = mcu.report.targetIssues.map((i) => `${i.node ?? 'model'}: ${i.reason}`).join('\n');
   assert.match(mcuReasons, /model: the model takes \d+ bytes, flash holds 65536/);
   assert.match(mcuReasons, /fc1: needs 4432 bytes of working memory/);
@@ -101,7 +120,11 @@ test('targets: an npu profile defaults to static activations and flags what will
 test('static activations from calibration data: PyTorch-level accuracy, identical on every backend', () => {
   const calibration = sliceRows(test2000, 0, 500);
   const q = quantizeGraph(fp32, { activations: 'static', calibration });
-  assert.equal(q.nodes.map((n) => n.attrs.inputZeroPoint), [-128, -128], 'inputs are non-negative (pixels, post-ReLU)');
+  assert.equal(
+    q.nodes.map((n) => n.attrs.inputZeroPoint),
+    [-128, -128],
+    'inputs are non-negative (pixels, post-ReLU)',
+  );
   assert.is(q.nodes[0].attrs.inputScale, Math.fround(1 / 255));
   const ev = evaluateModel(q, test2000);
   assert.ok(Math.abs(ev.accuracy - base.accuracy) <= 0.003, `${ev.accuracy}`);
@@ -126,8 +149,6 @@ test('bad optimizer arguments are E_ARGUMENT', () => {
   throwsCode(() => pruneGraph(quantizeGraph(fp32), { sparsity: 0.5 }), 'E_ARGUMENT', /already quantized/);
   throwsCode(() => new EdgeModelOptimizer().addOptimization('x', 3 as never), 'E_ARGUMENT', /function/);
 });
-
-
 
 // Every mode on the real fixture weights, against PyTorch's own figures (fixture results.json).
 
@@ -163,7 +184,10 @@ test('int8 per-channel: within 0.2 points, at most 8 rows change, at most 0.27x 
 });
 
 test('4-bit per-channel and per-tensor reproduce PyTorch exactly (93.25 % / 33 rows, 92.95 % / 45 rows)', () => {
-  for (const [granularity, anchor] of [['channel', torch.weight_only.w4_per_channel_sym_i4], ['tensor', torch.weight_only.w4_per_tensor_sym_i4]] as const) {
+  for (const [granularity, anchor] of [
+    ['channel', torch.weight_only.w4_per_channel_sym_i4],
+    ['tensor', torch.weight_only.w4_per_tensor_sym_i4],
+  ] as const) {
     const ev = evaluateModel(quantizeGraph(fp32, { bits: 4, granularity }), test2000);
     assert.is(Math.round(ev.accuracy * 1e4), Math.round(anchor.accuracy * 1e4), granularity);
     assert.is(changedVsFp32(ev.predictions), anchor.argmax_changed, granularity);
@@ -186,7 +210,10 @@ test('global pruning 0.5 matches PyTorch: per-layer sparsity 0.5040 / 0.1875 and
   assert.is(sparsity('fc1.weight').toFixed(4), '0.5040');
   assert.is(sparsity('fc2.weight').toFixed(4), '0.1875');
   const total = (128 * 784 + 10 * 128) * 0.5;
-  assert.is(p.tensors['fc1.weight'].mask!.filter((v) => v === 0).length + p.tensors['fc2.weight'].mask!.filter((v) => v === 0).length, Math.floor(total));
+  assert.is(
+    p.tensors['fc1.weight'].mask!.filter((v) => v === 0).length + p.tensors['fc2.weight'].mask!.filter((v) => v === 0).length,
+    Math.floor(total),
+  );
   const ev = evaluateModel(p, test2000);
   assert.is(Math.round(ev.accuracy * 1e4), 9375);
   assert.is(changedVsFp32(ev.predictions), 21);
@@ -203,7 +230,9 @@ test('2:4 holds exactly in every group of four along K', () => {
   for (const name of ['fc1.weight', 'fc2.weight']) {
     const [n, k] = p.tensors[name].shape as number[];
     const mask = p.tensors[name].mask!;
-    for (let r = 0; r < n; r++) for (let s = 0; s < k; s += 4) assert.is(mask[r * k + s] + mask[r * k + s + 1] + mask[r * k + s + 2] + mask[r * k + s + 3], 2, `${name} row ${r} group ${s}`);
+    for (let r = 0; r < n; r++)
+      for (let s = 0; s < k; s += 4)
+        assert.is(mask[r * k + s] + mask[r * k + s + 1] + mask[r * k + s + 2] + mask[r * k + s + 3], 2, `${name} row ${r} group ${s}`);
   }
 });
 
@@ -226,7 +255,11 @@ test('neuron pruning 50% halves the hidden layer and runs on every backend', () 
 test('group-wise and asymmetric int8 layers are bit-identical on native and TS', () => {
   if (!backendInfo().native) return;
   const x = sliceRows(test2000, 0, 33);
-  for (const q of [quantizeGraph(fp32, { bits: 4, granularity: { group: 32 } }), quantizeGraph(fp32, { granularity: 'global' }), quantizeGraph(fp32, { bits: 3, granularity: { group: 100 } })]) {
+  for (const q of [
+    quantizeGraph(fp32, { bits: 4, granularity: { group: 32 } }),
+    quantizeGraph(fp32, { granularity: 'global' }),
+    quantizeGraph(fp32, { bits: 3, granularity: { group: 100 } }),
+  ]) {
     const [a, b] = (['cpu', 'ts'] as const).map((device) => {
       const e = new EdgeInferenceEngine({ device });
       e.loadModelSync('q', q);
@@ -235,8 +268,6 @@ test('group-wise and asymmetric int8 layers are bit-identical on native and TS',
     sameFloats(a, b, q.metadata.quantization);
   }
 });
-
-
 
 test('integer requantization helpers follow TFLite (Q31 multiplier, rounding shift)', () => {
   assert.equal(quantizeMultiplier(0.5), { m0: 2 ** 30, shift: 0 });
@@ -261,7 +292,7 @@ test('integer requantization helpers follow TFLite (Q31 multiplier, rounding shi
 test('static int8 chains requantize between layers, bit-identically on native and TS; the NPU keeps them on CPU', () => {
   const calibration = sliceRows(test2000, 0, 500);
   const q = quantizeGraph(fp32, { activations: 'static', calibration });
-  assert.equal(q.nodes[0].attrs.outputScale, q.nodes[1].attrs.inputScale, 'fc1 requantizes to fc2\'s input grid');
+  assert.equal(q.nodes[0].attrs.outputScale, q.nodes[1].attrs.inputScale, "fc1 requantizes to fc2's input grid");
   assert.is(q.nodes[1].attrs.outputScale, undefined, 'the last layer keeps float logits');
   const plain = quantizeGraph(fp32, { activations: 'static', calibration, requantize: false });
   assert.is(plain.nodes[0].attrs.outputScale, undefined);

@@ -10,8 +10,19 @@ const cli = path.join(root, 'dist', 'cli', 'index.js');
 test('require() and import() of the built package expose the same named exports', async () => {
   const cjs = require(path.join(root, 'dist', 'index.js'));
   const esm = await import(path.join(root, 'dist', 'index.mjs'));
-  const names = Object.keys(cjs).filter((n) => n !== '__esModule').sort();
-  for (const n of ['EdgeInferenceEngine', 'EdgeModelOptimizer', 'EdgeOptError', 'backendInfo', 'loadModel', 'saveModel', 'quantize', 'prune']) {
+  const names = Object.keys(cjs)
+    .filter((n) => n !== '__esModule')
+    .sort();
+  for (const n of [
+    'EdgeInferenceEngine',
+    'EdgeModelOptimizer',
+    'EdgeOptError',
+    'backendInfo',
+    'loadModel',
+    'saveModel',
+    'quantize',
+    'prune',
+  ]) {
     assert.ok(names.includes(n), `missing export ${n}`);
   }
   for (const n of names) assert.is(esm[n], cjs[n], `export ${n}`);

@@ -32,7 +32,13 @@ function prunedS8(n: number, k: number, density: number, holes: boolean, r: () =
 
 test('TS CSR GEMM equals the dense TS GEMM bit for bit (odd shapes, densities 0..1, empty rows/columns)', () => {
   const r = seededRandom(8);
-  for (const [m, k, n] of [[1, 1, 1], [3, 17, 5], [7, 65, 33], [2, 784, 17], [17, 129, 64]]) {
+  for (const [m, k, n] of [
+    [1, 1, 1],
+    [3, 17, 5],
+    [7, 65, 33],
+    [2, 784, 17],
+    [17, 129, 64],
+  ]) {
     for (const density of [0, 0.05, 0.3, 0.5, 0.9, 1]) {
       for (const holes of [false, true]) {
         const w = prunedS8(n, k, density, holes, r);
@@ -65,26 +71,46 @@ function run(engine: EdgeInferenceEngine, id: string, rows: number): Float32Arra
   return engine.inferSync(id, { data: x, shape: [rows, 784] }).data;
 }
 
-const qdenseKernels = (e: EdgeInferenceEngine, id: string) => e.placement(id).filter((p) => p.op === 'QDense').map((p) => p.kernel ?? '');
+const qdenseKernels = (e: EdgeInferenceEngine, id: string) =>
+  e
+    .placement(id)
+    .filter((p) => p.op === 'QDense')
+    .map((p) => p.kernel ?? '');
 
 test('placement: sparse kernels for a 90%-pruned model, dense for an unpruned one', () => {
   const e = new EdgeInferenceEngine({ device: native ? 'cpu' : 'ts' });
   e.loadModelSync('p90', pruned90);
   e.loadModelSync('dense', dense);
   const sparse = qdenseKernels(e, 'p90');
-  assert.ok(sparse.slice(0, 2).every((k) => k.startsWith('sparse')), `90% pruned: ${sparse.join(', ')}`);
-  assert.ok(qdenseKernels(e, 'dense').every((k) => k.startsWith('dense')), `unpruned: ${qdenseKernels(e, 'dense').join(', ')}`);
+  assert.ok(
+    sparse.slice(0, 2).every((k) => k.startsWith('sparse')),
+    `90% pruned: ${sparse.join(', ')}`,
+  );
+  assert.ok(
+    qdenseKernels(e, 'dense').every((k) => k.startsWith('dense')),
+    `unpruned: ${qdenseKernels(e, 'dense').join(', ')}`,
+  );
   const never = new EdgeInferenceEngine({ device: native ? 'cpu' : 'ts', sparse: 'never' });
   never.loadModelSync('p90', pruned90);
-  assert.ok(qdenseKernels(never, 'p90').every((k) => k.startsWith('dense')), 'sparse: never');
+  assert.ok(
+    qdenseKernels(never, 'p90').every((k) => k.startsWith('dense')),
+    'sparse: never',
+  );
   const always = new EdgeInferenceEngine({ device: native ? 'cpu' : 'ts', sparse: 'always' });
   always.loadModelSync('dense', dense);
-  assert.ok(qdenseKernels(always, 'dense').every((k) => k.startsWith('sparse')), 'sparse: always');
+  assert.ok(
+    qdenseKernels(always, 'dense').every((k) => k.startsWith('sparse')),
+    'sparse: always',
+  );
 });
 
 test('outputs are identical with sparse auto / always / never, native and TS, 2:4 too', () => {
   const devices = native ? (['cpu', 'ts'] as const) : (['ts'] as const);
-  for (const [name, model] of [['p90', pruned90], ['2:4', twoFour], ['dense', dense]] as const) {
+  for (const [name, model] of [
+    ['p90', pruned90],
+    ['2:4', twoFour],
+    ['dense', dense],
+  ] as const) {
     for (const rows of [1, 5, 40]) {
       let reference: Float32Array | undefined;
       for (const device of devices) {

@@ -39,8 +39,16 @@ test('fine-tuning runs inside the prune pass; bad options are E_ARGUMENT', async
   const pass = prune({ sparsity: 0.8, fineTune: { data: sliceRows(data, 0, 200), epochs: 1, schedule: 'one-shot', lr: 0.05 } });
   const acc = evaluateModel(await pass(model, {}), evaluation).accuracy;
   assert.ok(acc > 0.7, String(acc));
-  throwsCode(() => pruneGraph(model, { sparsity: 0.5, mode: '2:4', fineTune: { data, epochs: 1, schedule: 'polynomial' } }), 'E_ARGUMENT', /polynomial/);
-  throwsCode(() => pruneGraph(model, { sparsity: 0.5, fineTune: { data: { data: data.data, shape: data.shape }, epochs: 1 } }), 'E_ARGUMENT', /labelled/);
+  throwsCode(
+    () => pruneGraph(model, { sparsity: 0.5, mode: '2:4', fineTune: { data, epochs: 1, schedule: 'polynomial' } }),
+    'E_ARGUMENT',
+    /polynomial/,
+  );
+  throwsCode(
+    () => pruneGraph(model, { sparsity: 0.5, fineTune: { data: { data: data.data, shape: data.shape }, epochs: 1 } }),
+    'E_ARGUMENT',
+    /labelled/,
+  );
 });
 
 test.run();

@@ -88,7 +88,13 @@ test('SGD and Adam both learn MNIST from a PyTorch-style init; the input graph i
   const before = Float32Array.from(init.tensors['fc1.weight'].data as Float32Array);
   const chance = evaluateModel(init, test500).accuracy;
   for (const optimizer of ['sgd', 'adam'] as const) {
-    const { model, history } = train(init, train500, { epochs: 3, batchSize: 16, optimizer, lr: optimizer === 'sgd' ? 0.05 : 2e-3, seed: 1 });
+    const { model, history } = train(init, train500, {
+      epochs: 3,
+      batchSize: 16,
+      optimizer,
+      lr: optimizer === 'sgd' ? 0.05 : 2e-3,
+      seed: 1,
+    });
     assert.ok(history[2].loss < history[0].loss, `${optimizer}: loss ${history.map((h) => h.loss)}`);
     const acc = evaluateModel(model, test500).accuracy;
     assert.ok(acc > 0.75 && acc > chance + 0.5, `${optimizer}: ${chance} -> ${acc}`);
@@ -127,7 +133,11 @@ test('trainAsync gives the same weights as train and lets timers run between bat
 
 test('bad inputs are EdgeOptErrors naming the problem', () => {
   const g = mlp([784, 8, 10]);
-  throwsCode(() => train(g, { data: new Float32Array(10), shape: [2, 5], labels: new Int32Array(2) }, { epochs: 1 }), 'E_SHAPE', /5 values/);
+  throwsCode(
+    () => train(g, { data: new Float32Array(10), shape: [2, 5], labels: new Int32Array(2) }, { epochs: 1 }),
+    'E_SHAPE',
+    /5 values/,
+  );
   throwsCode(() => train(g, { data: train500.data, shape: train500.shape }, { epochs: 1 }), 'E_ARGUMENT', /labels/);
   throwsCode(() => train(g, train500, { epochs: 1, optimizer: 'rmsprop' as 'sgd' }), 'E_ARGUMENT', /optimizer/);
   throwsCode(() => train(g, train500, { epochs: 1, lr: -1 }), 'E_ARGUMENT', /lr/);

@@ -6,7 +6,6 @@
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { performance } = require('node:perf_hooks');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const RESULTS_DIR = path.join(ROOT, 'bench', 'results');
@@ -43,7 +42,8 @@ function syntheticMlp(sizes, seed = 42) {
   const r = rng(seed);
   const layers = [];
   for (let i = 1; i < sizes.length; i++) {
-    const k = sizes[i - 1], n = sizes[i];
+    const k = sizes[i - 1],
+      n = sizes[i];
     const bound = Math.sqrt(6 / k);
     const weight = new Float32Array(n * k);
     for (let j = 0; j < weight.length; j++) weight[j] = (r() * 2 - 1) * bound;
@@ -64,13 +64,21 @@ function randomRows(rows, features, seed = 7) {
 function quantile(sorted, q) {
   if (!sorted.length) return NaN;
   const pos = (sorted.length - 1) * q;
-  const lo = Math.floor(pos), hi = Math.ceil(pos);
+  const lo = Math.floor(pos),
+    hi = Math.ceil(pos);
   return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
 }
 
 function summarize(samplesMs) {
   const s = Float64Array.from(samplesMs).sort();
-  return { n: s.length, median: quantile(s, 0.5), p10: quantile(s, 0.1), p90: quantile(s, 0.9), p99: quantile(s, 0.99), max: s[s.length - 1] };
+  return {
+    n: s.length,
+    median: quantile(s, 0.5),
+    p10: quantile(s, 0.1),
+    p90: quantile(s, 0.9),
+    p99: quantile(s, 0.99),
+    max: s[s.length - 1],
+  };
 }
 
 const now = () => performance.now();
@@ -105,7 +113,10 @@ async function eventLoopLateness(work, durationMs) {
 
 function cpuFlags() {
   try {
-    const line = fs.readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => /^(flags|Features)\s*:/.test(l));
+    const line = fs
+      .readFileSync('/proc/cpuinfo', 'utf8')
+      .split('\n')
+      .find((l) => /^(flags|Features)\s*:/.test(l));
     return line ? line.split(':')[1].trim().split(/\s+/) : [];
   } catch {
     return [];
@@ -119,7 +130,10 @@ function machine() {
   const { backendInfo } = loadEdgeopt();
   let git = null;
   try {
-    git = require('node:child_process').execSync('git rev-parse --short HEAD', { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    git = require('node:child_process')
+      .execSync('git rev-parse --short HEAD', { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] })
+      .toString()
+      .trim();
   } catch {
     /* not a git checkout */
   }
@@ -155,4 +169,20 @@ function round(x, digits = 3) {
   return Math.round(x * f) / f;
 }
 
-module.exports = { ROOT, RESULTS_DIR, loadEdgeopt, optional, rng, syntheticMlp, randomRows, summarize, quantile, now, eventLoopLateness, machine, writeResult, readResult, round };
+module.exports = {
+  ROOT,
+  RESULTS_DIR,
+  loadEdgeopt,
+  optional,
+  rng,
+  syntheticMlp,
+  randomRows,
+  summarize,
+  quantile,
+  now,
+  eventLoopLateness,
+  machine,
+  writeResult,
+  readResult,
+  round,
+};

@@ -31,7 +31,10 @@ export function kernels(name?: string): Kernels {
     throw new EdgeOptError('E_ISA', `kernel table '${name}' needs the native backend: ${reason}`);
   }
   if (name !== undefined && !addon.info().kernels.includes(name)) {
-    throw new EdgeOptError('E_ISA', `kernel table '${name}' is unknown or not supported here (have: ${addon.info().kernels.join(', ')}, ts)`);
+    throw new EdgeOptError(
+      'E_ISA',
+      `kernel table '${name}' is unknown or not supported here (have: ${addon.info().kernels.join(', ')}, ts)`,
+    );
   }
   return nativeKernels(addon, name);
 }

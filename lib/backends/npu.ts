@@ -96,6 +96,10 @@ export function referenceNpuPluginPath(): string {
     path.join(packageRoot, 'build', 'Release', 'edgeopt_npu_ref.so'),
   ];
   const found = candidates.find((f) => fs.existsSync(f));
-  if (!found) throw new EdgeOptError('E_NOT_FOUND', `the reference NPU plugin is not built (looked in ${candidates.join(', ')}); run \`npm run build:native\``);
+  if (!found)
+    throw new EdgeOptError(
+      'E_NOT_FOUND',
+      `the reference NPU plugin is not built (looked in ${candidates.join(', ')}); run \`npm run build:native\``,
+    );
   return found;
 }

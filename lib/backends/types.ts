@@ -22,8 +22,13 @@ export interface Kernels {
   gemmF32(x: Float32Array, m: number, k: number, w: Float32Array, n: number): Float32Array;
   /** Y = relu?(float(C) * (aScale[m] * wScale[n]) + bias[n]); wScale has n or 1 entries. */
   epilogueS32(
-    c: Int32Array, m: number, n: number, aScale: Float32Array, wScale: Float32Array,
-    bias: Float32Array | null, relu: boolean,
+    c: Int32Array,
+    m: number,
+    n: number,
+    aScale: Float32Array,
+    wScale: Float32Array,
+    bias: Float32Array | null,
+    relu: boolean,
   ): Float32Array;
   /** Dynamic asymmetric uint8 quantization, one scale/zero point per row. */
   quantizeRowsU8(x: Float32Array, m: number, k: number): RowQuantized;

@@ -33,7 +33,14 @@ export interface DemoResult {
   rows: DemoRow[];
 }
 
-function measure(label: string, graph: Graph, device: Device, backend: string, test: Dataset, fp32Predictions?: Int32Array): DemoRow & { predictions: Int32Array } {
+function measure(
+  label: string,
+  graph: Graph,
+  device: Device,
+  backend: string,
+  test: Dataset,
+  fp32Predictions?: Int32Array,
+): DemoRow & { predictions: Int32Array } {
   const engine = new EdgeInferenceEngine({ device });
   engine.loadModelSync(label, graph);
   const rows = test.shape[0];
@@ -66,7 +73,12 @@ export function runDemo(): DemoResult {
   const fp32 = defaultModel();
   const int8 = quantizeGraph(fp32, { bits: 8, granularity: 'channel' });
   const test = mnistTest();
-  const backends: Array<[Device, string]> = info.native ? [['cpu', `native (${info.kernel})`], ['ts', 'typescript']] : [['ts', 'typescript']];
+  const backends: Array<[Device, string]> = info.native
+    ? [
+        ['cpu', `native (${info.kernel})`],
+        ['ts', 'typescript'],
+      ]
+    : [['ts', 'typescript']];
   const rows: DemoRow[] = [];
   for (const [device, backend] of backends) {
     const { predictions, ...f } = measure('fp32', fp32, device, backend, test);
@@ -89,7 +101,9 @@ export function formatDemo(r: DemoResult): string {
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => row[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-  const native = r.backend.native ? `native kernels: ${r.backend.kernel} (cpu: ${r.backend.isa.join(' ') || 'baseline'})` : `TypeScript only: ${r.backend.reason}`;
+  const native = r.backend.native
+    ? `native kernels: ${r.backend.kernel} (cpu: ${r.backend.isa.join(' ') || 'baseline'})`
+    : `TypeScript only: ${r.backend.reason}`;
   return [
     `edgeopt demo: ${r.model} on ${r.testRows} MNIST test digits`,
     native,

@@ -145,13 +145,16 @@ export class EdgeInferenceEngine extends EventEmitter {
     const fallbacks = placed.filter((p) => p.backend !== preferred);
     if (this.options.strict && fallbacks.length) {
       const f = fallbacks[0];
-      throw new EdgeOptError(preferred === 'npu' ? 'E_PLUGIN' : 'E_NATIVE',
-        `model '${id}': node '${f.step.node}' cannot run on ${preferred} and strict is set: ${f.reason ?? 'unsupported'}`);
+      throw new EdgeOptError(
+        preferred === 'npu' ? 'E_PLUGIN' : 'E_NATIVE',
+        `model '${id}': node '${f.step.node}' cannot run on ${preferred} and strict is set: ${f.reason ?? 'unsupported'}`,
+      );
     }
     const placement = nodePlacement(graph.nodes, placed);
     this.models.set(id, { id, compiled, segments, placement, inlineMacsPerRow: nativeMacsPerRow(segments) });
     for (const p of placement) {
-      if (p.backend !== preferred && p.reason) this.emit('fallback', { modelId: id, node: p.node, from: preferred, to: p.backend, reason: p.reason } satisfies FallbackEvent);
+      if (p.backend !== preferred && p.reason)
+        this.emit('fallback', { modelId: id, node: p.node, from: preferred, to: p.backend, reason: p.reason } satisfies FallbackEvent);
     }
     return { id, inputShape: compiled.rowShape, outputFeatures: compiled.outputFeatures, placement: placement.map((p) => ({ ...p })) };
   }
@@ -184,7 +187,14 @@ export class EdgeInferenceEngine extends EventEmitter {
 
   private partitionOptions(preferred: Backend): PartitionOptions {
     const addon = preferred === 'ts' ? null : nativeAddon();
-    const cpu = { preferred, addon, nativeReason: addon ? undefined : backendInfo().reason, kernel: this.options.kernel, threads: this.options.threads, sparse: this.options.sparse };
+    const cpu = {
+      preferred,
+      addon,
+      nativeReason: addon ? undefined : backendInfo().reason,
+      kernel: this.options.kernel,
+      threads: this.options.threads,
+      sparse: this.options.sparse,
+    };
     if (preferred !== 'npu') return cpu;
     const npu = this.loadNpu();
     if (!npu.plugin) return { ...cpu, npuUnavailable: npu.reason ?? undefined };
@@ -210,7 +220,8 @@ export class EdgeInferenceEngine extends EventEmitter {
 
   /** The loaded NPU plugin's description, or null with the reason none is in use. */
   npuStatus(): { plugin: ReturnType<NpuPlugin['info']> | null; healthy: boolean; reason?: string } {
-    const npu = this.preferredBackend() === 'npu' ? this.loadNpu() : { plugin: null, reason: `device '${this.options.device}' does not use an NPU` };
+    const npu =
+      this.preferredBackend() === 'npu' ? this.loadNpu() : { plugin: null, reason: `device '${this.options.device}' does not use an NPU` };
     if (!npu.plugin) return { plugin: null, healthy: false, reason: npu.reason ?? undefined };
     return { plugin: npu.plugin.info(), healthy: this.npuHealth.healthy, reason: this.npuHealth.reason };
   }
@@ -280,19 +291,38 @@ export class EdgeInferenceEngine extends EventEmitter {
     const isObj = !(input instanceof Float32Array) && !!input && typeof input === 'object' && 'data' in input;
     const data = isObj ? (input as InferInput).data : input;
     if (!(data instanceof Float32Array)) {
-      throw new EdgeOptError('E_DTYPE', `model '${m.id}' takes a Float32Array (or { data: Float32Array, shape }) of shape ${want}, got ${describe(data)}`);
+      throw new EdgeOptError(
+        'E_DTYPE',
+        `model '${m.id}' takes a Float32Array (or { data: Float32Array, shape }) of shape ${want}, got ${describe(data)}`,
+      );
     }
     const features = m.compiled.inputFeatures;
     let rows: number;
     if (isObj) {
       const shape = (input as InferInput).shape;
-      const ok = Array.isArray(shape) && shape.length === m.compiled.rowShape.length + 1 && shape.slice(1).every((d, i) => d === m.compiled.rowShape[i]) && Number.isInteger(shape[0]) && shape[0] > 0;
-      if (!ok) throw new EdgeOptError('E_SHAPE', `model '${m.id}' expects input shape ${want}, got [${Array.isArray(shape) ? shape.join(', ') : String(shape)}]`);
+      const ok =
+        Array.isArray(shape) &&
+        shape.length === m.compiled.rowShape.length + 1 &&
+        shape.slice(1).every((d, i) => d === m.compiled.rowShape[i]) &&
+        Number.isInteger(shape[0]) &&
+        shape[0] > 0;
+      if (!ok)
+        throw new EdgeOptError(
+          'E_SHAPE',
+          `model '${m.id}' expects input shape ${want}, got [${Array.isArray(shape) ? shape.join(', ') : String(shape)}]`,
+        );
       rows = shape[0];
-      if (data.length !== rows * features) throw new EdgeOptError('E_SHAPE', `model '${m.id}': shape [${shape.join(', ')}] needs ${rows * features} values, data has ${data.length}`);
+      if (data.length !== rows * features)
+        throw new EdgeOptError(
+          'E_SHAPE',
+          `model '${m.id}': shape [${shape.join(', ')}] needs ${rows * features} values, data has ${data.length}`,
+        );
     } else {
       if (data.length === 0 || data.length % features !== 0) {
-        throw new EdgeOptError('E_SHAPE', `model '${m.id}' expects input shape ${want} (a multiple of ${features} values), got ${data.length} values`);
+        throw new EdgeOptError(
+          'E_SHAPE',
+          `model '${m.id}' expects input shape ${want} (a multiple of ${features} values), got ${data.length} values`,
+        );
       }
       rows = data.length / features;
     }
@@ -311,7 +341,10 @@ function firstNonFinite(d: Float32Array): number {
   const addon = nativeAddon();
   if (addon) return addon.firstNonFinite(d);
   const n = d.length;
-  let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  let s0 = 0,
+    s1 = 0,
+    s2 = 0,
+    s3 = 0;
   let i = 0;
   for (; i + 4 <= n; i += 4) {
     s0 += d[i] * 0;
@@ -343,6 +376,12 @@ function nodePlacement(nodes: Array<{ name: string; op: string }>, placed: StepP
     const p = byNode.get(n.name);
     if (!p) return { node: n.name, op: n.op, backend: previous };
     previous = p.backend;
-    return { node: n.name, op: n.op, backend: p.backend, ...(p.reason ? { reason: p.reason } : {}), ...(p.kernel ? { kernel: p.kernel } : {}) };
+    return {
+      node: n.name,
+      op: n.op,
+      backend: p.backend,
+      ...(p.reason ? { reason: p.reason } : {}),
+      ...(p.kernel ? { kernel: p.kernel } : {}),
+    };
   });
 }

@@ -66,9 +66,9 @@ function npuPlacements(steps: Step[], inputFeatures: number, o: PartitionOptions
       ? 'the NPU ABI has no such activation'
       : step.kind === 'qdense' && step.output
         ? 'integer requantization to an int8 output is not in NPU ABI v1 (its layers end in the float epilogue)'
-      : refused && prefixOnly
-        ? 'the plugin runs only a prefix of a graph, and an earlier node stayed on the CPU'
-        : npu.plugin.supports(layerSpec(step, widths[i]));
+        : refused && prefixOnly
+          ? 'the plugin runs only a prefix of a graph, and an earlier node stayed on the CPU'
+          : npu.plugin.supports(layerSpec(step, widths[i]));
     if (why === null) return { step, backend: 'npu' };
     refused = true;
     const cpu = cpuPlacement(step, o);
@@ -112,14 +112,23 @@ export function partition(steps: Step[], inputFeatures: number, o: PartitionOpti
     if (run[0].backend === 'npu') {
       try {
         const widths = stepInputWidths(runSteps, width);
-        const graph = compileNpuGraph(o.npu!.plugin, runSteps.map((s, i) => layerSpec(s, widths[i])), NPU_BATCH);
+        const graph = compileNpuGraph(
+          o.npu!.plugin,
+          runSteps.map((s, i) => layerSpec(s, widths[i])),
+          NPU_BATCH,
+        );
         segment = npuSegment(graph, runSteps, width, () => cpuSegment(runSteps, width, 'native', o), o.npu!.health, o.npu!.onFailure);
         result.push(...run);
       } catch (err) {
         if (!(err instanceof EdgeOptError) || err.code !== 'E_PLUGIN') throw err;
         const reason = err.message; // already names the plugin and says 'compile failed'
         segment = cpuSegment(runSteps, width, 'native', o);
-        result.push(...withKernels(run.map((p) => ({ step: p.step, backend: 'native' as const, reason })), segment));
+        result.push(
+          ...withKernels(
+            run.map((p) => ({ step: p.step, backend: 'native' as const, reason })),
+            segment,
+          ),
+        );
       }
     } else {
       segment = cpuSegment(runSteps, width, run[0].backend, o);

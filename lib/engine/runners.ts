@@ -118,9 +118,20 @@ export function layerSpec(s: Step, width = 0, sparse?: SparsePolicy): NativeLaye
       return { op: 'dense', name: s.node, n: s.n, k: s.k, weight: s.weight, bias: s.bias ?? undefined, relu: s.relu };
     case 'qdense':
       return {
-        op: 'qdense', name: s.node, n: s.n, k: s.k, weight: s.weight, scales: s.scales, zeroPoint: s.zeroPoint, groupSize: s.groupSize,
-        bias: s.bias ?? undefined, relu: s.relu, ...(sparse ? { sparse } : {}),
-        ...(s.input ? { activationQuant: 'static', inputScale: s.input.scale, inputZeroPoint: s.input.zeroPoint } : { activationQuant: 'dynamic' }),
+        op: 'qdense',
+        name: s.node,
+        n: s.n,
+        k: s.k,
+        weight: s.weight,
+        scales: s.scales,
+        zeroPoint: s.zeroPoint,
+        groupSize: s.groupSize,
+        bias: s.bias ?? undefined,
+        relu: s.relu,
+        ...(sparse ? { sparse } : {}),
+        ...(s.input
+          ? { activationQuant: 'static', inputScale: s.input.scale, inputZeroPoint: s.input.zeroPoint }
+          : { activationQuant: 'dynamic' }),
         ...(s.output ? { outputScale: s.output.scale, outputZeroPoint: s.output.zeroPoint } : {}),
       };
     case 'activation': // the engine keeps models with these steps on TS (nativeUnsupported)
@@ -138,11 +149,20 @@ export function stepInputWidths(steps: Step[], inputFeatures: number): number[] 
 }
 
 export function nativeSegment(
-  addon: NativeAddon, steps: Step[], inputFeatures: number, kernel?: string, threads?: number, sparse?: SparsePolicy,
+  addon: NativeAddon,
+  steps: Step[],
+  inputFeatures: number,
+  kernel?: string,
+  threads?: number,
+  sparse?: SparsePolicy,
 ): Segment {
   let plan: NativePlan;
   try {
-    plan = new addon.Plan(steps.map((s) => layerSpec(s, 0, sparse)), kernel, threads);
+    plan = new addon.Plan(
+      steps.map((s) => layerSpec(s, 0, sparse)),
+      kernel,
+      threads,
+    );
   } catch (err) {
     throw fromNative(err, 'building the native plan');
   }

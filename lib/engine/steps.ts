@@ -29,9 +29,17 @@ export const MAX_INT8_K = 32768;
 export type Step =
   | { kind: 'dense'; node: string; n: number; k: number; weight: Float32Array; bias: Float32Array | null; relu: boolean }
   | {
-      kind: 'qdense'; node: string; n: number; k: number; weight: Int8Array; scales: Float32Array;
+      kind: 'qdense';
+      node: string;
+      n: number;
+      k: number;
+      weight: Int8Array;
+      scales: Float32Array;
       /** Asymmetric weights' zero point (0 when symmetric); scales per group of K when groupSize > 0. */
-      zeroPoint: number; groupSize: number; bias: Float32Array | null; relu: boolean;
+      zeroPoint: number;
+      groupSize: number;
+      bias: Float32Array | null;
+      relu: boolean;
       /** Static (calibrated) per-tensor int8 input quantization; absent = dynamic per-row uint8. */
       input?: StaticInput;
       /** Static int8 output: integer requantization (TFLite) instead of the float epilogue. */
@@ -62,7 +70,11 @@ function staticInput(g: Graph, node: GraphNode): StaticInput | undefined {
   const scale = Math.fround(Number(inputScale));
   const zeroPoint = Number(inputZeroPoint);
   if (!(scale > 0 && Number.isFinite(scale)) || !Number.isInteger(zeroPoint) || zeroPoint < -128 || zeroPoint > 127) {
-    unsupported(g, node, `has static activation quantization with inputScale ${String(inputScale)} and inputZeroPoint ${String(inputZeroPoint)}; needs a finite scale > 0 and an integer zero point in -128..127`);
+    unsupported(
+      g,
+      node,
+      `has static activation quantization with inputScale ${String(inputScale)} and inputZeroPoint ${String(inputZeroPoint)}; needs a finite scale > 0 and an integer zero point in -128..127`,
+    );
   }
   return { scale, zeroPoint };
 }
@@ -73,15 +85,27 @@ export interface StaticOutput extends StaticInput {
   biasQ: Int32Array;
 }
 
-function staticOutput(g: Graph, node: GraphNode, input: StaticInput | undefined, w: { scale: Float32Array; zeroPoint?: number; groupSize?: number }, bias: Float32Array | null, n: number): StaticOutput | undefined {
+function staticOutput(
+  g: Graph,
+  node: GraphNode,
+  input: StaticInput | undefined,
+  w: { scale: Float32Array; zeroPoint?: number; groupSize?: number },
+  bias: Float32Array | null,
+  n: number,
+): StaticOutput | undefined {
   const { outputScale, outputZeroPoint } = node.attrs;
   if (outputScale === undefined) return undefined;
   const scale = Math.fround(Number(outputScale));
   const zeroPoint = Number(outputZeroPoint);
   if (!(scale > 0 && Number.isFinite(scale)) || !Number.isInteger(zeroPoint) || zeroPoint < -128 || zeroPoint > 127) {
-    unsupported(g, node, `has outputScale ${String(outputScale)} and outputZeroPoint ${String(outputZeroPoint)}; needs a finite scale > 0 and an integer zero point in -128..127`);
+    unsupported(
+      g,
+      node,
+      `has outputScale ${String(outputScale)} and outputZeroPoint ${String(outputZeroPoint)}; needs a finite scale > 0 and an integer zero point in -128..127`,
+    );
   }
-  if (!input || w.groupSize || w.zeroPoint) unsupported(g, node, 'has a static int8 output but not a static input with symmetric per-channel or per-tensor weights');
+  if (!input || w.groupSize || w.zeroPoint)
+    unsupported(g, node, 'has a static int8 output but not a static input with symmetric per-channel or per-tensor weights');
   const ws = (j: number) => w.scale[w.scale.length > 1 ? j : 0];
   return {
     scale,
@@ -97,7 +121,8 @@ export function compile(g: Graph): CompiledModel {
   }
   const [input] = g.inputs;
   const rowShape = input.shape.slice(1).map((d, i) => {
-    if (d === null || !(d > 0)) throw new EdgeOptError('E_SHAPE', `model '${g.name}': input '${input.name}' dim ${i + 1} must be a fixed positive size`);
+    if (d === null || !(d > 0))
+      throw new EdgeOptError('E_SHAPE', `model '${g.name}': input '${input.name}' dim ${i + 1} must be a fixed positive size`);
     return d;
   });
   const inputFeatures = elementCount(rowShape);
@@ -113,7 +138,8 @@ export function compile(g: Graph): CompiledModel {
         const [n, k] = w.shape as number[];
         if (k !== width) throw new EdgeOptError('E_SHAPE', `model '${g.name}': node '${node.name}' takes ${k} features but gets ${width}`);
         const act = (node.attrs.activation ?? 'none') as Activation;
-        if (!ACTIVATIONS.includes(act)) unsupported(g, node, `has unknown activation '${String(act)}' (supported: ${ACTIVATIONS.join(', ')})`);
+        if (!ACTIVATIONS.includes(act))
+          unsupported(g, node, `has unknown activation '${String(act)}' (supported: ${ACTIVATIONS.join(', ')})`);
         const relu = act === 'relu';
         const bias = denseBias(g, node);
         if (node.op === 'Dense') {
@@ -123,7 +149,20 @@ export function compile(g: Graph): CompiledModel {
           const { scale, zeroPoint = 0, groupSize = 0 } = w.quant!;
           const input = staticInput(g, node);
           const output = staticOutput(g, node, input, w.quant!, bias, n);
-          steps.push({ kind: 'qdense', node: node.name, n, k, weight: w.data as Int8Array, scales: scale, zeroPoint, groupSize, bias, relu, ...(input ? { input } : {}), ...(output ? { output } : {}) });
+          steps.push({
+            kind: 'qdense',
+            node: node.name,
+            n,
+            k,
+            weight: w.data as Int8Array,
+            scales: scale,
+            zeroPoint,
+            groupSize,
+            bias,
+            relu,
+            ...(input ? { input } : {}),
+            ...(output ? { output } : {}),
+          });
         }
         if (act !== 'none' && act !== 'relu') steps.push({ kind: 'activation', node: node.name, fn: act });
         width = n;
@@ -133,7 +172,8 @@ export function compile(g: Graph): CompiledModel {
         steps.push({ kind: 'relu', node: node.name });
         break;
       case 'Softmax':
-        if (node.attrs.axis !== undefined && node.attrs.axis !== -1 && node.attrs.axis !== 1) unsupported(g, node, 'is only supported on the last axis');
+        if (node.attrs.axis !== undefined && node.attrs.axis !== -1 && node.attrs.axis !== 1)
+          unsupported(g, node, 'is only supported on the last axis');
         steps.push({ kind: 'softmax', node: node.name });
         break;
       case 'Flatten':
@@ -150,7 +190,8 @@ export function compile(g: Graph): CompiledModel {
     }
     current = node.outputs[0];
   }
-  if (current !== g.outputs[0]) throw new EdgeOptError('E_UNSUPPORTED_OP', `model '${g.name}': output '${g.outputs[0]}' is not the end of the chain`);
+  if (current !== g.outputs[0])
+    throw new EdgeOptError('E_UNSUPPORTED_OP', `model '${g.name}': output '${g.outputs[0]}' is not the end of the chain`);
   if (!steps.some((s) => s.kind === 'dense' || s.kind === 'qdense')) {
     throw new EdgeOptError('E_UNSUPPORTED_OP', `model '${g.name}' has no Dense or QDense layer`);
   }

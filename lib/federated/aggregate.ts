@@ -24,16 +24,21 @@ export interface DpOptions {
 
 /** Throws E_VALUE / E_SHAPE describing the first problem; returns the update's L2 norm. */
 export function validateUpdate(
-  specs: ParamSpec[], tensors: Array<{ name: string; shape: number[]; data: Float32Array }>, numSamples: unknown, maxNorm: number,
+  specs: ParamSpec[],
+  tensors: Array<{ name: string; shape: number[]; data: Float32Array }>,
+  numSamples: unknown,
+  maxNorm: number,
 ): number {
-  if (!(Number.isSafeInteger(numSamples) && (numSamples as number) > 0)) throw new EdgeOptError('E_VALUE', `numSamples must be a positive integer, got ${String(numSamples)}`);
+  if (!(Number.isSafeInteger(numSamples) && (numSamples as number) > 0))
+    throw new EdgeOptError('E_VALUE', `numSamples must be a positive integer, got ${String(numSamples)}`);
   const byName = new Map(tensors.map((t) => [t.name, t]));
   if (byName.size !== tensors.length) throw new EdgeOptError('E_VALUE', 'a tensor appears twice');
   for (const t of tensors) if (!specs.some((s) => s.name === t.name)) throw new EdgeOptError('E_VALUE', `unknown tensor '${t.name}'`);
   for (const s of specs) {
     const t = byName.get(s.name);
     if (!t) throw new EdgeOptError('E_VALUE', `tensor '${s.name}' is missing`);
-    if (t.shape.join(',') !== s.shape.join(',')) throw new EdgeOptError('E_SHAPE', `tensor '${s.name}' has shape [${t.shape}], the model has [${s.shape}]`);
+    if (t.shape.join(',') !== s.shape.join(','))
+      throw new EdgeOptError('E_SHAPE', `tensor '${s.name}' has shape [${t.shape}], the model has [${s.shape}]`);
     const bad = t.data.findIndex((v) => !Number.isFinite(v));
     if (bad >= 0) throw new EdgeOptError('E_VALUE', `tensor '${s.name}' has a non-finite value (${t.data[bad]}) at ${bad}`);
   }

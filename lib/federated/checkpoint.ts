@@ -35,7 +35,8 @@ const VELOCITY = 'fl_velocity::';
 
 export function writeCheckpoint(file: string, state: CheckpointState): void {
   const tensors = { ...state.model.tensors };
-  for (const [name, data] of Object.entries(state.velocity ?? {})) tensors[VELOCITY + name] = { name: VELOCITY + name, dtype: 'float32', shape: [data.length], data };
+  for (const [name, data] of Object.entries(state.velocity ?? {}))
+    tensors[VELOCITY + name] = { name: VELOCITY + name, dtype: 'float32', shape: [data.length], data };
   const metadata = { ...state.model.metadata, fl_round: String(state.round), fl_history: JSON.stringify(state.history) };
   const model = { ...state.model, tensors, metadata };
   saveModel(model, file);
@@ -46,7 +47,8 @@ export function readCheckpoint(file: string): CheckpointState | null {
   if (!fs.existsSync(file)) return null;
   const model = loadModel(file);
   const round = Number(model.metadata.fl_round);
-  if (!Number.isSafeInteger(round) || round < 0) throw new EdgeOptError('E_FORMAT', `${file}: not a federated checkpoint (no fl_round metadata)`);
+  if (!Number.isSafeInteger(round) || round < 0)
+    throw new EdgeOptError('E_FORMAT', `${file}: not a federated checkpoint (no fl_round metadata)`);
   let history: RoundRecord[];
   try {
     history = JSON.parse(model.metadata.fl_history ?? '[]');

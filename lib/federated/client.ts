@@ -70,7 +70,8 @@ export class FederatedLearningClient {
   bytesReceived = 0;
 
   constructor(readonly clientId: string) {
-    if (typeof clientId !== 'string' || !clientId) throw new EdgeOptError('E_ARGUMENT', 'FederatedLearningClient: clientId must be a non-empty string');
+    if (typeof clientId !== 'string' || !clientId)
+      throw new EdgeOptError('E_ARGUMENT', 'FederatedLearningClient: clientId must be a non-empty string');
   }
 
   /** The global model that local training starts from. */
@@ -81,7 +82,8 @@ export class FederatedLearningClient {
 
   /** Appends labelled rows to the local data. */
   addData(data: Dataset): this {
-    if (!data?.labels || data.labels.length !== data.shape[0]) throw new EdgeOptError('E_ARGUMENT', `client '${this.clientId}': addData needs labelled rows`);
+    if (!data?.labels || data.labels.length !== data.shape[0])
+      throw new EdgeOptError('E_ARGUMENT', `client '${this.clientId}': addData needs labelled rows`);
     this.chunks.push(data);
     return this;
   }
@@ -170,7 +172,11 @@ export class FederatedLearningClient {
         const round = meta.round as number;
         const config = meta.config as FitConfig;
         this.setModel(writeParams(this.model, Object.fromEntries(tensors.map((t) => [t.name, t.data])) as Tensors));
-        const update = await this.trainLocal({ ...config, seed: ((config.seed ?? 0) + idHash(this.clientId) + round * 7919) >>> 0, signal: options.signal });
+        const update = await this.trainLocal({
+          ...config,
+          seed: ((config.seed ?? 0) + idHash(this.clientId) + round * 7919) >>> 0,
+          signal: options.signal,
+        });
         emit({ type: 'trained', round });
         const shapes = Object.fromEntries(tensors.map((t) => [t.name, t.shape]));
         const encoded = this.compressor.compress(update.delta, shapes, parseCompression(config.compress ?? 'none'));
@@ -184,7 +190,12 @@ export class FederatedLearningClient {
       } catch (err) {
         if (err instanceof EdgeOptError && err.code === 'E_ARGUMENT') throw err;
         if (options.signal?.aborted) throw new EdgeOptError('E_STATE', `client '${this.clientId}': aborted`);
-        if (++failures > maxFailures) throw new EdgeOptError('E_STATE', `client '${this.clientId}': ${failures} failed requests in a row, last: ${(err as Error).message}`, { cause: err });
+        if (++failures > maxFailures)
+          throw new EdgeOptError(
+            'E_STATE',
+            `client '${this.clientId}': ${failures} failed requests in a row, last: ${(err as Error).message}`,
+            { cause: err },
+          );
         emit({ type: 'retry', detail: (err as Error).message });
         await sleep(Math.min(2000, 50 * 2 ** failures), options.signal);
       }

@@ -67,7 +67,10 @@ export interface DecodedFrame {
 }
 
 /** Parses and expands a frame to dense float32 tensors (int8 dequantized, top-k scattered). */
-export function decodeFrame(bytes: Uint8Array, dequantize: (q: Int8Array, rows: number, cols: number, scales: Float32Array) => Float32Array): DecodedFrame {
+export function decodeFrame(
+  bytes: Uint8Array,
+  dequantize: (q: Int8Array, rows: number, cols: number, scales: Float32Array) => Float32Array,
+): DecodedFrame {
   const fail = (msg: string): never => {
     throw new EdgeOptError('E_FORMAT', `federated message: ${msg}`);
   };
@@ -81,7 +84,8 @@ export function decodeFrame(bytes: Uint8Array, dequantize: (q: Int8Array, rows: 
   } catch (err) {
     return fail(`header is not JSON (${(err as Error).message})`);
   }
-  if (!header || typeof header.meta !== 'object' || header.meta === null || !Array.isArray(header.tensors)) fail('header needs meta and tensors');
+  if (!header || typeof header.meta !== 'object' || header.meta === null || !Array.isArray(header.tensors))
+    fail('header needs meta and tensors');
   let pos = 8 + headerLen;
   const take = (n: number, what: string): Buffer => {
     if (!(Number.isSafeInteger(n) && n >= 0) || pos + n > buf.length) fail(`${what} runs past the end of the message`);
@@ -92,7 +96,8 @@ export function decodeFrame(bytes: Uint8Array, dequantize: (q: Int8Array, rows: 
   const tensors = (header.tensors as TensorHeader[]).map((h) => {
     const name = String(h?.name);
     const shape = h?.shape;
-    if (!Array.isArray(shape) || shape.length < 1 || shape.length > 2 || !shape.every((d) => Number.isSafeInteger(d) && d > 0)) fail(`tensor '${name}' has an invalid shape`);
+    if (!Array.isArray(shape) || shape.length < 1 || shape.length > 2 || !shape.every((d) => Number.isSafeInteger(d) && d > 0))
+      fail(`tensor '${name}' has an invalid shape`);
     const size = shape.reduce((a: number, d: number) => a * d, 1);
     if (size > MAX_ELEMENTS) fail(`tensor '${name}' is too large`);
     const f32 = (b: Buffer) => new Float32Array(b.buffer, b.byteOffset, b.length / 4);

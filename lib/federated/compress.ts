@@ -17,7 +17,8 @@ export function parseCompression(spec: string): Compression {
   if (spec === 'none' || spec === 'int8') return { kind: spec };
   const m = /^topk:(\d*\.?\d+)$/.exec(spec);
   const fraction = m ? Number(m[1]) : NaN;
-  if (!(fraction > 0 && fraction <= 1)) throw new EdgeOptError('E_ARGUMENT', `compression must be none, int8 or topk:<fraction in (0, 1]>, got '${spec}'`);
+  if (!(fraction > 0 && fraction <= 1))
+    throw new EdgeOptError('E_ARGUMENT', `compression must be none, int8 or topk:<fraction in (0, 1]>, got '${spec}'`);
   return { kind: 'topk', fraction };
 }
 

@@ -29,7 +29,8 @@ export function writeParams(model: Graph, values: Tensors): Graph {
   const g = cloneGraph(model);
   for (const [name, data] of Object.entries(values)) {
     const t = g.tensors[name];
-    if (!t || t.data?.length !== data.length) throw new EdgeOptError('E_SHAPE', `model '${model.name}' has no tensor '${name}' of ${data.length} values`);
+    if (!t || t.data?.length !== data.length)
+      throw new EdgeOptError('E_SHAPE', `model '${model.name}' has no tensor '${name}' of ${data.length} values`);
     const copy = Float32Array.from(data);
     if (t.mask) for (let i = 0; i < copy.length; i++) if (!t.mask[i]) copy[i] = 0;
     g.tensors[name] = { ...t, data: copy };

@@ -80,10 +80,21 @@ interface OpenRound {
   timer?: NodeJS.Timeout;
 }
 
-const DEFAULT_FIT: FitConfig = { epochs: 1, batchSize: 32, lr: 0.05, optimizer: 'sgd', momentum: 0.9, proxMu: 0, compress: 'none', seed: 0 };
+const DEFAULT_FIT: FitConfig = {
+  epochs: 1,
+  batchSize: 32,
+  lr: 0.05,
+  optimizer: 'sgd',
+  momentum: 0.9,
+  proxMu: 0,
+  compress: 'none',
+  seed: 0,
+};
 
 export class FederatedServer extends EventEmitter {
-  private readonly opts: Required<Pick<FederatedServerOptions, 'rounds' | 'minClients' | 'fractionFit' | 'roundTimeoutMs' | 'maxUpdateNorm' | 'pollMs'>>;
+  private readonly opts: Required<
+    Pick<FederatedServerOptions, 'rounds' | 'minClients' | 'fractionFit' | 'roundTimeoutMs' | 'maxUpdateNorm' | 'pollMs'>
+  >;
   private readonly fit: FitConfig;
   private readonly tokens = new Map<string, string>();
   private readonly specs: ParamSpec[];
@@ -104,7 +115,8 @@ export class FederatedServer extends EventEmitter {
     if (!ids.length) throw new EdgeOptError('E_ARGUMENT', 'FederatedServer: clients must map at least one client id to a token');
     for (const id of ids) {
       const token = options.clients[id];
-      if (typeof token !== 'string' || token.length < 8) throw new EdgeOptError('E_ARGUMENT', `FederatedServer: client '${id}' needs a token of at least 8 characters`);
+      if (typeof token !== 'string' || token.length < 8)
+        throw new EdgeOptError('E_ARGUMENT', `FederatedServer: client '${id}' needs a token of at least 8 characters`);
       this.tokens.set(hashToken(token), id);
     }
     this.opts = {
@@ -116,9 +128,12 @@ export class FederatedServer extends EventEmitter {
       pollMs: options.pollMs ?? 100,
     };
     const { rounds, minClients, fractionFit, roundTimeoutMs } = this.opts;
-    if (!(Number.isInteger(rounds) && rounds > 0)) throw new EdgeOptError('E_ARGUMENT', `FederatedServer: rounds must be a positive integer, got ${rounds}`);
-    if (!(Number.isInteger(minClients) && minClients >= 1 && minClients <= ids.length)) throw new EdgeOptError('E_ARGUMENT', `FederatedServer: minClients must be in 1..${ids.length}, got ${minClients}`);
-    if (!(fractionFit > 0 && fractionFit <= 1)) throw new EdgeOptError('E_ARGUMENT', `FederatedServer: fractionFit must be in (0, 1], got ${fractionFit}`);
+    if (!(Number.isInteger(rounds) && rounds > 0))
+      throw new EdgeOptError('E_ARGUMENT', `FederatedServer: rounds must be a positive integer, got ${rounds}`);
+    if (!(Number.isInteger(minClients) && minClients >= 1 && minClients <= ids.length))
+      throw new EdgeOptError('E_ARGUMENT', `FederatedServer: minClients must be in 1..${ids.length}, got ${minClients}`);
+    if (!(fractionFit > 0 && fractionFit <= 1))
+      throw new EdgeOptError('E_ARGUMENT', `FederatedServer: fractionFit must be in (0, 1], got ${fractionFit}`);
     if (!(roundTimeoutMs > 0)) throw new EdgeOptError('E_ARGUMENT', `FederatedServer: roundTimeoutMs must be positive`);
     this.target = Math.min(ids.length, Math.max(minClients, Math.ceil(ids.length * fractionFit)));
     this.fit = { ...DEFAULT_FIT, ...options.fit };
@@ -223,7 +238,8 @@ export class FederatedServer extends EventEmitter {
 
   private task(clientId: string, res: http.ServerResponse): void {
     const r = this.current;
-    if (this.done || !r) return replyBytes(res, encodeFrame({ status: this.done ? 'done' : 'wait', round: this.completed, retryMs: this.opts.pollMs }, []));
+    if (this.done || !r)
+      return replyBytes(res, encodeFrame({ status: this.done ? 'done' : 'wait', round: this.completed, retryMs: this.opts.pollMs }, []));
     if (!this.select(r, clientId)) return replyBytes(res, encodeFrame({ status: 'wait', round: r.round, retryMs: this.opts.pollMs }, []));
     const frame = encodeFrame({ status: 'fit', round: r.round, config: this.fit }, f32Tensors(this.global, this.shapes));
     r.bytesDown += frame.length;
@@ -268,16 +284,24 @@ export class FederatedServer extends EventEmitter {
       return this.reject(res, clientId, 400, (err as Error).message, r);
     }
     const { meta, tensors } = decoded;
-    if (meta.round !== r.round) return this.reject(res, clientId, 409, `update is for round ${String(meta.round)}, round ${r.round} is open`);
-    if (!r.assigned.has(clientId) || r.updates.has(clientId)) return this.reject(res, clientId, 409, `client '${clientId}' has no open task in round ${r.round}`);
-    if (meta.clientId !== undefined && meta.clientId !== clientId) return this.reject(res, clientId, 400, `update claims client '${String(meta.clientId)}' but the token is '${clientId}'s`, r);
+    if (meta.round !== r.round)
+      return this.reject(res, clientId, 409, `update is for round ${String(meta.round)}, round ${r.round} is open`);
+    if (!r.assigned.has(clientId) || r.updates.has(clientId))
+      return this.reject(res, clientId, 409, `client '${clientId}' has no open task in round ${r.round}`);
+    if (meta.clientId !== undefined && meta.clientId !== clientId)
+      return this.reject(res, clientId, 400, `update claims client '${String(meta.clientId)}' but the token is '${clientId}'s`, r);
     try {
       validateUpdate(this.specs, tensors, meta.numSamples, this.opts.maxUpdateNorm);
     } catch (err) {
       return this.reject(res, clientId, 400, (err as Error).message, r);
     }
     const metrics = (typeof meta.metrics === 'object' && meta.metrics ? meta.metrics : {}) as Record<string, number>;
-    r.updates.set(clientId, { clientId, numSamples: meta.numSamples as number, delta: Object.fromEntries(tensors.map((t) => [t.name, t.data])), metrics });
+    r.updates.set(clientId, {
+      clientId,
+      numSamples: meta.numSamples as number,
+      delta: Object.fromEntries(tensors.map((t) => [t.name, t.data])),
+      metrics,
+    });
     r.bytesUp += body.length;
     this.emit('update', { clientId, round: r.round, bytes: body.length });
     if (r.updates.size >= this.target) this.closeRound(r);
@@ -291,7 +315,16 @@ export class FederatedServer extends EventEmitter {
   }
 
   private openRound(): void {
-    const r: OpenRound = { round: this.completed + 1, openedAt: Date.now(), assigned: new Map(), updates: new Map(), bytesUp: 0, bytesDown: 0, rejected: 0, dropped: 0 };
+    const r: OpenRound = {
+      round: this.completed + 1,
+      openedAt: Date.now(),
+      assigned: new Map(),
+      updates: new Map(),
+      bytesUp: 0,
+      bytesDown: 0,
+      rejected: 0,
+      dropped: 0,
+    };
     this.current = r;
     this.armDeadline(r);
   }
@@ -311,12 +344,14 @@ export class FederatedServer extends EventEmitter {
     const beta = this.options.serverMomentum ?? 0;
     if (!beta) return averaged;
     const v = (this.velocity ??= Object.fromEntries(this.specs.map((s) => [s.name, new Float32Array(averaged[s.name].length)])));
-    return Object.fromEntries(this.specs.map((s) => {
-      const w = this.global[s.name];
-      const vel = v[s.name];
-      for (let i = 0; i < vel.length; i++) vel[i] = beta * vel[i] + (averaged[s.name][i] - w[i]);
-      return [s.name, w.map((x, i) => (s.mask && !s.mask[i] ? 0 : x + vel[i]))];
-    }));
+    return Object.fromEntries(
+      this.specs.map((s) => {
+        const w = this.global[s.name];
+        const vel = v[s.name];
+        for (let i = 0; i < vel.length; i++) vel[i] = beta * vel[i] + (averaged[s.name][i] - w[i]);
+        return [s.name, w.map((x, i) => (s.mask && !s.mask[i] ? 0 : x + vel[i]))];
+      }),
+    );
   }
 
   private closeRound(r: OpenRound): void {
@@ -339,7 +374,13 @@ export class FederatedServer extends EventEmitter {
     };
     if (this.options.evaluate) record.evaluation = this.options.evaluate(this.graph, r.round);
     this.records.push(record);
-    if (this.options.checkpoint) writeCheckpoint(this.options.checkpoint, { model: this.graph, round: this.completed, history: this.records, velocity: this.velocity ?? undefined });
+    if (this.options.checkpoint)
+      writeCheckpoint(this.options.checkpoint, {
+        model: this.graph,
+        round: this.completed,
+        history: this.records,
+        velocity: this.velocity ?? undefined,
+      });
     this.current = null;
     if (!this.done && this.server) this.openRound();
     this.emit('round', record);

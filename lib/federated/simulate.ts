@@ -68,7 +68,13 @@ function take(ds: Dataset, rows: ArrayLike<number>): Dataset {
 export function partition(ds: Dataset, clients: number, classesPerClient: number | undefined, seed: number): Dataset[] {
   const n = ds.shape[0];
   const order = shuffledIndices(n, seededRandom(seed));
-  if (!classesPerClient) return Array.from({ length: clients }, (_, c) => take(ds, order.filter((_, i) => i % clients === c)));
+  if (!classesPerClient)
+    return Array.from({ length: clients }, (_, c) =>
+      take(
+        ds,
+        order.filter((_, i) => i % clients === c),
+      ),
+    );
   const classes = Math.max(...ds.labels!) + 1;
   if (!(Number.isInteger(classesPerClient) && classesPerClient >= 1 && classesPerClient <= classes)) {
     throw new EdgeOptError('E_ARGUMENT', `non-IID classes per client must be in 1..${classes}, got ${classesPerClient}`);
@@ -90,7 +96,8 @@ export function partition(ds: Dataset, clients: number, classesPerClient: number
 
 export async function simulate(options: SimulateOptions): Promise<SimulateResult> {
   const { clients, rounds } = options;
-  if (!(Number.isInteger(clients) && clients >= 1 && clients <= 1000)) throw new EdgeOptError('E_ARGUMENT', `clients must be in 1..1000, got ${clients}`);
+  if (!(Number.isInteger(clients) && clients >= 1 && clients <= 1000))
+    throw new EdgeOptError('E_ARGUMENT', `clients must be in 1..1000, got ${clients}`);
   const seed = options.seed ?? 1;
   const compress = compressionName(parseCompression(options.compress ?? 'none'));
   const test = mnistTest();
@@ -110,7 +117,13 @@ export async function simulate(options: SimulateOptions): Promise<SimulateResult
   });
   const results: SimulatedRound[] = [];
   server.on('round', (r) => {
-    const s = { round: r.round, accuracy: r.evaluation!.accuracy, bytesSent: r.bytesUp, bytesReceived: r.bytesDown, trainLoss: r.metrics.loss };
+    const s = {
+      round: r.round,
+      accuracy: r.evaluation!.accuracy,
+      bytesSent: r.bytesUp,
+      bytesReceived: r.bytesDown,
+      trainLoss: r.metrics.loss,
+    };
     results.push(s);
     options.onRound?.(s);
   });

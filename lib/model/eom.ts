@@ -12,7 +12,18 @@
 import { EdgeOptError } from '../errors';
 import type { DType, Graph, GraphNode, QuantParams, Tensor, TensorData } from './graph';
 import { arrayFor, elementCount, validateGraph } from './graph';
-import { countKept, fromHalfArray, keptValues, packBits, packedLength, packInts, scatterKept, toHalfArray, unpackBits, unpackInts } from './eom-codecs';
+import {
+  countKept,
+  fromHalfArray,
+  keptValues,
+  packBits,
+  packedLength,
+  packInts,
+  scatterKept,
+  toHalfArray,
+  unpackBits,
+  unpackInts,
+} from './eom-codecs';
 import { isHalfExact } from '../util/float16';
 
 export const EOM_FORMAT_VERSION = '1';
@@ -52,7 +63,10 @@ interface Entry {
 }
 
 const ST_OF: Array<[new (...a: never[]) => TensorData, Entry['dtype']]> = [
-  [Float32Array, 'F32'], [Int32Array, 'I32'], [Int8Array, 'I8'], [Uint8Array, 'U8'],
+  [Float32Array, 'F32'],
+  [Int32Array, 'I32'],
+  [Int8Array, 'I8'],
+  [Uint8Array, 'U8'],
 ];
 
 function entryOf(name: string, data: TensorData, shape?: number[]): Entry {
@@ -95,7 +109,14 @@ export function encodeEom(graph: Graph): Buffer {
     }
     tensors[t.name] = meta;
   }
-  const meta: GraphMeta = { name: graph.name, inputs: graph.inputs, outputs: graph.outputs, nodes: graph.nodes, tensors, metadata: graph.metadata };
+  const meta: GraphMeta = {
+    name: graph.name,
+    inputs: graph.inputs,
+    outputs: graph.outputs,
+    nodes: graph.nodes,
+    tensors,
+    metadata: graph.metadata,
+  };
   // Widest element first keeps every tensor naturally aligned after an 8-byte-padded header.
   entries.sort((a, b) => b.data.BYTES_PER_ELEMENT - a.data.BYTES_PER_ELEMENT);
   const header: Record<string, unknown> = {
@@ -183,15 +204,24 @@ export function decodeEom(input: Uint8Array, source = '<bytes>'): Graph {
 
   // 2. Rebuild the graph from the metadata.
   const md = header.__metadata__ as Record<string, unknown> | undefined;
-  if (!md || typeof md.edgeopt_graph !== 'string') fail('no __metadata__.edgeopt_graph: this safetensors file holds tensors but no edgeopt graph');
-  if (md!.eom_version !== EOM_FORMAT_VERSION) fail(`.eom version ${String(md!.eom_version)} is not supported (this build reads ${EOM_FORMAT_VERSION})`);
+  if (!md || typeof md.edgeopt_graph !== 'string')
+    fail('no __metadata__.edgeopt_graph: this safetensors file holds tensors but no edgeopt graph');
+  if (md!.eom_version !== EOM_FORMAT_VERSION)
+    fail(`.eom version ${String(md!.eom_version)} is not supported (this build reads ${EOM_FORMAT_VERSION})`);
   let meta: GraphMeta;
   try {
     meta = JSON.parse(md!.edgeopt_graph as string);
   } catch (err) {
     return fail(`edgeopt_graph metadata is not JSON (${(err as Error).message})`);
   }
-  if (!meta || typeof meta !== 'object' || !Array.isArray(meta.nodes) || !Array.isArray(meta.inputs) || !Array.isArray(meta.outputs) || typeof meta.tensors !== 'object') {
+  if (
+    !meta ||
+    typeof meta !== 'object' ||
+    !Array.isArray(meta.nodes) ||
+    !Array.isArray(meta.inputs) ||
+    !Array.isArray(meta.outputs) ||
+    typeof meta.tensors !== 'object'
+  ) {
     fail('edgeopt_graph metadata lacks nodes, inputs, outputs or tensors');
   }
   const entry = (ref: string | undefined, owner: string, want: DType): TensorData => {
@@ -214,7 +244,8 @@ export function decodeEom(input: Uint8Array, source = '<bytes>'): Graph {
     const bits = t.packedBits;
     if (t.dtype !== 'int8' || !(bits >= 2 && bits <= 4)) fail(`tensor '${name}' has invalid packedBits`);
     const packed = entry(t.data, name, 'uint8') as Uint8Array;
-    if (packed.length !== packedLength(stored, bits)) fail(`tensor '${name}': ${packed.length} packed bytes for ${stored} ${bits}-bit values`);
+    if (packed.length !== packedLength(stored, bits))
+      fail(`tensor '${name}': ${packed.length} packed bytes for ${stored} ${bits}-bit values`);
     const values = unpackInts(packed, bits, stored);
     return t.sparse ? scatterKept(values, mask!) : values;
   };
@@ -225,7 +256,8 @@ export function decodeEom(input: Uint8Array, source = '<bytes>'): Graph {
     if (t.mask !== undefined) {
       const count = elementCount(t.shape);
       const bits = entry(t.mask, name, 'uint8') as Uint8Array;
-      if (!Number.isSafeInteger(count) || bits.length !== Math.ceil(count / 8)) fail(`mask of '${name}' has ${bits.length} bytes for ${count} values`);
+      if (!Number.isSafeInteger(count) || bits.length !== Math.ceil(count / 8))
+        fail(`mask of '${name}' has ${bits.length} bytes for ${count} values`);
       tensor.mask = unpackBits(bits, count);
     }
     if (t.data !== undefined) tensor.data = tensorData(t, name, tensor.mask);

@@ -168,10 +168,12 @@ export function validateGraph(g: Graph): Graph {
       if (!(Number.isInteger(bits) && bits >= 2 && bits <= 8)) fail(`tensor '${name}' has quant.bits ${bits} (2..8)`);
       if (scheme !== 'symmetric' && scheme !== 'asymmetric') fail(`tensor '${name}' has unknown quant scheme '${String(scheme)}'`);
       if (groupSize !== undefined && !(Number.isInteger(groupSize) && groupSize > 0)) fail(`tensor '${name}' has an invalid groupSize`);
-      if (zeroPoint !== undefined && !(Number.isInteger(zeroPoint) && Math.abs(zeroPoint) <= 255)) fail(`tensor '${name}' has an invalid zeroPoint`);
+      if (zeroPoint !== undefined && !(Number.isInteger(zeroPoint) && Math.abs(zeroPoint) <= 255))
+        fail(`tensor '${name}' has an invalid zeroPoint`);
       const want = groupSize ? rows * groupCount(cols, groupSize) : undefined;
       const n = t.quant.scale.length;
-      if (want !== undefined ? n !== want : n !== 1 && n !== rows) fail(`tensor '${name}' has ${n} scales for ${rows} channels${groupSize ? ` in groups of ${groupSize}` : ''}`);
+      if (want !== undefined ? n !== want : n !== 1 && n !== rows)
+        fail(`tensor '${name}' has ${n} scales for ${rows} channels${groupSize ? ` in groups of ${groupSize}` : ''}`);
       if (t.quant.scale.some((s) => !(s > 0 && Number.isFinite(s)))) fail(`tensor '${name}' has a non-positive or non-finite scale`);
     }
   }
@@ -179,7 +181,10 @@ export function validateGraph(g: Graph): Graph {
   for (const name of Object.keys(g.tensors)) if (g.tensors[name].data) known.add(name);
   for (const node of g.nodes) {
     if (!OP_TYPES.includes(node.op)) {
-      throw new EdgeOptError('E_UNSUPPORTED_OP', `model '${g.name}': node '${node.name}' has op '${node.op}'; supported: ${OP_TYPES.join(', ')}`);
+      throw new EdgeOptError(
+        'E_UNSUPPORTED_OP',
+        `model '${g.name}': node '${node.name}' has op '${node.op}'; supported: ${OP_TYPES.join(', ')}`,
+      );
     }
     for (const input of node.inputs) if (!known.has(input)) fail(`node '${node.name}' reads '${input}' before it is produced`);
     if (node.op === 'Dense' || node.op === 'QDense') {

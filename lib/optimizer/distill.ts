@@ -41,7 +41,8 @@ export function distill(options: DistillOptions): TrainResult {
   return train(student, data, {
     ...rest,
     loss: (logits, batch) => {
-      if (logits.length !== batch.rows * classes) throw new EdgeOptError('E_SHAPE', `distill: the student has ${logits.length / batch.rows} outputs, the teacher ${classes}`);
+      if (logits.length !== batch.rows * classes)
+        throw new EdgeOptError('E_SHAPE', `distill: the student has ${logits.length / batch.rows} outputs, the teacher ${classes}`);
       const tb = new Float32Array(batch.rows * classes);
       batch.indices.forEach((row, r) => tb.set(t.subarray(row * classes, (row + 1) * classes), r * classes));
       return distillationLoss(logits, tb, batch.labels, batch.rows, temperature, alpha);

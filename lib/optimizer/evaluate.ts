@@ -29,7 +29,11 @@ export function evaluateModel(model: Graph, ds: Dataset, options: { device?: Dev
     const rows = ds.shape[0];
     // Rows may come as images ([N, 28, 28]) for a model that takes [N, 784]: only the row size must agree.
     const { data, shape } = engine.inferSync('eval', ds.data);
-    if (shape[0] !== rows) throw new EdgeOptError('E_SHAPE', `evaluation data has ${rows} rows of ${ds.data.length / rows} values; the model reads ${ds.data.length / shape[0]} per row`);
+    if (shape[0] !== rows)
+      throw new EdgeOptError(
+        'E_SHAPE',
+        `evaluation data has ${rows} rows of ${ds.data.length / rows} values; the model reads ${ds.data.length / shape[0]} per row`,
+      );
     const predictions = argmaxRows(data, rows);
     let correct = 0;
     for (let i = 0; i < rows; i++) if (predictions[i] === ds.labels[i]) correct++;

@@ -27,11 +27,19 @@ export interface FineTuneOptions {
 }
 
 /** `pruneTo(graph, s)` prunes to sparsity s (masks ANDed with earlier ones). */
-export function fineTunePruned(graph: Graph, pruneTo: (g: Graph, sparsity: number) => Graph, sparsity: number, o: FineTuneOptions, gradualOk: boolean): Graph {
+export function fineTunePruned(
+  graph: Graph,
+  pruneTo: (g: Graph, sparsity: number) => Graph,
+  sparsity: number,
+  o: FineTuneOptions,
+  gradualOk: boolean,
+): Graph {
   if (!o?.data?.labels) throw new EdgeOptError('E_ARGUMENT', 'prune: fineTune.data must be a labelled Dataset');
   const schedule = o.schedule ?? (gradualOk ? 'polynomial' : 'one-shot');
-  if (schedule === 'polynomial' && !gradualOk) throw new EdgeOptError('E_ARGUMENT', "prune: the polynomial schedule needs mode 'unstructured' or 'global'");
-  if (schedule !== 'polynomial' && schedule !== 'one-shot') throw new EdgeOptError('E_ARGUMENT', `prune: fineTune.schedule must be 'polynomial' or 'one-shot', got '${String(schedule)}'`);
+  if (schedule === 'polynomial' && !gradualOk)
+    throw new EdgeOptError('E_ARGUMENT', "prune: the polynomial schedule needs mode 'unstructured' or 'global'");
+  if (schedule !== 'polynomial' && schedule !== 'one-shot')
+    throw new EdgeOptError('E_ARGUMENT', `prune: fineTune.schedule must be 'polynomial' or 'one-shot', got '${String(schedule)}'`);
   const start = schedule === 'one-shot' ? pruneTo(graph, sparsity) : graph;
   const net = Network.fromGraph(start);
   const batchSize = o.batchSize ?? 32;

@@ -53,7 +53,8 @@ export class EdgeModelOptimizer {
 
   addOptimization(name: string, pass: Pass): this {
     if (typeof name !== 'string' || !name) throw new EdgeOptError('E_ARGUMENT', 'addOptimization: name must be a non-empty string');
-    if (typeof pass !== 'function') throw new EdgeOptError('E_ARGUMENT', `addOptimization('${name}'): pass must be a function (graph, ctx) => graph`);
+    if (typeof pass !== 'function')
+      throw new EdgeOptError('E_ARGUMENT', `addOptimization('${name}'): pass must be a function (graph, ctx) => graph`);
     this.passes.push({ name, pass });
     return this;
   }

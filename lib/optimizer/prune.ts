@@ -27,7 +27,8 @@ export interface PruneOptions {
 
 function denseNodes(g: Graph): GraphNode[] {
   for (const node of g.nodes) {
-    if (node.op === 'QDense') throw new EdgeOptError('E_ARGUMENT', `prune: node '${node.name}' is already quantized; prune before quantizing`);
+    if (node.op === 'QDense')
+      throw new EdgeOptError('E_ARGUMENT', `prune: node '${node.name}' is already quantized; prune before quantizing`);
   }
   return g.nodes.filter((n) => n.op === 'Dense');
 }
@@ -151,7 +152,8 @@ function selectColumns(w: Tensor, cols: number[]): Tensor {
 
 export function pruneGraph(graph: Graph, options: PruneOptions): Graph {
   const mode = options.mode ?? 'unstructured';
-  if (!PRUNE_MODES.includes(mode)) throw new EdgeOptError('E_ARGUMENT', `prune: mode must be one of ${PRUNE_MODES.join(', ')}, got '${String(mode)}'`);
+  if (!PRUNE_MODES.includes(mode))
+    throw new EdgeOptError('E_ARGUMENT', `prune: mode must be one of ${PRUNE_MODES.join(', ')}, got '${String(mode)}'`);
   const sparsity = mode === '2:4' ? 0.5 : options.sparsity;
   if (typeof sparsity !== 'number' || !(sparsity >= 0 && sparsity < 1)) {
     throw new EdgeOptError('E_ARGUMENT', `prune: sparsity must be in [0, 1), got ${String(sparsity)}`);

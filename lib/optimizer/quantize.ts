@@ -43,7 +43,10 @@ export function parseGranularity(g: unknown): Granularity {
   if (g === 'channel' || g === 'tensor' || g === 'global') return g;
   const size = typeof g === 'string' && g.startsWith('group:') ? Number(g.slice(6)) : (g as { group?: unknown })?.group;
   if (typeof size === 'number' && Number.isInteger(size) && size >= 1) return { group: size };
-  throw new EdgeOptError('E_ARGUMENT', `quantize: granularity must be 'channel', 'tensor', 'global' or { group: n }, got ${JSON.stringify(g)}`);
+  throw new EdgeOptError(
+    'E_ARGUMENT',
+    `quantize: granularity must be 'channel', 'tensor', 'global' or { group: n }, got ${JSON.stringify(g)}`,
+  );
 }
 
 function describe(g: Granularity): string {
@@ -78,7 +81,11 @@ function quantizeGroups(w: Float32Array, n: number, k: number, bits: number, gro
 function globalGrid(values: Float32Array[], bits: number): { scale: number; zeroPoint: number } {
   let lo = 0;
   let hi = 0;
-  for (const v of values) for (const x of v) { if (x < lo) lo = x; if (hi < x) hi = x; }
+  for (const v of values)
+    for (const x of v) {
+      if (x < lo) lo = x;
+      if (hi < x) hi = x;
+    }
   const levels = 2 ** bits - 1;
   let scale = f32(f32(hi - lo) / levels);
   if (scale === 0) scale = 1;
@@ -93,16 +100,25 @@ function quantizeAsymmetric(w: Float32Array, bits: number, grid: { scale: number
 
 export function quantizeGraph(graph: Graph, options: QuantizeOptions = {}): Graph {
   const bits = options.bits ?? 8;
-  if (!Number.isInteger(bits) || bits < 2 || bits > 8) throw new EdgeOptError('E_ARGUMENT', `quantize: bits must be an integer in 2..8, got ${bits}`);
+  if (!Number.isInteger(bits) || bits < 2 || bits > 8)
+    throw new EdgeOptError('E_ARGUMENT', `quantize: bits must be an integer in 2..8, got ${bits}`);
   const granularity = parseGranularity(options.granularity);
   const activations = options.activations ?? 'dynamic';
-  if (activations !== 'dynamic' && activations !== 'static') throw new EdgeOptError('E_ARGUMENT', `quantize: activations must be 'dynamic' or 'static', got '${String(activations)}'`);
-  if (activations === 'static' && !options.calibration) throw new EdgeOptError('E_ARGUMENT', "quantize: activations 'static' needs calibration data");
+  if (activations !== 'dynamic' && activations !== 'static')
+    throw new EdgeOptError('E_ARGUMENT', `quantize: activations must be 'dynamic' or 'static', got '${String(activations)}'`);
+  if (activations === 'static' && !options.calibration)
+    throw new EdgeOptError('E_ARGUMENT', "quantize: activations 'static' needs calibration data");
   // Observe the float model, before its weights change.
   const ranges = activations === 'static' ? observeActivations(graph, options.calibration!, options.observer) : undefined;
   const g = cloneGraph(graph);
   const dense = g.nodes.filter((n) => n.op === 'Dense');
-  const grid = granularity === 'global' ? globalGrid(dense.map((n) => denseWeight(g, n).data as Float32Array), bits) : undefined;
+  const grid =
+    granularity === 'global'
+      ? globalGrid(
+          dense.map((n) => denseWeight(g, n).data as Float32Array),
+          bits,
+        )
+      : undefined;
   for (const node of dense) {
     const w = denseWeight(g, node);
     const values = w.data as Float32Array;

@@ -23,7 +23,13 @@ export function mlp(sizes: number[], options: MlpOptions = {}): Graph {
   for (let i = 1; i < sizes.length; i++) {
     const [inF, out] = [sizes[i - 1], sizes[i]];
     const bound = 1 / Math.sqrt(inF);
-    layers.push({ weight: uniform(out * inF, bound), bias: uniform(out, bound), inFeatures: inF, outFeatures: out, activation: i < sizes.length - 1 ? 'relu' : 'none' });
+    layers.push({
+      weight: uniform(out * inF, bound),
+      bias: uniform(out, bound),
+      inFeatures: inF,
+      outFeatures: out,
+      activation: i < sizes.length - 1 ? 'relu' : 'none',
+    });
   }
   return denseGraph(options.name ?? `mlp-${sizes.join('-')}`, layers);
 }

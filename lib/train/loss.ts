@@ -75,7 +75,12 @@ export function oneHot(labels: ArrayLike<number>, rows: number, classes: number)
  * The T² keeps the soft term's gradient scale independent of T.
  */
 export function distillationLoss(
-  student: Float32Array, teacher: Float32Array, labels: ArrayLike<number>, rows: number, temperature: number, alpha: number,
+  student: Float32Array,
+  teacher: Float32Array,
+  labels: ArrayLike<number>,
+  rows: number,
+  temperature: number,
+  alpha: number,
 ): LossResult {
   const ps = softmaxRows(student, rows, temperature);
   const pt = softmaxRows(teacher, rows, temperature);

@@ -37,7 +37,10 @@ export class Network {
   readonly params: Param[];
   private readonly layers: Layer[];
 
-  private constructor(private readonly graph: Graph, layers: Layer[]) {
+  private constructor(
+    private readonly graph: Graph,
+    layers: Layer[],
+  ) {
     this.layers = layers;
     this.params = layers.flatMap((l) => (l.bias ? [l.weight, l.bias] : [l.weight]));
   }
@@ -52,11 +55,19 @@ export class Network {
         const w = denseWeight(graph, node);
         const [out, inF] = w.shape as number[];
         if (layers.length && layers[layers.length - 1].outFeatures !== inF) {
-          throw new EdgeOptError('E_SHAPE', `train: layer '${node.name}' takes ${inF} inputs, the previous layer gives ${layers[layers.length - 1].outFeatures}`);
+          throw new EdgeOptError(
+            'E_SHAPE',
+            `train: layer '${node.name}' takes ${inF} inputs, the previous layer gives ${layers[layers.length - 1].outFeatures}`,
+          );
         }
         const bias = denseBias(graph, node);
         const layer: Layer = {
-          weight: { name: w.name, shape: [out, inF], data: Float32Array.from(w.data as Float32Array), mask: w.mask ? Uint8Array.from(w.mask) : undefined },
+          weight: {
+            name: w.name,
+            shape: [out, inF],
+            data: Float32Array.from(w.data as Float32Array),
+            mask: w.mask ? Uint8Array.from(w.mask) : undefined,
+          },
           bias: bias ? { name: node.inputs[2], shape: [out], data: Float32Array.from(bias) } : null,
           inFeatures: inF,
           outFeatures: out,
@@ -69,7 +80,10 @@ export class Network {
         outputOf.set(node.outputs[0], layers[layers.length - 1]);
       } else if (!(node.op === 'Softmax' && last)) {
         const hint = node.op === 'QDense' ? ' (train before quantizing)' : '';
-        throw new EdgeOptError('E_UNSUPPORTED_OP', `train: model '${graph.name}' node '${node.name}' (${node.op}) is not trainable${hint}; a chain of Dense/Relu layers is`);
+        throw new EdgeOptError(
+          'E_UNSUPPORTED_OP',
+          `train: model '${graph.name}' node '${node.name}' (${node.op}) is not trainable${hint}; a chain of Dense/Relu layers is`,
+        );
       }
     });
     if (!layers.length) throw new EdgeOptError('E_ARGUMENT', `train: model '${graph.name}' has no Dense layer`);

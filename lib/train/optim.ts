@@ -25,7 +25,8 @@ export interface AdamOptions {
 }
 
 function checkLr(lr: number, who: string): void {
-  if (!(typeof lr === 'number' && lr > 0 && Number.isFinite(lr))) throw new EdgeOptError('E_ARGUMENT', `${who}: lr must be a positive number, got ${String(lr)}`);
+  if (!(typeof lr === 'number' && lr > 0 && Number.isFinite(lr)))
+    throw new EdgeOptError('E_ARGUMENT', `${who}: lr must be a positive number, got ${String(lr)}`);
 }
 
 /** buf = momentum·buf + (g + wd·w); w -= lr·buf. */

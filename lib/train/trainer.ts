@@ -82,7 +82,8 @@ function checkData(data: Dataset, net: Network): { n: number; rowSize: number; l
   const n = data.shape?.[0];
   if (!(n > 0)) throw new EdgeOptError('E_ARGUMENT', 'train: the dataset has no rows');
   const rowSize = data.data.length / n;
-  if (rowSize !== net.inFeatures) throw new EdgeOptError('E_SHAPE', `train: rows have ${rowSize} values, the model takes ${net.inFeatures}`);
+  if (rowSize !== net.inFeatures)
+    throw new EdgeOptError('E_SHAPE', `train: rows have ${rowSize} values, the model takes ${net.inFeatures}`);
   if (!data.labels || data.labels.length !== n) throw new EdgeOptError('E_ARGUMENT', `train: the dataset needs ${n} labels`);
   return { n, rowSize, labels: data.labels };
 }
@@ -91,8 +92,10 @@ function checkData(data: Dataset, net: Network): { n: number; rowSize: number; l
 export function* trainSteps(net: Network, data: Dataset, options: TrainOptions): Generator<void, EpochStats[]> {
   const { epochs } = options;
   const batchSize = options.batchSize ?? 32;
-  if (!(Number.isInteger(epochs) && epochs >= 0)) throw new EdgeOptError('E_ARGUMENT', `train: epochs must be a non-negative integer, got ${epochs}`);
-  if (!(Number.isInteger(batchSize) && batchSize > 0)) throw new EdgeOptError('E_ARGUMENT', `train: batchSize must be a positive integer, got ${batchSize}`);
+  if (!(Number.isInteger(epochs) && epochs >= 0))
+    throw new EdgeOptError('E_ARGUMENT', `train: epochs must be a non-negative integer, got ${epochs}`);
+  if (!(Number.isInteger(batchSize) && batchSize > 0))
+    throw new EdgeOptError('E_ARGUMENT', `train: batchSize must be a positive integer, got ${batchSize}`);
   const { n, rowSize, labels } = checkData(data, net);
   const optimizer = makeOptimizer(options);
   const lossFn = makeLoss(options, data, net.outFeatures);
@@ -118,7 +121,8 @@ export function* trainSteps(net: Network, data: Dataset, options: TrainOptions):
       });
       const { logits, cache } = net.forward(x, rows);
       const { loss, grad } = lossFn(logits, { rows, indices, labels: y });
-      if (!Number.isFinite(loss)) throw new EdgeOptError('E_VALUE', `train: the loss became ${loss} at epoch ${epoch}, step ${step} (lower the learning rate)`);
+      if (!Number.isFinite(loss))
+        throw new EdgeOptError('E_VALUE', `train: the loss became ${loss} at epoch ${epoch}, step ${step} (lower the learning rate)`);
       const grads = net.backward(cache, grad);
       if (options.proximal) addProximal(net, grads, options.proximal);
       optimizer.step(net.params, grads);

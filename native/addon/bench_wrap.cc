@@ -26,10 +26,10 @@ uint32_t next(uint32_t* s) { return *s = *s * 1664525u + 1013904223u; }
 }  // namespace
 
 Napi::Function KernelBench::DefineClass(Napi::Env env) {
-  return ObjectWrap::DefineClass(env, "KernelBench",
-                                 {InstanceMethod("run", &KernelBench::Run),
-                                  InstanceAccessor("kernel", &KernelBench::Kernel, nullptr),
-                                  InstanceAccessor("threads", &KernelBench::Threads, nullptr)});
+  return ObjectWrap::DefineClass(
+      env, "KernelBench",
+      {InstanceMethod("run", &KernelBench::Run), InstanceAccessor("kernel", &KernelBench::Kernel, nullptr),
+       InstanceAccessor("threads", &KernelBench::Threads, nullptr)});
 }
 
 KernelBench::KernelBench(const Napi::CallbackInfo& info) : ObjectWrap(info) {
@@ -71,8 +71,9 @@ Napi::Value KernelBench::Run(const Napi::CallbackInfo& info) {
   const int repeat = info[0].IsUndefined() ? 1 : dim(info[0], "repeat");
   for (int i = 0; i < repeat; ++i) {
     if (int8_)
-      gemm_u8s8_parallel(*kt_, pool_.get(),
-                         {a_.data(), static_cast<size_t>(k_), zp_.data(), m_, &w_s8_, c_.data(), static_cast<size_t>(n_), 0, n_});
+      gemm_u8s8_parallel(
+          *kt_, pool_.get(),
+          {a_.data(), static_cast<size_t>(k_), zp_.data(), m_, &w_s8_, c_.data(), static_cast<size_t>(n_), 0, n_});
     else
       gemm_f32_parallel(*kt_, pool_.get(),
                         {x_.data(), static_cast<size_t>(k_), m_, &w_f32_, y_.data(), static_cast<size_t>(n_), 0, n_});

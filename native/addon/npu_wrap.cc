@@ -43,9 +43,11 @@ edgeopt_npu_node to_node(const Napi::Object& l, std::deque<std::string>& names) 
     n.weight = typed_view<int8_t>(l.Get("weight"), "layer.weight", nk);
     size_t count = 0;
     n.weight_scale = typed_view<float>(l.Get("scales"), "layer.scales", -1, &count);
-    if (count != 1 && count != static_cast<size_t>(n.out_features)) throw error(env, "E_SHAPE", "layer.scales must have 1 or n elements");
+    if (count != 1 && count != static_cast<size_t>(n.out_features))
+      throw error(env, "E_SHAPE", "layer.scales must have 1 or n elements");
     n.weight_scale_count = static_cast<uint32_t>(count);
-    const bool is_static = l.Get("activationQuant").IsString() && l.Get("activationQuant").ToString().Utf8Value() == "static";
+    const bool is_static =
+        l.Get("activationQuant").IsString() && l.Get("activationQuant").ToString().Utf8Value() == "static";
     n.activation_quant = is_static ? EDGEOPT_NPU_ACT_STATIC : EDGEOPT_NPU_ACT_DYNAMIC;
     if (is_static) {
       n.input_scale = l.Get("inputScale").ToNumber().FloatValue();
@@ -61,8 +63,10 @@ edgeopt_npu_node to_node(const Napi::Object& l, std::deque<std::string>& names) 
 Napi::Object capabilities(Napi::Env env, const edgeopt_npu_capabilities& c) {
   Napi::Object o = Napi::Object::New(env);
   Napi::Array dtypes = Napi::Array::New(env);
-  const std::pair<uint32_t, const char*> names[] = {{EDGEOPT_NPU_FLOAT32, "float32"}, {EDGEOPT_NPU_INT8, "int8"},
-                                                    {EDGEOPT_NPU_UINT8, "uint8"}, {EDGEOPT_NPU_INT16, "int16"},
+  const std::pair<uint32_t, const char*> names[] = {{EDGEOPT_NPU_FLOAT32, "float32"},
+                                                    {EDGEOPT_NPU_INT8, "int8"},
+                                                    {EDGEOPT_NPU_UINT8, "uint8"},
+                                                    {EDGEOPT_NPU_INT16, "int16"},
                                                     {EDGEOPT_NPU_FLOAT16, "float16"}};
   for (const auto& [bit, name] : names)
     if (c.dtypes & bit) dtypes.Set(dtypes.Length(), name);
@@ -88,8 +92,9 @@ int rows_arg(const Napi::CallbackInfo& info, const NpuGraph& g, const float** x)
 }  // namespace
 
 Napi::Function NpuPluginWrap::DefineClass(Napi::Env env) {
-  return ObjectWrap::DefineClass(env, "NpuPlugin",
-                                 {InstanceMethod("info", &NpuPluginWrap::Info), InstanceMethod("supports", &NpuPluginWrap::Supports)});
+  return ObjectWrap::DefineClass(
+      env, "NpuPlugin",
+      {InstanceMethod("info", &NpuPluginWrap::Info), InstanceMethod("supports", &NpuPluginWrap::Supports)});
 }
 
 NpuPluginWrap::NpuPluginWrap(const Napi::CallbackInfo& info) : ObjectWrap(info) {
@@ -134,10 +139,10 @@ Napi::Value NpuPluginWrap::Supports(const Napi::CallbackInfo& info) {
 }
 
 Napi::Function NpuGraphWrap::DefineClass(Napi::Env env) {
-  return ObjectWrap::DefineClass(env, "NpuGraph",
-                                 {InstanceMethod("run", &NpuGraphWrap::Run), InstanceMethod("runSync", &NpuGraphWrap::RunSync),
-                                  InstanceMethod("exportBlob", &NpuGraphWrap::ExportBlob),
-                                  InstanceMethod("describe", &NpuGraphWrap::Describe)});
+  return ObjectWrap::DefineClass(
+      env, "NpuGraph",
+      {InstanceMethod("run", &NpuGraphWrap::Run), InstanceMethod("runSync", &NpuGraphWrap::RunSync),
+       InstanceMethod("exportBlob", &NpuGraphWrap::ExportBlob), InstanceMethod("describe", &NpuGraphWrap::Describe)});
 }
 
 NpuGraphWrap::NpuGraphWrap(const Napi::CallbackInfo& info) : ObjectWrap(info) {

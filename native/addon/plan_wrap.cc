@@ -27,7 +27,9 @@ int optional_int(const Napi::Object& o, const char* key, int lo, int hi) {
   if (v.IsUndefined() || v.IsNull()) return 0;
   const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
   if (!(d >= lo && d <= hi) || d != static_cast<double>(static_cast<int>(d)))
-    throw error(o.Env(), "E_ARGUMENT", std::string("layer.") + key + " must be an integer in " + std::to_string(lo) + ".." + std::to_string(hi));
+    throw error(
+        o.Env(), "E_ARGUMENT",
+        std::string("layer.") + key + " must be an integer in " + std::to_string(lo) + ".." + std::to_string(hi));
   return static_cast<int>(d);
 }
 
@@ -62,15 +64,17 @@ void add_layer(Plan& plan, const Napi::Object& l) {
     // { activationQuant: 'static', inputScale, inputZeroPoint }: calibrated int8 input (static_quant.h).
     const Napi::Value aq = l.Get("activationQuant");
     const bool is_static = aq.IsString() && aq.As<Napi::String>().Utf8Value() == "static";
-    const StaticActivation act{l.Get("inputScale").ToNumber().FloatValue(), l.Get("inputZeroPoint").ToNumber().Int32Value()};
+    const StaticActivation act{l.Get("inputScale").ToNumber().FloatValue(),
+                               l.Get("inputZeroPoint").ToNumber().Int32Value()};
     const SparsePolicy sparse = sparse_policy(l);
     // { outputScale, outputZeroPoint }: integer requantization to a static int8 output (requantize.h).
     const bool has_output = l.Get("outputScale").IsNumber();
-    const StaticActivation out{l.Get("outputScale").ToNumber().FloatValue(), l.Get("outputZeroPoint").ToNumber().Int32Value()};
+    const StaticActivation out{l.Get("outputScale").ToNumber().FloatValue(),
+                               l.Get("outputZeroPoint").ToNumber().Int32Value()};
     // Plan::add_dense_s8 checks that the scale count fits the channels or groups.
     return guarded(l.Env(), [&] {
-      plan.add_dense_s8({w, n, k, scales, scales_len, group_size, zero_point, bias, flag(l, "relu"), is_static ? &act : nullptr,
-                         sparse, has_output ? &out : nullptr});
+      plan.add_dense_s8({w, n, k, scales, scales_len, group_size, zero_point, bias, flag(l, "relu"),
+                         is_static ? &act : nullptr, sparse, has_output ? &out : nullptr});
     });
   }
   throw error(l.Env(), "E_UNSUPPORTED_OP", "native plans do not run op '" + op + "'");
@@ -82,7 +86,6 @@ int rows_arg(const Napi::CallbackInfo& info, const Plan& plan, const float** x) 
   *x = typed_view<float>(info[0], "input", product(info.Env(), m, plan.input_features(), "input"));
   return m;
 }
-
 
 }  // namespace
 

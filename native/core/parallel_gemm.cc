@@ -30,7 +30,8 @@ void chunk_range(int n_begin, int n_end, int chunks, int i, int* b, int* e) {
 
 }  // namespace
 
-void parallel_channels(ThreadPool* pool, int m, int k, int n_begin, int n_end, void (*run)(void*, int, int), void* ctx) {
+void parallel_channels(ThreadPool* pool, int m, int k, int n_begin, int n_end, void (*run)(void*, int, int),
+                       void* ctx) {
   struct Job {
     void (*run)(void*, int, int);
     void* ctx;

@@ -36,8 +36,8 @@ void Plan::add_dense_f32(const float* w, int n, int k, const float* bias, bool r
   width_ = n;
 }
 
-void Plan::add_dense_s8(const int8_t* w, int n, int k, const float* scales, bool per_channel,
-                        const float* bias, bool relu) {
+void Plan::add_dense_s8(const int8_t* w, int n, int k, const float* scales, bool per_channel, const float* bias,
+                        bool relu) {
   add_dense_s8({w, n, k, scales, per_channel ? static_cast<size_t>(n) : 1, 0, 0, bias, relu});
 }
 
@@ -47,7 +47,9 @@ void Plan::add_dense_s8(const S8Layer& s) {
   const int groups = s.group_size ? (s.k + s.group_size - 1) / s.group_size : 1;
   const size_t n = static_cast<size_t>(s.n);
   const bool ok = s.group_size ? s.scale_count == n * groups : (s.scale_count == 1 || s.scale_count == n);
-  if (!ok) throw Error("E_SHAPE", "int8 layer has " + std::to_string(s.scale_count) + " scales, which fits neither its channels nor its groups");
+  if (!ok)
+    throw Error("E_SHAPE", "int8 layer has " + std::to_string(s.scale_count) +
+                               " scales, which fits neither its channels nor its groups");
   PlanLayer l(PlanLayer::Kind::DenseS8);
   l.k = s.k;
   l.n = s.n;
@@ -89,7 +91,8 @@ void Plan::add_dense_s8(const S8Layer& s) {
 // Precomputes the per-channel multipliers and int32 biases of integer requantization.
 void Plan::set_static_output(PlanLayer& l, StaticActivation out) {
   if (!l.static_input || l.group_size || l.w_zero_point)
-    throw Error("E_ARGUMENT", "a static int8 output needs a static input and symmetric per-channel or per-tensor weights");
+    throw Error("E_ARGUMENT",
+                "a static int8 output needs a static input and symmetric per-channel or per-tensor weights");
   if (!(out.scale > 0) || out.zero_point < -128 || out.zero_point > 127)
     throw Error("E_VALUE", "static output needs scale > 0 and zero point in -128..127");
   l.static_output = true;
@@ -108,7 +111,8 @@ static void requantize_rows(const PlanLayer& l, const int32_t* acc, int m, float
     for (int j = 0; j < l.n; ++j) {
       const size_t i = static_cast<size_t>(r) * l.n + j;
       const int32_t sum = saturate_int32(static_cast<int64_t>(acc[i]) + l.bias_q[j]);
-      const int32_t q = std::clamp(l.output.zero_point + multiply_by_quantized_multiplier(sum, l.out_multiplier[j]), lo, 127);
+      const int32_t q =
+          std::clamp(l.output.zero_point + multiply_by_quantized_multiplier(sum, l.out_multiplier[j]), lo, 127);
       y[i] = static_cast<float>(q - l.output.zero_point) * l.output.scale;
     }
 }
@@ -134,10 +138,9 @@ void Plan::run_grouped_s8(const PlanLayer& l, const uint8_t* q, const int32_t* z
   for (int g = 0; g < groups; ++g) {
     const PackedS8& w = l.w_groups[g];
     const uint8_t* qg = q + static_cast<size_t>(g) * l.group_size;
-    gemm_u8s8_parallel(kernels_, pool_.get(), {qg, static_cast<size_t>(l.k), zp, m, &w, acc.data(),
-                                               static_cast<size_t>(l.n), 0, l.n});
-    if (l.w_zero_point)
-      subtract_weight_zero_point(acc.data(), l.n, m, l.n, qg, l.k, w.k, zp, l.w_zero_point);
+    gemm_u8s8_parallel(kernels_, pool_.get(),
+                       {qg, static_cast<size_t>(l.k), zp, m, &w, acc.data(), static_cast<size_t>(l.n), 0, l.n});
+    if (l.w_zero_point) subtract_weight_zero_point(acc.data(), l.n, m, l.n, qg, l.k, w.k, zp, l.w_zero_point);
     for (int r = 0; r < m; ++r)
       for (int j = 0; j < l.n; ++j) {
         const float s = a_scale[r] * l.w_scale[static_cast<size_t>(j) * groups + g];
@@ -174,12 +177,14 @@ std::vector<std::string> Plan::layer_kernels() const {
       out.push_back(dense);
     } else {
       auto name = [&](WeightFormat f) -> std::string {
-        return f == WeightFormat::TwoFour ? sk.name_24 : f == WeightFormat::Window ? sk.name_win
-                                                     : f == WeightFormat::Csr      ? sk.name
-                                                                                   : dense;
+        return f == WeightFormat::TwoFour  ? sk.name_24
+               : f == WeightFormat::Window ? sk.name_win
+               : f == WeightFormat::Csr    ? sk.name
+                                           : dense;
       };
       const FormatChoice& c = l.sparse;
-      out.push_back(c.few == c.many ? name(c.few) : name(c.few) + "<" + std::to_string(c.split_rows) + "/" + name(c.many));
+      out.push_back(c.few == c.many ? name(c.few)
+                                    : name(c.few) + "<" + std::to_string(c.split_rows) + "/" + name(c.many));
     }
   }
   return out;
@@ -213,7 +218,8 @@ void softmax_rows(float* x, int m, int n) {
 // (q + 128) - (zp + 128) = q - zp, so the int32 accumulators equal an int8 NPU's.
 static void quantize_static_rows(StaticActivation a, const float* x, int m, int k, uint8_t* q, float* scale,
                                  int32_t* zero_point) {
-  for (size_t i = 0; i < static_cast<size_t>(m) * k; ++i) q[i] = static_cast<uint8_t>(quantize_static_s8(x[i], a) + 128);
+  for (size_t i = 0; i < static_cast<size_t>(m) * k; ++i)
+    q[i] = static_cast<uint8_t>(quantize_static_s8(x[i], a) + 128);
   std::fill(scale, scale + m, a.scale);
   std::fill(zero_point, zero_point + m, a.zero_point + 128);
 }
@@ -256,8 +262,9 @@ void Plan::run(const float* x, int m, float* y) const {
     switch (l.kind) {
       case PlanLayer::Kind::DenseF32: {
         next.resize(static_cast<size_t>(m) * l.n);  // every element is written by the GEMM
-        gemm_f32_parallel(kernels_, pool_.get(), {cur.data(), static_cast<size_t>(l.k), m, &l.w_f32, next.data(),
-                           static_cast<size_t>(l.n), 0, l.n});
+        gemm_f32_parallel(
+            kernels_, pool_.get(),
+            {cur.data(), static_cast<size_t>(l.k), m, &l.w_f32, next.data(), static_cast<size_t>(l.n), 0, l.n});
         kernels_.bias_act_f32(next.data(), m, l.n, l.bias.empty() ? nullptr : l.bias.data(), l.relu);
         cur.swap(next);
         width = l.n;

@@ -29,7 +29,7 @@ struct PlanLayer {
   int group_size = 0;
   std::vector<PackedS8> w_groups;
   int32_t w_zero_point = 0;  // asymmetric weights: W = (q - w_zero_point) * scale
-  std::vector<float> bias;     // empty when the layer has none
+  std::vector<float> bias;   // empty when the layer has none
   bool relu = false;
   bool static_input = false;  // DenseS8: quantize the input with `input`, not per row
   StaticActivation input{1.0f, 0};
@@ -55,8 +55,7 @@ class Plan {
   // W is [n][k] row-major (output-channel major). Throws E_SHAPE when k does
   // not match the previous layer's width.
   void add_dense_f32(const float* w, int n, int k, const float* bias, bool relu);
-  void add_dense_s8(const int8_t* w, int n, int k, const float* scales, bool per_channel,
-                    const float* bias, bool relu);
+  void add_dense_s8(const int8_t* w, int n, int k, const float* scales, bool per_channel, const float* bias, bool relu);
   // The general int8 layer: `scales` holds scale_count values (1, n, or
   // n * ceil(k / group_size) with group_size > 0, row-major [n][groups]);
   // weights are asymmetric when zero_point != 0.

@@ -28,8 +28,7 @@ static void quantize_block(const float* w, size_t count, float scale, float qmax
   }
 }
 
-void quantize_symmetric_s8(const float* w, int n, int k, int bits, bool per_channel, int8_t* q,
-                           float* scales) {
+void quantize_symmetric_s8(const float* w, int n, int k, int bits, bool per_channel, int8_t* q, float* scales) {
   const float qmax = static_cast<float>((1 << (bits - 1)) - 1);
   const size_t row = static_cast<size_t>(k);
   if (per_channel) {

@@ -39,8 +39,7 @@ void quantize_row_u8(const float* x, int k, uint8_t* q, float* scale, int32_t* z
 // Symmetric weight quantization of W[n][k] to `bits` (2..8):
 //   qmax = 2^(bits-1) - 1, scale = max|w| / qmax (1 if 0), q = clamp(round(w / scale), -qmax, qmax).
 // per_channel: one scale per row n, else one scale for the whole tensor.
-void quantize_symmetric_s8(const float* w, int n, int k, int bits, bool per_channel, int8_t* q,
-                           float* scales);
+void quantize_symmetric_s8(const float* w, int n, int k, int bits, bool per_channel, int8_t* q, float* scales);
 
 // w = q * scale (scales per row when per_channel, else scales[0]).
 void dequantize_s8(const int8_t* q, int n, int k, const float* scales, bool per_channel, float* w);

@@ -32,7 +32,8 @@ inline QuantizedMultiplier quantize_multiplier(double real) {
 }
 
 inline int32_t saturate_int32(int64_t v) {
-  return static_cast<int32_t>(std::clamp<int64_t>(v, std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max()));
+  return static_cast<int32_t>(
+      std::clamp<int64_t>(v, std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max()));
 }
 
 // gemmlowp's SaturatingRoundingDoublingHighMul.

@@ -65,8 +65,7 @@ inline void store4_s32(const OutS32& o, int r, int j, int32x4_t sums) {
 
 // Rows of `a` copied to `stride`-byte rows, XORed with `flip` (0x80: the
 // shift to int8; 0: unchanged) and zero-padded, so kernels read whole chunks.
-inline std::unique_ptr<uint8_t[]> padded_rows(const uint8_t* a, size_t lda, int m, int k, size_t stride,
-                                              uint8_t flip) {
+inline std::unique_ptr<uint8_t[]> padded_rows(const uint8_t* a, size_t lda, int m, int k, size_t stride, uint8_t flip) {
   std::unique_ptr<uint8_t[]> out(new uint8_t[static_cast<size_t>(m) * stride]());
   const uint8x16_t f = vdupq_n_u8(flip);
   for (int r = 0; r < m; ++r) {
@@ -88,34 +87,29 @@ void c16_block(const int8_t* a, size_t stride, int chunks, const int8_t* w, size
                const OutS32& o) {
   int32x4_t acc[MR][T][kC16Channels];
   EDGEOPT_ARM_UNROLL
-  for (int r = 0; r < MR; ++r)
-    EDGEOPT_ARM_UNROLL
-    for (int t = 0; t < T; ++t)
-      EDGEOPT_ARM_UNROLL
-      for (int q = 0; q < kC16Channels; ++q) acc[r][t][q] = vdupq_n_s32(0);
+  for (int r = 0; r < MR; ++r) EDGEOPT_ARM_UNROLL
+  for (int t = 0; t < T; ++t) EDGEOPT_ARM_UNROLL
+  for (int q = 0; q < kC16Channels; ++q) acc[r][t][q] = vdupq_n_s32(0);
   for (int c = 0; c < chunks; ++c) {
     int8x16_t wv[T][kC16Channels];
     EDGEOPT_ARM_UNROLL
-    for (int t = 0; t < T; ++t)
-      EDGEOPT_ARM_UNROLL
-      for (int q = 0; q < kC16Channels; ++q)
-        wv[t][q] = vld1q_s8(w + t * tile_bytes + (static_cast<size_t>(c) * kC16Channels + q) * kC16Chunk);
+    for (int t = 0; t < T; ++t) EDGEOPT_ARM_UNROLL
+    for (int q = 0; q < kC16Channels; ++q)
+      wv[t][q] = vld1q_s8(w + t * tile_bytes + (static_cast<size_t>(c) * kC16Channels + q) * kC16Chunk);
     EDGEOPT_ARM_UNROLL
     for (int r = 0; r < MR; ++r) {
       const int8x16_t av = vld1q_s8(a + r * stride + static_cast<size_t>(c) * kC16Chunk);
       EDGEOPT_ARM_UNROLL
-      for (int t = 0; t < T; ++t)
-        EDGEOPT_ARM_UNROLL
-        for (int q = 0; q < kC16Channels; ++q) acc[r][t][q] = Dot::step(acc[r][t][q], av, wv[t][q]);
+      for (int t = 0; t < T; ++t) EDGEOPT_ARM_UNROLL
+      for (int q = 0; q < kC16Channels; ++q) acc[r][t][q] = Dot::step(acc[r][t][q], av, wv[t][q]);
     }
   }
   EDGEOPT_ARM_UNROLL
-  for (int r = 0; r < MR; ++r)
-    EDGEOPT_ARM_UNROLL
-    for (int t = 0; t < T; ++t) {
-      const int32x4_t sums = vpaddq_s32(vpaddq_s32(acc[r][t][0], acc[r][t][1]), vpaddq_s32(acc[r][t][2], acc[r][t][3]));
-      store4_s32(o, r0 + r, j0 + t * kC16Channels, sums);
-    }
+  for (int r = 0; r < MR; ++r) EDGEOPT_ARM_UNROLL
+  for (int t = 0; t < T; ++t) {
+    const int32x4_t sums = vpaddq_s32(vpaddq_s32(acc[r][t][0], acc[r][t][1]), vpaddq_s32(acc[r][t][2], acc[r][t][3]));
+    store4_s32(o, r0 + r, j0 + t * kC16Channels, sums);
+  }
 }
 
 // Rows [r0, r0+MR) over tiles [t_begin, t_end): T tiles at a time, then singles.
@@ -144,10 +138,17 @@ void gemm_u8s8_c16(const GemmU8S8Args& p) {
   int r = 0;
   for (; r + 4 <= p.m; r += 4) c16_rows<Dot, 4, 1>(a + r * stride, stride, *p.w, r, t_begin, t_end, o);
   switch (p.m - r) {
-    case 1: c16_rows<Dot, 1, 3>(a + r * stride, stride, *p.w, r, t_begin, t_end, o); break;
-    case 2: c16_rows<Dot, 2, 2>(a + r * stride, stride, *p.w, r, t_begin, t_end, o); break;
-    case 3: c16_rows<Dot, 3, 1>(a + r * stride, stride, *p.w, r, t_begin, t_end, o); break;
-    default: break;
+    case 1:
+      c16_rows<Dot, 1, 3>(a + r * stride, stride, *p.w, r, t_begin, t_end, o);
+      break;
+    case 2:
+      c16_rows<Dot, 2, 2>(a + r * stride, stride, *p.w, r, t_begin, t_end, o);
+      break;
+    case 3:
+      c16_rows<Dot, 3, 1>(a + r * stride, stride, *p.w, r, t_begin, t_end, o);
+      break;
+    default:
+      break;
   }
 }
 
@@ -159,23 +160,23 @@ void pack_s8_c16(const int8_t* w, int n, int k, PackedS8* out, const KernelTable
 
 // The NEON table under another name with its int8 GEMM, packing and peak probe
 // replaced (neon.cc): dotprod and i8mm differ from NEON only there.
-KernelTable neon_with_int8(const char* name, decltype(KernelTable::pack_s8) pack,
-                           decltype(KernelTable::gemm_u8s8) gemm, decltype(KernelTable::peak_probe) probe);
+KernelTable neon_with_int8(const char* name, decltype(KernelTable::pack_s8) pack, decltype(KernelTable::gemm_u8s8) gemm,
+                           decltype(KernelTable::peak_probe) probe);
 
 // Peak-probe loop: `iterations` trips (none for 0) of 8 independent accumulator chains
 // (v4..v11) of OP(acc, tmp), inputs v0/v1 zeroed (no denormals), v16..v23 free
 // for temporaries. Written in asm so the compiler cannot fold or spill it.
-#define EDGEOPT_ARM_PROBE8(iterations, OP)                                                                      \
-  do {                                                                                                          \
-    uint64_t trips_ = (iterations);                                                                             \
-    if (trips_ == 0) break; /* subs would wrap around */                                                        \
-    __asm__ volatile("movi v0.16b, #0\n\tmovi v1.16b, #0\n\t1:\n\t" OP("4", "16") OP("5", "17") OP("6", "18")  \
-                         OP("7", "19") OP("8", "20") OP("9", "21") OP("10", "22") OP("11", "23")                  \
-                             "subs %0, %0, #1\n\tb.ne 1b"                                                         \
-                     : "+r"(trips_)                                                                             \
-                     :                                                                                          \
-                     : "cc", "v0", "v1", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v16", "v17", "v18", \
-                       "v19", "v20", "v21", "v22", "v23");                                                      \
+#define EDGEOPT_ARM_PROBE8(iterations, OP)                                                                             \
+  do {                                                                                                                 \
+    uint64_t trips_ = (iterations);                                                                                    \
+    if (trips_ == 0) break; /* subs would wrap around */                                                               \
+    __asm__ volatile("movi v0.16b, #0\n\tmovi v1.16b, #0\n\t1:\n\t" OP("4", "16") OP("5", "17") OP("6", "18")          \
+                         OP("7", "19") OP("8", "20") OP("9", "21") OP("10", "22")                                      \
+                             OP("11", "23") "subs %0, %0, #1\n\tb.ne 1b"                                               \
+                     : "+r"(trips_)                                                                                    \
+                     :                                                                                                 \
+                     : "cc", "v0", "v1", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v16", "v17", "v18", "v19", \
+                       "v20", "v21", "v22", "v23");                                                                    \
   } while (0)
 
 }  // namespace edgeopt

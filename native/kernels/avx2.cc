@@ -2,13 +2,15 @@
 // probe; the int8 GEMM is in avx2_u8s8.cc. See avx2.h for the rules on
 // target attributes.
 #if defined(__x86_64__) || defined(_M_X64)
+#include "avx2.h"
+
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cstring>
+
 #include "../core/kernels.h"
 #include "../core/quantize.h"
-#include "avx2.h"
 
 namespace edgeopt {
 namespace {
@@ -35,7 +37,7 @@ void pack_f32(const float* w, int n, int k, PackedF32* out) {
 // accumulators go through y between blocks. A float FMA chain continued from
 // its stored value in the same k order gives the same bits, so blocking never
 // changes a result. Short K runs in one pass, row blocks outer.
-constexpr int kPanel = 4;         // tiles per panel when blocking
+constexpr int kPanel = 4;  // tiles per panel when blocking
 constexpr int kBlockK = 256;
 constexpr int kBlockMinK = 2048;  // full-K tile slices above 128 KB
 
@@ -67,13 +69,12 @@ EDGEOPT_MICROKERNEL void f32_block(const GemmF32Args& p, int r0, int t0, int k0,
   const float* x = p.x + r0 * p.ldx + k0;
   __m256 acc[MR][T][2];
   EDGEOPT_UNROLL
-  for (int r = 0; r < MR; ++r)
-    EDGEOPT_UNROLL
-    for (int t = 0; t < T; ++t) {
-      const int j = (t0 + t) * kTile;
-      acc[r][t][0] = k0 == 0 ? _mm256_setzero_ps() : load8_f32(p.y, p.ldy, p.n_begin, p.n_end, r0 + r, j);
-      acc[r][t][1] = k0 == 0 ? _mm256_setzero_ps() : load8_f32(p.y, p.ldy, p.n_begin, p.n_end, r0 + r, j + 8);
-    }
+  for (int r = 0; r < MR; ++r) EDGEOPT_UNROLL
+  for (int t = 0; t < T; ++t) {
+    const int j = (t0 + t) * kTile;
+    acc[r][t][0] = k0 == 0 ? _mm256_setzero_ps() : load8_f32(p.y, p.ldy, p.n_begin, p.n_end, r0 + r, j);
+    acc[r][t][1] = k0 == 0 ? _mm256_setzero_ps() : load8_f32(p.y, p.ldy, p.n_begin, p.n_end, r0 + r, j + 8);
+  }
   for (int i = 0; i < kn; ++i) {
     __m256 wv[T][2];
     EDGEOPT_UNROLL
@@ -92,13 +93,12 @@ EDGEOPT_MICROKERNEL void f32_block(const GemmF32Args& p, int r0, int t0, int k0,
     }
   }
   EDGEOPT_UNROLL
-  for (int r = 0; r < MR; ++r)
-    EDGEOPT_UNROLL
-    for (int t = 0; t < T; ++t) {
-      const int j = (t0 + t) * kTile;
-      store8_f32(p.y, p.ldy, p.n_begin, p.n_end, r0 + r, j, acc[r][t][0]);
-      store8_f32(p.y, p.ldy, p.n_begin, p.n_end, r0 + r, j + 8, acc[r][t][1]);
-    }
+  for (int r = 0; r < MR; ++r) EDGEOPT_UNROLL
+  for (int t = 0; t < T; ++t) {
+    const int j = (t0 + t) * kTile;
+    store8_f32(p.y, p.ldy, p.n_begin, p.n_end, r0 + r, j, acc[r][t][0]);
+    store8_f32(p.y, p.ldy, p.n_begin, p.n_end, r0 + r, j + 8, acc[r][t][1]);
+  }
 }
 
 template <int MR, int T>
@@ -122,12 +122,23 @@ EDGEOPT_AVX2 void gemm_f32(const GemmF32Args& p) {
       for (; r + 6 <= p.m; r += 6) f32_rows<6, 1>(p, r, tp, tpe, k0, kn);
       switch (p.m - r) {
         // Few rows: more tiles per pass, so enough independent FMA chains hide latency.
-        case 1: f32_rows<1, 4>(p, r, tp, tpe, k0, kn); break;
-        case 2: f32_rows<2, 3>(p, r, tp, tpe, k0, kn); break;
-        case 3: f32_rows<3, 2>(p, r, tp, tpe, k0, kn); break;
-        case 4: f32_rows<4, 1>(p, r, tp, tpe, k0, kn); break;
-        case 5: f32_rows<5, 1>(p, r, tp, tpe, k0, kn); break;
-        default: break;
+        case 1:
+          f32_rows<1, 4>(p, r, tp, tpe, k0, kn);
+          break;
+        case 2:
+          f32_rows<2, 3>(p, r, tp, tpe, k0, kn);
+          break;
+        case 3:
+          f32_rows<3, 2>(p, r, tp, tpe, k0, kn);
+          break;
+        case 4:
+          f32_rows<4, 1>(p, r, tp, tpe, k0, kn);
+          break;
+        case 5:
+          f32_rows<5, 1>(p, r, tp, tpe, k0, kn);
+          break;
+        default:
+          break;
       }
     }
   }
@@ -256,8 +267,11 @@ EDGEOPT_AVX2 void relu_f32(float* x, size_t count) {
 #define EDGEOPT_MADDUBS_ADD(acc) \
   "vpmaddubsw %%ymm0, %%ymm1, %%ymm2\n\tvpmaddwd %%ymm3, %%ymm2, %%ymm2\n\tvpaddd %%ymm2, %%" acc ", %%" acc "\n\t"
 #define EDGEOPT_FMA(acc) "vfmadd231ps %%ymm0, %%ymm1, %%" acc "\n\t"
+// clang-format off
 #define EDGEOPT_12(OP) \
-  OP("ymm4") OP("ymm5") OP("ymm6") OP("ymm7") OP("ymm8") OP("ymm9") OP("ymm10") OP("ymm11") OP("ymm12") OP("ymm13") OP("ymm14") OP("ymm15")
+  OP("ymm4") OP("ymm5") OP("ymm6") OP("ymm7") OP("ymm8") OP("ymm9") OP("ymm10") OP("ymm11") OP("ymm12") \
+  OP("ymm13") OP("ymm14") OP("ymm15")
+// clang-format on
 
 EDGEOPT_AVX2 uint64_t peak_probe(PeakKind kind, uint64_t iterations) {
   if (iterations == 0) return 0;
@@ -295,8 +309,8 @@ EDGEOPT_AVX2 uint64_t peak_probe(PeakKind kind, uint64_t iterations) {
 }  // namespace
 
 const KernelTable& avx2_kernels() {
-  static const KernelTable table = {"avx2",       avx2::pack_s8,    avx2::gemm_u8s8,    pack_f32, gemm_f32,
-                                    epilogue_s32, quantize_rows_u8, bias_act_f32, relu_f32, peak_probe};
+  static const KernelTable table = {"avx2",       avx2::pack_s8,    avx2::gemm_u8s8, pack_f32, gemm_f32,
+                                    epilogue_s32, quantize_rows_u8, bias_act_f32,    relu_f32, peak_probe};
   return table;
 }
 

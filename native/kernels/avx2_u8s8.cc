@@ -21,8 +21,6 @@
 // Both sum each channel in int32, so results equal the scalar reference bit
 // for bit whatever the layout, blocking, row count or thread split.
 #if defined(__x86_64__) || defined(_M_X64)
-#include "avx2.h"
-
 #include <immintrin.h>
 
 #include <algorithm>
@@ -31,6 +29,7 @@
 #include <vector>
 
 #include "../core/quantize.h"
+#include "avx2.h"
 
 namespace edgeopt {
 namespace avx2 {
@@ -109,19 +108,17 @@ EDGEOPT_AVX2 inline void store8_s32(const OutS32& o, int r, int j, __m256i acc) 
   }
   alignas(32) int32_t tmp[8];
   _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), acc);
-  for (int q = std::max(j, o.n_begin); q < std::min(j + 8, o.n_end); ++q)
-    dst[q] = tmp[q - j] - o.zp[r] * o.col_sums[q];
+  for (int q = std::max(j, o.n_begin); q < std::min(j + 8, o.n_end); ++q) dst[q] = tmp[q - j] - o.zp[r] * o.col_sums[q];
 }
 
 template <int MR, int T>
 EDGEOPT_AVX2 inline void store_block(const OutS32& o, int r0, int j0, __m256i (&acc)[MR][T][2]) {
   EDGEOPT_UNROLL
-  for (int r = 0; r < MR; ++r)
-    EDGEOPT_UNROLL
-    for (int t = 0; t < T; ++t) {
-      store8_s32(o, r0 + r, j0 + t * kTile, acc[r][t][0]);
-      store8_s32(o, r0 + r, j0 + t * kTile + 8, acc[r][t][1]);
-    }
+  for (int r = 0; r < MR; ++r) EDGEOPT_UNROLL
+  for (int t = 0; t < T; ++t) {
+    store8_s32(o, r0 + r, j0 + t * kTile, acc[r][t][0]);
+    store8_s32(o, r0 + r, j0 + t * kTile + 8, acc[r][t][1]);
+  }
 }
 
 // An activation word: may alias the uint8 rows the quads layout reads in place.
@@ -151,14 +148,13 @@ struct Quads {
 // channel one int32 accumulator. `a` points at the first row's activation
 // words (one per step, rows lda words apart), `w` at the first tile.
 template <class L, int MR, int T>
-EDGEOPT_MICROKERNEL void block(const Word* a, size_t lda, int steps, const int8_t* w, size_t tile_bytes, int r0,
-                               int j0, const OutS32& o) {
+EDGEOPT_MICROKERNEL void block(const Word* a, size_t lda, int steps, const int8_t* w, size_t tile_bytes, int r0, int j0,
+                               const OutS32& o) {
   constexpr size_t kStepBytes = L::kStep * kTile, kHalf = kStepBytes / 2;  // of a tile; 8 channels
   __m256i acc[MR][T][2];
   EDGEOPT_UNROLL
-  for (int r = 0; r < MR; ++r)
-    EDGEOPT_UNROLL
-    for (int t = 0; t < T; ++t) acc[r][t][0] = acc[r][t][1] = _mm256_setzero_si256();
+  for (int r = 0; r < MR; ++r) EDGEOPT_UNROLL
+  for (int t = 0; t < T; ++t) acc[r][t][0] = acc[r][t][1] = _mm256_setzero_si256();
   for (int p = 0; p < steps; ++p) {
     __m256i wv[T][2];
     EDGEOPT_UNROLL
@@ -244,12 +240,18 @@ template <class L>
 EDGEOPT_AVX2 void remainder_rows(int rows, const RowWords& a, int steps, const PackedS8& w, int r0, int t_begin,
                                  int t_end, const OutS32& o) {
   switch (rows) {
-    case 1: return row_block<L, 1, 4>(a, steps, w, r0, t_begin, t_end, o);
-    case 2: return row_block<L, 2, 3>(a, steps, w, r0, t_begin, t_end, o);
-    case 3: return row_block<L, 3, 2>(a, steps, w, r0, t_begin, t_end, o);
-    case 4: return row_block<L, 4, 1>(a, steps, w, r0, t_begin, t_end, o);
-    case 5: return row_block<L, 5, 1>(a, steps, w, r0, t_begin, t_end, o);
-    default: return;
+    case 1:
+      return row_block<L, 1, 4>(a, steps, w, r0, t_begin, t_end, o);
+    case 2:
+      return row_block<L, 2, 3>(a, steps, w, r0, t_begin, t_end, o);
+    case 3:
+      return row_block<L, 3, 2>(a, steps, w, r0, t_begin, t_end, o);
+    case 4:
+      return row_block<L, 4, 1>(a, steps, w, r0, t_begin, t_end, o);
+    case 5:
+      return row_block<L, 5, 1>(a, steps, w, r0, t_begin, t_end, o);
+    default:
+      return;
   }
 }
 

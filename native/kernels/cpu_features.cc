@@ -2,6 +2,7 @@
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <cpuid.h>
+
 #include <cstdint>
 #define EDGEOPT_X86 1
 #elif defined(__aarch64__) && defined(__linux__)
@@ -26,7 +27,7 @@ CpuFeatures detect() {
   const bool osxsave = c & (1u << 27), avx = c & (1u << 28), fma = c & (1u << 12);
   if (!osxsave || !avx) return f;
   const uint64_t xcr0 = read_xcr0();
-  const bool ymm_state = (xcr0 & 0x6) == 0x6;             // SSE + AVX
+  const bool ymm_state = (xcr0 & 0x6) == 0x6;                 // SSE + AVX
   const bool zmm_state = ymm_state && (xcr0 & 0xe0) == 0xe0;  // opmask + ZMM_Hi256 + Hi16_ZMM
   if (!ymm_state) return f;
   unsigned max_leaf = __get_cpuid_max(0, nullptr);
@@ -71,10 +72,10 @@ std::vector<std::string> cpu_feature_names() {
   const CpuFeatures& f = cpu_features();
   std::vector<std::string> names;
   const std::pair<bool, const char*> all[] = {
-      {f.avx2, "avx2"},         {f.fma, "fma"},         {f.avx512f, "avx512f"},
+      {f.avx2, "avx2"},         {f.fma, "fma"},           {f.avx512f, "avx512f"},
       {f.avx512bw, "avx512bw"}, {f.avx512vl, "avx512vl"}, {f.avx512vnni, "avx512vnni"},
       {f.avxvnni, "avxvnni"},   {f.amx_tile, "amx-tile"}, {f.amx_int8, "amx-int8"},
-      {f.neon, "neon"},         {f.dotprod, "dotprod"}, {f.i8mm, "i8mm"}};
+      {f.neon, "neon"},         {f.dotprod, "dotprod"},   {f.i8mm, "i8mm"}};
   for (const auto& [has, name] : all)
     if (has) names.emplace_back(name);
   return names;

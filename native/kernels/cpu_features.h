@@ -6,11 +6,11 @@
 namespace edgeopt {
 
 struct CpuFeatures {
-  bool avx2 = false, fma = false;              // AVX2 + FMA3, YMM state enabled by the OS
+  bool avx2 = false, fma = false;  // AVX2 + FMA3, YMM state enabled by the OS
   bool avx512f = false, avx512bw = false, avx512vl = false;
-  bool avx512vnni = false;                     // ZMM + opmask state enabled by the OS
-  bool avxvnni = false;                        // VEX-encoded vpdpbusd
-  bool amx_tile = false, amx_int8 = false;     // CPU has AMX (the OS grant is asked separately)
+  bool avx512vnni = false;                  // ZMM + opmask state enabled by the OS
+  bool avxvnni = false;                     // VEX-encoded vpdpbusd
+  bool amx_tile = false, amx_int8 = false;  // CPU has AMX (the OS grant is asked separately)
   bool neon = false, dotprod = false, i8mm = false;
 };
 

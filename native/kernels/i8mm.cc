@@ -54,37 +54,31 @@ void m8_block(const uint8_t* a, size_t pair_bytes, int chunks, const int8_t* w, 
               int j0, const OutS32& o) {
   int32x4_t acc[P][T][4];
   EDGEOPT_ARM_UNROLL
-  for (int p = 0; p < P; ++p)
-    EDGEOPT_ARM_UNROLL
-    for (int t = 0; t < T; ++t)
-      EDGEOPT_ARM_UNROLL
-      for (int q = 0; q < 4; ++q) acc[p][t][q] = vdupq_n_s32(0);
+  for (int p = 0; p < P; ++p) EDGEOPT_ARM_UNROLL
+  for (int t = 0; t < T; ++t) EDGEOPT_ARM_UNROLL
+  for (int q = 0; q < 4; ++q) acc[p][t][q] = vdupq_n_s32(0);
   for (int c = 0; c < chunks; ++c) {
     int8x16_t wv[T][4];
     EDGEOPT_ARM_UNROLL
-    for (int t = 0; t < T; ++t)
-      EDGEOPT_ARM_UNROLL
-      for (int q = 0; q < 4; ++q) wv[t][q] = vld1q_s8(w + t * tile_bytes + (static_cast<size_t>(c) * 4 + q) * 16);
+    for (int t = 0; t < T; ++t) EDGEOPT_ARM_UNROLL
+    for (int q = 0; q < 4; ++q) wv[t][q] = vld1q_s8(w + t * tile_bytes + (static_cast<size_t>(c) * 4 + q) * 16);
     EDGEOPT_ARM_UNROLL
     for (int p = 0; p < P; ++p) {
       const uint8x16_t av = vld1q_u8(a + p * pair_bytes + static_cast<size_t>(c) * 16);
       EDGEOPT_ARM_UNROLL
-      for (int t = 0; t < T; ++t)
-        EDGEOPT_ARM_UNROLL
-        for (int q = 0; q < 4; ++q) acc[p][t][q] = vusmmlaq_s32(acc[p][t][q], av, wv[t][q]);
+      for (int t = 0; t < T; ++t) EDGEOPT_ARM_UNROLL
+      for (int q = 0; q < 4; ++q) acc[p][t][q] = vusmmlaq_s32(acc[p][t][q], av, wv[t][q]);
     }
   }
   EDGEOPT_ARM_UNROLL
-  for (int p = 0; p < P; ++p)
-    EDGEOPT_ARM_UNROLL
-    for (int t = 0; t < T; ++t)
-      EDGEOPT_ARM_UNROLL
-      for (int h = 0; h < 2; ++h) {  // channels 4h .. 4h+3
-        const int64x2_t b0 = vreinterpretq_s64_s32(acc[p][t][2 * h]), b1 = vreinterpretq_s64_s32(acc[p][t][2 * h + 1]);
-        const int j = j0 + t * kM8Channels + 4 * h, r = r0 + 2 * p;
-        store4_s32(o, r, j, vreinterpretq_s32_s64(vzip1q_s64(b0, b1)));
-        if (r + 1 < m) store4_s32(o, r + 1, j, vreinterpretq_s32_s64(vzip2q_s64(b0, b1)));
-      }
+  for (int p = 0; p < P; ++p) EDGEOPT_ARM_UNROLL
+  for (int t = 0; t < T; ++t) EDGEOPT_ARM_UNROLL
+  for (int h = 0; h < 2; ++h) {  // channels 4h .. 4h+3
+    const int64x2_t b0 = vreinterpretq_s64_s32(acc[p][t][2 * h]), b1 = vreinterpretq_s64_s32(acc[p][t][2 * h + 1]);
+    const int j = j0 + t * kM8Channels + 4 * h, r = r0 + 2 * p;
+    store4_s32(o, r, j, vreinterpretq_s32_s64(vzip1q_s64(b0, b1)));
+    if (r + 1 < m) store4_s32(o, r + 1, j, vreinterpretq_s32_s64(vzip2q_s64(b0, b1)));
+  }
 }
 
 template <int P, int T>
@@ -108,7 +102,8 @@ void gemm_u8s8(const GemmU8S8Args& p) {
   const int t_begin = p.n_begin / kM8Channels, t_end = m8_tiles(p.n_end), pairs = (p.m + 1) / 2;
   // 2 row pairs x 8 channels = 8 accumulators (16 for T=2) + 8 weight + 2 activation registers.
   int pr = 0;
-  for (; pr + 2 <= pairs; pr += 2) m8_rows<2, 2>(rows.get() + pr * pair_bytes, pair_bytes, *p.w, 2 * pr, p.m, t_begin, t_end, o);
+  for (; pr + 2 <= pairs; pr += 2)
+    m8_rows<2, 2>(rows.get() + pr * pair_bytes, pair_bytes, *p.w, 2 * pr, p.m, t_begin, t_end, o);
   if (pr < pairs) m8_rows<1, 3>(rows.get() + pr * pair_bytes, pair_bytes, *p.w, 2 * pr, p.m, t_begin, t_end, o);
 }
 

@@ -89,33 +89,27 @@ void f32_block(const GemmF32Args& p, int r0, int t0) {
   const float* w = p.w->data.data() + t0 * tile_floats;
   float32x4_t acc[MR][T][4];
   EDGEOPT_ARM_UNROLL
-  for (int r = 0; r < MR; ++r)
-    EDGEOPT_ARM_UNROLL
-    for (int t = 0; t < T; ++t)
-      EDGEOPT_ARM_UNROLL
-      for (int q = 0; q < 4; ++q) acc[r][t][q] = vdupq_n_f32(0.0f);
+  for (int r = 0; r < MR; ++r) EDGEOPT_ARM_UNROLL
+  for (int t = 0; t < T; ++t) EDGEOPT_ARM_UNROLL
+  for (int q = 0; q < 4; ++q) acc[r][t][q] = vdupq_n_f32(0.0f);
   for (int i = 0; i < k; ++i) {
     float32x4_t wv[T][4];
     EDGEOPT_ARM_UNROLL
-    for (int t = 0; t < T; ++t)
-      EDGEOPT_ARM_UNROLL
-      for (int q = 0; q < 4; ++q) wv[t][q] = vld1q_f32(w + t * tile_floats + static_cast<size_t>(i) * kF32Tile + 4 * q);
+    for (int t = 0; t < T; ++t) EDGEOPT_ARM_UNROLL
+    for (int q = 0; q < 4; ++q) wv[t][q] = vld1q_f32(w + t * tile_floats + static_cast<size_t>(i) * kF32Tile + 4 * q);
     EDGEOPT_ARM_UNROLL
     for (int r = 0; r < MR; ++r) {
       const float32x4_t xv = vdupq_n_f32(p.x[(r0 + r) * p.ldx + i]);
       EDGEOPT_ARM_UNROLL
-      for (int t = 0; t < T; ++t)
-        EDGEOPT_ARM_UNROLL
-        for (int q = 0; q < 4; ++q) acc[r][t][q] = vfmaq_f32(acc[r][t][q], wv[t][q], xv);
+      for (int t = 0; t < T; ++t) EDGEOPT_ARM_UNROLL
+      for (int q = 0; q < 4; ++q) acc[r][t][q] = vfmaq_f32(acc[r][t][q], wv[t][q], xv);
     }
   }
   EDGEOPT_ARM_UNROLL
-  for (int r = 0; r < MR; ++r)
-    EDGEOPT_ARM_UNROLL
-    for (int t = 0; t < T; ++t)
-      EDGEOPT_ARM_UNROLL
-      for (int q = 0; q < 4; ++q)
-        store4_f32(p.y + (r0 + r) * p.ldy, p.n_begin, p.n_end, (t0 + t) * kF32Tile + 4 * q, acc[r][t][q]);
+  for (int r = 0; r < MR; ++r) EDGEOPT_ARM_UNROLL
+  for (int t = 0; t < T; ++t) EDGEOPT_ARM_UNROLL
+  for (int q = 0; q < 4; ++q)
+    store4_f32(p.y + (r0 + r) * p.ldy, p.n_begin, p.n_end, (t0 + t) * kF32Tile + 4 * q, acc[r][t][q]);
 }
 
 template <int MR, int T>
@@ -131,10 +125,17 @@ void gemm_f32(const GemmF32Args& p) {
   int r = 0;
   for (; r + 4 <= p.m; r += 4) f32_rows<4, 1>(p, r, t_begin, t_end);  // 16 accumulators
   switch (p.m - r) {
-    case 1: f32_rows<1, 3>(p, r, t_begin, t_end); break;
-    case 2: f32_rows<2, 2>(p, r, t_begin, t_end); break;
-    case 3: f32_rows<3, 1>(p, r, t_begin, t_end); break;
-    default: break;
+    case 1:
+      f32_rows<1, 3>(p, r, t_begin, t_end);
+      break;
+    case 2:
+      f32_rows<2, 2>(p, r, t_begin, t_end);
+      break;
+    case 3:
+      f32_rows<3, 1>(p, r, t_begin, t_end);
+      break;
+    default:
+      break;
   }
 }
 
@@ -252,8 +253,8 @@ const KernelTable& neon_kernels() {
   return table;
 }
 
-KernelTable neon_with_int8(const char* name, decltype(KernelTable::pack_s8) pack,
-                           decltype(KernelTable::gemm_u8s8) gemm, decltype(KernelTable::peak_probe) probe) {
+KernelTable neon_with_int8(const char* name, decltype(KernelTable::pack_s8) pack, decltype(KernelTable::gemm_u8s8) gemm,
+                           decltype(KernelTable::peak_probe) probe) {
   KernelTable t = neon_kernels();
   t.name = name;
   t.pack_s8 = pack;

@@ -109,7 +109,7 @@ uint64_t peak_probe(PeakKind kind, uint64_t iterations) {
 }  // namespace
 
 const KernelTable& scalar_kernels() {
-  static const KernelTable table = {"scalar",     pack_s8,          gemm_u8s8,    pack_f32,  gemm_f32,
+  static const KernelTable table = {"scalar",     pack_s8,          gemm_u8s8,    pack_f32, gemm_f32,
                                     epilogue_s32, quantize_rows_u8, bias_act_f32, relu_f32, peak_probe};
   return table;
 }

@@ -47,8 +47,7 @@ EDGEOPT_AVX2 void csr_gather(const CsrArgs& p, const int32_t* a32, int r0) {
       }
     }
     EDGEOPT_UNROLL
-    for (int r = 0; r < MR; ++r)
-      p.c[(r0 + r) * p.ldc + j] = hsum(acc[r]) - p.a_zero_point[r0 + r] * w.col_sums[j];
+    for (int r = 0; r < MR; ++r) p.c[(r0 + r) * p.ldc + j] = hsum(acc[r]) - p.a_zero_point[r0 + r] * w.col_sums[j];
   }
 }
 
@@ -98,13 +97,12 @@ EDGEOPT_AVX2 void csr_rows(const CsrArgs& p, const int16_t* at, int r0) {
     const __m256i cs = _mm256_set1_epi32(w.col_sums[j]);
     alignas(32) int32_t lanes[W];
     EDGEOPT_UNROLL
-    for (int v = 0; v < V; ++v)
-      EDGEOPT_UNROLL
-      for (int h = 0; h < 2; ++h) {
-        const __m256i zp = _mm256_load_si256(reinterpret_cast<const __m256i*>(zpl + 16 * v + 8 * h));
-        _mm256_store_si256(reinterpret_cast<__m256i*>(lanes + 16 * v + 8 * h),
-                           _mm256_sub_epi32(acc[v][h], _mm256_mullo_epi32(zp, cs)));
-      }
+    for (int v = 0; v < V; ++v) EDGEOPT_UNROLL
+    for (int h = 0; h < 2; ++h) {
+      const __m256i zp = _mm256_load_si256(reinterpret_cast<const __m256i*>(zpl + 16 * v + 8 * h));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(lanes + 16 * v + 8 * h),
+                         _mm256_sub_epi32(acc[v][h], _mm256_mullo_epi32(zp, cs)));
+    }
     for (int i = 0; i < rows; ++i) p.c[(r0 + i) * p.ldc + j] = lanes[lane_slot(i)];
   }
 }
@@ -120,9 +118,12 @@ EDGEOPT_AVX2 void gemm_csr(const CsrArgs& p) {
     for (int r = 0; r < p.m; ++r)
       for (int i = 0; i < k; ++i) a32[static_cast<size_t>(r) * k + i] = p.a[r * p.lda + i];
     switch (p.m) {
-      case 1: return csr_gather<1>(p, a32.get(), 0);
-      case 2: return csr_gather<2>(p, a32.get(), 0);
-      default: return csr_gather<3>(p, a32.get(), 0);
+      case 1:
+        return csr_gather<1>(p, a32.get(), 0);
+      case 2:
+        return csr_gather<2>(p, a32.get(), 0);
+      default:
+        return csr_gather<3>(p, a32.get(), 0);
     }
   }
   // 32 rows a block (16 when there are no more); the block is k * 64 bytes,
@@ -209,10 +210,18 @@ EDGEOPT_AVX2 void gemm_24(const Csr24Args& p) {
     const int rows = std::min(kRows, p.m - r0);
     for (int r = 0; r < rows; ++r) build_pairs(p.a + (r0 + r) * p.lda, w.k, w.groups, pairs.get() + r * row_pairs);
     switch (rows) {
-      case 4: gemm_24_rows<4>(p, pairs.get(), r0); break;
-      case 3: gemm_24_rows<3>(p, pairs.get(), r0); break;
-      case 2: gemm_24_rows<2>(p, pairs.get(), r0); break;
-      default: gemm_24_rows<1>(p, pairs.get(), r0); break;
+      case 4:
+        gemm_24_rows<4>(p, pairs.get(), r0);
+        break;
+      case 3:
+        gemm_24_rows<3>(p, pairs.get(), r0);
+        break;
+      case 2:
+        gemm_24_rows<2>(p, pairs.get(), r0);
+        break;
+      default:
+        gemm_24_rows<1>(p, pairs.get(), r0);
+        break;
     }
   }
 }
@@ -264,10 +273,17 @@ EDGEOPT_AVX2 void gemm_win(const WinArgs& p) {
   int r = 0;
   for (; r + kRows <= p.m; r += kRows) win_rows<kRows>(p, a + r * lda, lda, r);
   switch (p.m - r) {
-    case 3: win_rows<3>(p, a + r * lda, lda, r); break;
-    case 2: win_rows<2>(p, a + r * lda, lda, r); break;
-    case 1: win_rows<1>(p, a + r * lda, lda, r); break;
-    default: break;
+    case 3:
+      win_rows<3>(p, a + r * lda, lda, r);
+      break;
+    case 2:
+      win_rows<2>(p, a + r * lda, lda, r);
+      break;
+    case 1:
+      win_rows<1>(p, a + r * lda, lda, r);
+      break;
+    default:
+      break;
   }
 }
 
@@ -286,8 +302,8 @@ FormatChoice choose_avx2(double density, bool /*two_four*/, bool always) {
 }  // namespace
 
 const SparseKernels& sparse_avx2_kernels() {
-  static const SparseKernels table = {"sparse-avx2", "sparse24-avx2", "sparsewin-avx2", gemm_csr, gemm_24, gemm_win,
-                                      choose_avx2};
+  static const SparseKernels table = {"sparse-avx2", "sparse24-avx2", "sparsewin-avx2", gemm_csr,
+                                      gemm_24,       gemm_win,        choose_avx2};
   return table;
 }
 

@@ -78,14 +78,14 @@ FormatChoice choose_unmeasured(double density, bool two_four, bool always) {
 }  // namespace
 
 const SparseKernels& sparse_scalar_kernels() {
-  static const SparseKernels table = {"sparse-scalar", "sparse24-scalar", "sparsewin-scalar", gemm_csr, gemm_24, gemm_win,
-                                      choose_scalar};
+  static const SparseKernels table = {"sparse-scalar", "sparse24-scalar", "sparsewin-scalar", gemm_csr,
+                                      gemm_24,         gemm_win,          choose_scalar};
   return table;
 }
 
 const SparseKernels& sparse_scalar_beside_simd_kernels() {
-  static const SparseKernels table = {"sparse-scalar", "sparse24-scalar", "sparsewin-scalar", gemm_csr, gemm_24, gemm_win,
-                                      choose_unmeasured};
+  static const SparseKernels table = {"sparse-scalar", "sparse24-scalar", "sparsewin-scalar", gemm_csr,
+                                      gemm_24,         gemm_win,          choose_unmeasured};
   return table;
 }
 

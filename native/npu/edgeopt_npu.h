@@ -98,13 +98,13 @@ typedef struct edgeopt_npu_capabilities {
 /* One node. Tensors are [batch, features]; weights are [out_features][in_features] row-major. */
 typedef struct edgeopt_npu_node {
   uint32_t struct_size;
-  uint32_t op;          /* EDGEOPT_NPU_OP_* */
-  const char* name;     /* the graph node's name, for messages */
-  int32_t in_features;  /* K (for Relu/Softmax: the width) */
-  int32_t out_features; /* N (for Relu/Softmax: the width) */
-  uint32_t weight_dtype;       /* EDGEOPT_NPU_FLOAT32 (Dense) or EDGEOPT_NPU_INT8 (QDense); 0 without weights */
-  const void* weight;          /* N*K elements, or NULL */
-  const float* weight_scale;   /* QDense: N (per channel) or 1 (per tensor) */
+  uint32_t op;               /* EDGEOPT_NPU_OP_* */
+  const char* name;          /* the graph node's name, for messages */
+  int32_t in_features;       /* K (for Relu/Softmax: the width) */
+  int32_t out_features;      /* N (for Relu/Softmax: the width) */
+  uint32_t weight_dtype;     /* EDGEOPT_NPU_FLOAT32 (Dense) or EDGEOPT_NPU_INT8 (QDense); 0 without weights */
+  const void* weight;        /* N*K elements, or NULL */
+  const float* weight_scale; /* QDense: N (per channel) or 1 (per tensor) */
   uint32_t weight_scale_count;
   const float* bias; /* N floats, or NULL */
   uint32_t fused_relu;

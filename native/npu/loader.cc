@@ -28,17 +28,21 @@ std::shared_ptr<NpuPlugin> NpuPlugin::open(const std::string& path, const Option
   if (!p->handle_) plugin_error("NPU plugin '" + path + "' could not be loaded: " + ::dlerror());
   auto entry = reinterpret_cast<edgeopt_npu_entry_fn>(::dlsym(p->handle_, EDGEOPT_NPU_ENTRY_POINT));
   if (!entry)
-    plugin_error("NPU plugin '" + path + "' does not export " + EDGEOPT_NPU_ENTRY_POINT + " (is it an edgeopt NPU plugin?)");
+    plugin_error("NPU plugin '" + path + "' does not export " + EDGEOPT_NPU_ENTRY_POINT +
+                 " (is it an edgeopt NPU plugin?)");
   p->table_ = entry(EDGEOPT_NPU_ABI_VERSION);
-  if (!p->table_) plugin_error("NPU plugin '" + path + "' refused host ABI version " + std::to_string(EDGEOPT_NPU_ABI_VERSION));
+  if (!p->table_)
+    plugin_error("NPU plugin '" + path + "' refused host ABI version " + std::to_string(EDGEOPT_NPU_ABI_VERSION));
   const edgeopt_npu_plugin& t = *p->table_;
   if (t.abi_version != EDGEOPT_NPU_ABI_VERSION)
     plugin_error("NPU plugin '" + path + "' was built for ABI version " + std::to_string(t.abi_version) +
                  "; this edgeopt supports version " + std::to_string(EDGEOPT_NPU_ABI_VERSION));
   if (t.struct_size < kMinTableSize)
-    plugin_error("NPU plugin '" + path + "' has a " + std::to_string(t.struct_size) + "-byte function table; ABI version " +
-                 std::to_string(EDGEOPT_NPU_ABI_VERSION) + " needs at least " + std::to_string(kMinTableSize));
-  if (!t.init || !t.get_capabilities || !t.supports || !t.compile || !t.describe || !t.execute || !t.release || !t.last_error)
+    plugin_error("NPU plugin '" + path + "' has a " + std::to_string(t.struct_size) +
+                 "-byte function table; ABI version " + std::to_string(EDGEOPT_NPU_ABI_VERSION) + " needs at least " +
+                 std::to_string(kMinTableSize));
+  if (!t.init || !t.get_capabilities || !t.supports || !t.compile || !t.describe || !t.execute || !t.release ||
+      !t.last_error)
     plugin_error("NPU plugin '" + path + "' leaves a required function of its table empty");
   std::vector<edgeopt_npu_option> opts;
   for (const auto& [k, v] : options) opts.push_back({k.c_str(), v.c_str()});
@@ -56,8 +60,8 @@ NpuPlugin::~NpuPlugin() {
 
 void NpuPlugin::raise(const std::string& what, int code) const {
   const char* msg = table_->last_error();
-  plugin_error("NPU plugin '" + std::string(table_->name ? table_->name : path_) + "': " + what + " failed: " +
-               (msg && *msg ? msg : "no message") + " (code " + std::to_string(code) + ")");
+  plugin_error("NPU plugin '" + std::string(table_->name ? table_->name : path_) + "': " + what +
+               " failed: " + (msg && *msg ? msg : "no message") + " (code " + std::to_string(code) + ")");
 }
 
 std::string NpuPlugin::unsupported_reason(const edgeopt_npu_node& node) const {
@@ -86,7 +90,8 @@ std::shared_ptr<NpuGraph> NpuPlugin::load_blob(const uint8_t* data, size_t size)
   return adopt(g);
 }
 
-NpuGraph::NpuGraph(std::shared_ptr<NpuPlugin> plugin, edgeopt_npu_graph* graph) : plugin_(std::move(plugin)), graph_(graph) {
+NpuGraph::NpuGraph(std::shared_ptr<NpuPlugin> plugin, edgeopt_npu_graph* graph)
+    : plugin_(std::move(plugin)), graph_(graph) {
   if (const int rc = plugin_->table().describe(graph_, &batch_, &in_, &out_)) {
     plugin_->table().release(graph_);
     plugin_->raise("describe", rc);
@@ -101,8 +106,9 @@ NpuGraph::~NpuGraph() { plugin_->table().release(graph_); }
 
 void NpuGraph::run_chunk(const float* x, uint32_t rows, float* y) const {
   const size_t want = sizeof(float) * rows * static_cast<size_t>(out_);
-  edgeopt_npu_tensor in{sizeof(edgeopt_npu_tensor), EDGEOPT_NPU_FLOAT32, rows, static_cast<uint32_t>(in_),
-                        const_cast<float*>(x), sizeof(float) * rows * static_cast<size_t>(in_)};
+  edgeopt_npu_tensor in{
+      sizeof(edgeopt_npu_tensor), EDGEOPT_NPU_FLOAT32,   rows,
+      static_cast<uint32_t>(in_), const_cast<float*>(x), sizeof(float) * rows * static_cast<size_t>(in_)};
   edgeopt_npu_tensor out{sizeof(edgeopt_npu_tensor), EDGEOPT_NPU_FLOAT32, rows, static_cast<uint32_t>(out_), y, want};
   int rc;
   if (plugin_->capabilities().thread_safe) {
@@ -131,7 +137,8 @@ std::vector<uint8_t> NpuGraph::export_blob() const {
   size_t size = 0;
   if (const int rc = plugin_->table().export_blob(graph_, nullptr, 0, &size)) plugin_->raise("export_blob", rc);
   bytes.resize(size);
-  if (const int rc = plugin_->table().export_blob(graph_, bytes.data(), bytes.size(), &size)) plugin_->raise("export_blob", rc);
+  if (const int rc = plugin_->table().export_blob(graph_, bytes.data(), bytes.size(), &size))
+    plugin_->raise("export_blob", rc);
   bytes.resize(size);
   return bytes;
 }

@@ -5,6 +5,8 @@
 // purpose (u8/s8 by 1..3 bytes, float/int32 by 1..3 elements, since a float*
 // off by a byte is undefined behaviour in C++ and a JS Float32Array cannot be).
 // No timing is asserted anywhere.
+#include "../core/kernels.h"
+
 #include <algorithm>
 #include <atomic>
 #include <cfloat>
@@ -18,14 +20,12 @@
 #include <thread>
 #include <vector>
 
-#include "../core/kernels.h"
 #include "../core/parallel_gemm.h"
 #include "../core/plan.h"
 #include "../core/prune.h"
 #include "../core/quantize.h"
 #include "../core/thread_pool.h"
 #include "../core/validate.h"
-
 #include "check.h"
 
 using namespace edgeopt;
@@ -79,11 +79,21 @@ static void check_gemm_u8s8(const KernelTable& kt, const GemmCase& g, std::mt199
   for (size_t i = 0; i < a.n; ++i) a[i] = random_a ? u8(rng) : 255;
   for (size_t i = 0; i < w.n; ++i) {
     switch (g.fill) {
-      case Fill::Random: w[i] = s8(rng); break;
-      case Fill::Extreme: w[i] = pick(rng) ? 127 : -128; break;
-      case Fill::ExtremeNeg: w[i] = -128; break;
-      case Fill::Bounded: w[i] = s7(rng); break;
-      case Fill::Spiky: w[i] = spike(rng) ? s7(rng) : pick(rng) ? 127 : -128; break;
+      case Fill::Random:
+        w[i] = s8(rng);
+        break;
+      case Fill::Extreme:
+        w[i] = pick(rng) ? 127 : -128;
+        break;
+      case Fill::ExtremeNeg:
+        w[i] = -128;
+        break;
+      case Fill::Bounded:
+        w[i] = s7(rng);
+        break;
+      case Fill::Spiky:
+        w[i] = spike(rng) ? s7(rng) : pick(rng) ? 127 : -128;
+        break;
       case Fill::AtBound: {
         // Weight i and its k-pair partner (k even/odd within row of length k).
         const int col = static_cast<int>(i % k), first = (col % 2 == 0) ? 1 : 0;
@@ -108,9 +118,10 @@ static void check_gemm_u8s8(const KernelTable& kt, const GemmCase& g, std::mt199
     // The layout the AVX2 packer must pick (avx2_u8s8.cc): vpmaddubsw quads
     // for bounded weights, int16 pairs for uniform 8-bit ones.
     if (g.fill == Fill::Bounded || g.fill == Fill::AtBound)
-      CHECK(pk.layout == 1 && pk.spill_k.empty(), "avx2 packed bounded weights (n=%d k=%d) as layout %d, %zu spills",
-            n, k, pk.layout, pk.spill_k.size());
-    if (g.fill == Fill::Random && k >= 16) CHECK(pk.layout == 0, "avx2 packed uniform 8-bit weights (n=%d k=%d) as quads", n, k);
+      CHECK(pk.layout == 1 && pk.spill_k.empty(), "avx2 packed bounded weights (n=%d k=%d) as layout %d, %zu spills", n,
+            k, pk.layout, pk.spill_k.size());
+    if (g.fill == Fill::Random && k >= 16)
+      CHECK(pk.layout == 0, "avx2 packed uniform 8-bit weights (n=%d k=%d) as quads", n, k);
     if (g.fill == Fill::Spiky && static_cast<long long>(n) * k >= 100000)
       CHECK(pk.layout == 1 && !pk.spill_k.empty(), "avx2 packed spiky weights (n=%d k=%d) as layout %d, %zu spills", n,
             k, pk.layout, pk.spill_k.size());
@@ -232,7 +243,8 @@ static void check_gemm_f32_rows_alone(const KernelTable& kt, int m, int k, int n
   kt.pack_f32(w.data(), n, k, &pk);
   kt.gemm_f32({x.data(), static_cast<size_t>(k), m, &pk, y.data(), static_cast<size_t>(n), 0, n});
   for (int r = 0; r < m; ++r) {
-    kt.gemm_f32({x.data() + static_cast<size_t>(r) * k, static_cast<size_t>(k), 1, &pk, y1.data(), static_cast<size_t>(n), 0, n});
+    kt.gemm_f32({x.data() + static_cast<size_t>(r) * k, static_cast<size_t>(k), 1, &pk, y1.data(),
+                 static_cast<size_t>(n), 0, n});
     CHECK(std::memcmp(y1.data(), y.data() + static_cast<size_t>(r) * n, n * sizeof(float)) == 0,
           "%s gemm_f32 m=%d k=%d n=%d: row %d differs when computed alone", kt.name, m, k, n, r);
   }
@@ -279,8 +291,9 @@ static void test_epilogue(const KernelTable& kt) {
         for (size_t i = 0; i < bias.n; ++i) bias[i] = i % 4 == 0 ? -0.0f : bd(rng);
         std::vector<float> yr(c.n);
         Buf<float> yk(c.n, off);
-        const EpilogueArgs base{c.p, static_cast<size_t>(n), m, n, as.p, ws.p, per_channel ? 1 : 0,
-                                has_bias ? bias.p : nullptr, relu, nullptr, static_cast<size_t>(n)};
+        const EpilogueArgs base{
+            c.p,     static_cast<size_t>(n), m, n, as.p, ws.p, per_channel ? 1 : 0, has_bias ? bias.p : nullptr, relu,
+            nullptr, static_cast<size_t>(n)};
         EpilogueArgs ar = base, ak = base;
         ar.y = yr.data();
         ak.y = yk.p;
@@ -405,7 +418,8 @@ static void test_parallel_gemm(const KernelTable& kt) {
     for (int rep = 0; rep < 3; ++rep) {
       std::vector<int32_t> c(m * n, -1);
       std::vector<float> y(m * n, NAN);
-      gemm_u8s8_parallel(kt, &pool, {a.data(), static_cast<size_t>(k), zp.data(), m, &ps, c.data(), static_cast<size_t>(n), 0, n});
+      gemm_u8s8_parallel(kt, &pool,
+                         {a.data(), static_cast<size_t>(k), zp.data(), m, &ps, c.data(), static_cast<size_t>(n), 0, n});
       gemm_f32_parallel(kt, &pool, {x.data(), static_cast<size_t>(k), m, &pf, y.data(), static_cast<size_t>(n), 0, n});
       CHECK(c == c1, "%s gemm_u8s8 with %d threads differs from one thread", kt.name, threads);
       CHECK(std::memcmp(y.data(), y1.data(), y.size() * sizeof(float)) == 0,
@@ -512,8 +526,8 @@ static void test_thread_pool() {
       const int tasks = 1 + (i * 7 + seed) % 9;
       std::vector<std::atomic<int>> hits(tasks);
       for (auto& h : hits) h.store(0);
-      pool.parallel_for(tasks, [](void* ctx, int t) { (*static_cast<std::vector<std::atomic<int>>*>(ctx))[t]++; },
-                        &hits);
+      pool.parallel_for(
+          tasks, [](void* ctx, int t) { (*static_cast<std::vector<std::atomic<int>>*>(ctx))[t]++; }, &hits);
       for (auto& h : hits) *bad += h.load() != 1;
     }
   };
@@ -534,10 +548,14 @@ static void test_prune_against_sort() {
       std::vector<float> w(n);
       for (size_t i = 0; i < n; ++i) {
         // Normal values; heavy ties (few distinct magnitudes, signed zeros); tiny and huge; all equal.
-        if (kind == 0) w[i] = nd(rng);
-        else if (kind == 1) w[i] = few(rng) == 0 ? (i % 2 ? -0.0f : 0.0f) : 0.25f * few(rng);
-        else if (kind == 2) w[i] = (i % 3 == 0 ? 1e-42f : i % 3 == 1 ? -3e38f : INFINITY) * (i % 2 ? 1 : -1);
-        else w[i] = -1.5f;
+        if (kind == 0)
+          w[i] = nd(rng);
+        else if (kind == 1)
+          w[i] = few(rng) == 0 ? (i % 2 ? -0.0f : 0.0f) : 0.25f * few(rng);
+        else if (kind == 2)
+          w[i] = (i % 3 == 0 ? 1e-42f : i % 3 == 1 ? -3e38f : INFINITY) * (i % 2 ? 1 : -1);
+        else
+          w[i] = -1.5f;
       }
       std::vector<uint32_t> order(n);
       for (size_t i = 0; i < n; ++i) order[i] = static_cast<uint32_t>(i);

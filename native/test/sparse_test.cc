@@ -2,6 +2,8 @@
 // pruned weights: int32 results equal bit for bit, for every sparse kernel set
 // this CPU runs, odd shapes, densities 0..1, empty rows and columns, extreme
 // values, column sub-ranges and thread splits. No timing is asserted.
+#include "../core/sparse.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <random>
@@ -11,8 +13,6 @@
 #include "../core/kernels.h"
 #include "../core/parallel_gemm.h"
 #include "../core/plan.h"
-#include "../core/sparse.h"
-
 #include "check.h"
 
 using namespace edgeopt;
@@ -152,10 +152,13 @@ static void test_choice() {
   // up to 35 %, the window format below 8 rows and dense from 8.
   const SparseKernels& avx = sparse_avx2_kernels();
   const auto mid = weights(64, 64, 0.3, Pattern::Random, rng);
-  auto choice = [&](const std::vector<int8_t>& w, SparsePolicy p) { return choose_weight_format(w.data(), 64, 64, p, avx); };
+  auto choice = [&](const std::vector<int8_t>& w, SparsePolicy p) {
+    return choose_weight_format(w.data(), 64, 64, p, avx);
+  };
   const FormatChoice c10 = choice(sparse, SparsePolicy::Auto), c30 = choice(mid, SparsePolicy::Auto);
   CHECK(c10.for_rows(15) == WeightFormat::Window && c10.for_rows(16) == WeightFormat::Csr, "avx2 10%% -> window, csr");
-  CHECK(c30.for_rows(7) == WeightFormat::Window && c30.for_rows(8) == WeightFormat::Dense, "avx2 30%% -> window, dense");
+  CHECK(c30.for_rows(7) == WeightFormat::Window && c30.for_rows(8) == WeightFormat::Dense,
+        "avx2 30%% -> window, dense");
   CHECK(!choice(dense, SparsePolicy::Auto).uses(WeightFormat::Window), "avx2 dense -> dense");
   CHECK(choice(dense, SparsePolicy::Auto).for_rows(1) == WeightFormat::Dense, "avx2 dense -> dense");
   const FormatChoice all = choice(dense, SparsePolicy::Always);
@@ -186,7 +189,8 @@ static void test_plans(const KernelTable& kt) {
       outs.push_back(y);
     }
   }
-  for (size_t i = 4; i < outs.size(); ++i) CHECK(outs[i] == outs[i % 4], "%s plan output %zu differs from dense", kt.name, i);
+  for (size_t i = 4; i < outs.size(); ++i)
+    CHECK(outs[i] == outs[i % 4], "%s plan output %zu differs from dense", kt.name, i);
 }
 
 int main() {

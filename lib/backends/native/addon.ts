@@ -47,8 +47,14 @@ export interface NativeAddon {
   gemmU8S8(a: Uint8Array, zp: Int32Array, m: number, k: number, w: Int8Array, n: number, kernel?: string): Int32Array;
   gemmF32(x: Float32Array, m: number, k: number, w: Float32Array, n: number, kernel?: string): Float32Array;
   epilogueS32(
-    c: Int32Array, m: number, n: number, aScale: Float32Array, wScale: Float32Array,
-    bias: Float32Array | null, relu: boolean, kernel?: string,
+    c: Int32Array,
+    m: number,
+    n: number,
+    aScale: Float32Array,
+    wScale: Float32Array,
+    bias: Float32Array | null,
+    relu: boolean,
+    kernel?: string,
   ): Float32Array;
   quantizeRowsU8(x: Float32Array, m: number, k: number, kernel?: string): RowQuantized;
   quantizeSymmetric(w: Float32Array, n: number, k: number, bits: number, perChannel: boolean): SymmetricQuantized;

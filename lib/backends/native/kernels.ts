@@ -19,8 +19,7 @@ export function nativeKernels(addon: NativeAddon, table?: string): Kernels {
     epilogueS32: (c, m, n, aScale, wScale, bias, relu) =>
       call('epilogueS32', () => addon.epilogueS32(c, m, n, aScale, wScale, bias, relu, table)),
     quantizeRowsU8: (x, m, k) => call('quantizeRowsU8', () => addon.quantizeRowsU8(x, m, k, table)),
-    quantizeSymmetric: (w, n, k, bits, perChannel) =>
-      call('quantizeSymmetric', () => addon.quantizeSymmetric(w, n, k, bits, perChannel)),
+    quantizeSymmetric: (w, n, k, bits, perChannel) => call('quantizeSymmetric', () => addon.quantizeSymmetric(w, n, k, bits, perChannel)),
     dequantizeS8: (q, n, k, scales) => call('dequantizeS8', () => addon.dequantizeS8(q, n, k, scales)),
     pruneMask: (w, count) => call('pruneMask', () => addon.pruneMask(w, count)),
     reluF32: (x) => call('reluF32', () => addon.reluF32(x, table)),

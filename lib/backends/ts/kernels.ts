@@ -44,8 +44,13 @@ export function gemmF32(x: Float32Array, m: number, k: number, w: Float32Array, 
 }
 
 export function epilogueS32(
-  c: Int32Array, m: number, n: number, aScale: Float32Array, wScale: Float32Array,
-  bias: Float32Array | null, doRelu: boolean,
+  c: Int32Array,
+  m: number,
+  n: number,
+  aScale: Float32Array,
+  wScale: Float32Array,
+  bias: Float32Array | null,
+  doRelu: boolean,
 ): Float32Array {
   const y = new Float32Array(m * n);
   const perChannel = wScale.length !== 1;

@@ -15,14 +15,21 @@ export interface QuantizedMultiplier {
 function frexp(real: number): [number, number] {
   let e = Math.ceil(Math.log2(real));
   let q = real / 2 ** e;
-  while (q >= 1) { q /= 2; e++; }
-  while (q < 0.5) { q *= 2; e--; }
+  while (q >= 1) {
+    q /= 2;
+    e++;
+  }
+  while (q < 0.5) {
+    q *= 2;
+    e--;
+  }
   return [q, e];
 }
 
 export function quantizeMultiplier(real: number): QuantizedMultiplier {
   if (!(real > 0)) return { m0: 0, shift: 0 };
-  let [q, shift] = frexp(real);
+  const [q, initialShift] = frexp(real);
+  let shift = initialShift;
   let m = Math.round(q * 2147483648); // q > 0: Math.round is std::round
   if (m === 2147483648) {
     m /= 2;

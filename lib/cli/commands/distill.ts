@@ -22,7 +22,9 @@ interface DistillCliOptions {
 export function register(program: Command): void {
   program
     .command('distill')
-    .description('distill a teacher (default: the bundled mlp-784-128-10) into a small MLP on the bundled MNIST train split, against the same student trained on labels only')
+    .description(
+      'distill a teacher (default: the bundled mlp-784-128-10) into a small MLP on the bundled MNIST train split, against the same student trained on labels only',
+    )
     .option('--teacher <model>', 'teacher model (.eom or .onnx)')
     .option('--hidden <sizes>', 'student hidden layer sizes', '32')
     .option('--temperature <T>', 'softening temperature', '4')
@@ -43,7 +45,10 @@ export function register(program: Command): void {
       const alpha = num(o.alpha, '--alpha');
       const rows = [
         row(`teacher ${teacher.name}`, teacher),
-        row(`student ${student.name.replace('student', o.hidden)} distilled (T=${temperature}, alpha=${alpha})`, distill({ teacher, student, data, temperature, alpha, ...common }).model),
+        row(
+          `student ${student.name.replace('student', o.hidden)} distilled (T=${temperature}, alpha=${alpha})`,
+          distill({ teacher, student, data, temperature, alpha, ...common }).model,
+        ),
         row(`student ${o.hidden} hard labels only (same seed)`, train(student, data, common).model),
       ];
       if (o.json) return console.log(JSON.stringify({ models: rows, testRows: test.shape[0], ...common, temperature, alpha }, null, 2));

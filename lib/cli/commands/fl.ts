@@ -23,7 +23,9 @@ const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
 export function register(program: Command): void {
   const fl = program.command('fl').description('federated learning');
   fl.command('simulate')
-    .description('run a FedAvg server and clients over HTTP on 127.0.0.1 on the bundled MNIST train split; print test accuracy and bytes per round')
+    .description(
+      'run a FedAvg server and clients over HTTP on 127.0.0.1 on the bundled MNIST train split; print test accuracy and bytes per round',
+    )
     .option('--clients <n>', 'number of clients', '10')
     .option('--rounds <n>', 'number of rounds', '20')
     .option('--non-iid <k>', 'label skew: each client holds only k classes (default: IID)')
@@ -39,7 +41,10 @@ export function register(program: Command): void {
     .option('--json', 'print { rounds: [{ round, accuracy, bytesSent }], finalAccuracy } as JSON')
     .action(async (o: SimulateCliOptions) => {
       const log = (r: SimulatedRound) => {
-        if (!o.json) console.log(`round ${String(r.round).padStart(3)}: test accuracy ${pct(r.accuracy)}, sent ${r.bytesSent} bytes, received ${r.bytesReceived} bytes`);
+        if (!o.json)
+          console.log(
+            `round ${String(r.round).padStart(3)}: test accuracy ${pct(r.accuracy)}, sent ${r.bytesSent} bytes, received ${r.bytesReceived} bytes`,
+          );
       };
       const result = await simulate({
         clients: num(o.clients, '--clients'),
@@ -50,7 +55,12 @@ export function register(program: Command): void {
         fractionFit: num(o.fractionFit, '--fraction-fit'),
         serverMomentum: num(o.serverMomentum, '--server-momentum'),
         seed: num(o.seed, '--seed'),
-        fit: { epochs: num(o.epochs, '--epochs'), lr: num(o.lr, '--lr'), batchSize: num(o.batchSize, '--batch-size'), proxMu: num(o.proxMu, '--prox-mu') },
+        fit: {
+          epochs: num(o.epochs, '--epochs'),
+          lr: num(o.lr, '--lr'),
+          batchSize: num(o.batchSize, '--batch-size'),
+          proxMu: num(o.proxMu, '--prox-mu'),
+        },
         onRound: log,
       });
       if (o.json) {
@@ -58,6 +68,8 @@ export function register(program: Command): void {
         return console.log(JSON.stringify({ rounds, finalAccuracy: result.finalAccuracy }));
       }
       const sent = result.rounds.reduce((s, r) => s + r.bytesSent, 0);
-      console.log(`final test accuracy ${pct(result.finalAccuracy)} after ${result.rounds.length} rounds; ${sent} update bytes sent (${result.compress}); ${result.seconds.toFixed(1)} s`);
+      console.log(
+        `final test accuracy ${pct(result.finalAccuracy)} after ${result.rounds.length} rounds; ${sent} update bytes sent (${result.compress}); ${result.seconds.toFixed(1)} s`,
+      );
     });
 }

@@ -56,14 +56,20 @@ export function formatReport(r: OptimizeReport): string {
   const layerLine = (l: OptimizeReport['layersBefore'][number]) =>
     `  ${l.node.padEnd(10)} ${l.op.padEnd(7)} [${l.shape.join(', ')}]`.padEnd(36) +
     `${String(l.bits).padStart(2)}-bit  sparsity ${pct(l.sparsity).padStart(8)}  ${l.bytes.toLocaleString('en-US').padStart(10)} B${l.activations ? `  ${l.activations} activations` : ''}`;
-  lines.push(`before: ${r.bytesBefore.toLocaleString('en-US')} bytes, ${r.paramsBefore.toLocaleString('en-US')} params${r.accuracyBefore !== undefined ? `, top-1 ${pct(r.accuracyBefore)}` : ''}`);
+  lines.push(
+    `before: ${r.bytesBefore.toLocaleString('en-US')} bytes, ${r.paramsBefore.toLocaleString('en-US')} params${r.accuracyBefore !== undefined ? `, top-1 ${pct(r.accuracyBefore)}` : ''}`,
+  );
   r.layersBefore.forEach((l) => lines.push(layerLine(l)));
   for (const p of r.passes) {
-    const acc = p.after ? `, top-1 ${pct(p.after.accuracy)}, ${p.after.changedPredictions} rows changed, logit error max ${p.after.maxAbsLogitError.toFixed(4)} mean ${p.after.meanAbsLogitError.toFixed(5)}` : '';
+    const acc = p.after
+      ? `, top-1 ${pct(p.after.accuracy)}, ${p.after.changedPredictions} rows changed, logit error max ${p.after.maxAbsLogitError.toFixed(4)} mean ${p.after.meanAbsLogitError.toFixed(5)}`
+      : '';
     lines.push(`after ${p.name}: ${p.bytesAfter.toLocaleString('en-US')} bytes, ${p.paramsAfter.toLocaleString('en-US')} params${acc}`);
     p.layers.forEach((l) => lines.push(layerLine(l)));
   }
-  lines.push(`compression: ${r.compression.toFixed(2)}x (${r.bytesBefore.toLocaleString('en-US')} -> ${r.bytesAfter.toLocaleString('en-US')} bytes)`);
+  lines.push(
+    `compression: ${r.compression.toFixed(2)}x (${r.bytesBefore.toLocaleString('en-US')} -> ${r.bytesAfter.toLocaleString('en-US')} bytes)`,
+  );
   if (r.targetIssues.length) {
     lines.push(`does not fit ${r.target}:`);
     r.targetIssues.forEach((i) => lines.push(`  ${i.node ?? 'model'}: ${i.reason}`));
@@ -77,7 +83,10 @@ export function register(program: Command): void {
     .description('prune and/or quantize a model (.eom, .onnx, or a folder of fc<N>.weight/bias .npy files) and report size and accuracy')
     .requiredOption('-o, --output <out.eom>', 'where to write the optimized model')
     .option('--quantize <int8|int4|int2>', 'weight bit width')
-    .option('--granularity <channel|tensor|global|group:N>', 'weight scales per output channel (default), per tensor, one global min/max grid, or per group of N along K')
+    .option(
+      '--granularity <channel|tensor|global|group:N>',
+      'weight scales per output channel (default), per tensor, one global min/max grid, or per group of N along K',
+    )
     .option('--activations <dynamic|static>', 'activation quantization: per row at run time (default) or static from --calibration')
     .option('--calibration <dir-or-npy>', 'calibration data for static activations (an MNIST-style folder uses its train split)')
     .option('--prune <sparsity>', 'fraction of weights (or hidden units for --prune-mode neurons) to remove')
@@ -90,16 +99,23 @@ export function register(program: Command): void {
       const model = loadModelArg(input);
       const optimizer = new EdgeModelOptimizer();
       if (o.prune !== undefined || o.pruneMode === '2:4') {
-        if (!PRUNE_MODES.includes(o.pruneMode as PruneMode)) throw new EdgeOptError('E_ARGUMENT', `--prune-mode must be one of ${PRUNE_MODES.join(', ')}`);
-        optimizer.addOptimization(`prune ${o.pruneMode}${o.pruneMode === '2:4' ? '' : ` ${o.prune}`}`, prune({ sparsity: o.prune === undefined ? undefined : Number(o.prune), mode: o.pruneMode as PruneMode }));
+        if (!PRUNE_MODES.includes(o.pruneMode as PruneMode))
+          throw new EdgeOptError('E_ARGUMENT', `--prune-mode must be one of ${PRUNE_MODES.join(', ')}`);
+        optimizer.addOptimization(
+          `prune ${o.pruneMode}${o.pruneMode === '2:4' ? '' : ` ${o.prune}`}`,
+          prune({ sparsity: o.prune === undefined ? undefined : Number(o.prune), mode: o.pruneMode as PruneMode }),
+        );
       }
       if (o.quantize || o.granularity || o.activations) {
         const bits = bitsOf(o.quantize ?? 'int8');
-        optimizer.addOptimization(`quantize int${bits}`, quantize({
-          bits,
-          ...(o.granularity ? { granularity: parseGranularity(o.granularity) } : {}),
-          ...(o.activations ? { activations: o.activations as 'dynamic' | 'static' } : {}),
-        }));
+        optimizer.addOptimization(
+          `quantize int${bits}`,
+          quantize({
+            bits,
+            ...(o.granularity ? { granularity: parseGranularity(o.granularity) } : {}),
+            ...(o.activations ? { activations: o.activations as 'dynamic' | 'static' } : {}),
+          }),
+        );
       }
       const { model: out, report } = await optimizer.optimize(model, {
         target: parseTarget(o.target),

@@ -38,7 +38,8 @@ export function register(program: Command): void {
         return;
       }
       console.log('placement:');
-      for (const p of placement) console.log(`  ${p.node.padEnd(16)} ${p.op.padEnd(8)} ${p.backend.padEnd(7)}${p.reason ? ` ${p.reason}` : ''}`);
+      for (const p of placement)
+        console.log(`  ${p.node.padEnd(16)} ${p.op.padEnd(8)} ${p.backend.padEnd(7)}${p.reason ? ` ${p.reason}` : ''}`);
       console.log(`output shape: [${out.shape.join(', ')}]`);
       for (let r = 0; r < rows; r++) {
         const row = out.data.subarray(r * out.shape[1], (r + 1) * out.shape[1]);

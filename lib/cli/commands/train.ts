@@ -19,9 +19,16 @@ interface TrainCliOptions {
 }
 
 /** A progress bar only for people watching a terminal: never in --json output or when piped. */
-export function progressBar(enabled: boolean, total: number, label: string): { update(v: number, info: Record<string, string>): void; stop(): void } {
+export function progressBar(
+  enabled: boolean,
+  total: number,
+  label: string,
+): { update(v: number, info: Record<string, string>): void; stop(): void } {
   if (!enabled || !process.stdout.isTTY) return { update() {}, stop() {} };
-  const bar = new cliProgress.SingleBar({ format: `${label} [{bar}] {percentage}% | {value}/{total} | {status}`, hideCursor: true }, cliProgress.Presets.shades_classic);
+  const bar = new cliProgress.SingleBar(
+    { format: `${label} [{bar}] {percentage}% | {value}/{total} | {status}`, hideCursor: true },
+    cliProgress.Presets.shades_classic,
+  );
   bar.start(total, 0, { status: '' });
   return { update: (v, info) => bar.update(v, info), stop: () => bar.stop() };
 }
@@ -39,7 +46,8 @@ export function register(program: Command): void {
     .option('--out <file>', 'where to save the model', 'mnist-mlp.eom')
     .option('--json', 'print the results as JSON (no progress bar)')
     .action(async (o: TrainCliOptions) => {
-      if (o.optimizer !== 'sgd' && o.optimizer !== 'adam') throw new EdgeOptError('E_ARGUMENT', `--optimizer must be sgd or adam, got '${o.optimizer}'`);
+      if (o.optimizer !== 'sgd' && o.optimizer !== 'adam')
+        throw new EdgeOptError('E_ARGUMENT', `--optimizer must be sgd or adam, got '${o.optimizer}'`);
       const data = mnistTrain();
       const seed = num(o.seed, '--seed');
       const model = mlp([784, ...intList(o.hidden, '--hidden'), 10], { seed });
@@ -62,6 +70,8 @@ export function register(program: Command): void {
       const result = { model: trained.name, epochs: history, testAccuracy: accuracy, seconds, file: o.out, bytes, options };
       if (o.json) return console.log(JSON.stringify(result, null, 2));
       for (const h of history) console.log(`epoch ${h.epoch}: loss ${h.loss.toFixed(4)}, train accuracy ${(h.accuracy * 100).toFixed(2)}%`);
-      console.log(`${trained.name}: test accuracy ${(accuracy * 100).toFixed(2)}% on ${mnistTest().shape[0]} rows, ${seconds.toFixed(1)} s; saved ${o.out} (${bytes} bytes)`);
+      console.log(
+        `${trained.name}: test accuracy ${(accuracy * 100).toFixed(2)}% on ${mnistTest().shape[0]} rows, ${seconds.toFixed(1)} s; saved ${o.out} (${bytes} bytes)`,
+      );
     });
 }

@@ -41,7 +41,8 @@ export type ActValue = Extract<Value, { kind: 'act' }>;
 export type ConstValue = Extract<Value, { kind: 'const' }>;
 
 /** A Dense weight in IR layout [out, in]: float, or int8 with its scales. */
-export type DenseWeight = { n: number; k: number; w: Float32Array } | { n: number; k: number; q: Int8Array; scale: Float32Array; zeroPoint: number };
+export type DenseWeight =
+  { n: number; k: number; w: Float32Array } | { n: number; k: number; q: Int8Array; scale: Float32Array; zeroPoint: number };
 
 /** IR quantization parameters of int8 weights with these scales and zero point. */
 export function int8Quant(scale: Float32Array, zeroPoint: number): QuantParams {
@@ -58,7 +59,10 @@ export class ImportContext {
   /** Position of the node being imported (names unnamed nodes). */
   index = 0;
 
-  constructor(readonly model: string, readonly opset: number) {}
+  constructor(
+    readonly model: string,
+    readonly opset: number,
+  ) {}
 
   fail(node: NodeProto, why: string, code: 'E_UNSUPPORTED_OP' | 'E_FORMAT' | 'E_SHAPE' | 'E_DTYPE' = 'E_UNSUPPORTED_OP'): never {
     throw new EdgeOptError(code, `${this.model}: node '${node.name}' (${node.op_type}) ${why}`);
@@ -67,7 +71,12 @@ export class ImportContext {
   value(node: NodeProto, i: number): Value {
     const name = node.input[i];
     const v = name ? this.values.get(name) : undefined;
-    if (!v) this.fail(node, `reads '${name ?? `input ${i}`}', which is neither a graph input, an initializer nor an earlier node's output`, 'E_FORMAT');
+    if (!v)
+      this.fail(
+        node,
+        `reads '${name ?? `input ${i}`}', which is neither a graph input, an initializer nor an earlier node's output`,
+        'E_FORMAT',
+      );
     return v;
   }
 
@@ -77,13 +86,18 @@ export class ImportContext {
 
   act(node: NodeProto, i: number): ActValue {
     const v = this.value(node, i);
-    if (v.kind !== 'act') this.fail(node, `input ${i} ('${node.input[i]}') must be a float tensor computed from the model input (it is ${v.kind === 'const' ? 'a constant' : 'part of an unfinished DynamicQuantizeLinear/MatMulInteger pattern'})`);
+    if (v.kind !== 'act')
+      this.fail(
+        node,
+        `input ${i} ('${node.input[i]}') must be a float tensor computed from the model input (it is ${v.kind === 'const' ? 'a constant' : 'part of an unfinished DynamicQuantizeLinear/MatMulInteger pattern'})`,
+      );
     return v;
   }
 
   constant(node: NodeProto, i: number, role: string): ConstValue {
     const v = this.value(node, i);
-    if (v.kind !== 'const') this.fail(node, `needs a constant ${role} (input ${i}, '${node.input[i]}'); a computed ${role} is not supported`);
+    if (v.kind !== 'const')
+      this.fail(node, `needs a constant ${role} (input ${i}, '${node.input[i]}'); a computed ${role} is not supported`);
     return v;
   }
 
@@ -159,11 +173,24 @@ export class ImportContext {
   }
 
   /** Emits a Dense (float weight) or QDense (int8 weight) reading activation `input`. */
-  emitDense(onnx: NodeProto, nodeName: string, input: ActValue, weight: DenseWeight, bias: Float32Array | null, outShape: Array<number | null>): void {
+  emitDense(
+    onnx: NodeProto,
+    nodeName: string,
+    input: ActValue,
+    weight: DenseWeight,
+    bias: Float32Array | null,
+    outShape: Array<number | null>,
+  ): void {
     const wName = this.addTensor(
       'w' in weight
         ? { name: `${nodeName}.weight`, dtype: 'float32', shape: [weight.n, weight.k], data: weight.w }
-        : { name: `${nodeName}.weight`, dtype: 'int8', shape: [weight.n, weight.k], data: weight.q, quant: int8Quant(weight.scale, weight.zeroPoint) },
+        : {
+            name: `${nodeName}.weight`,
+            dtype: 'int8',
+            shape: [weight.n, weight.k],
+            data: weight.q,
+            quant: int8Quant(weight.scale, weight.zeroPoint),
+          },
     );
     const inputs = [input.name, wName];
     if (bias) inputs.push(this.addTensor({ name: `${nodeName}.bias`, dtype: 'float32', shape: [weight.n], data: bias }));

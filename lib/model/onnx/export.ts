@@ -34,7 +34,12 @@ function attr(name: string, value: number | number[] | string): Obj {
 function valueInfo(name: string, shape: Array<number | null>): Obj {
   return {
     name,
-    type: { tensor_type: { elem_type: DataType.FLOAT, shape: { dim: shape.map((d) => (d === null ? { dim_param: 'batch' } : { dim_value: d })) } } },
+    type: {
+      tensor_type: {
+        elem_type: DataType.FLOAT,
+        shape: { dim: shape.map((d) => (d === null ? { dim_param: 'batch' } : { dim_value: d })) },
+      },
+    },
   };
 }
 
@@ -81,16 +86,23 @@ class OnnxWriter {
   activation(node: GraphNode, x: string, out: string): void {
     const act = node.attrs.activation ?? 'none';
     switch (act) {
-      case 'relu': this.node('Relu', [x], [out], [], `${node.name}/relu`); break;
-      case 'sigmoid': this.node('Sigmoid', [x], [out], [], `${node.name}/sigmoid`); break;
-      case 'tanh': this.node('Tanh', [x], [out], [], `${node.name}/tanh`); break;
+      case 'relu':
+        this.node('Relu', [x], [out], [], `${node.name}/relu`);
+        break;
+      case 'sigmoid':
+        this.node('Sigmoid', [x], [out], [], `${node.name}/sigmoid`);
+        break;
+      case 'tanh':
+        this.node('Tanh', [x], [out], [], `${node.name}/tanh`);
+        break;
       case 'relu6': {
         const lo = this.init(`${node.name}.clip_min`, [], [0], DataType.FLOAT);
         const hi = this.init(`${node.name}.clip_max`, [], [6], DataType.FLOAT);
         this.node('Clip', [x, lo, hi], [out], [], `${node.name}/relu6`);
         break;
       }
-      default: throw new EdgeOptError('E_UNSUPPORTED_OP', `node '${node.name}': activation '${String(act)}' has no ONNX export`);
+      default:
+        throw new EdgeOptError('E_UNSUPPORTED_OP', `node '${node.name}': activation '${String(act)}' has no ONNX export`);
     }
   }
 
@@ -126,7 +138,17 @@ class OnnxWriter {
     if (hasAct) this.activation(node, pre, out);
   }
 
-  private integerDense(node: GraphNode, x: string, q: Int8Array, n: number, k: number, wScale: string, wZp: string, bias: string | undefined, out: string): void {
+  private integerDense(
+    node: GraphNode,
+    x: string,
+    q: Int8Array,
+    n: number,
+    k: number,
+    wScale: string,
+    wZp: string,
+    bias: string | undefined,
+    out: string,
+  ): void {
     const t = (s: string) => this.name(`${node.name}/${s}`);
     const [xq, xs, xzp, acc, accF, s, y] = ['x_q', 'x_scale', 'x_zero_point', 'acc', 'acc_f', 'scale', 'y'].map(t);
     // MatMulInteger wants B as [K, N]: transpose the [N, K] IR weight.
@@ -146,8 +168,10 @@ class OnnxWriter {
 export function encodeOnnx(graph: Graph, options: OnnxExportOptions = {}): Uint8Array {
   const g = validateGraph(graph);
   const format = options.int8 ?? 'integer';
-  if (format !== 'qdq' && format !== 'integer') throw new EdgeOptError('E_ARGUMENT', `int8 format must be 'qdq' or 'integer', got '${String(format)}'`);
-  if (g.inputs.length !== 1 || g.outputs.length !== 1) throw new EdgeOptError('E_UNSUPPORTED_OP', `model '${g.name}': ONNX export handles single-input, single-output models`);
+  if (format !== 'qdq' && format !== 'integer')
+    throw new EdgeOptError('E_ARGUMENT', `int8 format must be 'qdq' or 'integer', got '${String(format)}'`);
+  if (g.inputs.length !== 1 || g.outputs.length !== 1)
+    throw new EdgeOptError('E_UNSUPPORTED_OP', `model '${g.name}': ONNX export handles single-input, single-output models`);
   const w = new OnnxWriter(g);
   const shapes = new Map<string, Array<number | null>>([[g.inputs[0].name, g.inputs[0].shape]]);
   const rowSize = (s: Array<number | null>) => s.slice(1).reduce<number>((a, d) => a * (d ?? 1), 1);
@@ -162,7 +186,8 @@ export function encodeOnnx(graph: Graph, options: OnnxExportOptions = {}): Uint8
   for (const node of g.nodes) {
     const x = node.inputs[0];
     const inShape = shapes.get(x);
-    if (!inShape) throw new EdgeOptError('E_UNSUPPORTED_OP', `model '${g.name}': node '${node.name}' reads '${x}', which ONNX export cannot place`);
+    if (!inShape)
+      throw new EdgeOptError('E_UNSUPPORTED_OP', `model '${g.name}': node '${node.name}' reads '${x}', which ONNX export cannot place`);
     const out = node.outputs[0];
     let outShape: Array<number | null> = inShape;
     switch (node.op) {

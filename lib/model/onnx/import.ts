@@ -39,7 +39,10 @@ function defaultOpset(m: ModelProto, source: string): number {
   const entry = m.opset_import.find((o) => o.domain === '' || o.domain === 'ai.onnx');
   const version = entry ? toNumber(entry.version) : NaN;
   if (!(version >= OPSETS.min && version <= OPSETS.max)) {
-    throw new EdgeOptError('E_FORMAT', `${source}: ONNX opset ${entry ? version : '(none)'} is not supported (opsets ${OPSETS.min}..${OPSETS.max} of the default domain are)`);
+    throw new EdgeOptError(
+      'E_FORMAT',
+      `${source}: ONNX opset ${entry ? version : '(none)'} is not supported (opsets ${OPSETS.min}..${OPSETS.max} of the default domain are)`,
+    );
   }
   return version;
 }
@@ -50,10 +53,16 @@ function checkNode(node: NodeProto, source: string): void {
     throw new EdgeOptError('E_UNSUPPORTED_OP', `${where} has a subgraph; control flow (If, Loop, Scan) is not supported`);
   }
   if (node.domain && node.domain !== 'ai.onnx') {
-    throw new EdgeOptError('E_UNSUPPORTED_OP', `${where} is in domain '${node.domain}'; only default-domain ops are supported: ${SUPPORTED_OPS.join(', ')}`);
+    throw new EdgeOptError(
+      'E_UNSUPPORTED_OP',
+      `${where} is in domain '${node.domain}'; only default-domain ops are supported: ${SUPPORTED_OPS.join(', ')}`,
+    );
   }
   if (!Object.hasOwn(HANDLERS, node.op_type)) {
-    throw new EdgeOptError('E_UNSUPPORTED_OP', `${where}: op '${node.op_type}' is not supported; supported ops: ${SUPPORTED_OPS.join(', ')}`);
+    throw new EdgeOptError(
+      'E_UNSUPPORTED_OP',
+      `${where}: op '${node.op_type}' is not supported; supported ops: ${SUPPORTED_OPS.join(', ')}`,
+    );
   }
   if (!node.output.length) throw new EdgeOptError('E_FORMAT', `${where} has no outputs`);
 }
@@ -62,17 +71,26 @@ function checkNode(node: NodeProto, source: string): void {
 function graphInput(g: GraphProto, initializers: Set<string>, source: string): { name: string; shape: Array<number | null> } {
   const inputs = g.input.filter((i) => !initializers.has(i.name));
   if (inputs.length !== 1) {
-    throw new EdgeOptError('E_UNSUPPORTED_OP', `${source}: the graph has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')}); edgeopt imports single-input models`);
+    throw new EdgeOptError(
+      'E_UNSUPPORTED_OP',
+      `${source}: the graph has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')}); edgeopt imports single-input models`,
+    );
   }
   const [input] = inputs;
   const tensor = input.type?.tensor_type;
   if (!tensor) throw new EdgeOptError('E_FORMAT', `${source}: input '${input.name}' is not a tensor`);
-  if (tensor.elem_type !== DataType.FLOAT) throw new EdgeOptError('E_DTYPE', `${source}: input '${input.name}' is ${typeName(tensor.elem_type)}; float32 inputs are supported`);
+  if (tensor.elem_type !== DataType.FLOAT)
+    throw new EdgeOptError('E_DTYPE', `${source}: input '${input.name}' is ${typeName(tensor.elem_type)}; float32 inputs are supported`);
   const dims = tensor.shape?.dim ?? [];
   if (!dims.length) throw new EdgeOptError('E_SHAPE', `${source}: input '${input.name}' has no shape; it needs [batch, features...]`);
-  const shape = dims.map((d) => (d.dim_value !== null && d.dim_value !== undefined && toNumber(d.dim_value) > 0 ? toNumber(d.dim_value) : null));
+  const shape = dims.map((d) =>
+    d.dim_value !== null && d.dim_value !== undefined && toNumber(d.dim_value) > 0 ? toNumber(d.dim_value) : null,
+  );
   if (shape.slice(1).some((d) => d === null || !Number.isSafeInteger(d))) {
-    throw new EdgeOptError('E_SHAPE', `${source}: input '${input.name}' has shape [${shape.map((d) => d ?? '?')}]; only the first (batch) dimension may be symbolic`);
+    throw new EdgeOptError(
+      'E_SHAPE',
+      `${source}: input '${input.name}' has shape [${shape.map((d) => d ?? '?')}]; only the first (batch) dimension may be symbolic`,
+    );
   }
   return { name: input.name, shape };
 }
@@ -86,19 +104,22 @@ export function importOnnx(bytes: Uint8Array, source: string): Graph {
   const opset = defaultOpset(m, source);
   const g = m.graph;
   if (!g) throw new EdgeOptError('E_FORMAT', `${source}: the model has no graph`);
-  if (g.sparse_initializer.length) throw new EdgeOptError('E_FORMAT', `${source}: sparse initializers are not supported; store weights densely`);
+  if (g.sparse_initializer.length)
+    throw new EdgeOptError('E_FORMAT', `${source}: sparse initializers are not supported; store weights densely`);
   const name = path.basename(source).replace(/\.onnx$/, '') || g.name || 'onnx';
   const ctx = new ImportContext(source, opset);
 
   const initializers = new Set<string>();
   for (const t of g.initializer) {
-    if (!t.name || initializers.has(t.name)) throw new EdgeOptError('E_FORMAT', `${source}: initializer '${t.name}' is unnamed or duplicated`);
+    if (!t.name || initializers.has(t.name))
+      throw new EdgeOptError('E_FORMAT', `${source}: initializer '${t.name}' is unnamed or duplicated`);
     initializers.add(t.name);
     ctx.values.set(t.name, { kind: 'const', t: decodeTensor(t, `${source}: initializer '${t.name}'`) });
   }
   const input = graphInput(g, initializers, source);
   ctx.values.set(input.name, { kind: 'act', name: input.name, shape: input.shape });
-  if (g.output.length !== 1) throw new EdgeOptError('E_UNSUPPORTED_OP', `${source}: the graph has ${g.output.length} outputs; edgeopt imports single-output models`);
+  if (g.output.length !== 1)
+    throw new EdgeOptError('E_UNSUPPORTED_OP', `${source}: the graph has ${g.output.length} outputs; edgeopt imports single-output models`);
 
   for (const node of g.node) {
     for (const i of node.input) if (i) ctx.uses.set(i, (ctx.uses.get(i) ?? 0) + 1);
@@ -114,7 +135,8 @@ export function importOnnx(bytes: Uint8Array, source: string): Graph {
   });
 
   const out = ctx.values.get(g.output[0].name);
-  if (!out || out.kind !== 'act') throw new EdgeOptError('E_FORMAT', `${source}: output '${g.output[0].name}' is ${out ? 'a constant' : 'never produced'}`);
+  if (!out || out.kind !== 'act')
+    throw new EdgeOptError('E_FORMAT', `${source}: output '${g.output[0].name}' is ${out ? 'a constant' : 'never produced'}`);
   const metadata: Record<string, string> = {};
   for (const p of m.metadata_props) if (p.key && !(p.key in Object.prototype)) metadata[p.key] = p.value;
   metadata.source = `onnx: ${[m.producer_name, m.producer_version].filter(Boolean).join(' ') || 'unknown producer'}, IR ${ir}, opset ${opset}`;

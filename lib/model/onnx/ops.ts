@@ -19,7 +19,8 @@ const product = (dims: number[]): number => dims.reduce((a, d) => a * d, 1);
 /** Non-batch dims, which must be fixed numbers for a row-wise layer. */
 function rowDims(ctx: ImportContext, node: NodeProto, a: ActValue): number[] {
   const rest = a.shape.slice(1);
-  if (rest.some((d) => d === null)) ctx.fail(node, `input has shape [${a.shape.map((d) => d ?? '?')}]; only the first (batch) dimension may be symbolic`, 'E_SHAPE');
+  if (rest.some((d) => d === null))
+    ctx.fail(node, `input has shape [${a.shape.map((d) => d ?? '?')}]; only the first (batch) dimension may be symbolic`, 'E_SHAPE');
   return rest as number[];
 }
 
@@ -73,18 +74,28 @@ function Gemm(ctx: ImportContext, node: NodeProto): void {
 function MatMul(ctx: ImportContext, node: NodeProto): void {
   const a = ctx.act(node, 0);
   const b = ctx.constant(node, 1, 'weight B');
-  if (b.t.dims.length !== 2) ctx.fail(node, `needs a 2-D constant weight B, got shape [${b.t.dims}] (batched weights are not supported)`, 'E_SHAPE');
+  if (b.t.dims.length !== 2)
+    ctx.fail(node, `needs a 2-D constant weight B, got shape [${b.t.dims}] (batched weights are not supported)`, 'E_SHAPE');
   if (a.shape.length < 2) ctx.fail(node, `needs an input of rank >= 2, got [${a.shape.map((d) => d ?? '?')}]`, 'E_SHAPE');
   const rest = rowDims(ctx, node, a);
   const middle = rest.slice(0, -1);
   const times = product(middle);
   const [kIn, nOut] = b.t.dims;
-  if (rest[rest.length - 1] !== kIn) ctx.fail(node, `weight takes ${kIn} features but the input's last dimension is ${rest[rest.length - 1]}`, 'E_SHAPE');
-  if (times * times * kIn * nOut > MAX_ELEMENTS) ctx.fail(node, `batched over [${middle}] would need a ${times * nOut}x${times * kIn} block-diagonal weight; too large`);
+  if (rest[rest.length - 1] !== kIn)
+    ctx.fail(node, `weight takes ${kIn} features but the input's last dimension is ${rest[rest.length - 1]}`, 'E_SHAPE');
+  if (times * times * kIn * nOut > MAX_ELEMENTS)
+    ctx.fail(node, `batched over [${middle}] would need a ${times * nOut}x${times * kIn} block-diagonal weight; too large`);
   const w = denseWeight(ctx, node, b, false, 1);
-  const weight: DenseWeight = 'w' in w
-    ? { n: w.n * times, k: w.k * times, w: blockDiagonal(w.w, w.n, w.k, times) }
-    : { ...w, n: w.n * times, k: w.k * times, q: blockDiagonal(w.q, w.n, w.k, times), scale: w.scale.length === 1 ? w.scale : tile(w.scale, times) };
+  const weight: DenseWeight =
+    'w' in w
+      ? { n: w.n * times, k: w.k * times, w: blockDiagonal(w.w, w.n, w.k, times) }
+      : {
+          ...w,
+          n: w.n * times,
+          k: w.k * times,
+          q: blockDiagonal(w.q, w.n, w.k, times),
+          scale: w.scale.length === 1 ? w.scale : tile(w.scale, times),
+        };
   ctx.emitDense(node, ctx.nodeName(node), a, weight, null, [a.shape[0], ...middle, nOut]);
 }
 
@@ -114,7 +125,8 @@ function activation(kind: Exclude<Activation, 'none'>): Handler {
     const a = ctx.act(node, 0);
     const dense = ctx.fusableDense(a);
     if (dense) return ctx.setActivation(dense, node, kind, a.shape);
-    if (kind !== 'relu') ctx.fail(node, `does not directly follow a MatMul/Gemm; edgeopt runs ${node.op_type} only fused into a Dense layer`);
+    if (kind !== 'relu')
+      ctx.fail(node, `does not directly follow a MatMul/Gemm; edgeopt runs ${node.op_type} only fused into a Dense layer`);
     ctx.emit({ name: ctx.nodeName(node), op: 'Relu', inputs: [a.name], outputs: [node.output[0]], attrs: {} });
     ctx.setAct(node, a.shape);
   };
@@ -151,7 +163,10 @@ function Flatten(ctx: ImportContext, node: NodeProto): void {
   const axis = normalizeAxis(ctx, node, ctx.intAttr(node, 'axis', 1), a.shape.length);
   const rest = rowDims(ctx, node, a);
   if (axis === 0 || product(rest.slice(0, axis - 1)) !== 1) {
-    ctx.fail(node, `with axis ${axis} on [${a.shape.map((d) => d ?? '?')}] would merge data into the batch dimension; only axis 1 (keep rows) is supported`);
+    ctx.fail(
+      node,
+      `with axis ${axis} on [${a.shape.map((d) => d ?? '?')}] would merge data into the batch dimension; only axis 1 (keep rows) is supported`,
+    );
   }
   if (a.shape.length === 2) return ctx.alias(node, a);
   ctx.emit({ name: ctx.nodeName(node), op: 'Flatten', inputs: [a.name], outputs: [node.output[0]], attrs: { axis: 1 } });
@@ -166,8 +181,13 @@ function Reshape(ctx: ImportContext, node: NodeProto): void {
   const rowSize = product(rest);
   const allowZero = ctx.intAttr(node, 'allowzero', 0) === 1;
   const resolved: Array<number | null> = target.map((d, i) => (d === 0 && !allowZero ? (i < a.shape.length ? a.shape[i] : NaN) : d));
-  const bad = (): never => ctx.fail(node, `reshapes [${a.shape.map((d) => d ?? '?')}] to [${target}]; only reshapes that keep the batch dimension first and every row intact are supported`);
-  if (resolved.some((d) => d !== null && (Number.isNaN(d) || d < -1)) || resolved.filter((d) => d === -1).length > 1 || !resolved.length) bad();
+  const bad = (): never =>
+    ctx.fail(
+      node,
+      `reshapes [${a.shape.map((d) => d ?? '?')}] to [${target}]; only reshapes that keep the batch dimension first and every row intact are supported`,
+    );
+  if (resolved.some((d) => d !== null && (Number.isNaN(d) || d < -1)) || resolved.filter((d) => d === -1).length > 1 || !resolved.length)
+    bad();
   const outRest = resolved.slice(1);
   if (outRest.some((d) => d === null)) bad();
   const known = product((outRest as number[]).filter((d) => d !== -1));
@@ -198,7 +218,10 @@ function Softmax(ctx: ImportContext, node: NodeProto): void {
   const axis = normalizeAxis(ctx, node, ctx.intAttr(node, 'axis', modern ? -1 : 1), a.shape.length);
   const wholeRow = axis > 0 && (modern ? product(rest) === rest[axis - 1] : product(rest.slice(0, axis - 1)) === 1);
   if (!wholeRow) {
-    ctx.fail(node, `over axis ${axis} of [${a.shape.map((d) => d ?? '?')}] (opset ${ctx.opset} semantics) is not a softmax over each whole row; only that is supported`);
+    ctx.fail(
+      node,
+      `over axis ${axis} of [${a.shape.map((d) => d ?? '?')}] (opset ${ctx.opset} semantics) is not a softmax over each whole row; only that is supported`,
+    );
   }
   ctx.emit({ name: ctx.nodeName(node), op: 'Softmax', inputs: [a.name], outputs: [node.output[0]], attrs: { axis: -1 } });
   ctx.setAct(node, a.shape);
@@ -210,8 +233,10 @@ function Identity(ctx: ImportContext, node: NodeProto): void {
 
 /** Inference-mode Dropout is the identity; its mask output must be unused. */
 function Dropout(ctx: ImportContext, node: NodeProto): void {
-  if (node.output[1] && ctx.uses.get(node.output[1])) ctx.fail(node, 'has its mask output used; only inference-mode Dropout (identity) is supported');
-  if (ctx.hasInput(node, 2) && scalar(ctx, node, 2, 'training_mode')) ctx.fail(node, 'has training_mode=true; only inference mode is supported');
+  if (node.output[1] && ctx.uses.get(node.output[1]))
+    ctx.fail(node, 'has its mask output used; only inference-mode Dropout (identity) is supported');
+  if (ctx.hasInput(node, 2) && scalar(ctx, node, 2, 'training_mode'))
+    ctx.fail(node, 'has training_mode=true; only inference mode is supported');
   ctx.alias(node, ctx.value(node, 0));
 }
 
@@ -220,12 +245,23 @@ function Constant(ctx: ImportContext, node: NodeProto): void {
   if (node.attribute.length !== 1) ctx.fail(node, `needs exactly one value attribute, has ${node.attribute.length}`, 'E_FORMAT');
   let t: ConstTensor;
   switch (a.name) {
-    case 'value': t = ctx.tensorAttr(node, a); break;
-    case 'value_float': t = { dims: [], dataType: DataType.FLOAT, data: Float32Array.of(a.f) }; break;
-    case 'value_floats': t = { dims: [a.floats.length], dataType: DataType.FLOAT, data: Float32Array.from(a.floats) }; break;
-    case 'value_int': t = { dims: [], dataType: DataType.INT64, data: Float64Array.of(toNumber(a.i)) }; break;
-    case 'value_ints': t = { dims: [a.ints.length], dataType: DataType.INT64, data: Float64Array.from(a.ints, (v) => toNumber(v)) }; break;
-    default: ctx.fail(node, `attribute '${a.name}' is not supported (value, value_float(s), value_int(s) are)`);
+    case 'value':
+      t = ctx.tensorAttr(node, a);
+      break;
+    case 'value_float':
+      t = { dims: [], dataType: DataType.FLOAT, data: Float32Array.of(a.f) };
+      break;
+    case 'value_floats':
+      t = { dims: [a.floats.length], dataType: DataType.FLOAT, data: Float32Array.from(a.floats) };
+      break;
+    case 'value_int':
+      t = { dims: [], dataType: DataType.INT64, data: Float64Array.of(toNumber(a.i)) };
+      break;
+    case 'value_ints':
+      t = { dims: [a.ints.length], dataType: DataType.INT64, data: Float64Array.from(a.ints, (v) => toNumber(v)) };
+      break;
+    default:
+      ctx.fail(node, `attribute '${a.name}' is not supported (value, value_float(s), value_int(s) are)`);
   }
   ctx.set(node, { kind: 'const', t });
 }
@@ -235,8 +271,10 @@ function Transpose(ctx: ImportContext, node: NodeProto): void {
   const c = ctx.constant(node, 0, 'tensor (only constant weights can be transposed)');
   const rank = c.t.dims.length;
   const perm = ctx.intsAttr(node, 'perm') ?? Array.from({ length: rank }, (_, i) => rank - 1 - i);
-  if (perm.length !== rank || [...perm].sort((x, y) => x - y).some((p, i) => p !== i)) ctx.fail(node, `perm [${perm}] is not a permutation of ${rank} axes`, 'E_FORMAT');
-  const quant = c.quant && rank === 2 ? { ...c.quant, q: transposeData(c.quant.q, c.t.dims, perm), axis: perm.indexOf(c.quant.axis) } : undefined;
+  if (perm.length !== rank || [...perm].sort((x, y) => x - y).some((p, i) => p !== i))
+    ctx.fail(node, `perm [${perm}] is not a permutation of ${rank} axes`, 'E_FORMAT');
+  const quant =
+    c.quant && rank === 2 ? { ...c.quant, q: transposeData(c.quant.q, c.t.dims, perm), axis: perm.indexOf(c.quant.axis) } : undefined;
   ctx.set(node, { kind: 'const', t: transposeConst(c.t, perm), quant });
 }
 
@@ -251,7 +289,8 @@ function DequantizeLinear(ctx: ImportContext, node: NodeProto): void {
   if (scale.data.length !== 1 && (scale.dims.length !== 1 || scale.data.length !== x.dims[axis])) {
     ctx.fail(node, `scale of shape [${scale.dims}] matches neither one scale nor axis ${axis} of [${x.dims}]`, 'E_SHAPE');
   }
-  if (zp && zp.data.length !== scale.data.length) ctx.fail(node, `zero point has ${zp.data.length} values for ${scale.data.length} scales`, 'E_SHAPE');
+  if (zp && zp.data.length !== scale.data.length)
+    ctx.fail(node, `zero point has ${zp.data.length} values for ${scale.data.length} scales`, 'E_SHAPE');
   const inner = product(x.dims.slice(axis + 1));
   const channels = scale.data.length;
   const out = new Float32Array(x.data.length);
@@ -269,7 +308,13 @@ function DequantizeLinear(ctx: ImportContext, node: NodeProto): void {
  * DynamicQuantizeLinear(x) -> MatMulInteger(x_q, W int8 [K, N], x_zp, w_zp?) -> Cast(float)
  * -> Mul(that, Mul(x_scale, w_scale)) becomes one QDense (dynamic activation quantization). */
 
-function patternValue<K extends Value['kind']>(ctx: ImportContext, node: NodeProto, i: number, kind: K, what: string): Extract<Value, { kind: K }> {
+function patternValue<K extends Value['kind']>(
+  ctx: ImportContext,
+  node: NodeProto,
+  i: number,
+  kind: K,
+  what: string,
+): Extract<Value, { kind: K }> {
   const v = ctx.value(node, i);
   if (v.kind !== kind) ctx.fail(node, `input ${i} ('${node.input[i]}') must be ${what}`);
   return v as Extract<Value, { kind: K }>;
@@ -284,19 +329,36 @@ function DynamicQuantizeLinear(ctx: ImportContext, node: NodeProto): void {
 
 function MatMulInteger(ctx: ImportContext, node: NodeProto): void {
   const a = patternValue(ctx, node, 0, 'dynamicQuant', 'the quantized output of DynamicQuantizeLinear');
-  const aZp = ctx.hasInput(node, 2) ? patternValue(ctx, node, 2, 'dynamicQuant', 'the zero point from the same DynamicQuantizeLinear') : undefined;
-  if (a.part !== 'q' || aZp?.part !== 'zeroPoint' || aZp.src !== a.src) ctx.fail(node, 'must take the quantized input and zero point of one DynamicQuantizeLinear');
+  const aZp = ctx.hasInput(node, 2)
+    ? patternValue(ctx, node, 2, 'dynamicQuant', 'the zero point from the same DynamicQuantizeLinear')
+    : undefined;
+  if (a.part !== 'q' || aZp?.part !== 'zeroPoint' || aZp.src !== a.src)
+    ctx.fail(node, 'must take the quantized input and zero point of one DynamicQuantizeLinear');
   const b = ctx.constant(node, 1, 'int8 weight B').t;
-  if (b.dataType !== DataType.INT8 || b.dims.length !== 2) ctx.fail(node, `needs a 2-D int8 constant weight, got ${b.dims.length}-D data_type ${b.dataType}`, 'E_DTYPE');
+  if (b.dataType !== DataType.INT8 || b.dims.length !== 2)
+    ctx.fail(node, `needs a 2-D int8 constant weight, got ${b.dims.length}-D data_type ${b.dataType}`, 'E_DTYPE');
   const [kIn, nOut] = b.dims;
   const [k] = rowDims(ctx, node, a.src);
-  if (a.src.shape.length !== 2 || k !== kIn) ctx.fail(node, `weight takes ${kIn} features but the input has shape [${a.src.shape.map((d) => d ?? '?')}]`, 'E_SHAPE');
+  if (a.src.shape.length !== 2 || k !== kIn)
+    ctx.fail(node, `weight takes ${kIn} features but the input has shape [${a.src.shape.map((d) => d ?? '?')}]`, 'E_SHAPE');
   const zp = ctx.hasInput(node, 3) ? ctx.constant(node, 3, 'weight zero point').t.data : [0];
-  if (!Array.from(zp).every((z) => z === zp[0])) ctx.fail(node, 'has per-column weight zero points that differ; edgeopt keeps one zero point per weight');
+  if (!Array.from(zp).every((z) => z === zp[0]))
+    ctx.fail(node, 'has per-column weight zero points that differ; edgeopt keeps one zero point per weight');
   const name = ctx.nodeName(node);
   // Scales come from the rescaling Mul further down; until then the weight has no quant params.
-  const w = ctx.addTensor({ name: `${name}.weight`, dtype: 'int8', shape: [nOut, kIn], data: Int8Array.from(transposeData(b.data, b.dims, [1, 0])) });
-  const ir = ctx.emit({ name, op: 'QDense', inputs: [a.src.name, w], outputs: [node.output[0]], attrs: { activation: 'none', activationQuant: 'dynamic' } });
+  const w = ctx.addTensor({
+    name: `${name}.weight`,
+    dtype: 'int8',
+    shape: [nOut, kIn],
+    data: Int8Array.from(transposeData(b.data, b.dims, [1, 0])),
+  });
+  const ir = ctx.emit({
+    name,
+    op: 'QDense',
+    inputs: [a.src.name, w],
+    outputs: [node.output[0]],
+    attrs: { activation: 'none', activationQuant: 'dynamic' },
+  });
   ctx.set(node, { kind: 'integerProduct', node: ir, shape: [a.src.shape[0], nOut], cast: false, zeroPoint: zp[0] });
 }
 
@@ -321,7 +383,8 @@ function Mul(ctx: ImportContext, node: NodeProto): void {
     ctx.fail(node, 'is not the rescale of a MatMulInteger result (Mul by x_scale * w_scale); other Mul ops are not supported');
   }
   const n = p.shape[1] as number;
-  if (s.weightScale.length !== 1 && s.weightScale.length !== n) ctx.fail(node, `has ${s.weightScale.length} weight scales for ${n} output channels`, 'E_SHAPE');
+  if (s.weightScale.length !== 1 && s.weightScale.length !== n)
+    ctx.fail(node, `has ${s.weightScale.length} weight scales for ${n} output channels`, 'E_SHAPE');
   const weight = ctx.tensors[p.node.inputs[1]];
   ctx.tensors[weight.name] = { ...weight, quant: int8Quant(s.weightScale, p.zeroPoint) };
   p.node.outputs = [node.output[0]];
@@ -329,9 +392,25 @@ function Mul(ctx: ImportContext, node: NodeProto): void {
 }
 
 export const HANDLERS: Record<string, Handler> = {
-  Add, Cast, Clip, Constant, DequantizeLinear, Dropout, DynamicQuantizeLinear, Flatten, Gemm, Identity, MatMul, MatMulInteger, Mul,
-  Relu: activation('relu'), Reshape, Sigmoid: activation('sigmoid'), Softmax, Tanh: activation('tanh'), Transpose,
+  Add,
+  Cast,
+  Clip,
+  Constant,
+  DequantizeLinear,
+  Dropout,
+  DynamicQuantizeLinear,
+  Flatten,
+  Gemm,
+  Identity,
+  MatMul,
+  MatMulInteger,
+  Mul,
+  Relu: activation('relu'),
+  Reshape,
+  Sigmoid: activation('sigmoid'),
+  Softmax,
+  Tanh: activation('tanh'),
+  Transpose,
 };
 
 export const SUPPORTED_OPS = Object.keys(HANDLERS).sort();
-

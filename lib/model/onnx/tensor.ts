@@ -28,8 +28,20 @@ const ELEMENT_BYTES: Record<number, number> = {
 };
 
 const TYPE_NAMES: Record<number, string> = {
-  1: 'float32', 2: 'uint8', 3: 'int8', 4: 'uint16', 5: 'int16', 6: 'int32', 7: 'int64', 8: 'string',
-  9: 'bool', 10: 'float16', 11: 'double', 12: 'uint32', 13: 'uint64', 16: 'bfloat16',
+  1: 'float32',
+  2: 'uint8',
+  3: 'int8',
+  4: 'uint16',
+  5: 'int16',
+  6: 'int32',
+  7: 'int64',
+  8: 'string',
+  9: 'bool',
+  10: 'float16',
+  11: 'double',
+  12: 'uint32',
+  13: 'uint64',
+  16: 'bfloat16',
 };
 
 export function typeName(dataType: number): string {
@@ -54,18 +66,36 @@ export function checkDims(raw: Int64[], what: string): { dims: number[]; count: 
 
 function fromRaw(raw: Uint8Array, dataType: number, count: number, what: string): Float32Array | Float64Array {
   const size = ELEMENT_BYTES[dataType];
-  if (raw.length !== count * size) throw new EdgeOptError('E_FORMAT', `${what}: raw_data has ${raw.length} bytes, ${count} ${typeName(dataType)} values need ${count * size}`);
+  if (raw.length !== count * size)
+    throw new EdgeOptError(
+      'E_FORMAT',
+      `${what}: raw_data has ${raw.length} bytes, ${count} ${typeName(dataType)} values need ${count * size}`,
+    );
   const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   const out = isFloatType(dataType) ? new Float32Array(count) : new Float64Array(count);
   for (let i = 0; i < count; i++) {
     switch (dataType) {
-      case DataType.FLOAT: out[i] = view.getFloat32(i * 4, true); break;
-      case DataType.FLOAT16: out[i] = fromHalfBits(view.getUint16(i * 2, true)); break;
-      case DataType.DOUBLE: out[i] = view.getFloat64(i * 8, true); break;
-      case DataType.UINT8: out[i] = view.getUint8(i); break;
-      case DataType.INT8: out[i] = view.getInt8(i); break;
-      case DataType.INT32: out[i] = view.getInt32(i * 4, true); break;
-      case DataType.INT64: out[i] = safeInt(view.getBigInt64(i * 8, true), what); break;
+      case DataType.FLOAT:
+        out[i] = view.getFloat32(i * 4, true);
+        break;
+      case DataType.FLOAT16:
+        out[i] = fromHalfBits(view.getUint16(i * 2, true));
+        break;
+      case DataType.DOUBLE:
+        out[i] = view.getFloat64(i * 8, true);
+        break;
+      case DataType.UINT8:
+        out[i] = view.getUint8(i);
+        break;
+      case DataType.INT8:
+        out[i] = view.getInt8(i);
+        break;
+      case DataType.INT32:
+        out[i] = view.getInt32(i * 4, true);
+        break;
+      case DataType.INT64:
+        out[i] = safeInt(view.getBigInt64(i * 8, true), what);
+        break;
     }
   }
   return out;
@@ -80,19 +110,29 @@ function safeInt(v: bigint, what: string): number {
 /** The typed field that holds this data type's values when raw_data is absent. */
 function typedField(t: TensorProto): ArrayLike<number | Int64> {
   switch (t.data_type) {
-    case DataType.FLOAT: return t.float_data;
-    case DataType.DOUBLE: return t.double_data;
-    case DataType.INT64: return t.int64_data;
-    default: return t.int32_data; // int32, int8, uint8 and float16 (as its bit pattern)
+    case DataType.FLOAT:
+      return t.float_data;
+    case DataType.DOUBLE:
+      return t.double_data;
+    case DataType.INT64:
+      return t.int64_data;
+    default:
+      return t.int32_data; // int32, int8, uint8 and float16 (as its bit pattern)
   }
 }
 
 export function decodeTensor(t: TensorProto, what: string): ConstTensor {
   if (t.data_location === 1 || t.external_data.length) {
-    throw new EdgeOptError('E_FORMAT', `${what}: tensor data is stored in an external file; edgeopt reads self-contained .onnx files only (re-save with onnx.save_model(m, path, save_as_external_data=False))`);
+    throw new EdgeOptError(
+      'E_FORMAT',
+      `${what}: tensor data is stored in an external file; edgeopt reads self-contained .onnx files only (re-save with onnx.save_model(m, path, save_as_external_data=False))`,
+    );
   }
   if (!(t.data_type in ELEMENT_BYTES)) {
-    throw new EdgeOptError('E_DTYPE', `${what}: ${typeName(t.data_type)} tensors are not supported (float32, float16, double, int8, uint8, int32, int64 are)`);
+    throw new EdgeOptError(
+      'E_DTYPE',
+      `${what}: ${typeName(t.data_type)} tensors are not supported (float32, float16, double, int8, uint8, int32, int64 are)`,
+    );
   }
   const { dims, count } = checkDims(t.dims, what);
   if (t.raw_data.length || !typedField(t).length) {
@@ -110,8 +150,18 @@ export function decodeTensor(t: TensorProto, what: string): ConstTensor {
 }
 
 /** A TensorProto object for the encoder: float32/int8 as raw little-endian bytes, int64 in int64_data. */
-export function encodeTensor(name: string, dims: number[], data: Float32Array | Int8Array | number[], dataType: number): Record<string, unknown> {
+export function encodeTensor(
+  name: string,
+  dims: number[],
+  data: Float32Array | Int8Array | number[],
+  dataType: number,
+): Record<string, unknown> {
   if (dataType === DataType.INT64) return { name, dims, data_type: dataType, int64_data: Array.from(data) };
-  const bytes = data instanceof Float32Array || data instanceof Int8Array ? data : dataType === DataType.FLOAT ? Float32Array.from(data) : Int8Array.from(data);
+  const bytes =
+    data instanceof Float32Array || data instanceof Int8Array
+      ? data
+      : dataType === DataType.FLOAT
+        ? Float32Array.from(data)
+        : Int8Array.from(data);
   return { name, dims, data_type: dataType, raw_data: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength).slice() };
 }

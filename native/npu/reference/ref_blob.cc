@@ -69,7 +69,8 @@ bool parse_blob(const uint8_t* p, size_t size, Graph* g, std::string* err) {
     int32_t dims[2];
     if (!r.get(&flags, 1) || !r.get(dims, 2) || !r.get(&l.input.scale, 1) || !r.get(&l.input.zero_point, 1))
       return *err = "truncated layer header", false;
-    if (dims[0] <= 0 || dims[1] <= 0 || dims[0] > 2048 || dims[1] > 2048) return *err = "layer width out of range", false;
+    if (dims[0] <= 0 || dims[1] <= 0 || dims[0] > 2048 || dims[1] > 2048)
+      return *err = "layer width out of range", false;
     l.k = dims[0];
     l.n = dims[1];
     l.relu_only = flags & kReluOnly;
@@ -80,7 +81,8 @@ bool parse_blob(const uint8_t* p, size_t size, Graph* g, std::string* err) {
       l.weight.resize(static_cast<size_t>(l.n) * l.k);
       l.weight_scale.resize(l.n);
       if (flags & kBias) l.bias.resize(l.n);
-      if (!r.get(l.weight.data(), l.weight.size()) || !r.get(l.weight_scale.data(), l.n) || !r.get(l.bias.data(), l.bias.size()))
+      if (!r.get(l.weight.data(), l.weight.size()) || !r.get(l.weight_scale.data(), l.n) ||
+          !r.get(l.bias.data(), l.bias.size()))
         return *err = "truncated layer data", false;
     }
     g->layers.push_back(std::move(l));

@@ -13,8 +13,9 @@ bool chain_ok(const Graph& g) {
   int width = g.layers.front().k;
   for (const Layer& l : g.layers) {
     if (l.k != width || l.k <= 0 || l.n <= 0) return false;
-    if (!l.relu_only && (l.weight.size() != static_cast<size_t>(l.n) * l.k || l.weight_scale.size() != static_cast<size_t>(l.n) ||
-                         (!l.bias.empty() && l.bias.size() != static_cast<size_t>(l.n))))
+    if (!l.relu_only &&
+        (l.weight.size() != static_cast<size_t>(l.n) * l.k || l.weight_scale.size() != static_cast<size_t>(l.n) ||
+         (!l.bias.empty() && l.bias.size() != static_cast<size_t>(l.n))))
       return false;
     width = l.n;
   }

@@ -50,7 +50,8 @@ long execute_fault_at() {
 }
 
 int ref_init(const edgeopt_npu_option*, size_t) {
-  if (fault() == "load") return fail(EDGEOPT_NPU_DEVICE_ERROR, "injected fault: device failed to open (EDGEOPT_REFNPU_FAULT=load)");
+  if (fault() == "load")
+    return fail(EDGEOPT_NPU_DEVICE_ERROR, "injected fault: device failed to open (EDGEOPT_REFNPU_FAULT=load)");
   return EDGEOPT_NPU_OK;
 }
 
@@ -72,7 +73,9 @@ void ref_capabilities(edgeopt_npu_capabilities* c) {
 
 // Empty when supported, else why not.
 std::string why_unsupported(const edgeopt_npu_node& n) {
-  const std::string op = n.op == EDGEOPT_NPU_OP_DENSE ? "Dense" : n.op == EDGEOPT_NPU_OP_SOFTMAX ? "Softmax" : "this op";
+  const std::string op = n.op == EDGEOPT_NPU_OP_DENSE     ? "Dense"
+                         : n.op == EDGEOPT_NPU_OP_SOFTMAX ? "Softmax"
+                                                          : "this op";
   if (n.op != EDGEOPT_NPU_OP_QDENSE && n.op != EDGEOPT_NPU_OP_RELU)
     return op + " is not supported: this NPU runs int8 QDense and Relu only";
   if (n.in_features > kMaxChannels || n.out_features > kMaxChannels)
@@ -118,7 +121,8 @@ int finish(Graph* g, edgeopt_npu_graph** out) {
 }
 
 int ref_compile(const edgeopt_npu_subgraph* sg, edgeopt_npu_graph** out) {
-  if (fault() == "compile") return fail(EDGEOPT_NPU_DEVICE_ERROR, "injected fault: compilation failed (EDGEOPT_REFNPU_FAULT=compile)");
+  if (fault() == "compile")
+    return fail(EDGEOPT_NPU_DEVICE_ERROR, "injected fault: compilation failed (EDGEOPT_REFNPU_FAULT=compile)");
   if (!sg || !out || sg->node_count == 0) return fail(EDGEOPT_NPU_INVALID_ARGUMENT, "empty subgraph");
   auto* g = new (std::nothrow) Graph();
   if (!g) return fail(EDGEOPT_NPU_OUT_OF_MEMORY, "out of memory");
@@ -168,14 +172,17 @@ int ref_execute(edgeopt_npu_graph* graph, const edgeopt_npu_tensor* in, edgeopt_
   auto* g = reinterpret_cast<Graph*>(graph);
   const long call = ++g->executions;  // the host serializes calls (thread_safe = 0)
   if (g->fail_execute_at && call == g->fail_execute_at)
-    return fail(EDGEOPT_NPU_DEVICE_ERROR, "injected fault: execute call " + std::to_string(call) + " failed (EDGEOPT_REFNPU_FAULT=execute:N)");
+    return fail(EDGEOPT_NPU_DEVICE_ERROR,
+                "injected fault: execute call " + std::to_string(call) + " failed (EDGEOPT_REFNPU_FAULT=execute:N)");
   const int k = g->layers.front().k, n = g->layers.back().n;
   if (in->dtype != EDGEOPT_NPU_FLOAT32 || in->rows == 0 || in->rows > g->batch || static_cast<int>(in->features) != k ||
       in->size_bytes != sizeof(float) * in->rows * k)
-    return fail(EDGEOPT_NPU_INVALID_ARGUMENT, "input must be float32 [1.." + std::to_string(g->batch) + ", " + std::to_string(k) + "]");
+    return fail(EDGEOPT_NPU_INVALID_ARGUMENT,
+                "input must be float32 [1.." + std::to_string(g->batch) + ", " + std::to_string(k) + "]");
   const size_t need = sizeof(float) * in->rows * n;
   if (out->size_bytes < need) return fail(EDGEOPT_NPU_INVALID_ARGUMENT, "output buffer too small");
-  edgeopt::npu_ref::run(*g, static_cast<const float*>(in->data), static_cast<int>(in->rows), static_cast<float*>(out->data));
+  edgeopt::npu_ref::run(*g, static_cast<const float*>(in->data), static_cast<int>(in->rows),
+                        static_cast<float*>(out->data));
   out->rows = in->rows;
   out->features = static_cast<uint32_t>(n);
   out->size_bytes = g->wrong_size ? need - sizeof(float) * n : need;
@@ -217,8 +224,10 @@ extern "C" EDGEOPT_NPU_EXPORT const edgeopt_npu_plugin* edgeopt_npu_plugin_v1(ui
   const std::string f = fault();
   if (f == "abi-version" || f == "table-size") {
     faulty = table;
-    if (f == "abi-version") faulty.abi_version = 999;
-    else faulty.struct_size = 8;
+    if (f == "abi-version")
+      faulty.abi_version = 999;
+    else
+      faulty.struct_size = 8;
     return &faulty;
   }
   return &table;
