@@ -1,0 +1,330 @@
+/**
+ * The Program: a graph lowered for execution, and the one description of a layer that
+ * crosses the TS/C++ boundary. Lowering (the graph compiler) turns a Graph (ONNX-like ops,
+ * NCHW semantics) into a Program: constants folded, BatchNormalization folded into the
+ * Conv/Dense before it, activations fused into the op that produces their input, a physical
+ * layout chosen for every tensor (NHWC for images, converted once at the model's edges),
+ * axes and broadcasts resolved to physical shapes, and an arena offset for every activation
+ * tensor. Every backend executes the same Program: the TS twin (lib/backends/ts) op by op,
+ * the native core by parsing it ONCE in C++ (native/addon/program_spec.cc) into its own
+ * structs, which the native plan and the NPU host both use.
+ *
+ * Batch: every activation tensor is batch-major, `[batch, ...shape]`, and no op mixes images
+ * (ops that would, such as a Reshape or Softmax touching the batch axis, are refused when
+ * lowering). Shapes below are PER IMAGE (batch dimension dropped). A run over `batch` images
+ * gives tensor t the arena bytes [batch * t.offset, batch * (t.offset + t.bytes)), so one
+ * per-image plan serves every batch size (a backend may also run a large batch in chunks).
+ *
+ * Constants (weights, biases, folded tensors) are tensors with `data` and no offset; they are
+ * shared by every image (a constant never has a batch dimension of its own).
+ */
+
+export type Layout = 'plain' | 'nhwc';
+export type ProgramDType = 'float32' | 'int8' | 'uint8' | 'int32';
+
+/** Per-tensor affine quantization of an int8 activation tensor (CNN part 2): real = (q - zeroPoint) * scale. */
+export interface TensorQuant {
+  scale: number;
+  zeroPoint: number;
+}
+
+export interface ProgramTensor {
+  name: string;
+  dtype: ProgramDType;
+  /**
+   * Physical per-image shape, row-major. 'nhwc' tensors are images: shape [H, W, C] for a
+   * logical NCHW [N, C, H, W]. 'plain' tensors keep the logical shape minus the batch axis.
+   * Constants: their full shape (no batch).
+   */
+  shape: number[];
+  layout: Layout;
+  /** Constants only. */
+  data?: Float32Array | Int8Array | Uint8Array | Int32Array;
+  /** Activations only: byte offset of the per-image slot in the arena (64-byte aligned). */
+  offset?: number;
+  /** Activations only: bytes per image (elements * dtype size). */
+  bytes?: number;
+  /** A view: this tensor is tensor `alias`'s memory under another shape (Reshape/Flatten/Identity/Dropout). */
+  alias?: number;
+  quant?: TensorQuant;
+}
+
+/**
+ * An activation fused into the epilogue of the op that produces a tensor (or run alone by
+ * 'unary'). Formulas (ONNX): relu max(x,0); leakyrelu x<0 ? alpha*x : x; clip min(max(x,min),max)
+ * (ReLU6 = clip 0..6); hardsigmoid max(0, min(1, alpha*x + beta)); hardswish x * max(0, min(1, x/6 + 1/2));
+ * sigmoid 1/(1+exp(-x)); tanh.
+ */
+export type Activation =
+  | { kind: 'none' }
+  | { kind: 'relu' }
+  | { kind: 'leakyrelu'; alpha: number }
+  | { kind: 'clip'; min: number; max: number }
+  | { kind: 'hardsigmoid'; alpha: number; beta: number }
+  | { kind: 'hardswish' }
+  | { kind: 'sigmoid' }
+  | { kind: 'tanh' };
+
+interface OpBase {
+  /** The graph node this op comes from (placement, errors, profiling). */
+  node: string;
+}
+
+/**
+ * 2-D convolution over NHWC images, groups included (depthwise: groups == inC == outC, a
+ * backend picks its depthwise kernel). x: [inH, inW, inC], y: [outH, outW, outC].
+ * weight: OHWI, float32 [outC][kh][kw][inC / groups] (TFLite's layout: an im2col patch row
+ * of NHWC input is (kh, kw, c) ordered, so a KxK conv is a GEMM with K = kh*kw*inC/groups).
+ * Output pixel (oy, ox) reads input (oy*strideH - padTop + i*dilationH, ox*strideW - padLeft +
+ * j*dilationW); out-of-range reads are 0. auto_pad, ceil modes etc. are resolved to explicit
+ * pads when lowering.
+ */
+export interface ConvOp extends OpBase {
+  op: 'conv';
+  x: number;
+  y: number;
+  weight: number;
+  bias?: number;
+  inH: number;
+  inW: number;
+  inC: number;
+  outH: number;
+  outW: number;
+  outC: number;
+  kh: number;
+  kw: number;
+  strideH: number;
+  strideW: number;
+  dilationH: number;
+  dilationW: number;
+  padTop: number;
+  padLeft: number;
+  padBottom: number;
+  padRight: number;
+  groups: number;
+  act: Activation;
+}
+
+/**
+ * y[n] = act(sum_k x[k] * W[n][k] + bias[n]): x is any per-image tensor read as k contiguous
+ * values, y is plain [n]. weight float32 [n][k] (Dense) — QDense keeps today's int8 fields
+ * (weight int8 with scales per channel/tensor/group, zeroPoint, static input/output params)
+ * as `QDenseOp` (see steps.ts for the semantics carried over).
+ */
+export interface DenseOp extends OpBase {
+  op: 'dense';
+  x: number;
+  y: number;
+  weight: number;
+  bias?: number;
+  n: number;
+  k: number;
+  act: Activation;
+}
+
+export interface QDenseOp extends OpBase {
+  op: 'qdense';
+  x: number;
+  y: number;
+  /** int8 [n][k]. */
+  weight: number;
+  /** float32: 1, n, or n * ceil(k / groupSize) scales. */
+  scales: number;
+  bias?: number;
+  n: number;
+  k: number;
+  zeroPoint: number;
+  groupSize: number;
+  /** Static per-tensor int8 input (calibrated); absent = dynamic per-row uint8. */
+  input?: TensorQuant;
+  /** Static int8 output by integer requantization (TFLite); needs `input`. */
+  output?: TensorQuant;
+  act: Activation;
+}
+
+/**
+ * Max/average pooling over NHWC: window kh x kw, strides, dilations, explicit pads (ceil_mode
+ * resolved into outH/outW and padBottom/padRight). Average: divisor is kh*kw when
+ * countIncludePad, else the number of in-range taps (ONNX semantics; pads beyond the
+ * ceil_mode extension never count). Max ignores out-of-range taps.
+ */
+export interface PoolOp extends OpBase {
+  op: 'maxpool' | 'avgpool';
+  x: number;
+  y: number;
+  inH: number;
+  inW: number;
+  c: number;
+  outH: number;
+  outW: number;
+  kh: number;
+  kw: number;
+  strideH: number;
+  strideW: number;
+  dilationH: number;
+  dilationW: number;
+  padTop: number;
+  padLeft: number;
+  padBottom: number;
+  padRight: number;
+  countIncludePad: boolean;
+}
+
+/** Global average/max pooling: x [h, w, c] nhwc -> y [1, 1, c] nhwc. */
+export interface GlobalPoolOp extends OpBase {
+  op: 'globalavgpool' | 'globalmaxpool';
+  x: number;
+  y: number;
+  h: number;
+  w: number;
+  c: number;
+}
+
+/**
+ * y = act(a <fn> b) with numpy broadcasting resolved: y has physical shape `shape` (per image);
+ * each operand is addressed with element strides over those dims (0 where it broadcasts).
+ * An activation operand also advances by its own per-image size between images; a constant
+ * operand does not. Fast paths a backend should have: same shape; b a [C] vector over an nhwc
+ * or [.., C] tensor (strides [0, .., 0, 1]); scalar.
+ */
+export interface BinaryOp extends OpBase {
+  op: 'binary';
+  fn: 'add' | 'sub' | 'mul' | 'div';
+  a: number;
+  b: number;
+  y: number;
+  shape: number[];
+  aStrides: number[];
+  bStrides: number[];
+  act: Activation;
+}
+
+/** y = act(x) elementwise (a standalone Relu/Clip/Sigmoid/... that could not be fused). */
+export interface UnaryOp extends OpBase {
+  op: 'unary';
+  x: number;
+  y: number;
+  act: Activation;
+}
+
+/** Softmax over the middle dim of x viewed as [outer][axis][inner] (max-subtracted, as ONNX opset 13+). */
+export interface SoftmaxOp extends OpBase {
+  op: 'softmax';
+  x: number;
+  y: number;
+  outer: number;
+  axis: number;
+  inner: number;
+}
+
+/** Concatenation: each input viewed as [outer][sizes[i]] (sizes = its axis extent * inner), y as [outer][sum sizes]. */
+export interface ConcatOp extends OpBase {
+  op: 'concat';
+  inputs: number[];
+  y: number;
+  outer: number;
+  sizes: number[];
+}
+
+/** The inverse of concat: x viewed as [outer][sum sizes] into outputs [outer][sizes[i]]. */
+export interface SplitOp extends OpBase {
+  op: 'split';
+  x: number;
+  outputs: number[];
+  outer: number;
+  sizes: number[];
+}
+
+/** Constant padding of a per-image tensor of physical shape `inShape`: `begin`/`end` per dim. */
+export interface PadOp extends OpBase {
+  op: 'pad';
+  x: number;
+  y: number;
+  inShape: number[];
+  begin: number[];
+  end: number[];
+  value: number;
+}
+
+/**
+ * y = x with per-image dims permuted: y.shape[i] = inShape[perm[i]]. Also the layout
+ * conversion at the model's edges (NCHW [C,H,W] -> NHWC perm [1,2,0]; back: [2,0,1]).
+ */
+export interface TransposeOp extends OpBase {
+  op: 'transpose';
+  x: number;
+  y: number;
+  inShape: number[];
+  perm: number[];
+}
+
+/** Mean over the middle dim of x viewed as [outer][reduce][inner] (ReduceMean over contiguous physical axes). */
+export interface ReduceMeanOp extends OpBase {
+  op: 'reducemean';
+  x: number;
+  y: number;
+  outer: number;
+  reduce: number;
+  inner: number;
+}
+
+/** Local response normalization across channels of an nhwc [h, w, c] tensor (ONNX LRN). */
+export interface LrnOp extends OpBase {
+  op: 'lrn';
+  x: number;
+  y: number;
+  h: number;
+  w: number;
+  c: number;
+  size: number;
+  alpha: number;
+  beta: number;
+  bias: number;
+}
+
+export type ProgramOp =
+  | ConvOp
+  | DenseOp
+  | QDenseOp
+  | PoolOp
+  | GlobalPoolOp
+  | BinaryOp
+  | UnaryOp
+  | SoftmaxOp
+  | ConcatOp
+  | SplitOp
+  | PadOp
+  | TransposeOp
+  | ReduceMeanOp
+  | LrnOp;
+
+/**
+ * A model input: the caller's data goes into `tensor` as given (a plain tensor of the logical
+ * per-image shape, NCHW for images); lowering emits the conversion to NHWC as the first op
+ * that reads it, so layout changes happen once, at the edges.
+ */
+export interface ProgramInput {
+  name: string;
+  tensor: number;
+  /** The logical per-image shape (NCHW for images), without batch. */
+  shape: number[];
+}
+
+/** A model output: a plain tensor of the logical per-image shape (lowering converts NHWC back). */
+export interface ProgramOutput {
+  name: string;
+  tensor: number;
+  shape: number[];
+}
+
+export interface Program {
+  name: string;
+  tensors: ProgramTensor[];
+  /** Topologically ordered. An op may write its output over an input that dies there (in place) when the planner gave both the same offset. */
+  ops: ProgramOp[];
+  inputs: ProgramInput[];
+  outputs: ProgramOutput[];
+  /** Per-image arena bytes (the planned size) and the liveness lower bound: the largest sum of live tensor bytes at any op. */
+  arenaBytes: number;
+  liveBytesBound: number;
+}
