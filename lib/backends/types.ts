@@ -1,6 +1,6 @@
 /**
  * The kernel interface both backends implement with the same numerics
- * (DESIGN.md, "Numerics contract"). Weights are [n][k], output-channel major.
+ * (ARCHITECTURE.md, "Numerics contract"). Weights are [n][k], output-channel major.
  */
 export interface RowQuantized {
   q: Uint8Array;

@@ -28,7 +28,10 @@ export function denseGraph(name: string, layers: DenseLayerSpec[], options: { so
       throw new EdgeOptError('E_SHAPE', `layer '${base}': weight has ${l.weight.length} values for [${l.outFeatures}, ${l.inFeatures}]`);
     }
     if (i > 0 && l.inFeatures !== layers[i - 1].outFeatures) {
-      throw new EdgeOptError('E_SHAPE', `layer '${base}' takes ${l.inFeatures} inputs but the previous layer gives ${layers[i - 1].outFeatures}`);
+      throw new EdgeOptError(
+        'E_SHAPE',
+        `layer '${base}' takes ${l.inFeatures} inputs but the previous layer gives ${layers[i - 1].outFeatures}`,
+      );
     }
     tensors[`${base}.weight`] = { name: `${base}.weight`, dtype: 'float32', shape: [l.outFeatures, l.inFeatures], data: l.weight };
     const inputs = [x, `${base}.weight`];
@@ -59,12 +62,34 @@ export interface SeedModel {
   architecture: string;
   weights: Array<number[][] | { data: Float32Array | number[]; shape: [number, number] }>;
   biases?: Array<number[] | Float32Array>;
-  activations?: Array<'relu' | 'none' | 'softmax'>;
+  /** Per layer, case-insensitive: 'relu' (default), 'sigmoid', 'tanh', 'softmax' (last layer only), 'linear' or 'none'. */
+  activations?: string[];
 }
 
+/** An object in the seed's form: `weights` is an array (architecture is checked by fromSeed, with a clear error). */
 export function isSeedModel(x: unknown): x is SeedModel {
   const s = x as SeedModel;
-  return !!s && typeof s === 'object' && typeof s.architecture === 'string' && Array.isArray(s.weights);
+  return !!s && typeof s === 'object' && Array.isArray(s.weights) && !('nodes' in s);
+}
+
+const SEED_ACTIVATIONS: Record<string, Activation | 'softmax'> = {
+  relu: 'relu',
+  sigmoid: 'sigmoid',
+  tanh: 'tanh',
+  softmax: 'softmax',
+  linear: 'none',
+  none: 'none',
+};
+
+function seedActivation(value: unknown, layer: number): Activation | 'softmax' {
+  const act = typeof value === 'string' ? SEED_ACTIVATIONS[value.toLowerCase()] : undefined;
+  if (!act) {
+    throw new EdgeOptError(
+      'E_VALUE',
+      `seed model activations[${layer}] is ${JSON.stringify(value)}; use one of ${Object.keys(SEED_ACTIVATIONS).join(', ')} (any case)`,
+    );
+  }
+  return act;
 }
 
 /** [in][out] values (nested arrays or flat + shape) -> Float32Array [out][in]. */
@@ -103,16 +128,54 @@ function transposedWeight(w: SeedModel['weights'][number], layer: number): { dat
   return { data, rows: nOut, cols: nIn };
 }
 
+/** Output width of seed layer i ([in][out] nested arrays or { shape: [in, out] }). */
+function seedOutputs(seed: SeedModel, i: number): number {
+  const w = seed.weights[i];
+  return Array.isArray(w) ? (w[0]?.length ?? 0) : (w?.shape?.[1] ?? 0);
+}
+
 export function fromSeed(seed: SeedModel): Graph {
+  if (typeof seed.architecture !== 'string' || !seed.architecture) {
+    throw new EdgeOptError(
+      'E_ARGUMENT',
+      `seed model architecture must be a non-empty string (the model's name), got ${typeof seed.architecture}`,
+    );
+  }
+  const count = seed.weights.length;
+  for (const [key, list] of [
+    ['activations', seed.activations],
+    ['biases', seed.biases],
+  ] as const) {
+    if (list !== undefined && !Array.isArray(list)) throw new EdgeOptError('E_ARGUMENT', `seed model ${key} must be an array`);
+    if (list && list.length > count) {
+      throw new EdgeOptError('E_SHAPE', `seed model has ${list.length} ${key} entries for ${count} weight matrices`);
+    }
+  }
   const acts = seed.activations ?? [];
-  const last = seed.weights.length - 1;
+  const last = count - 1;
   const layers: DenseLayerSpec[] = seed.weights.map((w, i) => {
     const { data, rows, cols } = transposedWeight(w, i);
     const b = seed.biases?.[i];
-    if (b && b.length !== rows) throw new EdgeOptError('E_SHAPE', `seed model biases[${i}] has ${b.length} values for ${rows} outputs`);
-    const act = acts[i] ?? 'relu';
-    if (act === 'softmax' && i !== last) throw new EdgeOptError('E_ARGUMENT', `seed model: softmax is only supported after the last layer`);
-    return { weight: data, outFeatures: rows, inFeatures: cols, bias: b ? Float32Array.from(b) : null, activation: act === 'relu' ? 'relu' : 'none' };
+    if (b && b.length !== rows) {
+      const hint = b.length === cols ? ` (it matches the ${cols} inputs: seed weights are [in][out], are weights[${i}] transposed?)` : '';
+      throw new EdgeOptError('E_SHAPE', `seed model biases[${i}] has ${b.length} values for ${rows} outputs${hint}`);
+    }
+    if (i > 0 && cols !== seedOutputs(seed, i - 1)) {
+      throw new EdgeOptError(
+        'E_SHAPE',
+        `seed model weights[${i}] is [${cols}][${rows}] but weights[${i - 1}] gives ${seedOutputs(seed, i - 1)} outputs (weights are [in][out]; is one transposed?)`,
+      );
+    }
+    const act = acts[i] === undefined ? 'relu' : seedActivation(acts[i], i);
+    if (act === 'softmax' && i !== last)
+      throw new EdgeOptError('E_VALUE', `seed model activations[${i}]: softmax is only supported after the last layer`);
+    return {
+      weight: data,
+      outFeatures: rows,
+      inFeatures: cols,
+      bias: b ? Float32Array.from(b) : null,
+      activation: act === 'softmax' ? 'none' : act,
+    };
   });
   return denseGraph(seed.architecture, layers, { softmax: acts[last] === 'softmax' });
 }

@@ -1,7 +1,7 @@
 // The kernel table: every hot loop of the engine behind one struct of function
 // pointers, filled once per process for the best ISA the CPU (and OS) offers.
 //
-// Numerics contract (DESIGN.md): every table produces bit-identical int32
+// Numerics contract (ARCHITECTURE.md): every table produces bit-identical int32
 // accumulators; float epilogues use the same operation order (no FMA
 // contraction, true division) so they match the scalar reference exactly.
 #pragma once
