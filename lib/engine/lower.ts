@@ -78,7 +78,8 @@ class Lowering {
 
   initializer(name: string): number {
     const t = this.g.tensors[name];
-    if (!(t.data instanceof Float32Array)) throw new EdgeOptError('E_UNSUPPORTED_OP', `model '${this.g.name}': tensor '${name}' must be float32`);
+    if (!(t.data instanceof Float32Array))
+      throw new EdgeOptError('E_UNSUPPORTED_OP', `model '${this.g.name}': tensor '${name}' must be float32`);
     return this.constant(name, t.data, t.shape as number[]);
   }
 
@@ -179,7 +180,12 @@ function denseActivation(node: GraphNode): Activation {
  * BatchNormalization after a Conv or a 2-D Dense (with nothing else reading the
  * Conv/Dense output) is folded into its weights, as at ONNX import.
  */
-function foldBatchNorms(g: Graph, readers: Map<string, number>, outputs: Set<string>): { nodes: GraphNode[]; tensors: Record<string, Tensor> } {
+function foldBatchNorms(
+  g: Graph,
+  readers: Map<string, number>,
+  outputs: Set<string>,
+  fusedNodes: Record<string, string>,
+): { nodes: GraphNode[]; tensors: Record<string, Tensor> } {
   const tensors = { ...g.tensors };
   const nodes: GraphNode[] = [];
   for (const node of g.nodes) {
@@ -206,6 +212,7 @@ function foldBatchNorms(g: Graph, readers: Map<string, number>, outputs: Set<str
     tensors[wName] = { ...weight, name: wName };
     tensors[bName] = { ...bias, name: bName };
     nodes[nodes.length - 1] = { ...prev, inputs: [prev.inputs[0], wName, bName], outputs: [node.outputs[0]] };
+    fusedNodes[node.name] = prev.name;
   }
   return { nodes, tensors };
 }
@@ -216,7 +223,8 @@ export function lowerGraph(graph: Graph): Program {
   const readers = new Map<string, number>();
   const outputs = new Set(graph.outputs);
   for (const n of graph.nodes) for (const i of n.inputs) readers.set(i, (readers.get(i) ?? 0) + 1);
-  const folded = foldBatchNorms(graph, readers, outputs);
+  const fusedNodes: Record<string, string> = {};
+  const folded = foldBatchNorms(graph, readers, outputs, fusedNodes);
   const g: Graph = { ...graph, nodes: folded.nodes, tensors: folded.tensors };
   const L = new Lowering(g);
   for (const input of g.inputs) {
@@ -239,6 +247,7 @@ export function lowerGraph(graph: Graph): Program {
     const next = base.kind === 'none' ? fusable(node) : undefined;
     if (!next) return { act: base, out: node.outputs[0] };
     fusedInto.add(next);
+    fusedNodes[next.name] = node.name;
     return { act: activationOf(next)!, out: next.outputs[0] };
   };
   const shapeOf = (name: string) => shapes.get(name)!;
@@ -252,6 +261,7 @@ export function lowerGraph(graph: Graph): Program {
   return {
     name: g.name,
     ...applyArena({ tensors: L.tensors, ops: L.ops, inputs: programInputs, outputs: programOutputs }),
+    fusedNodes,
   } as Program;
 }
 
@@ -336,7 +346,15 @@ function lowerNode(L: Lowering, node: GraphNode, shapeOf: (name: string) => Valu
       const x = L.image(node);
       const [c, h, w] = x.dims;
       const y = out(node.outputs[0], NHWC);
-      L.ops.push({ op: node.op === 'GlobalAveragePool' ? 'globalavgpool' : 'globalmaxpool', node: node.name, x: x.tensor, y: y.tensor, h, w, c });
+      L.ops.push({
+        op: node.op === 'GlobalAveragePool' ? 'globalavgpool' : 'globalmaxpool',
+        node: node.name,
+        x: x.tensor,
+        y: y.tensor,
+        h,
+        w,
+        c,
+      });
       return;
     }
     case 'LRN': {
@@ -428,7 +446,16 @@ function lowerNode(L: Lowering, node: GraphNode, shapeOf: (name: string) => Valu
       const begin = x.perm.map((l) => pads[l + off]);
       const end = x.perm.map((l) => pads[l + off + rank]);
       const y = out(node.outputs[0], x.perm);
-      L.ops.push({ op: 'pad', node: node.name, x: x.tensor, y: y.tensor, inShape: L.tensors[x.tensor].shape, begin, end, value: (a.value as number | undefined) ?? 0 });
+      L.ops.push({
+        op: 'pad',
+        node: node.name,
+        x: x.tensor,
+        y: y.tensor,
+        inShape: L.tensors[x.tensor].shape,
+        begin,
+        end,
+        value: (a.value as number | undefined) ?? 0,
+      });
       return;
     }
     case 'Transpose': {
@@ -481,8 +508,7 @@ function lowerConv(L: Lowering, node: GraphNode, epilogue: Epilogue, out: Out): 
   const src = wt.data as Float32Array;
   const ohwi = new Float32Array(src.length);
   for (let o = 0; o < outC; o++)
-    for (let c = 0; c < cpg; c++)
-      for (let i = 0; i < kh * kw; i++) ohwi[(o * kh * kw + i) * cpg + c] = src[(o * cpg + c) * kh * kw + i];
+    for (let c = 0; c < cpg; c++) for (let i = 0; i < kh * kw; i++) ohwi[(o * kh * kw + i) * cpg + c] = src[(o * cpg + c) * kh * kw + i];
   const { act, out: name } = epilogue(node);
   const y = out(name, NHWC);
   L.ops.push({
@@ -558,9 +584,31 @@ function lowerBatchNorm(L: Lowering, node: GraphNode, epilogue: Epilogue, out: O
   const mid = L.activation(`${node.name}/scaled`, x.dims, x.folded, x.perm);
   const xs = logicalStrides(x.dims, x.perm);
   const own = x.perm.map((l) => xs[l]);
-  L.ops.push({ op: 'binary', node: node.name, fn: 'mul', a: x.tensor, b: L.constant(`${node.name}.scale/affine`, mul, [c]), y: mid.tensor, shape, aStrides: own, bStrides: strides(x.perm), act: { kind: 'none' } });
+  L.ops.push({
+    op: 'binary',
+    node: node.name,
+    fn: 'mul',
+    a: x.tensor,
+    b: L.constant(`${node.name}.scale/affine`, mul, [c]),
+    y: mid.tensor,
+    shape,
+    aStrides: own,
+    bStrides: strides(x.perm),
+    act: { kind: 'none' },
+  });
   const y = out(name, x.perm);
-  L.ops.push({ op: 'binary', node: node.name, fn: 'add', a: mid.tensor, b: L.constant(`${node.name}.shift/affine`, add, [c]), y: y.tensor, shape, aStrides: own, bStrides: strides(x.perm), act });
+  L.ops.push({
+    op: 'binary',
+    node: node.name,
+    fn: 'add',
+    a: mid.tensor,
+    b: L.constant(`${node.name}.shift/affine`, add, [c]),
+    y: y.tensor,
+    shape,
+    aStrides: own,
+    bStrides: strides(x.perm),
+    act,
+  });
 }
 
 function lowerDense(L: Lowering, node: GraphNode, epilogue: Epilogue, out: Out, shapeOf: (name: string) => ValueShape): void {
@@ -604,8 +652,10 @@ function lowerDense(L: Lowering, node: GraphNode, epilogue: Epilogue, out: Out, 
   const weight = L.tensors.length - 1;
   const scales = L.constant(`${wt.name}::scale`, quant.scale, [quant.scale.length]);
   const at = node.attrs;
-  const input = at.activationQuant === 'static' ? { scale: Math.fround(at.inputScale as number), zeroPoint: at.inputZeroPoint as number } : undefined;
-  const output = at.outputScale !== undefined ? { scale: Math.fround(at.outputScale as number), zeroPoint: at.outputZeroPoint as number } : undefined;
+  const input =
+    at.activationQuant === 'static' ? { scale: Math.fround(at.inputScale as number), zeroPoint: at.inputZeroPoint as number } : undefined;
+  const output =
+    at.outputScale !== undefined ? { scale: Math.fround(at.outputScale as number), zeroPoint: at.outputZeroPoint as number } : undefined;
   L.ops.push({
     op: 'qdense',
     node: node.name,
@@ -663,13 +713,26 @@ function lowerBinary(
     return { tensor: L.initializer(node.inputs[i]), strides };
   };
   const [A, B] = [operand(0), operand(1)];
-  L.ops.push({ op: 'binary', node: node.name, fn, a: A.tensor, b: B.tensor, y: y.tensor, shape, aStrides: A.strides, bStrides: B.strides, act });
+  L.ops.push({
+    op: 'binary',
+    node: node.name,
+    fn,
+    a: A.tensor,
+    b: B.tensor,
+    y: y.tensor,
+    shape,
+    aStrides: A.strides,
+    bStrides: B.strides,
+    act,
+  });
 }
 
 function lowerReduceMean(L: Lowering, node: GraphNode, shapeOf: (name: string) => ValueShape, out: Out): void {
   let x = L.real(L.input(node, 0), node.name);
   const rank = onnxRank(x);
-  const axes = ((node.attrs.axes as number[] | undefined) ?? identity(rank).slice(1)).map((ax) => imageAxis(L.g, node, x, ax, 'axes entry'));
+  const axes = ((node.attrs.axes as number[] | undefined) ?? identity(rank).slice(1)).map((ax) =>
+    imageAxis(L.g, node, x, ax, 'axes entry'),
+  );
   const keep = node.attrs.keepdims !== false;
   // The reduced dims must sit together in memory: if not, move them innermost.
   const at = x.perm.map((l, p) => (axes.includes(l) && x.dims[l] !== 1 ? p : -1)).filter((p) => p >= 0);

@@ -362,4 +362,6 @@ export interface Program {
    */
   arenaBytes: number;
   liveBytesBound: number;
+  /** Graph nodes with no op of their own because another op computes them (a fused activation, a folded BatchNormalization): node -> that op's node. */
+  fusedNodes?: Record<string, string>;
 }

@@ -45,11 +45,14 @@ export function qdenseLayer(op: QDenseOp, data: (t: number) => unknown): QDenseL
   const scales = data(op.scales) as Float32Array;
   const bias = op.bias !== undefined ? (data(op.bias) as Float32Array) : null;
   const ws = (j: number) => scales[scales.length > 1 ? j : 0];
-  const output = op.output && op.input ? {
-    ...op.output,
-    multipliers: Array.from({ length: op.n }, (_, j) => quantizeMultiplier((op.input!.scale * ws(j)) / op.output!.scale)),
-    biasQ: Int32Array.from({ length: op.n }, (_, j) => (bias ? quantizeBias(bias[j], op.input!.scale, ws(j)) : 0)),
-  } : undefined;
+  const output =
+    op.output && op.input
+      ? {
+          ...op.output,
+          multipliers: Array.from({ length: op.n }, (_, j) => quantizeMultiplier((op.input!.scale * ws(j)) / op.output!.scale)),
+          biasQ: Int32Array.from({ length: op.n }, (_, j) => (bias ? quantizeBias(bias[j], op.input!.scale, ws(j)) : 0)),
+        }
+      : undefined;
   return {
     n: op.n,
     k: op.k,
@@ -63,8 +66,6 @@ export function qdenseLayer(op: QDenseOp, data: (t: number) => unknown): QDenseL
     ...(output ? { output } : {}),
   };
 }
-
-
 
 /** acc[r][j] -= zeroPoint * sum_k (q[r][k] - zp[r]), for q of shape [rows][k]. */
 function subtractWeightZeroPoint(acc: Int32Array, n: number, q: Uint8Array, k: number, zp: Int32Array, zeroPoint: number): void {

@@ -96,9 +96,15 @@ export const OP_SPECS: Record<OpType, OpSpec> = {
       ...ACT_ATTR,
       activationQuant: { kind: 'string', values: ['dynamic', 'static'] },
       inputScale: { kind: 'float', check: (v) => ((v as number) > 0 && Number.isFinite(v) ? undefined : 'must be a finite number > 0') },
-      inputZeroPoint: { kind: 'int', check: (v) => (Number.isInteger(v) && Math.abs(v as number) <= 128 ? undefined : 'must be in -128..127') },
+      inputZeroPoint: {
+        kind: 'int',
+        check: (v) => (Number.isInteger(v) && Math.abs(v as number) <= 128 ? undefined : 'must be in -128..127'),
+      },
       outputScale: { kind: 'float', check: (v) => ((v as number) > 0 && Number.isFinite(v) ? undefined : 'must be a finite number > 0') },
-      outputZeroPoint: { kind: 'int', check: (v) => (Number.isInteger(v) && Math.abs(v as number) <= 128 ? undefined : 'must be in -128..127') },
+      outputZeroPoint: {
+        kind: 'int',
+        check: (v) => (Number.isInteger(v) && Math.abs(v as number) <= 128 ? undefined : 'must be in -128..127'),
+      },
     },
   },
   Conv: { inputs: [2, 3], outputs: 1, constants: [1, 2], attrs: { ...WINDOW, group: { kind: 'int', check: positive } } },
@@ -166,7 +172,10 @@ export function checkNodeSchema(model: string, node: GraphNode, isConstant: (nam
   const where = `model '${model}': node '${node.name}' (${node.op})`;
   const spec = (OP_SPECS as Record<string, OpSpec | undefined>)[node.op];
   if (!spec || !Object.hasOwn(OP_SPECS, node.op))
-    throw new EdgeOptError('E_UNSUPPORTED_OP', `model '${model}': node '${node.name}' has op '${node.op}'; supported: ${OP_TYPES.join(', ')}`);
+    throw new EdgeOptError(
+      'E_UNSUPPORTED_OP',
+      `model '${model}': node '${node.name}' has op '${node.op}'; supported: ${OP_TYPES.join(', ')}`,
+    );
   const fail = (msg: string): never => {
     throw new EdgeOptError('E_FORMAT', `${where} ${msg}`);
   };
@@ -184,7 +193,8 @@ export function checkNodeSchema(model: string, node: GraphNode, isConstant: (nam
     const kind = kindOf(value);
     const ok = kind === a!.kind || (a!.kind === 'float' && kind === 'int');
     if (!ok) fail(`attribute '${name}' must be ${a!.kind}, got ${JSON.stringify(value)}`);
-    if (a!.values && !a!.values.includes(value as string)) fail(`attribute '${name}' is '${String(value)}'; one of ${a!.values.join(', ')}`);
+    if (a!.values && !a!.values.includes(value as string))
+      fail(`attribute '${name}' is '${String(value)}'; one of ${a!.values.join(', ')}`);
     const why = a!.check?.(value);
     if (why) fail(`attribute '${name}' ${why}, got ${JSON.stringify(value)}`);
   }

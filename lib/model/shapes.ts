@@ -128,7 +128,12 @@ export function broadcastShapes(g: Graph, node: GraphNode, a: Operand, b: Operan
   const acts = [a.act, b.act].filter((x): x is ValueShape => !!x);
   if (acts.length === 2) {
     if (a.shape.length !== b.shape.length)
-      fail(g, node, `adds activations of ranks ${a.shape.length} and ${b.shape.length}; broadcasting would align the batch with another dim`, 'E_UNSUPPORTED_OP');
+      fail(
+        g,
+        node,
+        `adds activations of ranks ${a.shape.length} and ${b.shape.length}; broadcasting would align the batch with another dim`,
+        'E_UNSUPPORTED_OP',
+      );
     if (acts[0].folded !== acts[1].folded || (acts[0].folded && acts[0].dims[0] !== acts[1].dims[0]))
       fail(g, node, 'combines activations whose first dimension holds different numbers of rows per image', 'E_UNSUPPORTED_OP');
   }
@@ -140,7 +145,8 @@ export function broadcastShapes(g: Graph, node: GraphNode, a: Operand, b: Operan
     const [x, y] = [pa[i], pb[i]];
     if (x === -1 || y === -1) {
       if (i !== 0) fail(g, node, 'broadcasts a constant with more dimensions than the activation over the batch', 'E_UNSUPPORTED_OP');
-      if ((x !== -1 && x !== 1) || (y !== -1 && y !== 1)) fail(g, node, `constant dim 0 of size ${x === -1 ? y : x} would broadcast over the batch`, 'E_UNSUPPORTED_OP');
+      if ((x !== -1 && x !== 1) || (y !== -1 && y !== 1))
+        fail(g, node, `constant dim 0 of size ${x === -1 ? y : x} would broadcast over the batch`, 'E_UNSUPPORTED_OP');
       continue;
     }
     if (x !== y && x !== 1 && y !== 1) fail(g, node, `shapes [${a.shape}] and [${b.shape}] do not broadcast (dim ${i}: ${x} vs ${y})`);
@@ -159,7 +165,9 @@ export function reshapeTarget(g: Graph, node: GraphNode, s: ValueShape, target: 
   const onnx = onnxShape(s);
   if (!target.length) bad('a scalar would merge the batch');
   if (target.filter((d) => d === -1).length > 1) bad('more than one -1');
-  const rest = target.slice(1).map((d, i) => (d === 0 ? (i + 1 < onnx.length ? (onnx[i + 1] as number) : bad('0 copies a dim the input lacks')) : d));
+  const rest = target
+    .slice(1)
+    .map((d, i) => (d === 0 ? (i + 1 < onnx.length ? (onnx[i + 1] as number) : bad('0 copies a dim the input lacks')) : d));
   const known = product(rest.filter((d) => d !== -1));
   if (target[0] === 0) {
     // dim 0 (batch, or batch x rows) is kept: the rest must hold the same values per row.
@@ -211,7 +219,8 @@ export function nodeShapes(g: Graph, node: GraphNode, shapes: Map<string, ValueS
     case 'Conv': {
       const [c, h, wd] = image(0);
       const w = constTensor(g, node, 1);
-      if (w.shape.length !== 4) fail(g, node, `weight '${w.name}' must be 4-D [out, in/group, kh, kw] (2-D convolution)`, 'E_UNSUPPORTED_OP');
+      if (w.shape.length !== 4)
+        fail(g, node, `weight '${w.name}' must be 4-D [out, in/group, kh, kw] (2-D convolution)`, 'E_UNSUPPORTED_OP');
       const [o, ci, kh, kw] = w.shape as number[];
       const bias = node.inputs[2] ? g.tensors[node.inputs[2]] : undefined;
       if (bias && bias.data?.length !== o) fail(g, node, `bias '${bias.name}' has ${bias.data?.length} values for ${o} output channels`);
@@ -267,7 +276,8 @@ export function nodeShapes(g: Graph, node: GraphNode, shapes: Map<string, ValueS
       const s = act(0);
       const axis = imageAxis(g, node, s, (a.axis as number | undefined) ?? 0);
       const sizes = (a.split as number[] | undefined) ?? fail(g, node, "needs attribute 'split'", 'E_FORMAT');
-      if (sizes.length !== node.outputs.length) fail(g, node, `split has ${sizes.length} sizes for ${node.outputs.length} outputs`, 'E_FORMAT');
+      if (sizes.length !== node.outputs.length)
+        fail(g, node, `split has ${sizes.length} sizes for ${node.outputs.length} outputs`, 'E_FORMAT');
       if (sizes.reduce((x, y) => x + y, 0) !== s.dims[axis]) fail(g, node, `split sizes [${sizes}] do not add up to ${s.dims[axis]}`);
       return sizes.map((n) => ({ dims: s.dims.map((d, i) => (i === axis ? n : d)), folded: s.folded }));
     }
@@ -313,7 +323,9 @@ export function nodeShapes(g: Graph, node: GraphNode, shapes: Map<string, ValueS
     case 'ReduceMean': {
       const s = act(0);
       const rank = onnxRank(s);
-      const axes = ((a.axes as number[] | undefined) ?? Array.from({ length: rank }, (_, i) => i)).map((x) => imageAxis(g, node, s, x, 'axes entry'));
+      const axes = ((a.axes as number[] | undefined) ?? Array.from({ length: rank }, (_, i) => i)).map((x) =>
+        imageAxis(g, node, s, x, 'axes entry'),
+      );
       const keep = a.keepdims !== false;
       const dims = keep ? s.dims.map((d, i) => (axes.includes(i) ? 1 : d)) : s.dims.filter((_, i) => !axes.includes(i));
       if (!keep && s.folded && axes.includes(0)) fail(g, node, 'reduces the rows merged into the batch dimension', 'E_UNSUPPORTED_OP');
@@ -330,7 +342,10 @@ export function inferShapes(g: Graph): Map<string, ValueShape> {
   for (const input of g.inputs) {
     const dims = input.shape.slice(1);
     if (input.shape.length < 1 || dims.some((d) => d === null || !(Number.isInteger(d) && d > 0)))
-      throw new EdgeOptError('E_SHAPE', `model '${g.name}': input '${input.name}' has shape [${input.shape.map((d) => d ?? 'N')}]; only the batch (first) dimension may be unknown`);
+      throw new EdgeOptError(
+        'E_SHAPE',
+        `model '${g.name}': input '${input.name}' has shape [${input.shape.map((d) => d ?? 'N')}]; only the batch (first) dimension may be unknown`,
+      );
     shapes.set(input.name, { dims: dims as number[], folded: false });
   }
   for (const node of g.nodes) {

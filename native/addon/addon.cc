@@ -1,5 +1,5 @@
 // The edgeopt addon: kernel entry points (for tests, the optimizer and the TS
-// engine) and the Plan class. Context-aware, so it loads in worker_threads.
+// engine) and the Program class. Context-aware, so it loads in worker_threads.
 #include <napi.h>
 
 #include <vector>
@@ -13,7 +13,7 @@
 #include "args.h"
 #include "bench_wrap.h"
 #include "npu_wrap.h"
-#include "plan_wrap.h"
+#include "program_wrap.h"
 
 namespace edgeopt::addon {
 namespace {
@@ -34,7 +34,8 @@ class Addon : public Napi::Addon<Addon> {
                  InstanceMethod("quantizeSymmetric", &Addon::QuantizeSymmetric),
                  InstanceMethod("dequantizeS8", &Addon::DequantizeS8), InstanceMethod("pruneMask", &Addon::PruneMask),
                  InstanceMethod("reluF32", &Addon::ReluF32), InstanceMethod("firstNonFinite", &Addon::FirstNonFinite),
-                 InstanceMethod("peakProbe", &Addon::PeakProbe), InstanceValue("Plan", PlanWrap::DefineClass(env)),
+                 InstanceMethod("peakProbe", &Addon::PeakProbe), InstanceValue("Program", ProgramWrap::DefineClass(env)),
+                 InstanceMethod("nativeProgramOps", &Addon::NativeProgramOps),
                  InstanceValue("KernelBench", KernelBench::DefineClass(env)), InstanceValue("npu", NpuExports(env))});
   }
 
@@ -47,7 +48,7 @@ class Addon : public Napi::Addon<Addon> {
     o.Set("kernel", kernels_arg(env.Undefined()).name);
     o.Set("kernels", strings(env, runnable_kernel_names()));
     o.Set("isa", strings(env, cpu_feature_names()));
-    o.Set("threads", ThreadPool::default_threads());  // a Plan's default intra-op thread count
+    o.Set("threads", ThreadPool::default_threads());  // a Program's default intra-op thread count
     return o;
   }
 
@@ -163,6 +164,7 @@ class Addon : public Napi::Addon<Addon> {
   }
 
   Napi::Value PeakProbe(const Napi::CallbackInfo& info) { return addon::PeakProbe(info); }
+  Napi::Value NativeProgramOps(const Napi::CallbackInfo& info) { return addon::NativeProgramOps(info); }
 
   // firstNonFinite(x: Float32Array) -> index of the first NaN/Infinity, or -1
   Napi::Value FirstNonFinite(const Napi::CallbackInfo& info) {

@@ -158,7 +158,9 @@ function graphOutput(ctx: ImportContext, name: string, outputs: string[], inputs
     throw new EdgeOptError('E_FORMAT', `${source}: output '${name}' is ${out ? 'a constant or an unfinished pattern' : 'never produced'}`);
   if (out.name === name) return name;
   const producer = ctx.nodes.find((n) => n.outputs.includes(out.name));
-  const sharedWithOutput = outputs.some((o) => o !== name && (o === out.name || (ctx.values.get(o) as { name?: string })?.name === out.name));
+  const sharedWithOutput = outputs.some(
+    (o) => o !== name && (o === out.name || (ctx.values.get(o) as { name?: string })?.name === out.name),
+  );
   if (producer && !inputs.some((i) => i.name === out.name) && !sharedWithOutput && !ctx.shapes.has(name)) {
     for (const n of ctx.nodes) {
       n.inputs = n.inputs.map((i) => (i === out.name ? name : i));

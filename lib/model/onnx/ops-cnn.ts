@@ -82,7 +82,12 @@ function BatchNormalization(ctx: ImportContext, node: NodeProto): void {
   }
   const base = ctx.nodeName(node);
   const params = [scale, bias, mean, variance].map((p, i) =>
-    ctx.addTensor({ name: `${base}.${['scale', 'bias', 'mean', 'var'][i]}`, dtype: 'float32', shape: [channels], data: Float32Array.from(p) }),
+    ctx.addTensor({
+      name: `${base}.${['scale', 'bias', 'mean', 'var'][i]}`,
+      dtype: 'float32',
+      shape: [channels],
+      data: Float32Array.from(p),
+    }),
   );
   ctx.emitOp(node, 'BatchNormalization', [x.name, ...params], { epsilon: eps });
 }
@@ -119,7 +124,12 @@ function Concat(ctx: ImportContext, node: NodeProto): void {
   const axis = ctx.intAttr(node, 'axis', NaN);
   if (Number.isNaN(axis)) ctx.fail(node, "has no attribute 'axis'", 'E_FORMAT');
   if (acts.length === 1) return ctx.alias(node, acts[0]);
-  ctx.emitOp(node, 'Concat', acts.map((a) => a.name), { axis });
+  ctx.emitOp(
+    node,
+    'Concat',
+    acts.map((a) => a.name),
+    { axis },
+  );
 }
 
 /** Split sizes: attribute (opset < 13), input 1 (13+), num_outputs (18+), or equal parts. */
@@ -204,7 +214,12 @@ function Softmax(ctx: ImportContext, node: NodeProto): void {
 
 /** The IR Reshape target that produces exactly this per-image shape. */
 function reshapeAttr(s: ValueShape): number[] {
-  return [-1, ...onnxShape(s).slice(1).map((d) => d as number)];
+  return [
+    -1,
+    ...onnxShape(s)
+      .slice(1)
+      .map((d) => d as number),
+  ];
 }
 
 function Flatten(ctx: ImportContext, node: NodeProto): void {
@@ -227,7 +242,13 @@ function Reshape(ctx: ImportContext, node: NodeProto): void {
   } else target = Array.from(ctx.constant(node, 1, 'shape').t.data);
   if (ctx.intAttr(node, 'allowzero', 0) && target.includes(0)) ctx.fail(node, 'reshapes to an empty tensor (allowzero with a 0 dim)');
   // Resolve through the IR's own rule, then store the explicit target.
-  const ir = ctx.emit({ name: ctx.uniqueName(`${ctx.nodeName(node)}`), op: 'Reshape', inputs: [x.name], outputs: [node.output[0]], attrs: { shape: target } });
+  const ir = ctx.emit({
+    name: ctx.uniqueName(`${ctx.nodeName(node)}`),
+    op: 'Reshape',
+    inputs: [x.name],
+    outputs: [node.output[0]],
+    attrs: { shape: target },
+  });
   const out = ctx.shapes.get(node.output[0])!;
   if (out.folded === x.shape.folded && out.dims.length === x.shape.dims.length && out.dims.every((d, i) => d === x.shape.dims[i])) {
     ctx.nodes.pop();

@@ -64,7 +64,8 @@ function ConstantOfShape(ctx: ImportContext, node: NodeProto): void {
   const shape = entries(ctx, node, 0);
   if (shape.values.some((d) => d === null)) ctx.fail(node, 'builds a tensor whose size depends on the batch');
   const dims = shape.values as number[];
-  if (dims.some((d) => !(Number.isInteger(d) && d >= 0)) || product(dims) > MAX_ELEMENTS) ctx.fail(node, `has an invalid shape [${dims}]`, 'E_FORMAT');
+  if (dims.some((d) => !(Number.isInteger(d) && d >= 0)) || product(dims) > MAX_ELEMENTS)
+    ctx.fail(node, `has an invalid shape [${dims}]`, 'E_FORMAT');
   const a = ctx.attr(node, 'value');
   const v = a ? ctx.tensorAttr(node, a) : { dims: [1], dataType: DataType.FLOAT, data: Float32Array.of(0) };
   if (v.data.length !== 1) ctx.fail(node, 'value must hold one element', 'E_FORMAT');
@@ -200,7 +201,8 @@ function Transpose(ctx: ImportContext, node: NodeProto): void {
   const perm = ctx.intsAttr(node, 'perm') ?? Array.from({ length: rank }, (_, i) => rank - 1 - i);
   if (perm.length !== rank || [...perm].sort((x, y) => x - y).some((p, i) => p !== i))
     ctx.fail(node, `perm [${perm}] is not a permutation of ${rank} axes`, 'E_FORMAT');
-  const quant = c.quant && rank === 2 ? { ...c.quant, q: transposeData(c.quant.q, c.t.dims, perm), axis: perm.indexOf(c.quant.axis) } : undefined;
+  const quant =
+    c.quant && rank === 2 ? { ...c.quant, q: transposeData(c.quant.q, c.t.dims, perm), axis: perm.indexOf(c.quant.axis) } : undefined;
   ctx.set(node, { kind: 'const', t: transposeConst(c.t, perm), quant });
 }
 

@@ -82,7 +82,8 @@ function Add(ctx: ImportContext, node: NodeProto): void {
   if (a.kind === 'act' && c.kind === 'const') {
     const dense = ctx.fusableDense(a);
     const n = a.shape.dims[a.shape.dims.length - 1];
-    const bias = dense && c.t.dims.length <= onnxRank(a.shape) && c.t.dims.slice(0, -1).every((d) => d === 1) ? broadcastTo(c.t, [n]) : null;
+    const bias =
+      dense && c.t.dims.length <= onnxRank(a.shape) && c.t.dims.slice(0, -1).every((d) => d === 1) ? broadcastTo(c.t, [n]) : null;
     if (dense && bias) return ctx.addBias(dense, node, bias);
   }
   binary('Add')(ctx, node);
