@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "../core/cnn_kernels.h"
 #include "../core/kernels.h"
 #include "../core/quantize.h"
 
@@ -309,8 +310,9 @@ EDGEOPT_AVX2 uint64_t peak_probe(PeakKind kind, uint64_t iterations) {
 }  // namespace
 
 const KernelTable& avx2_kernels() {
-  static const KernelTable table = {"avx2",       avx2::pack_s8,    avx2::gemm_u8s8, pack_f32, gemm_f32,
-                                    epilogue_s32, quantize_rows_u8, bias_act_f32,    relu_f32, peak_probe};
+  static const KernelTable table = {"avx2",   avx2::pack_s8, avx2::gemm_u8s8,    pack_f32,
+                                    gemm_f32, epilogue_s32,  quantize_rows_u8,   bias_act_f32,
+                                    relu_f32, peak_probe,    &avx2_cnn_kernels()};
   return table;
 }
 

@@ -17,6 +17,7 @@
 
 #include <algorithm>
 
+#include "../core/cnn_kernels.h"
 #include "../core/kernels.h"
 #include "../core/quantize.h"
 #include "arm64_u8s8.h"
@@ -248,8 +249,9 @@ uint64_t peak_probe(PeakKind kind, uint64_t iterations) {
 }  // namespace
 
 const KernelTable& neon_kernels() {
-  static const KernelTable table = {"neon",       pack_s8,          gemm_u8s8,    pack_f32, gemm_f32,
-                                    epilogue_s32, quantize_rows_u8, bias_act_f32, relu_f32, peak_probe};
+  static const KernelTable table = {"neon",   pack_s8,      gemm_u8s8,          pack_f32,
+                                    gemm_f32, epilogue_s32, quantize_rows_u8,   bias_act_f32,
+                                    relu_f32, peak_probe,   &neon_cnn_kernels()};
   return table;
 }
 

@@ -2,6 +2,7 @@
 // Plain C++, compiled for the baseline ISA; keep them obvious rather than fast.
 #include <algorithm>
 
+#include "../core/cnn_kernels.h"
 #include "../core/kernels.h"
 #include "../core/quantize.h"
 
@@ -109,8 +110,17 @@ uint64_t peak_probe(PeakKind kind, uint64_t iterations) {
 }  // namespace
 
 const KernelTable& scalar_kernels() {
-  static const KernelTable table = {"scalar",     pack_s8,          gemm_u8s8,    pack_f32, gemm_f32,
-                                    epilogue_s32, quantize_rows_u8, bias_act_f32, relu_f32, peak_probe};
+  static const KernelTable table = {"scalar",
+                                    pack_s8,
+                                    gemm_u8s8,
+                                    pack_f32,
+                                    gemm_f32,
+                                    epilogue_s32,
+                                    quantize_rows_u8,
+                                    bias_act_f32,
+                                    relu_f32,
+                                    peak_probe,
+                                    &scalar_cnn_kernels()};
   return table;
 }
 

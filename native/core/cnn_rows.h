@@ -1,0 +1,48 @@
+// Shared by the CNN kernel tables: the loop nests of pooling, global pooling,
+// binary ops, softmax, reduce-mean and the bias/activation epilogue, written
+// once over a few element-wise row primitives that each table implements with
+// its own vectors. A primitive does the same float operation per element on
+// every table, so these kernels are bit-identical everywhere.
+#pragma once
+#include "activation.h"
+#include "cnn_kernels.h"
+
+namespace edgeopt {
+
+struct CnnRowOps {
+  // y[i] = x[i] > y[i] ? x[i] : y[i]
+  void (*max)(float* y, const float* x, int64_t n);
+  // y[i] = y[i] + x[i]
+  void (*add)(float* y, const float* x, int64_t n);
+  // y[i] = y[i] / d
+  void (*div)(float* y, int64_t n, float d);
+  // y[i] = exp_f32(x[i] - m)
+  void (*exp_sub)(const float* x, float* y, int64_t n, float m);
+  // y[i] = clamp(a[i*as] <fn> b[i*bs], c.lo, c.hi); strides 0 or 1 are the fast paths.
+  void (*binary)(BinaryFn fn, const float* a, int64_t as, const float* b, int64_t bs, float* y, int64_t n,
+                 ClampBounds c);
+  // The table's activation_f32.
+  void (*activation)(const float* x, float* y, size_t n, const Activation& act);
+};
+
+// The scalar table's primitives (cnn_scalar.cc), the definitions of the others.
+const CnnRowOps& scalar_cnn_row_ops();
+
+void pool_f32_rows(const CnnRowOps& ops, PoolKind kind, const PoolF32Args& args);
+void global_pool_f32_rows(const CnnRowOps& ops, PoolKind kind, const GlobalPoolF32Args& args);
+void binary_f32_rows(const CnnRowOps& ops, const BinaryF32Args& args);
+void bias_act_f32_rows(const CnnRowOps& ops, float* y, size_t ldy, int64_t rows, int n, const float* bias,
+                       const Activation& act);
+void softmax_f32_rows(const CnnRowOps& ops, const AxisF32Args& args);
+void reduce_mean_f32_rows(const CnnRowOps& ops, const AxisF32Args& args);
+
+// Taps of a pooling/conv window along one axis: the window starts at `start`
+// (output index * stride - pad) and has k taps `dilation` apart. [first,
+// last] are the taps inside [0, in); padded counts the taps inside
+// [-pad_begin, in + pad_end) (count_include_pad's divisor).
+struct TapRange {
+  int first, last, padded;
+};
+TapRange tap_range(int64_t start, int k, int dilation, int64_t in, int64_t pad_begin, int64_t pad_end);
+
+}  // namespace edgeopt

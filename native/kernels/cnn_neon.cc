@@ -1,0 +1,314 @@
+// NEON CNN kernels (armv8.0-a; the neon, dotprod and i8mm tables share them):
+// the row primitives (cnn_rows.h), activations with a vector exp_f32, and the
+// depthwise convolution. Element-wise code repeats activation.h's float
+// operations in its order (the build passes -ffp-contract=off; max/min are
+// compare-and-select so -0 and NaN come out as the scalar selects give them;
+// vrndnq_f32 rounds half to even like std::nearbyint), so it is bit-identical
+// to the scalar table; tails run the scalar definitions. The depthwise kernel
+// uses FMA. Concat, split, pad, transpose and LRN are the scalar table's.
+#if defined(__aarch64__)
+#include <arm_neon.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "../core/activation.h"
+#include "../core/cnn_conv.h"
+#include "../core/cnn_rows.h"
+
+// The accumulator arrays must become registers: unroll their loops fully.
+#define EDGEOPT_NEON_UNROLL _Pragma("GCC unroll 16")
+
+namespace edgeopt {
+namespace {
+
+// --- Vectors ---
+
+// clamp_f32: lo > v ? lo : v, then hi < t ? hi : t.
+inline float32x4_t clamp4(float32x4_t v, float32x4_t lo, float32x4_t hi) {
+  const float32x4_t t = vbslq_f32(vcgtq_f32(lo, v), lo, v);
+  return vbslq_f32(vcltq_f32(hi, t), hi, t);
+}
+
+inline float32x4_t exp4(float32x4_t x) {
+  using namespace expf32;
+  const uint32x4_t over = vcgtq_f32(x, vdupq_n_f32(kHi));
+  const uint32x4_t under = vcltq_f32(x, vdupq_n_f32(kLo));
+  const float32x4_t n = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(kLog2e)));
+  float32x4_t r = vsubq_f32(x, vmulq_f32(n, vdupq_n_f32(kLn2Hi)));
+  r = vsubq_f32(r, vmulq_f32(n, vdupq_n_f32(kLn2Lo)));
+  float32x4_t p = vdupq_n_f32(kP4);
+  p = vaddq_f32(vmulq_f32(p, r), vdupq_n_f32(kP3));
+  p = vaddq_f32(vmulq_f32(p, r), vdupq_n_f32(kP2));
+  p = vaddq_f32(vmulq_f32(p, r), vdupq_n_f32(kP1));
+  p = vaddq_f32(vmulq_f32(p, r), vdupq_n_f32(kP0));
+  p = vaddq_f32(vmulq_f32(vmulq_f32(p, r), r), r);
+  p = vaddq_f32(p, vdupq_n_f32(1.0f));
+  // Lanes outside [kLo, kHi] convert to garbage here and are replaced below.
+  const int32x4_t e = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23);
+  float32x4_t y = vmulq_f32(p, vreinterpretq_f32_s32(e));
+  y = vbslq_f32(over, vdupq_n_f32(__builtin_inff()), y);
+  return vbslq_f32(under, vdupq_n_f32(0.0f), y);
+}
+
+inline float32x4_t sigmoid4(float32x4_t x) {
+  const float32x4_t one = vdupq_n_f32(1.0f);
+  return vdivq_f32(one, vaddq_f32(one, exp4(vnegq_f32(x))));
+}
+
+inline float32x4_t tanh4(float32x4_t x) {
+  using namespace tanhf32;
+  const float32x4_t one = vdupq_n_f32(1.0f);
+  const float32x4_t a = vabsq_f32(x);
+  const float32x4_t z = vmulq_f32(x, x);
+  float32x4_t p = vdupq_n_f32(kT4);
+  p = vaddq_f32(vmulq_f32(p, z), vdupq_n_f32(kT3));
+  p = vaddq_f32(vmulq_f32(p, z), vdupq_n_f32(kT2));
+  p = vaddq_f32(vmulq_f32(p, z), vdupq_n_f32(kT1));
+  const float32x4_t small = vaddq_f32(x, vmulq_f32(vmulq_f32(x, z), p));
+  const float32x4_t e = exp4(vmulq_f32(a, vdupq_n_f32(-2.0f)));
+  const float32x4_t t = vdivq_f32(vsubq_f32(one, e), vaddq_f32(one, e));
+  const uint32x4_t sign = vandq_u32(vreinterpretq_u32_f32(x), vdupq_n_u32(0x80000000u));
+  const float32x4_t big = vreinterpretq_f32_u32(vorrq_u32(vreinterpretq_u32_f32(t), sign));
+  return vbslq_f32(vcltq_f32(a, vdupq_n_f32(kSmall)), small, big);
+}
+
+// --- Activations ---
+
+struct ActVec {
+  float32x4_t alpha, beta, lo, hi;
+};
+
+inline ActVec act_vec(const Activation& a) {
+  const ClampBounds c = clamp_bounds(a);
+  return {vdupq_n_f32(a.alpha), vdupq_n_f32(a.beta), vdupq_n_f32(c.lo), vdupq_n_f32(c.hi)};
+}
+
+template <ActKind K>
+inline float32x4_t act4(float32x4_t v, const ActVec& a) {
+  const float32x4_t zero = vdupq_n_f32(0.0f), one = vdupq_n_f32(1.0f);
+  switch (K) {
+    case ActKind::LeakyRelu:
+      return vbslq_f32(vcltq_f32(v, zero), vmulq_f32(a.alpha, v), v);
+    case ActKind::HardSigmoid:
+      return clamp4(vaddq_f32(vmulq_f32(a.alpha, v), a.beta), zero, one);
+    case ActKind::HardSwish:
+      return vmulq_f32(v, clamp4(vaddq_f32(vmulq_f32(v, vdupq_n_f32(kSixth)), vdupq_n_f32(0.5f)), zero, one));
+    case ActKind::Sigmoid:
+      return sigmoid4(v);
+    case ActKind::Tanh:
+      return tanh4(v);
+    default:  // None, Relu, Clip
+      return clamp4(v, a.lo, a.hi);
+  }
+}
+
+template <ActKind K>
+void activation_loop(const float* x, float* y, size_t n, const Activation& act) {
+  const ActVec a = act_vec(act);
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) vst1q_f32(y + i, act4<K>(vld1q_f32(x + i), a));
+  for (; i < n; ++i) y[i] = activate(x[i], act);
+}
+
+void activation_f32(const float* x, float* y, size_t n, const Activation& act) {
+  switch (act.kind) {
+    case ActKind::None:
+    case ActKind::Relu:
+    case ActKind::Clip:
+      return activation_loop<ActKind::Clip>(x, y, n, act);
+    case ActKind::LeakyRelu:
+      return activation_loop<ActKind::LeakyRelu>(x, y, n, act);
+    case ActKind::HardSigmoid:
+      return activation_loop<ActKind::HardSigmoid>(x, y, n, act);
+    case ActKind::HardSwish:
+      return activation_loop<ActKind::HardSwish>(x, y, n, act);
+    case ActKind::Sigmoid:
+      return activation_loop<ActKind::Sigmoid>(x, y, n, act);
+    case ActKind::Tanh:
+      return activation_loop<ActKind::Tanh>(x, y, n, act);
+  }
+}
+
+// --- Row primitives (vector body, the scalar definition on the tail) ---
+
+void max_row(float* y, const float* x, int64_t n) {
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const float32x4_t xv = vld1q_f32(x + i), yv = vld1q_f32(y + i);
+    vst1q_f32(y + i, vbslq_f32(vcgtq_f32(xv, yv), xv, yv));
+  }
+  scalar_cnn_row_ops().max(y + i, x + i, n - i);
+}
+
+void add_row(float* y, const float* x, int64_t n) {
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vaddq_f32(vld1q_f32(y + i), vld1q_f32(x + i)));
+  scalar_cnn_row_ops().add(y + i, x + i, n - i);
+}
+
+void div_row(float* y, int64_t n, float d) {
+  const float32x4_t dv = vdupq_n_f32(d);
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vdivq_f32(vld1q_f32(y + i), dv));
+  scalar_cnn_row_ops().div(y + i, n - i, d);
+}
+
+void exp_sub_row(const float* x, float* y, int64_t n, float m) {
+  const float32x4_t mv = vdupq_n_f32(m);
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) vst1q_f32(y + i, exp4(vsubq_f32(vld1q_f32(x + i), mv)));
+  scalar_cnn_row_ops().exp_sub(x + i, y + i, n - i, m);
+}
+
+template <BinaryFn F>
+inline float32x4_t apply4(float32x4_t a, float32x4_t b) {
+  if (F == BinaryFn::Add) return vaddq_f32(a, b);
+  if (F == BinaryFn::Sub) return vsubq_f32(a, b);
+  if (F == BinaryFn::Mul) return vmulq_f32(a, b);
+  return vdivq_f32(a, b);
+}
+
+// Strides 1 or 0 per operand (0: a broadcast scalar).
+template <BinaryFn F>
+void binary_unit(const float* a, int64_t as, const float* b, int64_t bs, float* y, int64_t n, ClampBounds c) {
+  const float32x4_t lo = vdupq_n_f32(c.lo), hi = vdupq_n_f32(c.hi);
+  const float32x4_t a0 = vdupq_n_f32(a[0]), b0 = vdupq_n_f32(b[0]);
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const float32x4_t av = as ? vld1q_f32(a + i) : a0, bv = bs ? vld1q_f32(b + i) : b0;
+    vst1q_f32(y + i, clamp4(apply4<F>(av, bv), lo, hi));
+  }
+  scalar_cnn_row_ops().binary(F, a + i * as, as, b + i * bs, bs, y + i, n - i, c);
+}
+
+void binary_row(BinaryFn fn, const float* a, int64_t as, const float* b, int64_t bs, float* y, int64_t n,
+                ClampBounds c) {
+  if ((as != 0 && as != 1) || (bs != 0 && bs != 1)) return scalar_cnn_row_ops().binary(fn, a, as, b, bs, y, n, c);
+  switch (fn) {
+    case BinaryFn::Add:
+      return binary_unit<BinaryFn::Add>(a, as, b, bs, y, n, c);
+    case BinaryFn::Sub:
+      return binary_unit<BinaryFn::Sub>(a, as, b, bs, y, n, c);
+    case BinaryFn::Mul:
+      return binary_unit<BinaryFn::Mul>(a, as, b, bs, y, n, c);
+    case BinaryFn::Div:
+      return binary_unit<BinaryFn::Div>(a, as, b, bs, y, n, c);
+  }
+}
+
+const CnnRowOps kRows = {max_row, add_row, div_row, exp_sub_row, binary_row, activation_f32};
+
+// --- Depthwise convolution ---
+
+// Padding taps point into zeros; channels run in strips of at most this many,
+// each strip's tap pointers rebased to the strip.
+constexpr int kStrip = 1024;
+alignas(64) const float kZeros[kStrip] = {};
+
+// One output pixel, channels [0, n) of a strip: the taps' input pointers,
+// weights (row stride ws, zero-padded to a multiple of 16), bias.
+template <int T>
+__attribute__((noinline)) void depthwise_pixel(const float* const* in, int taps, const float* w, int ws,
+                                               const float* bias, float* y, int n, float32x4_t lo, float32x4_t hi) {
+  const int t_count = T > 0 ? T : taps;
+  int c = 0;
+  for (; c + 16 <= n; c += 16) {
+    float32x4_t acc[4] = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)};
+    EDGEOPT_NEON_UNROLL
+    for (int t = 0; t < t_count; ++t) {
+      EDGEOPT_NEON_UNROLL
+      for (int q = 0; q < 4; ++q)
+        acc[q] = vfmaq_f32(acc[q], vld1q_f32(in[t] + c + 4 * q), vld1q_f32(w + t * ws + c + 4 * q));
+    }
+    EDGEOPT_NEON_UNROLL
+    for (int q = 0; q < 4; ++q)
+      vst1q_f32(y + c + 4 * q, clamp4(vaddq_f32(acc[q], vld1q_f32(bias + c + 4 * q)), lo, hi));
+  }
+  for (; c + 4 <= n; c += 4) {
+    float32x4_t acc = vdupq_n_f32(0.0f);
+    for (int t = 0; t < t_count; ++t) acc = vfmaq_f32(acc, vld1q_f32(in[t] + c), vld1q_f32(w + t * ws + c));
+    vst1q_f32(y + c, clamp4(vaddq_f32(acc, vld1q_f32(bias + c)), lo, hi));
+  }
+  for (; c < n; ++c) {  // fused like the vector lanes, so a channel's result never depends on its lane
+    float acc = 0.0f;
+    for (int t = 0; t < t_count; ++t) acc = std::fma(in[t][c], w[t * ws + c], acc);
+    y[c] = clamp_f32(acc + bias[c], vgetq_lane_f32(lo, 0), vgetq_lane_f32(hi, 0));
+  }
+}
+
+void depthwise_f32(const ConvF32Args& a) {
+  const PackedConvF32& w = *a.w;
+  const ConvShape& s = w.shape;
+  const int c_count = s.in_c, taps = s.kh * s.kw;
+  const ClampBounds cb = clamp_bounds(w.act);
+  const float32x4_t lo = vdupq_n_f32(cb.lo), hi = vdupq_n_f32(cb.hi);
+  std::vector<int64_t> offset(taps);  // input offset of each tap, -1 in the padding
+  std::vector<const float*> in(taps);
+  for (int64_t p = a.pixel_begin; p < a.pixel_end; ++p) {
+    const PixelPos pos = pixel_pos(p, s.out_h, s.out_w);
+    const float* x = a.x + pos.image * s.in_h * s.in_w * c_count;
+    for (int ky = 0, t = 0; ky < s.kh; ++ky) {
+      const int iy = pos.oy * s.stride_h - s.pad_top + ky * s.dilation_h;
+      for (int kx = 0; kx < s.kw; ++kx, ++t) {
+        const int ix = pos.ox * s.stride_w - s.pad_left + kx * s.dilation_w;
+        offset[t] = iy < 0 || iy >= s.in_h || ix < 0 || ix >= s.in_w ? -1 : (int64_t{iy} * s.in_w + ix) * c_count;
+      }
+    }
+    float* y = a.y + p * c_count;
+    for (int c0 = a.oc_begin; c0 < a.oc_end; c0 += kStrip) {
+      const int n = std::min(kStrip, a.oc_end - c0);
+      for (int t = 0; t < taps; ++t) in[t] = offset[t] < 0 ? kZeros : x + offset[t] + c0;
+      const float* wp = w.depthwise_weights.data() + c0;
+      if (taps == 9)
+        depthwise_pixel<9>(in.data(), taps, wp, w.channel_stride, w.bias.data() + c0, y + c0, n, lo, hi);
+      else if (taps == 25)
+        depthwise_pixel<25>(in.data(), taps, wp, w.channel_stride, w.bias.data() + c0, y + c0, n, lo, hi);
+      else
+        depthwise_pixel<0>(in.data(), taps, wp, w.channel_stride, w.bias.data() + c0, y + c0, n, lo, hi);
+    }
+    if (!is_clamp(w.act)) activation_f32(y + a.oc_begin, y + a.oc_begin, a.oc_end - a.oc_begin, w.act);
+  }
+}
+
+// --- The table (loop nests are cnn_rows.cc's, calling the primitives above) ---
+
+void conv_f32(const ConvF32Args& a) { conv_gemm_f32(neon_cnn_kernels(), a); }
+void maxpool_f32(const PoolF32Args& a) { pool_f32_rows(kRows, PoolKind::Max, a); }
+void avgpool_f32(const PoolF32Args& a) { pool_f32_rows(kRows, PoolKind::Average, a); }
+void global_avgpool_f32(const GlobalPoolF32Args& a) { global_pool_f32_rows(kRows, PoolKind::Average, a); }
+void global_maxpool_f32(const GlobalPoolF32Args& a) { global_pool_f32_rows(kRows, PoolKind::Max, a); }
+void binary_f32(const BinaryF32Args& a) { binary_f32_rows(kRows, a); }
+void bias_act_f32(float* y, size_t ldy, int64_t rows, int n, const float* bias, const Activation& act) {
+  bias_act_f32_rows(kRows, y, ldy, rows, n, bias, act);
+}
+void softmax_f32(const AxisF32Args& a) { softmax_f32_rows(kRows, a); }
+void reduce_mean_f32(const AxisF32Args& a) { reduce_mean_f32_rows(kRows, a); }
+
+CnnKernels make_table() {
+  CnnKernels t = scalar_cnn_kernels();  // data movers and LRN
+  t.name = "neon";
+  t.conv_f32 = conv_f32;
+  t.depthwise_f32 = depthwise_f32;
+  t.maxpool_f32 = maxpool_f32;
+  t.avgpool_f32 = avgpool_f32;
+  t.global_avgpool_f32 = global_avgpool_f32;
+  t.global_maxpool_f32 = global_maxpool_f32;
+  t.binary_f32 = binary_f32;
+  t.activation_f32 = activation_f32;
+  t.bias_act_f32 = bias_act_f32;
+  t.softmax_f32 = softmax_f32;
+  t.reduce_mean_f32 = reduce_mean_f32;
+  return t;
+}
+
+}  // namespace
+
+const CnnKernels& neon_cnn_kernels() {
+  static const CnnKernels table = make_table();
+  return table;
+}
+
+}  // namespace edgeopt
+#endif
