@@ -342,7 +342,7 @@ std::unique_ptr<CompiledProgram::Op> compile_op(const KernelTable& kt, const OpV
         if constexpr (std::is_same_v<S, DenseSpec>) return std::make_unique<DenseOp>(kt, s, t);
         else if constexpr (std::is_same_v<S, QDenseSpec>) return std::make_unique<QDenseOp>(kt, s, t);
         else {
-          if (!kt.cnn || !compile_cnn_op)
+          if (!kt.cnn)
             throw Error("E_UNSUPPORTED_OP", std::string("kernel table '") + kt.name + "' has no CNN kernels");
           return compile_cnn_op(kt, v, t);
         }

@@ -40,10 +40,8 @@ struct CompiledProgram::Op {
   virtual std::string kernel() const { return ""; }
 };
 
-// The CNN ops (program_cnn.cc). Weak until the CNN kernels are linked into
-// every build: a binary without them runs the dense ops natively and places
-// the rest on TypeScript.
-__attribute__((weak)) std::unique_ptr<CompiledProgram::Op> compile_cnn_op(const KernelTable& kt, const OpVariant& v,
-                                                                          const std::vector<TensorSpec>& t);
+// The CNN ops (program_cnn.cc), for tables with CNN kernels.
+std::unique_ptr<CompiledProgram::Op> compile_cnn_op(const KernelTable& kt, const OpVariant& v,
+                                                    const std::vector<TensorSpec>& t);
 
 }  // namespace edgeopt
