@@ -1,12 +1,12 @@
 /**
- * Magnitude pruning of Dense weights ([out, in]); every mode records a keep-mask
+ * Magnitude pruning of Dense and Conv weights; every mode records a keep-mask
  * so later passes and fine-tuning keep pruned weights at zero.
  *
- * - unstructured: per layer, exactly floor(n * sparsity) smallest |w| (ties: lower index)
- * - global:       one ranking over all layers' weights (PyTorch's global_unstructured)
- * - 2:4:          in every 4 consecutive weights along K, the 2 smallest |w| go (N:M sparsity)
+ * - unstructured: per layer (Dense and Conv), exactly floor(n * sparsity) smallest |w| (ties: lower index)
+ * - global:       one ranking over all Dense and Conv weights (PyTorch's global_unstructured)
+ * - 2:4:          in every 4 consecutive weights along K, the 2 smallest |w| go (N:M sparsity; Dense only)
  * - neurons:      whole hidden units (rows with the smallest L2 norm) are removed, with the
- *                 matching inputs of the next layer, so the model is physically smaller
+ *                 matching inputs of the next layer, so the model is physically smaller (Dense only)
  */
 import { kernels } from '../backends';
 import { EdgeOptError } from '../errors';
@@ -40,16 +40,21 @@ function masked(w: Tensor, keep: Uint8Array): Tensor {
   return { ...w, data, mask: keep };
 }
 
+/** The weight tensors magnitude pruning ranks: every Dense and Conv weight. */
+function prunableWeights(g: Graph): Array<Tensor & { data: Float32Array }> {
+  const convs = g.nodes.filter((n) => n.op === 'Conv').map((n) => g.tensors[n.inputs[1]] as Tensor & { data: Float32Array });
+  return [...denseNodes(g).map((n) => denseWeight(g, n) as Tensor & { data: Float32Array }), ...convs];
+}
+
 function pruneUnstructured(g: Graph, sparsity: number): void {
-  for (const node of denseNodes(g)) {
-    const w = denseWeight(g, node);
+  for (const w of prunableWeights(g)) {
     const { keep } = kernels().pruneMask(w.data as Float32Array, Math.floor(w.data.length * sparsity));
     g.tensors[w.name] = masked(w, keep);
   }
 }
 
 function pruneGlobal(g: Graph, sparsity: number): void {
-  const weights = denseNodes(g).map((n) => denseWeight(g, n));
+  const weights = prunableWeights(g);
   const all = new Float32Array(weights.reduce((s, w) => s + w.data.length, 0));
   let o = 0;
   for (const w of weights) {
@@ -163,6 +168,9 @@ export function pruneGraph(graph: Graph, options: PruneOptions): Graph {
     return fineTunePruned(graph, once, sparsity, options.fineTune, mode === 'unstructured' || mode === 'global');
   }
   const g = cloneGraph(graph);
+  const conv = g.nodes.find((n) => n.op === 'Conv');
+  if (conv && (mode === '2:4' || mode === 'neurons'))
+    throw new EdgeOptError('E_UNSUPPORTED_OP', `prune: mode '${mode}' handles Dense layers only; model '${g.name}' has Conv layers (node '${conv.name}'); use 'unstructured' or 'global'`);
   if (mode === 'unstructured') pruneUnstructured(g, sparsity);
   else if (mode === 'global') pruneGlobal(g, sparsity);
   else if (mode === '2:4') pruneNM(g, 2, 4);
