@@ -22,8 +22,8 @@ export interface QuantizedConst {
 
 export type Value =
   | { kind: 'const'; t: ConstTensor; quant?: QuantizedConst }
-  /** A 1-D int64 vector computed from shapes (Shape, Gather, Concat...): known entries, null for the batch size. */
-  | { kind: 'shape'; dims: Array<number | null> }
+  /** A 1-D int64 vector (or a scalar) computed from shapes (Shape, Gather, Concat...): known entries, null for the batch size. */
+  | { kind: 'shape'; dims: Array<number | null>; scalar?: boolean }
   | {
       kind: 'act';
       /** The IR tensor holding it (aliases such as Identity share their source's). */

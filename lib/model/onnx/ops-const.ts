@@ -18,7 +18,7 @@ const product = (d: number[]) => d.reduce((a, b) => a * b, 1);
 /** A constant or symbolic-shape input as a list of entries (null: the batch size). */
 function entries(ctx: ImportContext, node: NodeProto, i: number): { dims: number[]; values: Array<number | null>; dataType: number } {
   const v = ctx.value(node, i);
-  if (v.kind === 'shape') return { dims: [v.dims.length], values: v.dims, dataType: DataType.INT64 };
+  if (v.kind === 'shape') return { dims: v.scalar ? [] : [v.dims.length], values: v.dims, dataType: DataType.INT64 };
   const c = ctx.constant(node, i, 'tensor');
   return { dims: c.t.dims, values: Array.from(c.t.data), dataType: c.t.dataType };
 }
@@ -27,7 +27,7 @@ function entries(ctx: ImportContext, node: NodeProto, i: number): { dims: number
 function setValues(ctx: ImportContext, node: NodeProto, dims: number[], values: Array<number | null>, dataType: number): void {
   if (values.some((v) => v === null)) {
     if (dims.length > 1) ctx.fail(node, 'computes a shape tensor of rank > 1 from the batch size');
-    ctx.set(node, { kind: 'shape', dims: values });
+    ctx.set(node, { kind: 'shape', dims: values, ...(dims.length === 0 ? { scalar: true } : {}) });
     return;
   }
   const data = isFloatType(dataType) ? Float32Array.from(values as number[]) : Float64Array.from(values as number[]);
