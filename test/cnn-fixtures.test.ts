@@ -42,7 +42,10 @@ for (const [dir, suffix] of VARIANTS) {
     assert.equal(y.shape, [64, 10]);
     closeFloats(y.data, readF32(path.join(dir, `ref-output${suffix}.bin`)), { abs: 1e-4 }, name);
     assert.equal(Array.from(argmaxRows(y.data, 64)), fixture(dir).argmax);
-    assert.ok(e.placement('m').every((p) => p.backend === (native ? 'native' : 'ts')), JSON.stringify(e.placement('m')));
+    assert.ok(
+      e.placement('m').every((p) => p.backend === (native ? 'native' : 'ts')),
+      JSON.stringify(e.placement('m')),
+    );
     const mem = e.memory('m');
     assert.ok(mem.arenaBytes <= 1.1 * mem.liveBytesBound, JSON.stringify(mem));
     assert.ok(mem.weightBytes > 0 && mem.liveBytesBound > 0);
@@ -80,7 +83,10 @@ test('native and TS executors agree within 1e-5 on every CNN fixture', () => {
 test('runModel / runModelSync / modelInfo: named tensors, batch as null, results equal to infer', async () => {
   const e = new EdgeInferenceEngine();
   e.loadModelSync('m', path.join(MOBILENET, 'model.onnx'));
-  assert.equal(e.modelInfo('m'), { inputs: [{ name: 'input', shape: [null, 1, 28, 28] }], outputs: [{ name: 'logits', shape: [null, 10] }] });
+  assert.equal(e.modelInfo('m'), {
+    inputs: [{ name: 'input', shape: [null, 1, 28, 28] }],
+    outputs: [{ name: 'logits', shape: [null, 10] }],
+  });
   const x = readF32(path.join(MOBILENET, 'input.bin')).subarray(0, 3 * 784);
   const want = e.inferSync('m', { data: x, shape: [3, 1, 28, 28] }).data;
   const sync = e.runModelSync('m', { input: { data: x, shape: [3, 1, 28, 28] } });
@@ -91,7 +97,11 @@ test('runModel / runModelSync / modelInfo: named tensors, batch as null, results
   const asyncOut = await e.runModel('m', { input: { data: big, shape: [64, 1, 28, 28] } });
   sameFloats(asyncOut.logits.data, e.inferSync('m', { data: big, shape: [64, 1, 28, 28] }).data, 'runModel');
   throwsCode(() => e.runModelSync('m', {}), 'E_ARGUMENT', /input 'input' is missing/);
-  throwsCode(() => e.runModelSync('m', { input: { data: x, shape: [3, 1, 28, 28] }, other: { data: x, shape: [3] } }), 'E_ARGUMENT', /no input 'other'/);
+  throwsCode(
+    () => e.runModelSync('m', { input: { data: x, shape: [3, 1, 28, 28] }, other: { data: x, shape: [3] } }),
+    'E_ARGUMENT',
+    /no input 'other'/,
+  );
   throwsCode(() => e.runModelSync('m', { input: { data: x, shape: [3, 28, 28] } }), 'E_SHAPE', /\[batch, 1, 28, 28\]/);
 });
 

@@ -31,19 +31,43 @@ function unseenCnn(opset: number, ir: number, width: number): Uint8Array {
   const inits: Obj[] = [];
   const nodes: Obj[] = [];
   const w = (name: string, dims: number[], scale = 0.3) => {
-    inits.push(f32(name, dims, randomF32(dims.reduce((a, b) => a * b, 1), r, scale)));
+    inits.push(
+      f32(
+        name,
+        dims,
+        randomF32(
+          dims.reduce((a, b) => a * b, 1),
+          r,
+          scale,
+        ),
+      ),
+    );
     return name;
   };
   const consts = (name: string, values: number[]) => (inits.push(i64(name, [values.length], values)), name);
   const scalar = (name: string, v: number) => (inits.push(f32(name, [], [v])), name);
   const c = width;
   // Stem: conv 3x3 + BatchNormalization + ReLU6.
-  nodes.push(node('Conv', ['x', w('w0', [c, 3, 3, 3]), w('b0', [c], 0.1)], ['c0'], [attr('kernel_shape', [3, 3]), attr('pads', [1, 1, 1, 1])]));
+  nodes.push(
+    node('Conv', ['x', w('w0', [c, 3, 3, 3]), w('b0', [c], 0.1)], ['c0'], [attr('kernel_shape', [3, 3]), attr('pads', [1, 1, 1, 1])]),
+  );
   const bn = ['bn_s', 'bn_b', 'bn_m', 'bn_v'];
-  inits.push(f32('bn_s', [c], Array.from({ length: c }, () => 0.8 + r() * 0.4)));
+  inits.push(
+    f32(
+      'bn_s',
+      [c],
+      Array.from({ length: c }, () => 0.8 + r() * 0.4),
+    ),
+  );
   inits.push(f32('bn_b', [c], randomF32(c, r, 0.1)));
   inits.push(f32('bn_m', [c], randomF32(c, r, 0.1)));
-  inits.push(f32('bn_v', [c], Array.from({ length: c }, () => 0.5 + r())));
+  inits.push(
+    f32(
+      'bn_v',
+      [c],
+      Array.from({ length: c }, () => 0.5 + r()),
+    ),
+  );
   nodes.push(node('BatchNormalization', ['c0', ...bn], ['n0'], [attr('epsilon', 1e-5, 1)]));
   if (opset < 11) nodes.push(node('Clip', ['n0'], ['a0'], [attr('min', 0, 1), attr('max', 6, 1)]));
   else nodes.push(node('Clip', ['n0', scalar('lo', 0), scalar('hi', 6)], ['a0']));
@@ -71,7 +95,14 @@ function unseenCnn(opset: number, ir: number, width: number): Uint8Array {
   else nodes.push(node('Pad', ['s0', consts('pads', pads), scalar('pv', 0.25)], ['p0']));
   const ceil = opset >= 10 ? [attr('ceil_mode', 1)] : [];
   nodes.push(node('MaxPool', ['p0'], ['m0'], [attr('kernel_shape', [2, 2]), attr('strides', [2, 2]), ...ceil]));
-  nodes.push(node('AveragePool', ['s1'], ['m1'], [attr('kernel_shape', [3, 3]), attr('strides', [2, 2]), attr('pads', [1, 1, 1, 1]), attr('count_include_pad', 1), ...ceil]));
+  nodes.push(
+    node(
+      'AveragePool',
+      ['s1'],
+      ['m1'],
+      [attr('kernel_shape', [3, 3]), attr('strides', [2, 2]), attr('pads', [1, 1, 1, 1]), attr('count_include_pad', 1), ...ceil],
+    ),
+  );
   nodes.push(node('Concat', ['m0', 'm1'], ['cat'], [attr('axis', 1)]));
   // A second output: the spatial mean (ReduceMean's axes moved to an input at 18).
   if (opset < 18) nodes.push(node('ReduceMean', ['cat'], ['mean'], [attr('axes', [2, 3]), attr('keepdims', 0)]));

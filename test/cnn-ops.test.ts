@@ -15,10 +15,14 @@ import { closeFloats, randomF32, rng, throwsCode } from './helpers';
 
 type Arr = { d: number[]; v: Float32Array };
 const size = (d: number[]) => d.reduce((a, b) => a * b, 1);
-const f = Math.fround;
 
 /** A graph: input [N, ...inShape] -> (1x1 conv with weights W when the input is an image) -> node -> outputs. */
-function graph(inShape: number[], op: string, attrs: Record<string, AttrValue>, extra: { consts?: Record<string, Arr>; outputs?: number; inputs?: string[] } = {}): Graph {
+function graph(
+  inShape: number[],
+  op: string,
+  attrs: Record<string, AttrValue>,
+  extra: { consts?: Record<string, Arr>; outputs?: number; inputs?: string[] } = {},
+): Graph {
   const tensors: Record<string, Tensor> = {};
   for (const [name, a] of Object.entries(extra.consts ?? {})) tensors[name] = { name, dtype: 'float32', shape: a.d, data: a.v };
   const outputs = Array.from({ length: extra.outputs ?? 1 }, (_, i) => `y${i}`);
@@ -104,7 +108,20 @@ function broadcast(a: Arr, b: Arr, fn: (x: number, y: number) => number): Arr {
   const v = new Float32Array(size(d));
   const idx = new Array<number>(rank).fill(0);
   for (let o = 0; o < v.length; o++) {
-    v[o] = fn(a.v[at(da, idx.map((i, k) => (da[k] === 1 ? 0 : i)))], b.v[at(db, idx.map((i, k) => (db[k] === 1 ? 0 : i)))]);
+    v[o] = fn(
+      a.v[
+        at(
+          da,
+          idx.map((i, k) => (da[k] === 1 ? 0 : i)),
+        )
+      ],
+      b.v[
+        at(
+          db,
+          idx.map((i, k) => (db[k] === 1 ? 0 : i)),
+        )
+      ],
+    );
     for (let k = rank - 1; k >= 0; k--) {
       if (++idx[k] < d[k]) break;
       idx[k] = 0;
@@ -165,7 +182,12 @@ test('Conv: kernel 1/3/5, odd sizes, pads on all sides, stride 2 on odd input, d
     const w = rand([c.o, c.x[1] / c.g, ...c.k], 20 + i, 0.5);
     const b = c.bias ? rand([c.o], 30 + i) : null;
     const consts: Record<string, Arr> = { w, ...(b ? { b } : {}) };
-    const g = graph(c.x.slice(1), 'Conv', { strides: c.s, pads: c.p, dilations: c.dl, group: c.g }, { consts, inputs: ['x', 'w', ...(b ? ['b'] : [])] });
+    const g = graph(
+      c.x.slice(1),
+      'Conv',
+      { strides: c.s, pads: c.p, dilations: c.dl, group: c.g },
+      { consts, inputs: ['x', 'w', ...(b ? ['b'] : [])] },
+    );
     check(run(g, x.v, c.x)[0], conv2d(x, w, b ? b.v : null, c.s, c.p, c.dl, c.g), `conv case ${i}`);
   });
 });
@@ -226,23 +248,41 @@ test('GlobalAveragePool / GlobalMaxPool / LRN / BatchNormalization (standalone)'
         lrn[(b * c + ch) * h * w + p] = x.v[(b * c + ch) * h * w + p] / (2 + (0.01 / size5) * s) ** 0.75;
       }
   check(run(graph([5, 3, 7], 'LRN', { size: size5, alpha: 0.01, beta: 0.75, bias: 2 }), x.v, x.d)[0], { d: x.d, v: lrn }, 'lrn');
-  const [sc, bi, mean, vr] = [rand([5], 1), rand([5], 2), rand([5], 3), { d: [5], v: Float32Array.from(rand([5], 4).v, (v) => v * v + 0.5) }];
+  const [sc, bi, mean, vr] = [
+    rand([5], 1),
+    rand([5], 2),
+    rand([5], 3),
+    { d: [5], v: Float32Array.from(rand([5], 4).v, (v) => v * v + 0.5) },
+  ];
   const bn = Float32Array.from(x.v, (v, i) => {
     const ch = Math.floor(i / (h * w)) % c;
     return ((v - mean.v[ch]) / Math.sqrt(vr.v[ch] + 1e-5)) * sc.v[ch] + bi.v[ch];
   });
-  const g = graph([5, 3, 7], 'BatchNormalization', { epsilon: 1e-5 }, { consts: { sc, bi, mean, vr }, inputs: ['x', 'sc', 'bi', 'mean', 'vr'] });
+  const g = graph(
+    [5, 3, 7],
+    'BatchNormalization',
+    { epsilon: 1e-5 },
+    { consts: { sc, bi, mean, vr }, inputs: ['x', 'sc', 'bi', 'mean', 'vr'] },
+  );
   check(run(g, x.v, x.d)[0], { d: x.d, v: bn }, 'batchnorm');
 });
 
 test('Add/Sub/Mul/Div with numpy broadcasting: constants [C,1,1], [W], scalar, [1,C,1,1]; two activations', () => {
   const x = rand([2, 3, 4, 5], 60);
-  const fns = { Add: (a: number, b: number) => a + b, Sub: (a: number, b: number) => a - b, Mul: (a: number, b: number) => a * b, Div: (a: number, b: number) => a / b };
+  const fns = {
+    Add: (a: number, b: number) => a + b,
+    Sub: (a: number, b: number) => a - b,
+    Mul: (a: number, b: number) => a * b,
+    Div: (a: number, b: number) => a / b,
+  };
   const shapes = [[3, 1, 1], [5], [], [1, 3, 1, 1], [4, 1], [3, 4, 5]];
   for (const [op, fn] of Object.entries(fns)) {
     shapes.forEach((d, i) => {
       const c = { d, v: Float32Array.from(rand(d, 70 + i).v, (v) => (op === 'Div' ? v + 2.5 : v)) };
-      for (const order of [['x', 'c'], ['c', 'x']]) {
+      for (const order of [
+        ['x', 'c'],
+        ['c', 'x'],
+      ]) {
         const g = graph([3, 4, 5], op, {}, { consts: { c }, inputs: order });
         const want = order[0] === 'x' ? broadcast(x, c, fn) : broadcast(c, x, fn);
         check(run(g, x.v, x.d)[0], want, `${op} [${d}] ${order.join(',')}`);
@@ -264,7 +304,11 @@ test('Add/Sub/Mul/Div with numpy broadcasting: constants [C,1,1], [W], scalar, [
   });
   const x4 = rand([2, 3, 4, 4], 61);
   const t = transpose(x4, [0, 1, 3, 2]);
-  check(run(g, x4.v, x4.d)[0], broadcast(x4, { d: t.d, v: t.v.map((v) => Math.max(0, v)) }, (a, b) => a + b), 'x + relu(x^T)');
+  check(
+    run(g, x4.v, x4.d)[0],
+    broadcast(x4, { d: t.d, v: t.v.map((v) => Math.max(0, v)) }, (a, b) => a + b),
+    'x + relu(x^T)',
+  );
 });
 
 test('element-wise activations: Relu, LeakyRelu, Clip (bounds, one side, none), HardSigmoid, HardSwish, Sigmoid, Tanh', () => {
@@ -280,13 +324,15 @@ test('element-wise activations: Relu, LeakyRelu, Clip (bounds, one side, none), 
     ['Sigmoid', {}, (v) => 1 / (1 + Math.exp(-v))],
     ['Tanh', {}, Math.tanh],
   ];
-  for (const [op, attrs, fn] of cases) check(run(graph([3, 5], op, attrs), x.v, x.d)[0], { d: x.d, v: x.v.map(fn) }, `${op} ${JSON.stringify(attrs)}`);
+  for (const [op, attrs, fn] of cases)
+    check(run(graph([3, 5], op, attrs), x.v, x.d)[0], { d: x.d, v: x.v.map(fn) }, `${op} ${JSON.stringify(attrs)}`);
 });
 
 test('Softmax on every axis; Concat on every axis; Split; Flatten on every axis; Transpose perms; ReduceMean; Pad', () => {
   const d = [2, 3, 4, 5];
   const x = rand(d, 90, 3);
-  for (const axis of [1, 2, 3, -1]) check(run(graph(d.slice(1), 'Softmax', { axis }), x.v, d)[0], softmax(x, axis < 0 ? 3 : axis), `softmax axis ${axis}`);
+  for (const axis of [1, 2, 3, -1])
+    check(run(graph(d.slice(1), 'Softmax', { axis }), x.v, d)[0], softmax(x, axis < 0 ? 3 : axis), `softmax axis ${axis}`);
   for (const axis of [1, 2, 3]) {
     // Concat x with relu(x) along axis (two activations).
     const g = validateGraph({
@@ -322,13 +368,24 @@ test('Softmax on every axis; Concat on every axis; Split; Flatten on every axis;
   check(sp[0], part(0, 1), 'split 0');
   check(sp[1], part(1, 3), 'split 1');
   for (const axis of [1, 2, 3, 4]) check(run(graph(d.slice(1), 'Flatten', { axis }), x.v, d)[0], x, `flatten axis ${axis} (same order)`);
-  for (const perm of [[0, 2, 3, 1], [0, 3, 1, 2], [0, 1, 3, 2], [0, 3, 2, 1]]) check(run(graph(d.slice(1), 'Transpose', { perm }), x.v, d)[0], transpose(x, perm), `transpose ${perm}`);
+  for (const perm of [
+    [0, 2, 3, 1],
+    [0, 3, 1, 2],
+    [0, 1, 3, 2],
+    [0, 3, 2, 1],
+  ])
+    check(run(graph(d.slice(1), 'Transpose', { perm }), x.v, d)[0], transpose(x, perm), `transpose ${perm}`);
   const mean = (axes: number[]) => {
     const keep = d.map((n, i) => (axes.includes(i) ? 1 : n));
     const v = new Float32Array(size(keep));
     const idx = new Array<number>(4).fill(0);
     for (let i = 0; i < x.v.length; i++) {
-      v[at(keep, idx.map((j, k) => (axes.includes(k) ? 0 : j)))] += x.v[i] / size(axes.map((a) => d[a]));
+      v[
+        at(
+          keep,
+          idx.map((j, k) => (axes.includes(k) ? 0 : j)),
+        )
+      ] += x.v[i] / size(axes.map((a) => d[a]));
       for (let k = 3; k >= 0; k--) {
         if (++idx[k] < d[k]) break;
         idx[k] = 0;
@@ -336,13 +393,19 @@ test('Softmax on every axis; Concat on every axis; Split; Flatten on every axis;
     }
     return { d: keep, v };
   };
-  for (const axes of [[2, 3], [1], [1, 3], [3]]) check(run(graph(d.slice(1), 'ReduceMean', { axes, keepdims: true }), x.v, d)[0], mean(axes), `reducemean ${axes}`);
+  for (const axes of [[2, 3], [1], [1, 3], [3]])
+    check(run(graph(d.slice(1), 'ReduceMean', { axes, keepdims: true }), x.v, d)[0], mean(axes), `reducemean ${axes}`);
   const pads = [0, 1, 0, 2, 0, 0, 3, 1];
   const pd = d.map((n, i) => n + pads[i] + pads[i + 4]);
   const pv = new Float32Array(size(pd)).fill(-0.5);
   const idx = new Array<number>(4).fill(0);
   for (let i = 0; i < x.v.length; i++) {
-    pv[at(pd, idx.map((j, k) => j + pads[k]))] = x.v[i];
+    pv[
+      at(
+        pd,
+        idx.map((j, k) => j + pads[k]),
+      )
+    ] = x.v[i];
     for (let k = 3; k >= 0; k--) {
       if (++idx[k] < d[k]) break;
       idx[k] = 0;
@@ -358,7 +421,10 @@ test('channel shuffle (Reshape -> Transpose -> Reshape) after a conv, and Flatte
     name: 'shuffle',
     inputs: [{ name: 'x', shape: [null, 2, 3, 5] }],
     outputs: ['y', 'z'],
-    tensors: { w: { name: 'w', dtype: 'float32', shape: w.d, data: w.v }, fw: { name: 'fw', dtype: 'float32', shape: [4, 90], data: rand([4, 90], 6).v } },
+    tensors: {
+      w: { name: 'w', dtype: 'float32', shape: w.d, data: w.v },
+      fw: { name: 'fw', dtype: 'float32', shape: [4, 90], data: rand([4, 90], 6).v },
+    },
     nodes: [
       { name: 'conv', op: 'Conv', inputs: ['x', 'w'], outputs: ['c'], attrs: {} },
       { name: 'r1', op: 'Reshape', inputs: ['c'], outputs: ['r1'], attrs: { shape: [0, 2, 3, 3, 5] } },
@@ -386,7 +452,11 @@ test('channel shuffle (Reshape -> Transpose -> Reshape) after a conv, and Flatte
 
 test('bad graphs are E_FORMAT / E_SHAPE / E_UNSUPPORTED_OP naming the node and attribute', () => {
   const w = rand([2, 3, 3, 3], 1);
-  throwsCode(() => graph([3, 5, 5], 'Conv', { strides: [1] }, { consts: { w }, inputs: ['x', 'w'] }), 'E_FORMAT', /node 'conv' \(Conv\) attribute 'strides' must have 2 entries/);
+  throwsCode(
+    () => graph([3, 5, 5], 'Conv', { strides: [1] }, { consts: { w }, inputs: ['x', 'w'] }),
+    'E_FORMAT',
+    /node 'conv' \(Conv\) attribute 'strides' must have 2 entries/,
+  );
   throwsCode(() => graph([3, 5, 5], 'Conv', { group: 2 }, { consts: { w }, inputs: ['x', 'w'] }), 'E_SHAPE', /group 2 does not divide/);
   throwsCode(() => graph([3, 5, 5], 'Conv', { bogus: 1 }, { consts: { w }, inputs: ['x', 'w'] }), 'E_FORMAT', /unknown attribute 'bogus'/);
   throwsCode(() => graph([3, 5, 5], 'MaxPool', { kernelShape: [7, 7] }), 'E_SHAPE', /does not fit/);

@@ -54,7 +54,11 @@ test('int8 quantization refuses Conv layers clearly (CNN int8 is a later issue)'
 });
 
 test('ONNX export: the fixture and built MobileNetV2/ResNet-18 re-import identically and onnxruntime agrees within 1e-4 of the output range', async () => {
-  const models = [loadModel(path.join(MOBILENET, 'model-bn.onnx')), mobileNetV2({ size: 64, classes: 17 }), resNet18({ size: 40, classes: 13 })];
+  const models = [
+    loadModel(path.join(MOBILENET, 'model-bn.onnx')),
+    mobileNetV2({ size: 64, classes: 17 }),
+    resNet18({ size: 40, classes: 13 }),
+  ];
   for (const g of models) {
     const bytes = encodeOnnx(g);
     const shape = [2, ...(g.inputs[0].shape.slice(1) as number[])];

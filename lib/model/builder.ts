@@ -54,7 +54,17 @@ export class GraphBuilder {
 
   private weight(base: string, shape: number[], data?: Float32Array, fanIn = shape.slice(1).reduce((a, b) => a * b, 1)): string {
     const name = `${base}.weight`;
-    this.tensors[name] = { name, dtype: 'float32', shape, data: data ?? this.uniform(shape.reduce((a, b) => a * b, 1), Math.sqrt(6 / fanIn)) };
+    this.tensors[name] = {
+      name,
+      dtype: 'float32',
+      shape,
+      data:
+        data ??
+        this.uniform(
+          shape.reduce((a, b) => a * b, 1),
+          Math.sqrt(6 / fanIn),
+        ),
+    };
     return name;
   }
 
@@ -95,7 +105,13 @@ export class GraphBuilder {
     const c = this.shape(x)[0];
     const base = `bn${this.count + 1}`;
     const near = (center: number, spread: number) => Float32Array.from({ length: c }, () => center + (this.random() * 2 - 1) * spread);
-    const inputs = [x, this.param(`${base}.scale`, near(1, 0.2)), this.param(`${base}.bias`, near(0, 0.1)), this.param(`${base}.mean`, near(0, 0.1)), this.param(`${base}.var`, near(1, 0.2))];
+    const inputs = [
+      x,
+      this.param(`${base}.scale`, near(1, 0.2)),
+      this.param(`${base}.bias`, near(0, 0.1)),
+      this.param(`${base}.mean`, near(0, 0.1)),
+      this.param(`${base}.var`, near(1, 0.2)),
+    ];
     return this.op('BatchNormalization', inputs, { epsilon: 1e-5 }, 1, 'bn')[0];
   }
 
@@ -124,11 +140,21 @@ export class GraphBuilder {
   }
 
   maxPool(x: string, k: number, stride = k, pad = 0, ceil = false): string {
-    return this.op('MaxPool', [x], { kernelShape: [k, k], strides: [stride, stride], pads: [pad, pad, pad, pad], ...(ceil ? { ceilMode: true } : {}) })[0];
+    return this.op('MaxPool', [x], {
+      kernelShape: [k, k],
+      strides: [stride, stride],
+      pads: [pad, pad, pad, pad],
+      ...(ceil ? { ceilMode: true } : {}),
+    })[0];
   }
 
   averagePool(x: string, k: number, stride = k, pad = 0, countIncludePad = false): string {
-    return this.op('AveragePool', [x], { kernelShape: [k, k], strides: [stride, stride], pads: [pad, pad, pad, pad], ...(countIncludePad ? { countIncludePad: true } : {}) })[0];
+    return this.op('AveragePool', [x], {
+      kernelShape: [k, k],
+      strides: [stride, stride],
+      pads: [pad, pad, pad, pad],
+      ...(countIncludePad ? { countIncludePad: true } : {}),
+    })[0];
   }
 
   globalAveragePool(x: string): string {

@@ -170,7 +170,10 @@ export function pruneGraph(graph: Graph, options: PruneOptions): Graph {
   const g = cloneGraph(graph);
   const conv = g.nodes.find((n) => n.op === 'Conv');
   if (conv && (mode === '2:4' || mode === 'neurons'))
-    throw new EdgeOptError('E_UNSUPPORTED_OP', `prune: mode '${mode}' handles Dense layers only; model '${g.name}' has Conv layers (node '${conv.name}'); use 'unstructured' or 'global'`);
+    throw new EdgeOptError(
+      'E_UNSUPPORTED_OP',
+      `prune: mode '${mode}' handles Dense layers only; model '${g.name}' has Conv layers (node '${conv.name}'); use 'unstructured' or 'global'`,
+    );
   if (mode === 'unstructured') pruneUnstructured(g, sparsity);
   else if (mode === 'global') pruneGlobal(g, sparsity);
   else if (mode === '2:4') pruneNM(g, 2, 4);

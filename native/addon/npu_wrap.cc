@@ -33,7 +33,8 @@ std::vector<edgeopt_npu_node> to_nodes(Napi::Env env, const ProgramSpec& p, std:
     int x = -1, y = -1;
     if (const auto* d = std::get_if<DenseSpec>(&o.op)) {
       if (d->m != 1) throw unsupported(o, "NPU ABI v1 layers take one row per image");
-      if (d->act.kind != ActKind::None && d->act.kind != ActKind::Relu) throw unsupported(o, "the NPU ABI has no such activation");
+      if (d->act.kind != ActKind::None && d->act.kind != ActKind::Relu)
+        throw unsupported(o, "the NPU ABI has no such activation");
       n.op = EDGEOPT_NPU_OP_DENSE;
       n.in_features = d->k, n.out_features = d->n;
       n.weight_dtype = EDGEOPT_NPU_FLOAT32;
@@ -46,7 +47,8 @@ std::vector<edgeopt_npu_node> to_nodes(Napi::Env env, const ProgramSpec& p, std:
       if (q->m != 1) throw unsupported(o, "NPU ABI v1 layers take one row per image");
       if (q->group_size) throw unsupported(o, "group-wise scales are not in NPU ABI v1");
       if (q->has_output)
-        throw unsupported(o, "integer requantization to an int8 output is not in NPU ABI v1 (its layers end in the float epilogue)");
+        throw unsupported(
+            o, "integer requantization to an int8 output is not in NPU ABI v1 (its layers end in the float epilogue)");
       n.op = EDGEOPT_NPU_OP_QDENSE;
       n.in_features = q->k, n.out_features = q->n;
       n.weight_dtype = EDGEOPT_NPU_INT8;
@@ -66,14 +68,16 @@ std::vector<edgeopt_npu_node> to_nodes(Napi::Env env, const ProgramSpec& p, std:
       n.in_features = n.out_features = static_cast<int32_t>(p.tensors[u->x].elements);
       x = u->x, y = u->y;
     } else if (const auto* a = std::get_if<AxisSpec>(&o.op)) {
-      if (!a->softmax || a->outer != 1 || a->inner != 1) throw unsupported(o, "NPU ABI v1 has a whole-row softmax only");
+      if (!a->softmax || a->outer != 1 || a->inner != 1)
+        throw unsupported(o, "NPU ABI v1 has a whole-row softmax only");
       n.op = EDGEOPT_NPU_OP_SOFTMAX;
       n.in_features = n.out_features = static_cast<int32_t>(a->axis);
       x = a->x, y = a->y;
     } else {
       throw unsupported(o, "NPU ABI v1 has no such op");
     }
-    if (prev >= 0 && root(x) != root(prev)) throw unsupported(o, "NPU graphs are chains: it does not read the previous op's output");
+    if (prev >= 0 && root(x) != root(prev))
+      throw unsupported(o, "NPU graphs are chains: it does not read the previous op's output");
     prev = y;
     nodes.push_back(n);
   }

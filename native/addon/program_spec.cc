@@ -74,18 +74,26 @@ Activation activation(const Reader& r) {
   const std::string kind = a.string("kind");
   const float inf = std::numeric_limits<float>::infinity();
   Activation act;
-  if (kind == "none") act.kind = ActKind::None;
-  else if (kind == "relu") act.kind = ActKind::Relu;
-  else if (kind == "leakyrelu") act = {ActKind::LeakyRelu, a.real("alpha"), 0, 0, 0};
+  if (kind == "none")
+    act.kind = ActKind::None;
+  else if (kind == "relu")
+    act.kind = ActKind::Relu;
+  else if (kind == "leakyrelu")
+    act = {ActKind::LeakyRelu, a.real("alpha"), 0, 0, 0};
   else if (kind == "clip") {
     act.kind = ActKind::Clip;
     act.lo = a.has("min") ? a.real("min") : -inf;
     act.hi = a.has("max") ? a.real("max") : inf;
-  } else if (kind == "hardsigmoid") act = {ActKind::HardSigmoid, a.real("alpha"), a.real("beta"), 0, 0};
-  else if (kind == "hardswish") act.kind = ActKind::HardSwish;
-  else if (kind == "sigmoid") act.kind = ActKind::Sigmoid;
-  else if (kind == "tanh") act.kind = ActKind::Tanh;
-  else a.fail("unknown activation '" + kind + "'");
+  } else if (kind == "hardsigmoid")
+    act = {ActKind::HardSigmoid, a.real("alpha"), a.real("beta"), 0, 0};
+  else if (kind == "hardswish")
+    act.kind = ActKind::HardSwish;
+  else if (kind == "sigmoid")
+    act.kind = ActKind::Sigmoid;
+  else if (kind == "tanh")
+    act.kind = ActKind::Tanh;
+  else
+    a.fail("unknown activation '" + kind + "'");
   return act;
 }
 
@@ -106,17 +114,18 @@ OpVariant parse_op(const Reader& r, const std::string& op, SparsePolicy sparse) 
   if (op == "conv") {
     ConvSpec c{r.index("x"), r.index("y"), r.index("weight"), r.optional_index("bias"), {}, activation(r)};
     ConvShape& s = c.shape;
-    s = {r.dim("inH"),       r.dim("inW"),       r.dim("inC"),       r.dim("outH"),      r.dim("outW"),
-         r.dim("outC"),      r.dim("kh"),        r.dim("kw"),        r.dim("strideH"),   r.dim("strideW"),
-         r.dim("dilationH"), r.dim("dilationW"), r.dim("padTop"),    r.dim("padLeft"),   r.dim("padBottom"),
+    s = {r.dim("inH"),       r.dim("inW"),       r.dim("inC"),    r.dim("outH"),    r.dim("outW"),
+         r.dim("outC"),      r.dim("kh"),        r.dim("kw"),     r.dim("strideH"), r.dim("strideW"),
+         r.dim("dilationH"), r.dim("dilationW"), r.dim("padTop"), r.dim("padLeft"), r.dim("padBottom"),
          r.dim("padRight"),  r.dim("groups")};
     return c;
   }
-  if (op == "dense") return DenseSpec{r.index("x"), r.index("y"), r.index("weight"), r.optional_index("bias"),
-                                      r.dim("m"), r.dim("n"), r.dim("k"), activation(r)};
+  if (op == "dense")
+    return DenseSpec{r.index("x"), r.index("y"), r.index("weight"), r.optional_index("bias"),
+                     r.dim("m"),   r.dim("n"),   r.dim("k"),        activation(r)};
   if (op == "qdense") {
     QDenseSpec q{r.index("x"), r.index("y"), r.index("weight"), r.index("scales"), r.optional_index("bias"),
-                 r.dim("m"), r.dim("n"), r.dim("k")};
+                 r.dim("m"),   r.dim("n"),   r.dim("k")};
     q.zero_point = static_cast<int32_t>(r.integer("zeroPoint", -255, 255));
     q.group_size = r.dim("groupSize");
     q.has_input = r.has("input");
@@ -129,10 +138,10 @@ OpVariant parse_op(const Reader& r, const std::string& op, SparsePolicy sparse) 
   }
   if (op == "maxpool" || op == "avgpool") {
     PoolSpec p{r.index("x"), r.index("y"), op == "maxpool" ? PoolKind::Max : PoolKind::Average, {}};
-    p.shape = {r.dim("inH"),      r.dim("inW"),     r.dim("c"),         r.dim("outH"),     r.dim("outW"),
-               r.dim("kh"),       r.dim("kw"),      r.dim("strideH"),   r.dim("strideW"),  r.dim("dilationH"),
-               r.dim("dilationW"), r.dim("padTop"), r.dim("padLeft"),   r.dim("padBottom"), r.dim("padRight"),
-               r.flag("countIncludePad")};
+    p.shape = {r.dim("inH"),     r.dim("inW"),       r.dim("c"),         r.dim("outH"),
+               r.dim("outW"),    r.dim("kh"),        r.dim("kw"),        r.dim("strideH"),
+               r.dim("strideW"), r.dim("dilationH"), r.dim("dilationW"), r.dim("padTop"),
+               r.dim("padLeft"), r.dim("padBottom"), r.dim("padRight"),  r.flag("countIncludePad")};
     return p;
   }
   if (op == "globalavgpool" || op == "globalmaxpool")
@@ -140,16 +149,22 @@ OpVariant parse_op(const Reader& r, const std::string& op, SparsePolicy sparse) 
                           static_cast<int64_t>(r.dim("h")) * r.dim("w"), r.dim("c")};
   if (op == "binary") {
     const std::string fn = r.string("fn");
-    BinaryFn f = fn == "add" ? BinaryFn::Add : fn == "sub" ? BinaryFn::Sub : fn == "mul" ? BinaryFn::Mul : BinaryFn::Div;
+    BinaryFn f = fn == "add"   ? BinaryFn::Add
+                 : fn == "sub" ? BinaryFn::Sub
+                 : fn == "mul" ? BinaryFn::Mul
+                               : BinaryFn::Div;
     if (fn != "add" && fn != "sub" && fn != "mul" && fn != "div") r.fail("unknown binary fn '" + fn + "'");
-    return BinarySpec{r.index("a"),           r.index("b"),
-                      r.index("y"),           f,
-                      r.ints("shape", 0, 1 << 30), r.ints("aStrides", 0, int64_t{1} << 40),
-                      r.ints("bStrides", 0, int64_t{1} << 40), activation(r)};
+    return BinarySpec{r.index("a"),
+                      r.index("b"),
+                      r.index("y"),
+                      f,
+                      r.ints("shape", 0, 1 << 30),
+                      r.ints("aStrides", 0, int64_t{1} << 40),
+                      r.ints("bStrides", 0, int64_t{1} << 40),
+                      activation(r)};
   }
   if (op == "unary") return UnarySpec{r.index("x"), r.index("y"), activation(r)};
-  if (op == "softmax")
-    return AxisSpec{r.index("x"), r.index("y"), true, r.dim("outer"), r.dim("axis"), r.dim("inner")};
+  if (op == "softmax") return AxisSpec{r.index("x"), r.index("y"), true, r.dim("outer"), r.dim("axis"), r.dim("inner")};
   if (op == "reducemean")
     return AxisSpec{r.index("x"), r.index("y"), false, r.dim("outer"), r.dim("reduce"), r.dim("inner")};
   if (op == "concat")
@@ -157,16 +172,20 @@ OpVariant parse_op(const Reader& r, const std::string& op, SparsePolicy sparse) 
   if (op == "split")
     return SplitSpec{r.index("x"), indices(r, "outputs"), r.dim("outer"), r.ints("sizes", 0, int64_t{1} << 40)};
   if (op == "pad")
-    return PadSpec{r.index("x"), r.index("y"), r.ints("inShape", 0, 1 << 30), r.ints("begin", 0, 1 << 20),
-                   r.ints("end", 0, 1 << 20), r.real("value")};
+    return PadSpec{r.index("x"),
+                   r.index("y"),
+                   r.ints("inShape", 0, 1 << 30),
+                   r.ints("begin", 0, 1 << 20),
+                   r.ints("end", 0, 1 << 20),
+                   r.real("value")};
   if (op == "transpose") {
     std::vector<int> perm;
     for (int64_t p : r.ints("perm", 0, 63)) perm.push_back(static_cast<int>(p));
     return TransposeSpec{r.index("x"), r.index("y"), r.ints("inShape", 0, 1 << 30), perm};
   }
   if (op == "lrn")
-    return LrnSpec{r.index("x"), r.index("y"), r.dim("h"), r.dim("w"), r.dim("c"), r.dim("size"),
-                   r.real("alpha"), r.real("beta"), r.real("bias")};
+    return LrnSpec{r.index("x"),  r.index("y"),    r.dim("h"),     r.dim("w"),    r.dim("c"),
+                   r.dim("size"), r.real("alpha"), r.real("beta"), r.real("bias")};
   throw error(r.o.Env(), "E_UNSUPPORTED_OP", r.where + ": op '" + op + "' is not a Program op");
 }
 

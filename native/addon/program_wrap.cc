@@ -25,7 +25,9 @@ int input_args(const Napi::CallbackInfo& info, const CompiledProgram& p, std::ve
 class ProgramWorker : public Napi::AsyncWorker {
  public:
   ProgramWorker(Napi::Env env, std::shared_ptr<const CompiledProgram> p, const std::vector<const float*>& x, int batch)
-      : Napi::AsyncWorker(env, "edgeopt.program"), deferred_(Napi::Promise::Deferred::New(env)), p_(std::move(p)),
+      : Napi::AsyncWorker(env, "edgeopt.program"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        p_(std::move(p)),
         batch_(batch) {
     for (size_t i = 0; i < x.size(); ++i) inputs_.emplace_back(x[i], x[i] + batch * p_->input_elements(i));
   }
@@ -73,12 +75,12 @@ class ProgramWorker : public Napi::AsyncWorker {
 }  // namespace
 
 Napi::Function ProgramWrap::DefineClass(Napi::Env env) {
-  return ObjectWrap::DefineClass(env, "Program",
-                                 {InstanceMethod("runSync", &ProgramWrap::RunSync),
-                                  InstanceMethod("run", &ProgramWrap::Run),
-                                  InstanceAccessor("kernel", &ProgramWrap::Kernel, nullptr),
-                                  InstanceAccessor("opKernels", &ProgramWrap::OpKernels, nullptr),
-                                  InstanceAccessor("threads", &ProgramWrap::Threads, nullptr)});
+  return ObjectWrap::DefineClass(
+      env, "Program",
+      {InstanceMethod("runSync", &ProgramWrap::RunSync), InstanceMethod("run", &ProgramWrap::Run),
+       InstanceAccessor("kernel", &ProgramWrap::Kernel, nullptr),
+       InstanceAccessor("opKernels", &ProgramWrap::OpKernels, nullptr),
+       InstanceAccessor("threads", &ProgramWrap::Threads, nullptr)});
 }
 
 ProgramWrap::ProgramWrap(const Napi::CallbackInfo& info) : ObjectWrap(info) {

@@ -95,7 +95,8 @@ void DenseS8::requantize(const int32_t* acc, int m, float* y) const {
     for (int j = 0; j < n_; ++j) {
       const size_t i = static_cast<size_t>(r) * n_ + j;
       const int32_t sum = saturate_int32(static_cast<int64_t>(acc[i]) + bias_q_[j]);
-      const int32_t q = std::clamp(output_.zero_point + multiply_by_quantized_multiplier(sum, out_multiplier_[j]), lo, 127);
+      const int32_t q =
+          std::clamp(output_.zero_point + multiply_by_quantized_multiplier(sum, out_multiplier_[j]), lo, 127);
       y[i] = static_cast<float>(q - output_.zero_point) * output_.scale;
     }
 }

@@ -1,5 +1,4 @@
 #include "program.h"
-#include "program_ops.h"
 
 #include <algorithm>
 #include <cstring>
@@ -7,20 +6,21 @@
 #include <type_traits>
 
 #include "error.h"
+#include "program_ops.h"
 
 namespace edgeopt {
 
 size_t dtype_bytes(DType t) { return t == DType::F32 || t == DType::I32 ? 4 : 1; }
 
 const char* op_name(const OpVariant& op) {
-  static const char* const kNames[] = {"conv",  "dense",  "qdense", "pool",  "globalpool", "binary",   "unary",
-                                       "axis",  "concat", "split",  "pad",   "transpose",  "lrn"};
+  static const char* const kNames[] = {"conv", "dense",  "qdense", "pool", "globalpool", "binary", "unary",
+                                       "axis", "concat", "split",  "pad",  "transpose",  "lrn"};
   return kNames[op.index()];
 }
 
 std::vector<std::string> native_program_ops() {
-  return {"conv",    "dense",  "qdense", "maxpool", "avgpool", "globalavgpool", "globalmaxpool", "binary", "unary",
-          "softmax", "concat", "split",  "pad",     "transpose", "reducemean",  "lrn"};
+  return {"conv",  "dense",   "qdense", "maxpool", "avgpool", "globalavgpool", "globalmaxpool", "binary",
+          "unary", "softmax", "concat", "split",   "pad",     "transpose",     "reducemean",    "lrn"};
 }
 
 namespace {
@@ -66,7 +66,8 @@ struct Checker {
   void written(int i, int64_t elements, const char* what) const {
     act(i, elements, what);
     if (p.tensors[root_of(p, i)].kind == TensorSpec::Kind::External &&
-        std::any_of(p.inputs.begin(), p.inputs.end(), [&](const IoSpec& in) { return root_of(p, in.tensor) == root_of(p, i); }))
+        std::any_of(p.inputs.begin(), p.inputs.end(),
+                    [&](const IoSpec& in) { return root_of(p, in.tensor) == root_of(p, i); }))
       fail(std::string(what) + " writes over a program input");
   }
   void constant(int i, int64_t elements, const char* what, DType dtype = DType::F32) const {
@@ -123,7 +124,8 @@ struct Checker {
     written(d.y, mul(d.m, d.n), "y");
     constant(d.weight, mul(d.n, d.k), "weight", DType::I8);
     const TensorSpec& s = t(d.scales, "scales");
-    if (s.kind != TensorSpec::Kind::Constant || s.dtype != DType::F32 || !s.data) fail("scales must be float32 constants");
+    if (s.kind != TensorSpec::Kind::Constant || s.dtype != DType::F32 || !s.data)
+      fail("scales must be float32 constants");
     if (d.group_size < 0 || d.group_size > d.k) fail("groupSize must be in 0..k", "E_SHAPE");
     const int64_t groups = d.group_size ? (d.k + d.group_size - 1) / d.group_size : 1;
     if (d.group_size ? s.elements != d.n * groups : (s.elements != 1 && s.elements != d.n))
@@ -210,7 +212,8 @@ struct Checker {
     int64_t in = 1, out = 1;
     for (size_t d = 0; d < rank; ++d) {
       positive({q.in_shape[d]}, "inShape");
-      if (q.begin[d] < 0 || q.end[d] < 0 || q.begin[d] > (1 << 20) || q.end[d] > (1 << 20)) fail("has bad pads", "E_SHAPE");
+      if (q.begin[d] < 0 || q.end[d] < 0 || q.begin[d] > (1 << 20) || q.end[d] > (1 << 20))
+        fail("has bad pads", "E_SHAPE");
       in = mul(in, q.in_shape[d]);
       out = mul(out, q.in_shape[d] + q.begin[d] + q.end[d]);
     }
@@ -304,7 +307,9 @@ struct DenseOp : CompiledProgram::Op {
   int x, y, m;
   DenseF32 layer;
   DenseOp(const KernelTable& kt, const DenseSpec& d, const std::vector<TensorSpec>& t)
-      : x(d.x), y(d.y), m(d.m),
+      : x(d.x),
+        y(d.y),
+        m(d.m),
         layer(kt, static_cast<const float*>(t[d.weight].data), d.n, d.k,
               d.bias >= 0 ? static_cast<const float*>(t[d.bias].data) : nullptr, d.act) {}
   void run(const RunContext& c) const override { layer.run(c.f(x), c.batch * m, c.f(y), c.pool); }
@@ -339,8 +344,10 @@ std::unique_ptr<CompiledProgram::Op> compile_op(const KernelTable& kt, const OpV
   return std::visit(
       [&](const auto& s) -> std::unique_ptr<CompiledProgram::Op> {
         using S = std::decay_t<decltype(s)>;
-        if constexpr (std::is_same_v<S, DenseSpec>) return std::make_unique<DenseOp>(kt, s, t);
-        else if constexpr (std::is_same_v<S, QDenseSpec>) return std::make_unique<QDenseOp>(kt, s, t);
+        if constexpr (std::is_same_v<S, DenseSpec>)
+          return std::make_unique<DenseOp>(kt, s, t);
+        else if constexpr (std::is_same_v<S, QDenseSpec>)
+          return std::make_unique<QDenseOp>(kt, s, t);
         else {
           if (!kt.cnn)
             throw Error("E_UNSUPPORTED_OP", std::string("kernel table '") + kt.name + "' has no CNN kernels");
@@ -368,9 +375,9 @@ CompiledProgram::CompiledProgram(const ProgramSpec& spec, const KernelTable& kt,
   if (threads > 1) pool_ = ThreadPool::shared(threads);
   for (size_t i = 0; i < tensors_.size(); ++i) {
     TensorSpec& t = tensors_[i];
-    const bool runtime =
-        t.kind == TensorSpec::Kind::Constant &&
-        std::any_of(spec.ops.begin(), spec.ops.end(), [&](const OpSpec& o) { return read_at_run_time(o.op, static_cast<int>(i)); });
+    const bool runtime = t.kind == TensorSpec::Kind::Constant &&
+                         std::any_of(spec.ops.begin(), spec.ops.end(),
+                                     [&](const OpSpec& o) { return read_at_run_time(o.op, static_cast<int>(i)); });
     if (runtime) {
       const auto* b = static_cast<const uint8_t*>(t.data);
       owned_.emplace_back(b, b + t.bytes);
@@ -380,9 +387,9 @@ CompiledProgram::CompiledProgram(const ProgramSpec& spec, const KernelTable& kt,
   size_t next = 0;
   for (size_t i = 0; i < tensors_.size(); ++i) {
     TensorSpec& t = tensors_[i];
-    const bool runtime =
-        t.kind == TensorSpec::Kind::Constant &&
-        std::any_of(spec.ops.begin(), spec.ops.end(), [&](const OpSpec& o) { return read_at_run_time(o.op, static_cast<int>(i)); });
+    const bool runtime = t.kind == TensorSpec::Kind::Constant &&
+                         std::any_of(spec.ops.begin(), spec.ops.end(),
+                                     [&](const OpSpec& o) { return read_at_run_time(o.op, static_cast<int>(i)); });
     if (runtime) t.data = owned_[next++].data();
   }
   for (const OpSpec& o : spec.ops) {
@@ -395,7 +402,8 @@ CompiledProgram::CompiledProgram(const ProgramSpec& spec, const KernelTable& kt,
   }
   // Constants packed at load no longer point at JS memory.
   for (TensorSpec& t : tensors_)
-    if (t.kind == TensorSpec::Kind::Constant && std::none_of(owned_.begin(), owned_.end(), [&](const auto& v) { return v.data() == t.data; }))
+    if (t.kind == TensorSpec::Kind::Constant &&
+        std::none_of(owned_.begin(), owned_.end(), [&](const auto& v) { return v.data() == t.data; }))
       t.data = nullptr;
   auto root = [&](int t) { return tensors_[t].alias >= 0 ? tensors_[t].alias : t; };
   for (const IoSpec& io : spec.inputs) inputs_.push_back({root(io.tensor), tensors_[root(io.tensor)].elements});
@@ -430,11 +438,13 @@ void CompiledProgram::run(const float* const* inputs, float* const* outputs, int
     ProgramScratch& s;
     ~Trim() { s.trim(); }
   } trim_after{scratch};
-  const int chunk = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(batch, arena_bytes_ ? kChunkBytes / arena_bytes_ : batch)));
+  const int chunk = static_cast<int>(
+      std::max<int64_t>(1, std::min<int64_t>(batch, arena_bytes_ ? kChunkBytes / arena_bytes_ : batch)));
   scratch.arena.resize(static_cast<size_t>(chunk * arena_bytes_ + kAlign));
   uint8_t* base = scratch.arena.data();
   base += (kAlign - reinterpret_cast<uintptr_t>(base) % kAlign) % kAlign;
-  RunContext c{&tensors_, base, std::vector<float*>(tensors_.size(), nullptr), 0, pool_.get(), &scratch.s8, &scratch.conv};
+  RunContext c{&tensors_,   base,         std::vector<float*>(tensors_.size(), nullptr), 0, pool_.get(),
+               &scratch.s8, &scratch.conv};
   for (int start = 0; start < batch; start += chunk) {
     c.batch = std::min(chunk, batch - start);
     for (size_t i = 0; i < inputs_.size(); ++i)

@@ -172,7 +172,7 @@ class CompiledProgram {
   };
   const KernelTable& kt_;
   std::shared_ptr<ThreadPool> pool_;
-  std::vector<TensorSpec> tensors_;         // data pointers re-pointed at owned_ constants
+  std::vector<TensorSpec> tensors_;          // data pointers re-pointed at owned_ constants
   std::vector<std::vector<uint8_t>> owned_;  // constant bytes the ops read at run time
   std::vector<std::unique_ptr<Op>> ops_;
   std::vector<Io> inputs_, outputs_;

@@ -25,7 +25,9 @@ struct ConvOp : CompiledProgram::Op {
     conv_f32_parallel(cnn, c.pool, w, c.f(x), c.f(y), c.batch, c.conv_scratch->data());
   }
   std::string kernel() const override {
-    return std::string(w.method == ConvMethod::Depthwise ? "depthwise-" : w.method == ConvMethod::Pointwise ? "gemm-" : "im2col-") +
+    return std::string(w.method == ConvMethod::Depthwise   ? "depthwise-"
+                       : w.method == ConvMethod::Pointwise ? "gemm-"
+                                                           : "im2col-") +
            cnn.name;
   }
 };
@@ -34,7 +36,9 @@ struct PoolOp : CompiledProgram::Op {
   PoolSpec s;
   const CnnKernels& cnn;
   PoolOp(const KernelTable& kt, const PoolSpec& p) : s(p), cnn(*kt.cnn) { check_pool_shape(s.shape); }
-  void run(const RunContext& c) const override { pool_f32_parallel(cnn, c.pool, s.kind, s.shape, c.f(s.x), c.f(s.y), c.batch); }
+  void run(const RunContext& c) const override {
+    pool_f32_parallel(cnn, c.pool, s.kind, s.shape, c.f(s.x), c.f(s.y), c.batch);
+  }
 };
 
 struct GlobalPoolOp : CompiledProgram::Op {
@@ -155,18 +159,30 @@ std::unique_ptr<CompiledProgram::Op> compile_cnn_op(const KernelTable& kt, const
   return std::visit(
       [&](const auto& s) -> std::unique_ptr<CompiledProgram::Op> {
         using S = std::decay_t<decltype(s)>;
-        if constexpr (std::is_same_v<S, ConvSpec>) return std::make_unique<ConvOp>(kt, s, t);
-        else if constexpr (std::is_same_v<S, PoolSpec>) return std::make_unique<PoolOp>(kt, s);
-        else if constexpr (std::is_same_v<S, GlobalPoolSpec>) return std::make_unique<GlobalPoolOp>(kt, s);
-        else if constexpr (std::is_same_v<S, BinarySpec>) return std::make_unique<BinaryOp>(kt, s);
-        else if constexpr (std::is_same_v<S, UnarySpec>) return std::make_unique<UnaryOp>(kt, s);
-        else if constexpr (std::is_same_v<S, AxisSpec>) return std::make_unique<AxisOp>(kt, s);
-        else if constexpr (std::is_same_v<S, ConcatSpec>) return std::make_unique<ConcatOp>(kt, s);
-        else if constexpr (std::is_same_v<S, SplitSpec>) return std::make_unique<SplitOp>(kt, s);
-        else if constexpr (std::is_same_v<S, PadSpec>) return std::make_unique<PadOp>(kt, s);
-        else if constexpr (std::is_same_v<S, TransposeSpec>) return std::make_unique<TransposeOp>(kt, s);
-        else if constexpr (std::is_same_v<S, LrnSpec>) return std::make_unique<LrnOp>(kt, s);
-        else throw Error("E_UNSUPPORTED_OP", "not a CNN op");
+        if constexpr (std::is_same_v<S, ConvSpec>)
+          return std::make_unique<ConvOp>(kt, s, t);
+        else if constexpr (std::is_same_v<S, PoolSpec>)
+          return std::make_unique<PoolOp>(kt, s);
+        else if constexpr (std::is_same_v<S, GlobalPoolSpec>)
+          return std::make_unique<GlobalPoolOp>(kt, s);
+        else if constexpr (std::is_same_v<S, BinarySpec>)
+          return std::make_unique<BinaryOp>(kt, s);
+        else if constexpr (std::is_same_v<S, UnarySpec>)
+          return std::make_unique<UnaryOp>(kt, s);
+        else if constexpr (std::is_same_v<S, AxisSpec>)
+          return std::make_unique<AxisOp>(kt, s);
+        else if constexpr (std::is_same_v<S, ConcatSpec>)
+          return std::make_unique<ConcatOp>(kt, s);
+        else if constexpr (std::is_same_v<S, SplitSpec>)
+          return std::make_unique<SplitOp>(kt, s);
+        else if constexpr (std::is_same_v<S, PadSpec>)
+          return std::make_unique<PadOp>(kt, s);
+        else if constexpr (std::is_same_v<S, TransposeSpec>)
+          return std::make_unique<TransposeOp>(kt, s);
+        else if constexpr (std::is_same_v<S, LrnSpec>)
+          return std::make_unique<LrnOp>(kt, s);
+        else
+          throw Error("E_UNSUPPORTED_OP", "not a CNN op");
       },
       v);
 }

@@ -50,10 +50,11 @@ inline std::unique_ptr<DenseProgram> dense_program(bool int8, std::mt19937& rng,
       q.act = act, q.sparse = sparse;
       return q;
     };
-    const QDenseSpec a = qdense(x, hidden, tensor(DType::I8, {h, k}, d->q1.data()), tensor(DType::F32, {h}, d->s1.data()),
-                                tensor(DType::F32, {h}, d->b1.data()), h, k, relu);
-    const QDenseSpec b = qdense(hidden, y, tensor(DType::I8, {o, h}, d->q2.data()), tensor(DType::F32, {1}, d->s2.data()),
-                                -1, o, h, Activation{});
+    const QDenseSpec a =
+        qdense(x, hidden, tensor(DType::I8, {h, k}, d->q1.data()), tensor(DType::F32, {h}, d->s1.data()),
+               tensor(DType::F32, {h}, d->b1.data()), h, k, relu);
+    const QDenseSpec b = qdense(hidden, y, tensor(DType::I8, {o, h}, d->q2.data()),
+                                tensor(DType::F32, {1}, d->s2.data()), -1, o, h, Activation{});
     p.ops.push_back({"fc1", a});
     p.ops.push_back({"fc2", b});
   } else {

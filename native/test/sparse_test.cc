@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "../core/dense.h"
 #include "../core/kernels.h"
 #include "../core/parallel_gemm.h"
-#include "../core/dense.h"
 #include "check.h"
 
 using namespace edgeopt;
@@ -177,8 +177,10 @@ static void test_plans(const KernelTable& kt) {
   for (SparsePolicy pol : {SparsePolicy::Never, SparsePolicy::Auto, SparsePolicy::Always}) {
     const DenseS8 l1(kt, {w1.data(), h, k, s1.data(), s1.size(), 0, 0, b1.data(), true, nullptr, pol});
     const DenseS8 l2(kt, {w2.data(), o, h, s2.data(), s2.size(), 0, 3, nullptr, false, nullptr, pol});
-    if (pol == SparsePolicy::Never) CHECK(l1.kernel_name().rfind("dense-", 0) == 0, "never: %s", l1.kernel_name().c_str());
-    if (pol == SparsePolicy::Always) CHECK(l2.kernel_name().rfind("sparse", 0) == 0, "always: %s", l2.kernel_name().c_str());
+    if (pol == SparsePolicy::Never)
+      CHECK(l1.kernel_name().rfind("dense-", 0) == 0, "never: %s", l1.kernel_name().c_str());
+    if (pol == SparsePolicy::Always)
+      CHECK(l2.kernel_name().rfind("sparse", 0) == 0, "always: %s", l2.kernel_name().c_str());
     for (int m : {1, 5, 8, 40}) {
       std::vector<float> x(static_cast<size_t>(m) * k), hid(static_cast<size_t>(m) * h), y(static_cast<size_t>(m) * o);
       std::normal_distribution<float> nd(0.0f, 1.0f);

@@ -203,7 +203,10 @@ export function encodeOnnx(graph: Graph, options: OnnxExportOptions = {}): Uint8
     if (!written.has(name)) {
       const t = g.tensors[name];
       if (!(t.data instanceof Float32Array))
-        throw new EdgeOptError('E_UNSUPPORTED_OP', `model '${g.name}': tensor '${name}' (${t.dtype}) has no ONNX export outside Dense layers`);
+        throw new EdgeOptError(
+          'E_UNSUPPORTED_OP',
+          `model '${g.name}': tensor '${name}' (${t.dtype}) has no ONNX export outside Dense layers`,
+        );
       w.initializers.push(encodeTensor(name, t.shape as number[], t.data, DataType.FLOAT));
       written.add(name);
     }
@@ -241,19 +244,40 @@ export function encodeOnnx(graph: Graph, options: OnnxExportOptions = {}): Uint8
         break;
       }
       case 'Conv':
-        w.node('Conv', node.inputs.map(operand), [out], [...windowAttrs(node), attr('group', (a.group as number | undefined) ?? 1)], node.name);
+        w.node(
+          'Conv',
+          node.inputs.map(operand),
+          [out],
+          [...windowAttrs(node), attr('group', (a.group as number | undefined) ?? 1)],
+          node.name,
+        );
         break;
       case 'BatchNormalization':
-        w.node('BatchNormalization', node.inputs.map(operand), [out], [floatAttr('epsilon', (a.epsilon as number | undefined) ?? 1e-5)], node.name);
+        w.node(
+          'BatchNormalization',
+          node.inputs.map(operand),
+          [out],
+          [floatAttr('epsilon', (a.epsilon as number | undefined) ?? 1e-5)],
+          node.name,
+        );
         break;
       case 'MaxPool':
       case 'AveragePool': {
         const attrs = windowAttrs(node, a.kernelShape as number[]);
         if (node.op === 'AveragePool' && (a.dilations as number[] | undefined)?.some((d) => d !== 1))
-          throw new EdgeOptError('E_UNSUPPORTED_OP', `model '${g.name}': node '${node.name}': AveragePool dilations need opset 19; export writes opset ${EXPORT_OPSET}`);
+          throw new EdgeOptError(
+            'E_UNSUPPORTED_OP',
+            `model '${g.name}': node '${node.name}': AveragePool dilations need opset 19; export writes opset ${EXPORT_OPSET}`,
+          );
         if (a.ceilMode) attrs.push(attr('ceil_mode', 1));
         if (a.countIncludePad) attrs.push(attr('count_include_pad', 1));
-        w.node(node.op, [x], [out], attrs.filter((t) => !(node.op === 'AveragePool' && t.name === 'dilations')), node.name);
+        w.node(
+          node.op,
+          [x],
+          [out],
+          attrs.filter((t) => !(node.op === 'AveragePool' && t.name === 'dilations')),
+          node.name,
+        );
         break;
       }
       case 'Add':
@@ -266,7 +290,13 @@ export function encodeOnnx(graph: Graph, options: OnnxExportOptions = {}): Uint8
         w.node('Concat', node.inputs, [out], [attr('axis', a.axis as number)], node.name);
         break;
       case 'Split':
-        w.node('Split', [x, ints(`${node.name}.split`, a.split as number[])], node.outputs, [attr('axis', (a.axis as number | undefined) ?? 0)], node.name);
+        w.node(
+          'Split',
+          [x, ints(`${node.name}.split`, a.split as number[])],
+          node.outputs,
+          [attr('axis', (a.axis as number | undefined) ?? 0)],
+          node.name,
+        );
         break;
       case 'Pad': {
         const value = w.init(`${node.name}.value`, [], [(a.value as number | undefined) ?? 0], DataType.FLOAT);
@@ -285,7 +315,13 @@ export function encodeOnnx(graph: Graph, options: OnnxExportOptions = {}): Uint8
         w.node('LeakyRelu', [x], [out], [floatAttr('alpha', (a.alpha as number | undefined) ?? 0.01)], node.name);
         break;
       case 'HardSigmoid':
-        w.node('HardSigmoid', [x], [out], [floatAttr('alpha', (a.alpha as number | undefined) ?? 0.2), floatAttr('beta', (a.beta as number | undefined) ?? 0.5)], node.name);
+        w.node(
+          'HardSigmoid',
+          [x],
+          [out],
+          [floatAttr('alpha', (a.alpha as number | undefined) ?? 0.2), floatAttr('beta', (a.beta as number | undefined) ?? 0.5)],
+          node.name,
+        );
         break;
       case 'HardSwish': {
         const gate = w.name(`${node.name}/gate`);
@@ -317,10 +353,27 @@ export function encodeOnnx(graph: Graph, options: OnnxExportOptions = {}): Uint8
         w.node('Transpose', [x], [out], a.perm ? [attr('perm', a.perm as number[])] : [], node.name);
         break;
       case 'ReduceMean':
-        w.node('ReduceMean', [x], [out], [...(a.axes ? [attr('axes', a.axes as number[])] : []), attr('keepdims', a.keepdims === false ? 0 : 1)], node.name);
+        w.node(
+          'ReduceMean',
+          [x],
+          [out],
+          [...(a.axes ? [attr('axes', a.axes as number[])] : []), attr('keepdims', a.keepdims === false ? 0 : 1)],
+          node.name,
+        );
         break;
       case 'LRN':
-        w.node('LRN', [x], [out], [attr('size', a.size as number), floatAttr('alpha', (a.alpha as number | undefined) ?? 1e-4), floatAttr('beta', (a.beta as number | undefined) ?? 0.75), floatAttr('bias', (a.bias as number | undefined) ?? 1)], node.name);
+        w.node(
+          'LRN',
+          [x],
+          [out],
+          [
+            attr('size', a.size as number),
+            floatAttr('alpha', (a.alpha as number | undefined) ?? 1e-4),
+            floatAttr('beta', (a.beta as number | undefined) ?? 0.75),
+            floatAttr('bias', (a.bias as number | undefined) ?? 1),
+          ],
+          node.name,
+        );
         break;
     }
   }
