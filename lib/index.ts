@@ -12,7 +12,14 @@ export {
   type InferInput,
   type InferOutput,
   type Device,
+  type NamedTensor,
+  type ModelInfo,
+  type TensorInfo,
+  type MemoryReport,
+  type LoadResult,
 } from './engine/engine';
+export { lowerGraph } from './engine/lower';
+export type { Program, ProgramOp, ProgramTensor, Activation as ProgramActivation } from './engine/program';
 export { EdgeModelOptimizer, type OptimizeOptions, type OptimizeReport, type PassReport } from './optimizer/optimizer';
 export { type LayerReport, type AccuracyReport } from './optimizer/report';
 export { checkTarget, type Target, type TargetIssue } from './optimizer/target';
@@ -25,6 +32,6 @@ export { evaluateModel, argmaxRows, type Evaluation } from './optimizer/evaluate
 export type { Pass, PassContext } from './optimizer/pass';
 export { parseNpy, readNpy, encodeNpy, writeNpy, type Npy } from './data/npy';
 export { loadDataset, loadImageFolder, sliceRows, type Dataset } from './data/dataset';
-export { defaultModel, mnistTest, mnistTrain, loadLinearStack } from './data/bundled';
+export { defaultModel, defaultCnn, mnistTest, mnistTrain, loadLinearStack } from './data/bundled';
 export * from './train';
 export * from './federated';

@@ -78,7 +78,7 @@ Napi::Function ProgramWrap::DefineClass(Napi::Env env) {
   return ObjectWrap::DefineClass(
       env, "Program",
       {InstanceMethod("runSync", &ProgramWrap::RunSync), InstanceMethod("run", &ProgramWrap::Run),
-       InstanceAccessor("kernel", &ProgramWrap::Kernel, nullptr),
+       InstanceMethod("profile", &ProgramWrap::Profile), InstanceAccessor("kernel", &ProgramWrap::Kernel, nullptr),
        InstanceAccessor("opKernels", &ProgramWrap::OpKernels, nullptr),
        InstanceAccessor("threads", &ProgramWrap::Threads, nullptr)});
 }
@@ -112,6 +112,26 @@ Napi::Value ProgramWrap::Run(const Napi::CallbackInfo& info) {
   Napi::Promise p = w->promise();
   w->Queue();
   return p;
+}
+
+// profile(inputs, batch, repeats): seconds per op summed over `repeats` runs (a Float64Array), for the bench.
+Napi::Value ProgramWrap::Profile(const Napi::CallbackInfo& info) {
+  std::vector<const float*> x;
+  const int batch = input_args(info, *program_, &x);
+  const int repeats = dim(info[2], "repeats");
+  std::vector<std::vector<float>> out(program_->output_count());
+  std::vector<float*> y;
+  for (size_t i = 0; i < out.size(); ++i) {
+    out[i].resize(static_cast<size_t>(product(info.Env(), batch, program_->output_elements(i), "output")));
+    y.push_back(out[i].data());
+  }
+  std::vector<double> seconds;
+  guarded(info.Env(), [&] {
+    for (int r = 0; r < repeats; ++r) program_->run(x.data(), y.data(), batch, &seconds);
+  });
+  Napi::Float64Array a = Napi::Float64Array::New(info.Env(), seconds.size());
+  std::copy(seconds.begin(), seconds.end(), a.Data());
+  return a;
 }
 
 Napi::Value ProgramWrap::Kernel(const Napi::CallbackInfo& info) {

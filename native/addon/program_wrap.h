@@ -20,6 +20,7 @@ class ProgramWrap : public Napi::ObjectWrap<ProgramWrap> {
  private:
   Napi::Value RunSync(const Napi::CallbackInfo& info);
   Napi::Value Run(const Napi::CallbackInfo& info);
+  Napi::Value Profile(const Napi::CallbackInfo& info);
   Napi::Value Kernel(const Napi::CallbackInfo& info);
   Napi::Value OpKernels(const Napi::CallbackInfo& info);
   Napi::Value Threads(const Napi::CallbackInfo& info);

@@ -152,7 +152,9 @@ class CompiledProgram {
   ~CompiledProgram();
 
   // inputs[i] / outputs[j]: batch x the per-image elements of program input i / output j.
-  void run(const float* const* inputs, float* const* outputs, int batch) const;
+  // op_seconds (optional, one per op): each op's wall time is added to it (the profile).
+  void run(const float* const* inputs, float* const* outputs, int batch,
+           std::vector<double>* op_seconds = nullptr) const;
 
   size_t input_count() const { return inputs_.size(); }
   size_t output_count() const { return outputs_.size(); }

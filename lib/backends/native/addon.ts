@@ -19,6 +19,8 @@ export interface NativeProgram {
   /** One Float32Array per program input (batch x its per-image size); one per output back. */
   runSync(inputs: Float32Array[], batch: number): Float32Array[];
   run(inputs: Float32Array[], batch: number): Promise<Float32Array[]>;
+  /** Seconds spent in each op over `repeats` synchronous runs (the per-op profile of `npm run bench -- compare`). */
+  profile(inputs: Float32Array[], batch: number, repeats: number): Float64Array;
 }
 
 /** The addon's exports (native/addon/addon.cc). */
