@@ -12,7 +12,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { backendInfo } from '../lib/backends';
 import { mnistTest } from '../lib/data/bundled';
-import { EdgeInferenceEngine } from '../lib/engine/engine';
+import { referenceNpuPluginPath } from '../lib/backends/npu';
+import { EdgeInferenceEngine, type FallbackEvent } from '../lib/engine/engine';
 import { loadModel } from '../lib/model';
 import { argmaxRows } from '../lib/optimizer/evaluate';
 import { closeFloats, FIXTURES, readF32, sameFloats, throwsCode } from './helpers';
@@ -128,6 +129,21 @@ test('placement lists every graph node; fused activations name the op that compu
   const clip = p.find((x) => x.op === 'Clip')!;
   assert.is(clip.fusedInto, 'stem.stem.0.Conv');
   if (native) assert.match(p.find((x) => x.op === 'Conv' && x.node.includes('dw'))!.kernel!, /^depthwise-/);
+});
+
+test('the NPU partitioner keeps what NPU ABI v1 cannot express (Conv, pooling, residual Add) on the CPU, with reasons', () => {
+  if (!native) return;
+  const e = new EdgeInferenceEngine({ device: 'npu', npuPlugin: referenceNpuPluginPath() });
+  const events: FallbackEvent[] = [];
+  e.on('fallback', (ev) => events.push(ev));
+  e.loadModelSync('m', path.join(MOBILENET, 'model.onnx'));
+  const p = e.placement('m');
+  assert.ok(p.every((x) => x.backend === 'native'));
+  assert.match(p.find((x) => x.op === 'Conv')!.reason!, /NPU plugin '.*': NPU ABI v1 has no such op/);
+  assert.match(p.find((x) => x.op === 'Gemm' || x.op === 'Dense')!.reason!, /float32|int8|Dense/i);
+  assert.ok(events.length >= p.filter((x) => !x.fusedInto).length - 2);
+  const x = readF32(path.join(MOBILENET, 'input.bin'));
+  closeFloats(e.inferSync('m', { data: x, shape: [64, 1, 28, 28] }).data, readF32(path.join(MOBILENET, 'ref-output.bin')), { abs: 1e-4 }, 'npu engine');
 });
 
 test.run();
