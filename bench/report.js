@@ -217,6 +217,38 @@ function compareSection(cmp, imgs) {
   return out;
 }
 
+/** The CNN rows of a compare run: edgeopt native fp32 vs onnxruntime-node fp32, and where the time goes. */
+function cnnSection(cmp) {
+  if (!cmp.cnn || !cmp.cnn.length) return ['No CNN results in this run: run `npm run bench -- compare` (CNN models are in the default set).', ''];
+  const out = [
+    'edgeopt native fp32 (`inferSync`, and `infer()` on libuv\'s pool) against onnxruntime-node fp32 on the same ONNX bytes, one thread, ' +
+      'same-run medians of interleaved rounds; "speed" is ORT\'s median divided by edgeopt `inferSync`\'s (ORT\'s `run()` computes on the main thread too).',
+    '',
+    '| model | batch | edgeopt inferSync ms | edgeopt infer() ms | ORT fp32 ms | speed vs ORT | max diff / output range | arena per image (bound) |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const m of cmp.cnn) {
+    for (const c of m.configs) {
+      const r = (k) => c.rows.find((x) => x.engine === k) || {};
+      out.push(
+        `| ${m.model} | ${c.batch} | ${fmt(r('edgeopt-native-fp32-sync').medianMs, 4)} | ${fmt(r('edgeopt-native-fp32').medianMs, 4)} | ${fmt(r('ort-fp32').medianMs, 4)} | **${fmt(c.edgeoptVsOrt, 2)}x** | ${m.maxRelDiff} | ${(m.memory.arenaBytes / 1024).toFixed(0)} KiB (${(m.memory.liveBytesBound / 1024).toFixed(0)} KiB) |`,
+      );
+    }
+  }
+  out.push('', '**Where the time goes** (native program, batch 1, one thread: the median of each op over repeated runs, summed by kernel; "run" is the whole program\'s median, so run minus ops is the executor\'s own overhead):', '');
+  for (const m of cmp.cnn) {
+    const p = m.profile;
+    if (!p) continue;
+    const kernels = Object.entries(p.byKernel)
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, v]) => `${k} ${fmt(v, 3)} ms`)
+      .join(', ');
+    out.push(`- ${m.model}: ops ${fmt(p.opsMs, 3)} ms of a ${fmt(p.runMs, 3)} ms run. By kernel: ${kernels}. Slowest ops: ${p.top.slice(0, 4).map((t) => `${t.node} (${t.kernel} ${t.shape}) ${fmt(t.ms, 3)} ms`).join('; ')}.`);
+  }
+  out.push('');
+  return out;
+}
+
 function tableSection(tab, img) {
   const out = [];
   out.push(`Command: \`${tab.command}\` (${tab.durationSeconds} s). ${machineSection(tab.machine, 'Machine')}`, '');
@@ -344,6 +376,7 @@ function render(cmp, tab, opts = {}) {
   md.push("## Verdict on the seed's claims", '', ...verdicts(cmp, tab), '');
   if (cmp) md.push('## edgeopt vs onnxruntime-node vs TensorFlow.js', '', ...compareSection(cmp, imgs));
   else md.push('## edgeopt vs onnxruntime-node vs TensorFlow.js', '', 'No compare results yet: run `npm run bench -- compare`.', '');
+  if (cmp) md.push('## Convolutional networks: edgeopt vs onnxruntime-node (fp32)', '', ...cnnSection(cmp));
   if (tab) md.push('## The optimization table', '', ...tableSection(tab, tabImg));
   else md.push('## The optimization table', '', 'No table results yet: run `npm run bench -- table`.', '');
   if (opts.analysis) md.push(opts.analysis.trim(), '');
