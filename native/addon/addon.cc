@@ -36,7 +36,8 @@ class Addon : public Napi::Addon<Addon> {
                  InstanceMethod("dequantizeS8", &Addon::DequantizeS8), InstanceMethod("pruneMask", &Addon::PruneMask),
                  InstanceMethod("reluF32", &Addon::ReluF32), InstanceMethod("firstNonFinite", &Addon::FirstNonFinite),
                  InstanceMethod("peakProbe", &Addon::PeakProbe), InstanceValue("Plan", PlanWrap::DefineClass(env)),
-                 InstanceValue("KernelBench", KernelBench::DefineClass(env)), InstanceValue("npu", NpuExports(env)),
+                 InstanceValue("KernelBench", KernelBench::DefineClass(env)),
+                 InstanceValue("ConvBench", ConvBench::DefineClass(env)), InstanceValue("npu", NpuExports(env)),
                  InstanceValue("cnn", CnnExports(env))});
   }
 
