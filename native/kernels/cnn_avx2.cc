@@ -255,40 +255,67 @@ void depthwise_pixel(const DepthwisePixel& p) {
   depthwise_pixel_taps<0>(p);
 }
 
-// A row segment: 8 channels at a time, their kh*kw weights held in registers
-// while the pixels stream by (KH = KW = 0: any kernel size, weights from memory).
 template <int KH, int KW, bool kMasked>
-EDGEOPT_MICROKERNEL void depthwise_row_block(const DepthwiseRow& r, int c, __m256i mask) {
-  const int kh = KH > 0 ? KH : r.kh, kw = KW > 0 ? KW : r.kw;
-  constexpr int kTaps = KH > 0 ? KH * KW : 1;
-  const __m256 lo = _mm256_set1_ps(r.clamp.lo), hi = _mm256_set1_ps(r.clamp.hi);
-  auto load = [mask](const float* q)
-                  EDGEOPT_AVX2 { return kMasked ? _mm256_maskload_ps(q, mask) : _mm256_loadu_ps(q); };
+struct DepthwiseRowBlock {
+  static constexpr int kTaps = KH > 0 ? KH* KW : 1;
+  const DepthwiseRow& r;
+  int kh, kw, c;
+  __m256i mask;
   __m256 wv[kTaps];
-  if (KH > 0) {
+  __m256 bias, lo, hi;
+
+  EDGEOPT_AVX2 __m256 load(const float* q) const { return kMasked ? _mm256_maskload_ps(q, mask) : _mm256_loadu_ps(q); }
+
+  // P pixels from x, y: independent FMA chains (each pixel's taps in order,
+  // so a pixel's result does not depend on how many go together).
+  template <int P>
+  EDGEOPT_AVX2 void pixels(const float* x, float* y) const {
+    __m256 acc[P];
     EDGEOPT_UNROLL
-    for (int t = 0; t < kTaps; ++t) wv[t] = load(r.w + t * r.w_stride + c);
-  }
-  const __m256 bias = load(r.bias + c);
-  const float* x = r.x + c;
-  float* y = r.y + c;
-  for (int p = 0; p < r.pixels; ++p, x += r.pixel_step, y += r.y_step) {
-    __m256 acc = _mm256_setzero_ps();
+    for (int q = 0; q < P; ++q) acc[q] = _mm256_setzero_ps();
     EDGEOPT_UNROLL
-    for (int ky = 0; ky < kh; ++ky) {
+    for (int ky = 0; ky < (KH > 0 ? KH : kh); ++ky) {
       const float* row = x + r.row_offsets[ky];
       EDGEOPT_UNROLL
-      for (int kx = 0; kx < kw; ++kx) {
+      for (int kx = 0; kx < (KW > 0 ? KW : kw); ++kx) {
         const __m256 wt = KH > 0 ? wv[ky * KW + kx] : load(r.w + (ky * kw + kx) * r.w_stride + c);
-        acc = _mm256_fmadd_ps(load(row + kx * r.col_step), wt, acc);
+        EDGEOPT_UNROLL
+        for (int q = 0; q < P; ++q)
+          acc[q] = _mm256_fmadd_ps(load(row + q * r.pixel_step + kx * r.col_step), wt, acc[q]);
       }
     }
-    const __m256 v = clamp8(_mm256_add_ps(acc, bias), lo, hi);
-    if (kMasked)
-      _mm256_maskstore_ps(y, mask, v);
-    else
-      _mm256_storeu_ps(y, v);
+    EDGEOPT_UNROLL
+    for (int q = 0; q < P; ++q) {
+      const __m256 v = clamp8(_mm256_add_ps(acc[q], bias), lo, hi);
+      if (kMasked)
+        _mm256_maskstore_ps(y + q * r.y_step, mask, v);
+      else
+        _mm256_storeu_ps(y + q * r.y_step, v);
+    }
   }
+};
+
+// A row segment: 8 channels at a time, their kh*kw weights held in registers
+// while the pixels stream by, kPixels at a time (KH = KW = 0: any kernel
+// size, weights from memory).
+constexpr int kDepthwisePixels = 4;
+
+template <int KH, int KW, bool kMasked>
+EDGEOPT_MICROKERNEL void depthwise_row_block(const DepthwiseRow& r, int c, __m256i mask) {
+  DepthwiseRowBlock<KH, KW, kMasked> b{r, r.kh, r.kw, c, mask, {}, {}, {}, {}};
+  if (KH > 0) {
+    EDGEOPT_UNROLL
+    for (int t = 0; t < b.kTaps; ++t) b.wv[t] = b.load(r.w + t * r.w_stride + c);
+  }
+  b.bias = b.load(r.bias + c);
+  b.lo = _mm256_set1_ps(r.clamp.lo);
+  b.hi = _mm256_set1_ps(r.clamp.hi);
+  const float* x = r.x + c;
+  float* y = r.y + c;
+  int p = 0;
+  for (; p + kDepthwisePixels <= r.pixels; p += kDepthwisePixels)
+    b.template pixels<kDepthwisePixels>(x + p * r.pixel_step, y + p * r.y_step);
+  for (; p < r.pixels; ++p) b.template pixels<1>(x + p * r.pixel_step, y + p * r.y_step);
 }
 
 template <int KH, int KW>
