@@ -12,6 +12,7 @@
 #include "../kernels/cpu_features.h"
 #include "args.h"
 #include "bench_wrap.h"
+#include "cnn_wrap.h"
 #include "npu_wrap.h"
 #include "program_wrap.h"
 
@@ -37,7 +38,9 @@ class Addon : public Napi::Addon<Addon> {
          InstanceMethod("reluF32", &Addon::ReluF32), InstanceMethod("firstNonFinite", &Addon::FirstNonFinite),
          InstanceMethod("peakProbe", &Addon::PeakProbe), InstanceValue("Program", ProgramWrap::DefineClass(env)),
          InstanceMethod("nativeProgramOps", &Addon::NativeProgramOps),
-         InstanceValue("KernelBench", KernelBench::DefineClass(env)), InstanceValue("npu", NpuExports(env))});
+         InstanceValue("KernelBench", KernelBench::DefineClass(env)),
+         InstanceValue("ConvBench", ConvBench::DefineClass(env)), InstanceValue("npu", NpuExports(env)),
+         InstanceValue("cnn", CnnExports(env))});
   }
 
  private:

@@ -82,7 +82,8 @@ void pack_conv_f32(const KernelTable& kt, const ConvShape& s, const float* weigh
   out->act = act;
   out->group_weights.clear();
   out->depthwise_weights.clear();
-  out->bias.assign(s.out_c, 0.0f);
+  out->direct_weights.clear();
+  out->bias.assign((s.out_c + kDirectTile - 1) / kDirectTile * kDirectTile, 0.0f);
   if (bias) std::copy(bias, bias + s.out_c, out->bias.begin());
   const int taps = s.kh * s.kw, icg = s.in_c / s.groups, ocg = s.out_c / s.groups;
   const int64_t k = int64_t{taps} * icg;
@@ -93,6 +94,17 @@ void pack_conv_f32(const KernelTable& kt, const ConvShape& s, const float* weigh
     for (int c = 0; c < s.in_c; ++c)
       for (int t = 0; t < taps; ++t)
         out->depthwise_weights[static_cast<size_t>(t) * out->channel_stride + c] = weight_ohwi[int64_t{c} * taps + t];
+    out->block_pixels = 0;
+    return;
+  }
+  if (s.groups == 1 && kt.cnn && k <= kt.cnn->direct_max_k) {
+    out->method = ConvMethod::Direct;
+    const int tiles = (s.out_c + kDirectTile - 1) / kDirectTile;
+    out->direct_weights.assign(static_cast<size_t>(tiles) * k * kDirectTile, 0.0f);
+    for (int oc = 0; oc < s.out_c; ++oc)
+      for (int64_t i = 0; i < k; ++i)
+        out->direct_weights[(static_cast<size_t>(oc / kDirectTile) * k + i) * kDirectTile + oc % kDirectTile] =
+            weight_ohwi[oc * k + i];
     out->block_pixels = 0;
     return;
   }
@@ -122,23 +134,54 @@ void run_conv_f32(const CnnKernels& cnn, const ConvF32Args& args) {
 
 namespace {
 
+// n floats; short runs (the 1-3 channel stems) inline rather than a memcpy call.
+inline void copy_floats(float* dst, const float* src, int64_t n) {
+  if (n <= 16) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
+  } else {
+    std::memcpy(dst, src, sizeof(float) * n);
+  }
+}
+
+inline void zero_floats(float* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = 0.0f;
+}
+
 // Patch rows of pixels [p0, p0 + rows) for group g: for each tap (ky, kx) the
-// group's icg input channels, zeros where the tap falls in the padding.
+// group's icg input channels, zeros where the tap falls in the padding. With
+// one group and no horizontal dilation a row's kw taps are one contiguous run
+// of the NHWC input, copied at once.
 void im2col(const ConvShape& s, const float* x, int64_t p0, int rows, int g, float* patch) {
   const int icg = s.in_c / s.groups;
-  const size_t k = static_cast<size_t>(s.kh) * s.kw * icg;
-  for (int r = 0; r < rows; ++r) {
-    const PixelPos pos = pixel_pos(p0 + r, s.out_h, s.out_w);
+  const int64_t row_floats = int64_t{s.kw} * icg;
+  const size_t k = static_cast<size_t>(s.kh) * row_floats;
+  const bool runs = s.groups == 1 && s.dilation_w == 1;
+  PixelPos pos = pixel_pos(p0, s.out_h, s.out_w);
+  for (int r = 0; r < rows; ++r, next_pixel(&pos, s.out_h, s.out_w)) {
     const float* image = x + pos.image * s.in_h * s.in_w * s.in_c + int64_t{g} * icg;
+    const int ix0 = pos.ox * s.stride_w - s.pad_left;
     float* dst = patch + r * k;
-    for (int ky = 0; ky < s.kh; ++ky) {
+    for (int ky = 0; ky < s.kh; ++ky, dst += row_floats) {
       const int iy = pos.oy * s.stride_h - s.pad_top + ky * s.dilation_h;
-      for (int kx = 0; kx < s.kw; ++kx, dst += icg) {
-        const int ix = pos.ox * s.stride_w - s.pad_left + kx * s.dilation_w;
-        if (iy < 0 || iy >= s.in_h || ix < 0 || ix >= s.in_w)
-          std::memset(dst, 0, sizeof(float) * icg);
+      if (iy < 0 || iy >= s.in_h) {
+        zero_floats(dst, row_floats);
+        continue;
+      }
+      const float* src_row = image + int64_t{iy} * s.in_w * s.in_c;
+      if (runs) {
+        const int first = std::min(s.kw, std::max(0, -ix0));
+        const int last = std::max(first, std::min(s.kw, s.in_w - ix0));  // taps [first, last) are inside
+        zero_floats(dst, int64_t{first} * icg);
+        copy_floats(dst + int64_t{first} * icg, src_row + int64_t{ix0 + first} * s.in_c, int64_t{last - first} * icg);
+        zero_floats(dst + int64_t{last} * icg, int64_t{s.kw - last} * icg);
+        continue;
+      }
+      for (int kx = 0; kx < s.kw; ++kx) {
+        const int ix = ix0 + kx * s.dilation_w;
+        if (ix < 0 || ix >= s.in_w)
+          zero_floats(dst + int64_t{kx} * icg, icg);
         else
-          std::memcpy(dst, image + (int64_t{iy} * s.in_w + ix) * s.in_c, sizeof(float) * icg);
+          copy_floats(dst + int64_t{kx} * icg, src_row + int64_t{ix} * s.in_c, icg);
       }
     }
   }

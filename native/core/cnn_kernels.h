@@ -69,7 +69,11 @@ struct ConvShape {
 //   caller-provided scratch as patch rows ((ky, kx, ci) order, zeros for
 //   padding), then the table's packed GEMM.
 // Depthwise: groups == in_c == out_c: a channel-vectorized direct kernel.
-enum class ConvMethod : uint8_t { Pointwise, Im2col, Depthwise };
+// Direct: one group and a short K (at most the table's direct_max_k: stems on
+//   1-3 channels, 1x1 on few channels), where a GEMM call is mostly overhead:
+//   output channels in tiles of 16, pixels read in place through per-tap
+//   pointers (zeros for padding), bias and clamp applied in registers.
+enum class ConvMethod : uint8_t { Pointwise, Im2col, Depthwise, Direct };
 
 // A convolution's weights packed once, at load. Immutable afterwards: any
 // number of threads may run it at once (each with its own scratch).
@@ -84,15 +88,21 @@ struct PackedConvF32 {
   // kDepthwiseChannelAlign), the same layout on every table.
   std::vector<float> depthwise_weights;
   int channel_stride = 0;
-  std::vector<float> bias;  // out_c values, zeros when the op has no bias
-  int block_pixels = 0;     // Im2col: output pixels per patch block
+  // Direct: [ceil(out_c / 16)][K][16], K in (ky, kx, ci) order, zero padding;
+  // the same layout on every table.
+  std::vector<float> direct_weights;
+  // out_c values (zeros when the op has no bias), zero-padded to a multiple of 16.
+  std::vector<float> bias;
+  int block_pixels = 0;  // Pointwise/Im2col: output pixels per GEMM block
 };
 
 constexpr int kDepthwiseChannelAlign = 16;
+constexpr int kDirectTile = 16;
 
 // Checks the shape (E_SHAPE on an inconsistent or absurd one) and packs the
 // OHWI weights [out_c][kh][kw][in_c/groups] (program.ts ConvOp.weight). bias:
-// out_c values or null. kt packs the GEMM operands (its pack_f32).
+// out_c values or null. kt packs the GEMM operands (its pack_f32); its CNN
+// table's direct_max_k decides when Direct is worth it.
 void pack_conv_f32(const KernelTable& kt, const ConvShape& shape, const float* weight_ohwi, const float* bias,
                    const Activation& act, PackedConvF32* out);
 
@@ -279,7 +289,8 @@ struct TransposeArgs {
 
 struct CnnKernels {
   const char* name;
-  // ConvMethod::Pointwise and Im2col (the GEMM of the KernelTable that packed the weights).
+  // ConvMethod::Pointwise and Im2col (the GEMM of the KernelTable that packed
+  // the weights), and Direct.
   void (*conv_f32)(const ConvF32Args& args);
   // ConvMethod::Depthwise.
   void (*depthwise_f32)(const ConvF32Args& args);
@@ -300,6 +311,9 @@ struct CnnKernels {
   void (*split)(const SplitArgs& args);
   void (*pad)(const PadArgs& args);
   void (*transpose)(const TransposeArgs& args);
+  // pack_conv_f32 picks ConvMethod::Direct for one-group convs with
+  // kh*kw*in_c at most this (0: never).
+  int direct_max_k;
 };
 
 const CnnKernels& scalar_cnn_kernels();

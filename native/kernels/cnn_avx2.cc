@@ -8,7 +8,6 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <vector>
 
 #include "../core/activation.h"
 #include "../core/cnn_conv.h"
@@ -222,76 +221,169 @@ EDGEOPT_AVX2 void binary_row(BinaryFn fn, const float* a, int64_t as, const floa
 
 const CnnRowOps kRows = {max_row, add_row, div_row, exp_sub_row, binary_row, activation_f32};
 
-// --- Depthwise convolution ---
+// --- Depthwise convolution (the driver is cnn_depthwise.cc) ---
 
-// Padding taps point into zeros; channels run in strips of at most this many,
-// each strip's tap pointers rebased to the strip.
-constexpr int kStrip = 1024;
-alignas(64) const float kZeros[kStrip] = {};
-
-// One output pixel, channels [0, n) of a strip: the taps' input pointers,
-// weights (row stride ws, zero-padded to a multiple of 16), bias.
+// A border pixel: channels in blocks of 16, then 8, then a masked tail; every
+// channel's taps go through one FMA chain in tap order, whatever its block.
 template <int T>
-EDGEOPT_MICROKERNEL void depthwise_pixel(const float* const* in, int taps, const float* w, int ws, const float* bias,
-                                         float* y, int n, __m256 lo, __m256 hi) {
-  const int t_count = T > 0 ? T : taps;
+EDGEOPT_MICROKERNEL void depthwise_pixel_taps(const DepthwisePixel& p) {
+  const int taps = T > 0 ? T : p.taps, ws = p.w_stride;
+  const __m256 lo = _mm256_set1_ps(p.clamp.lo), hi = _mm256_set1_ps(p.clamp.hi);
   int c = 0;
-  for (; c + 16 <= n; c += 16) {
+  for (; c + 16 <= p.channels; c += 16) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     EDGEOPT_UNROLL
-    for (int t = 0; t < t_count; ++t) {
-      acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(in[t] + c), _mm256_loadu_ps(w + t * ws + c), acc0);
-      acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(in[t] + c + 8), _mm256_loadu_ps(w + t * ws + c + 8), acc1);
+    for (int t = 0; t < taps; ++t) {
+      acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(p.in[t] + c), _mm256_loadu_ps(p.w + t * ws + c), acc0);
+      acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(p.in[t] + c + 8), _mm256_loadu_ps(p.w + t * ws + c + 8), acc1);
     }
-    _mm256_storeu_ps(y + c, clamp8(_mm256_add_ps(acc0, _mm256_loadu_ps(bias + c)), lo, hi));
-    _mm256_storeu_ps(y + c + 8, clamp8(_mm256_add_ps(acc1, _mm256_loadu_ps(bias + c + 8)), lo, hi));
+    _mm256_storeu_ps(p.y + c, clamp8(_mm256_add_ps(acc0, _mm256_loadu_ps(p.bias + c)), lo, hi));
+    _mm256_storeu_ps(p.y + c + 8, clamp8(_mm256_add_ps(acc1, _mm256_loadu_ps(p.bias + c + 8)), lo, hi));
   }
-  for (; c < n; c += 8) {
-    const __m256i m = tail_mask(std::min(8, n - c));
+  for (; c < p.channels; c += 8) {
+    const __m256i m = tail_mask(std::min(8, p.channels - c));
     __m256 acc = _mm256_setzero_ps();
-    for (int t = 0; t < t_count; ++t)
-      acc = _mm256_fmadd_ps(_mm256_maskload_ps(in[t] + c, m), _mm256_maskload_ps(w + t * ws + c, m), acc);
-    _mm256_maskstore_ps(y + c, m, clamp8(_mm256_add_ps(acc, _mm256_maskload_ps(bias + c, m)), lo, hi));
+    for (int t = 0; t < taps; ++t)
+      acc = _mm256_fmadd_ps(_mm256_maskload_ps(p.in[t] + c, m), _mm256_maskload_ps(p.w + t * ws + c, m), acc);
+    _mm256_maskstore_ps(p.y + c, m, clamp8(_mm256_add_ps(acc, _mm256_maskload_ps(p.bias + c, m)), lo, hi));
   }
 }
 
-EDGEOPT_AVX2 void depthwise_f32(const ConvF32Args& a) {
-  const PackedConvF32& w = *a.w;
-  const ConvShape& s = w.shape;
-  const int c_count = s.in_c, taps = s.kh * s.kw;
-  const ClampBounds cb = clamp_bounds(w.act);
-  const __m256 lo = _mm256_set1_ps(cb.lo), hi = _mm256_set1_ps(cb.hi);
-  std::vector<int64_t> offset(taps);  // input offset of each tap, -1 in the padding
-  std::vector<const float*> in(taps);
-  for (int64_t p = a.pixel_begin; p < a.pixel_end; ++p) {
-    const PixelPos pos = pixel_pos(p, s.out_h, s.out_w);
-    const float* x = a.x + pos.image * s.in_h * s.in_w * c_count;
-    for (int ky = 0, t = 0; ky < s.kh; ++ky) {
-      const int iy = pos.oy * s.stride_h - s.pad_top + ky * s.dilation_h;
-      for (int kx = 0; kx < s.kw; ++kx, ++t) {
-        const int ix = pos.ox * s.stride_w - s.pad_left + kx * s.dilation_w;
-        offset[t] = iy < 0 || iy >= s.in_h || ix < 0 || ix >= s.in_w ? -1 : (int64_t{iy} * s.in_w + ix) * c_count;
+void depthwise_pixel(const DepthwisePixel& p) {
+  if (p.taps == 9) return depthwise_pixel_taps<9>(p);
+  if (p.taps == 25) return depthwise_pixel_taps<25>(p);
+  depthwise_pixel_taps<0>(p);
+}
+
+template <int KH, int KW, bool kMasked>
+struct DepthwiseRowBlock {
+  static constexpr int kTaps = KH > 0 ? KH* KW : 1;
+  const DepthwiseRow& r;
+  int kh, kw, c;
+  __m256i mask;
+  __m256 wv[kTaps];
+  __m256 bias, lo, hi;
+
+  EDGEOPT_AVX2 __m256 load(const float* q) const { return kMasked ? _mm256_maskload_ps(q, mask) : _mm256_loadu_ps(q); }
+
+  // P pixels from x, y: independent FMA chains (each pixel's taps in order,
+  // so a pixel's result does not depend on how many go together).
+  template <int P>
+  EDGEOPT_AVX2 void pixels(const float* x, float* y) const {
+    __m256 acc[P];
+    EDGEOPT_UNROLL
+    for (int q = 0; q < P; ++q) acc[q] = _mm256_setzero_ps();
+    EDGEOPT_UNROLL
+    for (int ky = 0; ky < (KH > 0 ? KH : kh); ++ky) {
+      const float* row = x + r.row_offsets[ky];
+      EDGEOPT_UNROLL
+      for (int kx = 0; kx < (KW > 0 ? KW : kw); ++kx) {
+        const __m256 wt = KH > 0 ? wv[ky * KW + kx] : load(r.w + (ky * kw + kx) * r.w_stride + c);
+        EDGEOPT_UNROLL
+        for (int q = 0; q < P; ++q)
+          acc[q] = _mm256_fmadd_ps(load(row + q * r.pixel_step + kx * r.col_step), wt, acc[q]);
       }
     }
-    float* y = a.y + p * c_count;
-    for (int c0 = a.oc_begin; c0 < a.oc_end; c0 += kStrip) {
-      const int n = std::min(kStrip, a.oc_end - c0);
-      for (int t = 0; t < taps; ++t) in[t] = offset[t] < 0 ? kZeros : x + offset[t] + c0;
-      const float* wp = w.depthwise_weights.data() + c0;
-      if (taps == 9)
-        depthwise_pixel<9>(in.data(), taps, wp, w.channel_stride, w.bias.data() + c0, y + c0, n, lo, hi);
-      else if (taps == 25)
-        depthwise_pixel<25>(in.data(), taps, wp, w.channel_stride, w.bias.data() + c0, y + c0, n, lo, hi);
+    EDGEOPT_UNROLL
+    for (int q = 0; q < P; ++q) {
+      const __m256 v = clamp8(_mm256_add_ps(acc[q], bias), lo, hi);
+      if (kMasked)
+        _mm256_maskstore_ps(y + q * r.y_step, mask, v);
       else
-        depthwise_pixel<0>(in.data(), taps, wp, w.channel_stride, w.bias.data() + c0, y + c0, n, lo, hi);
+        _mm256_storeu_ps(y + q * r.y_step, v);
     }
-    if (!is_clamp(w.act)) activation_f32(y + a.oc_begin, y + a.oc_begin, a.oc_end - a.oc_begin, w.act);
+  }
+};
+
+// A row segment: 8 channels at a time, their kh*kw weights held in registers
+// while the pixels stream by, kPixels at a time (KH = KW = 0: any kernel
+// size, weights from memory).
+constexpr int kDepthwisePixels = 4;
+
+template <int KH, int KW, bool kMasked>
+EDGEOPT_MICROKERNEL void depthwise_row_block(const DepthwiseRow& r, int c, __m256i mask) {
+  DepthwiseRowBlock<KH, KW, kMasked> b{r, r.kh, r.kw, c, mask, {}, {}, {}, {}};
+  if (KH > 0) {
+    EDGEOPT_UNROLL
+    for (int t = 0; t < b.kTaps; ++t) b.wv[t] = b.load(r.w + t * r.w_stride + c);
+  }
+  b.bias = b.load(r.bias + c);
+  b.lo = _mm256_set1_ps(r.clamp.lo);
+  b.hi = _mm256_set1_ps(r.clamp.hi);
+  const float* x = r.x + c;
+  float* y = r.y + c;
+  int p = 0;
+  for (; p + kDepthwisePixels <= r.pixels; p += kDepthwisePixels)
+    b.template pixels<kDepthwisePixels>(x + p * r.pixel_step, y + p * r.y_step);
+  for (; p < r.pixels; ++p) b.template pixels<1>(x + p * r.pixel_step, y + p * r.y_step);
+}
+
+template <int KH, int KW>
+EDGEOPT_AVX2 void depthwise_row_sized(const DepthwiseRow& r) {
+  int c = 0;
+  for (; c + 8 <= r.channels; c += 8) depthwise_row_block<KH, KW, false>(r, c, _mm256_setzero_si256());
+  if (c < r.channels) depthwise_row_block<KH, KW, true>(r, c, tail_mask(r.channels - c));
+}
+
+void depthwise_row(const DepthwiseRow& r) {
+  if (r.kh == 3 && r.kw == 3) return depthwise_row_sized<3, 3>(r);
+  if (r.kh == 5 && r.kw == 5) return depthwise_row_sized<5, 5>(r);
+  depthwise_row_sized<0, 0>(r);
+}
+
+void depthwise_f32(const ConvF32Args& a) { depthwise_f32_rows({depthwise_row, depthwise_pixel, activation_f32}, a); }
+
+// --- Direct convolution (the driver is cnn_direct.cc) ---
+
+// Six pixels x one tile of 16 channels: 12 accumulators, one FMA chain per
+// output in K order; the pixels' inputs are broadcast, the weights loaded.
+constexpr int kDirectRows = 6;
+
+EDGEOPT_MICROKERNEL void direct_tile(const DirectTile& d) {
+  __m256 acc[kDirectRows][2];
+  EDGEOPT_UNROLL
+  for (int r = 0; r < kDirectRows; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+  const float* w = d.w;
+  for (int t = 0; t < d.taps; ++t) {
+    const float* px[kDirectRows];
+    EDGEOPT_UNROLL
+    for (int r = 0; r < kDirectRows; ++r) px[r] = d.in[r * d.taps + t];
+    for (int ci = 0; ci < d.in_c; ++ci, w += kDirectTile) {
+      const __m256 w0 = _mm256_loadu_ps(w), w1 = _mm256_loadu_ps(w + 8);
+      EDGEOPT_UNROLL
+      for (int r = 0; r < kDirectRows; ++r) {
+        const __m256 xv = _mm256_broadcast_ss(px[r] + ci);
+        acc[r][0] = _mm256_fmadd_ps(xv, w0, acc[r][0]);
+        acc[r][1] = _mm256_fmadd_ps(xv, w1, acc[r][1]);
+      }
+    }
+  }
+  const __m256 lo = _mm256_set1_ps(d.clamp.lo), hi = _mm256_set1_ps(d.clamp.hi);
+  const __m256 b0 = _mm256_loadu_ps(d.bias), b1 = _mm256_loadu_ps(d.bias + 8);
+  const bool whole = d.store_begin == 0 && d.store_end == kDirectTile;
+  EDGEOPT_UNROLL
+  for (int r = 0; r < kDirectRows; ++r) {
+    if (r >= d.rows) break;
+    const __m256 v0 = clamp8(_mm256_add_ps(acc[r][0], b0), lo, hi), v1 = clamp8(_mm256_add_ps(acc[r][1], b1), lo, hi);
+    float* y = d.y + r * d.y_step;
+    if (whole) {
+      _mm256_storeu_ps(y, v0);
+      _mm256_storeu_ps(y + 8, v1);
+    } else {
+      alignas(32) float tmp[kDirectTile];
+      _mm256_store_ps(tmp, v0);
+      _mm256_store_ps(tmp + 8, v1);
+      for (int c = d.store_begin; c < d.store_end; ++c) y[c] = tmp[c];
+    }
   }
 }
 
 // --- The table (loop nests are cnn_rows.cc's, baseline code calling the primitives above) ---
 
-void conv_f32(const ConvF32Args& a) { conv_gemm_f32(avx2_cnn_kernels(), a); }
+void conv_f32(const ConvF32Args& a) {
+  if (a.w->method == ConvMethod::Direct) return conv_direct_f32({kDirectRows, direct_tile, activation_f32}, a);
+  conv_gemm_f32(avx2_cnn_kernels(), a);
+}
 void maxpool_f32(const PoolF32Args& a) { pool_f32_rows(kRows, PoolKind::Max, a); }
 void avgpool_f32(const PoolF32Args& a) { pool_f32_rows(kRows, PoolKind::Average, a); }
 void global_avgpool_f32(const GlobalPoolF32Args& a) { global_pool_f32_rows(kRows, PoolKind::Average, a); }
@@ -317,6 +409,7 @@ CnnKernels make_table() {
   t.bias_act_f32 = bias_act_f32;
   t.softmax_f32 = softmax_f32;
   t.reduce_mean_f32 = reduce_mean_f32;
+  t.direct_max_k = 32;
   return t;
 }
 

@@ -11,7 +11,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <vector>
 
 #include "../core/activation.h"
 #include "../core/cnn_conv.h"
@@ -200,81 +199,148 @@ void binary_row(BinaryFn fn, const float* a, int64_t as, const float* b, int64_t
 
 const CnnRowOps kRows = {max_row, add_row, div_row, exp_sub_row, binary_row, activation_f32};
 
-// --- Depthwise convolution ---
+// --- Depthwise convolution (the driver is cnn_depthwise.cc) ---
 
-// Padding taps point into zeros; channels run in strips of at most this many,
-// each strip's tap pointers rebased to the strip.
-constexpr int kStrip = 1024;
-alignas(64) const float kZeros[kStrip] = {};
-
-// One output pixel, channels [0, n) of a strip: the taps' input pointers,
-// weights (row stride ws, zero-padded to a multiple of 16), bias.
+// A border pixel: channels in blocks of 16, then 4, then one at a time; every
+// channel's taps go through one fused multiply-add chain in tap order
+// (std::fma on the tail), whatever its block.
 template <int T>
-__attribute__((noinline)) void depthwise_pixel(const float* const* in, int taps, const float* w, int ws,
-                                               const float* bias, float* y, int n, float32x4_t lo, float32x4_t hi) {
-  const int t_count = T > 0 ? T : taps;
+__attribute__((noinline)) void depthwise_pixel_taps(const DepthwisePixel& p) {
+  const int taps = T > 0 ? T : p.taps, ws = p.w_stride;
+  const float32x4_t lo = vdupq_n_f32(p.clamp.lo), hi = vdupq_n_f32(p.clamp.hi);
   int c = 0;
-  for (; c + 16 <= n; c += 16) {
+  for (; c + 16 <= p.channels; c += 16) {
     float32x4_t acc[4] = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)};
     EDGEOPT_NEON_UNROLL
-    for (int t = 0; t < t_count; ++t) {
+    for (int t = 0; t < taps; ++t) {
       EDGEOPT_NEON_UNROLL
       for (int q = 0; q < 4; ++q)
-        acc[q] = vfmaq_f32(acc[q], vld1q_f32(in[t] + c + 4 * q), vld1q_f32(w + t * ws + c + 4 * q));
+        acc[q] = vfmaq_f32(acc[q], vld1q_f32(p.in[t] + c + 4 * q), vld1q_f32(p.w + t * ws + c + 4 * q));
     }
     EDGEOPT_NEON_UNROLL
     for (int q = 0; q < 4; ++q)
-      vst1q_f32(y + c + 4 * q, clamp4(vaddq_f32(acc[q], vld1q_f32(bias + c + 4 * q)), lo, hi));
+      vst1q_f32(p.y + c + 4 * q, clamp4(vaddq_f32(acc[q], vld1q_f32(p.bias + c + 4 * q)), lo, hi));
   }
-  for (; c + 4 <= n; c += 4) {
+  for (; c + 4 <= p.channels; c += 4) {
     float32x4_t acc = vdupq_n_f32(0.0f);
-    for (int t = 0; t < t_count; ++t) acc = vfmaq_f32(acc, vld1q_f32(in[t] + c), vld1q_f32(w + t * ws + c));
-    vst1q_f32(y + c, clamp4(vaddq_f32(acc, vld1q_f32(bias + c)), lo, hi));
+    for (int t = 0; t < taps; ++t) acc = vfmaq_f32(acc, vld1q_f32(p.in[t] + c), vld1q_f32(p.w + t * ws + c));
+    vst1q_f32(p.y + c, clamp4(vaddq_f32(acc, vld1q_f32(p.bias + c)), lo, hi));
   }
-  for (; c < n; ++c) {  // fused like the vector lanes, so a channel's result never depends on its lane
+  for (; c < p.channels; ++c) {
     float acc = 0.0f;
-    for (int t = 0; t < t_count; ++t) acc = std::fma(in[t][c], w[t * ws + c], acc);
-    y[c] = clamp_f32(acc + bias[c], vgetq_lane_f32(lo, 0), vgetq_lane_f32(hi, 0));
+    for (int t = 0; t < taps; ++t) acc = std::fma(p.in[t][c], p.w[t * ws + c], acc);
+    p.y[c] = clamp_f32(acc + p.bias[c], p.clamp.lo, p.clamp.hi);
   }
 }
 
-void depthwise_f32(const ConvF32Args& a) {
-  const PackedConvF32& w = *a.w;
-  const ConvShape& s = w.shape;
-  const int c_count = s.in_c, taps = s.kh * s.kw;
-  const ClampBounds cb = clamp_bounds(w.act);
-  const float32x4_t lo = vdupq_n_f32(cb.lo), hi = vdupq_n_f32(cb.hi);
-  std::vector<int64_t> offset(taps);  // input offset of each tap, -1 in the padding
-  std::vector<const float*> in(taps);
-  for (int64_t p = a.pixel_begin; p < a.pixel_end; ++p) {
-    const PixelPos pos = pixel_pos(p, s.out_h, s.out_w);
-    const float* x = a.x + pos.image * s.in_h * s.in_w * c_count;
-    for (int ky = 0, t = 0; ky < s.kh; ++ky) {
-      const int iy = pos.oy * s.stride_h - s.pad_top + ky * s.dilation_h;
-      for (int kx = 0; kx < s.kw; ++kx, ++t) {
-        const int ix = pos.ox * s.stride_w - s.pad_left + kx * s.dilation_w;
-        offset[t] = iy < 0 || iy >= s.in_h || ix < 0 || ix >= s.in_w ? -1 : (int64_t{iy} * s.in_w + ix) * c_count;
+void depthwise_pixel(const DepthwisePixel& p) {
+  if (p.taps == 9) return depthwise_pixel_taps<9>(p);
+  if (p.taps == 25) return depthwise_pixel_taps<25>(p);
+  depthwise_pixel_taps<0>(p);
+}
+
+// A row segment: 4 channels at a time, their kh*kw weights held in registers
+// while the pixels stream by (KH = KW = 0: any kernel size, weights from
+// memory); the last channels one at a time with std::fma.
+template <int KH, int KW>
+__attribute__((noinline)) void depthwise_row_block(const DepthwiseRow& r, int c) {
+  const int kh = KH > 0 ? KH : r.kh, kw = KW > 0 ? KW : r.kw;
+  constexpr int kTaps = KH > 0 ? KH * KW : 1;
+  const float32x4_t lo = vdupq_n_f32(r.clamp.lo), hi = vdupq_n_f32(r.clamp.hi);
+  float32x4_t wv[kTaps];
+  if (KH > 0) {
+    EDGEOPT_NEON_UNROLL
+    for (int t = 0; t < kTaps; ++t) wv[t] = vld1q_f32(r.w + t * r.w_stride + c);
+  }
+  const float32x4_t bias = vld1q_f32(r.bias + c);
+  const float* x = r.x + c;
+  float* y = r.y + c;
+  for (int p = 0; p < r.pixels; ++p, x += r.pixel_step, y += r.y_step) {
+    float32x4_t acc = vdupq_n_f32(0.0f);
+    EDGEOPT_NEON_UNROLL
+    for (int ky = 0; ky < kh; ++ky) {
+      const float* row = x + r.row_offsets[ky];
+      EDGEOPT_NEON_UNROLL
+      for (int kx = 0; kx < kw; ++kx) {
+        const float32x4_t wt = KH > 0 ? wv[ky * KW + kx] : vld1q_f32(r.w + (ky * kw + kx) * r.w_stride + c);
+        acc = vfmaq_f32(acc, vld1q_f32(row + kx * r.col_step), wt);
       }
     }
-    float* y = a.y + p * c_count;
-    for (int c0 = a.oc_begin; c0 < a.oc_end; c0 += kStrip) {
-      const int n = std::min(kStrip, a.oc_end - c0);
-      for (int t = 0; t < taps; ++t) in[t] = offset[t] < 0 ? kZeros : x + offset[t] + c0;
-      const float* wp = w.depthwise_weights.data() + c0;
-      if (taps == 9)
-        depthwise_pixel<9>(in.data(), taps, wp, w.channel_stride, w.bias.data() + c0, y + c0, n, lo, hi);
-      else if (taps == 25)
-        depthwise_pixel<25>(in.data(), taps, wp, w.channel_stride, w.bias.data() + c0, y + c0, n, lo, hi);
-      else
-        depthwise_pixel<0>(in.data(), taps, wp, w.channel_stride, w.bias.data() + c0, y + c0, n, lo, hi);
+    vst1q_f32(y, clamp4(vaddq_f32(acc, bias), lo, hi));
+  }
+}
+
+void depthwise_row_tail(const DepthwiseRow& r, int c) {
+  const float* x = r.x + c;
+  float* y = r.y + c;
+  for (int p = 0; p < r.pixels; ++p, x += r.pixel_step, y += r.y_step) {
+    float acc = 0.0f;
+    for (int ky = 0; ky < r.kh; ++ky)
+      for (int kx = 0; kx < r.kw; ++kx)
+        acc = std::fma(x[r.row_offsets[ky] + kx * r.col_step], r.w[(ky * r.kw + kx) * r.w_stride + c], acc);
+    *y = clamp_f32(acc + r.bias[c], r.clamp.lo, r.clamp.hi);
+  }
+}
+
+void depthwise_row(const DepthwiseRow& r) {
+  int c = 0;
+  for (; c + 4 <= r.channels; c += 4) {
+    if (r.kh == 3 && r.kw == 3)
+      depthwise_row_block<3, 3>(r, c);
+    else if (r.kh == 5 && r.kw == 5)
+      depthwise_row_block<5, 5>(r, c);
+    else
+      depthwise_row_block<0, 0>(r, c);
+  }
+  for (; c < r.channels; ++c) depthwise_row_tail(r, c);
+}
+
+void depthwise_f32(const ConvF32Args& a) { depthwise_f32_rows({depthwise_row, depthwise_pixel, activation_f32}, a); }
+
+// --- Direct convolution (the driver is cnn_direct.cc) ---
+
+// Four pixels x one tile of 16 channels: 16 accumulators, one FMA chain per
+// output in K order; the pixels' inputs are broadcast, the weights loaded.
+constexpr int kDirectRows = 4;
+
+__attribute__((noinline)) void direct_tile(const DirectTile& d) {
+  float32x4_t acc[kDirectRows][4];
+  EDGEOPT_NEON_UNROLL
+  for (int r = 0; r < kDirectRows; ++r) EDGEOPT_NEON_UNROLL
+  for (int q = 0; q < 4; ++q) acc[r][q] = vdupq_n_f32(0.0f);
+  const float* w = d.w;
+  for (int t = 0; t < d.taps; ++t) {
+    const float* px[kDirectRows];
+    EDGEOPT_NEON_UNROLL
+    for (int r = 0; r < kDirectRows; ++r) px[r] = d.in[r * d.taps + t];
+    for (int ci = 0; ci < d.in_c; ++ci, w += kDirectTile) {
+      float32x4_t wv[4];
+      EDGEOPT_NEON_UNROLL
+      for (int q = 0; q < 4; ++q) wv[q] = vld1q_f32(w + 4 * q);
+      EDGEOPT_NEON_UNROLL
+      for (int r = 0; r < kDirectRows; ++r) {
+        const float32x4_t xv = vld1q_dup_f32(px[r] + ci);
+        EDGEOPT_NEON_UNROLL
+        for (int q = 0; q < 4; ++q) acc[r][q] = vfmaq_f32(acc[r][q], xv, wv[q]);
+      }
     }
-    if (!is_clamp(w.act)) activation_f32(y + a.oc_begin, y + a.oc_begin, a.oc_end - a.oc_begin, w.act);
+  }
+  const float32x4_t lo = vdupq_n_f32(d.clamp.lo), hi = vdupq_n_f32(d.clamp.hi);
+  for (int r = 0; r < d.rows; ++r) {
+    float tmp[kDirectTile];
+    EDGEOPT_NEON_UNROLL
+    for (int q = 0; q < 4; ++q) vst1q_f32(tmp + 4 * q, clamp4(vaddq_f32(acc[r][q], vld1q_f32(d.bias + 4 * q)), lo, hi));
+    float* y = d.y + r * d.y_step;
+    for (int c = d.store_begin; c < d.store_end; ++c) y[c] = tmp[c];
   }
 }
 
 // --- The table (loop nests are cnn_rows.cc's, calling the primitives above) ---
 
-void conv_f32(const ConvF32Args& a) { conv_gemm_f32(neon_cnn_kernels(), a); }
+void conv_f32(const ConvF32Args& a) {
+  if (a.w->method == ConvMethod::Direct) return conv_direct_f32({kDirectRows, direct_tile, activation_f32}, a);
+  conv_gemm_f32(neon_cnn_kernels(), a);
+}
 void maxpool_f32(const PoolF32Args& a) { pool_f32_rows(kRows, PoolKind::Max, a); }
 void avgpool_f32(const PoolF32Args& a) { pool_f32_rows(kRows, PoolKind::Average, a); }
 void global_avgpool_f32(const GlobalPoolF32Args& a) { global_pool_f32_rows(kRows, PoolKind::Average, a); }
@@ -300,6 +366,7 @@ CnnKernels make_table() {
   t.bias_act_f32 = bias_act_f32;
   t.softmax_f32 = softmax_f32;
   t.reduce_mean_f32 = reduce_mean_f32;
+  t.direct_max_k = 32;
   return t;
 }
 

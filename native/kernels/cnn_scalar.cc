@@ -266,7 +266,10 @@ void transpose(const TransposeArgs& a) {
 
 // --- The table ---
 
-void conv_f32(const ConvF32Args& a) { conv_gemm_f32(scalar_cnn_kernels(), a); }
+void conv_f32(const ConvF32Args& a) {
+  if (a.w->method == ConvMethod::Direct) return conv_direct_reference(a);
+  conv_gemm_f32(scalar_cnn_kernels(), a);
+}
 void maxpool_f32(const PoolF32Args& a) { pool_f32_rows(kRows, PoolKind::Max, a); }
 void avgpool_f32(const PoolF32Args& a) { pool_f32_rows(kRows, PoolKind::Average, a); }
 void global_avgpool_f32(const GlobalPoolF32Args& a) { global_pool_f32_rows(kRows, PoolKind::Average, a); }
@@ -297,7 +300,8 @@ const CnnKernels& scalar_cnn_kernels() {
                                    concat,
                                    split,
                                    pad,
-                                   transpose};
+                                   transpose,
+                                   /*direct_max_k=*/0};
   return table;
 }
 

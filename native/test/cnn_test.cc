@@ -354,7 +354,7 @@ std::vector<float> run_conv(const CnnKernels& cnn, const PackedConvF32& w, const
 
 void test_conv() {
   const std::vector<ConvCase> cases = conv_cases();
-  int methods[3] = {};
+  int methods[4] = {};
   double worst_naive = 0, worst_simd = 0;  // in units of the bound
   for (const ConvCase& cc : cases) {
     const ConvShape& s = cc.s;
@@ -384,6 +384,12 @@ void test_conv() {
       PackedConvF32 pw;
       pack_conv_f32(kernel_table_of(t), s, w.data(), cc.bias ? bias.data() : nullptr, cc.act, &pw);
       const std::vector<float> got = run_conv(*t, pw, x, cc.batch);
+      if (pw.method == ConvMethod::Direct) {
+        ++methods[3];
+        // The scalar definition of Direct is the scalar table's sum, bit for bit.
+        CHECK_SAME(scalar_cnn_kernels(), ("direct on scalar " + name).c_str(),
+                   run_conv(scalar_cnn_kernels(), pw, x, cc.batch), want);
+      }
       for (size_t i = 0; i < want.size(); ++i) {
         const double bound = sl * 2 * (k + 1) * kU * mag[i] + 4 * kU * std::fabs(want[i]) + 1e-30;
         const double err = std::fabs(double{got[i]} - want[i]);
@@ -398,10 +404,13 @@ void test_conv() {
   }
   CHECK(methods[0] >= 10 && methods[1] >= 10 && methods[2] >= 10, "conv cases cover every method (%d %d %d)",
         methods[0], methods[1], methods[2]);
+  bool direct_tables = false;
+  for (const CnnKernels* t : tables()) direct_tables = direct_tables || t->direct_max_k > 0;
+  CHECK(!direct_tables || methods[3] >= 10, "conv cases cover the direct method (%d)", methods[3]);
   std::printf(
-      "conv: %zu cases (pointwise %d, im2col %d, depthwise %d); worst error / bound: scalar vs naive %.3f, "
-      "tables vs scalar %.3f\n",
-      cases.size(), methods[0], methods[1], methods[2], worst_naive, worst_simd);
+      "conv: %zu cases (scalar: pointwise %d, im2col %d, depthwise %d; other tables: direct %d); worst error / "
+      "bound: scalar vs naive %.3f, tables vs scalar %.3f\n",
+      cases.size(), methods[0], methods[1], methods[2], methods[3], worst_naive, worst_simd);
 }
 
 // Any split of pixels and channels, and the thread-pool driver, give the

@@ -4,7 +4,8 @@
  * why and how to get a binary; everything then runs on the TS backend.
  */
 import * as path from 'node:path';
-import type { Program } from '../../engine/program';
+import type { Activation, BinaryOp, Program } from '../../engine/program';
+import type { ConvShape, PoolShape } from '../ts/cnn';
 import type { RowQuantized, SymmetricQuantized } from '../types';
 
 /** 'auto': sparse kernels where the measured crossover says they are faster; 'always' / 'never' force. */
@@ -51,6 +52,56 @@ export interface NativeAddon {
   nativeProgramOps(kernel?: string): string[];
   /** The NPU plugin host (native/addon/npu_wrap.cc); typed in lib/backends/npu.ts. */
   npu: unknown;
+  /** The CNN kernels one call at a time (native/addon/cnn_wrap.cc), for tests; wrapped by lib/backends/native/cnn.ts. */
+  cnn: NativeCnnExports;
+}
+
+/** native/addon/cnn_wrap.cc: each call packs/allocates, runs one kernel table (default: the active one), returns new arrays. */
+export interface NativeCnnExports {
+  conv(
+    x: Float32Array,
+    weight: Float32Array,
+    bias: Float32Array | null,
+    shape: ConvShape,
+    act: Activation,
+    batch: number,
+    kernel?: string,
+    threads?: number,
+  ): Float32Array;
+  pool(kind: 'maxpool' | 'avgpool', x: Float32Array, shape: PoolShape, batch: number, kernel?: string): Float32Array;
+  globalPool(
+    kind: 'globalmaxpool' | 'globalavgpool',
+    x: Float32Array,
+    pixels: number,
+    c: number,
+    batch: number,
+    kernel?: string,
+  ): Float32Array;
+  binary(
+    fn: BinaryOp['fn'],
+    a: Float32Array,
+    b: Float32Array,
+    shape: readonly number[],
+    aStrides: readonly number[],
+    bStrides: readonly number[],
+    act: Activation,
+    kernel?: string,
+  ): Float32Array;
+  activation(x: Float32Array, act: Activation, kernel?: string): Float32Array;
+  softmax(x: Float32Array, outer: number, axis: number, inner: number, kernel?: string): Float32Array;
+  reduceMean(x: Float32Array, outer: number, axis: number, inner: number, kernel?: string): Float32Array;
+  lrn(x: Float32Array, pixels: number, c: number, size: number, alpha: number, beta: number, bias: number, kernel?: string): Float32Array;
+  concat(inputs: readonly Float32Array[], sizes: readonly number[], outer: number, kernel?: string): Float32Array;
+  split(x: Float32Array, sizes: readonly number[], outer: number, kernel?: string): Float32Array[];
+  pad(
+    x: Float32Array,
+    inShape: readonly number[],
+    begin: readonly number[],
+    end: readonly number[],
+    value: number,
+    kernel?: string,
+  ): Float32Array;
+  transpose(x: Float32Array, inShape: readonly number[], perm: readonly number[], kernel?: string): Float32Array;
 }
 
 /** The package root: lib/backends/native (sources) and dist/backends/native (build) are both 3 deep. */
