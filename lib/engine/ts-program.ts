@@ -1,13 +1,13 @@
 /**
  * The TypeScript executor of a Program: one arena per run (batch x the planned
  * per-image bytes), the caller's buffers bound to the program's inputs and
- * outputs, each op run over the whole batch by the TS kernels. Dense/QDense
- * run the TS twin of the native dense path (same operation order, so int8
- * results are bit-identical to native).
+ * outputs, each op run over the whole batch by the TS twin of the native
+ * kernels (lib/backends/ts/cnn for the CNN ops; the dense path for Dense/QDense,
+ * whose int8 results are bit-identical to native).
  */
 import { packCsrS8, TS_CSR_MAX_DENSITY } from '../backends/ts/sparse';
-import { biasActF32, softmaxRows, tsKernels } from '../backends/ts/kernels';
-import * as cnn from '../backends/ts/cnn-reference';
+import { biasActF32, tsKernels } from '../backends/ts/kernels';
+import * as cnn from '../backends/ts/cnn';
 import type { SparsePolicy } from '../backends/native/addon';
 import { qdenseLayer, type QDenseLayer, runQDense } from './qdense';
 import type { Program, ProgramOp } from './program';
@@ -103,13 +103,14 @@ export class TsProgram {
   private runOp(op: ProgramOp, { view }: { view: (t: number) => Float32Array }, batch: number): void {
     switch (op.op) {
       case 'conv':
-        return cnn.conv(op, view(op.x), view(op.weight), op.bias !== undefined ? view(op.bias) : undefined, view(op.y), batch);
+        cnn.conv2d(op, view(op.x), view(op.weight), op.bias !== undefined ? view(op.bias) : undefined, op.act, view(op.y), batch);
+        return;
       case 'dense': {
         const rows = batch * op.m;
         const y = tsKernels.gemmF32(view(op.x), rows, op.k, view(op.weight), op.n);
         const bias = op.bias !== undefined ? view(op.bias) : null;
         biasActF32(y, rows, op.n, bias, op.act.kind === 'relu');
-        if (op.act.kind !== 'relu' && op.act.kind !== 'none') cnn.activationF32(y, y, op.act);
+        if (op.act.kind !== 'relu' && op.act.kind !== 'none') cnn.activation(y, y, op.act);
         view(op.y).set(y);
         return;
       }
@@ -118,47 +119,51 @@ export class TsProgram {
         return;
       case 'maxpool':
       case 'avgpool':
-        return cnn.pool(op, view(op.x), view(op.y), batch);
+        cnn.pool2d(op.op, op, view(op.x), view(op.y), batch);
+        return;
       case 'globalavgpool':
       case 'globalmaxpool':
-        return cnn.globalPool(op.op === 'globalmaxpool', view(op.x), view(op.y), batch, op.h * op.w, op.c);
+        cnn.globalPool(op.op, view(op.x), view(op.y), op.h * op.w, op.c, batch);
+        return;
       case 'binary': {
+        // The batch is one more leading dim: activations advance by their per-image size, constants do not.
         const perImage = (t: number) => (this.program.tensors[t].data ? 0 : this.program.tensors[t].shape.reduce((a, b) => a * b, 1));
-        return cnn.binary(
+        cnn.binary(
           op.fn,
           [batch, ...op.shape],
-          view(op.a),
           [perImage(op.a), ...op.aStrides],
-          view(op.b),
           [perImage(op.b), ...op.bStrides],
+          view(op.a),
+          view(op.b),
           view(op.y),
           op.act,
         );
+        return;
       }
       case 'unary':
-        return cnn.activationF32(view(op.x), view(op.y), op.act);
-      case 'softmax': {
-        const x = view(op.x);
-        const y = view(op.y);
-        if (op.inner === 1) {
-          if (y !== x) y.set(x);
-          softmaxRows(y, batch * op.outer, op.axis);
-          return;
-        }
-        return cnn.softmax(x, y, batch * op.outer, op.axis, op.inner);
-      }
+        cnn.activation(view(op.x), view(op.y), op.act);
+        return;
+      case 'softmax':
+        cnn.softmax(view(op.x), view(op.y), batch * op.outer, op.axis, op.inner);
+        return;
       case 'concat':
-        return cnn.concat(op.inputs.map(view), op.sizes, view(op.y), batch * op.outer);
+        cnn.concat(op.inputs.map(view), view(op.y), batch * op.outer, op.sizes);
+        return;
       case 'split':
-        return cnn.split(view(op.x), op.sizes, op.outputs.map(view), batch * op.outer);
+        cnn.split(view(op.x), op.outputs.map(view), batch * op.outer, op.sizes);
+        return;
       case 'pad':
-        return cnn.pad(op, view(op.x), view(op.y), batch);
+        cnn.pad(view(op.x), view(op.y), [batch, ...op.inShape], [0, ...op.begin], [0, ...op.end], op.value);
+        return;
       case 'transpose':
-        return cnn.transpose(op, view(op.x), view(op.y), batch);
+        cnn.transpose(view(op.x), view(op.y), [batch, ...op.inShape], [0, ...op.perm.map((p) => p + 1)]);
+        return;
       case 'reducemean':
-        return cnn.reduceMean(view(op.x), view(op.y), batch * op.outer, op.reduce, op.inner);
+        cnn.reduceMean(view(op.x), view(op.y), batch * op.outer, op.reduce, op.inner);
+        return;
       case 'lrn':
-        return cnn.lrn(op, view(op.x), view(op.y), batch);
+        cnn.lrn(view(op.x), view(op.y), batch * op.h * op.w, op.c, op.size, op.alpha, op.beta, op.bias);
+        return;
     }
   }
 }
