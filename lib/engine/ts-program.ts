@@ -64,21 +64,31 @@ export class TsProgram {
     return state.outputs;
   }
 
+  /**
+   * The same off the event loop's back: an op of more than YIELD_WORK runs in chunks of
+   * images with a yield before each (every op is per image, so chunks never change results).
+   */
   async runAsync(inputs: Float32Array[], batch: number): Promise<Float32Array[]> {
     const state = this.start(inputs, batch);
-    let work = 0;
     for (const op of this.program.ops) {
-      work += opWork(this.program, op) * batch;
-      if (work > YIELD_WORK) {
-        await yieldToLoop();
-        work = 0;
+      const perImage = Math.max(1, opWork(this.program, op));
+      const chunk = Math.max(1, Math.floor(YIELD_WORK / perImage));
+      if (chunk >= batch) {
+        this.runOp(op, state, batch);
+        continue;
       }
-      this.runOp(op, state, batch);
+      for (let first = 0; first < batch; first += chunk) {
+        await yieldToLoop();
+        this.runOp(op, { view: (t) => state.images(t, first, Math.min(chunk, batch - first)) }, Math.min(chunk, batch - first));
+      }
     }
     return state.outputs;
   }
 
-  private start(inputs: Float32Array[], batch: number): { view: (t: number) => Float32Array; outputs: Float32Array[] } {
+  private start(
+    inputs: Float32Array[],
+    batch: number,
+  ): { view: (t: number) => Float32Array; images: (t: number, first: number, count: number) => Float32Array; outputs: Float32Array[] } {
     const p = this.program;
     const arena = new ArrayBuffer(batch * p.arenaBytes);
     const bound = new Map<number, Float32Array>();
@@ -97,7 +107,14 @@ export class TsProgram {
       const r = p.tensors[root];
       return new Float32Array(arena, batch * r.offset!, (batch * r.bytes!) / 4);
     };
-    return { view, outputs };
+    /** Images [first, first + count) of tensor t (a constant is the same for every image). */
+    const images = (t: number, first: number, count: number): Float32Array => {
+      const all = view(t);
+      if (p.tensors[t].data) return all;
+      const per = all.length / batch;
+      return all.subarray(first * per, (first + count) * per);
+    };
+    return { view, images, outputs };
   }
 
   private runOp(op: ProgramOp, { view }: { view: (t: number) => Float32Array }, batch: number): void {
