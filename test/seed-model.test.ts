@@ -32,7 +32,7 @@ test('activation names are case-insensitive: relu, sigmoid, tanh, softmax, linea
   z.forEach((_, i) => assert.ok(Math.abs(sm[i] - e[i] / (e[0] + e[1])) < 1e-6, `softmax ${i}`));
 });
 
-test(''ReLU' as people write it is not dropped: the bundled MLP in seed form keeps its accuracy', () => {
+test("'ReLU' as people write it is not dropped: the bundled MLP in seed form keeps its accuracy", () => {
   // The bundled MLP's weights in seed form, with ReLU named as people write it: 'ReLU'.
   const g = defaultModel();
   const w1 = g.tensors['fc1.weight'].data as Float32Array;
@@ -56,8 +56,16 @@ function transpose(w: Float32Array, rows: number, cols: number): Float32Array {
 
 test('unknown activations are refused with E_VALUE naming the layer', () => {
   throwsCode(() => loadModel({ architecture: 'a', weights: [W], activations: ['gelu'] }), 'E_VALUE', /activations\[0\] is "gelu"/);
-  throwsCode(() => loadModel({ architecture: 'a', weights: [W, [[1], [1]]], activations: ['relu', 7 as never] }), 'E_VALUE', /activations\[1\]/);
-  throwsCode(() => loadModel({ architecture: 'a', weights: [W, [[1], [1]]], activations: ['softmax', 'relu'] }), 'E_VALUE', /only supported after the last/);
+  throwsCode(
+    () => loadModel({ architecture: 'a', weights: [W, [[1], [1]]], activations: ['relu', 7 as never] }),
+    'E_VALUE',
+    /activations\[1\]/,
+  );
+  throwsCode(
+    () => loadModel({ architecture: 'a', weights: [W, [[1], [1]]], activations: ['softmax', 'relu'] }),
+    'E_VALUE',
+    /only supported after the last/,
+  );
 });
 
 test('clear messages: architecture, transposed weights, extra entries', () => {
@@ -69,7 +77,11 @@ test('clear messages: architecture, transposed weights, extra entries', () => {
   ];
   throwsCode(() => loadModel({ architecture: 'a', weights: [wt], biases: [[0, 0]] }), 'E_SHAPE', /transposed/);
   throwsCode(() => loadModel({ architecture: 'a', weights: [W, W] }), 'E_SHAPE', /weights\[1\] is \[3\]\[2\].*is one transposed/);
-  throwsCode(() => loadModel({ architecture: 'a', weights: [W], activations: ['relu', 'relu'] }), 'E_SHAPE', /2 activations entries for 1 weight/);
+  throwsCode(
+    () => loadModel({ architecture: 'a', weights: [W], activations: ['relu', 'relu'] }),
+    'E_SHAPE',
+    /2 activations entries for 1 weight/,
+  );
   throwsCode(() => loadModel({ architecture: 'a', weights: [W], biases: [[0, 0], [1]] }), 'E_SHAPE', /2 biases entries/);
 });
 
