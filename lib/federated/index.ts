@@ -4,4 +4,6 @@ export { FederatedServer, type FederatedServerOptions, type FitConfig, type Wait
 export { fedAvg, validateUpdate, type ClientUpdate, type DpOptions } from './aggregate';
 export { parseCompression, DeltaCompressor, type Compression } from './compress';
 export { readCheckpoint, type RoundRecord, type CheckpointState } from './checkpoint';
-export { readParams, writeParams, type Tensors } from './params';
+export { readParams, writeParams, type Tensors, type ParamSpec } from './params';
+export { type EncodedTensor, type Encoding } from './codec';
+export { simulate, type SimulateOptions, type SimulateResult, type SimulatedRound } from './simulate';
