@@ -19,4 +19,5 @@ await engine.loadModel('mnist', model);
 console.log(engine.placement('mnist')); // [{ node: 'fc1', op: 'QDense', backend: 'npu' }, ...]
 const rows = sliceRows(mnistTest(), 0, 8);
 const { data, shape } = await engine.infer('mnist', { data: rows.data, shape: [8, 784] });
-console.log(`outputs ${shape}, npu: ${JSON.stringify(engine.npuStatus().plugin?.name)}`);
+console.log(`outputs ${shape}, first row ${Array.from(data.subarray(0, 10), (v) => v.toFixed(2)).join(' ')}`);
+console.log(`npu: ${JSON.stringify(engine.npuStatus().plugin?.name)}`);
