@@ -312,7 +312,7 @@ function compareSection(cmp, imgs) {
     }
     if (m.exactness && m.exactness.length) {
       out.push(
-        `**Exactness** (one row at a time, so both quantize activations on the same grid; same quantized weights): ${m.exactness.map((e) => `${lbl(e.ort)} differs from ${lbl(e.edgeopt)} on ${e.rowsDiffering} of ${e.rows} rows (max ${e.maxRelDiff} of the output range)`).join('; ')}. edgeopt's int32 sums are exact; ORT's AVX2 kernel (no VNNI here) adds u8 x s8 products in saturating int16 pairs (\`vpmaddubsw\`), which full-range 8-bit weights overflow and 7-bit weights cannot. 7-bit weights are what onnxruntime's quantizer calls `reduce_range` (its own remedy for this saturation on non-VNNI x86).`,
+        `**Exactness** (one row at a time, so both quantize activations on the same grid; same quantized weights): ${m.exactness.map((e) => `${lbl(e.ort)} differs from ${lbl(e.edgeopt)} on ${e.rowsDiffering} of ${e.rows} rows (max ${e.maxRelDiff} of the output range)`).join('; ')}. edgeopt's int32 sums are exact; ORT's AVX2 kernel (no VNNI here) adds u8 x s8 products in saturating int16 pairs (\`vpmaddubsw\`), which full-range 8-bit weights overflow and 7-bit weights cannot. 7-bit weights are what onnxruntime's quantizer calls \`reduce_range\` (its own remedy for this saturation on non-VNNI x86).`,
         '',
       );
     }
