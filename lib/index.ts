@@ -21,7 +21,32 @@ export {
 } from './engine/engine';
 export type { Backend } from './engine/segments';
 export { lowerGraph } from './engine/lower';
-export type { Program, ProgramOp, ProgramTensor, Activation as ProgramActivation } from './engine/program';
+export type {
+  Program,
+  ProgramOp,
+  ProgramTensor,
+  ProgramInput,
+  ProgramOutput,
+  ProgramDType,
+  Layout,
+  TensorQuant,
+  Activation as ProgramActivation,
+  OpBase,
+  ConvOp,
+  DenseOp,
+  QDenseOp,
+  PoolOp,
+  GlobalPoolOp,
+  BinaryOp,
+  UnaryOp,
+  SoftmaxOp,
+  ConcatOp,
+  SplitOp,
+  PadOp,
+  TransposeOp,
+  ReduceMeanOp,
+  LrnOp,
+} from './engine/program';
 export { EdgeModelOptimizer, type OptimizeOptions, type OptimizeReport, type PassReport } from './optimizer/optimizer';
 export { type LayerReport, type AccuracyReport } from './optimizer/report';
 export { checkTarget, type Target, type TargetIssue } from './optimizer/target';

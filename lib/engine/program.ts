@@ -73,7 +73,7 @@ export type Activation =
   | { kind: 'sigmoid' }
   | { kind: 'tanh' };
 
-interface OpBase {
+export interface OpBase {
   /** The graph node this op comes from (placement, errors, profiling). */
   node: string;
 }
