@@ -314,29 +314,14 @@ function lowerNode(L: Lowering, node: GraphNode, shapeOf: (name: string) => Valu
       const x = L.image(node);
       const [c, inH, inW] = x.dims;
       const [kh, kw] = a.kernelShape as number[];
-      const w = windowAttrs(node, kh, kw);
-      const geo = windowGeometry(inH, inW, w) as WindowGeometry;
       const y = out(node.outputs[0], NHWC);
       L.ops.push({
         op: node.op === 'MaxPool' ? 'maxpool' : 'avgpool',
         node: node.name,
         x: x.tensor,
         y: y.tensor,
-        inH,
-        inW,
         c,
-        outH: geo.outH,
-        outW: geo.outW,
-        kh,
-        kw,
-        strideH: w.strides[0],
-        strideW: w.strides[1],
-        dilationH: w.dilations[0],
-        dilationW: w.dilations[1],
-        padTop: geo.padTop,
-        padLeft: geo.padLeft,
-        padBottom: geo.padBottom,
-        padRight: geo.padRight,
+        ...windowFields(node, inH, inW, kh, kw),
         countIncludePad: a.countIncludePad === true,
       });
       return;
@@ -497,13 +482,33 @@ function aroundAxis(shape: number[], p: number): [number, number, number] {
 
 type Out = (name: string, perm: number[]) => Value;
 
+/** The window fields ConvOp and PoolOp share (program.ts), from a node's window attributes. */
+function windowFields(n: GraphNode, inH: number, inW: number, kh: number, kw: number) {
+  const w = windowAttrs(n, kh, kw);
+  const geo = windowGeometry(inH, inW, w) as WindowGeometry;
+  return {
+    inH,
+    inW,
+    outH: geo.outH,
+    outW: geo.outW,
+    kh,
+    kw,
+    strideH: w.strides[0],
+    strideW: w.strides[1],
+    dilationH: w.dilations[0],
+    dilationW: w.dilations[1],
+    padTop: geo.padTop,
+    padLeft: geo.padLeft,
+    padBottom: geo.padBottom,
+    padRight: geo.padRight,
+  };
+}
+
 function lowerConv(L: Lowering, node: GraphNode, epilogue: Epilogue, out: Out): void {
   const x = L.image(node);
   const [inC, inH, inW] = x.dims;
   const wt = L.g.tensors[node.inputs[1]];
   const [outC, cpg, kh, kw] = wt.shape as number[];
-  const w = windowAttrs(node, kh, kw);
-  const geo = windowGeometry(inH, inW, w) as WindowGeometry;
   // OIHW -> OHWI: an im2col patch row of NHWC input is (ky, kx, c) ordered.
   const src = wt.data as Float32Array;
   const ohwi = new Float32Array(src.length);
@@ -518,22 +523,9 @@ function lowerConv(L: Lowering, node: GraphNode, epilogue: Epilogue, out: Out): 
     y: y.tensor,
     weight: L.constant(`${wt.name}/ohwi`, ohwi, [outC, kh, kw, cpg]),
     ...(node.inputs[2] ? { bias: L.initializer(node.inputs[2]) } : {}),
-    inH,
-    inW,
     inC,
-    outH: geo.outH,
-    outW: geo.outW,
     outC,
-    kh,
-    kw,
-    strideH: w.strides[0],
-    strideW: w.strides[1],
-    dilationH: w.dilations[0],
-    dilationW: w.dilations[1],
-    padTop: geo.padTop,
-    padLeft: geo.padLeft,
-    padBottom: geo.padBottom,
-    padRight: geo.padRight,
+    ...windowFields(node, inH, inW, kh, kw),
     groups: (node.attrs.group as number | undefined) ?? 1,
     act,
   });
@@ -556,22 +548,9 @@ function lowerBatchNorm(L: Lowering, node: GraphNode, epilogue: Epilogue, out: O
       y: y.tensor,
       weight: L.constant(`${node.name}.scale/affine`, mul, [c, 1, 1, 1]),
       bias: L.constant(`${node.name}.shift/affine`, add, [c]),
-      inH: h,
-      inW: w,
       inC: c,
-      outH: h,
-      outW: w,
       outC: c,
-      kh: 1,
-      kw: 1,
-      strideH: 1,
-      strideW: 1,
-      dilationH: 1,
-      dilationW: 1,
-      padTop: 0,
-      padLeft: 0,
-      padBottom: 0,
-      padRight: 0,
+      ...windowFields({ ...node, attrs: {} }, h, w, 1, 1),
       groups: c,
       act,
     });

@@ -66,6 +66,9 @@ interface OpSpec {
 }
 
 const positive = (v: AttrValue) => (Number.isInteger(v) && (v as number) >= 1 ? undefined : 'must be an integer >= 1');
+const int8Value = (v: AttrValue) =>
+  Number.isInteger(v) && (v as number) >= -128 && (v as number) <= 127 ? undefined : 'must be an integer in -128..127';
+const positiveScale = (v: AttrValue) => ((v as number) > 0 && Number.isFinite(v) ? undefined : 'must be a finite number > 0');
 const finite = (v: AttrValue) => (Number.isFinite(v) ? undefined : 'must be a finite number');
 const intList =
   (len: number | undefined, min: number) =>
@@ -95,16 +98,10 @@ export const OP_SPECS: Record<OpType, OpSpec> = {
     attrs: {
       ...ACT_ATTR,
       activationQuant: { kind: 'string', values: ['dynamic', 'static'] },
-      inputScale: { kind: 'float', check: (v) => ((v as number) > 0 && Number.isFinite(v) ? undefined : 'must be a finite number > 0') },
-      inputZeroPoint: {
-        kind: 'int',
-        check: (v) => (Number.isInteger(v) && Math.abs(v as number) <= 128 ? undefined : 'must be in -128..127'),
-      },
-      outputScale: { kind: 'float', check: (v) => ((v as number) > 0 && Number.isFinite(v) ? undefined : 'must be a finite number > 0') },
-      outputZeroPoint: {
-        kind: 'int',
-        check: (v) => (Number.isInteger(v) && Math.abs(v as number) <= 128 ? undefined : 'must be in -128..127'),
-      },
+      inputScale: { kind: 'float', check: positiveScale },
+      inputZeroPoint: { kind: 'int', check: int8Value },
+      outputScale: { kind: 'float', check: positiveScale },
+      outputZeroPoint: { kind: 'int', check: int8Value },
     },
   },
   Conv: { inputs: [2, 3], outputs: 1, constants: [1, 2], attrs: { ...WINDOW, group: { kind: 'int', check: positive } } },
