@@ -70,15 +70,17 @@ function profile(E, bytes, shape, batch, runs) {
   const native = new addon.Program(program, undefined, 1);
   const x = new Float32Array(batch * shape.reduce((a, b) => a * b, 1)).map((_, i) => (Math.sin(i) + 1) / 2);
   native.runSync([x], batch);
-  const samples = Array.from({ length: runs }, () => native.profile([x], batch, 1));
-  const median = (v) => v.sort((a, b) => a - b)[Math.floor(v.length / 2)];
-  const perOp = program.ops.map((_, i) => median(samples.map((s) => s[i])) * 1000);
+  // Profiled and plain runs alternate, so a load change on this shared machine hits both alike.
+  const samples = [];
   const total = [];
   for (let r = 0; r < runs; r++) {
+    samples.push(native.profile([x], batch, 1));
     const t0 = C.now();
     native.runSync([x], batch);
     total.push(C.now() - t0);
   }
+  const median = (v) => v.sort((a, b) => a - b)[Math.floor(v.length / 2)];
+  const perOp = program.ops.map((_, i) => median(samples.map((s) => s[i])) * 1000);
   const byKernel = {};
   program.ops.forEach((op, i) => {
     const k = native.opKernels[i] || op.op;
