@@ -60,7 +60,7 @@ export interface Placement {
   /**
    * The kernel on the CPU: Dense/QDense 'dense-avx2', 'sparse-avx2', 'sparse24-avx2',
    * 'sparsewin-avx2<16/sparse-avx2' (the first below 16 rows, the second from there),
-   * 'dense-ts', 'sparse-ts'; Conv 'gemm-avx2' (1x1), 'im2col-avx2', 'depthwise-avx2'.
+   * 'dense-ts', 'sparse-ts'; Conv 'gemm-avx2' (1x1 as a plain GEMM), 'im2col-avx2', 'direct-avx2', 'depthwise-avx2'.
    */
   kernel?: string;
   /** Set when another node's op computes this one (a fused activation, a folded BatchNormalization). */

@@ -25,10 +25,8 @@ struct ConvOp : CompiledProgram::Op {
     conv_f32_parallel(cnn, c.pool, w, c.f(x), c.f(y), c.batch, c.conv_scratch->data());
   }
   std::string kernel() const override {
-    return std::string(w.method == ConvMethod::Depthwise   ? "depthwise-"
-                       : w.method == ConvMethod::Pointwise ? "gemm-"
-                                                           : "im2col-") +
-           cnn.name;
+    static const char* const kMethod[] = {"gemm-", "im2col-", "depthwise-", "direct-"};
+    return kMethod[static_cast<int>(w.method)] + std::string(cnn.name);
   }
 };
 
