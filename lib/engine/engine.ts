@@ -31,7 +31,7 @@ export interface EngineOptions {
   npuPlugin?: string;
   /** Key/value options passed to the plugin's init(). */
   npuOptions?: Record<string, string>;
-  /** Intra-op threads of native plans (default: the core count; results do not depend on it). */
+  /** Intra-op threads of native programs, from one pool per thread count shared by every model (default: the core count; results do not depend on it). */
   threads?: number;
   /** Throw (E_PLUGIN / E_NATIVE) instead of falling back. */
   strict?: boolean;

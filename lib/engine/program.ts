@@ -7,7 +7,7 @@
  * axes and broadcasts resolved to physical shapes, and an arena offset for every activation
  * tensor. Every backend executes the same Program: the TS twin (lib/backends/ts) op by op,
  * the native core by parsing it ONCE in C++ (native/addon/program_spec.cc) into its own
- * structs, which the native plan and the NPU host both use.
+ * structs (native/core/program.h), which the native executor and the NPU host both use.
  *
  * Batch: every activation tensor is batch-major, `[batch, ...shape]`, and no op mixes images
  * (ops that would, such as a Reshape or Softmax touching the batch axis, are refused when
