@@ -323,10 +323,11 @@ function compareSection(cmp, imgs) {
 
 /** The CNN rows of a compare run: edgeopt native fp32 vs onnxruntime-node fp32, and where the time goes. */
 function cnnSection(cmp) {
-  if (!cmp.cnn || !cmp.cnn.length) return ['No CNN results in this run: run `npm run bench -- compare` (CNN models are in the default set).', ''];
+  if (!cmp.cnn || !cmp.cnn.length)
+    return ['No CNN results in this run: run `npm run bench -- compare` (CNN models are in the default set).', ''];
   const out = [
-    'edgeopt native fp32 (`inferSync`, and `infer()` on libuv\'s pool) against onnxruntime-node fp32 on the same ONNX bytes, one thread, ' +
-      'same-run medians of interleaved rounds; "speed" is ORT\'s median divided by edgeopt `inferSync`\'s (ORT\'s `run()` computes on the main thread too).',
+    "edgeopt native fp32 (`inferSync`, and `infer()` on libuv's pool) against onnxruntime-node fp32 on the same ONNX bytes, one thread, " +
+      "same-run medians of interleaved rounds; \"speed\" is ORT's median divided by edgeopt `inferSync`'s (ORT's `run()` computes on the main thread too).",
     '',
     '| model | batch | edgeopt inferSync ms | edgeopt infer() ms | ORT fp32 ms | speed vs ORT | max diff / output range | arena per image (bound) |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
@@ -339,7 +340,11 @@ function cnnSection(cmp) {
       );
     }
   }
-  out.push('', '**Where the time goes** (native program, batch 1, one thread: the median of each op over repeated runs, summed by kernel; "run" is the whole program\'s median, so run minus ops is the executor\'s own overhead):', '');
+  out.push(
+    '',
+    '**Where the time goes** (native program, batch 1, one thread: the median of each op over repeated runs, summed by kernel; "run" is the median of whole runs alternating with the profiled ones. Run minus ops is the executor\'s own work plus the stalls a loaded machine adds to some op of most runs: a model of 100 ops rarely runs without one):',
+    '',
+  );
   for (const m of cmp.cnn) {
     const p = m.profile;
     if (!p) continue;
@@ -347,7 +352,12 @@ function cnnSection(cmp) {
       .sort((a, b) => b[1] - a[1])
       .map(([k, v]) => `${k} ${fmt(v, 3)} ms`)
       .join(', ');
-    out.push(`- ${m.model}: ops ${fmt(p.opsMs, 3)} ms of a ${fmt(p.runMs, 3)} ms run. By kernel: ${kernels}. Slowest ops: ${p.top.slice(0, 4).map((t) => `${t.node} (${t.kernel} ${t.shape}) ${fmt(t.ms, 3)} ms`).join('; ')}.`);
+    out.push(
+      `- ${m.model}: ops ${fmt(p.opsMs, 3)} ms of a ${fmt(p.runMs, 3)} ms run. By kernel: ${kernels}. Slowest ops: ${p.top
+        .slice(0, 4)
+        .map((t) => `${t.node} (${t.kernel} ${t.shape}) ${fmt(t.ms, 3)} ms`)
+        .join('; ')}.`,
+    );
   }
   out.push('');
   return out;
