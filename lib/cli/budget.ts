@@ -37,22 +37,37 @@ export interface BudgetCliOptions {
 }
 
 /** Validation rows (and, from a folder, the training rows before them for fine-tuning). */
-export function loadSplits(o: Pick<BudgetCliOptions, 'validation' | 'validationRows' | 'fineTune'>): { validation: Dataset; fineTuneData?: Dataset } {
-  if (!o.validation) throw new EdgeOptError('E_ARGUMENT', '--budget needs --validation <dir-or-npy> (data from training, never the test split)');
+export function loadSplits(o: Pick<BudgetCliOptions, 'validation' | 'validationRows' | 'fineTune'>): {
+  validation: Dataset;
+  fineTuneData?: Dataset;
+} {
+  if (!o.validation)
+    throw new EdgeOptError('E_ARGUMENT', '--budget needs --validation <dir-or-npy> (data from training, never the test split)');
   const isDir = fs.existsSync(o.validation) && fs.statSync(o.validation).isDirectory();
   if (!isDir) {
     if (o.validationRows !== undefined) throw new EdgeOptError('E_ARGUMENT', '--validation-rows applies to a folder; a file is used whole');
-    if (o.fineTune !== undefined) throw new EdgeOptError('E_ARGUMENT', '--fine-tune needs --validation <folder> (it trains on the train rows before the validation rows)');
+    if (o.fineTune !== undefined)
+      throw new EdgeOptError(
+        'E_ARGUMENT',
+        '--fine-tune needs --validation <folder> (it trains on the train rows before the validation rows)',
+      );
     return { validation: loadDataSource(o.validation, { needLabels: true }) };
   }
   const train = loadDataSource(o.validation, { split: 'train' });
   const n = train.shape[0];
-  if (n < 2) throw new EdgeOptError('E_ARGUMENT', `--validation ${o.validation}: the train split has ${n} rows; validation needs at least 1 more than it`);
+  if (n < 2)
+    throw new EdgeOptError(
+      'E_ARGUMENT',
+      `--validation ${o.validation}: the train split has ${n} rows; validation needs at least 1 more than it`,
+    );
   const rows = o.validationRows === undefined ? Math.min(1000, n - 1) : numIn(o.validationRows, '--validation-rows', 1, n - 1, true);
   return { validation: sliceRows(train, n - rows, n), fineTuneData: sliceRows(train, 0, n - rows) };
 }
 
-export function progressBar(enabled: boolean): { update(p: Pick<AutoOptimizeProgress, 'phase' | 'done' | 'total' | 'message'>): void; stop(): void } {
+export function progressBar(enabled: boolean): {
+  update(p: Pick<AutoOptimizeProgress, 'phase' | 'done' | 'total' | 'message'>): void;
+  stop(): void;
+} {
   if (!enabled || !process.stderr.isTTY) return { update() {}, stop() {} };
   const bar = new cliProgress.SingleBar(
     { format: 'budget {phase} [{bar}] {value}/{total} {status}', hideCursor: true, stream: process.stderr, clearOnComplete: true },
@@ -99,12 +114,16 @@ export function formatBudgetReport(r: AutoOptimizeReport): string {
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ');
   const shares = r.sensitivity.layers
-    .map((l) => `${l.node} [${l.shape.join(', ')}]${l.latencyShare !== undefined ? ` ${(l.latencyShare * 100).toFixed(0)} % of latency` : ''}`)
+    .map(
+      (l) => `${l.node} [${l.shape.join(', ')}]${l.latencyShare !== undefined ? ` ${(l.latencyShare * 100).toFixed(0)} % of latency` : ''}`,
+    )
     .join(', ');
   const chosenKeys = r.points[r.chosen.point].settings;
   const chosenRows = Object.keys(r.chosen.settings).map((node) => {
     const alone = r.sensitivity.layers.find((l) => l.node === node)?.candidates.find((c) => c.key === chosenKeys[node]);
-    const detail = alone ? ` (this layer alone: drop ${alone.accuracyDrop.toFixed(2)} points, logit error ${alone.logitError.toExponential(1)})` : '';
+    const detail = alone
+      ? ` (this layer alone: drop ${alone.accuracyDrop.toFixed(2)} points, logit error ${alone.logitError.toExponential(1)})`
+      : '';
     return `  ${node.padEnd(8)} ${r.chosen.description[node]}${detail}`;
   });
   const unit = r.objective === 'size' ? 'smaller' : 'faster';
@@ -116,20 +135,31 @@ export function formatBudgetReport(r: AutoOptimizeReport): string {
     line(widths.map((w) => '-'.repeat(w))),
     ...body.map(line),
     '',
-    r.gainOverUniform !== null ? `chosen is ${r.gainOverUniform.toFixed(2)}x ${unit} than the best uniform setting within the budget` : 'no uniform setting is within the budget',
+    r.gainOverUniform !== null
+      ? `chosen is ${r.gainOverUniform.toFixed(2)}x ${unit} than the best uniform setting within the budget`
+      : 'no uniform setting is within the budget',
     'chosen settings:',
     ...chosenRows,
     `${r.verifications} models verified in ${r.seconds.toFixed(1)} s; 'drop' is in points below float32; test rows are never seen by the search`,
   ].join('\n');
 }
 
-export async function runBudget(model: Graph, o: BudgetCliOptions & { quantize?: string; granularity?: string; prune?: string }, target: Target | undefined): Promise<void> {
+export async function runBudget(
+  model: Graph,
+  o: BudgetCliOptions & { quantize?: string; granularity?: string; prune?: string },
+  target: Target | undefined,
+): Promise<void> {
   if (o.quantize || o.granularity || o.prune !== undefined)
-    throw new EdgeOptError('E_ARGUMENT', '--budget chooses bits, granularity and pruning per layer itself: drop --quantize, --granularity and --prune');
+    throw new EdgeOptError(
+      'E_ARGUMENT',
+      '--budget chooses bits, granularity and pruning per layer itself: drop --quantize, --granularity and --prune',
+    );
   const maxAccuracyDrop = numIn(o.budget, '--budget', 0, 100);
   const objective = o.objective ?? 'size';
-  if (objective !== 'size' && objective !== 'latency') throw new EdgeOptError('E_ARGUMENT', `--objective must be size or latency, got '${objective}'`);
-  if (o.report && !/\.(svg|json)$/i.test(o.report)) throw new EdgeOptError('E_ARGUMENT', `--report must name an .svg or .json file, got '${o.report}'`);
+  if (objective !== 'size' && objective !== 'latency')
+    throw new EdgeOptError('E_ARGUMENT', `--objective must be size or latency, got '${objective}'`);
+  if (o.report && !/\.(svg|json)$/i.test(o.report))
+    throw new EdgeOptError('E_ARGUMENT', `--report must name an .svg or .json file, got '${o.report}'`);
   if (o.report) checkOutputPath(o.report, '--report');
   if (o.latencyTable) checkOutputPath(o.latencyTable, '--latency-table');
   const seed = o.seed === undefined ? undefined : numIn(o.seed, '--seed', 0, 2 ** 32 - 1, true);
@@ -150,6 +180,8 @@ export async function runBudget(model: Graph, o: BudgetCliOptions & { quantize?:
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   const bar = progressBar(!o.json);
+  if (!o.json && !process.stderr.isTTY)
+    console.error(`budget search on ${model.name} started (Ctrl-C stops it; nothing is written until it ends)`);
   let result: Awaited<ReturnType<typeof autoOptimize>>;
   try {
     result = await autoOptimize(model, {

@@ -257,6 +257,12 @@ export async function autoOptimize(
     return us;
   };
 
+  const x = (r: SensitivityRow) => (objective === 'size' ? r.bytesDelta : r.latencyGridUs!);
+  const path = greedyPath(sensitivity, x);
+  const searchSteps = Math.ceil(Math.log2(path.length + 1)) + 1 + (options.refine ?? 6);
+  const total = 1 + uniform.length + searchSteps;
+  let done = 0;
+
   // Verification: build, fine-tune when pruned, measure on the validation split. Memoized.
   const points: ParetoPoint[] = [];
   const models = new Map<number, Graph>();
@@ -271,6 +277,7 @@ export async function autoOptimize(
     throwIfAborted(signal);
     let m = pruneLayers(g, settings);
     if (fineTune && Object.values(settings).some((s) => s.prune)) {
+      progress('search', done, total, `fine-tuning ${label}`);
       try {
         const ft = await trainAsync(m, fineTune.data, {
           epochs: fineTune.epochs,
@@ -312,11 +319,6 @@ export async function autoOptimize(
   const all = (s: LayerSetting) => Object.fromEntries(layers.map((l) => [l.node, s]));
 
   // The float model, then the uniform baselines.
-  const x = (r: SensitivityRow) => (objective === 'size' ? r.bytesDelta : r.latencyGridUs!);
-  const path = greedyPath(sensitivity, x);
-  const searchSteps = Math.ceil(Math.log2(path.length + 1)) + 1 + (options.refine ?? 6);
-  const total = 1 + uniform.length + searchSteps;
-  let done = 0;
   const step = async (settings: LayerSettings, source: ParetoPoint['source'], label: string) => {
     const p = await verify(settings, source, label);
     progress('search', Math.min(++done, total), total, label);
@@ -358,7 +360,8 @@ export async function autoOptimize(
     });
 
   // The result, the front, and the figures measured only now: test accuracy and end-to-end latency.
-  for (const id of paretoFront(points, objective)) points[id].onFront = true;
+  const front = paretoFront(points, objective);
+  for (const id of front) points[id].onFront = true;
   const chosenPoint = bestWithinBudget(points, objective);
   if (!chosenPoint)
     throw new EdgeOptError('E_VALUE', `no setting keeps the validation accuracy within ${maxAccuracyDrop} points on ${targetName(target)}`);
@@ -401,7 +404,7 @@ export async function autoOptimize(
       chosen: chosen!,
       gainOverUniform: uniformPoint ? objectiveValue(uniformPoint, objective) / objectiveValue(chosenPoint, objective) : null,
       points,
-      front: points.filter((p) => p.onFront).map((p) => p.id),
+      front,
       path: path.map((p, i) => ({
         settings: Object.fromEntries(p.rows.map((r, j) => [layers[j].node, r.key])),
         predictedDrop: predicted[i].drop,

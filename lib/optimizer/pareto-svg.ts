@@ -88,7 +88,8 @@ export function paretoSvg(report: AutoOptimizeReport): string {
   const sy = (a: number) => PLOT.bottom - ((Math.max(a, yLo) - yLo) / (yHi - yLo)) * (PLOT.bottom - PLOT.top);
 
   const out: string[] = [];
-  const text = (x: number, y: number, s: string, attrs = '') => out.push(`<text x="${x.toFixed(1)}" y="${y.toFixed(1)}" ${attrs}>${esc(s)}</text>`);
+  const text = (x: number, y: number, s: string, attrs = '') =>
+    out.push(`<text x="${x.toFixed(1)}" y="${y.toFixed(1)}" ${attrs}>${esc(s)}</text>`);
 
   // Grid and axes.
   for (const t of logTicks(xLo, xHi)) {
@@ -101,14 +102,23 @@ export function paretoSvg(report: AutoOptimizeReport): string {
     out.push(`<line x1="${PLOT.left}" y1="${y.toFixed(1)}" x2="${PLOT.right}" y2="${y.toFixed(1)}" stroke="#e5e7eb"/>`);
     text(PLOT.left - 8, y + 4, `${t.toFixed(1)}`, 'text-anchor="end"');
   }
-  out.push(`<rect x="${PLOT.left}" y="${PLOT.top}" width="${PLOT.right - PLOT.left}" height="${PLOT.bottom - PLOT.top}" fill="none" stroke="#374151"/>`);
+  out.push(
+    `<rect x="${PLOT.left}" y="${PLOT.top}" width="${PLOT.right - PLOT.left}" height="${PLOT.bottom - PLOT.top}" fill="none" stroke="#374151"/>`,
+  );
   const xTitle = objective === 'size' ? 'model size (.eom bytes, log scale)' : 'estimated latency per call (µs, log scale)';
   text((PLOT.left + PLOT.right) / 2, PLOT.bottom + 40, xTitle, 'text-anchor="middle" font-weight="bold"');
-  text(18, (PLOT.top + PLOT.bottom) / 2, `validation top-1 accuracy (%, ${report.validationRows} rows)`, `text-anchor="middle" font-weight="bold" transform="rotate(-90 18 ${(PLOT.top + PLOT.bottom) / 2})"`);
+  text(
+    18,
+    (PLOT.top + PLOT.bottom) / 2,
+    `validation top-1 accuracy (%, ${report.validationRows} rows)`,
+    `text-anchor="middle" font-weight="bold" transform="rotate(-90 18 ${(PLOT.top + PLOT.bottom) / 2})"`,
+  );
 
   // The budget line.
   const by = sy(budgetAcc);
-  out.push(`<line x1="${PLOT.left}" y1="${by.toFixed(1)}" x2="${PLOT.right}" y2="${by.toFixed(1)}" stroke="${COLORS.budget}" stroke-dasharray="6 4" stroke-width="1.5"/>`);
+  out.push(
+    `<line x1="${PLOT.left}" y1="${by.toFixed(1)}" x2="${PLOT.right}" y2="${by.toFixed(1)}" stroke="${COLORS.budget}" stroke-dasharray="6 4" stroke-width="1.5"/>`,
+  );
   const taken: Box[] = [];
   const budgetLabel = `budget: ${report.maxAccuracyDrop} points below float32 (${pct(budgetAcc)})`;
   const budgetBox = { x: PLOT.right - 6 - budgetLabel.length * CHAR_W, y: by - 6 - FONT, w: budgetLabel.length * CHAR_W, h: FONT + 4 };
@@ -139,10 +149,14 @@ export function paretoSvg(report: AutoOptimizeReport): string {
     const color = COLORS[p.source];
     const fill = p.withinBudget ? color : 'white';
     if (p.source === 'uniform')
-      out.push(`<rect x="${(m.x - R).toFixed(1)}" y="${(m.y - R).toFixed(1)}" width="${2 * R}" height="${2 * R}" fill="${fill}" stroke="${color}" stroke-width="1.5"/>`);
+      out.push(
+        `<rect x="${(m.x - R).toFixed(1)}" y="${(m.y - R).toFixed(1)}" width="${2 * R}" height="${2 * R}" fill="${fill}" stroke="${color}" stroke-width="1.5"/>`,
+      );
     else out.push(`<circle cx="${m.x.toFixed(1)}" cy="${m.y.toFixed(1)}" r="${R}" fill="${fill}" stroke="${color}" stroke-width="1.5"/>`);
     if (m.points.some((q) => q.id === chosenId))
-      out.push(`<circle cx="${m.x.toFixed(1)}" cy="${m.y.toFixed(1)}" r="${R + 4}" fill="none" stroke="${COLORS.chosen}" stroke-width="2"/>`);
+      out.push(
+        `<circle cx="${m.x.toFixed(1)}" cy="${m.y.toFixed(1)}" r="${R + 4}" fill="none" stroke="${COLORS.chosen}" stroke-width="2"/>`,
+      );
   }
   // Points below the chart: arrows on the bottom edge, counted.
   if (below.length) {
@@ -179,11 +193,23 @@ export function paretoSvg(report: AutoOptimizeReport): string {
       [-w / 2, -R - 16 - h],
       [-w / 2, R + 16],
     ];
-    for (const [dx, dy] of spots) {
+    // Next to the marker if there is room, else further out on a spiral, with a leader line.
+    for (let radius = 22; radius <= 160; radius += 12)
+      for (let a = 0; a < 360; a += 30) {
+        const [cx, cy] = [m.x + radius * Math.cos((a * Math.PI) / 180), m.y - radius * Math.sin((a * Math.PI) / 180)];
+        spots.push([cx - m.x - (Math.cos((a * Math.PI) / 180) < 0 ? w : 0), cy - m.y - h / 2]);
+      }
+    for (const [i, [dx, dy]] of spots.entries()) {
       const box = { x: m.x + dx, y: m.y + dy, w, h };
       const inside = box.x >= PLOT.left + 2 && box.x + w <= PLOT.right - 2 && box.y >= PLOT.top + 2 && box.y + h <= PLOT.bottom - 2;
       if (!inside || taken.some((t) => overlaps(t, box))) continue;
       taken.push(box);
+      if (i >= 12) {
+        const [lx, ly] = [Math.min(Math.max(m.x, box.x), box.x + w), Math.min(Math.max(m.y, box.y), box.y + h)];
+        out.push(
+          `<line x1="${m.x.toFixed(1)}" y1="${m.y.toFixed(1)}" x2="${lx.toFixed(1)}" y2="${ly.toFixed(1)}" stroke="#9ca3af" stroke-width="0.8"/>`,
+        );
+      }
       text(box.x, box.y + h - 3, label, m.points.some((p) => p.id === chosenId) ? `fill="${COLORS.chosen}" font-weight="bold"` : '');
       break;
     }
@@ -198,7 +224,10 @@ export function paretoSvg(report: AutoOptimizeReport): string {
   // Legend entries laid out left to right by their text widths.
   const swatches: Array<[(x: number, y: number) => string, string]> = [
     [(x, y) => `<circle cx="${x + R}" cy="${y - 4}" r="${R}" fill="${COLORS.float}"/>`, 'float32'],
-    [(x, y) => `<rect x="${x}" y="${y - 9}" width="${2 * R}" height="${2 * R}" fill="${COLORS.uniform}"/>`, 'uniform (one setting, all layers)'],
+    [
+      (x, y) => `<rect x="${x}" y="${y - 9}" width="${2 * R}" height="${2 * R}" fill="${COLORS.uniform}"/>`,
+      'uniform (one setting, all layers)',
+    ],
     [(x, y) => `<circle cx="${x + R}" cy="${y - 4}" r="${R}" fill="${COLORS.search}"/>`, 'per-layer search'],
     [(x, y) => `<circle cx="${x + R}" cy="${y - 4}" r="${R}" fill="white" stroke="#374151"/>`, 'hollow: over budget'],
     [(x, y) => `<circle cx="${x + R}" cy="${y - 4}" r="${R + 2}" fill="none" stroke="${COLORS.chosen}" stroke-width="2"/>`, 'chosen'],
@@ -218,7 +247,9 @@ export function paretoSvg(report: AutoOptimizeReport): string {
   const tableTop = legendY + 46;
   const maxChars = Math.floor((W - PLOT.left - 10) / CHAR_W);
   const lines = rows.flatMap((p) => {
-    const tags = [p.id === chosenId ? 'CHOSEN' : '', p.id === uniformId ? 'best uniform' : '', p.onFront ? 'front' : ''].filter(Boolean).join(', ');
+    const tags = [p.id === chosenId ? 'CHOSEN' : '', p.id === uniformId ? 'best uniform' : '', p.onFront ? 'front' : '']
+      .filter(Boolean)
+      .join(', ');
     const settings = Object.entries(p.settings)
       .map(([n, s]) => `${n}: ${s}`)
       .join(',  ');
@@ -228,9 +259,10 @@ export function paretoSvg(report: AutoOptimizeReport): string {
     return wrap(line, maxChars).map((l, i) => ({ text: i ? `      ${l}` : l, style }));
   });
   const table = lines.map((l, i) => `<text x="${PLOT.left}" y="${tableTop + i * LINE_H}" ${l.style}>${esc(l.text)}</text>`);
-  const test = report.chosen.testAccuracy !== undefined && report.reference.testAccuracy !== undefined
-    ? `test split (never seen by the search): float32 ${pct(report.reference.testAccuracy)}, ${report.bestUniform?.testAccuracy !== undefined ? `best uniform ${pct(report.bestUniform.testAccuracy)}, ` : ''}chosen ${pct(report.chosen.testAccuracy)}`
-    : '';
+  const test =
+    report.chosen.testAccuracy !== undefined && report.reference.testAccuracy !== undefined
+      ? `test split (never seen by the search): float32 ${pct(report.reference.testAccuracy)}, ${report.bestUniform?.testAccuracy !== undefined ? `best uniform ${pct(report.bestUniform.testAccuracy)}, ` : ''}chosen ${pct(report.chosen.testAccuracy)}`
+      : '';
   const foot = test ? [`<text x="${PLOT.left}" y="${tableTop + lines.length * LINE_H + 8}">${esc(test)}</text>`] : [];
   const height = tableTop + lines.length * LINE_H + (test ? 24 : 4);
   return [

@@ -10,4 +10,14 @@ import * as run from './run';
 import * as sensitivity from './sensitivity';
 import * as train from './train';
 
-export const commands: Array<{ register(program: Command): void }> = [demo, info, optimize, sensitivity, run, train, distill, fl, exportOnnx];
+export const commands: Array<{ register(program: Command): void }> = [
+  demo,
+  info,
+  optimize,
+  sensitivity,
+  run,
+  train,
+  distill,
+  fl,
+  exportOnnx,
+];

@@ -97,9 +97,15 @@ export function register(program: Command): void {
     .option('--eval-labels <npy>', 'labels for --eval when it is an images .npy file')
     .option('--target <cpu|npu|mcu:ram,flash>', 'check the model against a device profile (sets pass defaults)')
     .option('--json', 'print the report as JSON')
-    .option('--budget <points>', 'optimize to a budget: choose bits, granularity and sparsity per layer so validation accuracy drops at most this many points')
+    .option(
+      '--budget <points>',
+      'optimize to a budget: choose bits, granularity and sparsity per layer so validation accuracy drops at most this many points',
+    )
     .option('--objective <size|latency>', 'with --budget: minimize .eom bytes (default) or latency measured on this machine')
-    .option('--validation <dir-or-npy>', 'with --budget: labelled validation data; a folder gives the last --validation-rows rows of its train split')
+    .option(
+      '--validation <dir-or-npy>',
+      'with --budget: labelled validation data; a folder gives the last --validation-rows rows of its train split',
+    )
     .option('--validation-rows <n>', 'with --budget and a folder: validation rows at the end of the train split (default 1000)')
     .option('--fine-tune <epochs>', 'with --budget and a folder: fine-tune pruned models on the train rows before the validation rows')
     .option('--report <file.svg|file.json>', 'with --budget: write the Pareto report (an .svg path writes the .json beside it too)')

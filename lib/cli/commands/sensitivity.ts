@@ -18,7 +18,10 @@ export function formatSensitivity(t: SensitivityTable): string {
   ];
   const head = ['setting', 'model bytes', 'vs fp32', 'drop', 'changed', 'logit err', 'max |err|', 'layer us'];
   for (const l of t.layers) {
-    lines.push('', `${l.node} ${l.op} [${l.shape.join(', ')}]${l.latencyShare !== undefined ? `, ${(l.latencyShare * 100).toFixed(0)} % of the float model's latency` : ''}`);
+    lines.push(
+      '',
+      `${l.node} ${l.op} [${l.shape.join(', ')}]${l.latencyShare !== undefined ? `, ${(l.latencyShare * 100).toFixed(0)} % of the float model's latency` : ''}`,
+    );
     const body = [...l.candidates]
       .sort((a, b) => a.modelBytes - b.modelBytes || a.logitError - b.logitError)
       .map((c) => [
@@ -35,15 +38,23 @@ export function formatSensitivity(t: SensitivityTable): string {
     const line = (cells: string[]) => '  ' + cells.map((c, i) => (i ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ');
     lines.push(line(head), ...body.map(line));
   }
-  lines.push('', "drop: validation accuracy points below float32; logit err: mean squared logit error / mean squared float logit; keys: int4/g32 = 4-bit, a scale per 32 along K (ch: per channel), u0.6 = 60 % of weights pruned, n0.25 = 25 % of units pruned");
+  lines.push(
+    '',
+    'drop: validation accuracy points below float32; logit err: mean squared logit error / mean squared float logit; keys: int4/g32 = 4-bit, a scale per 32 along K (ch: per channel), u0.6 = 60 % of weights pruned, n0.25 = 25 % of units pruned',
+  );
   return lines.join('\n');
 }
 
 export function register(program: Command): void {
   program
     .command('sensitivity <model>')
-    .description('per-layer sensitivity: each layer alone at every bit width, granularity and sparsity the budget search tries; accuracy drop, logit error, bytes and latency')
-    .requiredOption('--validation <dir-or-npy>', 'labelled validation data; a folder gives the last --validation-rows rows of its train split')
+    .description(
+      'per-layer sensitivity: each layer alone at every bit width, granularity and sparsity the budget search tries; accuracy drop, logit error, bytes and latency',
+    )
+    .requiredOption(
+      '--validation <dir-or-npy>',
+      'labelled validation data; a folder gives the last --validation-rows rows of its train split',
+    )
     .option('--validation-rows <n>', 'with a folder: validation rows at the end of the train split (default 1000)')
     .option('--no-latency', 'do not time the layers')
     .option('--json', 'print the table as JSON')
