@@ -12,6 +12,7 @@ import { encodeEom } from '../lib/model/eom';
 import { countKept } from '../lib/model/eom-codecs';
 import { denseWeight, type Graph } from '../lib/model/graph';
 import { autoOptimize, type AutoOptimizeOptions } from '../lib/optimizer/auto-optimize';
+import { evaluateModel } from '../lib/optimizer/evaluate';
 import { LatencyTable, type LatencyTableJSON } from '../lib/optimizer/latency';
 import {
   applySettings,
@@ -21,7 +22,7 @@ import {
   describeSetting,
   type CandidateSpace,
 } from '../lib/optimizer/layer-settings';
-import { pruneGraph } from '../lib/optimizer/prune';
+import { pruneGraph, prunedCount } from '../lib/optimizer/prune';
 import { quantizeGraph } from '../lib/optimizer/quantize';
 import { analyzeSensitivity } from '../lib/optimizer/sensitivity';
 import { rejectsCode, throwsCode } from './helpers';
@@ -62,7 +63,7 @@ test('layer settings: candidates in a fixed order, readable keys, one setting pe
   });
   const w1 = weight(g, 'fc1');
   assert.equal([w1.quant!.bits, w1.quant!.groupSize], [4, 32]);
-  assert.is(countKept(w1.mask!), w1.data.length - Math.floor(w1.data.length * 0.6));
+  assert.is(countKept(w1.mask!), w1.data.length - prunedCount(w1.data.length, 0.6));
   const w2 = weight(g, 'fc2');
   assert.equal([w2.quant!.bits, w2.quant!.groupSize, w2.mask], [8, undefined, undefined]);
   assert.match(g.metadata.quantization, /fc1 int4 group-32; fc2 int8 per-channel/);
@@ -98,6 +99,18 @@ test('quantize/prune layers: unknown names are E_NOT_FOUND, a non-array E_ARGUME
   throwsCode(() => layerCandidates(model, fc1, { sparsities: [1] }), 'E_ARGUMENT', /sparsities/);
   throwsCode(() => layerCandidates(model, fc1, { granularities: [{ group: 0 }] }), 'E_ARGUMENT', /granularity/);
   throwsCode(() => optimizableLayers(quantizeGraph(model)), 'E_ARGUMENT', /already QDense/);
+});
+
+test('a group longer than K is one group per row (stored as K), so the engine runs it (fc2 after fc1 loses units)', () => {
+  const shrunk = applySettings(model, {
+    fc1: { bits: 32, prune: { mode: 'neurons', sparsity: 0.5 } },
+    fc2: { bits: 4, granularity: { group: 128 } },
+  });
+  assert.equal([weight(shrunk, 'fc2').shape, weight(shrunk, 'fc2').quant!.groupSize], [[10, 64], 64]);
+  const q = quantizeGraph(model, { bits: 4, granularity: { group: 1000 } });
+  assert.equal([weight(q, 'fc1').quant!.groupSize, weight(q, 'fc2').quant!.groupSize], [784, 128]);
+  assert.ok(evaluateModel(shrunk, validation).accuracy > 0.5);
+  assert.ok(evaluateModel(q, validation).accuracy > 0.9);
 });
 
 test('sensitivity: one layer at a time; exact model bytes, zero error at float32, error grows as bits shrink', async () => {

@@ -28,15 +28,19 @@ interface Box {
 }
 const overlaps = (a: Box, b: Box) => a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
 
-/** 1-2-5 ticks covering [lo, hi] on a log axis. */
+/** 1-2-5 ticks covering [lo, hi] on a log axis; 1..9 when the range is too narrow for four of those. */
 function logTicks(lo: number, hi: number): number[] {
-  const ticks: number[] = [];
-  for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e++)
-    for (const m of [1, 2, 5]) {
-      const v = m * 10 ** e;
-      if (v >= lo && v <= hi) ticks.push(v);
-    }
-  return ticks;
+  const ticks = (steps: number[]) => {
+    const out: number[] = [];
+    for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e++)
+      for (const m of steps) {
+        const v = m * 10 ** e;
+        if (v >= lo && v <= hi) out.push(v);
+      }
+    return out;
+  };
+  const coarse = ticks([1, 2, 5]);
+  return coarse.length >= 4 ? coarse : ticks([1, 2, 3, 4, 5, 6, 7, 8, 9]);
 }
 
 function linearTicks(lo: number, hi: number, count: number): number[] {

@@ -132,9 +132,11 @@ export function quantizeGraph(graph: Graph, options: QuantizeOptions = {}): Grap
       q = quantizeAsymmetric(values, bits, grid);
       quant = { bits, scheme: 'asymmetric', scale: new Float32Array([grid.scale]), zeroPoint: grid.zeroPoint - 2 ** (bits - 1) };
     } else if (typeof granularity === 'object') {
-      const r = quantizeGroups(values, n, k, bits, granularity.group);
+      // A group longer than K is one group per row: stored as K, the longest group the kernels take.
+      const group = Math.min(granularity.group, k);
+      const r = quantizeGroups(values, n, k, bits, group);
       q = r.q;
-      quant = { bits, scheme: 'symmetric', scale: r.scales, groupSize: granularity.group, axis: 0 };
+      quant = { bits, scheme: 'symmetric', scale: r.scales, groupSize: group, axis: 0 };
     } else {
       const r = kernels().quantizeSymmetric(values, n, k, bits, granularity === 'channel');
       q = r.q;
