@@ -34,12 +34,20 @@ export {
 } from './optimizer/auto-optimize';
 export {
   analyzeSensitivity,
+  type SensitivityProgress,
   type SensitivityOptions,
   type SensitivityTable,
   type SensitivityRow,
   type LayerSensitivity,
 } from './optimizer/sensitivity';
-export { LatencyTable, type LatencyOptions, type LatencyTableJSON } from './optimizer/latency';
+export {
+  LatencyTable,
+  type LatencyOptions,
+  type LatencyTableJSON,
+  type LatencyEntry,
+  type TimedItem,
+  type TimingProgress,
+} from './optimizer/latency';
 export {
   applySettings,
   layerCandidates,
@@ -50,6 +58,10 @@ export {
   LAYER_KINDS,
   type LayerSetting,
   type LayerSettings,
+  type LayerGranularity,
+  type LayerPrune,
+  type OptimizableLayer,
+  type QuantizeLayersOptions,
   type LayerKind,
   type CandidateSpace,
 } from './optimizer/layer-settings';

@@ -24,7 +24,8 @@ import {
 } from '../lib/optimizer/layer-settings';
 import { pruneGraph, prunedCount } from '../lib/optimizer/prune';
 import { quantizeGraph } from '../lib/optimizer/quantize';
-import { analyzeSensitivity } from '../lib/optimizer/sensitivity';
+import { greedyPath } from '../lib/optimizer/search-path';
+import { analyzeSensitivity, type SensitivityRow, type SensitivityTable } from '../lib/optimizer/sensitivity';
 import { rejectsCode, throwsCode } from './helpers';
 
 const model = defaultModel();
@@ -163,6 +164,26 @@ test('latency table: interleaved ratios to a yardstick, a grid, a JSON round tri
   throwsCode(() => new LatencyTable({ rounds: 1.5 }), 'E_ARGUMENT', /rounds/);
   throwsCode(() => new LatencyTable({ resolution: 1 }), 'E_ARGUMENT', /resolution/);
   throwsCode(() => new LatencyTable({ threads: 0 }), 'E_ARGUMENT', /threads/);
+});
+
+test('greedy path: each layer walks its lower convex hull of (bytes, error); layers merge by error added per byte saved', () => {
+  const row = (key: string, bytesDelta: number, logitError: number) =>
+    ({ key, bytesDelta, logitError, accuracyDrop: 0, setting: { bits: 32 } }) as unknown as SensitivityRow;
+  const layer = (node: string, rows: SensitivityRow[]) => ({ node, op: 'Dense', shape: [1, 1] as [number, number], candidates: rows });
+  const table: SensitivityTable = {
+    model: 'synthetic',
+    validationRows: 1,
+    reference: { bytes: 1000, accuracy: 1 },
+    layers: [
+      // a: 'a2' lies above the hull from a1 to a3 (a concave corner), 'a4' saves nothing; 'a5' is the smallest.
+      layer('a', [row('a0', 0, 0), row('a1', -100, 1), row('a2', -150, 4), row('a3', -200, 3), row('a4', 0, 0.5), row('a5', -300, 13)]),
+      // b: slopes 0.02 then 0.05 per byte.
+      layer('b', [row('b0', 0, 0), row('b1', -100, 2), row('b2', -140, 4)]),
+    ],
+  };
+  const path = greedyPath(table, (r) => r.bytesDelta).map((p) => p.rows.map((r) => r.key).join(' '));
+  // Slopes: a1 0.01, a3 0.02, b1 0.02 (a first: earlier layer on a tie), b2 0.05, a5 0.1.
+  assert.equal(path, ['a0 b0', 'a1 b0', 'a3 b0', 'a3 b1', 'a3 b2', 'a5 b2']);
 });
 
 const searchOptions = (extra: Partial<AutoOptimizeOptions> = {}): AutoOptimizeOptions => ({
