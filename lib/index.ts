@@ -1,5 +1,5 @@
 /** edgeopt: optimize small neural networks and run them on edge devices from Node.js. */
-export { EdgeOptError, type ErrorCode } from './errors';
+export { EdgeOptError, AbortError, type ErrorCode } from './errors';
 export { backendInfo, kernels, type BackendInfo, type Kernels, type RowQuantized, type SymmetricQuantized } from './backends';
 export type { NativeLayerSpec, SparsePolicy } from './backends/native/addon';
 export * from './model';
@@ -14,8 +14,25 @@ export {
   type InferOutput,
   type Device,
   type LoadResult,
+  type ModelInfo,
+  type ModelTensorInfo,
+  type ModelTensors,
+  type EngineEvents,
 } from './engine/engine';
 export type { Backend } from './engine/runners';
+export {
+  InferenceSession,
+  type SessionOptions,
+  type SessionFeeds,
+  type SessionOutputs,
+  type TensorLike,
+  type TensorMetadata,
+  type TensorType,
+  type OutputTensor,
+  type RunOptions,
+  type PreparedFeeds,
+} from './engine/session';
+export { Batcher, type BatcherOptions, type BatchEvent, type BatcherEvents, type BatchRunner } from './engine/batcher';
 export { EdgeModelOptimizer, type OptimizeOptions, type OptimizeReport, type PassReport } from './optimizer/optimizer';
 export { type LayerReport, type AccuracyReport } from './optimizer/report';
 export { checkTarget, type Target, type TargetIssue } from './optimizer/target';
