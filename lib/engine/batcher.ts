@@ -12,7 +12,9 @@
  * E_BUSY instead of holding memory. An aborted request leaves the queue.
  */
 import { EventEmitter } from 'node:events';
+import { firstNonFinite } from '../backends/finite';
 import { AbortError, EdgeOptError } from '../errors';
+import { elementCount } from '../model/graph';
 import type { ModelInfo, ModelTensors } from './engine';
 
 export interface BatcherOptions {
@@ -111,6 +113,11 @@ export class Batcher extends EventEmitter<BatcherEvents> {
   run(feeds: ModelTensors, rows: number, signal?: AbortSignal): Promise<ModelTensors> {
     if (this.closed) return Promise.reject(new EdgeOptError('E_STATE', `${this.label}: the batcher is closed`));
     if (signal?.aborted) return Promise.reject(abortError(signal, `${this.label}: the run`));
+    try {
+      this.check(feeds, rows);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     if (this.queuedRows + rows > this.maxQueue && this.queuedRows > 0) {
       return Promise.reject(
         new EdgeOptError(
@@ -139,6 +146,28 @@ export class Batcher extends EventEmitter<BatcherEvents> {
       this.queuedRows += rows;
       this.schedule();
     });
+  }
+
+  /**
+   * A request's own faults (shape, NaN) must fail it alone, before it enters the queue, never its
+   * batch-mates: every input of `rows` rows of the model's row size, every value finite.
+   */
+  private check(feeds: ModelTensors, rows: number): void {
+    if (!(Number.isInteger(rows) && rows > 0))
+      throw new EdgeOptError('E_ARGUMENT', `${this.label}: rows must be a positive integer, got ${String(rows)}`);
+    for (const { name, shape } of this.info.inputs) {
+      const t = feeds[name];
+      if (!t || !(t.data instanceof Float32Array) || !Array.isArray(t.shape))
+        throw new EdgeOptError('E_ARGUMENT', `${this.label}: feed '${name}' must be { data: Float32Array, shape }`);
+      const ok = t.shape.length === shape.length && t.shape[0] === rows && t.shape.every((d, i) => i === 0 || d === shape[i]);
+      if (!ok || t.data.length !== rows * elementCount(shape.slice(1)))
+        throw new EdgeOptError(
+          'E_SHAPE',
+          `${this.label}: feed '${name}' has shape [${t.shape.join(', ')}] and ${t.data.length} values; expected [${rows}, ${shape.slice(1).join(', ')}]`,
+        );
+      const bad = firstNonFinite(t.data);
+      if (bad >= 0) throw new EdgeOptError('E_VALUE', `${this.label}: input '${name}' value ${bad} is ${t.data[bad]}`);
+    }
   }
 
   /** Stops accepting runs; resolves when every queued and running batch has finished. */
