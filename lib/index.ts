@@ -38,6 +38,7 @@ export { type LayerReport, type AccuracyReport } from './optimizer/report';
 export { checkTarget, type Target, type TargetIssue } from './optimizer/target';
 export { quantize, quantizeGraph, parseGranularity, type QuantizeOptions, type Granularity } from './optimizer/quantize';
 export { observeActivations, applyStaticActivations, applyStaticOutputs, type Observer, type ActivationRange } from './optimizer/calibrate';
+export { foldInputNormalization, inputNormalization, type InputNormalizationOptions } from './optimizer/input-normalization';
 export { prune, pruneGraph, prunedCount, PRUNE_MODES, type PruneOptions, type PruneMode } from './optimizer/prune';
 export type { FineTuneOptions } from './optimizer/fine-tune';
 export { distill, distillation, type DistillOptions } from './optimizer/distill';
@@ -88,7 +89,8 @@ export { polynomialSparsity, type PolynomialSchedule } from './optimizer/schedul
 export { evaluateModel, argmaxRows, type Evaluation } from './optimizer/evaluate';
 export type { Pass, PassContext } from './optimizer/pass';
 export { parseNpy, readNpy, encodeNpy, writeNpy, type Npy, type NpyArray } from './data/npy';
-export { loadDataset, loadImageFolder, sliceRows, type Dataset } from './data/dataset';
+export { loadDataset, loadImageFolder, sliceRows, modelRows, type Dataset } from './data/dataset';
 export { defaultModel, mnistTest, mnistTrain, loadLinearStack } from './data/bundled';
 export * from './train';
 export * from './federated';
+export { InferenceServer, type ServerOptions } from './serve/server';
