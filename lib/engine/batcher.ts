@@ -20,7 +20,7 @@ import type { ModelInfo, ModelTensors } from './engine';
 export interface BatcherOptions {
   /** Rows per batch (default 32). A single request with more rows runs as its own batch. */
   maxBatch?: number;
-  /** How long the oldest queued request may wait for batch-mates (default 1 ms; 0: the next loop turn). */
+  /** How long the oldest queued request may wait for batch-mates (default 0: the next turn of the event loop). */
   maxDelayMs?: number;
   /** Rows that may wait in the queue; a run past it rejects with E_BUSY (default 1024). */
   maxQueue?: number;
@@ -88,7 +88,7 @@ export class Batcher extends EventEmitter<BatcherEvents> {
     this.maxBatch = checkInt('maxBatch', options.maxBatch, 32, 1);
     this.maxQueue = checkInt('maxQueue', options.maxQueue, 1024, 1);
     this.concurrency = checkInt('concurrency', options.concurrency, 1, 1);
-    const delay = options.maxDelayMs ?? 1;
+    const delay = options.maxDelayMs ?? 0;
     if (!(Number.isFinite(delay) && delay >= 0 && delay <= 60_000))
       throw new EdgeOptError('E_ARGUMENT', `batcher: maxDelayMs must be a number in 0..60000, got ${String(options.maxDelayMs)}`);
     this.maxDelayMs = delay;

@@ -44,7 +44,7 @@ export function register(program: Command): void {
     .option('--threads <n>', 'intra-op threads of native plans (default: the core count)')
     .option('--no-batching', 'run every request on its own (default: dynamic batching)')
     .option('--max-batch <rows>', 'rows per batched engine call', '32')
-    .option('--max-delay-ms <ms>', 'longest wait of a queued request for batch-mates', '1')
+    .option('--max-delay-ms <ms>', 'longest wait of a queued request for batch-mates (0: the next event-loop turn)', '0')
     .option('--max-queue <rows>', 'rows that may wait for a batch; past it, 503 E_BUSY', '1024')
     .option('--max-body-bytes <n>', 'largest request body (413 past it)', String(16 << 20))
     .option('--max-inflight <n>', 'requests handled at once (503 E_BUSY past it)', '4096')
