@@ -60,6 +60,15 @@ const fmt = (x, d = 3) => (x == null || !Number.isFinite(x) ? '-' : x >= 100 ? x
 
 /** Grouped bars on a log10 axis: groups = batches, bars = engines; values in ms. */
 function latencySvg(title, groups, series) {
+  return barsSvg(title, groups, series, {
+    groupLabel: (g) => `batch ${g}`,
+    unit: 'ms',
+    note: 'median latency per call, log scale; missing bars: engine skipped at that batch',
+  });
+}
+
+/** Grouped bars on a log10 axis: one group per x value, one bar per series. */
+function barsSvg(title, groups, series, { groupLabel, unit, note }) {
   const R = 30 + Math.max(...series.map((s) => textWidth(s.name, 11))),
     W = 560 + R,
     L = 64,
@@ -81,17 +90,17 @@ function latencySvg(title, groups, series) {
     const yy = y(10 ** e);
     out.push(
       `<line x1="${L}" x2="${W - R}" y1="${yy}" y2="${yy}" stroke="#ddd"/>`,
-      `<text x="${L - 6}" y="${yy + 4}" text-anchor="end">${esc(10 ** e >= 1 ? String(10 ** e) : (10 ** e).toPrecision(1))} ms</text>`,
+      `<text x="${L - 6}" y="${yy + 4}" text-anchor="end">${esc(10 ** e >= 1 ? String(10 ** e) : (10 ** e).toPrecision(1))} ${esc(unit)}</text>`,
     );
   }
   groups.forEach((g, gi) => {
-    out.push(`<text x="${L + gw * gi + gw / 2}" y="${H - B + 18}" text-anchor="middle">batch ${esc(g)}</text>`);
+    out.push(`<text x="${L + gw * gi + gw / 2}" y="${H - B + 18}" text-anchor="middle">${esc(groupLabel(g))}</text>`);
     series.forEach((s, si) => {
       const v = s.values[gi];
       if (!(v > 0)) return;
       const x = L + gw * gi + gw * 0.1 + bw * si;
       out.push(
-        `<rect x="${x.toFixed(1)}" y="${y(v).toFixed(1)}" width="${(bw - 1).toFixed(1)}" height="${(H - B - y(v)).toFixed(1)}" fill="${s.color}"><title>${esc(s.name)}, batch ${esc(g)}: ${fmt(v, 4)} ms</title></rect>`,
+        `<rect x="${x.toFixed(1)}" y="${y(v).toFixed(1)}" width="${(bw - 1).toFixed(1)}" height="${(H - B - y(v)).toFixed(1)}" fill="${s.color}"><title>${esc(s.name)}, ${esc(groupLabel(g))}: ${fmt(v, 4)} ${esc(unit)}</title></rect>`,
       );
     });
   });
@@ -102,10 +111,7 @@ function latencySvg(title, groups, series) {
       `<text x="${W - R + 30}" y="${T + si * 18 + 10}">${esc(s.name)}</text>`,
     );
   });
-  out.push(
-    `<text x="${L}" y="${H - 8}" fill="#666">median latency per call, log scale; missing bars: engine skipped at that batch</text>`,
-    '</svg>',
-  );
+  out.push(`<text x="${L}" y="${H - 8}" fill="#666">${esc(note)}</text>`, '</svg>');
   return out.join('\n') + '\n';
 }
 
@@ -347,6 +353,62 @@ function tableSection(tab, img) {
   return out;
 }
 
+function serveSection(srv, imgs) {
+  const out = [];
+  const b = srv.settings.batching;
+  out.push(`Command: \`${srv.command}\` (${srv.durationSeconds} s). ${machineSection(srv.machine, 'Machine')}`, '');
+  out.push(
+    `autocannon ${srv.autocannon} in the benchmark process drives \`edgeopt serve\` child processes on 127.0.0.1 (${srv.settings.threads} intra-op thread), ` +
+      `${srv.settings.seconds} s per run, ${srv.settings.rounds} rounds, batching off and on interleaved within each round. ` +
+      `Batching: maxBatch ${b.maxBatch}, maxDelayMs ${b.maxDelayMs}, maxQueue ${b.maxQueue}. Each request is one row (raw float32, JSON answer); ` +
+      '"ratio" is on / off requests/s of the same round; p99 is the client-side latency of every answered request; ' +
+      '"server run p99" is the upper edge of the `edgeopt_run_duration_seconds` bucket holding the 99th percentile (batch queue + engine, in the server); ' +
+      '"bound" is the issue\'s 2 x (maxDelayMs + mean batch engine time). lost = received by the server and never answered, dup = answered twice, wrong = argmax differs from the engine\'s own answer for that row.',
+    '',
+  );
+  for (const m of srv.models) {
+    out.push(`### ${m.describe}`, '');
+    if (imgs[m.key]) out.push(`![requests/s by connections, batching off and on, ${m.key}](${imgs[m.key]})`, '');
+    out.push(
+      '| connections | off req/s | on req/s | ratio (per round) | off p99 ms | on p99 ms | server run p99 ms | bound ms | rows per batch | lost / dup / wrong / non-200 |',
+      '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    );
+    for (const r of m.summary)
+      out.push(
+        `| ${r.connections} | ${fmt(r.offRequestsPerSec)} | ${fmt(r.onRequestsPerSec)} | ${r.ratios.map((x) => fmt(x, 2)).join(', ')} | ${fmt(r.offP99Ms)} | ${fmt(r.onP99Ms)} | <= ${fmt(r.onServerRunP99Ms)} | ${fmt(r.p99BoundMs)} | ${fmt(r.onMeanBatchRows, 1)} | ${r.lost} / ${r.duplicates} / ${r.wrong} / ${r.non200} |`,
+      );
+    const sent = m.runs.reduce((a, r) => a + r.count.sent, 0);
+    const answered = m.runs.reduce((a, r) => a + r.count.answered, 0);
+    const received = m.runs.reduce((a, r) => a + r.count.serverReceived, 0);
+    const served = m.runs.reduce((a, r) => a + r.count.serverAnswered, 0);
+    const open = m.runs.reduce((a, r) => a + r.count.inFlightAtStop, 0);
+    out.push(
+      '',
+      `Counted over all ${m.runs.length} runs: the load generator sent ${sent} requests and got ${answered} answers, each id once; the ${open} without an answer were in flight when it stopped (one per open connection). ` +
+        `The server received ${received} and answered ${served} (it also answers the requests of connections the load generator had already closed).`,
+      '',
+    );
+  }
+  const u = srv.burst;
+  if (u) {
+    const mb = (x) => (x == null ? '-' : `${(x / 2 ** 20).toFixed(1)} MiB`);
+    const s = srv.settings.burst;
+    out.push(
+      '### Burst',
+      '',
+      `${s.connections} connections, each pipelining ${s.pipelining} requests (${s.connections * s.pipelining} outstanding), for ${s.seconds} s against a batching MNIST server with maxQueue ${s.maxQueue}: ` +
+        `answers ${Object.entries(u.status)
+          .map(([k, v]) => `${v} x ${k}`)
+          .join(
+            ', ',
+          )}, ${u.errors} connection errors, ${u.timeouts} timeouts; server RSS idle ${mb(u.rssIdleBytes)}, before ${mb(u.rssBeforeBytes)}, peak ${mb(u.rssPeakBytes)}, after ${mb(u.rssAfterBytes)}; ` +
+        `/healthz after the burst: ${u.healthzAfter}; received ${u.count.serverReceived}, answered ${u.count.serverAnswered}; SIGTERM: exit code ${srv.shutdown ? srv.shutdown.code : '-'}.`,
+      '',
+    );
+  }
+  return out;
+}
+
 function verdicts(cmp, tab) {
   const out = [];
   if (tab) {
@@ -392,6 +454,23 @@ function verdicts(cmp, tab) {
 function render(cmp, tab, opts = {}) {
   const svgs = {};
   const imgs = {};
+  const srv = opts.serve;
+  const serveImgs = {};
+  if (srv) {
+    for (const m of srv.models) {
+      const name = `img/bench-serve-${m.key}.svg`;
+      svgs[name] = barsSvg(
+        `${m.describe}: requests/s`,
+        m.summary.map((r) => r.connections),
+        [
+          { name: 'batching off', color: COLORS[0], values: m.summary.map((r) => r.offRequestsPerSec) },
+          { name: 'batching on', color: COLORS[2], values: m.summary.map((r) => r.onRequestsPerSec) },
+        ],
+        { groupLabel: (g) => `${g} connections`, unit: 'req/s', note: 'median requests/s over the rounds, log scale' },
+      );
+      serveImgs[m.key] = name;
+    }
+  }
   if (cmp) {
     for (const m of cmp.models) {
       const cfgs = m.configs.filter((c) => c.threads === 1);
@@ -441,6 +520,7 @@ function render(cmp, tab, opts = {}) {
     'npm install',
     'npm run bench -- compare        # ~10 min; --quick ~1 min; --json prints the JSON',
     'npm run bench -- table          # ~1-2 min',
+    'npm run bench -- serve          # ~6 min: the HTTP server under load (autocannon), batching off and on',
     'npm run bench -- report         # regenerates this page and docs/img/bench-*.svg',
     '```',
     '',
@@ -450,6 +530,8 @@ function render(cmp, tab, opts = {}) {
   else md.push('## edgeopt vs onnxruntime-node vs TensorFlow.js', '', 'No compare results yet: run `npm run bench -- compare`.', '');
   if (tab) md.push('## The optimization table', '', ...tableSection(tab, tabImg));
   else md.push('## The optimization table', '', 'No table results yet: run `npm run bench -- table`.', '');
+  if (srv) md.push('## Serving over HTTP', '', ...serveSection(srv, serveImgs));
+  else md.push('## Serving over HTTP', '', 'No serve results yet: run `npm run bench -- serve`.', '');
   if (opts.analysis) md.push(opts.analysis.trim(), '');
   return { markdown: md.join('\n'), svgs };
 }
@@ -461,7 +543,7 @@ async function run(argv) {
   const tab = pick('table');
   const analysisFile = path.join(C.ROOT, 'bench', 'analysis.md');
   const analysis = fs.existsSync(analysisFile) ? fs.readFileSync(analysisFile, 'utf8') : '';
-  const { markdown, svgs } = render(cmp, tab, { analysis });
+  const { markdown, svgs } = render(cmp, tab, { analysis, serve: pick('serve') });
   fs.mkdirSync(IMG, { recursive: true });
   for (const [name, svg] of Object.entries(svgs)) fs.writeFileSync(path.join(DOCS, name), svg);
   fs.writeFileSync(path.join(DOCS, 'benchmarks.md'), markdown);
@@ -472,7 +554,7 @@ async function run(argv) {
   );
 }
 
-module.exports = { run, render, latencySvg, accuracySvg };
+module.exports = { run, render, latencySvg, barsSvg, accuracySvg };
 
 if (require.main === module) {
   run(process.argv.slice(2)).catch((e) => {

@@ -1,14 +1,16 @@
 // The HTTP server under load: `npm run bench -- serve [--quick] [--json] [--seconds=10] [--rounds=2]
-// [--concurrency=1,16,64,256] [--burst-seconds=10] [--model=int8|fp32]`.
+// [--concurrency=1,16,64,256] [--burst-seconds=10] [--models=mnist,big]`.
 //
-// Starts `edgeopt serve` twice on the bundled MNIST model (int8 by default) in child processes,
-// one with dynamic batching and one without, and drives both from this process with autocannon
-// at fixed connection counts, interleaved round by round so each ratio compares the same minutes
-// of this shared machine. Each request is one MNIST test row as raw float32 with an
-// x-request-id; the server echoes the id, and every answer is counted (none lost, none twice) and
-// checked (argmax equal to the engine's own answer for that row). Then a burst: 256 connections,
-// each pipelining several requests, against a batching server with a small queue, which must
-// answer 503 E_BUSY rather than grow: its RSS is sampled before, during and after.
+// For each model, starts `edgeopt serve` twice in child processes, one with dynamic batching and
+// one without, and drives both from this process with autocannon at fixed connection counts,
+// interleaved round by round so each ratio compares the same minutes of this shared machine.
+// Models: the bundled MNIST MLP (int8; the issue's acceptance model), and a seeded
+// 1024-4096-4096-1024 MLP (int8; bench compare's big MLP) whose rows cost more than the HTTP
+// around them. Each request is one row as raw float32 with an x-request-id; the server echoes the
+// id, and every answer is counted (none lost, none twice) and checked (argmax equal to the
+// engine's own answer for that row). Then a burst: 256 connections, each pipelining several
+// requests, against a batching MNIST server with a small queue, which must answer 503 E_BUSY
+// rather than grow: its RSS is sampled before, during and after.
 // Writes bench/results/serve.json (serve-quick.json with --quick).
 'use strict';
 const fs = require('node:fs');
@@ -18,6 +20,8 @@ const { spawn } = require('node:child_process');
 const C = require('./support/common');
 
 const BATCHING = { maxBatch: 64, maxDelayMs: 2, maxQueue: 1024 };
+/** One intra-op thread: the load generator shares this 2-core machine, and a batch split over threads waits for its slowest one. */
+const THREADS = 1;
 const BURST = { maxBatch: 64, maxDelayMs: 2, maxQueue: 128, pipelining: 8, connections: 256 };
 
 function arg(argv, name, dflt) {
@@ -28,7 +32,8 @@ function arg(argv, name, dflt) {
 /** Starts `edgeopt serve` (from lib/ through tsx) on a free port; resolves when it prints its URL. */
 function startServer(modelFile, flags) {
   const cli = path.join(C.ROOT, 'lib', 'cli', 'index.ts');
-  const child = spawn(process.execPath, ['--import', 'tsx', cli, 'serve', `mnist=${modelFile}`, '--port', '0', ...flags], {
+  const args = ['--import', 'tsx', cli, 'serve', `m=${modelFile}`, '--port', '0', '--threads', String(THREADS), ...flags];
+  const child = spawn(process.execPath, args, {
     cwd: C.ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -113,7 +118,7 @@ async function load(autocannon, server, opts, data) {
   let rssPeak = rssBefore || 0;
   const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, rssBytes(server.child.pid) || 0)), 200);
   const result = await autocannon({
-    url: `${server.url}/v1/models/mnist:predict`,
+    url: `${server.url}/v1/models/m:predict`,
     connections: opts.connections,
     pipelining: opts.pipelining || 1,
     duration: opts.seconds,
@@ -128,7 +133,7 @@ async function load(autocannon, server, opts, data) {
           req.headers = {
             'content-type': 'application/octet-stream',
             accept: 'application/json',
-            'x-edgeopt-dims': '1,784',
+            'x-edgeopt-dims': `1,${data.features}`,
             'x-request-id': String(id),
           };
           req.body = data.bodies[row];
@@ -155,13 +160,12 @@ async function load(autocannon, server, opts, data) {
   clearInterval(sampler);
   const after = await drained(server.url);
   const lat = C.summarize(latencies);
-  const received =
-    (after['edgeopt_requests_received_total{model="mnist"}'] || 0) - (before['edgeopt_requests_received_total{model="mnist"}'] || 0);
+  const received = (after['edgeopt_requests_received_total{model="m"}'] || 0) - (before['edgeopt_requests_received_total{model="m"}'] || 0);
   const answeredByServer = sumWhere(after, 'edgeopt_requests_total{') - sumWhere(before, 'edgeopt_requests_total{');
-  const batches = (after['edgeopt_batch_size_count{model="mnist"}'] || 0) - (before['edgeopt_batch_size_count{model="mnist"}'] || 0);
-  const batchRows = (after['edgeopt_batch_size_sum{model="mnist"}'] || 0) - (before['edgeopt_batch_size_sum{model="mnist"}'] || 0);
+  const batches = (after['edgeopt_batch_size_count{model="m"}'] || 0) - (before['edgeopt_batch_size_count{model="m"}'] || 0);
+  const batchRows = (after['edgeopt_batch_size_sum{model="m"}'] || 0) - (before['edgeopt_batch_size_sum{model="m"}'] || 0);
   const batchSeconds =
-    (after['edgeopt_batch_duration_seconds_sum{model="mnist"}'] || 0) - (before['edgeopt_batch_duration_seconds_sum{model="mnist"}'] || 0);
+    (after['edgeopt_batch_duration_seconds_sum{model="m"}'] || 0) - (before['edgeopt_batch_duration_seconds_sum{model="m"}'] || 0);
   const ok = status[200] || 0;
   return {
     connections: opts.connections,
@@ -196,84 +200,43 @@ async function load(autocannon, server, opts, data) {
 
 const flagsOf = (b) => ['--max-batch', String(b.maxBatch), '--max-delay-ms', String(b.maxDelayMs), '--max-queue', String(b.maxQueue)];
 
-async function run(argv) {
-  const quick = argv.includes('--quick');
-  const json = argv.includes('--json');
-  const seconds = Number(arg(argv, 'seconds', quick ? 3 : 10));
-  const rounds = Number(arg(argv, 'rounds', quick ? 1 : 2));
-  const burstSeconds = Number(arg(argv, 'burst-seconds', quick ? 5 : 10));
-  const levels = arg(argv, 'concurrency', '1,16,64,256').split(',').map(Number);
-  const precision = arg(argv, 'model', 'int8');
-  const autocannon = C.optional('autocannon');
-  if (!autocannon.mod) throw new Error(autocannon.note);
-  const E = C.loadEdgeopt();
-  const started = performance.now();
-  const machine = C.machine();
-
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'edgeopt-serve-'));
-  const modelFile = path.join(dir, `mnist-${precision}.eom`);
-  const graph = precision === 'fp32' ? E.defaultModel() : E.quantizeGraph(E.defaultModel(), { bits: 8 });
-  E.saveModel(graph, modelFile);
-  const test = E.mnistTest();
-  const rows = test.shape[0];
-  const engine = new E.EdgeInferenceEngine();
-  engine.loadModelSync('m', graph);
-  const argmax = Array.from(E.argmaxRows(engine.inferSync('m', { data: test.data, shape: test.shape }).data, rows));
-  const bodies = Array.from({ length: rows }, (_, r) => Buffer.from(test.data.slice(r * 784, (r + 1) * 784).buffer));
-  const data = { rows, bodies, argmax };
-
-  const servers = {
-    off: await startServer(modelFile, ['--no-batching']),
-    on: await startServer(modelFile, flagsOf(BATCHING)),
-  };
-  const runs = [];
-  try {
-    for (let round = 0; round < rounds; round++) {
-      for (const connections of levels) {
-        const order = round % 2 ? ['on', 'off'] : ['off', 'on'];
-        for (const mode of order) {
-          const r = await load(autocannon.mod, servers[mode], { connections, seconds }, data);
-          runs.push({ round, mode, ...r });
-          if (!json)
-            console.error(
-              `round ${round + 1} c=${connections} batching ${mode}: ${r.requestsPerSec} req/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, batch ${r.meanBatchRows ?? '-'} rows`,
-            );
+/** A model to serve: its .eom file, request bodies (one row each) and the engine's argmax per row. */
+function prepare(E, dir, key) {
+  const spec =
+    key === 'mnist'
+      ? {
+          graph: E.quantizeGraph(E.defaultModel(), { bits: 8 }),
+          describe: 'mlp-784-128-10 (bundled, PyTorch-trained), int8, MNIST test rows',
         }
-      }
-    }
-  } finally {
-    for (const s of Object.values(servers)) await stopServer(s);
-  }
+      : {
+          graph: E.quantizeGraph(C.syntheticMlp([1024, 4096, 4096, 1024]), { bits: 8 }),
+          describe: 'mlp-1024-4096-4096-1024 (seeded), int8, seeded random rows',
+        };
+  const file = path.join(dir, `${key}.eom`);
+  E.saveModel(spec.graph, file);
+  const features = spec.graph.inputs[0].shape[1];
+  const x = key === 'mnist' ? E.mnistTest().data.subarray(0, 2000 * 784) : C.randomRows(256, features, 7);
+  const rows = x.length / features;
+  const engine = new E.EdgeInferenceEngine();
+  engine.loadModelSync('m', spec.graph);
+  const argmax = Array.from(E.argmaxRows(engine.inferSync('m', { data: x, shape: [rows, features] }).data, rows));
+  engine.dispose();
+  const bodies = Array.from({ length: rows }, (_, r) => Buffer.from(x.slice(r * features, (r + 1) * features).buffer));
+  return { key, file, describe: spec.describe, data: { rows, features, bodies, argmax } };
+}
 
-  // The burst: more requests outstanding than the queue holds.
-  const burstServer = await startServer(modelFile, flagsOf(BURST));
-  let burst;
-  let shutdown;
-  try {
-    const idleRss = rssBytes(burstServer.child.pid);
-    burst = await load(
-      autocannon.mod,
-      burstServer,
-      { connections: BURST.connections, pipelining: BURST.pipelining, seconds: burstSeconds },
-      data,
-    );
-    burst.rssIdleBytes = idleRss;
-    const health = await fetch(`${burstServer.url}/healthz`);
-    burst.healthzAfter = health.status;
-  } finally {
-    shutdown = await stopServer(burstServer);
-  }
-  fs.rmSync(dir, { recursive: true, force: true });
+const med = (xs) => C.quantile(Float64Array.from(xs).sort(), 0.5);
 
-  const summary = levels.map((connections) => {
+function summarize(runs, levels, rounds) {
+  return levels.map((connections) => {
     const pick = (mode) => runs.filter((r) => r.mode === mode && r.connections === connections);
     const ratios = [...Array(rounds).keys()].map((round) => {
-      const on = runs.find((r) => r.mode === 'on' && r.connections === connections && r.round === round);
-      const off = runs.find((r) => r.mode === 'off' && r.connections === connections && r.round === round);
+      const [on, off] = ['on', 'off'].map((mode) => pick(mode).find((r) => r.round === round));
       return on.requestsPerSec / off.requestsPerSec;
     });
-    const med = (xs) => C.quantile(Float64Array.from(xs).sort(), 0.5);
     const on = pick('on');
+    const all = runs.filter((r) => r.connections === connections);
+    const batchMs = med(on.map((r) => r.meanBatchMs || 0));
     return {
       connections,
       offRequestsPerSec: C.round(med(pick('off').map((r) => r.requestsPerSec)), 1),
@@ -281,41 +244,123 @@ async function run(argv) {
       ratios: ratios.map((x) => C.round(x, 2)),
       offP99Ms: C.round(med(pick('off').map((r) => r.p99Ms)), 3),
       onP99Ms: C.round(med(on.map((r) => r.p99Ms)), 3),
+      onServerRunP99Ms: med(on.map((r) => r.serverRunP99Ms)),
       onMeanBatchRows: C.round(med(on.map((r) => r.meanBatchRows || 0)), 2),
-      onMeanBatchMs: C.round(med(on.map((r) => r.meanBatchMs || 0)), 4),
+      onMeanBatchMs: C.round(batchMs, 4),
       /** The issue's bound: 2 x (maxDelayMs + one batch's compute time). */
-      p99BoundMs: C.round(2 * (BATCHING.maxDelayMs + med(on.map((r) => r.meanBatchMs || 0))), 3),
-      lost: runs
-        .filter((r) => r.connections === connections)
-        .reduce((a, r) => a + (r.count.serverReceived - r.count.serverAnswered) + r.count.unknownIds, 0),
-      duplicates: runs.filter((r) => r.connections === connections).reduce((a, r) => a + r.count.duplicates, 0),
-      wrong: runs.filter((r) => r.connections === connections).reduce((a, r) => a + r.count.wrongArgmax, 0),
+      p99BoundMs: C.round(2 * (BATCHING.maxDelayMs + batchMs), 3),
+      lost: all.reduce((a, r) => a + (r.count.serverReceived - r.count.serverAnswered) + r.count.unknownIds, 0),
+      duplicates: all.reduce((a, r) => a + r.count.duplicates, 0),
+      wrong: all.reduce((a, r) => a + r.count.wrongArgmax, 0),
+      non200: all.reduce(
+        (a, r) => a + Object.entries(r.status).reduce((s, [k, v]) => s + (k === '200' ? 0 : v), 0) + r.errors + r.timeouts,
+        0,
+      ),
     };
   });
+}
+
+async function run(argv) {
+  const quick = argv.includes('--quick');
+  const json = argv.includes('--json');
+  const seconds = Number(arg(argv, 'seconds', quick ? 3 : 10));
+  const rounds = Number(arg(argv, 'rounds', quick ? 1 : 2));
+  const burstSeconds = Number(arg(argv, 'burst-seconds', quick ? 5 : 10));
+  const levels = arg(argv, 'concurrency', '1,16,64,256').split(',').map(Number);
+  const keys = arg(argv, 'models', 'mnist,big').split(',');
+  const autocannon = C.optional('autocannon');
+  if (!autocannon.mod) throw new Error(autocannon.note);
+  const E = C.loadEdgeopt();
+  const started = performance.now();
+  const machine = C.machine();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'edgeopt-serve-'));
+  const log = (line) => json || console.error(line);
+
+  const models = [];
+  let burst;
+  let shutdown;
+  try {
+    for (const key of keys) {
+      const m = prepare(E, dir, key);
+      const servers = { off: await startServer(m.file, ['--no-batching']), on: await startServer(m.file, flagsOf(BATCHING)) };
+      const runs = [];
+      try {
+        for (let round = 0; round < rounds; round++) {
+          for (const connections of levels) {
+            for (const mode of round % 2 ? ['on', 'off'] : ['off', 'on']) {
+              const r = await load(autocannon.mod, servers[mode], { connections, seconds }, m.data);
+              runs.push({ round, mode, ...r });
+              log(
+                `${key} round ${round + 1} c=${connections} batching ${mode}: ${r.requestsPerSec} req/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, batch ${r.meanBatchRows ?? '-'} rows`,
+              );
+            }
+          }
+        }
+      } finally {
+        for (const s of Object.values(servers)) await stopServer(s);
+      }
+      models.push({ key, describe: m.describe, runs, summary: summarize(runs, levels, rounds) });
+    }
+    // The burst: more requests outstanding than the queue holds, on the MNIST model.
+    const m = prepare(E, dir, 'mnist');
+    const burstServer = await startServer(m.file, flagsOf(BURST));
+    try {
+      const idleRss = rssBytes(burstServer.child.pid);
+      burst = await load(
+        autocannon.mod,
+        burstServer,
+        { connections: BURST.connections, pipelining: BURST.pipelining, seconds: burstSeconds },
+        m.data,
+      );
+      burst.rssIdleBytes = idleRss;
+      burst.healthzAfter = (await fetch(`${burstServer.url}/healthz`)).status;
+    } finally {
+      shutdown = await stopServer(burstServer);
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+
   machine.loadavgEnd = os.loadavg().map((x) => Math.round(x * 100) / 100);
   const result = {
     command: `npm run bench -- serve${argv.length ? ' ' + argv.join(' ') : ''}`,
     durationSeconds: C.round((performance.now() - started) / 1000, 1),
     machine,
     autocannon: autocannon.version,
-    model: `mlp-784-128-10 (bundled), ${precision}`,
-    settings: { seconds, rounds, levels, batching: BATCHING, burst: { ...BURST, seconds: burstSeconds } },
-    runs,
-    summary,
+    settings: { seconds, rounds, levels, threads: THREADS, batching: BATCHING, burst: { ...BURST, seconds: burstSeconds } },
+    models,
     burst,
     shutdown,
   };
   C.writeResult(quick ? 'serve-quick' : 'serve', result);
   if (json) return console.log(JSON.stringify(result, null, 2));
-  console.log(`\n${result.model}; ${seconds} s per run, ${rounds} round(s), interleaved; batching ${JSON.stringify(BATCHING)}`);
-  console.log('conns  off req/s  on req/s  ratio (per round)  off p99 ms  on p99 ms  bound ms  batch rows  lost  dup  wrong');
-  for (const s of summary)
-    console.log(
-      `${String(s.connections).padStart(5)}  ${String(s.offRequestsPerSec).padStart(9)}  ${String(s.onRequestsPerSec).padStart(8)}  ${s.ratios.join(', ').padStart(17)}  ${String(s.offP99Ms).padStart(10)}  ${String(s.onP99Ms).padStart(9)}  ${String(s.p99BoundMs).padStart(8)}  ${String(s.onMeanBatchRows).padStart(10)}  ${String(s.lost).padStart(4)}  ${String(s.duplicates).padStart(3)}  ${String(s.wrong).padStart(5)}`,
-    );
+  for (const m of models) {
+    console.log(`\n${m.describe}; ${seconds} s per run, ${rounds} round(s), interleaved; batching ${JSON.stringify(BATCHING)}`);
+    console.log('conns  off req/s  on req/s  ratio/round  off p99  on p99  srv run p99  bound  batch rows  lost dup wrong non200');
+    for (const s of m.summary)
+      console.log(
+        [
+          s.connections,
+          s.offRequestsPerSec,
+          s.onRequestsPerSec,
+          s.ratios.join(','),
+          s.offP99Ms,
+          s.onP99Ms,
+          `<=${s.onServerRunP99Ms}`,
+          s.p99BoundMs,
+          s.onMeanBatchRows,
+          s.lost,
+          s.duplicates,
+          s.wrong,
+          s.non200,
+        ]
+          .map(String)
+          .join('  '),
+      );
+  }
   const mb = (b) => (b == null ? '-' : `${(b / 2 ** 20).toFixed(1)} MiB`);
   console.log(
-    `burst: ${BURST.connections} connections x ${BURST.pipelining} pipelined, ${burstSeconds} s, maxQueue ${BURST.maxQueue}: status ${JSON.stringify(burst.status)}, errors ${burst.errors}, timeouts ${burst.timeouts}; ` +
+    `\nburst: ${BURST.connections} connections x ${BURST.pipelining} pipelined, ${burstSeconds} s, maxQueue ${BURST.maxQueue}: status ${JSON.stringify(burst.status)}, errors ${burst.errors}, timeouts ${burst.timeouts}; ` +
       `RSS idle ${mb(burst.rssIdleBytes)}, peak ${mb(burst.rssPeakBytes)}, after ${mb(burst.rssAfterBytes)}; /healthz after: ${burst.healthzAfter}; SIGTERM exit ${JSON.stringify(shutdown)}`,
   );
   console.log(`wrote bench/results/${quick ? 'serve-quick' : 'serve'}.json`);
