@@ -26,7 +26,8 @@ export interface DecodedRequest {
 }
 
 export interface EncodedResponse {
-  body: Buffer;
+  /** A JSON string (node writes headers and body in one call) or raw bytes. */
+  body: string | Buffer;
   headers: Record<string, string>;
 }
 
@@ -193,5 +194,5 @@ export function encodeResponse(out: SessionOutputs, form: BodyForm, acceptsRawOn
   } else {
     json = { outputs: Object.fromEntries(names.map((n) => [n, { dims: out[n].dims, data: Array.from(out[n].data) }])) };
   }
-  return { body: Buffer.from(JSON.stringify(json)), headers: { 'content-type': 'application/json' } };
+  return { body: JSON.stringify(json), headers: { 'content-type': 'application/json' } };
 }

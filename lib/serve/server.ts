@@ -234,10 +234,12 @@ export class InferenceServer {
     this.inflight++;
     const requestId = req.headers['x-request-id'];
     if (typeof requestId === 'string') res.setHeader('x-request-id', requestId);
-    const ac = new AbortController();
-    res.on('close', () => {
-      if (!res.writableFinished) ac.abort(new EdgeOptError('E_ABORTED', 'the client closed the connection'));
-    });
+    // Only a queued (batched) run can still be called off when the client goes away.
+    const ac = session.batcher ? new AbortController() : undefined;
+    if (ac)
+      res.on('close', () => {
+        if (!res.writableFinished) ac.abort(new EdgeOptError('E_ABORTED', 'the client closed the connection'));
+      });
     let status = 500;
     try {
       if (req.method !== 'POST') throw new HttpError(405, 'E_ARGUMENT', `${req.method} ${req.url}: predict takes POST`);
@@ -247,16 +249,16 @@ export class InferenceServer {
       const body = await this.readBody(req);
       const { feeds, form } = decodeRequest(body, req.headers, session);
       const t0 = performance.now();
-      const out = await session.run(feeds, { signal: ac.signal });
+      const out = await session.run(feeds, { signal: ac?.signal });
       this.runLatency.observe(labels, (performance.now() - t0) / 1000);
       const accept = req.headers.accept ?? '*/*';
       const rawOk = isRaw(req.headers) && !/application\/json/.test(accept);
       const { body: payload, headers } = encodeResponse(out, form, rawOk, session);
       status = 200;
-      res.writeHead(200, { ...headers, 'content-length': payload.length, ...(this.draining ? { connection: 'close' } : {}) });
+      res.writeHead(200, { ...headers, 'content-length': Buffer.byteLength(payload), ...(this.draining ? { connection: 'close' } : {}) });
       res.end(payload);
     } catch (err) {
-      status = ac.signal.aborted ? 499 : this.fail(res, err);
+      status = ac?.signal.aborted ? 499 : this.fail(res, err);
     } finally {
       this.answered.inc({ model: id, code: String(status) });
       this.latency.observe(labels, (performance.now() - start) / 1000);
