@@ -2,9 +2,8 @@ import type { Command } from 'commander';
 import * as path from 'node:path';
 import { EdgeInferenceEngine, type Device } from '../../engine/engine';
 import type { InferenceSession } from '../../engine/session';
-import { EdgeOptError } from '../../errors';
 import { InferenceServer } from '../../serve/server';
-import { num } from '../options';
+import { numIn } from '../options';
 import { loadModelArg } from './optimize';
 
 interface ServeOptions {
@@ -19,12 +18,6 @@ interface ServeOptions {
   maxBodyBytes: string;
   maxInflight: string;
   shutdownTimeoutMs: string;
-}
-
-function int(value: string, flag: string, min: number): number {
-  const n = num(value, flag);
-  if (!(Number.isInteger(n) && n >= min)) throw new EdgeOptError('E_ARGUMENT', `${flag} must be an integer >= ${min}, got '${value}'`);
-  return n;
 }
 
 /** `id=path` or `path` (the id is the file name without its extension). */
@@ -53,23 +46,23 @@ export function register(program: Command): void {
     .action(async (models: string[], opts: ServeOptions) => {
       const engine = new EdgeInferenceEngine({
         device: opts.device,
-        ...(opts.threads ? { threads: int(opts.threads, '--threads', 1) } : {}),
+        ...(opts.threads ? { threads: numIn(opts.threads, '--threads', 1, 256, true) } : {}),
       });
       const batching = opts.batching
         ? {
-            maxBatch: int(opts.maxBatch, '--max-batch', 1),
-            maxDelayMs: num(opts.maxDelayMs, '--max-delay-ms'),
-            maxQueue: int(opts.maxQueue, '--max-queue', 1),
+            maxBatch: numIn(opts.maxBatch, '--max-batch', 1, 65536, true),
+            maxDelayMs: numIn(opts.maxDelayMs, '--max-delay-ms', 0, 60_000),
+            maxQueue: numIn(opts.maxQueue, '--max-queue', 1, 1e7, true),
           }
         : false;
       const sessions: InferenceSession[] = [];
       for (const m of models.map(modelArg)) sessions.push(await engine.loadModel(m.id, loadModelArg(m.file), { batching }));
       const server = new InferenceServer(sessions, {
         host: opts.host,
-        port: int(opts.port, '--port', 0),
-        maxBodyBytes: int(opts.maxBodyBytes, '--max-body-bytes', 1),
-        maxInflight: int(opts.maxInflight, '--max-inflight', 1),
-        shutdownTimeoutMs: int(opts.shutdownTimeoutMs, '--shutdown-timeout-ms', 1),
+        port: numIn(opts.port, '--port', 0, 65535, true),
+        maxBodyBytes: numIn(opts.maxBodyBytes, '--max-body-bytes', 1, 2 ** 31, true),
+        maxInflight: numIn(opts.maxInflight, '--max-inflight', 1, 1e6, true),
+        shutdownTimeoutMs: numIn(opts.shutdownTimeoutMs, '--shutdown-timeout-ms', 1, 3_600_000, true),
       });
       const url = await server.listen();
       const mode = batching
