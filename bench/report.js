@@ -353,6 +353,50 @@ function tableSection(tab, img) {
   return out;
 }
 
+const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+
+/** The issue's acceptance checks, on the MNIST model at 64 connections and the burst. */
+function serveTargets(srv) {
+  const m = srv.models.find((x) => x.key === 'mnist');
+  const r = m && m.summary.find((x) => x.connections === 64);
+  const rows = [];
+  if (r) {
+    const ratio = med(r.ratios);
+    rows.push([
+      `batching on >= 3x the requests/s of batching off (MNIST, 64 connections)`,
+      `${r.ratios.map((x) => fmt(x, 2)).join(', ')}x`,
+      ratio >= 3,
+    ]);
+    rows.push([
+      `p99 <= 2 x (maxDelayMs + one batch's engine time) = ${fmt(r.p99BoundMs)} ms: client-side`,
+      `${fmt(r.onP99Ms)} ms`,
+      r.onP99Ms <= r.p99BoundMs,
+    ]);
+    rows.push([`same bound, server side (batch queue + engine)`, `<= ${fmt(r.onServerRunP99Ms)} ms`, r.onServerRunP99Ms <= r.p99BoundMs]);
+    const all = srv.models.flatMap((x) => x.summary);
+    const bad = all.reduce((a, x) => a + x.lost + x.duplicates + x.wrong, 0);
+    rows.push(['no request lost, answered twice or answered wrong (every run, both models)', `${bad}`, bad === 0]);
+  }
+  const u = srv.burst;
+  if (u) {
+    const busy = u.status[503] || 0;
+    rows.push([
+      `${srv.settings.burst.seconds} s burst at ${srv.settings.burst.connections} connections: stays up, answers 503 E_BUSY, memory bounded`,
+      `${busy} x 503, ${u.errors} errors, /healthz ${u.healthzAfter}, RSS ${fmt((u.rssIdleBytes || 0) / 2 ** 20)} -> peak ${fmt((u.rssPeakBytes || 0) / 2 ** 20)} -> ${fmt((u.rssAfterBytes || 0) / 2 ** 20)} MiB`,
+      busy > 0 && u.errors === 0 && u.healthzAfter === 200,
+    ]);
+  }
+  if (!rows.length) return [];
+  return [
+    '### Targets',
+    '',
+    '| target | measured (same run) | met |',
+    '| --- | --- | :---: |',
+    ...rows.map(([t, v, ok]) => `| ${t} | ${v} | ${ok ? 'yes' : '**no**'} |`),
+    '',
+  ];
+}
+
 function serveSection(srv, imgs) {
   const out = [];
   const b = srv.settings.batching;
@@ -366,6 +410,7 @@ function serveSection(srv, imgs) {
       '"bound" is the issue\'s 2 x (maxDelayMs + mean batch engine time). lost = received by the server and never answered, dup = answered twice, wrong = argmax differs from the engine\'s own answer for that row.',
     '',
   );
+  out.push(...serveTargets(srv));
   for (const m of srv.models) {
     out.push(`### ${m.describe}`, '');
     if (imgs[m.key]) out.push(`![requests/s by connections, batching off and on, ${m.key}](${imgs[m.key]})`, '');
@@ -388,6 +433,18 @@ function serveSection(srv, imgs) {
         `The server received ${received} and answered ${served} (it also answers the requests of connections the load generator had already closed).`,
       '',
     );
+    const ip = m.inProcess;
+    if (ip) {
+      const ratios = ip.on.map((v, i) => fmt(v / ip.off[i], 2));
+      const c64 = m.summary.find((r) => r.connections === 64);
+      out.push(
+        `Without HTTP (${ip.connections} callers in one process, each awaiting \`session.run\` of one row, ${ip.seconds} s per run): batching off ${ip.off.map((v) => fmt(v)).join(', ')} runs/s, on ${ip.on.map((v) => fmt(v)).join(', ')} runs/s (on/off ${ratios.join(', ')}). ` +
+          (c64
+            ? `One request costs the server about ${fmt(1e6 / c64.offRequestsPerSec)} us of this machine at 64 connections with batching off, of which the engine call (one row, with its checks) is about ${fmt(1e6 / med(ip.off))} us.`
+            : ''),
+        '',
+      );
+    }
   }
   const u = srv.burst;
   if (u) {

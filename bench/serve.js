@@ -19,10 +19,10 @@ const path = require('node:path');
 const { spawn } = require('node:child_process');
 const C = require('./support/common');
 
-const BATCHING = { maxBatch: 64, maxDelayMs: 2, maxQueue: 1024 };
+const BATCHING = { maxBatch: 64, maxDelayMs: 0, maxQueue: 1024 };
 /** One intra-op thread: the load generator shares this 2-core machine, and a batch split over threads waits for its slowest one. */
 const THREADS = 1;
-const BURST = { maxBatch: 64, maxDelayMs: 2, maxQueue: 128, pipelining: 8, connections: 256 };
+const BURST = { maxBatch: 64, maxDelayMs: 0, maxQueue: 128, pipelining: 8, connections: 256 };
 
 function arg(argv, name, dflt) {
   const a = argv.find((x) => x.startsWith(`--${name}=`));
@@ -222,7 +222,39 @@ function prepare(E, dir, key) {
   const argmax = Array.from(E.argmaxRows(engine.inferSync('m', { data: x, shape: [rows, features] }).data, rows));
   engine.dispose();
   const bodies = Array.from({ length: rows }, (_, r) => Buffer.from(x.slice(r * features, (r + 1) * features).buffer));
-  return { key, file, describe: spec.describe, data: { rows, features, bodies, argmax } };
+  return { key, file, graph: spec.graph, describe: spec.describe, data: { rows, features, bodies, argmax } };
+}
+
+/**
+ * The same closed loop without HTTP: `connections` callers in this process, each awaiting
+ * session.run of one row at a time, batching off and on interleaved. Separates what batching
+ * saves in the engine from what HTTP costs around it.
+ */
+async function inProcess(E, m, connections, seconds, rounds) {
+  const once = async (batching) => {
+    const engine = new E.EdgeInferenceEngine({ threads: THREADS });
+    const s = engine.loadModelSync('m', m.graph, { batching });
+    const f = m.data.features;
+    const rows = m.data.bodies.map((b) => new Float32Array(b.buffer, b.byteOffset, f));
+    let done = 0;
+    const end = performance.now() + seconds * 1000;
+    await Promise.all(
+      Array.from({ length: connections }, async (_, c) => {
+        for (let i = c; performance.now() < end; i += connections) {
+          await s.run({ input: { data: rows[i % rows.length], dims: [1, f] } });
+          done++;
+        }
+      }),
+    );
+    await s.release();
+    engine.dispose();
+    return done / seconds;
+  };
+  const out = { connections, seconds, off: [], on: [] };
+  for (let r = 0; r < rounds; r++) {
+    for (const mode of r % 2 ? ['on', 'off'] : ['off', 'on']) out[mode].push(C.round(await once(mode === 'on' ? BATCHING : false), 1));
+  }
+  return out;
 }
 
 const med = (xs) => C.quantile(Float64Array.from(xs).sort(), 0.5);
@@ -299,7 +331,9 @@ async function run(argv) {
       } finally {
         for (const s of Object.values(servers)) await stopServer(s);
       }
-      models.push({ key, describe: m.describe, runs, summary: summarize(runs, levels, rounds) });
+      const engineOnly = await inProcess(E, m, 64, Math.min(seconds, 5), rounds);
+      log(`${key} in-process, 64 callers: off ${engineOnly.off.join(', ')} runs/s, on ${engineOnly.on.join(', ')} runs/s`);
+      models.push({ key, describe: m.describe, runs, summary: summarize(runs, levels, rounds), inProcess: engineOnly });
     }
     // The burst: more requests outstanding than the queue holds, on the MNIST model.
     const m = prepare(E, dir, 'mnist');
