@@ -520,8 +520,8 @@ function render(cmp, tab, opts = {}) {
         `${m.describe}: requests/s`,
         m.summary.map((r) => r.connections),
         [
-          { name: 'batching off', color: COLORS[0], values: m.summary.map((r) => r.offRequestsPerSec) },
-          { name: 'batching on', color: COLORS[2], values: m.summary.map((r) => r.onRequestsPerSec) },
+          { name: 'batching off', color: '#1f77b4', values: m.summary.map((r) => r.offRequestsPerSec) },
+          { name: 'batching on', color: '#ff7f0e', values: m.summary.map((r) => r.onRequestsPerSec) },
         ],
         { groupLabel: (g) => `${g} connections`, unit: 'req/s', note: 'median requests/s over the rounds, log scale' },
       );
