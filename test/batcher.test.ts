@@ -288,6 +288,44 @@ test('an output that is not batch-major cannot be split: every request gets E_SH
   }
 });
 
+test('a dynamic dimension (null after the batch): only requests of the same dims share a batch', async () => {
+  const info: ModelInfo = { inputs: [{ name: 'x', shape: [null, null] }], outputs: [{ name: 'y', shape: [null, 1] }] };
+  const widths: number[][] = [];
+  const b = new Batcher(
+    async (f) => {
+      const [rows, w] = f.x.shape;
+      widths.push([rows, w]);
+      const y = Float32Array.from({ length: rows }, (_, r) => f.x.data.subarray(r * w, (r + 1) * w).reduce((a, v) => a + v, 0));
+      return { y: { data: y, shape: [rows, 1] } };
+    },
+    info,
+    { maxDelayMs: 5 },
+  );
+  const req = (w: number, v: number) => ({ x: { data: new Float32Array(w).fill(v), shape: [1, w] } });
+  const out = await Promise.all([b.run(req(2, 1), 1), b.run(req(2, 2), 1), b.run(req(3, 1), 1), b.run(req(2, 3), 1)]);
+  assert.equal(
+    out.map((o) => o.y.data[0]),
+    [2, 4, 3, 6],
+  );
+  assert.equal(widths, [
+    [2, 2],
+    [1, 3],
+    [1, 2],
+  ]);
+});
+
+test('idle() resolves when the last queued run is aborted', async () => {
+  const b = new Batcher(async (f) => multiModel(f), multiInfo, { maxDelayMs: 60_000 });
+  const ac = new AbortController();
+  const q = { a: { data: new Float32Array(3), shape: [1, 3] }, b: { data: new Float32Array(3), shape: [1, 3] } };
+  const run = b.run(q, 1, ac.signal).catch((e: unknown) => e);
+  const idle = b.idle();
+  ac.abort();
+  assert.instance(await run, AbortError);
+  await idle;
+  assert.is(b.queueDepth, 0);
+});
+
 test('bad batcher options are E_ARGUMENT', () => {
   const e = new EdgeInferenceEngine();
   e.loadModelSync('m', int8);

@@ -134,7 +134,10 @@ export class Batcher extends EventEmitter<BatcherEvents> {
           if (i >= 0) {
             this.queue.splice(i, 1);
             this.queuedRows -= p.rows;
-            if (!this.queue.length) this.clearTimer();
+            if (!this.queue.length) {
+              this.clearTimer();
+              if (!this.running) this.wakeIdle();
+            }
           }
           // Still queued: it never runs. Already in a batch: the batch finishes and this row is dropped.
           reject(abortError(signal, `${this.label}: the run`));
@@ -159,11 +162,17 @@ export class Batcher extends EventEmitter<BatcherEvents> {
       const t = feeds[name];
       if (!t || !(t.data instanceof Float32Array) || !Array.isArray(t.shape))
         throw new EdgeOptError('E_ARGUMENT', `${this.label}: feed '${name}' must be { data: Float32Array, shape }`);
-      const ok = t.shape.length === shape.length && t.shape[0] === rows && t.shape.every((d, i) => i === 0 || d === shape[i]);
-      if (!ok || t.data.length !== rows * elementCount(shape.slice(1)))
+      const ok =
+        t.shape.length === shape.length &&
+        t.shape[0] === rows &&
+        t.shape.every((d, i) => Number.isInteger(d) && d > 0 && (i === 0 || shape[i] === null || d === shape[i]));
+      if (!ok || t.data.length !== elementCount(t.shape))
         throw new EdgeOptError(
           'E_SHAPE',
-          `${this.label}: feed '${name}' has shape [${t.shape.join(', ')}] and ${t.data.length} values; expected [${rows}, ${shape.slice(1).join(', ')}]`,
+          `${this.label}: feed '${name}' has shape [${t.shape.join(', ')}] and ${t.data.length} values; expected [${rows}, ${shape
+            .slice(1)
+            .map((d) => d ?? '?')
+            .join(', ')}]`,
         );
       const bad = firstNonFinite(t.data);
       if (bad >= 0) throw new EdgeOptError('E_VALUE', `${this.label}: input '${name}' value ${bad} is ${t.data[bad]}`);
@@ -224,7 +233,10 @@ export class Batcher extends EventEmitter<BatcherEvents> {
     while (this.queue.length && this.running < this.concurrency) {
       const batch: Pending[] = [];
       let rows = 0;
-      while (this.queue.length && (batch.length === 0 || rows + this.queue[0].rows <= this.maxBatch)) {
+      while (
+        this.queue.length &&
+        (batch.length === 0 || (rows + this.queue[0].rows <= this.maxBatch && this.sameRowShapes(batch[0], this.queue[0])))
+      ) {
         const p = this.queue.shift()!;
         batch.push(p);
         rows += p.rows;
@@ -248,8 +260,17 @@ export class Batcher extends EventEmitter<BatcherEvents> {
     } finally {
       this.running--;
       if (this.queue.length) this.schedule();
-      else if (!this.running) for (const w of this.idleWaiters.splice(0)) w();
+      else if (!this.running) this.wakeIdle();
     }
+  }
+
+  private wakeIdle(): void {
+    for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  /** Requests go in one batch only when every input has the same dims after the batch (dynamic dims may differ). */
+  private sameRowShapes(a: Pending, b: Pending): boolean {
+    return this.info.inputs.every(({ name }) => a.feeds[name].shape.every((d, i) => i === 0 || d === b.feeds[name].shape[i]));
   }
 
   /** Each input's rows of every request, in order, as one tensor. */
