@@ -37,6 +37,10 @@ function startServer(modelFile, flags) {
     cwd: C.ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  // A crash of this process (an exception inside autocannon's callbacks) must not leave servers behind.
+  const reap = () => child.kill('SIGKILL');
+  process.once('exit', reap);
+  child.once('exit', () => process.off('exit', reap));
   let log = '';
   return new Promise((resolve, reject) => {
     const onData = (d) => {
