@@ -79,7 +79,7 @@ test('hand-broken Programs: each is refused with a code naming the op or tensor'
     edit(p);
     const r = build(p);
     assert.ok(r instanceof Error, `${what}: built`);
-    assert.ok(CODES.includes((r as { code: string }).code), `${what}: ${String(r)}`);
+    assert.ok(CODES.includes((r as unknown as { code: string }).code), `${what}: ${String(r)}`);
     assert.match((r as Error).message, why, what);
   }
   assert.ok(build(null) instanceof Error);
@@ -102,7 +102,7 @@ test('fuzz: Programs with random fields changed are built or refused with an Edg
     }
     const n = build(p);
     if (n instanceof Error) {
-      assert.ok(CODES.includes((n as { code: string }).code), `case ${c}: ${String(n)}`);
+      assert.ok(CODES.includes((n as unknown as { code: string }).code), `case ${c}: ${String(n)}`);
       continue;
     }
     built++;

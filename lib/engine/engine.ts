@@ -7,15 +7,20 @@
  */
 import { EventEmitter } from 'node:events';
 import { nativeAddon, backendInfo } from '../backends';
+import { firstNonFinite } from '../backends/finite';
 import type { SparsePolicy } from '../backends/native/addon';
 import { loadNpuPlugin, type NpuPlugin } from '../backends/npu';
 import { EdgeOptError } from '../errors';
+import { describe } from '../util/describe';
 import { loadModel, type ModelSource } from '../model';
+import type { InputType } from '../model/graph';
+import { Batcher, type BatcherOptions } from './batcher';
 import { lowerGraph } from './lower';
 import type { NpuHealth } from './npu-segment';
 import { type OpPlacement, partition, type PartitionOptions } from './partition';
 import type { Program } from './program';
 import type { Backend, Segment } from './segments';
+import { InferenceSession, type SessionOptions } from './session';
 import { opWork } from './ts-program';
 
 export type Device = 'auto' | 'npu' | 'cpu' | 'ts';
@@ -120,6 +125,17 @@ export interface LoadResult {
   placement: Placement[];
 }
 
+/** The engine core's named tensors (runModel feeds and results). */
+export type ModelTensors = Record<string, NamedTensor>;
+
+/** @deprecated the name sessions used first: TensorInfo. */
+export type ModelTensorInfo = TensorInfo;
+
+/** The engine's events and their payloads (typed `on`/`once`/`emit`). */
+export interface EngineEvents {
+  fallback: [event: FallbackEvent];
+}
+
 interface LoadedModel {
   id: string;
   program: Program;
@@ -143,7 +159,7 @@ const SPARSE_POLICIES: SparsePolicy[] = ['auto', 'always', 'never'];
 
 type NpuState = { plugin: NpuPlugin; name: string } | { plugin: null; reason: string | null };
 
-export class EdgeInferenceEngine extends EventEmitter {
+export class EdgeInferenceEngine extends EventEmitter<EngineEvents> {
   private readonly options: EngineOptions & { device: Device; strict: boolean };
   private readonly models = new Map<string, LoadedModel>();
   private readonly npuHealth: NpuHealth = { healthy: true };
@@ -166,12 +182,41 @@ export class EdgeInferenceEngine extends EventEmitter {
     this.options = { ...options, device, strict: options.strict ?? false };
   }
 
-  /** Compiles a model (Graph, seed object, .eom path or bytes) and places its nodes. */
-  async loadModel(id: string, source: ModelSource): Promise<LoadResult> {
-    return this.loadModelSync(id, source);
+  /**
+   * onnxruntime-node's `InferenceSession.create`: a new engine with one model, as a session
+   * (`session.release()` disposes the engine).
+   */
+  static async create(source: ModelSource, options: EngineOptions & SessionOptions = {}): Promise<InferenceSession> {
+    const { batching, ...engineOptions } = options;
+    const engine = new EdgeInferenceEngine(engineOptions);
+    try {
+      return InferenceSession.open(engine, 'model', engine.loadInternal('model', source), { batching, ownsEngine: true });
+    } catch (err) {
+      engine.dispose();
+      throw err;
+    }
   }
 
-  loadModelSync(id: string, source: ModelSource): LoadResult {
+  /**
+   * Compiles a model (Graph, seed object, .eom/.onnx path or bytes) and places its nodes. Returns
+   * its session (named inputs and outputs, `run(feeds)`), which also carries the load result
+   * (`id`, `inputShape`, `outputFeatures`, `placement`).
+   */
+  async loadModel(id: string, source: ModelSource, options: SessionOptions = {}): Promise<InferenceSession> {
+    return this.loadModelSync(id, source, options);
+  }
+
+  loadModelSync(id: string, source: ModelSource, options: SessionOptions = {}): InferenceSession {
+    return InferenceSession.open(this, id, this.loadInternal(id, source), options);
+  }
+
+  /** A dynamic batcher for a loaded model: concurrent small runs coalesced into one batched run. */
+  batcher(id: string, options: BatcherOptions = {}): Batcher {
+    const info = this.modelInfo(id);
+    return new Batcher((feeds) => this.runModel(id, feeds), info, { ...options, label: `model '${id}'` });
+  }
+
+  private loadInternal(id: string, source: ModelSource): { load: LoadResult; inputTypes: InputType[] } {
     this.assertAlive();
     if (typeof id !== 'string' || !id) throw new EdgeOptError('E_ARGUMENT', 'model id must be a non-empty string');
     const graph = loadModel(source);
@@ -194,10 +239,13 @@ export class EdgeInferenceEngine extends EventEmitter {
     }
     const first = program.outputs[0];
     return {
-      id,
-      inputShape: program.inputs[0].shape,
-      outputFeatures: elements(first.shape) / (first.folded ? first.shape[0] : 1),
-      placement: placement.map((p) => ({ ...p })),
+      load: {
+        id,
+        inputShape: program.inputs[0].shape,
+        outputFeatures: elements(first.shape) / (first.folded ? first.shape[0] : 1),
+        placement: placement.map((p) => ({ ...p })),
+      },
+      inputTypes: graph.inputs.map((i) => i.dtype ?? 'float32'),
     };
   }
 
@@ -306,14 +354,14 @@ export class EdgeInferenceEngine extends EventEmitter {
    * returns every output by name. Off the event loop (native: libuv's pool; TS: yields
    * between ops), except calls of at most `inlineMacs` work on an all-native model.
    */
-  async runModel(id: string, feeds: Record<string, NamedTensor>): Promise<Record<string, NamedTensor>> {
+  async runModel(id: string, feeds: ModelTensors): Promise<ModelTensors> {
     const m = this.get(id);
     const { xs, batch } = this.checkFeeds(m, feeds);
     return this.named(m, await this.execute(m, xs, batch), batch);
   }
 
   /** runModel on the calling thread. */
-  runModelSync(id: string, feeds: Record<string, NamedTensor>): Record<string, NamedTensor> {
+  runModelSync(id: string, feeds: ModelTensors): ModelTensors {
     const m = this.get(id);
     const { xs, batch } = this.checkFeeds(m, feeds);
     return this.named(m, this.executeSync(m, xs, batch), batch);
@@ -476,37 +524,6 @@ export class EdgeInferenceEngine extends EventEmitter {
     if (i >= 0) throw new EdgeOptError('E_VALUE', `${what}: input value ${i} is ${data[i]}`);
     return { data, rows };
   }
-}
-
-/**
- * Index of the first NaN or +-Infinity, or -1: in native code when the addon loads (the JS scan
- * cost ~0.7 ns a value, a fifth of a 64-row call on mlp-784-128-10), else in JS: v * 0 is 0 for
- * every finite v and NaN otherwise, and four independent sums keep four loads in flight.
- */
-function firstNonFinite(d: Float32Array): number {
-  const addon = nativeAddon();
-  if (addon) return addon.firstNonFinite(d);
-  const n = d.length;
-  let s0 = 0,
-    s1 = 0,
-    s2 = 0,
-    s3 = 0;
-  let i = 0;
-  for (; i + 4 <= n; i += 4) {
-    s0 += d[i] * 0;
-    s1 += d[i + 1] * 0;
-    s2 += d[i + 2] * 0;
-    s3 += d[i + 3] * 0;
-  }
-  for (; i < n; i++) s0 += d[i] * 0;
-  return s0 + s1 + s2 + s3 === 0 ? -1 : d.findIndex((v) => !Number.isFinite(v));
-}
-
-function describe(x: unknown): string {
-  if (x === null) return 'null';
-  if (ArrayBuffer.isView(x)) return x.constructor.name;
-  if (Array.isArray(x)) return 'an Array';
-  return typeof x;
 }
 
 /**

@@ -33,12 +33,12 @@ function attr(name: string, value: number | number[] | string): Obj {
   return Number.isInteger(value) ? { name, type: AttrType.INT, i: value } : { name, type: AttrType.FLOAT, f: value };
 }
 
-function valueInfo(name: string, shape: Array<number | null>): Obj {
+function valueInfo(name: string, shape: Array<number | null>, elemType: number = DataType.FLOAT): Obj {
   return {
     name,
     type: {
       tensor_type: {
-        elem_type: DataType.FLOAT,
+        elem_type: elemType,
         shape: { dim: shape.map((d) => (d === null ? { dim_param: 'batch' } : { dim_value: d })) },
       },
     },
@@ -212,13 +212,22 @@ export function encodeOnnx(graph: Graph, options: OnnxExportOptions = {}): Uint8
     }
     return name;
   };
-  const operand = (name: string) => (shapes.has(name) ? name : constant(name));
+  // A uint8 input (normalization folded into the first layer) is declared uint8 and cast to float once.
+  const renamed = new Map<string, string>();
+  for (const input of g.inputs) {
+    if (input.dtype !== 'uint8') continue;
+    const entry = w.name(`${input.name}/float`);
+    w.node('Cast', [input.name], [entry], [attr('to', DataType.FLOAT)], `${input.name}/cast`);
+    renamed.set(input.name, entry);
+  }
+  const operand = (name: string) => (shapes.has(name) ? (renamed.get(name) ?? name) : constant(name));
   const ints = (base: string, values: number[]) => w.init(base, [values.length], values, DataType.INT64);
-  for (const node of g.nodes) {
+  for (const original of g.nodes) {
+    const node = { ...original, inputs: original.inputs.map((i) => renamed.get(i) ?? i) };
     const x = node.inputs[0];
     const out = node.outputs[0];
     const a = node.attrs;
-    const s = shapes.get(x)!;
+    const s = shapes.get(original.inputs[0])!;
     switch (node.op) {
       case 'Dense':
       case 'QDense': {
@@ -246,7 +255,7 @@ export function encodeOnnx(graph: Graph, options: OnnxExportOptions = {}): Uint8
       case 'Conv':
         w.node(
           'Conv',
-          node.inputs.map(operand),
+          original.inputs.map(operand),
           [out],
           [...windowAttrs(node), attr('group', (a.group as number | undefined) ?? 1)],
           node.name,
@@ -255,7 +264,7 @@ export function encodeOnnx(graph: Graph, options: OnnxExportOptions = {}): Uint8
       case 'BatchNormalization':
         w.node(
           'BatchNormalization',
-          node.inputs.map(operand),
+          original.inputs.map(operand),
           [out],
           [floatAttr('epsilon', (a.epsilon as number | undefined) ?? 1e-5)],
           node.name,
@@ -284,7 +293,7 @@ export function encodeOnnx(graph: Graph, options: OnnxExportOptions = {}): Uint8
       case 'Sub':
       case 'Mul':
       case 'Div':
-        w.node(node.op, node.inputs.map(operand), [out], [], node.name);
+        w.node(node.op, original.inputs.map(operand), [out], [], node.name);
         break;
       case 'Concat':
         w.node('Concat', node.inputs, [out], [attr('axis', a.axis as number)], node.name);
@@ -387,7 +396,7 @@ export function encodeOnnx(graph: Graph, options: OnnxExportOptions = {}): Uint8
       name: g.name,
       node: w.nodes,
       initializer: w.initializers,
-      input: g.inputs.map((i) => valueInfo(i.name, i.shape)),
+      input: g.inputs.map((i) => valueInfo(i.name, i.shape, i.dtype === 'uint8' ? DataType.UINT8 : DataType.FLOAT)),
       output: g.outputs.map((o) => valueInfo(o, onnxShape(shapes.get(o)!))),
     },
   });

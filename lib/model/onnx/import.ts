@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { EdgeOptError } from '../../errors';
-import { type Graph, validateGraph } from '../graph';
+import { type Graph, type GraphInput, validateGraph } from '../graph';
 import { ImportContext } from './context';
 import { HANDLERS, SUPPORTED_OPS } from './ops';
 import { AttrType, DataType, decodeModelProto, type GraphProto, type ModelProto, type NodeProto, toNumber } from './proto';
@@ -70,18 +70,22 @@ function checkNode(node: NodeProto, source: string): void {
 }
 
 /** The graph inputs that are not initializers, with their shapes (null: symbolic). */
-function graphInputs(g: GraphProto, initializers: Set<string>, source: string): Array<{ name: string; shape: Array<number | null> }> {
+function graphInputs(g: GraphProto, initializers: Set<string>, source: string): GraphInput[] {
   const inputs = g.input.filter((i) => !initializers.has(i.name));
   if (!inputs.length) throw new EdgeOptError('E_FORMAT', `${source}: the graph has no inputs`);
   if (new Set(inputs.map((i) => i.name)).size !== inputs.length) throw new EdgeOptError('E_FORMAT', `${source}: duplicated input names`);
   return inputs.map((input) => graphInput(input, source));
 }
 
-function graphInput(input: GraphProto['input'][number], source: string): { name: string; shape: Array<number | null> } {
+/** A graph input with its shape (null: symbolic); uint8 inputs are raw images (their Cast to float is the identity). */
+function graphInput(input: GraphProto['input'][number], source: string): GraphInput {
   const tensor = input.type?.tensor_type;
   if (!tensor) throw new EdgeOptError('E_FORMAT', `${source}: input '${input.name}' is not a tensor`);
-  if (tensor.elem_type !== DataType.FLOAT)
-    throw new EdgeOptError('E_DTYPE', `${source}: input '${input.name}' is ${typeName(tensor.elem_type)}; float32 inputs are supported`);
+  if (tensor.elem_type !== DataType.FLOAT && tensor.elem_type !== DataType.UINT8)
+    throw new EdgeOptError(
+      'E_DTYPE',
+      `${source}: input '${input.name}' is ${typeName(tensor.elem_type)}; float32 and uint8 inputs are supported`,
+    );
   const dims = tensor.shape?.dim ?? [];
   if (!dims.length) throw new EdgeOptError('E_SHAPE', `${source}: input '${input.name}' has no shape; it needs [batch, features...]`);
   const shape = dims.map((d) =>
@@ -93,7 +97,7 @@ function graphInput(input: GraphProto['input'][number], source: string): { name:
       `${source}: input '${input.name}' has shape [${shape.map((d) => d ?? '?')}]; only the first (batch) dimension may be symbolic`,
     );
   }
-  return { name: input.name, shape };
+  return { name: input.name, shape, ...(tensor.elem_type === DataType.UINT8 ? { dtype: 'uint8' as const } : {}) };
 }
 
 export function importOnnx(bytes: Uint8Array, source: string): Graph {
