@@ -14,7 +14,7 @@ import { backendInfo } from '../lib/backends';
 import { mnistTest } from '../lib/data/bundled';
 import { referenceNpuPluginPath } from '../lib/backends/npu';
 import { EdgeInferenceEngine, type FallbackEvent } from '../lib/engine/engine';
-import { loadModel } from '../lib/model';
+import { loadModel, validateGraph } from '../lib/model';
 import { argmaxRows } from '../lib/optimizer/evaluate';
 import { closeFloats, FIXTURES, readF32, sameFloats, throwsCode } from './helpers';
 
@@ -115,6 +115,56 @@ test('runModel / runModelSync / modelInfo: named tensors, batch as null, results
     /no input 'other'/,
   );
   throwsCode(() => e.runModelSync('m', { input: { data: x, shape: [3, 28, 28] } }), 'E_SHAPE', /\[batch, 1, 28, 28\]/);
+});
+
+test('two inputs, two outputs: runModel, a session and the batcher name and split them', async () => {
+  const g = validateGraph({
+    name: 'two',
+    inputs: [
+      { name: 'a', shape: [null, 2, 3] },
+      { name: 'b', shape: [null, 2, 3] },
+    ],
+    outputs: ['sum', 'gate'],
+    tensors: {},
+    nodes: [
+      { name: 'add', op: 'Add', inputs: ['a', 'b'], outputs: ['sum'], attrs: {} },
+      { name: 'sig', op: 'Sigmoid', inputs: ['b'], outputs: ['s'], attrs: {} },
+      { name: 'mul', op: 'Mul', inputs: ['a', 's'], outputs: ['gate'], attrs: {} },
+    ],
+    metadata: {},
+  });
+  const e = new EdgeInferenceEngine();
+  const session = e.loadModelSync('m', g);
+  assert.equal(session.inputNames, ['a', 'b']);
+  assert.equal(session.outputNames, ['sum', 'gate']);
+  const a = Float32Array.from({ length: 12 }, (_, i) => i - 5);
+  const b = Float32Array.from({ length: 12 }, (_, i) => Math.cos(i));
+  const out = e.runModelSync('m', { a: { data: a, shape: [2, 2, 3] }, b: { data: b, shape: [2, 2, 3] } });
+  closeFloats(
+    out.sum.data,
+    a.map((v, i) => v + b[i]),
+    { abs: 1e-6 },
+    'sum',
+  );
+  closeFloats(
+    out.gate.data,
+    a.map((v, i) => v / (1 + Math.exp(-b[i]))),
+    { abs: 1e-5 },
+    'gate',
+  );
+  const viaSession = await session.run({ a: { data: a, dims: [2, 2, 3] }, b: { data: b, dims: [2, 2, 3] } });
+  sameFloats(viaSession.gate.data as Float32Array, out.gate.data, 'session');
+  const batcher = e.batcher('m', { maxBatch: 4 });
+  const rows = await Promise.all(
+    [0, 1].map((r) =>
+      batcher.run(
+        { a: { data: a.subarray(r * 6, r * 6 + 6), shape: [1, 2, 3] }, b: { data: b.subarray(r * 6, r * 6 + 6), shape: [1, 2, 3] } },
+        1,
+      ),
+    ),
+  );
+  rows.forEach((o, r) => sameFloats(o.sum.data, out.sum.data.subarray(r * 6, r * 6 + 6), `batched row ${r}`));
+  throwsCode(() => e.inferSync('m', a), 'E_ARGUMENT', /2 inputs; use runModel/);
 });
 
 test('batched results equal one image at a time (no op mixes images; chunked native runs too)', () => {

@@ -443,6 +443,8 @@ export class EdgeInferenceEngine extends EventEmitter<EngineEvents> {
     const xs = m.program.inputs.map((inp) => {
       const f = feeds[inp.name];
       if (!f) throw new EdgeOptError('E_ARGUMENT', `model '${m.id}': input '${inp.name}' is missing (inputs: ${names.join(', ')})`);
+      if (typeof f !== 'object' || f instanceof Float32Array || !('data' in f) || !Array.isArray(f.shape))
+        throw new EdgeOptError('E_ARGUMENT', `model '${m.id}': feed '${inp.name}' must be { data: Float32Array, shape }`);
       const { data, rows } = this.checkTensor(m, inp.name, inp.shape, f);
       if (batch && rows !== batch)
         throw new EdgeOptError('E_SHAPE', `model '${m.id}': input '${inp.name}' has batch ${rows}, another input ${batch}`);
