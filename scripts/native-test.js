@@ -62,7 +62,15 @@ function checkPortability(build) {
     }
   };
   walk(path.join(build, 'CMakeFiles'));
-  const isaFiles = new Set(['avx2.cc.o', 'avx2_u8s8.cc.o', 'sparse_avx2.cc.o', 'cnn_avx2.cc.o', 'avx512vnni.cc.o', 'avxvnni.cc.o', 'amx.cc.o']);
+  const isaFiles = new Set([
+    'avx2.cc.o',
+    'avx2_u8s8.cc.o',
+    'sparse_avx2.cc.o',
+    'cnn_avx2.cc.o',
+    'avx512vnni.cc.o',
+    'avxvnni.cc.o',
+    'amx.cc.o',
+  ]);
   let bad = 0;
   for (const o of objects) {
     const fns = avxFunctions(o);
