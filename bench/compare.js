@@ -242,7 +242,12 @@ function engines(E, ort, tfc, notes) {
   return list;
 }
 
-/** fp32 forward pass in TF.js: fused matMul + bias + ReLU per layer, weights kept on `backend`. */
+/**
+ * fp32 forward pass in TF.js: fused matMul + bias + ReLU per layer, weights kept on `backend`.
+ * Weights are transposed to [in, out] once here: tfjs-backend-wasm 4.22's fused matMul with
+ * transposeB plus bias/activation computes a wrong result (it differed from the cpu backend by up
+ * to 8 logits), so the timed call must not use transposeB.
+ */
 async function tfjsRunner(tf, backend, m) {
   await tf.setBackend(backend);
   await tf.ready();
@@ -252,7 +257,9 @@ async function tfjsRunner(tf, backend, m) {
       const w = m.graph.tensors[n.inputs[1]];
       const b = n.inputs[2] ? m.graph.tensors[n.inputs[2]] : null;
       const [out, inp] = w.shape;
-      return { w: tf.tensor2d(w.data, [out, inp]), b: b ? tf.tensor1d(b.data) : undefined, relu: n.attrs.activation === 'relu' };
+      const wt = new Float32Array(out * inp);
+      for (let o = 0; o < out; o++) for (let i = 0; i < inp; i++) wt[i * out + o] = w.data[o * inp + i];
+      return { w: tf.tensor2d(wt, [inp, out]), b: b ? tf.tensor1d(b.data) : undefined, relu: n.attrs.activation === 'relu' };
     });
   const activate = async () => {
     if (tf.getBackend() !== backend) await tf.setBackend(backend);
@@ -261,7 +268,7 @@ async function tfjsRunner(tf, backend, m) {
     await activate();
     const y = tf.tidy(() => {
       let h = tf.tensor2d(x, [batch, m.features]);
-      for (const l of layers) h = tf.fused.matMul({ a: h, b: l.w, transposeB: true, bias: l.b, activation: l.relu ? 'relu' : 'linear' });
+      for (const l of layers) h = tf.fused.matMul({ a: h, b: l.w, bias: l.b, activation: l.relu ? 'relu' : 'linear' });
       return h;
     });
     const out = await y.data();

@@ -25,7 +25,33 @@ const ENGINE_LABELS = {
   'tfjs-cpu': 'TF.js cpu',
   idle: 'idle (no inference)',
 };
-const COLORS = ['#1f77b4', '#aec7e8', '#ff7f0e', '#ffbb78', '#2ca02c', '#98df8a', '#d62728', '#ff9896', '#9467bd', '#c5b0d5', '#8c564b'];
+// One colour per engine on every chart: a family keeps its hue (edgeopt native blues, edgeopt TS greens,
+// ORT oranges, TF.js browns/greys), variants are lighter. Engines not listed get a fixed colour from
+// EXTRA by the hash of their key, so a new engine is still the same colour on every chart.
+const ENGINE_COLORS = {
+  'edgeopt-native-int8': '#1f5fa8',
+  'edgeopt-native-int8-sync': '#5b9bd5',
+  'edgeopt-native-int7': '#9ecae1',
+  'edgeopt-native-fp32': '#17becf',
+  'edgeopt-ts-int8': '#2ca02c',
+  'edgeopt-ts-fp32': '#98df8a',
+  'edgeopt-npu-ref': '#9467bd',
+  'ort-int8': '#e6550d',
+  'ort-int7': '#fdae6b',
+  'ort-fp32': '#d62728',
+  'tfjs-wasm': '#8c564b',
+  'tfjs-cpu': '#7f7f7f',
+  idle: '#bbbbbb',
+};
+const EXTRA = ['#bcbd22', '#e377c2', '#393b79', '#637939', '#8c6d31', '#843c39', '#7b4173', '#3182bd', '#31a354', '#756bb1'];
+function engineColor(key) {
+  if (ENGINE_COLORS[key]) return ENGINE_COLORS[key];
+  let h = 0;
+  for (const ch of key) h = (h * 31 + ch.charCodeAt(0)) >>> 0;
+  return EXTRA[h % EXTRA.length];
+}
+/** Width in px of a label in the charts' sans-serif at `size` px (an estimate that errs wide). */
+const textWidth = (text, size) => String(text).length * size * 0.6;
 const lbl = (k) => ENGINE_LABELS[k] || k;
 const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 const fmt = (x, d = 3) => (x == null || !Number.isFinite(x) ? '-' : x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(d));
@@ -34,12 +60,12 @@ const fmt = (x, d = 3) => (x == null || !Number.isFinite(x) ? '-' : x >= 100 ? x
 
 /** Grouped bars on a log10 axis: groups = batches, bars = engines; values in ms. */
 function latencySvg(title, groups, series) {
-  const W = 760,
-    H = 360,
+  const R = 30 + Math.max(...series.map((s) => textWidth(s.name, 11))),
+    W = 560 + R,
     L = 64,
-    R = 200,
     T = 36,
-    B = 44;
+    B = 44,
+    H = Math.max(360, T + series.length * 18 + B);
   const vals = series.flatMap((s) => s.values.filter((v) => v > 0));
   const lo = Math.floor(Math.log10(Math.min(...vals))),
     hi = Math.ceil(Math.log10(Math.max(...vals)));
@@ -83,28 +109,91 @@ function latencySvg(title, groups, series) {
   return out.join('\n') + '\n';
 }
 
-/** Scatter: x = file bytes (log10), y = top-1 %, one labelled point per recipe. */
+/**
+ * Greedy label placement: for each point (in order), the first candidate spot whose text box
+ * overlaps no point and no label placed so far and stays inside the plot; if none, the nearest
+ * free spot on a vertical scan, joined to its point by a leader line.
+ */
+function placeLabels(items, box) {
+  const placed = [];
+  const hits = (a, b) => a.x0 < b.x1 && b.x0 < a.x1 && a.y0 < b.y1 && b.y0 < a.y1;
+  const dots = items.map((it) => ({ x0: it.x - 5, x1: it.x + 5, y0: it.y - 5, y1: it.y + 5 }));
+  const free = (r) =>
+    r.x0 >= box.x0 &&
+    r.x1 <= box.x1 &&
+    r.y0 >= box.y0 &&
+    r.y1 <= box.y1 &&
+    !placed.some((p) => hits(p.rect, r)) &&
+    !dots.some((d) => hits(d, r));
+  const rectAt = (x, y, w, anchor) => {
+    const x0 = anchor === 'end' ? x - w : anchor === 'middle' ? x - w / 2 : x;
+    return { x0, x1: x0 + w, y0: y - 9, y1: y + 3 };
+  };
+  for (const it of items) {
+    const w = textWidth(it.text, 10);
+    const candidates = [
+      [8, 4, 'start'],
+      [-8, 4, 'end'],
+      [8, -7, 'start'],
+      [8, 15, 'start'],
+      [-8, -7, 'end'],
+      [-8, 15, 'end'],
+      [0, -10, 'middle'],
+      [0, 19, 'middle'],
+    ];
+    let spot = null;
+    for (const [dx, dy, anchor] of candidates) {
+      const r = rectAt(it.x + dx, it.y + dy, w, anchor);
+      if (free(r)) {
+        spot = { x: it.x + dx, y: it.y + dy, anchor, rect: r, leader: false };
+        break;
+      }
+    }
+    for (let d = 14; !spot && d < 200; d += 6) {
+      for (const dy of [-d, d]) {
+        for (const [dx, anchor] of [
+          [14, 'start'],
+          [-14, 'end'],
+        ]) {
+          const r = rectAt(it.x + dx, it.y + dy, w, anchor);
+          if (!spot && free(r)) spot = { x: it.x + dx, y: it.y + dy, anchor, rect: r, leader: true };
+        }
+      }
+    }
+    spot ??= { x: it.x + 8, y: it.y + 4, anchor: 'start', rect: rectAt(it.x + 8, it.y + 4, w, 'start'), leader: false };
+    placed.push({ ...spot, item: it });
+  }
+  return placed;
+}
+
+/**
+ * Scatter: x = file bytes (log10), y = top-1 %, one labelled point per recipe. The accuracy axis
+ * spans the recipes within 12 points of fp32, so their differences are visible; recipes below that
+ * are drawn as triangles on the bottom edge with their accuracy written next to them.
+ */
 function accuracySvg(title, points) {
-  const W = 760,
-    H = 420,
+  const W = 820,
+    H = 460,
     L = 64,
     R = 24,
     T = 36,
-    B = 48;
-  const xs = points.map((p) => p.bytes),
-    ys = points.map((p) => p.accuracy);
-  const lo = Math.log10(Math.min(...xs)) - 0.05,
-    hi = Math.log10(Math.max(...xs)) + 0.05;
-  const ylo = Math.max(0, Math.floor(Math.min(...ys) / 5) * 5),
-    yhi = 100;
+    B = 56;
+  const ref = (points.find((p) => p.key === 'fp32') || points[0]).accuracy;
+  const xs = points.map((p) => p.bytes);
+  const inRange = points.filter((p) => p.accuracy >= ref - 12).map((p) => p.accuracy);
+  const lo = Math.log10(Math.min(...xs)) - 0.08,
+    hi = Math.log10(Math.max(...xs)) + 0.08;
+  const ylo = Math.floor(Math.min(...inRange) - 0.5),
+    yhi = Math.ceil(Math.max(...inRange) + 0.5);
+  const step = yhi - ylo > 8 ? 2 : yhi - ylo > 4 ? 1 : 0.5;
   const x = (v) => L + (W - L - R) * ((Math.log10(v) - lo) / (hi - lo));
-  const y = (v) => T + (H - T - B) * (1 - (v - ylo) / (yhi - ylo));
+  const y = (v) => T + (H - T - B) * (1 - (Math.max(v, ylo) - ylo) / (yhi - ylo));
   const out = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="10">`,
     `<rect width="${W}" height="${H}" fill="#fff"/>`,
     `<text x="${L}" y="20" font-size="13" font-weight="bold">${esc(title)}</text>`,
   ];
-  for (let v = ylo; v <= yhi; v += ylo < 50 ? 10 : 5)
+  for (let v = ylo; v <= yhi + 1e-9; v += step)
     out.push(
       `<line x1="${L}" x2="${W - R}" y1="${y(v)}" y2="${y(v)}" stroke="#eee"/>`,
       `<text x="${L - 6}" y="${y(v) + 4}" text-anchor="end">${v} %</text>`,
@@ -117,22 +206,37 @@ function accuracySvg(title, points) {
       `<text x="${x(b)}" y="${H - B + 14}" text-anchor="middle">${kb} kB</text>`,
     );
   }
-  points.forEach((p, i) => {
-    const color = p.key === 'fp32' ? '#000' : p.best ? '#d62728' : COLORS[i % COLORS.length];
-    out.push(
-      `<circle cx="${x(p.bytes).toFixed(1)}" cy="${y(p.accuracy).toFixed(1)}" r="${p.best ? 6 : 4}" fill="${color}"><title>${esc(p.label)}: ${p.bytes} bytes, ${p.accuracy} %</title></circle>`,
-    );
-    const anchor = x(p.bytes) > W - 200 ? 'end' : 'start';
-    out.push(
-      `<text x="${(x(p.bytes) + (anchor === 'end' ? -7 : 7)).toFixed(1)}" y="${(y(p.accuracy) + 3 + ((i % 3) - 1) * 4).toFixed(1)}" text-anchor="${anchor}" fill="#333">${esc(p.short || p.label)}</text>`,
-    );
+  const items = points.map((p) => {
+    const below = p.accuracy < ylo;
+    return { p, x: x(p.bytes), y: y(p.accuracy), text: `${p.short || p.label}${below ? ` (${p.accuracy} %)` : ''}`, below };
   });
+  // Place the labels of crowded points first: they have the fewest free spots.
+  const crowd = (it) => items.filter((o) => Math.hypot(o.x - it.x, o.y - it.y) < 60).length;
+  const order = [...items].sort((a, b) => crowd(b) - crowd(a));
+  const labels = placeLabels(order, { x0: L + 2, x1: W - R - 2, y0: T + 2, y1: H - B - 2 });
+  for (const it of items) {
+    const color = it.p.key === 'fp32' ? '#000' : it.p.best ? '#d62728' : '#1f5fa8';
+    const tip = `<title>${esc(it.p.label)}: ${it.p.bytes} bytes, ${it.p.accuracy} %</title>`;
+    out.push(
+      it.below
+        ? `<path d="M${(it.x - 5).toFixed(1)},${(it.y - 8).toFixed(1)} h10 l-5,8 z" fill="#999">${tip}</path>`
+        : `<circle cx="${it.x.toFixed(1)}" cy="${it.y.toFixed(1)}" r="${it.p.best ? 6 : 4}" fill="${color}">${tip}</circle>`,
+    );
+  }
+  for (const l of labels) {
+    if (l.leader)
+      out.push(
+        `<line x1="${l.item.x.toFixed(1)}" y1="${l.item.y.toFixed(1)}" x2="${l.x.toFixed(1)}" y2="${(l.y - 3).toFixed(1)}" stroke="#bbb"/>`,
+      );
+    out.push(`<text x="${l.x.toFixed(1)}" y="${l.y.toFixed(1)}" text-anchor="${l.anchor}" fill="#333">${esc(l.item.text)}</text>`);
+  }
   out.push(
     `<line x1="${L}" x2="${W - R}" y1="${H - B}" y2="${H - B}" stroke="#333"/>`,
     `<line x1="${L}" x2="${L}" y1="${T}" y2="${H - B}" stroke="#333"/>`,
   );
   out.push(
-    `<text x="${(L + W - R) / 2}" y="${H - 10}" text-anchor="middle" fill="#666">.eom file size (log scale) vs MNIST top-1 on 2000 test digits; red: best combination</text>`,
+    `<text x="${(L + W - R) / 2}" y="${H - 24}" text-anchor="middle" fill="#666">.eom file size (log scale) vs MNIST top-1 on 2000 test digits; black: fp32, red: best combination;</text>`,
+    `<text x="${(L + W - R) / 2}" y="${H - 10}" text-anchor="middle" fill="#666">grey triangles on the bottom edge: more than 12 points below fp32 (accuracy in brackets)</text>`,
     '</svg>',
   );
   return out.join('\n') + '\n';
@@ -208,7 +312,7 @@ function compareSection(cmp, imgs) {
     }
     if (m.exactness && m.exactness.length) {
       out.push(
-        `**Exactness** (one row at a time, so both quantize activations on the same grid; same quantized weights): ${m.exactness.map((e) => `${lbl(e.ort)} differs from ${lbl(e.edgeopt)} on ${e.rowsDiffering} of ${e.rows} rows (max ${e.maxRelDiff} of the output range)`).join('; ')}. edgeopt's int32 sums are exact; ORT's AVX2 kernel (no VNNI here) adds u8 x s8 products in saturating int16 pairs (\`vpmaddubsw\`), which full-range 8-bit weights overflow and 7-bit weights cannot.`,
+        `**Exactness** (one row at a time, so both quantize activations on the same grid; same quantized weights): ${m.exactness.map((e) => `${lbl(e.ort)} differs from ${lbl(e.edgeopt)} on ${e.rowsDiffering} of ${e.rows} rows (max ${e.maxRelDiff} of the output range)`).join('; ')}. edgeopt's int32 sums are exact; ORT's AVX2 kernel (no VNNI here) adds u8 x s8 products in saturating int16 pairs (\`vpmaddubsw\`), which full-range 8-bit weights overflow and 7-bit weights cannot. 7-bit weights are what onnxruntime's quantizer calls \`reduce_range\` (its own remedy for this saturation on non-VNNI x86).`,
         '',
       );
     }
@@ -322,9 +426,9 @@ function render(cmp, tab, opts = {}) {
       svgs[name] = latencySvg(
         `${m.model}: median latency per call, 1 thread`,
         cfgs.map((c) => c.batch),
-        keys.map((k, i) => ({
+        keys.map((k) => ({
           name: lbl(k),
-          color: COLORS[i % COLORS.length],
+          color: engineColor(k),
           values: cfgs.map((c) => (c.rows.find((r) => r.engine === k) || {}).medianMs),
         })),
       );

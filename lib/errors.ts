@@ -14,6 +14,8 @@ export type ErrorCode =
   | 'E_NATIVE' // the native backend failed
   | 'E_PLUGIN' // an NPU plugin is missing or failed
   | 'E_ALLOC' // out of memory
+  | 'E_IO' // a file or folder cannot be read or written
+  | 'E_TIMEOUT' // gave up waiting (a deadline or timeout option passed)
   | 'E_STATE'; // the object is disposed or busy
 
 export class EdgeOptError extends Error {

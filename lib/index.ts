@@ -1,6 +1,7 @@
 /** edgeopt: optimize small neural networks and run them on edge devices from Node.js. */
 export { EdgeOptError, type ErrorCode } from './errors';
-export { backendInfo, kernels, type BackendInfo, type Kernels } from './backends';
+export { backendInfo, kernels, type BackendInfo, type Kernels, type RowQuantized, type SymmetricQuantized } from './backends';
+export type { NativeLayerSpec, SparsePolicy } from './backends/native/addon';
 export * from './model';
 export * from './model/onnx';
 export { loadNpuPlugin, referenceNpuPluginPath, type NpuPlugin, type NpuPluginInfo, type NpuCapabilities } from './backends/npu';
@@ -12,18 +13,21 @@ export {
   type InferInput,
   type InferOutput,
   type Device,
+  type LoadResult,
 } from './engine/engine';
+export type { Backend } from './engine/runners';
 export { EdgeModelOptimizer, type OptimizeOptions, type OptimizeReport, type PassReport } from './optimizer/optimizer';
 export { type LayerReport, type AccuracyReport } from './optimizer/report';
 export { checkTarget, type Target, type TargetIssue } from './optimizer/target';
 export { quantize, quantizeGraph, parseGranularity, type QuantizeOptions, type Granularity } from './optimizer/quantize';
 export { observeActivations, applyStaticActivations, applyStaticOutputs, type Observer, type ActivationRange } from './optimizer/calibrate';
-export { prune, pruneGraph, PRUNE_MODES, type PruneOptions, type PruneMode } from './optimizer/prune';
+export { prune, pruneGraph, prunedCount, PRUNE_MODES, type PruneOptions, type PruneMode } from './optimizer/prune';
+export type { FineTuneOptions } from './optimizer/fine-tune';
 export { distill, distillation, type DistillOptions } from './optimizer/distill';
 export { polynomialSparsity, type PolynomialSchedule } from './optimizer/schedule';
 export { evaluateModel, argmaxRows, type Evaluation } from './optimizer/evaluate';
 export type { Pass, PassContext } from './optimizer/pass';
-export { parseNpy, readNpy, encodeNpy, writeNpy, type Npy } from './data/npy';
+export { parseNpy, readNpy, encodeNpy, writeNpy, type Npy, type NpyArray } from './data/npy';
 export { loadDataset, loadImageFolder, sliceRows, type Dataset } from './data/dataset';
 export { defaultModel, mnistTest, mnistTrain, loadLinearStack } from './data/bundled';
 export * from './train';

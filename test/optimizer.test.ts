@@ -8,7 +8,8 @@ import { tsKernels } from '../lib/backends/ts/kernels';
 import { defaultModel, mnistTest } from '../lib/data/bundled';
 import { sliceRows } from '../lib/data/dataset';
 import { EdgeModelOptimizer } from '../lib/optimizer/optimizer';
-import { prune, pruneGraph } from '../lib/optimizer/prune';
+import { prune, prunedCount, pruneGraph } from '../lib/optimizer/prune';
+import { loadModel } from '../lib/model';
 import { quantize, quantizeGraph } from '../lib/optimizer/quantize';
 import { denseGraph } from '../lib/model/build';
 import { evaluateModel } from '../lib/optimizer/evaluate';
@@ -140,6 +141,21 @@ test('static activations from calibration data: PyTorch-level accuracy, identica
   const p = quantizeGraph(fp32, { activations: 'static', calibration, observer: { percentile: 99.9 } });
   assert.ok((p.nodes[1].attrs.inputScale as number) < (q.nodes[1].attrs.inputScale as number), 'a percentile clips the range');
   throwsCode(() => quantizeGraph(fp32, { activations: 'static' }), 'E_ARGUMENT', /calibration/);
+});
+
+test('pruning removes round(n * sparsity) weights, half to even, as torch.nn.utils.prune does', () => {
+  // PyTorch: _compute_nparams_toprune = round(amount * n) with Python's round.
+  assert.equal(
+    [prunedCount(7, 0.5), prunedCount(5, 0.5), prunedCount(3, 0.9), prunedCount(10, 0.25), prunedCount(100352, 0.9)],
+    [4, 2, 3, 2, 90317],
+  );
+  const g = loadModel({ architecture: 'tiny', weights: [[[0.1, -0.2, 0.3, -0.4, 0.5, -0.6, 0.7]]] }); // one layer, 7 weights
+  const zeros = (m: ReturnType<typeof pruneGraph>, mode: 'unstructured' | 'global') => {
+    const w = pruneGraph(m, { sparsity: 0.5, mode }).tensors['fc1.weight'].data!;
+    return Array.from(w).filter((v) => v === 0).length;
+  };
+  assert.is(zeros(g, 'unstructured'), 4);
+  assert.is(zeros(g, 'global'), 4);
 });
 
 test('bad optimizer arguments are E_ARGUMENT', () => {

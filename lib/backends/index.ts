@@ -8,7 +8,7 @@ import { nativeKernels } from './native/kernels';
 import { tsKernels } from './ts/kernels';
 import type { BackendInfo, Kernels } from './types';
 
-export type { BackendInfo, Kernels } from './types';
+export type { BackendInfo, Kernels, RowQuantized, SymmetricQuantized } from './types';
 
 export function backendInfo(): BackendInfo {
   const { addon, reason } = loadAddon();

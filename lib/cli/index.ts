@@ -1,11 +1,19 @@
 #!/usr/bin/env node
 /** The `edgeopt` command: subcommands live in ./commands, one file each. */
 import { Command } from 'commander';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { packageRoot } from '../backends/native/addon';
 import { EdgeOptError } from '../errors';
 import { commands } from './commands';
 
 const program = new Command();
-program.name('edgeopt').description('Optimize small neural networks and run them on edge devices').showHelpAfterError();
+const { version } = JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string };
+program
+  .name('edgeopt')
+  .description('Optimize small neural networks and run them on edge devices')
+  .version(version, '-V, --version', 'print the edgeopt version')
+  .showHelpAfterError();
 for (const c of commands) c.register(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -55,8 +55,16 @@ export function mnistTrain(): Dataset {
   return flatSplit('train');
 }
 
-/** A bundled MNIST split with every image flattened to one row. */
+/** Decoded splits, read once per process (gunzip + .npy decode costs about a second). */
+const splits = new Map<'train' | 'test', Dataset>();
+
+/** A bundled MNIST split with every image flattened to one row: a fresh copy, so callers may modify it. */
 function flatSplit(split: 'train' | 'test'): Dataset {
-  const ds = loadImageFolder(MNIST_DIR, split);
-  return { ...ds, shape: [ds.shape[0], ds.data.length / ds.shape[0]] };
+  let ds = splits.get(split);
+  if (!ds) {
+    const loaded = loadImageFolder(MNIST_DIR, split);
+    ds = { ...loaded, shape: [loaded.shape[0], loaded.data.length / loaded.shape[0]] };
+    splits.set(split, ds);
+  }
+  return { ...ds, data: ds.data.slice(), shape: [...ds.shape], ...(ds.labels ? { labels: ds.labels.slice() } : {}) };
 }

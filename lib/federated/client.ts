@@ -28,6 +28,12 @@ export interface TrainLocalOptions {
   signal?: AbortSignal;
 }
 
+export interface ClientEvent {
+  type: 'trained' | 'sent' | 'rejected' | 'retry' | 'waiting';
+  round?: number;
+  detail?: string;
+}
+
 export interface ConnectOptions {
   token: string;
   signal?: AbortSignal;
@@ -39,7 +45,8 @@ export interface ConnectOptions {
   requestTimeoutMs?: number;
   /** Consecutive failed requests tolerated before giving up (default 20). */
   maxFailures?: number;
-  onEvent?: (e: { type: 'trained' | 'sent' | 'rejected' | 'retry'; round?: number; detail?: string }) => void;
+  /** Progress: 'waiting' comes once per change of the server's reason (e.g. too few clients connected). */
+  onEvent?: (e: ClientEvent) => void;
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -142,6 +149,7 @@ export class FederatedLearningClient {
     const emit = options.onEvent ?? (() => {});
     let failures = 0;
     let rounds = 0;
+    let waitingFor = '';
     const request = async (method: 'GET' | 'POST', route: string, body?: Buffer): Promise<{ status: number; bytes: Buffer }> => {
       const timeout = AbortSignal.timeout(options.requestTimeoutMs ?? 30_000);
       const res = await fetch(base + route, {
@@ -157,7 +165,13 @@ export class FederatedLearningClient {
     };
     for (let poll = 0; poll < (options.maxPolls ?? 100_000); poll++) {
       if (options.signal?.aborted) throw new EdgeOptError('E_STATE', `client '${this.clientId}': aborted`);
-      if (Date.now() > deadline) throw new EdgeOptError('E_STATE', `client '${this.clientId}': gave up after timeoutMs`);
+      if (Date.now() > deadline) {
+        const why = waitingFor ? `; the server's last word: ${waitingFor}` : '';
+        throw new EdgeOptError(
+          'E_TIMEOUT',
+          `client '${this.clientId}': gave up after timeoutMs (${options.timeoutMs ?? 3_600_000} ms)${why}`,
+        );
+      }
       try {
         if (!this.model) this.model = decodeEom((await request('GET', '/v1/model')).bytes, `${base}/v1/model`);
         const task = await request('GET', '/v1/task');
@@ -166,9 +180,13 @@ export class FederatedLearningClient {
         failures = 0;
         if (meta.status === 'done') return { rounds };
         if (meta.status !== 'fit') {
-          await sleep(Number(meta.retryMs) || 100, options.signal);
+          const reason = typeof meta.reason === 'string' ? meta.reason : '';
+          if (reason && reason !== waitingFor) emit({ type: 'waiting', round: meta.round as number, detail: reason });
+          waitingFor = reason;
+          await sleep(Math.min(Number(meta.retryMs) || 100, Math.max(1, deadline - Date.now())), options.signal);
           continue;
         }
+        waitingFor = '';
         const round = meta.round as number;
         const config = meta.config as FitConfig;
         this.setModel(writeParams(this.model, Object.fromEntries(tensors.map((t) => [t.name, t.data])) as Tensors));

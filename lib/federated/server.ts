@@ -68,6 +68,17 @@ export interface FederatedServerOptions {
   pollMs?: number;
 }
 
+/** Emitted as 'waiting' at each round deadline that passes with fewer than minClients updates. */
+export interface WaitingEvent {
+  round: number;
+  reported: number;
+  minClients: number;
+  /** Clients selected for the round so far. */
+  connected: number;
+  waitedMs: number;
+  reason: string;
+}
+
 interface OpenRound {
   round: number;
   openedAt: number;
@@ -240,7 +251,9 @@ export class FederatedServer extends EventEmitter {
     const r = this.current;
     if (this.done || !r)
       return replyBytes(res, encodeFrame({ status: this.done ? 'done' : 'wait', round: this.completed, retryMs: this.opts.pollMs }, []));
-    if (!this.select(r, clientId)) return replyBytes(res, encodeFrame({ status: 'wait', round: r.round, retryMs: this.opts.pollMs }, []));
+    if (!this.select(r, clientId)) {
+      return replyBytes(res, encodeFrame({ status: 'wait', round: r.round, retryMs: this.opts.pollMs, reason: this.waitReason(r) }, []));
+    }
     const frame = encodeFrame({ status: 'fit', round: r.round, config: this.fit }, f32Tensors(this.global, this.shapes));
     r.bytesDown += frame.length;
     replyBytes(res, frame);
@@ -329,12 +342,31 @@ export class FederatedServer extends EventEmitter {
     this.armDeadline(r);
   }
 
+  /** Why a client is told to wait: what the open round still needs. */
+  private waitReason(r: OpenRound): string {
+    const { minClients } = this.opts;
+    return (
+      `round ${r.round} has ${r.updates.size} of the ${this.target} updates it asks for (it closes at the deadline with ${minClients}); ` +
+      `${r.assigned.size} of ${this.tokens.size} known clients are taking part`
+    );
+  }
+
   /** At the deadline: close with whoever reported if that is at least minClients, else wait another period. */
   private armDeadline(r: OpenRound): void {
     r.timer = setTimeout(() => {
       if (this.current !== r) return;
-      if (r.updates.size >= this.opts.minClients) this.closeRound(r);
-      else this.armDeadline(r);
+      if (r.updates.size >= this.opts.minClients) return this.closeRound(r);
+      // Too few clients: say so (a federation short of clients must not look like a hang), wait another period.
+      const waiting: WaitingEvent = {
+        round: r.round,
+        reported: r.updates.size,
+        minClients: this.opts.minClients,
+        connected: r.assigned.size,
+        waitedMs: Date.now() - r.openedAt,
+        reason: this.waitReason(r),
+      };
+      this.emit('waiting', waiting);
+      this.armDeadline(r);
     }, this.opts.roundTimeoutMs);
     r.timer.unref();
   }

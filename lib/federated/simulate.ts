@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { mnistTest, mnistTrain } from '../data/bundled';
 import type { Dataset } from '../data/dataset';
+import type { Graph } from '../model/graph';
 import { EdgeOptError } from '../errors';
 import { evaluateModel } from '../optimizer/evaluate';
 import { mlp } from '../train/init';
@@ -27,6 +28,10 @@ export interface SimulateOptions {
   /** FedAvgM server momentum (0: plain FedAvg). */
   serverMomentum?: number;
   seed?: number;
+  /** Labelled [rows, features] training rows to partition among the clients (default: the bundled 8000 MNIST train digits). */
+  data?: Dataset;
+  /** Labelled rows the server evaluates the global model on after every round (default: the bundled 2000 MNIST test digits). */
+  test?: Dataset;
   onRound?: (r: SimulatedRound) => void;
 }
 
@@ -47,6 +52,8 @@ export interface SimulateResult {
   nonIid: number | null;
   clients: number;
   seconds: number;
+  /** The final global model. */
+  model: Graph;
 }
 
 function take(ds: Dataset, rows: ArrayLike<number>): Dataset {
@@ -100,11 +107,16 @@ export async function simulate(options: SimulateOptions): Promise<SimulateResult
     throw new EdgeOptError('E_ARGUMENT', `clients must be in 1..1000, got ${clients}`);
   const seed = options.seed ?? 1;
   const compress = compressionName(parseCompression(options.compress ?? 'none'));
-  const test = mnistTest();
-  const parts = partition(mnistTrain(), clients, options.nonIid, seed);
+  const test = options.test ?? mnistTest();
+  const train = options.data ?? mnistTrain();
+  if (!train.labels || !test.labels) throw new EdgeOptError('E_ARGUMENT', 'simulate: the training and test data need labels');
+  let classes = 0;
+  for (const y of train.labels) classes = Math.max(classes, y + 1);
+  const features = train.data.length / train.shape[0];
+  const parts = partition(train, clients, options.nonIid, seed);
   const tokens = Object.fromEntries(parts.map((_, i) => [`client-${i}`, randomBytes(16).toString('hex')]));
   const server = new FederatedServer({
-    model: mlp([784, ...(options.hidden ?? [128]), 10], { seed }),
+    model: mlp([features, ...(options.hidden ?? [128]), classes], { seed }),
     clients: tokens,
     rounds,
     minClients: Math.max(1, Math.ceil(clients / 2)),
@@ -147,5 +159,6 @@ export async function simulate(options: SimulateOptions): Promise<SimulateResult
     nonIid: options.nonIid ?? null,
     clients,
     seconds: (performance.now() - started) / 1000,
+    model: server.model,
   };
 }

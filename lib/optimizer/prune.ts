@@ -2,7 +2,7 @@
  * Magnitude pruning of Dense weights ([out, in]); every mode records a keep-mask
  * so later passes and fine-tuning keep pruned weights at zero.
  *
- * - unstructured: per layer, exactly floor(n * sparsity) smallest |w| (ties: lower index)
+ * - unstructured: per layer, exactly round(n * sparsity) smallest |w| (ties: lower index)
  * - global:       one ranking over all layers' weights (PyTorch's global_unstructured)
  * - 2:4:          in every 4 consecutive weights along K, the 2 smallest |w| go (N:M sparsity)
  * - neurons:      whole hidden units (rows with the smallest L2 norm) are removed, with the
@@ -40,10 +40,21 @@ function masked(w: Tensor, keep: Uint8Array): Tensor {
   return { ...w, data, mask: keep };
 }
 
+/**
+ * How many of n weights (or units) a sparsity prunes: PyTorch's torch.nn.utils.prune rule,
+ * round(sparsity * n) with Python's round (half to even), so l1_unstructured, global_unstructured
+ * and ln_structured on the same weights prune exactly the same count.
+ */
+export function prunedCount(n: number, sparsity: number): number {
+  const x = sparsity * n;
+  const r = Math.round(x);
+  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
 function pruneUnstructured(g: Graph, sparsity: number): void {
   for (const node of denseNodes(g)) {
     const w = denseWeight(g, node);
-    const { keep } = kernels().pruneMask(w.data as Float32Array, Math.floor(w.data.length * sparsity));
+    const { keep } = kernels().pruneMask(w.data as Float32Array, prunedCount(w.data.length, sparsity));
     g.tensors[w.name] = masked(w, keep);
   }
 }
@@ -56,7 +67,7 @@ function pruneGlobal(g: Graph, sparsity: number): void {
     all.set(w.data as Float32Array, o);
     o += w.data.length;
   }
-  const { keep } = kernels().pruneMask(all, Math.floor(all.length * sparsity));
+  const { keep } = kernels().pruneMask(all, prunedCount(all.length, sparsity));
   o = 0;
   for (const w of weights) {
     g.tensors[w.name] = masked(w, keep.slice(o, o + w.data.length));
@@ -83,7 +94,7 @@ function pruneNM(g: Graph, n: number, m: number): void {
   }
 }
 
-/** Removes floor(units * sparsity) hidden units of every Dense layer that feeds another Dense layer. */
+/** Removes round(units * sparsity) hidden units of every Dense layer that feeds another Dense layer. */
 function pruneNeurons(g: Graph, sparsity: number): void {
   const nodes = denseNodes(g);
   const order = g.nodes;
@@ -92,7 +103,7 @@ function pruneNeurons(g: Graph, sparsity: number): void {
     if (!next) continue; // the model's outputs keep their size
     const w = denseWeight(g, node);
     const [units, k] = w.shape as number[];
-    const drop = Math.floor(units * sparsity);
+    const drop = prunedCount(units, sparsity);
     if (drop === 0) continue;
     if (drop >= units) throw new EdgeOptError('E_ARGUMENT', `prune: removing ${drop} of ${units} units of '${node.name}' leaves none`);
     const data = w.data as Float32Array;

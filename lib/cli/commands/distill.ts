@@ -1,12 +1,13 @@
 import type { Command } from 'commander';
-import { defaultModel, mnistTest, mnistTrain } from '../../data/bundled';
-import { loadModel, modelFileSize } from '../../model';
+import { defaultModel } from '../../data/bundled';
+import { EdgeOptError } from '../../errors';
+import { loadModel, modelFileSize, saveModel } from '../../model';
 import type { Graph } from '../../model/graph';
 import { distill } from '../../optimizer/distill';
 import { evaluateModel } from '../../optimizer/evaluate';
 import { mlp } from '../../train/init';
 import { train } from '../../train/trainer';
-import { intList, num } from '../options';
+import { checkOutputPath, dataOptions, intList, num, numIn, outputOption, trainingData, widths } from '../options';
 
 interface DistillCliOptions {
   teacher?: string;
@@ -16,11 +17,14 @@ interface DistillCliOptions {
   epochs: string;
   lr: string;
   seed: string;
+  data?: string;
+  eval?: string;
+  output?: string;
   json?: boolean;
 }
 
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command('distill')
     .description(
       'distill a teacher (default: the bundled mlp-784-128-10) into a small MLP on the bundled MNIST train split, against the same student trained on labels only',
@@ -32,26 +36,33 @@ export function register(program: Command): void {
     .option('--epochs <n>', 'epochs', '5')
     .option('--lr <rate>', 'SGD learning rate (momentum 0.9)', '0.05')
     .option('--seed <n>', 'seed for the student init and batch order (both students)', '1')
-    .option('--json', 'print the results as JSON')
-    .action((o: DistillCliOptions) => {
-      const data = mnistTrain();
-      const test = mnistTest();
-      const teacher = o.teacher ? loadModel(o.teacher) : defaultModel();
-      const seed = num(o.seed, '--seed');
-      const student = mlp([784, ...intList(o.hidden, '--hidden'), 10], { seed, name: 'student' });
-      const common = { epochs: num(o.epochs, '--epochs'), lr: num(o.lr, '--lr'), batchSize: 32, seed };
-      const row = (name: string, g: Graph) => ({ name, bytes: modelFileSize(g), accuracy: evaluateModel(g, test).accuracy });
-      const temperature = num(o.temperature, '--temperature');
-      const alpha = num(o.alpha, '--alpha');
-      const rows = [
-        row(`teacher ${teacher.name}`, teacher),
-        row(
-          `student ${student.name.replace('student', o.hidden)} distilled (T=${temperature}, alpha=${alpha})`,
-          distill({ teacher, student, data, temperature, alpha, ...common }).model,
-        ),
-        row(`student ${o.hidden} hard labels only (same seed)`, train(student, data, common).model),
-      ];
-      if (o.json) return console.log(JSON.stringify({ models: rows, testRows: test.shape[0], ...common, temperature, alpha }, null, 2));
-      for (const r of rows) console.log(`${r.name.padEnd(52)} ${String(r.bytes).padStart(8)} bytes  ${(r.accuracy * 100).toFixed(2)}%`);
-    });
+    .option('--json', 'print the results as JSON');
+  outputOption(dataOptions(cmd), 'save the distilled student (.eom)').action((o: DistillCliOptions) => {
+    if (o.output) checkOutputPath(o.output);
+    const { train: data, test } = trainingData(o);
+    if (!test)
+      throw new EdgeOptError(
+        'E_ARGUMENT',
+        `distill compares models on labelled data: give --eval (the folder ${o.data} has no test split)`,
+      );
+    const teacher = o.teacher ? loadModel(o.teacher) : defaultModel();
+    const seed = num(o.seed, '--seed');
+    const { features, classes } = widths(data);
+    const student = mlp([features, ...intList(o.hidden, '--hidden'), classes], { seed, name: 'student' });
+    const common = { epochs: numIn(o.epochs, '--epochs', 1, 100_000, true), lr: num(o.lr, '--lr'), batchSize: 32, seed };
+    const row = (name: string, g: Graph) => ({ name, bytes: modelFileSize(g), accuracy: evaluateModel(g, test).accuracy });
+    const temperature = numIn(o.temperature, '--temperature', 1e-3, 1e3);
+    const alpha = numIn(o.alpha, '--alpha', 0, 1);
+    const distilled = distill({ teacher, student, data, temperature, alpha, ...common }).model;
+    const rows = [
+      row(`teacher ${teacher.name}`, teacher),
+      row(`student ${student.name.replace('student', o.hidden)} distilled (T=${temperature}, alpha=${alpha})`, distilled),
+      row(`student ${o.hidden} hard labels only (same seed)`, train(student, data, common).model),
+    ];
+    const saved = o.output ? { file: o.output, bytes: saveModel(distilled, o.output) } : undefined;
+    if (o.json)
+      return console.log(JSON.stringify({ models: rows, testRows: test.shape[0], ...common, temperature, alpha, saved }, null, 2));
+    for (const r of rows) console.log(`${r.name.padEnd(52)} ${String(r.bytes).padStart(8)} bytes  ${(r.accuracy * 100).toFixed(2)}%`);
+    if (saved) console.log(`saved the distilled student to ${saved.file} (${saved.bytes} bytes)`);
+  });
 }

@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { simulate, type SimulatedRound } from '../../federated/simulate';
-import { intList, num } from '../options';
+import { EdgeOptError } from '../../errors';
+import { saveModel } from '../../model';
+import { checkOutputPath, dataOptions, intList, num, numIn, outputOption, trainingData } from '../options';
 
 interface SimulateCliOptions {
   clients: string;
@@ -15,6 +17,9 @@ interface SimulateCliOptions {
   fractionFit: string;
   serverMomentum: string;
   seed: string;
+  data?: string;
+  eval?: string;
+  output?: string;
   json?: boolean;
 }
 
@@ -22,7 +27,8 @@ const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
 
 export function register(program: Command): void {
   const fl = program.command('fl').description('federated learning');
-  fl.command('simulate')
+  const cmd = fl
+    .command('simulate')
     .description(
       'run a FedAvg server and clients over HTTP on 127.0.0.1 on the bundled MNIST train split; print test accuracy and bytes per round',
     )
@@ -38,38 +44,49 @@ export function register(program: Command): void {
     .option('--fraction-fit <f>', 'fraction of clients per round', '1')
     .option('--server-momentum <beta>', 'FedAvgM server momentum (0: plain FedAvg)', '0.7')
     .option('--seed <n>', 'seed for init, partition and shuffling', '1')
-    .option('--json', 'print { rounds: [{ round, accuracy, bytesSent }], finalAccuracy } as JSON')
-    .action(async (o: SimulateCliOptions) => {
-      const log = (r: SimulatedRound) => {
-        if (!o.json)
-          console.log(
-            `round ${String(r.round).padStart(3)}: test accuracy ${pct(r.accuracy)}, sent ${r.bytesSent} bytes, received ${r.bytesReceived} bytes`,
-          );
-      };
-      const result = await simulate({
-        clients: num(o.clients, '--clients'),
-        rounds: num(o.rounds, '--rounds'),
-        nonIid: o.nonIid !== undefined ? num(o.nonIid, '--non-iid') : undefined,
-        compress: o.compress,
-        hidden: intList(o.hidden, '--hidden'),
-        fractionFit: num(o.fractionFit, '--fraction-fit'),
-        serverMomentum: num(o.serverMomentum, '--server-momentum'),
-        seed: num(o.seed, '--seed'),
-        fit: {
-          epochs: num(o.epochs, '--epochs'),
-          lr: num(o.lr, '--lr'),
-          batchSize: num(o.batchSize, '--batch-size'),
-          proxMu: num(o.proxMu, '--prox-mu'),
-        },
-        onRound: log,
-      });
-      if (o.json) {
-        const rounds = result.rounds.map(({ round, accuracy, bytesSent }) => ({ round, accuracy, bytesSent }));
-        return console.log(JSON.stringify({ rounds, finalAccuracy: result.finalAccuracy }));
-      }
-      const sent = result.rounds.reduce((s, r) => s + r.bytesSent, 0);
-      console.log(
-        `final test accuracy ${pct(result.finalAccuracy)} after ${result.rounds.length} rounds; ${sent} update bytes sent (${result.compress}); ${result.seconds.toFixed(1)} s`,
+    .option('--json', 'print { rounds: [{ round, accuracy, bytesSent }], finalAccuracy } as JSON');
+  outputOption(dataOptions(cmd), 'save the final global model (.eom)').action(async (o: SimulateCliOptions) => {
+    if (o.output) checkOutputPath(o.output);
+    const { train, test } = trainingData(o);
+    if (!test)
+      throw new EdgeOptError(
+        'E_ARGUMENT',
+        `the folder ${o.data} has no test split: give --eval <labelled data> for the per-round accuracy`,
       );
+    const log = (r: SimulatedRound) => {
+      if (!o.json)
+        console.log(
+          `round ${String(r.round).padStart(3)}: test accuracy ${pct(r.accuracy)}, sent ${r.bytesSent} bytes, received ${r.bytesReceived} bytes`,
+        );
+    };
+    const result = await simulate({
+      clients: numIn(o.clients, '--clients', 1, 1000, true),
+      rounds: numIn(o.rounds, '--rounds', 1, 100_000, true),
+      nonIid: o.nonIid !== undefined ? numIn(o.nonIid, '--non-iid', 1, 1000, true) : undefined,
+      data: train,
+      test,
+      compress: o.compress,
+      hidden: intList(o.hidden, '--hidden'),
+      fractionFit: num(o.fractionFit, '--fraction-fit'),
+      serverMomentum: num(o.serverMomentum, '--server-momentum'),
+      seed: num(o.seed, '--seed'),
+      fit: {
+        epochs: num(o.epochs, '--epochs'),
+        lr: num(o.lr, '--lr'),
+        batchSize: num(o.batchSize, '--batch-size'),
+        proxMu: num(o.proxMu, '--prox-mu'),
+      },
+      onRound: log,
     });
+    const saved = o.output ? { file: o.output, bytes: saveModel(result.model, o.output) } : undefined;
+    if (o.json) {
+      const rounds = result.rounds.map(({ round, accuracy, bytesSent }) => ({ round, accuracy, bytesSent }));
+      return console.log(JSON.stringify({ rounds, finalAccuracy: result.finalAccuracy, ...(saved ? { saved } : {}) }));
+    }
+    if (saved) console.log(`saved the global model to ${saved.file} (${saved.bytes} bytes)`);
+    const sent = result.rounds.reduce((s, r) => s + r.bytesSent, 0);
+    console.log(
+      `final test accuracy ${pct(result.finalAccuracy)} after ${result.rounds.length} rounds; ${sent} update bytes sent (${result.compress}); ${result.seconds.toFixed(1)} s`,
+    );
+  });
 }

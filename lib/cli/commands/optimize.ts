@@ -10,6 +10,7 @@ import { EdgeModelOptimizer, type OptimizeReport } from '../../optimizer/optimiz
 import { PRUNE_MODES, prune, type PruneMode } from '../../optimizer/prune';
 import { parseGranularity, quantize } from '../../optimizer/quantize';
 import type { Target } from '../../optimizer/target';
+import { checkOutputPath, numIn } from '../options';
 
 interface Options {
   output: string;
@@ -82,7 +83,7 @@ export function register(program: Command): void {
     .command('optimize <in>')
     .description('prune and/or quantize a model (.eom, .onnx, or a folder of fc<N>.weight/bias .npy files) and report size and accuracy')
     .requiredOption('-o, --output <out.eom>', 'where to write the optimized model')
-    .option('--quantize <int8|int4|int2>', 'weight bit width')
+    .option('--quantize <int8|int4|int2>', 'weight bit width (int2..int8)')
     .option(
       '--granularity <channel|tensor|global|group:N>',
       'weight scales per output channel (default), per tensor, one global min/max grid, or per group of N along K',
@@ -90,21 +91,23 @@ export function register(program: Command): void {
     .option('--activations <dynamic|static>', 'activation quantization: per row at run time (default) or static from --calibration')
     .option('--calibration <dir-or-npy>', 'calibration data for static activations (an MNIST-style folder uses its train split)')
     .option('--prune <sparsity>', 'fraction of weights (or hidden units for --prune-mode neurons) to remove')
-    .option('--prune-mode <mode>', `one of ${PRUNE_MODES.join(', ')}`, 'unstructured')
+    .option('--prune-mode <mode>', `one of ${PRUNE_MODES.join(', ')} (default unstructured; 2:4 needs no --prune)`)
     .option('--eval <dir-or-npy>', 'labelled data to measure accuracy before and after each pass (a folder uses its test split)')
     .option('--eval-labels <npy>', 'labels for --eval when it is an images .npy file')
     .option('--target <cpu|npu|mcu:ram,flash>', 'check the model against a device profile (sets pass defaults)')
     .option('--json', 'print the report as JSON')
     .action(async (input: string, o: Options) => {
+      checkOutputPath(o.output);
+      const mode = (o.pruneMode ?? 'unstructured') as PruneMode;
+      if (!PRUNE_MODES.includes(mode))
+        throw new EdgeOptError('E_ARGUMENT', `--prune-mode must be one of ${PRUNE_MODES.join(', ')}, got '${o.pruneMode}'`);
+      if (o.pruneMode && mode !== '2:4' && o.prune === undefined)
+        throw new EdgeOptError('E_ARGUMENT', `--prune-mode ${mode} prunes a fraction of the weights: give it with --prune <sparsity>`);
+      const sparsity = o.prune === undefined ? undefined : numIn(o.prune, '--prune', 0, 0.999999);
       const model = loadModelArg(input);
       const optimizer = new EdgeModelOptimizer();
-      if (o.prune !== undefined || o.pruneMode === '2:4') {
-        if (!PRUNE_MODES.includes(o.pruneMode as PruneMode))
-          throw new EdgeOptError('E_ARGUMENT', `--prune-mode must be one of ${PRUNE_MODES.join(', ')}`);
-        optimizer.addOptimization(
-          `prune ${o.pruneMode}${o.pruneMode === '2:4' ? '' : ` ${o.prune}`}`,
-          prune({ sparsity: o.prune === undefined ? undefined : Number(o.prune), mode: o.pruneMode as PruneMode }),
-        );
+      if (sparsity !== undefined || mode === '2:4') {
+        optimizer.addOptimization(`prune ${mode}${mode === '2:4' ? '' : ` ${sparsity}`}`, prune({ sparsity, mode }));
       }
       if (o.quantize || o.granularity || o.activations) {
         const bits = bitsOf(o.quantize ?? 'int8');

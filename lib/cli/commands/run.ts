@@ -1,4 +1,7 @@
 import type { Command } from 'commander';
+import * as fs from 'node:fs';
+import { EdgeOptError } from '../../errors';
+import { loadModelArg } from './optimize';
 import { readNpy } from '../../data/npy';
 import { toFloat32 } from '../../data/dataset';
 import { EdgeInferenceEngine, type Device } from '../../engine/engine';
@@ -16,17 +19,25 @@ interface RunOptions {
 export function register(program: Command): void {
   program
     .command('run <model>')
-    .description('run a model (.eom) on an .npy input and show the outputs (or argmax) and where every node ran')
+    .description('run a model (.eom, .onnx or a weights folder) on an .npy input and show the outputs (or argmax) and where every node ran')
     .requiredOption('--input <npy>', 'input rows as .npy (uint8 images are scaled to [0, 1]); first dim = batch')
     .option('--device <device>', 'auto | npu | cpu | ts', 'auto')
     .option('--npu-plugin <path>', 'NPU plugin shared library (default: EDGEOPT_NPU_PLUGIN)')
     .option('--strict', 'fail instead of falling back')
     .option('--outputs', 'print every output value, not just the argmax per row')
     .option('--json', 'print { placement, shape, argmax, outputs? } as JSON')
-    .action(async (model: string, opts: RunOptions) => {
+    .action(async (model: string, opts: RunOptions, cmd: Command) => {
+      // Naming a plugin asks for it: a missing file is an error unless --device auto was given explicitly.
+      const explicitAuto = opts.device === 'auto' && cmd.getOptionValueSource('device') === 'cli';
+      if (opts.npuPlugin && !explicitAuto && !fs.existsSync(opts.npuPlugin)) {
+        throw new EdgeOptError(
+          'E_NOT_FOUND',
+          `--npu-plugin ${opts.npuPlugin}: no such file (give --device auto to fall back to the CPU instead)`,
+        );
+      }
       const npy = readNpy(opts.input);
       const engine = new EdgeInferenceEngine({ device: opts.device, npuPlugin: opts.npuPlugin, strict: opts.strict });
-      const { inputShape } = await engine.loadModel('model', model);
+      const { inputShape } = await engine.loadModel('model', loadModelArg(model));
       const features = inputShape.reduce((a, d) => a * d, 1);
       const data = toFloat32(npy, opts.input);
       const rows = data.length / features;
