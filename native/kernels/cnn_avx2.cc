@@ -17,6 +17,7 @@
 #include "../core/activation.h"
 #include "../core/cnn_conv.h"
 #include "../core/cnn_rows.h"
+#include "../core/cnn_table.h"
 
 #define EDGEOPT_CNN_AVX2 __attribute__((target("avx2,fma")))
 // Accumulator arrays must become registers: unroll their loops fully, and
@@ -121,35 +122,21 @@ EDGEOPT_CNN_AVX2 inline __m256 act8(__m256 v, const ActVec& a) {
 
 // One loop per kind, so the switch is outside the loop.
 template <ActKind K>
-EDGEOPT_CNN_AVX2 void activation_loop(const float* x, float* y, size_t n, const ActVec& a) {
-  ActVec av = a;
-  av.kind = K;
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, act8(_mm256_loadu_ps(x + i), av));
-  if (i < n) {
-    const __m256i m = tail_mask(static_cast<int64_t>(n - i));
-    _mm256_maskstore_ps(y + i, m, act8(_mm256_maskload_ps(x + i, m), av));
+struct ActivationLoop {
+  static EDGEOPT_CNN_AVX2 void run(const float* x, float* y, size_t n, const Activation& act) {
+    ActVec av = act_vec(act);
+    av.kind = K;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, act8(_mm256_loadu_ps(x + i), av));
+    if (i < n) {
+      const __m256i m = tail_mask(static_cast<int64_t>(n - i));
+      _mm256_maskstore_ps(y + i, m, act8(_mm256_maskload_ps(x + i, m), av));
+    }
   }
-}
+};
 
-EDGEOPT_CNN_AVX2 void activation_f32(const float* x, float* y, size_t n, const Activation& act) {
-  const ActVec a = act_vec(act);
-  switch (act.kind) {
-    case ActKind::None:
-    case ActKind::Relu:
-    case ActKind::Clip:
-      return activation_loop<ActKind::Clip>(x, y, n, a);
-    case ActKind::LeakyRelu:
-      return activation_loop<ActKind::LeakyRelu>(x, y, n, a);
-    case ActKind::HardSigmoid:
-      return activation_loop<ActKind::HardSigmoid>(x, y, n, a);
-    case ActKind::HardSwish:
-      return activation_loop<ActKind::HardSwish>(x, y, n, a);
-    case ActKind::Sigmoid:
-      return activation_loop<ActKind::Sigmoid>(x, y, n, a);
-    case ActKind::Tanh:
-      return activation_loop<ActKind::Tanh>(x, y, n, a);
-  }
+void activation_f32(const float* x, float* y, size_t n, const Activation& act) {
+  activation_by_kind<ActivationLoop>(x, y, n, act);
 }
 
 // --- Row primitives ---
@@ -199,39 +186,25 @@ EDGEOPT_CNN_AVX2 inline __m256 apply8(__m256 a, __m256 b) {
 
 // Strides 1 or 0 per operand (0: a broadcast scalar).
 template <BinaryFn F>
-EDGEOPT_CNN_AVX2 void binary_unit(const float* a, bool a_vec, const float* b, bool b_vec, float* y, int64_t n,
-                                  ClampBounds c) {
-  const __m256 lo = _mm256_set1_ps(c.lo), hi = _mm256_set1_ps(c.hi);
-  const __m256 as = _mm256_set1_ps(a[0]), bs = _mm256_set1_ps(b[0]);
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 av = a_vec ? _mm256_loadu_ps(a + i) : as, bv = b_vec ? _mm256_loadu_ps(b + i) : bs;
-    _mm256_storeu_ps(y + i, clamp8(apply8<F>(av, bv), lo, hi));
+struct BinaryUnit {
+  static EDGEOPT_CNN_AVX2 void run(const float* a, int64_t a_step, const float* b, int64_t b_step, float* y, int64_t n,
+                                   ClampBounds c) {
+    const __m256 lo = _mm256_set1_ps(c.lo), hi = _mm256_set1_ps(c.hi);
+    const __m256 as = _mm256_set1_ps(a[0]), bs = _mm256_set1_ps(b[0]);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      const __m256 av = a_step ? _mm256_loadu_ps(a + i) : as, bv = b_step ? _mm256_loadu_ps(b + i) : bs;
+      _mm256_storeu_ps(y + i, clamp8(apply8<F>(av, bv), lo, hi));
+    }
+    if (i < n) {
+      const __m256i m = tail_mask(n - i);
+      const __m256 av = a_step ? _mm256_maskload_ps(a + i, m) : as, bv = b_step ? _mm256_maskload_ps(b + i, m) : bs;
+      _mm256_maskstore_ps(y + i, m, clamp8(apply8<F>(av, bv), lo, hi));
+    }
   }
-  if (i < n) {
-    const __m256i m = tail_mask(n - i);
-    const __m256 av = a_vec ? _mm256_maskload_ps(a + i, m) : as, bv = b_vec ? _mm256_maskload_ps(b + i, m) : bs;
-    _mm256_maskstore_ps(y + i, m, clamp8(apply8<F>(av, bv), lo, hi));
-  }
-}
+};
 
-EDGEOPT_CNN_AVX2 void binary_row(BinaryFn fn, const float* a, int64_t as, const float* b, int64_t bs, float* y,
-                                 int64_t n, ClampBounds c) {
-  if ((as != 0 && as != 1) || (bs != 0 && bs != 1))
-    return scalar_cnn_row_ops().binary(fn, a, as, b, bs, y, n, c);  // rare: strided rows
-  switch (fn) {
-    case BinaryFn::Add:
-      return binary_unit<BinaryFn::Add>(a, as, b, bs, y, n, c);
-    case BinaryFn::Sub:
-      return binary_unit<BinaryFn::Sub>(a, as, b, bs, y, n, c);
-    case BinaryFn::Mul:
-      return binary_unit<BinaryFn::Mul>(a, as, b, bs, y, n, c);
-    case BinaryFn::Div:
-      return binary_unit<BinaryFn::Div>(a, as, b, bs, y, n, c);
-  }
-}
-
-const CnnRowOps kRows = {max_row, add_row, div_row, exp_sub_row, binary_row, activation_f32};
+const CnnRowOps kRows = {max_row, add_row, div_row, exp_sub_row, binary_by_fn<BinaryUnit>, activation_f32};
 
 // --- Depthwise convolution (the driver is cnn_depthwise.cc) ---
 
@@ -345,8 +318,6 @@ void depthwise_row(const DepthwiseRow& r) {
   depthwise_row_sized<0, 0>(r);
 }
 
-void depthwise_f32(const ConvF32Args& a) { depthwise_f32_rows({depthwise_row, depthwise_pixel, activation_f32}, a); }
-
 // --- Direct convolution (the driver is cnn_direct.cc) ---
 
 // Six pixels x one tile of 16 channels: 12 accumulators, one FMA chain per
@@ -392,45 +363,15 @@ EDGEOPT_CNN_MICROKERNEL void direct_tile(const DirectTile& d) {
   }
 }
 
-// --- The table (loop nests are cnn_rows.cc's, baseline code calling the primitives above) ---
+// --- The table ---
 
-void conv_f32(const ConvF32Args& a) {
-  if (a.w->method == ConvMethod::Direct) return conv_direct_f32({kDirectRows, direct_tile, activation_f32}, a);
-  conv_gemm_f32(avx2_cnn_kernels(), a);
-}
-void maxpool_f32(const PoolF32Args& a) { pool_f32_rows(kRows, PoolKind::Max, a); }
-void avgpool_f32(const PoolF32Args& a) { pool_f32_rows(kRows, PoolKind::Average, a); }
-void global_avgpool_f32(const GlobalPoolF32Args& a) { global_pool_f32_rows(kRows, PoolKind::Average, a); }
-void global_maxpool_f32(const GlobalPoolF32Args& a) { global_pool_f32_rows(kRows, PoolKind::Max, a); }
-void binary_f32(const BinaryF32Args& a) { binary_f32_rows(kRows, a); }
-void bias_act_f32(float* y, size_t ldy, int64_t rows, int n, const float* bias, const Activation& act) {
-  bias_act_f32_rows(kRows, y, ldy, rows, n, bias, act);
-}
-void softmax_f32(const AxisF32Args& a) { softmax_f32_rows(kRows, a); }
-void reduce_mean_f32(const AxisF32Args& a) { reduce_mean_f32_rows(kRows, a); }
-
-CnnKernels make_table() {
-  CnnKernels t = scalar_cnn_kernels();  // data movers and LRN
-  t.name = "avx2";
-  t.conv_f32 = conv_f32;
-  t.depthwise_f32 = depthwise_f32;
-  t.maxpool_f32 = maxpool_f32;
-  t.avgpool_f32 = avgpool_f32;
-  t.global_avgpool_f32 = global_avgpool_f32;
-  t.global_maxpool_f32 = global_maxpool_f32;
-  t.binary_f32 = binary_f32;
-  t.activation_f32 = activation_f32;
-  t.bias_act_f32 = bias_act_f32;
-  t.softmax_f32 = softmax_f32;
-  t.reduce_mean_f32 = reduce_mean_f32;
-  t.direct_max_k = 32;
-  return t;
-}
+const DepthwiseMicrokernels kDepthwise = {depthwise_row, depthwise_pixel, activation_f32};
+const DirectMicrokernel kDirect = {kDirectRows, direct_tile, activation_f32};
 
 }  // namespace
 
 const CnnKernels& avx2_cnn_kernels() {
-  static const CnnKernels table = make_table();
+  static const CnnKernels table = simd_cnn_table<kRows, kDepthwise, kDirect>("avx2", /*direct_max_k=*/32);
   return table;
 }
 

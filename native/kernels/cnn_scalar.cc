@@ -270,10 +270,6 @@ void transpose(const TransposeArgs& a) {
 
 // --- The table ---
 
-void conv_f32(const ConvF32Args& a) {
-  if (a.w->method == ConvMethod::Direct) return conv_direct_reference(a);
-  conv_gemm_f32(scalar_cnn_kernels(), a);
-}
 void maxpool_f32(const PoolF32Args& a) { pool_f32_rows(kRows, PoolKind::Max, a); }
 void avgpool_f32(const PoolF32Args& a) { pool_f32_rows(kRows, PoolKind::Average, a); }
 void global_avgpool_f32(const GlobalPoolF32Args& a) { global_pool_f32_rows(kRows, PoolKind::Average, a); }
@@ -284,6 +280,10 @@ void bias_act_f32(float* y, size_t ldy, int64_t rows, int n, const float* bias, 
 }
 void softmax_f32(const AxisF32Args& a) { softmax_f32_rows(kRows, a); }
 void reduce_mean_f32(const AxisF32Args& a) { reduce_mean_f32_rows(kRows, a); }
+void conv_f32(const ConvF32Args& a) {
+  if (a.w->method == ConvMethod::Direct) return conv_direct_reference(a);
+  conv_gemm_f32(bias_act_f32, a);
+}
 
 }  // namespace
 
