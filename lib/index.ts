@@ -24,6 +24,49 @@ export { observeActivations, applyStaticActivations, applyStaticOutputs, type Ob
 export { prune, pruneGraph, prunedCount, PRUNE_MODES, type PruneOptions, type PruneMode } from './optimizer/prune';
 export type { FineTuneOptions } from './optimizer/fine-tune';
 export { distill, distillation, type DistillOptions } from './optimizer/distill';
+export {
+  autoOptimize,
+  type AutoOptimizeOptions,
+  type AutoOptimizeReport,
+  type AutoOptimizeProgress,
+  type AutoFineTune,
+  type ModelSummary,
+} from './optimizer/auto-optimize';
+export {
+  analyzeSensitivity,
+  type SensitivityProgress,
+  type SensitivityOptions,
+  type SensitivityTable,
+  type SensitivityRow,
+  type LayerSensitivity,
+} from './optimizer/sensitivity';
+export {
+  LatencyTable,
+  type LatencyOptions,
+  type LatencyTableJSON,
+  type LatencyEntry,
+  type TimedItem,
+  type TimingProgress,
+} from './optimizer/latency';
+export {
+  applySettings,
+  layerCandidates,
+  optimizableLayers,
+  settingKey,
+  describeSetting,
+  DEFAULT_SPACE,
+  LAYER_KINDS,
+  type LayerSetting,
+  type LayerSettings,
+  type LayerGranularity,
+  type LayerPrune,
+  type OptimizableLayer,
+  type QuantizeLayersOptions,
+  type LayerKind,
+  type CandidateSpace,
+} from './optimizer/layer-settings';
+export { paretoFront, bestWithinBudget, type ParetoPoint, type Objective } from './optimizer/pareto';
+export { paretoSvg } from './optimizer/pareto-svg';
 export { polynomialSparsity, type PolynomialSchedule } from './optimizer/schedule';
 export { evaluateModel, argmaxRows, type Evaluation } from './optimizer/evaluate';
 export type { Pass, PassContext } from './optimizer/pass';

@@ -42,6 +42,7 @@ test('the check fails when a block and its file differ, or a block has no file',
 const expectations: Record<string, RegExp> = {
   'examples/quick-start.mjs': /408224 -> \d+ bytes[\s\S]*logits \[ 4, 10 \]/,
   'examples/optimize.mjs': /int8: \d+ bytes, top-1 9\d\.\d\d %/,
+  'examples/budget.mjs': /chosen: \d+ bytes, validation -0\.\d\d, test -\d\.\d\d points[\s\S]*\d\.\d\dx smaller than the best uniform/,
   'examples/onnx.mjs': /fp32 0\.933, int8 0\.9\d+[\s\S]*wrote model-int8\.onnx/,
   'examples/training.mjs': /distilled 784-32-10 student: test \d+\.\d+ %/,
   'examples/federated.mjs': /round 2: test accuracy[\s\S]*done: 2 rounds/,

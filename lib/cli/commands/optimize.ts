@@ -10,9 +10,10 @@ import { EdgeModelOptimizer, type OptimizeReport } from '../../optimizer/optimiz
 import { PRUNE_MODES, prune, type PruneMode } from '../../optimizer/prune';
 import { parseGranularity, quantize } from '../../optimizer/quantize';
 import type { Target } from '../../optimizer/target';
+import { runBudget, type BudgetCliOptions } from '../budget';
 import { checkOutputPath, numIn } from '../options';
 
-interface Options {
+interface Options extends Partial<BudgetCliOptions> {
   output: string;
   quantize?: string;
   granularity?: string;
@@ -96,6 +97,21 @@ export function register(program: Command): void {
     .option('--eval-labels <npy>', 'labels for --eval when it is an images .npy file')
     .option('--target <cpu|npu|mcu:ram,flash>', 'check the model against a device profile (sets pass defaults)')
     .option('--json', 'print the report as JSON')
+    .option(
+      '--budget <points>',
+      'optimize to a budget: choose bits, granularity and sparsity per layer so validation accuracy drops at most this many points',
+    )
+    .option('--objective <size|latency>', 'with --budget: minimize .eom bytes (default) or latency measured on this machine')
+    .option(
+      '--validation <dir-or-npy>',
+      'with --budget: labelled validation data; a folder gives the last --validation-rows rows of its train split',
+    )
+    .option('--validation-rows <n>', 'with --budget and a folder: validation rows at the end of the train split (default 1000)')
+    .option('--fine-tune <epochs>', 'with --budget and a folder: fine-tune pruned models on the train rows before the validation rows')
+    .option('--report <file.svg|file.json>', 'with --budget: write the Pareto report (an .svg path writes the .json beside it too)')
+    .option('--seed <n>', 'with --budget: seeds fine-tuning and the timing inputs (default 1)')
+    .option('--no-latency', 'with --budget and --objective size: do not time layers (faster; no latency in the report)')
+    .option('--latency-table <file.json>', 'with --budget: reuse this latency table if it exists (same choices every run) and save it')
     .action(async (input: string, o: Options) => {
       checkOutputPath(o.output);
       const mode = (o.pruneMode ?? 'unstructured') as PruneMode;
@@ -105,6 +121,7 @@ export function register(program: Command): void {
         throw new EdgeOptError('E_ARGUMENT', `--prune-mode ${mode} prunes a fraction of the weights: give it with --prune <sparsity>`);
       const sparsity = o.prune === undefined ? undefined : numIn(o.prune, '--prune', 0, 0.999999);
       const model = loadModelArg(input);
+      if (o.budget !== undefined) return runBudget(model, { ...o, budget: o.budget }, parseTarget(o.target));
       const optimizer = new EdgeModelOptimizer();
       if (sparsity !== undefined || mode === '2:4') {
         optimizer.addOptimization(`prune ${mode}${mode === '2:4' ? '' : ` ${sparsity}`}`, prune({ sparsity, mode }));
