@@ -1,5 +1,5 @@
 /** edgeopt: optimize small neural networks and run them on edge devices from Node.js. */
-export { EdgeOptError, type ErrorCode } from './errors';
+export { EdgeOptError, AbortError, type ErrorCode } from './errors';
 export { backendInfo, kernels, type BackendInfo, type Kernels, type RowQuantized, type SymmetricQuantized } from './backends';
 export type { NativeLayerSpec, SparsePolicy } from './backends/native/addon';
 export * from './model';
@@ -14,13 +14,31 @@ export {
   type InferOutput,
   type Device,
   type LoadResult,
+  type ModelInfo,
+  type ModelTensorInfo,
+  type ModelTensors,
+  type EngineEvents,
 } from './engine/engine';
 export type { Backend } from './engine/runners';
+export {
+  InferenceSession,
+  type SessionOptions,
+  type SessionFeeds,
+  type SessionOutputs,
+  type TensorLike,
+  type TensorMetadata,
+  type TensorType,
+  type OutputTensor,
+  type RunOptions,
+  type PreparedFeeds,
+} from './engine/session';
+export { Batcher, type BatcherOptions, type BatchEvent, type BatcherEvents, type BatchRunner } from './engine/batcher';
 export { EdgeModelOptimizer, type OptimizeOptions, type OptimizeReport, type PassReport } from './optimizer/optimizer';
 export { type LayerReport, type AccuracyReport } from './optimizer/report';
 export { checkTarget, type Target, type TargetIssue } from './optimizer/target';
 export { quantize, quantizeGraph, parseGranularity, type QuantizeOptions, type Granularity } from './optimizer/quantize';
 export { observeActivations, applyStaticActivations, applyStaticOutputs, type Observer, type ActivationRange } from './optimizer/calibrate';
+export { foldInputNormalization, inputNormalization, type InputNormalizationOptions } from './optimizer/input-normalization';
 export { prune, pruneGraph, prunedCount, PRUNE_MODES, type PruneOptions, type PruneMode } from './optimizer/prune';
 export type { FineTuneOptions } from './optimizer/fine-tune';
 export { distill, distillation, type DistillOptions } from './optimizer/distill';
@@ -71,7 +89,8 @@ export { polynomialSparsity, type PolynomialSchedule } from './optimizer/schedul
 export { evaluateModel, argmaxRows, type Evaluation } from './optimizer/evaluate';
 export type { Pass, PassContext } from './optimizer/pass';
 export { parseNpy, readNpy, encodeNpy, writeNpy, type Npy, type NpyArray } from './data/npy';
-export { loadDataset, loadImageFolder, sliceRows, type Dataset } from './data/dataset';
+export { loadDataset, loadImageFolder, sliceRows, modelRows, type Dataset } from './data/dataset';
 export { defaultModel, mnistTest, mnistTrain, loadLinearStack } from './data/bundled';
 export * from './train';
 export * from './federated';
+export { InferenceServer, type ServerOptions } from './serve/server';

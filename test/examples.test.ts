@@ -49,6 +49,9 @@ const expectations: Record<string, RegExp> = {
   'examples/npu.mjs': /outputs 8,10/,
   'examples/require.cjs': /predicted 0 1 2 3 4 5 6 7 \d 9 labels 0 1 2 3 4 5 6 7 8 9/,
   'examples/typescript.mts': /refused with E_SHAPE/,
+  'examples/onnxruntime-port.cjs': /\[ 'input' \] \[ 'logits' \] logits \[1,10\] digit 0/,
+  'examples/serving.mjs':
+    /dtype: 'uint8'[\s\S]*100 runs in \d+ batches, identical to unbatched runs: true\nAbortError \(E_ABORTED\)\nHTTP 200: digit 7, label 7\nedgeopt_requests_total\{model="mnist",code="200"\} 1/,
 };
 
 for (const [file, expected] of Object.entries(expectations)) {

@@ -7,13 +7,18 @@
  */
 import { EventEmitter } from 'node:events';
 import { nativeAddon, backendInfo } from '../backends';
+import { firstNonFinite } from '../backends/finite';
 import type { SparsePolicy } from '../backends/native/addon';
 import { loadNpuPlugin, type NpuPlugin } from '../backends/npu';
 import { EdgeOptError } from '../errors';
+import { describe } from '../util/describe';
 import { loadModel, type ModelSource } from '../model';
+import type { InputType } from '../model/graph';
+import { Batcher, type BatcherOptions } from './batcher';
 import type { NpuHealth } from './npu-segment';
 import { partition, type PartitionOptions, type StepPlacement } from './partition';
 import type { Backend, Segment } from './runners';
+import { InferenceSession, type SessionOptions } from './session';
 import { compile, type CompiledModel } from './steps';
 
 export type Device = 'auto' | 'npu' | 'cpu' | 'ts';
@@ -84,8 +89,29 @@ export interface LoadResult {
   placement: Placement[];
 }
 
+/** The engine core's tensors: float32 data and the full shape, batch dimension first. */
+export type ModelTensors = Record<string, InferInput>;
+
+export interface ModelTensorInfo {
+  name: string;
+  /** Batch dimension first, as null. */
+  shape: Array<number | null>;
+}
+
+export interface ModelInfo {
+  inputs: ModelTensorInfo[];
+  outputs: ModelTensorInfo[];
+}
+
+/** The engine's events and their payloads (typed `on`/`once`/`emit`). */
+export interface EngineEvents {
+  fallback: [event: FallbackEvent];
+}
+
 interface LoadedModel {
   id: string;
+  inputName: string;
+  outputName: string;
   compiled: CompiledModel;
   segments: Segment[];
   placement: Placement[];
@@ -107,7 +133,7 @@ const SPARSE_POLICIES: SparsePolicy[] = ['auto', 'always', 'never'];
 
 type NpuState = { plugin: NpuPlugin; name: string } | { plugin: null; reason: string | null };
 
-export class EdgeInferenceEngine extends EventEmitter {
+export class EdgeInferenceEngine extends EventEmitter<EngineEvents> {
   private readonly options: EngineOptions & { device: Device; strict: boolean };
   private readonly models = new Map<string, LoadedModel>();
   private readonly npuHealth: NpuHealth = { healthy: true };
@@ -130,12 +156,41 @@ export class EdgeInferenceEngine extends EventEmitter {
     this.options = { ...options, device, strict: options.strict ?? false };
   }
 
-  /** Compiles a model (Graph, seed object, .eom path or bytes) and places its nodes. */
-  async loadModel(id: string, source: ModelSource): Promise<LoadResult> {
-    return this.loadModelSync(id, source);
+  /**
+   * onnxruntime-node's `InferenceSession.create`: a new engine with one model, as a session
+   * (`session.release()` disposes the engine).
+   */
+  static async create(source: ModelSource, options: EngineOptions & SessionOptions = {}): Promise<InferenceSession> {
+    const { batching, ...engineOptions } = options;
+    const engine = new EdgeInferenceEngine(engineOptions);
+    try {
+      return InferenceSession.open(engine, 'model', engine.loadInternal('model', source), { batching, ownsEngine: true });
+    } catch (err) {
+      engine.dispose();
+      throw err;
+    }
   }
 
-  loadModelSync(id: string, source: ModelSource): LoadResult {
+  /**
+   * Compiles a model (Graph, seed object, .eom/.onnx path or bytes) and places its nodes. Returns
+   * its session (named inputs and outputs, `run(feeds)`), which also carries the load result
+   * (`id`, `inputShape`, `outputFeatures`, `placement`).
+   */
+  async loadModel(id: string, source: ModelSource, options: SessionOptions = {}): Promise<InferenceSession> {
+    return this.loadModelSync(id, source, options);
+  }
+
+  loadModelSync(id: string, source: ModelSource, options: SessionOptions = {}): InferenceSession {
+    return InferenceSession.open(this, id, this.loadInternal(id, source), options);
+  }
+
+  /** A dynamic batcher for a loaded model: concurrent small runs coalesced into one batched run. */
+  batcher(id: string, options: BatcherOptions = {}): Batcher {
+    const info = this.modelInfo(id);
+    return new Batcher((feeds) => this.runModel(id, feeds), info, { ...options, label: `model '${id}'` });
+  }
+
+  private loadInternal(id: string, source: ModelSource): { load: LoadResult; inputTypes: InputType[] } {
     this.assertAlive();
     if (typeof id !== 'string' || !id) throw new EdgeOptError('E_ARGUMENT', 'model id must be a non-empty string');
     const graph = loadModel(source);
@@ -151,12 +206,23 @@ export class EdgeInferenceEngine extends EventEmitter {
       );
     }
     const placement = nodePlacement(graph.nodes, placed);
-    this.models.set(id, { id, compiled, segments, placement, inlineMacsPerRow: nativeMacsPerRow(segments) });
+    this.models.set(id, {
+      id,
+      inputName: graph.inputs[0].name,
+      outputName: graph.outputs[0],
+      compiled,
+      segments,
+      placement,
+      inlineMacsPerRow: nativeMacsPerRow(segments),
+    });
     for (const p of placement) {
       if (p.backend !== preferred && p.reason)
         this.emit('fallback', { modelId: id, node: p.node, from: preferred, to: p.backend, reason: p.reason } satisfies FallbackEvent);
     }
-    return { id, inputShape: compiled.rowShape, outputFeatures: compiled.outputFeatures, placement: placement.map((p) => ({ ...p })) };
+    return {
+      load: { id, inputShape: compiled.rowShape, outputFeatures: compiled.outputFeatures, placement: placement.map((p) => ({ ...p })) },
+      inputTypes: graph.inputs.map((i) => i.dtype ?? 'float32'),
+    };
   }
 
   /** The backend this engine's options ask for. */
@@ -260,6 +326,28 @@ export class EdgeInferenceEngine extends EventEmitter {
     return { data: x, shape: [rows, m.compiled.outputFeatures] };
   }
 
+  /** Names and shapes (batch dimension null) of the model's inputs and outputs. */
+  modelInfo(id: string): ModelInfo {
+    const m = this.get(id);
+    return {
+      inputs: [{ name: m.inputName, shape: [null, ...m.compiled.rowShape] }],
+      outputs: [{ name: m.outputName, shape: [null, m.compiled.outputFeatures] }],
+    };
+  }
+
+  /** The engine core: named float32 inputs (batch dimension first) to named outputs. */
+  async runModel(id: string, feeds: ModelTensors): Promise<ModelTensors> {
+    const m = this.get(id);
+    const out = await this.infer(id, this.singleFeed(m, feeds));
+    return { [m.outputName]: { data: out.data, shape: out.shape } };
+  }
+
+  runModelSync(id: string, feeds: ModelTensors): ModelTensors {
+    const m = this.get(id);
+    const out = this.inferSync(id, this.singleFeed(m, feeds));
+    return { [m.outputName]: { data: out.data, shape: out.shape } };
+  }
+
   /** Runs the model on the calling thread: the microsecond path for small inputs. */
   inferSync(id: string, input: Float32Array | InferInput): InferOutput {
     const m = this.get(id);
@@ -284,6 +372,19 @@ export class EdgeInferenceEngine extends EventEmitter {
     const m = this.models.get(id);
     if (!m) throw new EdgeOptError('E_NOT_FOUND', `no model '${id}' is loaded (loaded: ${this.modelIds().join(', ') || 'none'})`);
     return m;
+  }
+
+  /** Today's models have one input: the feeds must name exactly it. */
+  private singleFeed(m: LoadedModel, feeds: ModelTensors): InferInput {
+    const names = feeds && typeof feeds === 'object' ? Object.keys(feeds) : [];
+    if (names.length !== 1 || names[0] !== m.inputName) {
+      throw new EdgeOptError('E_ARGUMENT', `model '${m.id}' takes the input '${m.inputName}', got feeds [${names.join(', ')}]`);
+    }
+    const feed = feeds[m.inputName];
+    if (!feed || typeof feed !== 'object' || !Array.isArray(feed.shape)) {
+      throw new EdgeOptError('E_ARGUMENT', `model '${m.id}': feed '${m.inputName}' must be { data: Float32Array, shape }`);
+    }
+    return feed;
   }
 
   private checkInput(m: LoadedModel, input: Float32Array | InferInput): { data: Float32Array; rows: number } {
@@ -330,37 +431,6 @@ export class EdgeInferenceEngine extends EventEmitter {
     if (i >= 0) throw new EdgeOptError('E_VALUE', `model '${m.id}': input value ${i} is ${data[i]}`);
     return { data, rows };
   }
-}
-
-/**
- * Index of the first NaN or +-Infinity, or -1: in native code when the addon loads (the JS scan
- * cost ~0.7 ns a value, a fifth of a 64-row call on mlp-784-128-10), else in JS: v * 0 is 0 for
- * every finite v and NaN otherwise, and four independent sums keep four loads in flight.
- */
-function firstNonFinite(d: Float32Array): number {
-  const addon = nativeAddon();
-  if (addon) return addon.firstNonFinite(d);
-  const n = d.length;
-  let s0 = 0,
-    s1 = 0,
-    s2 = 0,
-    s3 = 0;
-  let i = 0;
-  for (; i + 4 <= n; i += 4) {
-    s0 += d[i] * 0;
-    s1 += d[i + 1] * 0;
-    s2 += d[i + 2] * 0;
-    s3 += d[i + 3] * 0;
-  }
-  for (; i < n; i++) s0 += d[i] * 0;
-  return s0 + s1 + s2 + s3 === 0 ? -1 : d.findIndex((v) => !Number.isFinite(v));
-}
-
-function describe(x: unknown): string {
-  if (x === null) return 'null';
-  if (ArrayBuffer.isView(x)) return x.constructor.name;
-  if (Array.isArray(x)) return 'an Array';
-  return typeof x;
 }
 
 /**

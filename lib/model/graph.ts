@@ -69,9 +69,19 @@ export interface GraphNode {
   attrs: Record<string, AttrValue>;
 }
 
+/**
+ * A model input's element type. 'uint8': raw bytes (camera pixels) that the first layer scales
+ * itself (lib/optimizer/input-scaling.ts folded a /255 or mean/std normalization into it); the
+ * engine computes on them as float32 values 0..255.
+ */
+export type InputType = 'float32' | 'uint8';
+export const INPUT_TYPES: readonly InputType[] = ['float32', 'uint8'];
+
 export interface GraphInput {
   name: string;
   shape: Array<number | null>;
+  /** Absent: float32. */
+  dtype?: InputType;
 }
 
 export interface Graph {
@@ -150,6 +160,10 @@ export function validateGraph(g: Graph): Graph {
     throw new EdgeOptError('E_FORMAT', `model '${g.name}': ${msg}`);
   };
   if (!g.inputs.length) fail('has no inputs');
+  for (const i of g.inputs) {
+    if (i.dtype !== undefined && !INPUT_TYPES.includes(i.dtype))
+      fail(`input '${i.name}' has dtype '${String(i.dtype)}' (${INPUT_TYPES.join(' or ')})`);
+  }
   if (!g.outputs.length) fail('has no outputs');
   for (const [name, t] of Object.entries(g.tensors)) {
     if (t.name !== name) fail(`tensor key '${name}' differs from its name '${t.name}'`);

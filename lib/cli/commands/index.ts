@@ -8,6 +8,7 @@ import * as info from './info';
 import * as optimize from './optimize';
 import * as run from './run';
 import * as sensitivity from './sensitivity';
+import * as serve from './serve';
 import * as train from './train';
 
 export const commands: Array<{ register(program: Command): void }> = [
@@ -16,6 +17,7 @@ export const commands: Array<{ register(program: Command): void }> = [
   optimize,
   sensitivity,
   run,
+  serve,
   train,
   distill,
   fl,

@@ -9,9 +9,10 @@ import type { Graph } from '../../model/graph';
 import { EdgeModelOptimizer, type OptimizeReport } from '../../optimizer/optimizer';
 import { PRUNE_MODES, prune, type PruneMode } from '../../optimizer/prune';
 import { parseGranularity, quantize } from '../../optimizer/quantize';
+import { inputNormalization } from '../../optimizer/input-normalization';
 import type { Target } from '../../optimizer/target';
 import { runBudget, type BudgetCliOptions } from '../budget';
-import { checkOutputPath, numIn } from '../options';
+import { checkOutputPath, num, numIn } from '../options';
 
 interface Options extends Partial<BudgetCliOptions> {
   output: string;
@@ -24,7 +25,15 @@ interface Options extends Partial<BudgetCliOptions> {
   eval?: string;
   evalLabels?: string;
   target?: string;
+  uint8Input?: boolean;
+  inputDivisor?: string;
+  inputMean?: string;
+  inputStd?: string;
   json?: boolean;
+}
+
+function numbers(value: string, flag: string): number[] {
+  return value.split(',').map((v) => num(v, flag));
 }
 
 /** An .eom/.onnx file, or a folder of PyTorch Linear weights (fc1.weight.npy, fc1.bias.npy, ...). */
@@ -96,6 +105,10 @@ export function register(program: Command): void {
     .option('--eval <dir-or-npy>', 'labelled data to measure accuracy before and after each pass (a folder uses its test split)')
     .option('--eval-labels <npy>', 'labels for --eval when it is an images .npy file')
     .option('--target <cpu|npu|mcu:ram,flash>', 'check the model against a device profile (sets pass defaults)')
+    .option('--uint8-input', 'fold the input normalization into the first layer: the model then takes raw uint8 bytes')
+    .option('--input-divisor <n>', 'with --uint8-input: raw bytes are divided by this first', '255')
+    .option('--input-mean <v[,v...]>', 'with --uint8-input: mean subtracted after the division (one value or one per channel)')
+    .option('--input-std <v[,v...]>', 'with --uint8-input: std divided by after the mean (one value or one per channel)')
     .option('--json', 'print the report as JSON')
     .option(
       '--budget <points>',
@@ -125,6 +138,18 @@ export function register(program: Command): void {
       const optimizer = new EdgeModelOptimizer();
       if (sparsity !== undefined || mode === '2:4') {
         optimizer.addOptimization(`prune ${mode}${mode === '2:4' ? '' : ` ${sparsity}`}`, prune({ sparsity, mode }));
+      }
+      if (o.uint8Input) {
+        optimizer.addOptimization(
+          'uint8 input',
+          inputNormalization({
+            divisor: num(o.inputDivisor ?? '255', '--input-divisor'),
+            ...(o.inputMean ? { mean: numbers(o.inputMean, '--input-mean') } : {}),
+            ...(o.inputStd ? { std: numbers(o.inputStd, '--input-std') } : {}),
+          }),
+        );
+      } else if (o.inputMean || o.inputStd) {
+        throw new EdgeOptError('E_ARGUMENT', '--input-mean and --input-std go with --uint8-input');
       }
       if (o.quantize || o.granularity || o.activations) {
         const bits = bitsOf(o.quantize ?? 'int8');

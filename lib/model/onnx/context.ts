@@ -58,6 +58,8 @@ export class ImportContext {
   private readonly names = new Set<string>();
   /** Position of the node being imported (names unnamed nodes). */
   index = 0;
+  /** The graph input, when it is uint8: its Cast to float is the identity (the engine computes on 0..255 as floats). */
+  uint8Input?: string;
 
   constructor(
     readonly model: string,

@@ -31,12 +31,12 @@ function attr(name: string, value: number | number[] | string): Obj {
   return Number.isInteger(value) ? { name, type: AttrType.INT, i: value } : { name, type: AttrType.FLOAT, f: value };
 }
 
-function valueInfo(name: string, shape: Array<number | null>): Obj {
+function valueInfo(name: string, shape: Array<number | null>, elemType: number = DataType.FLOAT): Obj {
   return {
     name,
     type: {
       tensor_type: {
-        elem_type: DataType.FLOAT,
+        elem_type: elemType,
         shape: { dim: shape.map((d) => (d === null ? { dim_param: 'batch' } : { dim_value: d })) },
       },
     },
@@ -173,7 +173,14 @@ export function encodeOnnx(graph: Graph, options: OnnxExportOptions = {}): Uint8
   if (g.inputs.length !== 1 || g.outputs.length !== 1)
     throw new EdgeOptError('E_UNSUPPORTED_OP', `model '${g.name}': ONNX export handles single-input, single-output models`);
   const w = new OnnxWriter(g);
-  const shapes = new Map<string, Array<number | null>>([[g.inputs[0].name, g.inputs[0].shape]]);
+  const input = g.inputs[0];
+  // A uint8 input (normalization folded into the first layer) is declared uint8 and cast to float once.
+  let entry = input.name;
+  if (input.dtype === 'uint8') {
+    entry = w.name(`${input.name}/float`);
+    w.node('Cast', [input.name], [entry], [attr('to', DataType.FLOAT)], `${input.name}/cast`);
+  }
+  const shapes = new Map<string, Array<number | null>>([[entry, input.shape]]);
   const rowSize = (s: Array<number | null>) => s.slice(1).reduce<number>((a, d) => a * (d ?? 1), 1);
   /** Gemm and whole-row Softmax need [batch, features]: flatten deeper inputs first. */
   const flat = (node: GraphNode, x: string): string => {
@@ -184,7 +191,7 @@ export function encodeOnnx(graph: Graph, options: OnnxExportOptions = {}): Uint8
     return y;
   };
   for (const node of g.nodes) {
-    const x = node.inputs[0];
+    const x = node.inputs[0] === input.name ? entry : node.inputs[0];
     const inShape = shapes.get(x);
     if (!inShape)
       throw new EdgeOptError('E_UNSUPPORTED_OP', `model '${g.name}': node '${node.name}' reads '${x}', which ONNX export cannot place`);
@@ -230,7 +237,7 @@ export function encodeOnnx(graph: Graph, options: OnnxExportOptions = {}): Uint8
       name: g.name,
       node: w.nodes,
       initializer: w.initializers,
-      input: [valueInfo(g.inputs[0].name, g.inputs[0].shape)],
+      input: [valueInfo(input.name, input.shape, input.dtype === 'uint8' ? DataType.UINT8 : DataType.FLOAT)],
       output: [valueInfo(output, outShape)],
     },
   });

@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { EdgeOptError } from '../../errors';
-import { type Graph, validateGraph } from '../graph';
+import { type Graph, type GraphInput, validateGraph } from '../graph';
 import { ImportContext } from './context';
 import { HANDLERS, SUPPORTED_OPS } from './ops';
 import { AttrType, DataType, decodeModelProto, type GraphProto, type ModelProto, type NodeProto, toNumber } from './proto';
@@ -67,8 +67,8 @@ function checkNode(node: NodeProto, source: string): void {
   if (!node.output.length) throw new EdgeOptError('E_FORMAT', `${where} has no outputs`);
 }
 
-/** The one graph input that is not an initializer, with its shape (null: symbolic). */
-function graphInput(g: GraphProto, initializers: Set<string>, source: string): { name: string; shape: Array<number | null> } {
+/** The one graph input that is not an initializer, with its shape (null: symbolic); uint8 inputs are raw images (Cast to float). */
+function graphInput(g: GraphProto, initializers: Set<string>, source: string): GraphInput {
   const inputs = g.input.filter((i) => !initializers.has(i.name));
   if (inputs.length !== 1) {
     throw new EdgeOptError(
@@ -79,8 +79,11 @@ function graphInput(g: GraphProto, initializers: Set<string>, source: string): {
   const [input] = inputs;
   const tensor = input.type?.tensor_type;
   if (!tensor) throw new EdgeOptError('E_FORMAT', `${source}: input '${input.name}' is not a tensor`);
-  if (tensor.elem_type !== DataType.FLOAT)
-    throw new EdgeOptError('E_DTYPE', `${source}: input '${input.name}' is ${typeName(tensor.elem_type)}; float32 inputs are supported`);
+  if (tensor.elem_type !== DataType.FLOAT && tensor.elem_type !== DataType.UINT8)
+    throw new EdgeOptError(
+      'E_DTYPE',
+      `${source}: input '${input.name}' is ${typeName(tensor.elem_type)}; float32 and uint8 inputs are supported`,
+    );
   const dims = tensor.shape?.dim ?? [];
   if (!dims.length) throw new EdgeOptError('E_SHAPE', `${source}: input '${input.name}' has no shape; it needs [batch, features...]`);
   const shape = dims.map((d) =>
@@ -92,7 +95,7 @@ function graphInput(g: GraphProto, initializers: Set<string>, source: string): {
       `${source}: input '${input.name}' has shape [${shape.map((d) => d ?? '?')}]; only the first (batch) dimension may be symbolic`,
     );
   }
-  return { name: input.name, shape };
+  return { name: input.name, shape, ...(tensor.elem_type === DataType.UINT8 ? { dtype: 'uint8' as const } : {}) };
 }
 
 export function importOnnx(bytes: Uint8Array, source: string): Graph {
@@ -118,6 +121,7 @@ export function importOnnx(bytes: Uint8Array, source: string): Graph {
   }
   const input = graphInput(g, initializers, source);
   ctx.values.set(input.name, { kind: 'act', name: input.name, shape: input.shape });
+  if (input.dtype === 'uint8') ctx.uint8Input = input.name;
   if (g.output.length !== 1)
     throw new EdgeOptError('E_UNSUPPORTED_OP', `${source}: the graph has ${g.output.length} outputs; edgeopt imports single-output models`);
 

@@ -367,6 +367,7 @@ function Cast(ctx: ImportContext, node: NodeProto): void {
   const v = ctx.value(node, 0);
   const to = ctx.intAttr(node, 'to', 0);
   if (v.kind === 'integerProduct' && !v.cast && to === DataType.FLOAT) return ctx.set(node, { ...v, cast: true });
+  if (v.kind === 'act' && v.name === ctx.uint8Input && to === DataType.FLOAT) return ctx.set(node, v);
   if (v.kind !== 'const') ctx.fail(node, 'casts a computed tensor; only constants and a MatMulInteger result (to float) can be cast');
   const data = isFloatType(to) ? Float32Array.from(v.t.data) : Float64Array.from(v.t.data, Math.trunc);
   ctx.set(node, { kind: 'const', t: { dims: v.t.dims, dataType: to, data } });
