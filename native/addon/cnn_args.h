@@ -28,8 +28,23 @@ inline Napi::Object object_arg(const Napi::Value& v, const char* what) {
   return v.As<Napi::Object>();
 }
 
-// ConvOp's geometry: inH, inW, inC, outH, outW, outC, kh, kw, strideH, strideW,
-// dilationH, dilationW, padTop, padLeft, padBottom, padRight, groups.
+// The window fields ConvOp and PoolOp share: kh, kw, strideH, strideW,
+// dilationH, dilationW, padTop, padLeft, padBottom, padRight.
+template <typename Shape>
+void window_fields(const Napi::Object& o, Shape* s) {
+  s->kh = int_field(o, "kh", 1);
+  s->kw = int_field(o, "kw", 1);
+  s->stride_h = int_field(o, "strideH", 1);
+  s->stride_w = int_field(o, "strideW", 1);
+  s->dilation_h = int_field(o, "dilationH", 1);
+  s->dilation_w = int_field(o, "dilationW", 1);
+  s->pad_top = int_field(o, "padTop");
+  s->pad_left = int_field(o, "padLeft");
+  s->pad_bottom = int_field(o, "padBottom");
+  s->pad_right = int_field(o, "padRight");
+}
+
+// ConvOp's geometry: inH, inW, inC, outH, outW, outC, the window fields, groups.
 inline ConvShape conv_shape_arg(const Napi::Value& v) {
   const Napi::Object o = object_arg(v, "conv shape");
   ConvShape s;
@@ -39,21 +54,12 @@ inline ConvShape conv_shape_arg(const Napi::Value& v) {
   s.out_h = int_field(o, "outH", 1);
   s.out_w = int_field(o, "outW", 1);
   s.out_c = int_field(o, "outC", 1);
-  s.kh = int_field(o, "kh", 1);
-  s.kw = int_field(o, "kw", 1);
-  s.stride_h = int_field(o, "strideH", 1);
-  s.stride_w = int_field(o, "strideW", 1);
-  s.dilation_h = int_field(o, "dilationH", 1);
-  s.dilation_w = int_field(o, "dilationW", 1);
-  s.pad_top = int_field(o, "padTop");
-  s.pad_left = int_field(o, "padLeft");
-  s.pad_bottom = int_field(o, "padBottom");
-  s.pad_right = int_field(o, "padRight");
+  window_fields(o, &s);
   s.groups = int_field(o, "groups", 1);
   return s;
 }
 
-// PoolOp's geometry: inH, inW, c, outH, outW, kh, kw, strides, dilations, pads, countIncludePad.
+// PoolOp's geometry: inH, inW, c, outH, outW, the window fields, countIncludePad.
 inline PoolShape pool_shape_arg(const Napi::Value& v) {
   const Napi::Object o = object_arg(v, "pool shape");
   PoolShape s;
@@ -62,16 +68,7 @@ inline PoolShape pool_shape_arg(const Napi::Value& v) {
   s.c = int_field(o, "c", 1);
   s.out_h = int_field(o, "outH", 1);
   s.out_w = int_field(o, "outW", 1);
-  s.kh = int_field(o, "kh", 1);
-  s.kw = int_field(o, "kw", 1);
-  s.stride_h = int_field(o, "strideH", 1);
-  s.stride_w = int_field(o, "strideW", 1);
-  s.dilation_h = int_field(o, "dilationH", 1);
-  s.dilation_w = int_field(o, "dilationW", 1);
-  s.pad_top = int_field(o, "padTop");
-  s.pad_left = int_field(o, "padLeft");
-  s.pad_bottom = int_field(o, "padBottom");
-  s.pad_right = int_field(o, "padRight");
+  window_fields(o, &s);
   s.count_include_pad = o.Get("countIncludePad").ToBoolean();
   return s;
 }

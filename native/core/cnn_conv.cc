@@ -189,7 +189,7 @@ void im2col(const ConvShape& s, const float* x, int64_t p0, int rows, int g, flo
 
 }  // namespace
 
-void conv_gemm_f32(const CnnKernels& epilogue, const ConvF32Args& a) {
+void conv_gemm_f32(BiasActF32 bias_act, const ConvF32Args& a) {
   const PackedConvF32& w = *a.w;
   const ConvShape& s = w.shape;
   const int icg = s.in_c / s.groups, ocg = s.out_c / s.groups;
@@ -214,8 +214,8 @@ void conv_gemm_f32(const CnnKernels& epilogue, const ConvF32Args& a) {
       }
       wg.packer->gemm_f32(gemm);
     }
-    epilogue.bias_act_f32(y + a.oc_begin, static_cast<size_t>(s.out_c), rows, a.oc_end - a.oc_begin,
-                          w.bias.data() + a.oc_begin, w.act);
+    bias_act(y + a.oc_begin, static_cast<size_t>(s.out_c), rows, a.oc_end - a.oc_begin, w.bias.data() + a.oc_begin,
+             w.act);
   }
 }
 

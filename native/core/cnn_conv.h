@@ -11,9 +11,10 @@ namespace edgeopt {
 
 // Pointwise: GEMM straight over the input pixels. Im2col: per block of
 // w.block_pixels pixels and per group, patch rows into args.scratch, then
-// the packed GEMM of the KernelTable that packed the weights; then
-// epilogue.bias_act_f32 over the block while it is in cache.
-void conv_gemm_f32(const CnnKernels& epilogue, const ConvF32Args& args);
+// the packed GEMM of the KernelTable that packed the weights; then the
+// table's bias_act over the block while it is in cache.
+using BiasActF32 = void (*)(float* y, size_t ldy, int64_t rows, int n, const float* bias, const Activation& act);
+void conv_gemm_f32(BiasActF32 bias_act, const ConvF32Args& args);
 
 // Depthwise convolution cut into the two shapes of work the ISA microkernels
 // do. A row segment: `pixels` output pixels of one row whose taps all lie

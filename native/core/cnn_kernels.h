@@ -22,8 +22,11 @@
 // - LRN uses pow (in double, rounded to float): within 1 float ulp of the TS twin.
 //
 // Part 2 (int8 CNNs) adds _s8 entries next to the fp32 ones; the shape structs
-// (ConvShape, PoolShape, BroadcastShape, PadShape, TransposeShape) and the
-// byte-typed data movers (concat, split, pad, transpose) are shared by both.
+// (ConvShape, PoolShape, BroadcastShape, PadShape, TransposeShape), the
+// range arguments and the byte-typed data movers (concat, split, pad with the
+// zero point as its value, transpose) are shared by both. The shared drivers
+// (cnn_conv.h: depthwise rows/border pixels, Direct blocks) point padding taps
+// at a buffer of zeros; an int8 version points them at the input zero point.
 #pragma once
 #include <cstddef>
 #include <cstdint>

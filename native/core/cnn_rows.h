@@ -28,6 +28,46 @@ struct CnnRowOps {
 // The scalar table's primitives (cnn_scalar.cc), the definitions of the others.
 const CnnRowOps& scalar_cnn_row_ops();
 
+// Dispatch for a table's vector loops, one instantiation per kind or function:
+// Loop<K>::run(x, y, n, act) for activation kind K (None and Relu run as
+// Clip, a clamp), Unit<F>::run(a, as, b, bs, y, n, c) for binary function F
+// with operand strides 0 or 1 (other strides run the scalar definition).
+template <template <ActKind> class Loop>
+void activation_by_kind(const float* x, float* y, size_t n, const Activation& act) {
+  switch (act.kind) {
+    case ActKind::None:
+    case ActKind::Relu:
+    case ActKind::Clip:
+      return Loop<ActKind::Clip>::run(x, y, n, act);
+    case ActKind::LeakyRelu:
+      return Loop<ActKind::LeakyRelu>::run(x, y, n, act);
+    case ActKind::HardSigmoid:
+      return Loop<ActKind::HardSigmoid>::run(x, y, n, act);
+    case ActKind::HardSwish:
+      return Loop<ActKind::HardSwish>::run(x, y, n, act);
+    case ActKind::Sigmoid:
+      return Loop<ActKind::Sigmoid>::run(x, y, n, act);
+    case ActKind::Tanh:
+      return Loop<ActKind::Tanh>::run(x, y, n, act);
+  }
+}
+
+template <template <BinaryFn> class Unit>
+void binary_by_fn(BinaryFn fn, const float* a, int64_t as, const float* b, int64_t bs, float* y, int64_t n,
+                  ClampBounds c) {
+  if ((as != 0 && as != 1) || (bs != 0 && bs != 1)) return scalar_cnn_row_ops().binary(fn, a, as, b, bs, y, n, c);
+  switch (fn) {
+    case BinaryFn::Add:
+      return Unit<BinaryFn::Add>::run(a, as, b, bs, y, n, c);
+    case BinaryFn::Sub:
+      return Unit<BinaryFn::Sub>::run(a, as, b, bs, y, n, c);
+    case BinaryFn::Mul:
+      return Unit<BinaryFn::Mul>::run(a, as, b, bs, y, n, c);
+    case BinaryFn::Div:
+      return Unit<BinaryFn::Div>::run(a, as, b, bs, y, n, c);
+  }
+}
+
 void pool_f32_rows(const CnnRowOps& ops, PoolKind kind, const PoolF32Args& args);
 void global_pool_f32_rows(const CnnRowOps& ops, PoolKind kind, const GlobalPoolF32Args& args);
 void binary_f32_rows(const CnnRowOps& ops, const BinaryF32Args& args);

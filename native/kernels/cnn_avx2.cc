@@ -1,9 +1,14 @@
 // AVX2 + FMA CNN kernels: the row primitives (cnn_rows.h), activations with a
 // vector exp_f32, and the depthwise convolution. Element-wise code repeats
 // activation.h's float operations in its order (no FMA there), so it is
-// bit-identical to the scalar table; the depthwise kernel uses FMA. Concat,
-// split, pad, transpose and LRN are the scalar table's. See avx2.h for the
-// rules on target attributes.
+// bit-identical to the scalar table; the depthwise and direct kernels use
+// FMA. Concat, split, pad, transpose and LRN are the scalar table's.
+//
+// Compiled for the baseline x86-64: only functions marked EDGEOPT_CNN_AVX2
+// use AVX2/FMA (function attributes, no file-wide target pragma, so no inline
+// function from a header gets an AVX2 copy a baseline caller could link to),
+// and dispatch calls this table only on a CPU with AVX2 and FMA. The newer x86
+// tables reuse it.
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 
@@ -12,7 +17,13 @@
 #include "../core/activation.h"
 #include "../core/cnn_conv.h"
 #include "../core/cnn_rows.h"
-#include "avx2.h"
+#include "../core/cnn_table.h"
+
+#define EDGEOPT_CNN_AVX2 __attribute__((target("avx2,fma")))
+// Accumulator arrays must become registers: unroll their loops fully, and
+// compile each microkernel on its own (inlined into a loop nest, GCC spills).
+#define EDGEOPT_CNN_UNROLL _Pragma("GCC unroll 16")
+#define EDGEOPT_CNN_MICROKERNEL __attribute__((target("avx2,fma"), noinline))
 
 namespace edgeopt {
 namespace {
@@ -21,14 +32,16 @@ namespace {
 
 // Loads/stores of the first n (< 8) lanes; the rest read as 0.
 alignas(32) const int32_t kMaskSource[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
-EDGEOPT_AVX2 inline __m256i tail_mask(int64_t n) {
+EDGEOPT_CNN_AVX2 inline __m256i tail_mask(int64_t n) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kMaskSource + 8 - n));
 }
 
 // clamp_f32: lo > v ? lo : v, then hi < t ? hi : t.
-EDGEOPT_AVX2 inline __m256 clamp8(__m256 v, __m256 lo, __m256 hi) { return _mm256_min_ps(hi, _mm256_max_ps(lo, v)); }
+EDGEOPT_CNN_AVX2 inline __m256 clamp8(__m256 v, __m256 lo, __m256 hi) {
+  return _mm256_min_ps(hi, _mm256_max_ps(lo, v));
+}
 
-EDGEOPT_AVX2 inline __m256 exp8(__m256 x) {
+EDGEOPT_CNN_AVX2 inline __m256 exp8(__m256 x) {
   using namespace expf32;
   const __m256 over = _mm256_cmp_ps(x, _mm256_set1_ps(kHi), _CMP_GT_OQ);
   const __m256 under = _mm256_cmp_ps(x, _mm256_set1_ps(kLo), _CMP_LT_OQ);
@@ -50,13 +63,13 @@ EDGEOPT_AVX2 inline __m256 exp8(__m256 x) {
   return _mm256_blendv_ps(y, _mm256_setzero_ps(), under);
 }
 
-EDGEOPT_AVX2 inline __m256 sigmoid8(__m256 x) {
+EDGEOPT_CNN_AVX2 inline __m256 sigmoid8(__m256 x) {
   const __m256 one = _mm256_set1_ps(1.0f);
   const __m256 neg = _mm256_xor_ps(x, _mm256_set1_ps(-0.0f));
   return _mm256_div_ps(one, _mm256_add_ps(one, exp8(neg)));
 }
 
-EDGEOPT_AVX2 inline __m256 tanh8(__m256 x) {
+EDGEOPT_CNN_AVX2 inline __m256 tanh8(__m256 x) {
   using namespace tanhf32;
   const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
   const __m256 a = _mm256_andnot_ps(sign, x);
@@ -79,12 +92,12 @@ struct ActVec {
   __m256 alpha, beta, lo, hi;
 };
 
-EDGEOPT_AVX2 inline ActVec act_vec(const Activation& a) {
+EDGEOPT_CNN_AVX2 inline ActVec act_vec(const Activation& a) {
   const ClampBounds c = clamp_bounds(a);
   return {a.kind, _mm256_set1_ps(a.alpha), _mm256_set1_ps(a.beta), _mm256_set1_ps(c.lo), _mm256_set1_ps(c.hi)};
 }
 
-EDGEOPT_AVX2 inline __m256 act8(__m256 v, const ActVec& a) {
+EDGEOPT_CNN_AVX2 inline __m256 act8(__m256 v, const ActVec& a) {
   const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
   switch (a.kind) {
     case ActKind::None:
@@ -109,42 +122,28 @@ EDGEOPT_AVX2 inline __m256 act8(__m256 v, const ActVec& a) {
 
 // One loop per kind, so the switch is outside the loop.
 template <ActKind K>
-EDGEOPT_AVX2 void activation_loop(const float* x, float* y, size_t n, const ActVec& a) {
-  ActVec av = a;
-  av.kind = K;
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, act8(_mm256_loadu_ps(x + i), av));
-  if (i < n) {
-    const __m256i m = tail_mask(static_cast<int64_t>(n - i));
-    _mm256_maskstore_ps(y + i, m, act8(_mm256_maskload_ps(x + i, m), av));
+struct ActivationLoop {
+  static EDGEOPT_CNN_AVX2 void run(const float* x, float* y, size_t n, const Activation& act) {
+    ActVec av = act_vec(act);
+    av.kind = K;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, act8(_mm256_loadu_ps(x + i), av));
+    if (i < n) {
+      const __m256i m = tail_mask(static_cast<int64_t>(n - i));
+      _mm256_maskstore_ps(y + i, m, act8(_mm256_maskload_ps(x + i, m), av));
+    }
   }
-}
+};
 
-EDGEOPT_AVX2 void activation_f32(const float* x, float* y, size_t n, const Activation& act) {
-  const ActVec a = act_vec(act);
-  switch (act.kind) {
-    case ActKind::None:
-    case ActKind::Relu:
-    case ActKind::Clip:
-      return activation_loop<ActKind::Clip>(x, y, n, a);
-    case ActKind::LeakyRelu:
-      return activation_loop<ActKind::LeakyRelu>(x, y, n, a);
-    case ActKind::HardSigmoid:
-      return activation_loop<ActKind::HardSigmoid>(x, y, n, a);
-    case ActKind::HardSwish:
-      return activation_loop<ActKind::HardSwish>(x, y, n, a);
-    case ActKind::Sigmoid:
-      return activation_loop<ActKind::Sigmoid>(x, y, n, a);
-    case ActKind::Tanh:
-      return activation_loop<ActKind::Tanh>(x, y, n, a);
-  }
+void activation_f32(const float* x, float* y, size_t n, const Activation& act) {
+  activation_by_kind<ActivationLoop>(x, y, n, act);
 }
 
 // --- Row primitives ---
 
 // y[i] = op(y[i], x[i]) for a commutative-free op given as a lambda on vectors.
 template <typename Op>
-EDGEOPT_AVX2 inline void row_op(float* y, const float* x, int64_t n, Op op) {
+EDGEOPT_CNN_AVX2 inline void row_op(float* y, const float* x, int64_t n, Op op) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, op(_mm256_loadu_ps(y + i), _mm256_loadu_ps(x + i)));
   if (i < n) {
@@ -156,29 +155,29 @@ EDGEOPT_AVX2 inline void row_op(float* y, const float* x, int64_t n, Op op) {
 // Functors rather than lambdas: a lambda cannot carry the target attribute.
 // _mm256_max_ps(x, y) is x > y ? x : y, the scalar max_row exactly.
 struct MaxOp {
-  EDGEOPT_AVX2 __m256 operator()(__m256 y, __m256 x) const { return _mm256_max_ps(x, y); }
+  EDGEOPT_CNN_AVX2 __m256 operator()(__m256 y, __m256 x) const { return _mm256_max_ps(x, y); }
 };
 struct AddOp {
-  EDGEOPT_AVX2 __m256 operator()(__m256 y, __m256 x) const { return _mm256_add_ps(y, x); }
+  EDGEOPT_CNN_AVX2 __m256 operator()(__m256 y, __m256 x) const { return _mm256_add_ps(y, x); }
 };
 struct DivOp {
   __m256 d;
-  EDGEOPT_AVX2 __m256 operator()(__m256 y, __m256) const { return _mm256_div_ps(y, d); }
+  EDGEOPT_CNN_AVX2 __m256 operator()(__m256 y, __m256) const { return _mm256_div_ps(y, d); }
 };
 struct ExpSubOp {
   __m256 m;
-  EDGEOPT_AVX2 __m256 operator()(__m256, __m256 x) const { return exp8(_mm256_sub_ps(x, m)); }
+  EDGEOPT_CNN_AVX2 __m256 operator()(__m256, __m256 x) const { return exp8(_mm256_sub_ps(x, m)); }
 };
 
-EDGEOPT_AVX2 void max_row(float* y, const float* x, int64_t n) { row_op(y, x, n, MaxOp{}); }
-EDGEOPT_AVX2 void add_row(float* y, const float* x, int64_t n) { row_op(y, x, n, AddOp{}); }
-EDGEOPT_AVX2 void div_row(float* y, int64_t n, float d) { row_op(y, y, n, DivOp{_mm256_set1_ps(d)}); }
-EDGEOPT_AVX2 void exp_sub_row(const float* x, float* y, int64_t n, float m) {
+EDGEOPT_CNN_AVX2 void max_row(float* y, const float* x, int64_t n) { row_op(y, x, n, MaxOp{}); }
+EDGEOPT_CNN_AVX2 void add_row(float* y, const float* x, int64_t n) { row_op(y, x, n, AddOp{}); }
+EDGEOPT_CNN_AVX2 void div_row(float* y, int64_t n, float d) { row_op(y, y, n, DivOp{_mm256_set1_ps(d)}); }
+EDGEOPT_CNN_AVX2 void exp_sub_row(const float* x, float* y, int64_t n, float m) {
   row_op(y, x, n, ExpSubOp{_mm256_set1_ps(m)});
 }
 
 template <BinaryFn F>
-EDGEOPT_AVX2 inline __m256 apply8(__m256 a, __m256 b) {
+EDGEOPT_CNN_AVX2 inline __m256 apply8(__m256 a, __m256 b) {
   if (F == BinaryFn::Add) return _mm256_add_ps(a, b);
   if (F == BinaryFn::Sub) return _mm256_sub_ps(a, b);
   if (F == BinaryFn::Mul) return _mm256_mul_ps(a, b);
@@ -187,52 +186,38 @@ EDGEOPT_AVX2 inline __m256 apply8(__m256 a, __m256 b) {
 
 // Strides 1 or 0 per operand (0: a broadcast scalar).
 template <BinaryFn F>
-EDGEOPT_AVX2 void binary_unit(const float* a, bool a_vec, const float* b, bool b_vec, float* y, int64_t n,
-                              ClampBounds c) {
-  const __m256 lo = _mm256_set1_ps(c.lo), hi = _mm256_set1_ps(c.hi);
-  const __m256 as = _mm256_set1_ps(a[0]), bs = _mm256_set1_ps(b[0]);
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 av = a_vec ? _mm256_loadu_ps(a + i) : as, bv = b_vec ? _mm256_loadu_ps(b + i) : bs;
-    _mm256_storeu_ps(y + i, clamp8(apply8<F>(av, bv), lo, hi));
+struct BinaryUnit {
+  static EDGEOPT_CNN_AVX2 void run(const float* a, int64_t a_step, const float* b, int64_t b_step, float* y, int64_t n,
+                                   ClampBounds c) {
+    const __m256 lo = _mm256_set1_ps(c.lo), hi = _mm256_set1_ps(c.hi);
+    const __m256 as = _mm256_set1_ps(a[0]), bs = _mm256_set1_ps(b[0]);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      const __m256 av = a_step ? _mm256_loadu_ps(a + i) : as, bv = b_step ? _mm256_loadu_ps(b + i) : bs;
+      _mm256_storeu_ps(y + i, clamp8(apply8<F>(av, bv), lo, hi));
+    }
+    if (i < n) {
+      const __m256i m = tail_mask(n - i);
+      const __m256 av = a_step ? _mm256_maskload_ps(a + i, m) : as, bv = b_step ? _mm256_maskload_ps(b + i, m) : bs;
+      _mm256_maskstore_ps(y + i, m, clamp8(apply8<F>(av, bv), lo, hi));
+    }
   }
-  if (i < n) {
-    const __m256i m = tail_mask(n - i);
-    const __m256 av = a_vec ? _mm256_maskload_ps(a + i, m) : as, bv = b_vec ? _mm256_maskload_ps(b + i, m) : bs;
-    _mm256_maskstore_ps(y + i, m, clamp8(apply8<F>(av, bv), lo, hi));
-  }
-}
+};
 
-EDGEOPT_AVX2 void binary_row(BinaryFn fn, const float* a, int64_t as, const float* b, int64_t bs, float* y, int64_t n,
-                             ClampBounds c) {
-  if ((as != 0 && as != 1) || (bs != 0 && bs != 1))
-    return scalar_cnn_row_ops().binary(fn, a, as, b, bs, y, n, c);  // rare: strided rows
-  switch (fn) {
-    case BinaryFn::Add:
-      return binary_unit<BinaryFn::Add>(a, as, b, bs, y, n, c);
-    case BinaryFn::Sub:
-      return binary_unit<BinaryFn::Sub>(a, as, b, bs, y, n, c);
-    case BinaryFn::Mul:
-      return binary_unit<BinaryFn::Mul>(a, as, b, bs, y, n, c);
-    case BinaryFn::Div:
-      return binary_unit<BinaryFn::Div>(a, as, b, bs, y, n, c);
-  }
-}
-
-const CnnRowOps kRows = {max_row, add_row, div_row, exp_sub_row, binary_row, activation_f32};
+const CnnRowOps kRows = {max_row, add_row, div_row, exp_sub_row, binary_by_fn<BinaryUnit>, activation_f32};
 
 // --- Depthwise convolution (the driver is cnn_depthwise.cc) ---
 
 // A border pixel: channels in blocks of 16, then 8, then a masked tail; every
 // channel's taps go through one FMA chain in tap order, whatever its block.
 template <int T>
-EDGEOPT_MICROKERNEL void depthwise_pixel_taps(const DepthwisePixel& p) {
+EDGEOPT_CNN_MICROKERNEL void depthwise_pixel_taps(const DepthwisePixel& p) {
   const int taps = T > 0 ? T : p.taps, ws = p.w_stride;
   const __m256 lo = _mm256_set1_ps(p.clamp.lo), hi = _mm256_set1_ps(p.clamp.hi);
   int c = 0;
   for (; c + 16 <= p.channels; c += 16) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    EDGEOPT_UNROLL
+    EDGEOPT_CNN_UNROLL
     for (int t = 0; t < taps; ++t) {
       acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(p.in[t] + c), _mm256_loadu_ps(p.w + t * ws + c), acc0);
       acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(p.in[t] + c + 8), _mm256_loadu_ps(p.w + t * ws + c + 8), acc1);
@@ -264,27 +249,29 @@ struct DepthwiseRowBlock {
   __m256 wv[kTaps];
   __m256 bias, lo, hi;
 
-  EDGEOPT_AVX2 __m256 load(const float* q) const { return kMasked ? _mm256_maskload_ps(q, mask) : _mm256_loadu_ps(q); }
+  EDGEOPT_CNN_AVX2 __m256 load(const float* q) const {
+    return kMasked ? _mm256_maskload_ps(q, mask) : _mm256_loadu_ps(q);
+  }
 
   // P pixels from x, y: independent FMA chains (each pixel's taps in order,
   // so a pixel's result does not depend on how many go together).
   template <int P>
-  EDGEOPT_AVX2 void pixels(const float* x, float* y) const {
+  EDGEOPT_CNN_AVX2 void pixels(const float* x, float* y) const {
     __m256 acc[P];
-    EDGEOPT_UNROLL
+    EDGEOPT_CNN_UNROLL
     for (int q = 0; q < P; ++q) acc[q] = _mm256_setzero_ps();
-    EDGEOPT_UNROLL
+    EDGEOPT_CNN_UNROLL
     for (int ky = 0; ky < (KH > 0 ? KH : kh); ++ky) {
       const float* row = x + r.row_offsets[ky];
-      EDGEOPT_UNROLL
+      EDGEOPT_CNN_UNROLL
       for (int kx = 0; kx < (KW > 0 ? KW : kw); ++kx) {
         const __m256 wt = KH > 0 ? wv[ky * KW + kx] : load(r.w + (ky * kw + kx) * r.w_stride + c);
-        EDGEOPT_UNROLL
+        EDGEOPT_CNN_UNROLL
         for (int q = 0; q < P; ++q)
           acc[q] = _mm256_fmadd_ps(load(row + q * r.pixel_step + kx * r.col_step), wt, acc[q]);
       }
     }
-    EDGEOPT_UNROLL
+    EDGEOPT_CNN_UNROLL
     for (int q = 0; q < P; ++q) {
       const __m256 v = clamp8(_mm256_add_ps(acc[q], bias), lo, hi);
       if (kMasked)
@@ -301,10 +288,10 @@ struct DepthwiseRowBlock {
 constexpr int kDepthwisePixels = 4;
 
 template <int KH, int KW, bool kMasked>
-EDGEOPT_MICROKERNEL void depthwise_row_block(const DepthwiseRow& r, int c, __m256i mask) {
+EDGEOPT_CNN_MICROKERNEL void depthwise_row_block(const DepthwiseRow& r, int c, __m256i mask) {
   DepthwiseRowBlock<KH, KW, kMasked> b{r, r.kh, r.kw, c, mask, {}, {}, {}, {}};
   if (KH > 0) {
-    EDGEOPT_UNROLL
+    EDGEOPT_CNN_UNROLL
     for (int t = 0; t < b.kTaps; ++t) b.wv[t] = b.load(r.w + t * r.w_stride + c);
   }
   b.bias = b.load(r.bias + c);
@@ -319,7 +306,7 @@ EDGEOPT_MICROKERNEL void depthwise_row_block(const DepthwiseRow& r, int c, __m25
 }
 
 template <int KH, int KW>
-EDGEOPT_AVX2 void depthwise_row_sized(const DepthwiseRow& r) {
+EDGEOPT_CNN_AVX2 void depthwise_row_sized(const DepthwiseRow& r) {
   int c = 0;
   for (; c + 8 <= r.channels; c += 8) depthwise_row_block<KH, KW, false>(r, c, _mm256_setzero_si256());
   if (c < r.channels) depthwise_row_block<KH, KW, true>(r, c, tail_mask(r.channels - c));
@@ -331,26 +318,24 @@ void depthwise_row(const DepthwiseRow& r) {
   depthwise_row_sized<0, 0>(r);
 }
 
-void depthwise_f32(const ConvF32Args& a) { depthwise_f32_rows({depthwise_row, depthwise_pixel, activation_f32}, a); }
-
 // --- Direct convolution (the driver is cnn_direct.cc) ---
 
 // Six pixels x one tile of 16 channels: 12 accumulators, one FMA chain per
 // output in K order; the pixels' inputs are broadcast, the weights loaded.
 constexpr int kDirectRows = 6;
 
-EDGEOPT_MICROKERNEL void direct_tile(const DirectTile& d) {
+EDGEOPT_CNN_MICROKERNEL void direct_tile(const DirectTile& d) {
   __m256 acc[kDirectRows][2];
-  EDGEOPT_UNROLL
+  EDGEOPT_CNN_UNROLL
   for (int r = 0; r < kDirectRows; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
   const float* w = d.w;
   for (int t = 0; t < d.taps; ++t) {
     const float* px[kDirectRows];
-    EDGEOPT_UNROLL
+    EDGEOPT_CNN_UNROLL
     for (int r = 0; r < kDirectRows; ++r) px[r] = d.in[r * d.taps + t];
     for (int ci = 0; ci < d.in_c; ++ci, w += kDirectTile) {
       const __m256 w0 = _mm256_loadu_ps(w), w1 = _mm256_loadu_ps(w + 8);
-      EDGEOPT_UNROLL
+      EDGEOPT_CNN_UNROLL
       for (int r = 0; r < kDirectRows; ++r) {
         const __m256 xv = _mm256_broadcast_ss(px[r] + ci);
         acc[r][0] = _mm256_fmadd_ps(xv, w0, acc[r][0]);
@@ -361,7 +346,7 @@ EDGEOPT_MICROKERNEL void direct_tile(const DirectTile& d) {
   const __m256 lo = _mm256_set1_ps(d.clamp.lo), hi = _mm256_set1_ps(d.clamp.hi);
   const __m256 b0 = _mm256_loadu_ps(d.bias), b1 = _mm256_loadu_ps(d.bias + 8);
   const bool whole = d.store_begin == 0 && d.store_end == kDirectTile;
-  EDGEOPT_UNROLL
+  EDGEOPT_CNN_UNROLL
   for (int r = 0; r < kDirectRows; ++r) {
     if (r >= d.rows) break;
     const __m256 v0 = clamp8(_mm256_add_ps(acc[r][0], b0), lo, hi), v1 = clamp8(_mm256_add_ps(acc[r][1], b1), lo, hi);
@@ -378,45 +363,15 @@ EDGEOPT_MICROKERNEL void direct_tile(const DirectTile& d) {
   }
 }
 
-// --- The table (loop nests are cnn_rows.cc's, baseline code calling the primitives above) ---
+// --- The table ---
 
-void conv_f32(const ConvF32Args& a) {
-  if (a.w->method == ConvMethod::Direct) return conv_direct_f32({kDirectRows, direct_tile, activation_f32}, a);
-  conv_gemm_f32(avx2_cnn_kernels(), a);
-}
-void maxpool_f32(const PoolF32Args& a) { pool_f32_rows(kRows, PoolKind::Max, a); }
-void avgpool_f32(const PoolF32Args& a) { pool_f32_rows(kRows, PoolKind::Average, a); }
-void global_avgpool_f32(const GlobalPoolF32Args& a) { global_pool_f32_rows(kRows, PoolKind::Average, a); }
-void global_maxpool_f32(const GlobalPoolF32Args& a) { global_pool_f32_rows(kRows, PoolKind::Max, a); }
-void binary_f32(const BinaryF32Args& a) { binary_f32_rows(kRows, a); }
-void bias_act_f32(float* y, size_t ldy, int64_t rows, int n, const float* bias, const Activation& act) {
-  bias_act_f32_rows(kRows, y, ldy, rows, n, bias, act);
-}
-void softmax_f32(const AxisF32Args& a) { softmax_f32_rows(kRows, a); }
-void reduce_mean_f32(const AxisF32Args& a) { reduce_mean_f32_rows(kRows, a); }
-
-CnnKernels make_table() {
-  CnnKernels t = scalar_cnn_kernels();  // data movers and LRN
-  t.name = "avx2";
-  t.conv_f32 = conv_f32;
-  t.depthwise_f32 = depthwise_f32;
-  t.maxpool_f32 = maxpool_f32;
-  t.avgpool_f32 = avgpool_f32;
-  t.global_avgpool_f32 = global_avgpool_f32;
-  t.global_maxpool_f32 = global_maxpool_f32;
-  t.binary_f32 = binary_f32;
-  t.activation_f32 = activation_f32;
-  t.bias_act_f32 = bias_act_f32;
-  t.softmax_f32 = softmax_f32;
-  t.reduce_mean_f32 = reduce_mean_f32;
-  t.direct_max_k = 32;
-  return t;
-}
+const DepthwiseMicrokernels kDepthwise = {depthwise_row, depthwise_pixel, activation_f32};
+const DirectMicrokernel kDirect = {kDirectRows, direct_tile, activation_f32};
 
 }  // namespace
 
 const CnnKernels& avx2_cnn_kernels() {
-  static const CnnKernels table = make_table();
+  static const CnnKernels table = simd_cnn_table<kRows, kDepthwise, kDirect>("avx2", /*direct_max_k=*/32);
   return table;
 }
 

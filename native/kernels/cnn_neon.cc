@@ -15,6 +15,7 @@
 #include "../core/activation.h"
 #include "../core/cnn_conv.h"
 #include "../core/cnn_rows.h"
+#include "../core/cnn_table.h"
 
 // The accumulator arrays must become registers: unroll their loops fully.
 #define EDGEOPT_NEON_UNROLL _Pragma("GCC unroll 16")
@@ -104,30 +105,17 @@ inline float32x4_t act4(float32x4_t v, const ActVec& a) {
 }
 
 template <ActKind K>
-void activation_loop(const float* x, float* y, size_t n, const Activation& act) {
-  const ActVec a = act_vec(act);
-  size_t i = 0;
-  for (; i + 4 <= n; i += 4) vst1q_f32(y + i, act4<K>(vld1q_f32(x + i), a));
-  for (; i < n; ++i) y[i] = activate(x[i], act);
-}
+struct ActivationLoop {
+  static void run(const float* x, float* y, size_t n, const Activation& act) {
+    const ActVec a = act_vec(act);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, act4<K>(vld1q_f32(x + i), a));
+    for (; i < n; ++i) y[i] = activate(x[i], act);
+  }
+};
 
 void activation_f32(const float* x, float* y, size_t n, const Activation& act) {
-  switch (act.kind) {
-    case ActKind::None:
-    case ActKind::Relu:
-    case ActKind::Clip:
-      return activation_loop<ActKind::Clip>(x, y, n, act);
-    case ActKind::LeakyRelu:
-      return activation_loop<ActKind::LeakyRelu>(x, y, n, act);
-    case ActKind::HardSigmoid:
-      return activation_loop<ActKind::HardSigmoid>(x, y, n, act);
-    case ActKind::HardSwish:
-      return activation_loop<ActKind::HardSwish>(x, y, n, act);
-    case ActKind::Sigmoid:
-      return activation_loop<ActKind::Sigmoid>(x, y, n, act);
-    case ActKind::Tanh:
-      return activation_loop<ActKind::Tanh>(x, y, n, act);
-  }
+  activation_by_kind<ActivationLoop>(x, y, n, act);
 }
 
 // --- Row primitives (vector body, the scalar definition on the tail) ---
@@ -171,33 +159,20 @@ inline float32x4_t apply4(float32x4_t a, float32x4_t b) {
 
 // Strides 1 or 0 per operand (0: a broadcast scalar).
 template <BinaryFn F>
-void binary_unit(const float* a, int64_t as, const float* b, int64_t bs, float* y, int64_t n, ClampBounds c) {
-  const float32x4_t lo = vdupq_n_f32(c.lo), hi = vdupq_n_f32(c.hi);
-  const float32x4_t a0 = vdupq_n_f32(a[0]), b0 = vdupq_n_f32(b[0]);
-  int64_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const float32x4_t av = as ? vld1q_f32(a + i) : a0, bv = bs ? vld1q_f32(b + i) : b0;
-    vst1q_f32(y + i, clamp4(apply4<F>(av, bv), lo, hi));
+struct BinaryUnit {
+  static void run(const float* a, int64_t as, const float* b, int64_t bs, float* y, int64_t n, ClampBounds c) {
+    const float32x4_t lo = vdupq_n_f32(c.lo), hi = vdupq_n_f32(c.hi);
+    const float32x4_t a0 = vdupq_n_f32(a[0]), b0 = vdupq_n_f32(b[0]);
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+      const float32x4_t av = as ? vld1q_f32(a + i) : a0, bv = bs ? vld1q_f32(b + i) : b0;
+      vst1q_f32(y + i, clamp4(apply4<F>(av, bv), lo, hi));
+    }
+    scalar_cnn_row_ops().binary(F, a + i * as, as, b + i * bs, bs, y + i, n - i, c);
   }
-  scalar_cnn_row_ops().binary(F, a + i * as, as, b + i * bs, bs, y + i, n - i, c);
-}
+};
 
-void binary_row(BinaryFn fn, const float* a, int64_t as, const float* b, int64_t bs, float* y, int64_t n,
-                ClampBounds c) {
-  if ((as != 0 && as != 1) || (bs != 0 && bs != 1)) return scalar_cnn_row_ops().binary(fn, a, as, b, bs, y, n, c);
-  switch (fn) {
-    case BinaryFn::Add:
-      return binary_unit<BinaryFn::Add>(a, as, b, bs, y, n, c);
-    case BinaryFn::Sub:
-      return binary_unit<BinaryFn::Sub>(a, as, b, bs, y, n, c);
-    case BinaryFn::Mul:
-      return binary_unit<BinaryFn::Mul>(a, as, b, bs, y, n, c);
-    case BinaryFn::Div:
-      return binary_unit<BinaryFn::Div>(a, as, b, bs, y, n, c);
-  }
-}
-
-const CnnRowOps kRows = {max_row, add_row, div_row, exp_sub_row, binary_row, activation_f32};
+const CnnRowOps kRows = {max_row, add_row, div_row, exp_sub_row, binary_by_fn<BinaryUnit>, activation_f32};
 
 // --- Depthwise convolution (the driver is cnn_depthwise.cc) ---
 
@@ -295,8 +270,6 @@ void depthwise_row(const DepthwiseRow& r) {
   for (; c < r.channels; ++c) depthwise_row_tail(r, c);
 }
 
-void depthwise_f32(const ConvF32Args& a) { depthwise_f32_rows({depthwise_row, depthwise_pixel, activation_f32}, a); }
-
 // --- Direct convolution (the driver is cnn_direct.cc) ---
 
 // Four pixels x one tile of 16 channels: 16 accumulators, one FMA chain per
@@ -335,45 +308,15 @@ __attribute__((noinline)) void direct_tile(const DirectTile& d) {
   }
 }
 
-// --- The table (loop nests are cnn_rows.cc's, calling the primitives above) ---
+// --- The table ---
 
-void conv_f32(const ConvF32Args& a) {
-  if (a.w->method == ConvMethod::Direct) return conv_direct_f32({kDirectRows, direct_tile, activation_f32}, a);
-  conv_gemm_f32(neon_cnn_kernels(), a);
-}
-void maxpool_f32(const PoolF32Args& a) { pool_f32_rows(kRows, PoolKind::Max, a); }
-void avgpool_f32(const PoolF32Args& a) { pool_f32_rows(kRows, PoolKind::Average, a); }
-void global_avgpool_f32(const GlobalPoolF32Args& a) { global_pool_f32_rows(kRows, PoolKind::Average, a); }
-void global_maxpool_f32(const GlobalPoolF32Args& a) { global_pool_f32_rows(kRows, PoolKind::Max, a); }
-void binary_f32(const BinaryF32Args& a) { binary_f32_rows(kRows, a); }
-void bias_act_f32(float* y, size_t ldy, int64_t rows, int n, const float* bias, const Activation& act) {
-  bias_act_f32_rows(kRows, y, ldy, rows, n, bias, act);
-}
-void softmax_f32(const AxisF32Args& a) { softmax_f32_rows(kRows, a); }
-void reduce_mean_f32(const AxisF32Args& a) { reduce_mean_f32_rows(kRows, a); }
-
-CnnKernels make_table() {
-  CnnKernels t = scalar_cnn_kernels();  // data movers and LRN
-  t.name = "neon";
-  t.conv_f32 = conv_f32;
-  t.depthwise_f32 = depthwise_f32;
-  t.maxpool_f32 = maxpool_f32;
-  t.avgpool_f32 = avgpool_f32;
-  t.global_avgpool_f32 = global_avgpool_f32;
-  t.global_maxpool_f32 = global_maxpool_f32;
-  t.binary_f32 = binary_f32;
-  t.activation_f32 = activation_f32;
-  t.bias_act_f32 = bias_act_f32;
-  t.softmax_f32 = softmax_f32;
-  t.reduce_mean_f32 = reduce_mean_f32;
-  t.direct_max_k = 32;
-  return t;
-}
+const DepthwiseMicrokernels kDepthwise = {depthwise_row, depthwise_pixel, activation_f32};
+const DirectMicrokernel kDirect = {kDirectRows, direct_tile, activation_f32};
 
 }  // namespace
 
 const CnnKernels& neon_cnn_kernels() {
-  static const CnnKernels table = make_table();
+  static const CnnKernels table = simd_cnn_table<kRows, kDepthwise, kDirect>("neon", /*direct_max_k=*/32);
   return table;
 }
 

@@ -65,28 +65,32 @@ namespace {
 // --- Depthwise convolution ---
 
 // Per output pixel and channel: taps in (ky, kx) order from +0, padding taps
-// adding 0 * w like the im2col path, then + bias, then the activation.
+// adding 0 * w like the im2col path, then + bias, then the activation. The
+// output row is the accumulator, so each tap is one pass over the channels.
 void depthwise_f32(const ConvF32Args& a) {
   const PackedConvF32& w = *a.w;
   const ConvShape& s = w.shape;
-  const int c_count = s.in_c;
+  const int c_count = s.in_c, n = a.oc_end - a.oc_begin;
   for (int64_t p = a.pixel_begin; p < a.pixel_end; ++p) {
     const PixelPos pos = pixel_pos(p, s.out_h, s.out_w);
-    const float* x = a.x + pos.image * s.in_h * s.in_w * c_count;
-    float* y = a.y + p * c_count;
-    for (int c = a.oc_begin; c < a.oc_end; ++c) {
-      float acc = 0.0f;
-      for (int ky = 0; ky < s.kh; ++ky) {
-        const int iy = pos.oy * s.stride_h - s.pad_top + ky * s.dilation_h;
-        for (int kx = 0; kx < s.kw; ++kx) {
-          const int ix = pos.ox * s.stride_w - s.pad_left + kx * s.dilation_w;
-          const bool inside = iy >= 0 && iy < s.in_h && ix >= 0 && ix < s.in_w;
-          const float v = inside ? x[(int64_t{iy} * s.in_w + ix) * c_count + c] : 0.0f;
-          acc = acc + v * w.depthwise_weights[static_cast<size_t>(ky * s.kw + kx) * w.channel_stride + c];
+    const float* x = a.x + pos.image * s.in_h * s.in_w * c_count + a.oc_begin;
+    float* y = a.y + p * c_count + a.oc_begin;
+    for (int c = 0; c < n; ++c) y[c] = 0.0f;
+    for (int ky = 0; ky < s.kh; ++ky) {
+      const int iy = pos.oy * s.stride_h - s.pad_top + ky * s.dilation_h;
+      for (int kx = 0; kx < s.kw; ++kx) {
+        const int ix = pos.ox * s.stride_w - s.pad_left + kx * s.dilation_w;
+        const float* wt =
+            w.depthwise_weights.data() + static_cast<size_t>(ky * s.kw + kx) * w.channel_stride + a.oc_begin;
+        if (iy >= 0 && iy < s.in_h && ix >= 0 && ix < s.in_w) {
+          const float* xt = x + (int64_t{iy} * s.in_w + ix) * c_count;
+          for (int c = 0; c < n; ++c) y[c] = y[c] + xt[c] * wt[c];
+        } else {
+          for (int c = 0; c < n; ++c) y[c] = y[c] + 0.0f * wt[c];
         }
       }
-      y[c] = activate(acc + w.bias[c], w.act);
     }
+    for (int c = 0; c < n; ++c) y[c] = activate(y[c] + w.bias[a.oc_begin + c], w.act);
   }
 }
 
@@ -266,10 +270,6 @@ void transpose(const TransposeArgs& a) {
 
 // --- The table ---
 
-void conv_f32(const ConvF32Args& a) {
-  if (a.w->method == ConvMethod::Direct) return conv_direct_reference(a);
-  conv_gemm_f32(scalar_cnn_kernels(), a);
-}
 void maxpool_f32(const PoolF32Args& a) { pool_f32_rows(kRows, PoolKind::Max, a); }
 void avgpool_f32(const PoolF32Args& a) { pool_f32_rows(kRows, PoolKind::Average, a); }
 void global_avgpool_f32(const GlobalPoolF32Args& a) { global_pool_f32_rows(kRows, PoolKind::Average, a); }
@@ -280,6 +280,10 @@ void bias_act_f32(float* y, size_t ldy, int64_t rows, int n, const float* bias, 
 }
 void softmax_f32(const AxisF32Args& a) { softmax_f32_rows(kRows, a); }
 void reduce_mean_f32(const AxisF32Args& a) { reduce_mean_f32_rows(kRows, a); }
+void conv_f32(const ConvF32Args& a) {
+  if (a.w->method == ConvMethod::Direct) return conv_direct_reference(a);
+  conv_gemm_f32(bias_act_f32, a);
+}
 
 }  // namespace
 

@@ -10,26 +10,10 @@ import type { Activation, ConvOp } from '../../../engine/program';
 import { f32 } from '../numerics';
 import { activate } from './activation';
 
-export type ConvShape = Pick<
-  ConvOp,
-  | 'inH'
-  | 'inW'
-  | 'inC'
-  | 'outH'
-  | 'outW'
-  | 'outC'
-  | 'kh'
-  | 'kw'
-  | 'strideH'
-  | 'strideW'
-  | 'dilationH'
-  | 'dilationW'
-  | 'padTop'
-  | 'padLeft'
-  | 'padBottom'
-  | 'padRight'
-  | 'groups'
->;
+/** The window fields ConvOp and PoolOp share. */
+export type WindowField = 'kh' | 'kw' | 'strideH' | 'strideW' | 'dilationH' | 'dilationW' | 'padTop' | 'padLeft' | 'padBottom' | 'padRight';
+
+export type ConvShape = Pick<ConvOp, 'inH' | 'inW' | 'inC' | 'outH' | 'outW' | 'outC' | WindowField | 'groups'>;
 
 /**
  * y = act(conv(x, weight) + bias) for `batch` images back to back.

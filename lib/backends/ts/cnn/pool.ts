@@ -8,26 +8,9 @@
  */
 import type { PoolOp } from '../../../engine/program';
 import { f32 } from '../numerics';
+import type { WindowField } from './conv';
 
-export type PoolShape = Pick<
-  PoolOp,
-  | 'inH'
-  | 'inW'
-  | 'c'
-  | 'outH'
-  | 'outW'
-  | 'kh'
-  | 'kw'
-  | 'strideH'
-  | 'strideW'
-  | 'dilationH'
-  | 'dilationW'
-  | 'padTop'
-  | 'padLeft'
-  | 'padBottom'
-  | 'padRight'
-  | 'countIncludePad'
->;
+export type PoolShape = Pick<PoolOp, 'inH' | 'inW' | 'c' | 'outH' | 'outW' | WindowField | 'countIncludePad'>;
 
 /** Taps [first, last] of a window starting at `start` inside [lo, hi). */
 function taps(start: number, k: number, dilation: number, lo: number, hi: number): [number, number] {
