@@ -1,0 +1,229 @@
+// The int8 ops of a compiled Program (program.h QuantizeSpec ... QConcatSpec):
+// integer loops that define the results (the TS twin, lib/backends/ts/cnn/int8.ts,
+// is bit-identical). Each op runs its chunk of images on the calling thread.
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "error.h"
+#include "program_ops.h"
+
+namespace edgeopt {
+namespace {
+
+inline int8_t clamp_s8(int32_t v, int32_t lo = -128, int32_t hi = 127) {
+  return static_cast<int8_t>(std::min(std::max(v, lo), hi));
+}
+
+// Taps [first, last] of a window starting at `start` (k taps `dilation` apart) inside [lo, hi).
+inline void window_taps(int start, int k, int dilation, int lo, int hi, int* first, int* last) {
+  *first = start >= lo ? 0 : std::min(k, (lo - start + dilation - 1) / dilation);
+  const int reach = hi - 1 - start;
+  *last = reach < 0 ? -1 : std::min(k - 1, reach / dilation);
+}
+
+struct QuantizeOp : CompiledProgram::Op {
+  QuantizeSpec s;
+  explicit QuantizeOp(const QuantizeSpec& q) : s(q) {}
+  void run(const RunContext& c) const override {
+    const int64_t n = s.count * c.batch;
+    if (s.dequantize) {
+      const int8_t* x = c.at<int8_t>(s.x);
+      float* y = c.f(s.y);
+      for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(x[i] - s.grid.zero_point) * s.grid.scale;
+    } else {
+      const float* x = c.f(s.x);
+      int8_t* y = c.at<int8_t>(s.y);
+      for (int64_t i = 0; i < n; ++i) y[i] = quantize_static_s8(x[i], s.grid);
+    }
+  }
+};
+
+struct QConvOp : CompiledProgram::Op {
+  QConvSpec s;
+  std::vector<int8_t> weight;  // OHWI
+  std::vector<int32_t> bias;
+  std::vector<QuantizedMultiplier> requant;
+  QConvOp(const QConvSpec& q, const std::vector<TensorSpec>& t) : s(q) {
+    const auto* w = static_cast<const int8_t*>(t[q.weight].data);
+    weight.assign(w, w + t[q.weight].elements);
+    const auto* b = static_cast<const int32_t*>(t[q.bias].data);
+    bias.assign(b, b + s.shape.out_c);
+    const auto* m = static_cast<const int32_t*>(t[q.multipliers].data);
+    const auto* sh = static_cast<const int32_t*>(t[q.shifts].data);
+    for (int i = 0; i < s.shape.out_c; ++i) requant.push_back({m[i], static_cast<int>(sh[i])});
+  }
+  void run(const RunContext& c) const override {
+    const ConvShape& p = s.shape;
+    const int icg = p.in_c / p.groups, ocg = p.out_c / p.groups;
+    const int64_t k = static_cast<int64_t>(p.kh) * p.kw * icg;
+    const int8_t* xs = c.at<int8_t>(s.x);
+    int8_t* ys = c.at<int8_t>(s.y);
+    const int32_t zx = s.input_zero_point;
+    for (int n = 0; n < c.batch; ++n) {
+      const int8_t* x = xs + static_cast<int64_t>(n) * p.in_h * p.in_w * p.in_c;
+      int8_t* y = ys + static_cast<int64_t>(n) * p.out_h * p.out_w * p.out_c;
+      for (int oy = 0; oy < p.out_h; ++oy)
+        for (int ox = 0; ox < p.out_w; ++ox) {
+          int8_t* out = y + (static_cast<int64_t>(oy) * p.out_w + ox) * p.out_c;
+          for (int oc = 0; oc < p.out_c; ++oc) {
+            const int c0 = (oc / ocg) * icg;
+            const int8_t* w = weight.data() + oc * k;
+            int64_t acc = bias[oc];
+            for (int ky = 0; ky < p.kh; ++ky) {
+              const int iy = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
+              if (iy < 0 || iy >= p.in_h) continue;
+              for (int kx = 0; kx < p.kw; ++kx) {
+                const int ix = ox * p.stride_w - p.pad_left + kx * p.dilation_w;
+                if (ix < 0 || ix >= p.in_w) continue;
+                const int8_t* xp = x + (static_cast<int64_t>(iy) * p.in_w + ix) * p.in_c + c0;
+                const int8_t* wp = w + (ky * p.kw + kx) * icg;
+                int32_t sum = 0;
+                for (int ci = 0; ci < icg; ++ci) sum += (xp[ci] - zx) * wp[ci];
+                acc += sum;
+              }
+            }
+            const int32_t v =
+                multiply_by_quantized_multiplier(static_cast<int32_t>(acc), requant[oc]) + s.output_zero_point;
+            out[oc] = clamp_s8(v, s.lo, s.hi);
+          }
+        }
+    }
+  }
+  std::string kernel() const override { return "qconv-scalar"; }
+};
+
+struct QLutOp : CompiledProgram::Op {
+  QLutSpec s;
+  int8_t table[256];
+  QLutOp(const QLutSpec& q, const std::vector<TensorSpec>& t) : s(q) { std::memcpy(table, t[q.table].data, 256); }
+  void run(const RunContext& c) const override {
+    const int8_t* x = c.at<int8_t>(s.x);
+    int8_t* y = c.at<int8_t>(s.y);
+    const int64_t n = s.count * c.batch;
+    for (int64_t i = 0; i < n; ++i) y[i] = table[x[i] + 128];
+  }
+};
+
+struct QBinaryOp : CompiledProgram::Op {
+  QBinarySpec s;
+  explicit QBinaryOp(const QBinarySpec& q) : s(q) {}
+  void run(const RunContext& c) const override {
+    const int8_t* a = c.at<int8_t>(s.a);
+    const int8_t* b = c.at<int8_t>(s.b);
+    int8_t* y = c.at<int8_t>(s.y);
+    const int64_t n = s.count * c.batch;
+    for (int64_t i = 0; i < n; ++i) {
+      int32_t acc;
+      if (s.mul) {
+        acc = (a[i] - s.a_zero_point) * (b[i] - s.b_zero_point);
+      } else {
+        const int32_t sa = multiply_by_quantized_multiplier((a[i] - s.a_zero_point) * (1 << s.left_shift), s.a_rescale);
+        const int32_t sb = multiply_by_quantized_multiplier((b[i] - s.b_zero_point) * (1 << s.left_shift), s.b_rescale);
+        acc = sa + sb;
+      }
+      y[i] = clamp_s8(multiply_by_quantized_multiplier(acc, s.output) + s.output_zero_point, s.lo, s.hi);
+    }
+  }
+};
+
+struct QPoolOp : CompiledProgram::Op {
+  QPoolSpec s;
+  explicit QPoolOp(const QPoolSpec& q) : s(q) { check_pool_shape(s.shape); }
+  void run(const RunContext& c) const override {
+    const PoolShape& p = s.shape;
+    const bool max = s.kind == PoolKind::Max;
+    std::vector<int32_t> acc(p.c);
+    for (int n = 0; n < c.batch; ++n) {
+      const int8_t* x = c.at<int8_t>(s.x) + static_cast<int64_t>(n) * p.in_h * p.in_w * p.c;
+      int8_t* y = c.at<int8_t>(s.y) + static_cast<int64_t>(n) * p.out_h * p.out_w * p.c;
+      for (int oy = 0; oy < p.out_h; ++oy) {
+        const int sy = oy * p.stride_h - p.pad_top;
+        int fy, ly, py0, py1;
+        window_taps(sy, p.kh, p.dilation_h, 0, p.in_h, &fy, &ly);
+        window_taps(sy, p.kh, p.dilation_h, -p.pad_top, p.in_h + p.pad_bottom, &py0, &py1);
+        for (int ox = 0; ox < p.out_w; ++ox) {
+          const int sx = ox * p.stride_w - p.pad_left;
+          int fx, lx, px0, px1;
+          window_taps(sx, p.kw, p.dilation_w, 0, p.in_w, &fx, &lx);
+          window_taps(sx, p.kw, p.dilation_w, -p.pad_left, p.in_w + p.pad_right, &px0, &px1);
+          std::fill(acc.begin(), acc.end(), max ? -128 : 0);
+          for (int ky = fy; ky <= ly; ++ky)
+            for (int kx = fx; kx <= lx; ++kx) {
+              const int8_t* xp =
+                  x + ((static_cast<int64_t>(sy) + ky * p.dilation_h) * p.in_w + sx + kx * p.dilation_w) * p.c;
+              for (int ch = 0; ch < p.c; ++ch) acc[ch] = max ? std::max<int32_t>(acc[ch], xp[ch]) : acc[ch] + xp[ch];
+            }
+          int8_t* out = y + (static_cast<int64_t>(oy) * p.out_w + ox) * p.c;
+          if (max) {
+            for (int ch = 0; ch < p.c; ++ch) out[ch] = static_cast<int8_t>(acc[ch]);
+            continue;
+          }
+          const int32_t count = p.count_include_pad ? std::max(0, py1 - py0 + 1) * std::max(0, px1 - px0 + 1)
+                                                    : (ly - fy + 1) * (lx - fx + 1);
+          for (int ch = 0; ch < p.c; ++ch) {
+            const int32_t half = count / 2;
+            out[ch] = count <= 0 ? 0 : clamp_s8((acc[ch] >= 0 ? acc[ch] + half : acc[ch] - half) / count);
+          }
+        }
+      }
+    }
+  }
+};
+
+struct QGlobalAvgPoolOp : CompiledProgram::Op {
+  QGlobalAvgPoolSpec s;
+  explicit QGlobalAvgPoolOp(const QGlobalAvgPoolSpec& q) : s(q) {}
+  void run(const RunContext& c) const override {
+    std::vector<int32_t> acc(s.c);
+    for (int n = 0; n < c.batch; ++n) {
+      const int8_t* x = c.at<int8_t>(s.x) + static_cast<int64_t>(n) * s.pixels * s.c;
+      std::fill(acc.begin(), acc.end(), 0);
+      for (int64_t p = 0; p < s.pixels; ++p)
+        for (int ch = 0; ch < s.c; ++ch) acc[ch] += x[p * s.c + ch] - s.input_zero_point;
+      int8_t* y = c.at<int8_t>(s.y) + static_cast<int64_t>(n) * s.c;
+      for (int ch = 0; ch < s.c; ++ch)
+        y[ch] = clamp_s8(multiply_by_quantized_multiplier(acc[ch], s.output) + s.output_zero_point);
+    }
+  }
+};
+
+struct QConcatOp : CompiledProgram::Op {
+  QConcatSpec s;
+  explicit QConcatOp(const QConcatSpec& q) : s(q) {}
+  void run(const RunContext& c) const override {
+    int64_t total = 0;
+    for (int64_t size : s.sizes) total += size;
+    int8_t* y = c.at<int8_t>(s.y);
+    const int64_t outer = s.outer * c.batch;
+    for (int64_t r = 0; r < outer; ++r) {
+      int8_t* out = y + r * total;
+      for (size_t i = 0; i < s.inputs.size(); ++i) {
+        const int64_t size = s.sizes[i];
+        const int8_t* x = c.at<int8_t>(s.inputs[i]) + r * size;
+        if (!s.rescale[i])
+          std::memcpy(out, x, static_cast<size_t>(size));
+        else
+          for (int64_t j = 0; j < size; ++j)
+            out[j] = clamp_s8(multiply_by_quantized_multiplier(x[j] - s.zero_points[i], s.multipliers[i]) +
+                              s.output_zero_point);
+        out += size;
+      }
+    }
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<CompiledProgram::Op> compile_int8_op(const OpVariant& v, const std::vector<TensorSpec>& t) {
+  if (const auto* q = std::get_if<QuantizeSpec>(&v)) return std::make_unique<QuantizeOp>(*q);
+  if (const auto* q = std::get_if<QConvSpec>(&v)) return std::make_unique<QConvOp>(*q, t);
+  if (const auto* q = std::get_if<QLutSpec>(&v)) return std::make_unique<QLutOp>(*q, t);
+  if (const auto* q = std::get_if<QBinarySpec>(&v)) return std::make_unique<QBinaryOp>(*q);
+  if (const auto* q = std::get_if<QPoolSpec>(&v)) return std::make_unique<QPoolOp>(*q);
+  if (const auto* q = std::get_if<QGlobalAvgPoolSpec>(&v)) return std::make_unique<QGlobalAvgPoolOp>(*q);
+  if (const auto* q = std::get_if<QConcatSpec>(&v)) return std::make_unique<QConcatOp>(*q);
+  throw Error("E_UNSUPPORTED_OP", "not an int8 op");
+}
+
+}  // namespace edgeopt
