@@ -7,12 +7,16 @@
 import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { decodeEom, encodeEom, loadModel, quantizeGraph, validateGraph } from '../lib';
+import { decodeEom, encodeEom, encodeOnnx, loadModel, quantizeGraph, validateGraph } from '../lib';
+import { nativeAddon } from '../lib/backends';
 import { int8 } from '../lib/backends/ts/cnn';
 import { multiplyByQuantizedMultiplier, quantizeMultiplier } from '../lib/backends/ts/requantize';
 import { mnistTest, mnistTrain } from '../lib/data/bundled';
 import { sliceRows, type Dataset } from '../lib/data/dataset';
+import { EdgeInferenceEngine } from '../lib/engine/engine';
 import { lowerGraph } from '../lib/engine/lower';
+import type { Program } from '../lib/engine/program';
+import { fromNative } from '../lib/errors';
 import { activationTable } from '../lib/engine/lower-int8';
 import { GraphBuilder } from '../lib/model/builder';
 import type { Graph } from '../lib/model/graph';
@@ -324,6 +328,111 @@ test('bad settings and broken grids are refused with their codes', () => {
   // int8 Conv weights with no grids have no kernel: lowering says so instead of guessing.
   const { activationQuant: _drop, ...noGrids } = q;
   throwsCode(() => lowerGraph(noGrids), 'E_UNSUPPORTED_OP', /int8 weights and no static int8 activation grids/);
+});
+
+/** Runs a graph on one device ('cpu' is native when the addon loads). */
+function runOn(g: Graph, device: 'cpu' | 'ts', x: Float32Array, shape: number[]): Float32Array {
+  const engine = new EdgeInferenceEngine({ device });
+  try {
+    engine.loadModelSync('m', g);
+    if (device === 'cpu')
+      assert.ok(
+        engine.placement('m').every((p) => p.backend === 'native'),
+        'every int8 node runs natively',
+      );
+    return engine.inferSync('m', { data: x, shape }).data;
+  } finally {
+    engine.dispose();
+  }
+}
+
+test('native int8 ops are bit-identical to the TS twin (MobileNet fixture and the every-op graph)', () => {
+  if (!nativeAddon()) return;
+  const n = 24;
+  sameFloats(
+    runOn(quantizedMobilenet(), 'cpu', testRows.data.subarray(0, n * 784), [n, 1, 28, 28]),
+    runOn(quantizedMobilenet(), 'ts', testRows.data.subarray(0, n * 784), [n, 1, 28, 28]),
+    'mobilenet',
+  );
+  const { g, data } = allOps();
+  const q = quantizeGraph(g, { activations: 'static', calibration: data });
+  const x = data.data.subarray(0, 5 * 3 * 13 * 11);
+  sameFloats(runOn(q, 'cpu', x, [5, 3, 13, 11]), runOn(q, 'ts', x, [5, 3, 13, 11]), 'every int8 op');
+});
+
+test('hand-broken int8 Programs are refused natively with a code naming the op', () => {
+  const addon = nativeAddon();
+  if (!addon) return;
+  const program = lowerGraph(quantizedMobilenet());
+  const at = (kind: string) => program.ops.findIndex((o) => o.op === kind);
+  const cases: Array<[string, (p: Record<string, unknown>, t: Program['tensors']) => void, RegExp]> = [
+    ['shift out of range', (o) => (o.shift = 40), /shift/],
+    ['clamp upside down', (o) => ((o.min = 10), (o.max = -10)), /min\/max/],
+    ['zero point out of range', (o) => (o.outputZeroPoint = 300), /outputZeroPoint/],
+    [
+      'float weights',
+      (o, t) =>
+        (t[o.weight as number] = {
+          ...t[o.weight as number],
+          dtype: 'float32',
+          data: new Float32Array(t[o.weight as number].data!.length),
+        }),
+      /weight has the wrong dtype/,
+    ],
+    ['a float32 input', (o) => (o.x = 0), /x has the wrong dtype/],
+  ];
+  const targets = ['qglobalavgpool', 'qconv', 'qconv', 'qconv', 'qconv'];
+  cases.forEach(([what, breakIt, message], i) => {
+    const p: Program = { ...program, tensors: program.tensors.map((t) => ({ ...t })), ops: program.ops.map((o) => ({ ...o })) };
+    breakIt(p.ops[at(targets[i])] as unknown as Record<string, unknown>, p.tensors);
+    throwsCode(
+      () => {
+        try {
+          new addon.Program(p, undefined, 1);
+        } catch (err) {
+          throw fromNative(err);
+        }
+      },
+      'E_FORMAT',
+      message,
+    );
+    void what;
+  });
+});
+
+test('QDQ export: onnxruntime runs the int8 MobileNet and agrees with edgeopt on the argmaxes; static Dense models export as QDQ too', async () => {
+  let ort: typeof import('onnxruntime-node');
+  try {
+    ort = require('onnxruntime-node') as typeof import('onnxruntime-node');
+  } catch {
+    return;
+  }
+  const q = quantizedMobilenet();
+  const bytes = encodeOnnx(q);
+  const session = await ort.InferenceSession.create(bytes);
+  const n = testRows.shape[0];
+  const out = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', testRows.data, [n, 1, 28, 28]) });
+  const theirs = out[session.outputNames[0]].data as Float32Array;
+  const ours = inferOnce(q, testRows.data, [n, 1, 28, 28]);
+  let agree = 0;
+  for (let i = 0; i < n; i++) if (argmax(theirs, i, 10) === argmax(ours, i, 10)) agree++;
+  assert.ok(agree >= n - 1, `${agree} of ${n}`);
+  const text = new TextDecoder('latin1').decode(bytes);
+  for (const op of ['QuantizeLinear', 'DequantizeLinear']) assert.ok(text.includes(op), op);
+  assert.not.ok(text.includes('DynamicQuantizeLinear'));
+  // A static Dense model (no Conv): QDQ with its calibrated input grid, not dynamic quantization.
+  const mlp = loadModel(path.join(FIXTURES, 'mlp-784-128-10', 'model.onnx'));
+  const qd = quantizeGraph(mlp, { activations: 'static', calibration });
+  const dense = new TextDecoder('latin1').decode(encodeOnnx(qd));
+  assert.ok(dense.includes('QuantizeLinear'));
+  assert.not.ok(dense.includes('DynamicQuantizeLinear'));
+  const s2 = await ort.InferenceSession.create(encodeOnnx(qd));
+  const y2 = (await s2.run({ [s2.inputNames[0]]: new ort.Tensor('float32', testRows.data, [n, 784]) }))[s2.outputNames[0]]
+    .data as Float32Array;
+  const mine = inferOnce(qd, testRows.data, [n, 784]);
+  let agree2 = 0;
+  for (let i = 0; i < n; i++) if (argmax(y2, i, 10) === argmax(mine, i, 10)) agree2++;
+  assert.ok(agree2 >= n - 1, `dense ${agree2} of ${n}`);
 });
 
 test.run();

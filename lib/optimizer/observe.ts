@@ -7,7 +7,9 @@
  *  - { percentile: p }: the (100 - p)th and pth percentiles of a 2048-bin histogram over [min, max];
  *  - 'entropy': the clipping threshold T of a 2048-bin histogram of |x| that minimizes the
  *    KL divergence between the clipped distribution and its 128-level quantization
- *    (TensorRT's calibrator, also onnxruntime's), giving [max(min, -T), min(max, T)].
+ *    (TensorRT's calibrator, also onnxruntime's), giving [max(min, -T), min(max, T)]; the
+ *    first bin (the zero spike of ReLU outputs and image backgrounds, exact on any grid)
+ *    is left out of the divergence.
  */
 import { modelRows, type Dataset } from '../data/dataset';
 import { EdgeInferenceEngine } from '../engine/engine';
@@ -121,7 +123,11 @@ function quantileBin(h: Float64Array, q: number): number {
  * whose clipped distribution P (outliers folded into bin i - 1) is closest in KL divergence to
  * Q, P's quantization to LEVELS levels (each level's mass spread over its non-empty bins).
  */
-export function entropyThreshold(h: Float64Array): number {
+export function entropyThreshold(histogram: Float64Array): number {
+  // Values in the first bin (exact zeros after a ReLU, the background of an image) land on the grid's
+  // exact zero whatever the threshold: their spike would only push the search to the narrowest range.
+  const h = Float64Array.from(histogram);
+  h[0] = 0;
   let best = h.length;
   let bestKl = Infinity;
   let tail = 0;
