@@ -39,58 +39,83 @@ struct QuantizeOp : CompiledProgram::Op {
   }
 };
 
+// The accumulator of QConvSpec, sum over in-range taps of (x - zx) * w, is computed as
+// sum x * w - zx * (sum of that tap's weights): the inner loops are plain int8 dot
+// products (over input channels, or over channels for depthwise) that the compiler
+// vectorizes, and the integers are the same.
 struct QConvOp : CompiledProgram::Op {
   QConvSpec s;
-  std::vector<int8_t> weight;  // OHWI
+  bool depthwise;
+  std::vector<int8_t> weight;     // OHWI, or [tap][channel] for depthwise
+  std::vector<int32_t> tap_sums;  // [oc][tap]: sum over input channels of the tap's weights
   std::vector<int32_t> bias;
   std::vector<QuantizedMultiplier> requant;
   QConvOp(const QConvSpec& q, const std::vector<TensorSpec>& t) : s(q) {
+    const ConvShape& p = s.shape;
+    const int taps = p.kh * p.kw, icg = p.in_c / p.groups;
+    depthwise = p.groups == p.in_c && p.groups == p.out_c;
     const auto* w = static_cast<const int8_t*>(t[q.weight].data);
     weight.assign(w, w + t[q.weight].elements);
+    tap_sums.assign(static_cast<size_t>(p.out_c) * taps, 0);
+    for (int oc = 0; oc < p.out_c; ++oc)
+      for (int tap = 0; tap < taps; ++tap)
+        for (int ci = 0; ci < icg; ++ci) tap_sums[oc * taps + tap] += w[(oc * taps + tap) * icg + ci];
+    if (depthwise)
+      for (int c = 0; c < p.out_c; ++c)
+        for (int tap = 0; tap < taps; ++tap) weight[tap * p.out_c + c] = w[c * taps + tap];
     const auto* b = static_cast<const int32_t*>(t[q.bias].data);
-    bias.assign(b, b + s.shape.out_c);
+    bias.assign(b, b + p.out_c);
     const auto* m = static_cast<const int32_t*>(t[q.multipliers].data);
     const auto* sh = static_cast<const int32_t*>(t[q.shifts].data);
-    for (int i = 0; i < s.shape.out_c; ++i) requant.push_back({m[i], static_cast<int>(sh[i])});
+    for (int i = 0; i < p.out_c; ++i) requant.push_back({m[i], static_cast<int>(sh[i])});
   }
   void run(const RunContext& c) const override {
     const ConvShape& p = s.shape;
-    const int icg = p.in_c / p.groups, ocg = p.out_c / p.groups;
-    const int64_t k = static_cast<int64_t>(p.kh) * p.kw * icg;
+    const int icg = p.in_c / p.groups, ocg = p.out_c / p.groups, taps = p.kh * p.kw;
     const int8_t* xs = c.at<int8_t>(s.x);
     int8_t* ys = c.at<int8_t>(s.y);
     const int32_t zx = s.input_zero_point;
+    std::vector<int64_t> acc(p.out_c);
+    std::vector<int32_t> part(p.out_c);
     for (int n = 0; n < c.batch; ++n) {
       const int8_t* x = xs + static_cast<int64_t>(n) * p.in_h * p.in_w * p.in_c;
       int8_t* y = ys + static_cast<int64_t>(n) * p.out_h * p.out_w * p.out_c;
       for (int oy = 0; oy < p.out_h; ++oy)
         for (int ox = 0; ox < p.out_w; ++ox) {
-          int8_t* out = y + (static_cast<int64_t>(oy) * p.out_w + ox) * p.out_c;
-          for (int oc = 0; oc < p.out_c; ++oc) {
-            const int c0 = (oc / ocg) * icg;
-            const int8_t* w = weight.data() + oc * k;
-            int64_t acc = bias[oc];
-            for (int ky = 0; ky < p.kh; ++ky) {
-              const int iy = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
-              if (iy < 0 || iy >= p.in_h) continue;
-              for (int kx = 0; kx < p.kw; ++kx) {
-                const int ix = ox * p.stride_w - p.pad_left + kx * p.dilation_w;
-                if (ix < 0 || ix >= p.in_w) continue;
-                const int8_t* xp = x + (static_cast<int64_t>(iy) * p.in_w + ix) * p.in_c + c0;
-                const int8_t* wp = w + (ky * p.kw + kx) * icg;
+          for (int oc = 0; oc < p.out_c; ++oc) acc[oc] = bias[oc];
+          for (int ky = 0; ky < p.kh; ++ky) {
+            const int iy = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
+            if (iy < 0 || iy >= p.in_h) continue;
+            for (int kx = 0; kx < p.kw; ++kx) {
+              const int ix = ox * p.stride_w - p.pad_left + kx * p.dilation_w;
+              if (ix < 0 || ix >= p.in_w) continue;
+              const int tap = ky * p.kw + kx;
+              const int8_t* xp = x + (static_cast<int64_t>(iy) * p.in_w + ix) * p.in_c;
+              if (depthwise) {
+                const int8_t* wp = weight.data() + static_cast<int64_t>(tap) * p.out_c;
+                int32_t* sum = part.data();
+                for (int ch = 0; ch < p.out_c; ++ch) sum[ch] = xp[ch] * wp[ch];
+                for (int ch = 0; ch < p.out_c; ++ch) acc[ch] += sum[ch] - zx * tap_sums[ch * taps + tap];
+                continue;
+              }
+              for (int oc = 0; oc < p.out_c; ++oc) {
+                const int8_t* xg = xp + (oc / ocg) * icg;
+                const int8_t* wp = weight.data() + (static_cast<int64_t>(oc) * taps + tap) * icg;
                 int32_t sum = 0;
-                for (int ci = 0; ci < icg; ++ci) sum += (xp[ci] - zx) * wp[ci];
-                acc += sum;
+                for (int ci = 0; ci < icg; ++ci) sum += xg[ci] * wp[ci];
+                acc[oc] += sum - zx * tap_sums[oc * taps + tap];
               }
             }
-            const int32_t v =
-                multiply_by_quantized_multiplier(static_cast<int32_t>(acc), requant[oc]) + s.output_zero_point;
-            out[oc] = clamp_s8(v, s.lo, s.hi);
           }
+          int8_t* out = y + (static_cast<int64_t>(oy) * p.out_w + ox) * p.out_c;
+          for (int oc = 0; oc < p.out_c; ++oc)
+            out[oc] = clamp_s8(
+                multiply_by_quantized_multiplier(static_cast<int32_t>(acc[oc]), requant[oc]) + s.output_zero_point,
+                s.lo, s.hi);
         }
     }
   }
-  std::string kernel() const override { return "qconv-scalar"; }
+  std::string kernel() const override { return depthwise ? "qdepthwise-scalar" : "qconv-scalar"; }
 };
 
 struct QLutOp : CompiledProgram::Op {
