@@ -51,7 +51,11 @@ test('pruning: unstructured and global rank Conv and Dense weights; masks surviv
 });
 
 test('int8 quantization of Conv layers needs static activations (dynamic int8 CNNs are refused clearly)', () => {
-  throwsCode(() => quantizeGraph(loadModel(path.join(MOBILENET, 'model.onnx'))), 'E_UNSUPPORTED_OP', /Conv layers.*'stem\.stem\.0\.Conv'.*static/);
+  throwsCode(
+    () => quantizeGraph(loadModel(path.join(MOBILENET, 'model.onnx'))),
+    'E_UNSUPPORTED_OP',
+    /Conv layers.*'stem\.stem\.0\.Conv'.*static/,
+  );
 });
 
 test('ONNX export: the fixture and built MobileNetV2/ResNet-18 re-import identically and onnxruntime agrees within 1e-4 of the output range', async () => {

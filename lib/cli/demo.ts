@@ -123,6 +123,6 @@ export function formatDemo(r: DemoResult): string {
     ...body.map(line),
     '',
     "'changed' counts test rows whose prediction differs from fp32 on the same backend.",
-    "The int8 CNN is calibrated on 500 train digits (static per-tensor activations, per-channel weights); it runs natively only.",
+    'The int8 CNN is calibrated on 500 train digits (static per-tensor activations, per-channel weights); it runs natively only.',
   ].join('\n');
 }

@@ -15,7 +15,22 @@ import { NHWC, product } from './layout';
 import { activationOf, type Epilogue, type Lowering, type Out, toOhwi, windowFields } from './lower';
 import type { Activation } from './program';
 
-const INT8_OPS = new Set(['Conv', 'Relu', 'LeakyRelu', 'Clip', 'HardSigmoid', 'HardSwish', 'Sigmoid', 'Tanh', 'Add', 'Mul', 'MaxPool', 'AveragePool', 'GlobalAveragePool', 'Concat']);
+const INT8_OPS = new Set([
+  'Conv',
+  'Relu',
+  'LeakyRelu',
+  'Clip',
+  'HardSigmoid',
+  'HardSwish',
+  'Sigmoid',
+  'Tanh',
+  'Add',
+  'Mul',
+  'MaxPool',
+  'AveragePool',
+  'GlobalAveragePool',
+  'Concat',
+]);
 
 /** TFLite's left shift of both Add operands before rescaling them to a common scale. */
 const ADD_LEFT_SHIFT = 20;
@@ -74,8 +89,16 @@ export function activationTable(act: Activation, qin: ActivationQuant, qout: Act
 function multiplierTensors(L: Lowering, name: string, reals: number[]): { multipliers: number; shifts: number } {
   const qm = reals.map(quantizeMultiplier);
   return {
-    multipliers: L.typedConstant(`${name}::multipliers`, Int32Array.from(qm, (m) => m.m0), [qm.length]),
-    shifts: L.typedConstant(`${name}::shifts`, Int32Array.from(qm, (m) => m.shift), [qm.length]),
+    multipliers: L.typedConstant(
+      `${name}::multipliers`,
+      Int32Array.from(qm, (m) => m.m0),
+      [qm.length],
+    ),
+    shifts: L.typedConstant(
+      `${name}::shifts`,
+      Int32Array.from(qm, (m) => m.shift),
+      [qm.length],
+    ),
   };
 }
 
@@ -101,7 +124,12 @@ export function lowerInt8(L: Lowering, node: GraphNode, epilogue: Epilogue, out:
         node: node.name,
         x: x.tensor,
         y: y.tensor,
-        weight: L.typedConstant(`${wt.name}/ohwi`, toOhwi(wt.data as Int8Array, wt.shape as number[]), [outC, kh, kw, wt.shape[1] as number]),
+        weight: L.typedConstant(`${wt.name}/ohwi`, toOhwi(wt.data as Int8Array, wt.shape as number[]), [
+          outC,
+          kh,
+          kw,
+          wt.shape[1] as number,
+        ]),
         bias: L.typedConstant(`${node.name}::bias-int32`, biasQ, [outC]),
         ...multiplierTensors(
           L,
@@ -198,7 +226,9 @@ export function lowerInt8(L: Lowering, node: GraphNode, epilogue: Epilogue, out:
     case 'Concat': {
       const qy = grid(node.outputs[0]);
       const first = L.real(L.stored(node, 0), node.name);
-      const xs = node.inputs.map((name, i) => L.asInt8(L.inOrder(L.stored(node, i), first.perm, `${node.name}/in${i}`), grid(name), `${node.name}/in${i}`));
+      const xs = node.inputs.map((name, i) =>
+        L.asInt8(L.inOrder(L.stored(node, i), first.perm, `${node.name}/in${i}`), grid(name), `${node.name}/in${i}`),
+      );
       const axis = imageAxis(L.g, node, first, a.axis as number);
       const y = out(node.outputs[0], first.perm, qy);
       const p = first.perm.indexOf(axis);

@@ -526,7 +526,14 @@ function lowerNode(L: Lowering, node: GraphNode, shapeOf: (name: string) => Valu
       if (perm && !x.pending) L.values.set(node.outputs[0], L.view(x, node.outputs[0], s.dims, s.folded, perm));
       else if (perm && x.pending) L.values.set(node.outputs[0], L.view(src, node.outputs[0], s.dims, s.folded, perm));
       else
-        L.values.set(node.outputs[0], { dims: s.dims, folded: s.folded, perm: identity(s.dims.length), tensor: -1, pending: src, quant: src.quant });
+        L.values.set(node.outputs[0], {
+          dims: s.dims,
+          folded: s.folded,
+          perm: identity(s.dims.length),
+          tensor: -1,
+          pending: src,
+          quant: src.quant,
+        });
       return;
     }
     case 'Identity':

@@ -90,7 +90,10 @@ export class TsProgram {
     return state.outputs;
   }
 
-  private start(inputs: Float32Array[], batch: number): { view: TypedView; images: (t: number, first: number, count: number) => Elements; outputs: Float32Array[] } {
+  private start(
+    inputs: Float32Array[],
+    batch: number,
+  ): { view: TypedView; images: (t: number, first: number, count: number) => Elements; outputs: Float32Array[] } {
     const p = this.program;
     const arena = new ArrayBuffer(batch * p.arenaBytes);
     const bound = new Map<number, Float32Array>();

@@ -40,7 +40,8 @@ export function parseObserver(o: unknown): Observer {
 
 /** Runs the float model over `data` in chunks and hands every activation tensor's values to `visit`. */
 function forEachActivation(graph: Graph, data: Dataset, visit: (name: string, values: Float32Array) => void): void {
-  if (graph.inputs.length !== 1) throw new EdgeOptError('E_ARGUMENT', `calibration takes one-input models; '${graph.name}' has ${graph.inputs.length}`);
+  if (graph.inputs.length !== 1)
+    throw new EdgeOptError('E_ARGUMENT', `calibration takes one-input models; '${graph.name}' has ${graph.inputs.length}`);
   const input = graph.inputs[0];
   const rows = modelRows(data, graph);
   const count = data.shape[0];
@@ -100,7 +101,10 @@ export function observeTensors(graph: Graph, data: Dataset, observer: Observer =
       ranges.set(name, { lo: Math.max(r.lo, -t), hi: Math.min(r.hi, t) });
     } else {
       const p = (ob as { percentile: number }).percentile;
-      ranges.set(name, { lo: Math.min(0, r.lo + quantileBin(h, 100 - p) * width), hi: Math.max(0, r.lo + (quantileBin(h, p) + 1) * width) });
+      ranges.set(name, {
+        lo: Math.min(0, r.lo + quantileBin(h, 100 - p) * width),
+        hi: Math.max(0, r.lo + (quantileBin(h, p) + 1) * width),
+      });
     }
   }
   return ranges;

@@ -122,13 +122,22 @@ export function quantizeGraph(graph: Graph, options: QuantizeOptions = {}): Grap
         'E_UNSUPPORTED_OP',
         `quantize: model '${graph.name}' has Conv layers (node '${conv.name}'); convolutional networks quantize with activations: 'static', calibration data and per-channel weights (use exclude to keep layers in float32)`,
       );
-    return quantizeCnn(graph, { bits, calibration: options.calibration!, observer: options.observer, exclude: options.exclude, requantize: options.requantize });
+    return quantizeCnn(graph, {
+      bits,
+      calibration: options.calibration!,
+      observer: options.observer,
+      exclude: options.exclude,
+      requantize: options.requantize,
+    });
   }
   if (options.exclude !== undefined)
     throw new EdgeOptError('E_ARGUMENT', `quantize: exclude applies to convolutional networks; for Dense models pass layers`);
   const observer = options.observer;
   if (observer === 'entropy')
-    throw new EdgeOptError('E_ARGUMENT', `quantize: the entropy observer is for convolutional networks; Dense models take 'minmax' or { percentile }`);
+    throw new EdgeOptError(
+      'E_ARGUMENT',
+      `quantize: the entropy observer is for convolutional networks; Dense models take 'minmax' or { percentile }`,
+    );
   // Observe the float model, before its weights change.
   const ranges = activations === 'static' ? observeActivations(graph, options.calibration!, observer) : undefined;
   const g = cloneGraph(graph);

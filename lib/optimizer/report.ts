@@ -39,11 +39,7 @@ export function layerReports(g: Graph): LayerReport[] {
       const n = w.shape[0] as number;
       const k = count / n;
       const activations =
-        node.op === 'QDense'
-          ? String(node.attrs.activationQuant ?? 'dynamic')
-          : node.op === 'Conv' && w.quant
-            ? 'static int8'
-            : undefined;
+        node.op === 'QDense' ? String(node.attrs.activationQuant ?? 'dynamic') : node.op === 'Conv' && w.quant ? 'static int8' : undefined;
       return {
         node: node.name,
         op: node.op,

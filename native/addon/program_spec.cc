@@ -131,7 +131,8 @@ std::vector<int> indices(const Reader& r, const char* key) {
 
 OpVariant parse_op(const Reader& r, const std::string& op, SparsePolicy sparse) {
   if (op == "conv") {
-    return ConvSpec{r.index("x"), r.index("y"), r.index("weight"), r.optional_index("bias"), conv_shape(r), activation(r)};
+    return ConvSpec{r.index("x"),  r.index("y"), r.index("weight"), r.optional_index("bias"),
+                    conv_shape(r), activation(r)};
   }
   if (op == "dense")
     return DenseSpec{r.index("x"), r.index("y"), r.index("weight"), r.optional_index("bias"),
@@ -197,7 +198,10 @@ OpVariant parse_op(const Reader& r, const std::string& op, SparsePolicy sparse) 
   if (op == "quantize" || op == "dequantize") {
     const float scale = r.real("scale");
     if (!(scale > 0) || !std::isfinite(scale)) r.fail("scale must be a finite number > 0");
-    return QuantizeSpec{r.index("x"), r.index("y"), op == "dequantize", r.dim("count"),
+    return QuantizeSpec{r.index("x"),
+                        r.index("y"),
+                        op == "dequantize",
+                        r.dim("count"),
                         {scale, static_cast<int32_t>(r.integer("zeroPoint", -128, 127))}};
   }
   if (op == "qconv") {
@@ -254,7 +258,8 @@ OpVariant parse_op(const Reader& r, const std::string& op, SparsePolicy sparse) 
     const std::vector<int64_t> m = r.ints("inputMultipliers", 0, std::numeric_limits<int32_t>::max());
     const std::vector<int64_t> sh = r.ints("inputShifts", -31, 30);
     if (m.size() != sh.size()) r.fail("inputMultipliers and inputShifts differ in length");
-    for (size_t i = 0; i < m.size(); ++i) c.multipliers.push_back({static_cast<int32_t>(m[i]), static_cast<int>(sh[i])});
+    for (size_t i = 0; i < m.size(); ++i)
+      c.multipliers.push_back({static_cast<int32_t>(m[i]), static_cast<int>(sh[i])});
     c.output_zero_point = zero_point(r, "outputZeroPoint");
     return c;
   }

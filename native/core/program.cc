@@ -15,17 +15,17 @@ namespace edgeopt {
 size_t dtype_bytes(DType t) { return t == DType::F32 || t == DType::I32 ? 4 : 1; }
 
 const char* op_name(const OpVariant& op) {
-  static const char* const kNames[] = {"conv",      "dense",    "qdense", "pool",    "globalpool",     "binary",
-                                       "unary",     "axis",     "concat", "split",   "pad",            "transpose",
-                                       "lrn",       "quantize", "qconv",  "qlut",    "qbinary",        "qpool",
-                                       "qglobalavgpool", "qconcat"};
+  static const char* const kNames[] = {"conv",  "dense",  "qdense",  "pool",  "globalpool",     "binary", "unary",
+                                       "axis",  "concat", "split",   "pad",   "transpose",      "lrn",    "quantize",
+                                       "qconv", "qlut",   "qbinary", "qpool", "qglobalavgpool", "qconcat"};
   return kNames[op.index()];
 }
 
 std::vector<std::string> native_program_ops() {
-  return {"conv",  "dense",   "qdense", "maxpool", "avgpool", "globalavgpool", "globalmaxpool", "binary",
-          "unary", "softmax", "concat", "split",   "pad",     "transpose",     "reducemean",    "lrn",
-          "quantize", "dequantize", "qconv", "qlut", "qbinary", "qmaxpool", "qavgpool", "qglobalavgpool", "qconcat"};
+  return {"conv",       "dense",    "qdense",         "maxpool",    "avgpool", "globalavgpool", "globalmaxpool",
+          "binary",     "unary",    "softmax",        "concat",     "split",   "pad",           "transpose",
+          "reducemean", "lrn",      "quantize",       "dequantize", "qconv",   "qlut",          "qbinary",
+          "qmaxpool",   "qavgpool", "qglobalavgpool", "qconcat"};
 }
 
 namespace {
@@ -254,7 +254,8 @@ struct Checker {
     if (lo < -128 || hi > 127 || lo > hi) fail("min/max must satisfy -128 <= min <= max <= 127");
   }
   void multiplier(QuantizedMultiplier m, const char* what) const {
-    if (m.m0 < 0 || m.shift < -31 || m.shift > 30) fail(std::string(what) + " must be a Q31 multiplier with a shift in -31..30");
+    if (m.m0 < 0 || m.shift < -31 || m.shift > 30)
+      fail(std::string(what) + " must be a Q31 multiplier with a shift in -31..30");
   }
   void operator()(const QuantizeSpec& q) const {
     positive({q.count}, "count");
@@ -267,7 +268,8 @@ struct Checker {
     conv_shape(c.shape);
     const ConvShape& s = c.shape;
     const int64_t k = mul(mul(s.kh, s.kw), s.in_c / s.groups);
-    if (k > (int64_t{1} << 16)) fail("has a patch of more than 65536 taps (int32 accumulators could overflow)", "E_SHAPE");
+    if (k > (int64_t{1} << 16))
+      fail("has a patch of more than 65536 taps (int32 accumulators could overflow)", "E_SHAPE");
     act(c.x, mul(mul(s.in_h, s.in_w), s.in_c), "x", DType::I8);
     written(c.y, mul(mul(s.out_h, s.out_w), s.out_c), "y", DType::I8);
     constant(c.weight, mul(s.out_c, k), "weight", DType::I8);

@@ -144,7 +144,12 @@ class OnnxWriter {
     const bias = this.g.tensors[node.inputs[2]].data as Float32Array;
     const bq = Int32Array.from(bias, (b, c) => quantizeBias(b, inputScale, scales[c]));
     const bName = this.init(`${node.name}.bias_int32`, [outC], bq, DataType.INT32);
-    const bScale = this.init(`${node.name}.bias_scale`, [outC], scales.map((s) => Math.fround(inputScale * s)), DataType.FLOAT);
+    const bScale = this.init(
+      `${node.name}.bias_scale`,
+      [outC],
+      scales.map((s) => Math.fround(inputScale * s)),
+      DataType.FLOAT,
+    );
     const bZp = this.init(`${node.name}.bias_zero_point`, [outC], new Int32Array(outC), DataType.INT32);
     const bDeq = this.name(`${node.name}.bias_dequantized`);
     this.node('DequantizeLinear', [bName, bScale, bZp], [bDeq], [attr('axis', 0)], `${node.name}/dequantize_bias`);

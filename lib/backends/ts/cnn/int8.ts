@@ -178,8 +178,7 @@ export function qglobalAvgPool(s: QGlobalAvgPoolArgs, x: Int8Array, y: Int8Array
       const xo = (n * pixels + p) * s.c;
       for (let ch = 0; ch < s.c; ch++) acc[ch] += x[xo + ch] - s.inputZeroPoint;
     }
-    for (let ch = 0; ch < s.c; ch++)
-      y[n * s.c + ch] = clamp(requantize(acc[ch], s.multiplier, s.shift) + s.outputZeroPoint, -128, 127);
+    for (let ch = 0; ch < s.c; ch++) y[n * s.c + ch] = clamp(requantize(acc[ch], s.multiplier, s.shift) + s.outputZeroPoint, -128, 127);
   }
   return y;
 }
@@ -197,7 +196,11 @@ export function qconcat(s: QConcatArgs, xs: Int8Array[], y: Int8Array, outer: nu
       if (!s.rescale[i]) y.set(x.subarray(from, from + size), at);
       else
         for (let j = 0; j < size; j++)
-          y[at + j] = clamp(requantize(x[from + j] - s.zeroPoints[i], s.inputMultipliers[i], s.inputShifts[i]) + s.outputZeroPoint, -128, 127);
+          y[at + j] = clamp(
+            requantize(x[from + j] - s.zeroPoints[i], s.inputMultipliers[i], s.inputShifts[i]) + s.outputZeroPoint,
+            -128,
+            127,
+          );
       at += size;
     });
   }
