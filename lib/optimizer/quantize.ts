@@ -132,14 +132,8 @@ export function quantizeGraph(graph: Graph, options: QuantizeOptions = {}): Grap
   }
   if (options.exclude !== undefined)
     throw new EdgeOptError('E_ARGUMENT', `quantize: exclude applies to convolutional networks; for Dense models pass layers`);
-  const observer = options.observer;
-  if (observer === 'entropy')
-    throw new EdgeOptError(
-      'E_ARGUMENT',
-      `quantize: the entropy observer is for convolutional networks; Dense models take 'minmax' or { percentile }`,
-    );
   // Observe the float model, before its weights change.
-  const ranges = activations === 'static' ? observeActivations(graph, options.calibration!, observer) : undefined;
+  const ranges = activations === 'static' ? observeActivations(graph, options.calibration!, options.observer) : undefined;
   const g = cloneGraph(graph);
   const dense = selectLayers(g, options.layers, 'quantize').filter((n) => n.op === 'Dense');
   const grid =
