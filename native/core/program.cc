@@ -451,7 +451,7 @@ std::unique_ptr<CompiledProgram::Op> compile_op(const KernelTable& kt, const OpV
                            std::is_same_v<S, QLutSpec> || std::is_same_v<S, QBinarySpec> ||
                            std::is_same_v<S, QPoolSpec> || std::is_same_v<S, QGlobalAvgPoolSpec> ||
                            std::is_same_v<S, QConcatSpec>)
-          return compile_int8_op(v, t);
+          return compile_int8_op(kt, v, t);
         else {
           if (!kt.cnn)
             throw Error("E_UNSUPPORTED_OP", std::string("kernel table '") + kt.name + "' has no CNN kernels");

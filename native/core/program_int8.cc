@@ -5,7 +5,9 @@
 #include <cstring>
 #include <vector>
 
+#include "cnn_conv.h"
 #include "error.h"
+#include "parallel_gemm.h"
 #include "program_ops.h"
 
 namespace edgeopt {
@@ -39,10 +41,21 @@ struct QuantizeOp : CompiledProgram::Op {
   }
 };
 
+// The int32 biases and the per-channel Q31 requantization of a QConvSpec.
+void read_requant(const QConvSpec& q, const std::vector<TensorSpec>& t, std::vector<int32_t>* bias,
+                  std::vector<QuantizedMultiplier>* requant) {
+  const auto* b = static_cast<const int32_t*>(t[q.bias].data);
+  bias->assign(b, b + q.shape.out_c);
+  const auto* m = static_cast<const int32_t*>(t[q.multipliers].data);
+  const auto* sh = static_cast<const int32_t*>(t[q.shifts].data);
+  for (int i = 0; i < q.shape.out_c; ++i) requant->push_back({m[i], static_cast<int>(sh[i])});
+}
+
 // The accumulator of QConvSpec, sum over in-range taps of (x - zx) * w, is computed as
 // sum x * w - zx * (sum of that tap's weights): the inner loops are plain int8 dot
 // products (over input channels, or over channels for depthwise) that the compiler
-// vectorizes, and the integers are the same.
+// vectorizes, and the integers are the same. The loop for depthwise and grouped
+// convolutions; dense ones run QConvGemmOp.
 struct QConvOp : CompiledProgram::Op {
   QConvSpec s;
   bool depthwise;
@@ -63,11 +76,7 @@ struct QConvOp : CompiledProgram::Op {
     if (depthwise)
       for (int c = 0; c < p.out_c; ++c)
         for (int tap = 0; tap < taps; ++tap) weight[tap * p.out_c + c] = w[c * taps + tap];
-    const auto* b = static_cast<const int32_t*>(t[q.bias].data);
-    bias.assign(b, b + p.out_c);
-    const auto* m = static_cast<const int32_t*>(t[q.multipliers].data);
-    const auto* sh = static_cast<const int32_t*>(t[q.shifts].data);
-    for (int i = 0; i < p.out_c; ++i) requant.push_back({m[i], static_cast<int>(sh[i])});
+    read_requant(q, t, &bias, &requant);
   }
   void run(const RunContext& c) const override {
     const ConvShape& p = s.shape;
@@ -116,6 +125,96 @@ struct QConvOp : CompiledProgram::Op {
     }
   }
   std::string kernel() const override { return depthwise ? "qdepthwise-scalar" : "qconv-scalar"; }
+};
+
+// Pixels per GEMM block: the uint8 patch rows of a block stay in L2 (about 64 KiB),
+// a multiple of the tables' row blocks (6 on AVX2, 4 on NEON), at most 1024.
+int qconv_block_pixels(int64_t k) {
+  constexpr int64_t kBlockBytes = 64 << 10, kRowMultiple = 12;
+  const int64_t rows = std::min<int64_t>(kBlockBytes / k, 1024) / kRowMultiple * kRowMultiple;
+  return static_cast<int>(std::max(kRowMultiple, rows));
+}
+
+// Int8 -> the uint8 the GEMM reads (x + 128: flip the sign bit).
+inline void to_u8(const int8_t* x, int64_t n, uint8_t* a) {
+  for (int64_t i = 0; i < n; ++i) a[i] = static_cast<uint8_t>(x[i]) ^ 0x80;
+}
+
+// Patch rows (OHWI tap order) of output pixels [p0, p0 + rows) in uint8, the
+// padding taps holding `pad` (the GEMM's zero point, so they add nothing).
+void im2col_u8(const ConvShape& s, const int8_t* x, int64_t p0, int rows, uint8_t pad, uint8_t* patch) {
+  const int64_t k = int64_t{s.kh} * s.kw * s.in_c;
+  PixelPos pos = pixel_pos(p0, s.out_h, s.out_w);
+  for (int r = 0; r < rows; ++r, next_pixel(&pos, s.out_h, s.out_w)) {
+    const int8_t* image = x + pos.image * s.in_h * s.in_w * s.in_c;
+    uint8_t* dst = patch + r * k;
+    for (int ky = 0; ky < s.kh; ++ky) {
+      const int iy = pos.oy * s.stride_h - s.pad_top + ky * s.dilation_h;
+      for (int kx = 0; kx < s.kw; ++kx, dst += s.in_c) {
+        const int ix = pos.ox * s.stride_w - s.pad_left + kx * s.dilation_w;
+        if (iy < 0 || iy >= s.in_h || ix < 0 || ix >= s.in_w)
+          std::memset(dst, pad, s.in_c);
+        else
+          to_u8(image + (int64_t{iy} * s.in_w + ix) * s.in_c, s.in_c, dst);
+      }
+    }
+  }
+}
+
+// A dense (one group) int8 convolution as the kernel table's uint8 x int8 GEMM:
+// rows are output pixels, columns output channels, k = kh * kw * in_c in OHWI
+// order, weights packed once here. Activations enter as x + 128 with zero point
+// zx + 128 (as static_quant.h feeds Dense), so the int32 accumulators are
+// QConvOp's exactly, and the requantization is the same formula.
+struct QConvGemmOp : CompiledProgram::Op {
+  QConvSpec s;
+  const KernelTable& kt;
+  PackedS8 weight;
+  std::vector<int32_t> bias;
+  std::vector<QuantizedMultiplier> requant;
+  bool pointwise;  // 1x1, stride 1, unpadded: patch rows are the input rows
+  int block_pixels;
+  QConvGemmOp(const KernelTable& table, const QConvSpec& q, const std::vector<TensorSpec>& t) : s(q), kt(table) {
+    const ConvShape& p = s.shape;
+    const int64_t k = int64_t{p.kh} * p.kw * p.in_c;
+    kt.pack_s8(static_cast<const int8_t*>(t[q.weight].data), p.out_c, static_cast<int>(k), &weight);
+    read_requant(q, t, &bias, &requant);
+    pointwise = p.kh == 1 && p.kw == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_top == 0 && p.pad_left == 0 &&
+                p.pad_bottom == 0 && p.pad_right == 0;
+    block_pixels = qconv_block_pixels(k);
+  }
+  void run(const RunContext& c) const override {
+    const ConvShape& p = s.shape;
+    const int k = weight.k;
+    const int64_t pixels = int64_t{c.batch} * p.out_h * p.out_w;
+    const int most = static_cast<int>(std::min<int64_t>(block_pixels, pixels));
+    DenseS8::Scratch& scratch = *c.s8;
+    if (scratch.q.size() < static_cast<size_t>(most) * k) scratch.q.resize(static_cast<size_t>(most) * k);
+    if (scratch.acc.size() < static_cast<size_t>(most) * p.out_c)
+      scratch.acc.resize(static_cast<size_t>(most) * p.out_c);
+    if (scratch.zp.size() < static_cast<size_t>(most)) scratch.zp.resize(most);
+    const uint8_t zero = static_cast<uint8_t>(s.input_zero_point + 128);
+    std::fill(scratch.zp.begin(), scratch.zp.begin() + most, int32_t{zero});
+    const int8_t* x = c.at<int8_t>(s.x);
+    int8_t* y = c.at<int8_t>(s.y);
+    for (int64_t p0 = 0; p0 < pixels; p0 += most) {
+      const int rows = static_cast<int>(std::min<int64_t>(most, pixels - p0));
+      if (pointwise)
+        to_u8(x + p0 * p.in_c, int64_t{rows} * p.in_c, scratch.q.data());
+      else
+        im2col_u8(p, x, p0, rows, zero, scratch.q.data());
+      const GemmU8S8Args gemm{scratch.q.data(), static_cast<size_t>(k), scratch.zp.data(), rows, &weight,
+                              scratch.acc.data(), static_cast<size_t>(p.out_c), 0, p.out_c};
+      gemm_u8s8_parallel(kt, c.pool, gemm);
+      const int32_t* acc = scratch.acc.data();
+      int8_t* out = y + p0 * p.out_c;
+      for (int64_t i = 0; i < int64_t{rows} * p.out_c; i += p.out_c)
+        for (int oc = 0; oc < p.out_c; ++oc)
+          out[i + oc] = clamp_s8(
+              multiply_by_quantized_multiplier(acc[i + oc] + bias[oc], requant[oc]) + s.output_zero_point, s.lo, s.hi);
+    }
+  }
+  std::string kernel() const override { return std::string("qconv-gemm-") + kt.name; }
 };
 
 struct QLutOp : CompiledProgram::Op {
@@ -240,9 +339,13 @@ struct QConcatOp : CompiledProgram::Op {
 
 }  // namespace
 
-std::unique_ptr<CompiledProgram::Op> compile_int8_op(const OpVariant& v, const std::vector<TensorSpec>& t) {
+std::unique_ptr<CompiledProgram::Op> compile_int8_op(const KernelTable& kt, const OpVariant& v,
+                                                     const std::vector<TensorSpec>& t) {
   if (const auto* q = std::get_if<QuantizeSpec>(&v)) return std::make_unique<QuantizeOp>(*q);
-  if (const auto* q = std::get_if<QConvSpec>(&v)) return std::make_unique<QConvOp>(*q, t);
+  if (const auto* q = std::get_if<QConvSpec>(&v)) {
+    if (q->shape.groups == 1) return std::make_unique<QConvGemmOp>(kt, *q, t);
+    return std::make_unique<QConvOp>(*q, t);
+  }
   if (const auto* q = std::get_if<QLutSpec>(&v)) return std::make_unique<QLutOp>(*q, t);
   if (const auto* q = std::get_if<QBinarySpec>(&v)) return std::make_unique<QBinaryOp>(*q);
   if (const auto* q = std::get_if<QPoolSpec>(&v)) return std::make_unique<QPoolOp>(*q);

@@ -44,8 +44,9 @@ struct CompiledProgram::Op {
   virtual std::string kernel() const { return ""; }
 };
 
-// The int8 ops (program_int8.cc).
-std::unique_ptr<CompiledProgram::Op> compile_int8_op(const OpVariant& v, const std::vector<TensorSpec>& t);
+// The int8 ops (program_int8.cc); dense int8 convolutions run on kt's GEMM.
+std::unique_ptr<CompiledProgram::Op> compile_int8_op(const KernelTable& kt, const OpVariant& v,
+                                                     const std::vector<TensorSpec>& t);
 
 // The CNN ops (program_cnn.cc), for tables with CNN kernels.
 std::unique_ptr<CompiledProgram::Op> compile_cnn_op(const KernelTable& kt, const OpVariant& v,
