@@ -360,6 +360,31 @@ test('native int8 ops are bit-identical to the TS twin (MobileNet fixture and th
   sameFloats(runOn(q, 'cpu', x, [5, 3, 13, 11]), runOn(q, 'ts', x, [5, 3, 13, 11]), 'every int8 op');
 });
 
+test('native qconv on the GEMM is bit-identical to the TS twin on odd shapes (1x1 rows, 3x3/5x5 im2col, strides, dilation, padding)', () => {
+  if (!nativeAddon()) return;
+  const cases = [
+    { c: 1, h: 1, w: 1, outC: 1, k: 1 },
+    { c: 3, h: 17, w: 3, outC: 17, k: 3, stride: 2, pad: 1 },
+    { c: 17, h: 5, w: 9, outC: 63, k: 1 },
+    { c: 65, h: 3, w: 4, outC: 65, k: 1 },
+    { c: 5, h: 9, w: 7, outC: 3, k: 5, pad: 2, dilation: 1 },
+    { c: 6, h: 8, w: 9, outC: 17, k: 3, stride: 2, pad: 2, dilation: 2 },
+    { c: 63, h: 6, w: 5, outC: 65, k: 3, pad: 1 },
+    { c: 4, h: 7, w: 7, outC: 9, k: 1, stride: 2 },
+  ];
+  cases.forEach((c, i) => {
+    const b = new GraphBuilder(`qconv-${i}`, [c.c, c.h, c.w], { seed: 20 + i });
+    const g = b.build(b.relu(b.conv(b.input, c.outC, c.k, { stride: c.stride, pad: c.pad, dilation: c.dilation, bias: true })));
+    const r = rng(30 + i);
+    const rows = 13; // a batch of 13 images: pixel blocks cross image boundaries
+    const data = Float32Array.from({ length: rows * c.c * c.h * c.w }, () => r() * 3 - 1);
+    const q = quantizeGraph(g, { activations: 'static', calibration: { data, shape: [rows, c.c, c.h, c.w] } });
+    assert.ok(lowerGraph(q).ops.some((o) => o.op === 'qconv'), `${JSON.stringify(c)} runs qconv`);
+    const shape = [rows, c.c, c.h, c.w];
+    sameFloats(runOn(q, 'cpu', data, shape), runOn(q, 'ts', data, shape), JSON.stringify(c));
+  });
+});
+
 test('hand-broken int8 Programs are refused natively with a code naming the op', () => {
   const addon = nativeAddon();
   if (!addon) return;

@@ -322,7 +322,8 @@ export function lowerGraph(graph: Graph): Program {
 
 /** An output in logical order; its tensor (or view root) must be the caller's buffer alone. */
 function edgeOutput(L: Lowering, name: string, s: ValueShape): { tensor: number; shape: number[]; folded?: boolean } {
-  const v = L.asFloat(L.inOrder(L.values.get(name)!, identity(s.dims.length), `${name}/out`), `${name}/out`);
+  // Dequantize before reordering: transposes move float32 (an int8 output in NHWC is converted first).
+  const v = L.inOrder(L.asFloat(L.values.get(name)!, `${name}/out`), identity(s.dims.length), `${name}/out`);
   return { tensor: v.tensor, shape: s.dims, ...(s.folded ? { folded: true } : {}) };
 }
 
