@@ -41,15 +41,41 @@ struct QuantizeOp : CompiledProgram::Op {
   }
 };
 
-// The int32 biases and the per-channel Q31 requantization of a QConvSpec.
-void read_requant(const QConvSpec& q, const std::vector<TensorSpec>& t, std::vector<int32_t>* bias,
-                  std::vector<QuantizedMultiplier>* requant) {
-  const auto* b = static_cast<const int32_t*>(t[q.bias].data);
-  bias->assign(b, b + q.shape.out_c);
-  const auto* m = static_cast<const int32_t*>(t[q.multipliers].data);
-  const auto* sh = static_cast<const int32_t*>(t[q.shifts].data);
-  for (int i = 0; i < q.shape.out_c; ++i) requant->push_back({m[i], static_cast<int>(sh[i])});
-}
+// The epilogue of a QConvSpec: int32 accumulators plus the bias, requantized per
+// output channel with the Q31 multiplier and shift, offset and clamped to int8. The
+// table's SIMD loop when it has one and no multiplier shifts left (conv multipliers
+// are below 1 in practice), else the portable loop; the integers are the same.
+struct ConvRequantize {
+  std::vector<int32_t> bias, m0, right;
+  std::vector<QuantizedMultiplier> multipliers;
+  int32_t zero_point, lo, hi;
+  void (*simd)(const RequantizeS8Args&) = nullptr;
+  ConvRequantize(const KernelTable* kt, const QConvSpec& q, const std::vector<TensorSpec>& t)
+      : zero_point(q.output_zero_point), lo(q.lo), hi(q.hi) {
+    const int n = q.shape.out_c;
+    const auto* b = static_cast<const int32_t*>(t[q.bias].data);
+    const auto* m = static_cast<const int32_t*>(t[q.multipliers].data);
+    const auto* sh = static_cast<const int32_t*>(t[q.shifts].data);
+    bias.assign(b, b + n);
+    m0.assign(m, m + n);
+    bool left = false;
+    for (int i = 0; i < n; ++i) {
+      multipliers.push_back({m[i], static_cast<int>(sh[i])});
+      right.push_back(sh[i] > 0 ? 0 : -sh[i]);
+      left = left || sh[i] > 0;
+    }
+    if (kt && !left) simd = kt->requantize_s8;
+  }
+  // y[r][j] for m rows of out_c accumulators (row strides ldc, ldy).
+  void run(const int32_t* c, size_t ldc, int m, int8_t* y, size_t ldy) const {
+    const int n = static_cast<int>(bias.size());
+    if (simd) return simd({c, ldc, m, n, bias.data(), m0.data(), right.data(), zero_point, lo, hi, y, ldy});
+    for (int r = 0; r < m; ++r)
+      for (int j = 0; j < n; ++j)
+        y[r * ldy + j] =
+            clamp_s8(multiply_by_quantized_multiplier(c[r * ldc + j] + bias[j], multipliers[j]) + zero_point, lo, hi);
+  }
+};
 
 // The accumulator of QConvSpec, sum over in-range taps of (x - zx) * w, is computed as
 // sum x * w - zx * (sum of that tap's weights): the inner loops are plain int8 dot
@@ -59,11 +85,11 @@ void read_requant(const QConvSpec& q, const std::vector<TensorSpec>& t, std::vec
 struct QConvOp : CompiledProgram::Op {
   QConvSpec s;
   bool depthwise;
-  std::vector<int8_t> weight;     // OHWI, or [tap][channel] for depthwise
-  std::vector<int32_t> tap_sums;  // [oc][tap]: sum over input channels of the tap's weights
-  std::vector<int32_t> bias;
-  std::vector<QuantizedMultiplier> requant;
-  QConvOp(const QConvSpec& q, const std::vector<TensorSpec>& t) : s(q) {
+  std::vector<int8_t> weight;  // OHWI, or [tap][channel] for depthwise
+  std::vector<int32_t>
+      tap_sums;  // zx * the sum over input channels of each tap's weights: [oc][tap], depthwise [tap][oc]
+  ConvRequantize requantize;
+  QConvOp(const KernelTable& kt, const QConvSpec& q, const std::vector<TensorSpec>& t) : s(q), requantize(&kt, q, t) {
     const ConvShape& p = s.shape;
     const int taps = p.kh * p.kw, icg = p.in_c / p.groups;
     depthwise = p.groups == p.in_c && p.groups == p.out_c;
@@ -71,27 +97,28 @@ struct QConvOp : CompiledProgram::Op {
     weight.assign(w, w + t[q.weight].elements);
     tap_sums.assign(static_cast<size_t>(p.out_c) * taps, 0);
     for (int oc = 0; oc < p.out_c; ++oc)
-      for (int tap = 0; tap < taps; ++tap)
-        for (int ci = 0; ci < icg; ++ci) tap_sums[oc * taps + tap] += w[(oc * taps + tap) * icg + ci];
+      for (int tap = 0; tap < taps; ++tap) {
+        int32_t sum = 0;
+        for (int ci = 0; ci < icg; ++ci) sum += w[(oc * taps + tap) * icg + ci];
+        tap_sums[depthwise ? tap * p.out_c + oc : oc * taps + tap] = q.input_zero_point * sum;
+      }
     if (depthwise)
       for (int c = 0; c < p.out_c; ++c)
         for (int tap = 0; tap < taps; ++tap) weight[tap * p.out_c + c] = w[c * taps + tap];
-    read_requant(q, t, &bias, &requant);
   }
   void run(const RunContext& c) const override {
     const ConvShape& p = s.shape;
     const int icg = p.in_c / p.groups, ocg = p.out_c / p.groups, taps = p.kh * p.kw;
     const int8_t* xs = c.at<int8_t>(s.x);
     int8_t* ys = c.at<int8_t>(s.y);
-    const int32_t zx = s.input_zero_point;
-    std::vector<int64_t> acc(p.out_c);
-    std::vector<int32_t> part(p.out_c);
+    std::vector<int32_t> acc(p.out_c);
     for (int n = 0; n < c.batch; ++n) {
       const int8_t* x = xs + static_cast<int64_t>(n) * p.in_h * p.in_w * p.in_c;
       int8_t* y = ys + static_cast<int64_t>(n) * p.out_h * p.out_w * p.out_c;
       for (int oy = 0; oy < p.out_h; ++oy)
         for (int ox = 0; ox < p.out_w; ++ox) {
-          for (int oc = 0; oc < p.out_c; ++oc) acc[oc] = bias[oc];
+          int32_t* a = acc.data();
+          std::fill(acc.begin(), acc.end(), 0);
           for (int ky = 0; ky < p.kh; ++ky) {
             const int iy = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
             if (iy < 0 || iy >= p.in_h) continue;
@@ -101,10 +128,10 @@ struct QConvOp : CompiledProgram::Op {
               const int tap = ky * p.kw + kx;
               const int8_t* xp = x + (static_cast<int64_t>(iy) * p.in_w + ix) * p.in_c;
               if (depthwise) {
+                // Contiguous over channels: the compiler vectorizes it.
                 const int8_t* wp = weight.data() + static_cast<int64_t>(tap) * p.out_c;
-                int32_t* sum = part.data();
-                for (int ch = 0; ch < p.out_c; ++ch) sum[ch] = xp[ch] * wp[ch];
-                for (int ch = 0; ch < p.out_c; ++ch) acc[ch] += sum[ch] - zx * tap_sums[ch * taps + tap];
+                const int32_t* zw = tap_sums.data() + static_cast<int64_t>(tap) * p.out_c;
+                for (int ch = 0; ch < p.out_c; ++ch) a[ch] += xp[ch] * wp[ch] - zw[ch];
                 continue;
               }
               for (int oc = 0; oc < p.out_c; ++oc) {
@@ -112,19 +139,17 @@ struct QConvOp : CompiledProgram::Op {
                 const int8_t* wp = weight.data() + (static_cast<int64_t>(oc) * taps + tap) * icg;
                 int32_t sum = 0;
                 for (int ci = 0; ci < icg; ++ci) sum += xg[ci] * wp[ci];
-                acc[oc] += sum - zx * tap_sums[oc * taps + tap];
+                a[oc] += sum - tap_sums[oc * taps + tap];
               }
             }
           }
-          int8_t* out = y + (static_cast<int64_t>(oy) * p.out_w + ox) * p.out_c;
-          for (int oc = 0; oc < p.out_c; ++oc)
-            out[oc] = clamp_s8(
-                multiply_by_quantized_multiplier(static_cast<int32_t>(acc[oc]), requant[oc]) + s.output_zero_point,
-                s.lo, s.hi);
+          requantize.run(a, 0, 1, y + (static_cast<int64_t>(oy) * p.out_w + ox) * p.out_c, 0);
         }
     }
   }
-  std::string kernel() const override { return depthwise ? "qdepthwise-scalar" : "qconv-scalar"; }
+  std::string kernel() const override {
+    return std::string(depthwise ? "qdepthwise" : "qconv") + (requantize.simd ? "-loop+simd" : "-loop");
+  }
 };
 
 // Pixels per GEMM block: the uint8 patch rows of a block stay in L2 (about 64 KiB),
@@ -170,15 +195,14 @@ struct QConvGemmOp : CompiledProgram::Op {
   QConvSpec s;
   const KernelTable& kt;
   PackedS8 weight;
-  std::vector<int32_t> bias;
-  std::vector<QuantizedMultiplier> requant;
+  ConvRequantize requantize;
   bool pointwise;  // 1x1, stride 1, unpadded: patch rows are the input rows
   int block_pixels;
-  QConvGemmOp(const KernelTable& table, const QConvSpec& q, const std::vector<TensorSpec>& t) : s(q), kt(table) {
+  QConvGemmOp(const KernelTable& table, const QConvSpec& q, const std::vector<TensorSpec>& t)
+      : s(q), kt(table), requantize(&table, q, t) {
     const ConvShape& p = s.shape;
     const int64_t k = int64_t{p.kh} * p.kw * p.in_c;
     kt.pack_s8(static_cast<const int8_t*>(t[q.weight].data), p.out_c, static_cast<int>(k), &weight);
-    read_requant(q, t, &bias, &requant);
     pointwise = p.kh == 1 && p.kw == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_top == 0 && p.pad_left == 0 &&
                 p.pad_bottom == 0 && p.pad_right == 0;
     block_pixels = qconv_block_pixels(k);
@@ -203,15 +227,17 @@ struct QConvGemmOp : CompiledProgram::Op {
         to_u8(x + p0 * p.in_c, int64_t{rows} * p.in_c, scratch.q.data());
       else
         im2col_u8(p, x, p0, rows, zero, scratch.q.data());
-      const GemmU8S8Args gemm{scratch.q.data(), static_cast<size_t>(k), scratch.zp.data(), rows, &weight,
-                              scratch.acc.data(), static_cast<size_t>(p.out_c), 0, p.out_c};
+      const GemmU8S8Args gemm{scratch.q.data(),
+                              static_cast<size_t>(k),
+                              scratch.zp.data(),
+                              rows,
+                              &weight,
+                              scratch.acc.data(),
+                              static_cast<size_t>(p.out_c),
+                              0,
+                              p.out_c};
       gemm_u8s8_parallel(kt, c.pool, gemm);
-      const int32_t* acc = scratch.acc.data();
-      int8_t* out = y + p0 * p.out_c;
-      for (int64_t i = 0; i < int64_t{rows} * p.out_c; i += p.out_c)
-        for (int oc = 0; oc < p.out_c; ++oc)
-          out[i + oc] = clamp_s8(
-              multiply_by_quantized_multiplier(acc[i + oc] + bias[oc], requant[oc]) + s.output_zero_point, s.lo, s.hi);
+      requantize.run(scratch.acc.data(), p.out_c, rows, y + p0 * p.out_c, p.out_c);
     }
   }
   std::string kernel() const override { return std::string("qconv-gemm-") + kt.name; }
@@ -344,7 +370,7 @@ std::unique_ptr<CompiledProgram::Op> compile_int8_op(const KernelTable& kt, cons
   if (const auto* q = std::get_if<QuantizeSpec>(&v)) return std::make_unique<QuantizeOp>(*q);
   if (const auto* q = std::get_if<QConvSpec>(&v)) {
     if (q->shape.groups == 1) return std::make_unique<QConvGemmOp>(kt, *q, t);
-    return std::make_unique<QConvOp>(*q, t);
+    return std::make_unique<QConvOp>(kt, *q, t);
   }
   if (const auto* q = std::get_if<QLutSpec>(&v)) return std::make_unique<QLutOp>(*q, t);
   if (const auto* q = std::get_if<QBinarySpec>(&v)) return std::make_unique<QBinaryOp>(*q);

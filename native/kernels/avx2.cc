@@ -310,9 +310,9 @@ EDGEOPT_AVX2 uint64_t peak_probe(PeakKind kind, uint64_t iterations) {
 }  // namespace
 
 const KernelTable& avx2_kernels() {
-  static const KernelTable table = {"avx2",   avx2::pack_s8, avx2::gemm_u8s8,    pack_f32,
-                                    gemm_f32, epilogue_s32,  quantize_rows_u8,   bias_act_f32,
-                                    relu_f32, peak_probe,    &avx2_cnn_kernels()};
+  static const KernelTable table = {"avx2",   avx2::pack_s8, avx2::gemm_u8s8,     pack_f32,
+                                    gemm_f32, epilogue_s32,  quantize_rows_u8,    bias_act_f32,
+                                    relu_f32, peak_probe,    &avx2_cnn_kernels(), avx2::requantize_s8};
   return table;
 }
 

@@ -24,6 +24,8 @@ namespace avx2 {
 // these weights (PackedS8::layout), and runs it.
 void pack_s8(const int8_t* w, int n, int k, PackedS8* out);
 void gemm_u8s8(const GemmU8S8Args& args);
+// RequantizeS8Args's loop, 8 channels a step (requantize_avx2.cc).
+void requantize_s8(const RequantizeS8Args& args);
 
 }  // namespace avx2
 }  // namespace edgeopt
