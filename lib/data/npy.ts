@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { EdgeOptError } from '../errors';
+import { writeFileAtomic } from '../util/atomic-write';
 
 export type NpyArray =
   | Float32Array | Float64Array | Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array
@@ -117,6 +118,7 @@ export function encodeNpy(data: NpyArray, shape: number[], options: { gzip?: boo
   return options.gzip ? gzipSync(out) : out;
 }
 
+/** Writes a .npy (.npy.gz when the name ends in .gz) atomically: a crash leaves the old file or the new one. */
 export function writeNpy(path: string, data: NpyArray, shape: number[]): void {
-  fs.writeFileSync(path, encodeNpy(data, shape, { gzip: path.endsWith('.gz') }));
+  writeFileAtomic(path, encodeNpy(data, shape, { gzip: path.endsWith('.gz') }));
 }
