@@ -65,6 +65,14 @@ test('codec: f32, int8 and top-k frames round-trip; malformed frames are E_FORMA
   const bad = encodeFrame({}, [{ name: 'fc2.bias', shape: [10], encoding: 'topk', parts: [Uint32Array.of(99), Float32Array.of(1)] }]);
   throwsCode(() => decodeFrame(bad, dequant), 'E_FORMAT', /index 99/);
   throwsCode(() => parseCompression('topk:2'), 'E_ARGUMENT');
+  const raw = (json: string) => {
+    const head = Buffer.alloc(8);
+    head.writeUInt32LE(0x4c464f45, 0);
+    head.writeUInt32LE(Buffer.byteLength(json), 4);
+    return Buffer.concat([head, Buffer.from(json)]);
+  };
+  throwsCode(() => decodeFrame(raw('{"meta":{"round":1},"meta":{"round":2},"tensors":[]}'), dequant), 'E_FORMAT', /repeats the key "meta"/);
+  throwsCode(() => decodeFrame(raw(`{"meta":${'['.repeat(100_000)}}`), dequant), 'E_FORMAT', /nests deeper/);
 });
 
 test('compression: int8 is the optimizer quantizer, ~0.25x the bytes; error feedback carries what top-k dropped', () => {

@@ -8,7 +8,9 @@
 import * as fs from 'node:fs';
 import { EdgeOptError } from '../errors';
 import { loadModel, saveModel } from '../model';
+import { EOM_JSON_LIMITS } from '../model/eom';
 import type { Graph } from '../model/graph';
+import { parseJsonGuarded } from '../util/json-guard';
 
 export interface RoundRecord {
   round: number;
@@ -55,10 +57,14 @@ export function readCheckpoint(file: string): CheckpointState | null {
     throw new EdgeOptError('E_FORMAT', `${file}: not a federated checkpoint (no fl_round metadata)`);
   let history: RoundRecord[];
   try {
-    history = JSON.parse(model.metadata.fl_history ?? '[]');
-  } catch {
+    history = parseJsonGuarded(model.metadata.fl_history ?? '[]', EOM_JSON_LIMITS, (m) => {
+      throw new EdgeOptError('E_FORMAT', `${file}: fl_history metadata: ${m}`);
+    }) as RoundRecord[];
+  } catch (err) {
+    if (err instanceof EdgeOptError) throw err;
     throw new EdgeOptError('E_FORMAT', `${file}: fl_history metadata is not JSON`);
   }
+  if (!Array.isArray(history)) throw new EdgeOptError('E_FORMAT', `${file}: fl_history metadata is not an array`);
   const metadata = { ...model.metadata };
   delete metadata.fl_round;
   delete metadata.fl_history;
