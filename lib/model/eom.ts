@@ -31,12 +31,13 @@ import { parseJsonGuarded, type JsonLimits } from '../util/json-guard';
 export const EOM_FORMAT_VERSION = '1';
 /**
  * What real models need, with room to spare: an .eom header takes about 300 bytes per fp32
- * tensor and 630 per pruned int8 one (entry, scale, mask and graph metadata), so 16 MiB holds
- * some 25,000 layers; the bundled MLP needs 1.1 KB. (safetensors itself allows 100 MB.)
+ * tensor and 630 per pruned int8 one (entry, scale, mask and graph metadata), so 4 MiB holds
+ * some 6,000 int8 layers; the bundled MLP needs 1.1 KB, a ResNet-50-sized graph about 100 KB.
+ * (safetensors itself allows 100 MB, where a crafted header costs seconds and gigabytes.)
  */
-export const MAX_HEADER_BYTES = 16 * 1024 * 1024;
-/** Either JSON text (header, graph): a header has depth 3, a graph 5; about 20 values per layer. */
-export const EOM_JSON_LIMITS: JsonLimits = { maxDepth: 16, maxValues: 1_000_000 };
+export const MAX_HEADER_BYTES = 4 * 1024 * 1024;
+/** Either JSON text (header, graph): a header has depth 3, a graph 5; each needs about 25 values per layer. */
+export const EOM_JSON_LIMITS: JsonLimits = { maxDepth: 16, maxValues: 250_000 };
 
 const FROM_ST: Record<string, DType> = { F32: 'float32', I32: 'int32', I8: 'int8', U8: 'uint8', F16: 'float32' };
 const ST_SIZE: Record<string, number> = { F32: 4, I32: 4, I8: 1, U8: 1, F16: 2 };
