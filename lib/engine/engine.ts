@@ -8,6 +8,7 @@
 import { EventEmitter } from 'node:events';
 import { nativeAddon, backendInfo } from '../backends';
 import { firstNonFinite } from '../backends/finite';
+import { loadAddon } from '../backends/native/addon';
 import type { SparsePolicy } from '../backends/native/addon';
 import { loadNpuPlugin, type NpuPlugin } from '../backends/npu';
 import { EdgeOptError } from '../errors';
@@ -153,6 +154,13 @@ export class EdgeInferenceEngine extends EventEmitter<EngineEvents> {
     if (options.sparse !== undefined && !SPARSE_POLICIES.includes(options.sparse)) {
       throw new EdgeOptError('E_ARGUMENT', `sparse must be one of ${SPARSE_POLICIES.join(', ')}, got '${String(options.sparse)}'`);
     }
+    // A forced kernel table that cannot be had is an error where the native core was asked for; 'auto' falls back.
+    const { isaError } = loadAddon();
+    if (isaError && (device === 'cpu' || device === 'npu'))
+      throw new EdgeOptError(
+        'E_ISA',
+        `device '${device}' needs the native core, which cannot run: ${isaError} (device 'auto' falls back to TypeScript)`,
+      );
     this.options = { ...options, device, strict: options.strict ?? false };
   }
 

@@ -127,7 +127,9 @@ const HOW_TO_BUILD =
   'to build one, run `npm rebuild edgeopt` (or `npx node-gyp rebuild` in the package folder); ' +
   'it needs python3, make and a C++17 compiler';
 
-export type AddonLoad = { addon: NativeAddon; reason?: undefined } | { addon: null; reason: string };
+/** isaError: EDGEOPT_ISA names a table this binary lacks or this CPU cannot run (a setting that cannot be honoured). */
+export type AddonLoad =
+  { addon: NativeAddon; reason?: undefined; isaError?: undefined } | { addon: null; reason: string; isaError?: string };
 
 function load(): AddonLoad {
   if (process.env.EDGEOPT_FORCE_TS === '1') return { addon: null, reason: 'EDGEOPT_FORCE_TS=1 forces the TypeScript backend' };
@@ -142,7 +144,9 @@ function load(): AddonLoad {
   try {
     addon.info(); // throws E_ISA for a bad EDGEOPT_ISA
   } catch (err) {
-    return { addon: null, reason: `the native binary loaded but cannot run: ${(err as Error).message}` };
+    const e = err as { code?: string; message: string };
+    const reason = `the native binary loaded but cannot run: ${e.message}`;
+    return e.code === 'E_ISA' ? { addon: null, reason, isaError: e.message } : { addon: null, reason };
   }
   return { addon };
 }
