@@ -38,6 +38,8 @@ export interface NpuGraph {
   runSync(x: Float32Array, rows: number): Float32Array;
   exportBlob(): Uint8Array;
   describe(): { inputFeatures: number; outputFeatures: number; batch: number };
+  /** Releases the compiled graph on the device now; in-flight runs finish first. */
+  release(): void;
 }
 
 export interface NpuPlugin {

@@ -118,6 +118,16 @@ interface LoadedModel {
   placement: Placement[];
   /** Multiply-adds per row when every segment is native (infer may run inline); else Infinity. */
   inlineMacsPerRow: number;
+  /** Async infer calls between their first and last segment. */
+  inflight: number;
+  /** Unloaded: native memory is released when the last in-flight call is done. */
+  unloaded: boolean;
+}
+
+/** Frees the model's native plans and NPU graphs, now or (with calls in flight) when the last one ends. */
+function releaseWhenIdle(m: LoadedModel): void {
+  m.unloaded = true;
+  if (m.inflight === 0) for (const s of m.segments) s.release?.();
 }
 
 const DEFAULT_INLINE_MACS = 1 << 20;
@@ -214,6 +224,7 @@ export class EdgeInferenceEngine extends EventEmitter<EngineEvents> {
       );
     }
     const placement = nodePlacement(graph.nodes, placed);
+    const previous = this.models.get(id);
     this.models.set(id, {
       id,
       inputName: graph.inputs[0].name,
@@ -222,7 +233,10 @@ export class EdgeInferenceEngine extends EventEmitter<EngineEvents> {
       segments,
       placement,
       inlineMacsPerRow: nativeMacsPerRow(segments),
+      inflight: 0,
+      unloaded: false,
     });
+    if (previous) releaseWhenIdle(previous);
     for (const p of placement) {
       if (p.backend !== preferred && p.reason)
         this.emit('fallback', { modelId: id, node: p.node, from: preferred, to: p.backend, reason: p.reason } satisfies FallbackEvent);
@@ -300,10 +314,13 @@ export class EdgeInferenceEngine extends EventEmitter<EngineEvents> {
     return { plugin: npu.plugin.info(), healthy: this.npuHealth.healthy, reason: this.npuHealth.reason };
   }
 
+  /** Removes the model and frees its native memory (after calls in flight, which finish normally). */
   unloadModel(id: string): boolean {
-    // In-flight runs hold their own references (segments in their closures; plans and
-    // NPU graphs as shared_ptrs in their AsyncWorkers), so they finish safely.
-    return this.models.delete(id);
+    const m = this.models.get(id);
+    if (!m) return false;
+    this.models.delete(id);
+    releaseWhenIdle(m);
+    return true;
   }
 
   /** Model ids currently loaded. */
@@ -329,9 +346,14 @@ export class EdgeInferenceEngine extends EventEmitter<EngineEvents> {
       for (const s of m.segments) y = s.runSync(y, rows);
       return { data: y, shape: [rows, m.compiled.outputFeatures] };
     }
-    let x = data;
-    for (const s of m.segments) x = await s.run(x, rows);
-    return { data: x, shape: [rows, m.compiled.outputFeatures] };
+    m.inflight++;
+    try {
+      let x = data;
+      for (const s of m.segments) x = await s.run(x, rows);
+      return { data: x, shape: [rows, m.compiled.outputFeatures] };
+    } finally {
+      if (--m.inflight === 0 && m.unloaded) releaseWhenIdle(m);
+    }
   }
 
   /** Names and shapes (batch dimension null) of the model's inputs and outputs. */
@@ -366,6 +388,7 @@ export class EdgeInferenceEngine extends EventEmitter<EngineEvents> {
   }
 
   dispose(): void {
+    for (const m of this.models.values()) releaseWhenIdle(m);
     this.models.clear();
     this.disposed = true;
     this.removeAllListeners();

@@ -50,5 +50,9 @@ export function npuSegment(
         return cpuTwin().run(x, rows);
       }
     },
+    release() {
+      graph.release();
+      cpu?.release?.();
+    },
   };
 }

@@ -26,6 +26,8 @@ export interface Segment {
   kernels?: Array<string | undefined>;
   runSync(x: Float32Array, rows: number): Float32Array;
   run(x: Float32Array, rows: number): Promise<Float32Array>;
+  /** Frees native memory (plans, NPU graphs) now rather than at some GC; the segment is unusable after. */
+  release?(): void;
 }
 
 function stepWidth(step: Step, width: number): number {
@@ -180,5 +182,6 @@ export function nativeSegment(
       }
     },
     run: (x, rows) => plan.run(x, rows).catch((err: unknown) => Promise.reject(fromNative(err, 'native inference'))),
+    release: () => plan.release(),
   };
 }

@@ -35,7 +35,8 @@ class Addon : public Napi::Addon<Addon> {
                  InstanceMethod("quantizeSymmetric", &Addon::QuantizeSymmetric),
                  InstanceMethod("dequantizeS8", &Addon::DequantizeS8), InstanceMethod("pruneMask", &Addon::PruneMask),
                  InstanceMethod("reluF32", &Addon::ReluF32), InstanceMethod("firstNonFinite", &Addon::FirstNonFinite),
-                 InstanceMethod("peakProbe", &Addon::PeakProbe), InstanceValue("Plan", PlanWrap::DefineClass(env)),
+                 InstanceMethod("peakProbe", &Addon::PeakProbe), InstanceMethod("externalMemory", &Addon::ExternalMemory),
+                 InstanceValue("Plan", PlanWrap::DefineClass(env)),
                  InstanceValue("KernelBench", KernelBench::DefineClass(env)),
                  InstanceValue("ConvBench", ConvBench::DefineClass(env)), InstanceValue("npu", NpuExports(env)),
                  InstanceValue("cnn", CnnExports(env))});
@@ -166,6 +167,13 @@ class Addon : public Napi::Addon<Addon> {
   }
 
   Napi::Value PeakProbe(const Napi::CallbackInfo& info) { return addon::PeakProbe(info); }
+
+  // externalMemory() -> the native bytes V8 has been told about in this isolate (plans report theirs),
+  // which it weighs when it schedules garbage collection.
+  Napi::Value ExternalMemory(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(),
+                             static_cast<double>(Napi::MemoryManagement::AdjustExternalMemory(info.Env(), 0)));
+  }
 
   // firstNonFinite(x: Float32Array) -> index of the first NaN/Infinity, or -1
   Napi::Value FirstNonFinite(const Napi::CallbackInfo& info) {

@@ -142,7 +142,8 @@ Napi::Function NpuGraphWrap::DefineClass(Napi::Env env) {
   return ObjectWrap::DefineClass(
       env, "NpuGraph",
       {InstanceMethod("run", &NpuGraphWrap::Run), InstanceMethod("runSync", &NpuGraphWrap::RunSync),
-       InstanceMethod("exportBlob", &NpuGraphWrap::ExportBlob), InstanceMethod("describe", &NpuGraphWrap::Describe)});
+       InstanceMethod("exportBlob", &NpuGraphWrap::ExportBlob), InstanceMethod("describe", &NpuGraphWrap::Describe),
+       InstanceMethod("release", &NpuGraphWrap::Release)});
 }
 
 NpuGraphWrap::NpuGraphWrap(const Napi::CallbackInfo& info) : ObjectWrap(info) {
@@ -167,22 +168,35 @@ NpuGraphWrap::NpuGraphWrap(const Napi::CallbackInfo& info) : ObjectWrap(info) {
   graph_ = guarded(env, [&] { return plugin->compile(nodes, batch); });
 }
 
+const std::shared_ptr<const NpuGraph>& NpuGraphWrap::graph(Napi::Env env) const {
+  if (!graph_) throw error(env, "E_STATE", "the NPU graph was released (its model was unloaded)");
+  return graph_;
+}
+
+Napi::Value NpuGraphWrap::Release(const Napi::CallbackInfo& info) {
+  graph_.reset();
+  return info.Env().Undefined();
+}
+
 Napi::Value NpuGraphWrap::Run(const Napi::CallbackInfo& info) {
+  const std::shared_ptr<const NpuGraph>& g = graph(info.Env());
   const float* x;
-  const int m = rows_arg(info, *graph_, &x);
-  return RowsWorker<NpuGraph>::Start(info.Env(), graph_, x, m);
+  const int m = rows_arg(info, *g, &x);
+  return RowsWorker<NpuGraph>::Start(info.Env(), g, x, m);
 }
 
 Napi::Value NpuGraphWrap::RunSync(const Napi::CallbackInfo& info) {
+  const NpuGraph& g = *graph(info.Env());
   const float* x;
-  const int m = rows_arg(info, *graph_, &x);
-  Napi::Float32Array out = Napi::Float32Array::New(info.Env(), static_cast<size_t>(m) * graph_->output_features());
-  guarded(info.Env(), [&] { graph_->run(x, m, out.Data()); });
+  const int m = rows_arg(info, g, &x);
+  Napi::Float32Array out = Napi::Float32Array::New(info.Env(), static_cast<size_t>(m) * g.output_features());
+  guarded(info.Env(), [&] { g.run(x, m, out.Data()); });
   return out;
 }
 
 Napi::Value NpuGraphWrap::ExportBlob(const Napi::CallbackInfo& info) {
-  const std::vector<uint8_t> bytes = guarded(info.Env(), [&] { return graph_->export_blob(); });
+  const NpuGraph& g = *graph(info.Env());
+  const std::vector<uint8_t> bytes = guarded(info.Env(), [&] { return g.export_blob(); });
   Napi::Uint8Array out = Napi::Uint8Array::New(info.Env(), bytes.size());
   std::copy(bytes.begin(), bytes.end(), out.Data());
   return out;
@@ -190,10 +204,11 @@ Napi::Value NpuGraphWrap::ExportBlob(const Napi::CallbackInfo& info) {
 
 // { inputFeatures, outputFeatures, batch }
 Napi::Value NpuGraphWrap::Describe(const Napi::CallbackInfo& info) {
+  const NpuGraph& g = *graph(info.Env());
   Napi::Object o = Napi::Object::New(info.Env());
-  o.Set("inputFeatures", graph_->input_features());
-  o.Set("outputFeatures", graph_->output_features());
-  o.Set("batch", graph_->batch());
+  o.Set("inputFeatures", g.input_features());
+  o.Set("outputFeatures", g.output_features());
+  o.Set("batch", g.batch());
   return o;
 }
 

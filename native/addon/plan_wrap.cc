@@ -44,6 +44,17 @@ SparsePolicy sparse_policy(const Napi::Object& o) {
   throw error(o.Env(), "E_ARGUMENT", "layer.sparse must be 'auto', 'always' or 'never'");
 }
 
+// About the bytes a layer's packed weights take in C++: what JS handed over
+// (weights, scales, bias); packing keeps roughly that much.
+int64_t layer_bytes(const Napi::Object& l) {
+  int64_t bytes = 0;
+  for (const char* key : {"weight", "scales", "bias"}) {
+    const Napi::Value v = l.Get(key);
+    if (v.IsTypedArray()) bytes += static_cast<int64_t>(v.As<Napi::TypedArray>().ByteLength());
+  }
+  return bytes;
+}
+
 void add_layer(Plan& plan, const Napi::Object& l) {
   const std::string op = l.Get("op").ToString();
   if (op == "relu") return plan.add_relu();
@@ -90,16 +101,17 @@ int rows_arg(const Napi::CallbackInfo& info, const Plan& plan, const float** x) 
 }  // namespace
 
 Napi::Function PlanWrap::DefineClass(Napi::Env env) {
-  return ObjectWrap::DefineClass(env, "Plan",
-                                 {InstanceMethod("runSync", &PlanWrap::RunSync), InstanceMethod("run", &PlanWrap::Run),
-                                  InstanceAccessor("inputFeatures", &PlanWrap::InputFeatures, nullptr),
-                                  InstanceAccessor("outputFeatures", &PlanWrap::OutputFeatures, nullptr),
-                                  InstanceAccessor("kernel", &PlanWrap::Kernel, nullptr),
-                                  InstanceAccessor("layerKernels", &PlanWrap::LayerKernels, nullptr),
-                                  InstanceAccessor("threads", &PlanWrap::Threads, nullptr)});
+  return ObjectWrap::DefineClass(
+      env, "Plan",
+      {InstanceMethod("runSync", &PlanWrap::RunSync), InstanceMethod("run", &PlanWrap::Run),
+       InstanceAccessor("inputFeatures", &PlanWrap::InputFeatures, nullptr),
+       InstanceAccessor("outputFeatures", &PlanWrap::OutputFeatures, nullptr),
+       InstanceAccessor("kernel", &PlanWrap::Kernel, nullptr),
+       InstanceAccessor("layerKernels", &PlanWrap::LayerKernels, nullptr),
+       InstanceAccessor("threads", &PlanWrap::Threads, nullptr), InstanceMethod("release", &PlanWrap::Release)});
 }
 
-PlanWrap::PlanWrap(const Napi::CallbackInfo& info) : ObjectWrap(info) {
+PlanWrap::PlanWrap(const Napi::CallbackInfo& info) : ObjectWrap(info), env_(info.Env()) {
   if (!info[0].IsArray()) throw error(info.Env(), "E_ARGUMENT", "Plan expects an array of layers");
   const int threads = threads_arg(info[2]);
   auto plan = guarded(info.Env(), [&] { return std::make_shared<Plan>(kernels_arg(info[1]), threads); });
@@ -108,40 +120,61 @@ PlanWrap::PlanWrap(const Napi::CallbackInfo& info) : ObjectWrap(info) {
     const Napi::Value l = layers.Get(i);
     if (!l.IsObject()) throw error(info.Env(), "E_ARGUMENT", "layer " + std::to_string(i) + " is not an object");
     add_layer(*plan, l.As<Napi::Object>());
+    external_bytes_ += layer_bytes(l.As<Napi::Object>());
   }
   if (plan->input_features() < 0) throw error(info.Env(), "E_SHAPE", "a plan needs at least one dense layer");
   plan_ = std::move(plan);
+  Napi::MemoryManagement::AdjustExternalMemory(info.Env(), external_bytes_);
+}
+
+PlanWrap::~PlanWrap() { release_memory(); }
+
+void PlanWrap::release_memory() {
+  if (!plan_) return;
+  plan_.reset();
+  Napi::MemoryManagement::AdjustExternalMemory(Napi::Env(env_), -external_bytes_);
+}
+
+const Plan& PlanWrap::plan(Napi::Env env) const {
+  if (!plan_) throw error(env, "E_STATE", "the native plan was released (its model was unloaded)");
+  return *plan_;
+}
+
+Napi::Value PlanWrap::Release(const Napi::CallbackInfo& info) {
+  release_memory();
+  return info.Env().Undefined();
 }
 
 Napi::Value PlanWrap::RunSync(const Napi::CallbackInfo& info) {
+  const Plan& p = plan(info.Env());
   const float* x;
-  const int m = rows_arg(info, *plan_, &x);
-  Napi::Float32Array out = Napi::Float32Array::New(info.Env(), static_cast<size_t>(m) * plan_->output_features());
-  guarded(info.Env(), [&] { plan_->run(x, m, out.Data()); });
+  const int m = rows_arg(info, p, &x);
+  Napi::Float32Array out = Napi::Float32Array::New(info.Env(), static_cast<size_t>(m) * p.output_features());
+  guarded(info.Env(), [&] { p.run(x, m, out.Data()); });
   return out;
 }
 
 Napi::Value PlanWrap::Run(const Napi::CallbackInfo& info) {
   const float* x;
-  const int m = rows_arg(info, *plan_, &x);
+  const int m = rows_arg(info, plan(info.Env()), &x);
   return RowsWorker<Plan>::Start(info.Env(), plan_, x, m);  // copies x: the caller may reuse its buffer
 }
 
 Napi::Value PlanWrap::InputFeatures(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), plan_->input_features());
+  return Napi::Number::New(info.Env(), plan(info.Env()).input_features());
 }
 Napi::Value PlanWrap::OutputFeatures(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), plan_->output_features());
+  return Napi::Number::New(info.Env(), plan(info.Env()).output_features());
 }
 Napi::Value PlanWrap::Threads(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), plan_->threads());
+  return Napi::Number::New(info.Env(), plan(info.Env()).threads());
 }
 Napi::Value PlanWrap::Kernel(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), plan_->kernels().name);
+  return Napi::String::New(info.Env(), plan(info.Env()).kernels().name);
 }
 
 Napi::Value PlanWrap::LayerKernels(const Napi::CallbackInfo& info) {
-  const std::vector<std::string> names = plan_->layer_kernels();
+  const std::vector<std::string> names = plan(info.Env()).layer_kernels();
   Napi::Array a = Napi::Array::New(info.Env(), names.size());
   for (size_t i = 0; i < names.size(); ++i) a.Set(static_cast<uint32_t>(i), names[i]);
   return a;

@@ -13,7 +13,7 @@ namespace edgeopt {
 Plan::Plan(const KernelTable& kernels, int threads) : kernels_(kernels) {
   if (threads < 0) throw Error("E_ARGUMENT", "threads must be >= 0, got " + std::to_string(threads));
   if (threads == 0) threads = ThreadPool::default_threads();
-  if (threads > 1) pool_ = std::make_unique<ThreadPool>(threads);
+  if (threads > 1) pool_ = shared_thread_pool(threads);
 }
 
 void Plan::expect_input(int k) {

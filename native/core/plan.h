@@ -1,8 +1,9 @@
 // An execution plan: a chain of layers whose weights were packed once, at load,
 // for one kernel table. Immutable after building, so any number of threads may
 // run it at once; each run allocates its own scratch. Dense layers split their
-// output channels over the plan's own thread pool (one run at a time uses it;
-// a concurrent run computes on its calling thread, with identical results).
+// output channels over the process's pool for the plan's thread count, shared
+// with every other plan (one run at a time uses it; a concurrent run computes
+// on its calling thread, with identical results).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -98,7 +99,7 @@ class Plan {
   void run_grouped_s8(const PlanLayer& l, const uint8_t* q, const int32_t* zp, const float* a_scale, int m,
                       float* y) const;
   const KernelTable& kernels_;
-  std::unique_ptr<ThreadPool> pool_;  // null for one thread
+  std::shared_ptr<ThreadPool> pool_;  // shared_thread_pool(threads); null for one thread
   std::vector<PlanLayer> layers_;
   int input_features_ = -1;
   int width_ = -1;

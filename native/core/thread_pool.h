@@ -1,10 +1,12 @@
-// The intra-op thread pool: a fixed set of workers created once (per Plan),
-// woken for each parallel section. Not libuv's pool: those threads run whole
-// inferences (Plan::run via AsyncWorker); these split one GEMM across cores.
+// The intra-op thread pool: a fixed set of workers created once per process
+// and thread count (shared_thread_pool), woken for each parallel section. Not
+// libuv's pool: those threads run whole inferences (Plan::run via AsyncWorker);
+// these split one GEMM across cores.
 #pragma once
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -57,5 +59,11 @@ class ThreadPool {
   std::atomic<uint64_t> claim_{0};
   std::atomic<int> completed_{0};  // tasks of the current job finished
 };
+
+// The process's pool of `threads` threads (the caller included; >= 2), shared by
+// every plan that asks for that count. Created on first use and kept until the
+// process exits (one per distinct count, at most 256), so loading and unloading
+// models never starts or stops threads. Thread safe.
+std::shared_ptr<ThreadPool> shared_thread_pool(int threads);
 
 }  // namespace edgeopt

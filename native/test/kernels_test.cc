@@ -538,6 +538,36 @@ static void test_thread_pool() {
   CHECK(bad_a == 0 && bad_b == 0, "thread pool: %d and %d tasks not run exactly once", bad_a, bad_b);
 }
 
+// The OS thread count of this process (Linux /proc), or -1 elsewhere.
+static int os_threads() {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return -1;
+  char line[256];
+  int n = -1;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "Threads: %d", &n) == 1) break;
+  std::fclose(f);
+  return n;
+}
+
+// One pool per thread count for the whole process: building and dropping 500
+// plans starts no thread after the first, and plans of one count share a pool.
+static void test_shared_thread_pool() {
+  CHECK(shared_thread_pool(4) == shared_thread_pool(4), "one pool per thread count");
+  CHECK(shared_thread_pool(4) != shared_thread_pool(5), "a pool per distinct count");
+  CHECK(shared_thread_pool(5)->threads() == 5, "the pool has the threads asked for");
+  const float w[4] = {1, 2, 3, 4};
+  { Plan(active_kernels(), 3).add_dense_f32(w, 2, 2, nullptr, false); }
+  const int before = os_threads();
+  for (int i = 0; i < 500; ++i) {
+    Plan p(active_kernels(), 3);
+    p.add_dense_f32(w, 2, 2, nullptr, false);
+    float x[2] = {1, 1}, y[2];
+    p.run(x, 1, y);
+  }
+  CHECK(os_threads() == before, "500 plans: %d OS threads before, %d after", before, os_threads());
+}
+
 // magnitude_prune_mask against the definition: sort by (|w|, index), prune a prefix.
 static void test_prune_against_sort() {
   std::mt19937 rng(41);
@@ -605,6 +635,7 @@ int main() {
   test_prune_ties();
   test_prune_against_sort();
   test_thread_pool();
+  test_shared_thread_pool();
   for (const std::string& name : runnable_kernel_names()) {
     const KernelTable& kt = *find_kernels(name);
     const int before = failures;

@@ -41,6 +41,8 @@ export interface NativePlan {
   readonly layerKernels: string[];
   runSync(x: Float32Array, rows: number): Float32Array;
   run(x: Float32Array, rows: number): Promise<Float32Array>;
+  /** Frees the native memory now; in-flight runs finish first. Later calls are E_STATE. */
+  release(): void;
 }
 
 /** The addon's exports (native/addon/addon.cc). */
@@ -65,6 +67,8 @@ export interface NativeAddon {
   reluF32(x: Float32Array, kernel?: string): Float32Array;
   /** Index of the first NaN or +-Infinity in x, or -1. */
   firstNonFinite(x: Float32Array): number;
+  /** Native bytes V8 has been told about in this isolate (AdjustExternalMemory): plans report their weights. */
+  externalMemory(): number;
   Plan: new (layers: NativeLayerSpec[], kernel?: string, threads?: number) => NativePlan;
   /** The NPU plugin host (native/addon/npu_wrap.cc); typed in lib/backends/npu.ts. */
   npu: unknown;
