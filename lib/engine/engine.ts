@@ -10,7 +10,7 @@ import { nativeAddon, backendInfo } from '../backends';
 import { firstNonFinite } from '../backends/finite';
 import { loadAddon } from '../backends/native/addon';
 import type { SparsePolicy } from '../backends/native/addon';
-import { loadNpuPlugin, type NpuPlugin } from '../backends/npu';
+import { checkNpuPluginPath, loadNpuPlugin, type NpuPlugin } from '../backends/npu';
 import { EdgeOptError } from '../errors';
 import { describe } from '../util/describe';
 import { loadModel, type ModelSource } from '../model';
@@ -26,15 +26,23 @@ export type Device = 'auto' | 'npu' | 'cpu' | 'ts';
 
 export interface EngineOptions {
   /**
-   * 'auto': the NPU when a plugin is configured (npuPlugin or EDGEOPT_NPU_PLUGIN), else the CPU.
-   * 'npu': the NPU for every node it supports, the CPU for the rest. 'cpu': the native core
-   * (TS when no binary loads). 'ts': TypeScript only. Every fallback is reported.
+   * 'auto': the NPU when the npuPlugin option names a plugin, else the CPU (EDGEOPT_NPU_PLUGIN alone
+   * never loads code into an engine that did not ask for an NPU). 'npu': the NPU for every node it
+   * supports, the CPU for the rest. 'cpu': the native core (TS when no binary loads). 'ts':
+   * TypeScript only. Every fallback is reported.
    */
   device?: Device;
-  /** Path of an NPU plugin shared library (default: the EDGEOPT_NPU_PLUGIN environment variable). */
+  /** Absolute path of an NPU plugin shared library (with device 'npu', default: EDGEOPT_NPU_PLUGIN). */
   npuPlugin?: string;
   /** Key/value options passed to the plugin's init(). */
   npuOptions?: Record<string, string>;
+  /**
+   * Longest a plugin call (execute, supports, ...) may take, in ms (default 5000). A call past it
+   * is abandoned, the plugin marked broken, and its nodes run on the CPU from then on.
+   */
+  npuTimeoutMs?: number;
+  /** The same for loading the plugin, compile and load_blob (default 60000). */
+  npuCompileTimeoutMs?: number;
   /** Intra-op threads of native plans (default: the core count; results do not depend on it). */
   threads?: number;
   /** Throw (E_PLUGIN / E_NATIVE) instead of falling back. */
@@ -161,6 +169,14 @@ export class EdgeInferenceEngine extends EventEmitter<EngineEvents> {
     if (options.inlineMacs !== undefined && !(Number.isFinite(options.inlineMacs) && options.inlineMacs >= 0)) {
       throw new EdgeOptError('E_ARGUMENT', `inlineMacs must be a number >= 0, got ${String(options.inlineMacs)}`);
     }
+    for (const key of ['npuTimeoutMs', 'npuCompileTimeoutMs'] as const) {
+      const v = options[key];
+      if (v !== undefined && !(Number.isInteger(v) && v >= 1 && v < 2 ** 31))
+        throw new EdgeOptError('E_ARGUMENT', `${key} must be an integer number of milliseconds in 1..2^31-1, got ${String(v)}`);
+    }
+    if (options.npuPlugin !== undefined) checkNpuPluginPath(options.npuPlugin, 'npuPlugin');
+    if (device === 'npu' && options.npuPlugin === undefined && process.env.EDGEOPT_NPU_PLUGIN)
+      checkNpuPluginPath(process.env.EDGEOPT_NPU_PLUGIN, 'EDGEOPT_NPU_PLUGIN');
     if (options.sparse !== undefined && !SPARSE_POLICIES.includes(options.sparse)) {
       throw new EdgeOptError('E_ARGUMENT', `sparse must be one of ${SPARSE_POLICIES.join(', ')}, got '${String(options.sparse)}'`);
     }
@@ -251,12 +267,14 @@ export class EdgeInferenceEngine extends EventEmitter<EngineEvents> {
   private preferredBackend(): Backend {
     const { device } = this.options;
     if (device === 'ts') return 'ts';
-    if (device === 'npu' || (device === 'auto' && this.pluginPath())) return 'npu';
+    if (device === 'npu' || (device === 'auto' && this.options.npuPlugin)) return 'npu';
     return 'native';
   }
 
+  /** The npuPlugin option; the environment variable only when the engine asked for the NPU. */
   private pluginPath(): string | undefined {
-    return this.options.npuPlugin ?? (process.env.EDGEOPT_NPU_PLUGIN || undefined);
+    if (this.options.npuPlugin) return this.options.npuPlugin;
+    return this.options.device === 'npu' ? process.env.EDGEOPT_NPU_PLUGIN || undefined : undefined;
   }
 
   /** Loads the plugin once per engine; a failure becomes the reason every node falls back. */
@@ -265,7 +283,10 @@ export class EdgeInferenceEngine extends EventEmitter<EngineEvents> {
     const file = this.pluginPath();
     if (!file) return (this.npu = { plugin: null, reason: 'no NPU plugin is configured (set the npuPlugin option or EDGEOPT_NPU_PLUGIN)' });
     try {
-      const plugin = loadNpuPlugin(file, this.options.npuOptions);
+      const plugin = loadNpuPlugin(file, this.options.npuOptions, {
+        timeoutMs: this.options.npuTimeoutMs,
+        compileTimeoutMs: this.options.npuCompileTimeoutMs,
+      });
       return (this.npu = { plugin, name: plugin.info().name });
     } catch (err) {
       if (!(err instanceof EdgeOptError) || err.code !== 'E_PLUGIN') throw err;
@@ -311,7 +332,9 @@ export class EdgeInferenceEngine extends EventEmitter<EngineEvents> {
     const npu =
       this.preferredBackend() === 'npu' ? this.loadNpu() : { plugin: null, reason: `device '${this.options.device}' does not use an NPU` };
     if (!npu.plugin) return { plugin: null, healthy: false, reason: npu.reason ?? undefined };
-    return { plugin: npu.plugin.info(), healthy: this.npuHealth.healthy, reason: this.npuHealth.reason };
+    const info = npu.plugin.info();
+    const broken = info.broken ?? undefined; // a call timed out, possibly outside execute (supports, compile)
+    return { plugin: info, healthy: this.npuHealth.healthy && !broken, reason: this.npuHealth.reason ?? broken };
   }
 
   /** Removes the model and frees its native memory (after calls in flight, which finish normally). */

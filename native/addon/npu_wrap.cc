@@ -97,6 +97,17 @@ Napi::Function NpuPluginWrap::DefineClass(Napi::Env env) {
       {InstanceMethod("info", &NpuPluginWrap::Info), InstanceMethod("supports", &NpuPluginWrap::Supports)});
 }
 
+// A timeout in ms from an optional field: 1..2^31-1, else `fallback` when absent.
+std::chrono::milliseconds timeout_field(const Napi::Value& v, const char* key, std::chrono::milliseconds fallback) {
+  if (!v.IsObject()) return fallback;
+  const Napi::Value t = v.As<Napi::Object>().Get(key);
+  if (t.IsUndefined()) return fallback;
+  const double d = t.IsNumber() ? t.As<Napi::Number>().DoubleValue() : -1;
+  if (!(d >= 1 && d <= 2147483647.0))
+    throw error(v.Env(), "E_ARGUMENT", std::string(key) + " must be a number of milliseconds in 1..2^31-1");
+  return std::chrono::milliseconds(static_cast<int64_t>(d));
+}
+
 NpuPluginWrap::NpuPluginWrap(const Napi::CallbackInfo& info) : ObjectWrap(info) {
   Napi::Env env = info.Env();
   if (!info[0].IsString()) throw error(env, "E_ARGUMENT", "NpuPlugin expects a path string");
@@ -107,7 +118,12 @@ NpuPluginWrap::NpuPluginWrap(const Napi::CallbackInfo& info) : ObjectWrap(info) 
     for (uint32_t i = 0; i < keys.Length(); ++i)
       options.emplace_back(keys.Get(i).ToString(), o.Get(keys.Get(i)).ToString());
   }
-  plugin_ = guarded(env, [&] { return NpuPlugin::open(info[0].ToString(), options); });
+  NpuTimeouts timeouts;
+  timeouts.call = timeout_field(info[2], "timeoutMs", timeouts.call);
+  timeouts.compile = timeout_field(info[2], "compileTimeoutMs", timeouts.compile);
+  // Utf8Value keeps an embedded NUL, which NpuPlugin::open refuses (c_str() would cut the path there).
+  const std::string path = info[0].As<Napi::String>().Utf8Value();
+  plugin_ = guarded(env, [&] { return NpuPlugin::open(path, options, timeouts); });
   info.This().As<Napi::Object>().TypeTag(&kPluginTag);
 }
 
@@ -117,24 +133,26 @@ std::shared_ptr<NpuPlugin> NpuPluginWrap::From(const Napi::Value& v) {
   return Unwrap(v.As<Napi::Object>())->plugin_;
 }
 
-// { name, vendor, version, abiVersion, path, capabilities }
+// { name, vendor, version, abiVersion, path, capabilities, broken: null | reason }
 Napi::Value NpuPluginWrap::Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const edgeopt_npu_plugin& t = plugin_->table();
   Napi::Object o = Napi::Object::New(env);
-  o.Set("name", t.name ? t.name : "");
-  o.Set("vendor", t.vendor ? t.vendor : "");
-  o.Set("version", t.version ? t.version : "");
-  o.Set("abiVersion", t.abi_version);
+  o.Set("name", plugin_->name());
+  o.Set("vendor", plugin_->vendor());
+  o.Set("version", plugin_->version());
+  o.Set("abiVersion", plugin_->abi_version());
   o.Set("path", plugin_->path());
   o.Set("capabilities", capabilities(env, plugin_->capabilities()));
+  const std::string broken = plugin_->broken();
+  o.Set("broken", broken.empty() ? env.Null() : Napi::String::New(env, broken));
   return o;
 }
 
 Napi::Value NpuPluginWrap::Supports(const Napi::CallbackInfo& info) {
   if (!info[0].IsObject()) throw error(info.Env(), "E_ARGUMENT", "supports expects a layer object");
   std::deque<std::string> names;
-  const std::string why = plugin_->unsupported_reason(to_node(info[0].As<Napi::Object>(), names));
+  const edgeopt_npu_node node = to_node(info[0].As<Napi::Object>(), names);
+  const std::string why = guarded(info.Env(), [&] { return plugin_->unsupported_reason(node); });
   return why.empty() ? info.Env().Null() : Napi::String::New(info.Env(), why);
 }
 

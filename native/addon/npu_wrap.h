@@ -7,8 +7,9 @@
 
 namespace edgeopt::addon {
 
-// JS class `NpuPlugin`: new NpuPlugin(path, options?) loads a plugin (E_PLUGIN
-// on any failure); supports(layer) -> null or the reason it is not.
+// JS class `NpuPlugin`: new NpuPlugin(path, options?, { timeoutMs, compileTimeoutMs }?)
+// loads a plugin (E_PLUGIN on any failure); supports(layer) -> null or the
+// reason it is not; info() includes `broken` once a call timed out.
 class NpuPluginWrap : public Napi::ObjectWrap<NpuPluginWrap> {
  public:
   static Napi::Function DefineClass(Napi::Env env);
