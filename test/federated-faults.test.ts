@@ -176,7 +176,9 @@ async function poisoned(options: Partial<FederatedServerOptions>, rounds: number
     for (let round = 1; round <= rounds; round++) {
       const global = server.model;
       const before = readParams(global);
-      const bound = l2Norm(Object.values(before)); // the default: 1 x the weights' norm
+      const bound = server.updateNormBound;
+      if (!options.maxUpdateNormRatio)
+        assert.ok(Math.abs(bound - 20 * l2Norm(Object.values(before))) < 1e-6 * bound, 'default bound: 20x the weights');
       const honest: ClientUpdate[] = [];
       let evil: ClientUpdate | null = null;
       for (const [i, id] of ids.entries()) {
@@ -225,6 +227,25 @@ test('model poisoning: one malicious client of ten moves accuracy by at most 2 p
 
 test("model poisoning: the same with aggregator 'median'", async () => {
   await poisoned({ aggregator: 'median' }, 1);
+});
+
+test('the default norm bound accepts honest first-round updates from a random init (3x the weights here)', async () => {
+  const { server, url } = await startServer({ rounds: 1, minClients: 2 });
+  try {
+    for (const [i, tok] of [tokens.a, tokens.b].entries()) {
+      const t = await task(url, tok);
+      assert.is(t.meta.status, 'fit');
+      const u = await new FederatedLearningClient(`h${i}`)
+        .setModel(small)
+        .addData(sliceRows(train, i * 4000, (i + 1) * 4000))
+        .trainLocal({ epochs: 1, lr: 0.05, seed: i });
+      assert.ok(l2Norm(Object.values(u.delta)) > l2Norm(Object.values(readParams(small))), 'the update outweighs the model');
+      const frame = encodeFrame({ round: 1, numSamples: u.numSamples, metrics: u.metrics }, f32Tensors(u.delta, shapes));
+      assert.is((await call(url, tok, 'POST', '/v1/update', frame)).status, 200);
+    }
+  } finally {
+    await server.close();
+  }
 });
 
 /** Resolves when the server closes the socket; rejects when it stays open past `ms`. */
