@@ -327,6 +327,48 @@ function compareSection(cmp, imgs) {
   return out;
 }
 
+/** The CNN rows of a compare run: edgeopt native fp32 vs onnxruntime-node fp32, and where the time goes. */
+function cnnSection(cmp) {
+  if (!cmp.cnn || !cmp.cnn.length)
+    return ['No CNN results in this run: run `npm run bench -- compare` (CNN models are in the default set).', ''];
+  const out = [
+    "edgeopt native fp32 (`inferSync`, and `infer()` on libuv's pool) against onnxruntime-node fp32 on the same ONNX bytes, one thread, " +
+      "same-run medians of interleaved rounds; \"speed\" is ORT's median divided by edgeopt `inferSync`'s (ORT's `run()` computes on the main thread too).",
+    '',
+    '| model | batch | edgeopt inferSync ms | edgeopt infer() ms | ORT fp32 ms | speed vs ORT | max diff / output range | arena per image (bound) |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const m of cmp.cnn) {
+    for (const c of m.configs) {
+      const r = (k) => c.rows.find((x) => x.engine === k) || {};
+      out.push(
+        `| ${m.model} | ${c.batch} | ${fmt(r('edgeopt-native-fp32-sync').medianMs, 4)} | ${fmt(r('edgeopt-native-fp32').medianMs, 4)} | ${fmt(r('ort-fp32').medianMs, 4)} | **${fmt(c.edgeoptVsOrt, 2)}x** | ${m.maxRelDiff} | ${(m.memory.arenaBytes / 1024).toFixed(0)} KiB (${(m.memory.liveBytesBound / 1024).toFixed(0)} KiB) |`,
+      );
+    }
+  }
+  out.push(
+    '',
+    '**Where the time goes** (native program, batch 1, one thread: the median of each op over repeated runs, summed by kernel; "run" is the median of whole runs alternating with the profiled ones. Run minus ops is the executor\'s own work plus the stalls a loaded machine adds to some op of most runs: a model of 100 ops rarely runs without one):',
+    '',
+  );
+  for (const m of cmp.cnn) {
+    const p = m.profile;
+    if (!p) continue;
+    const kernels = Object.entries(p.byKernel)
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, v]) => `${k} ${fmt(v, 3)} ms`)
+      .join(', ');
+    out.push(
+      `- ${m.model}: ops ${fmt(p.opsMs, 3)} ms of a ${fmt(p.runMs, 3)} ms run. By kernel: ${kernels}. Slowest ops: ${p.top
+        .slice(0, 4)
+        .map((t) => `${t.node} (${t.kernel} ${t.shape}) ${fmt(t.ms, 3)} ms`)
+        .join('; ')}.`,
+    );
+  }
+  out.push('');
+  return out;
+}
+
 function tableSection(tab, img) {
   const out = [];
   out.push(`Command: \`${tab.command}\` (${tab.durationSeconds} s). ${machineSection(tab.machine, 'Machine')}`, '');
@@ -628,8 +670,8 @@ function render(cmp, tab, opts = {}) {
     'npm install',
     'npm run bench -- compare        # ~10 min; --quick ~1 min; --json prints the JSON',
     'npm run bench -- table          # ~1-2 min',
-    'npm run bench -- serve          # ~6 min: the HTTP server under load (autocannon), batching off and on',
     'npm run bench -- kernels --kinds=conv --threads=1,2   # CNN kernel rows, ~5 min',
+    'npm run bench -- serve          # ~6 min: the HTTP server under load (autocannon), batching off and on',
     'npm run bench -- report         # regenerates this page and docs/img/bench-*.svg',
     '```',
     '',
@@ -637,11 +679,12 @@ function render(cmp, tab, opts = {}) {
   md.push("## Verdict on the seed's claims", '', ...verdicts(cmp, tab), '');
   if (cmp) md.push('## edgeopt vs onnxruntime-node vs TensorFlow.js', '', ...compareSection(cmp, imgs));
   else md.push('## edgeopt vs onnxruntime-node vs TensorFlow.js', '', 'No compare results yet: run `npm run bench -- compare`.', '');
+  if (cmp) md.push('## Convolutional networks: edgeopt vs onnxruntime-node (fp32)', '', ...cnnSection(cmp));
   if (tab) md.push('## The optimization table', '', ...tableSection(tab, tabImg));
   else md.push('## The optimization table', '', 'No table results yet: run `npm run bench -- table`.', '');
+  if (opts.cnnKernels) md.push('## CNN kernels (fp32)', '', ...cnnKernelsSection(opts.cnnKernels));
   if (srv) md.push('## Serving over HTTP', '', ...serveSection(srv, serveImgs));
   else md.push('## Serving over HTTP', '', 'No serve results yet: run `npm run bench -- serve`.', '');
-  if (opts.cnnKernels) md.push('## CNN kernels (fp32)', '', ...cnnKernelsSection(opts.cnnKernels));
   if (opts.analysis) md.push(opts.analysis.trim(), '');
   return { markdown: md.join('\n'), svgs };
 }
@@ -653,7 +696,7 @@ async function run(argv) {
   const tab = pick('table');
   const analysisFile = path.join(C.ROOT, 'bench', 'analysis.md');
   const analysis = fs.existsSync(analysisFile) ? fs.readFileSync(analysisFile, 'utf8') : '';
-  const { markdown, svgs } = render(cmp, tab, { analysis, serve: pick('serve'), cnnKernels: C.readResult('cnn-kernels') });
+  const { markdown, svgs } = render(cmp, tab, { analysis, cnnKernels: C.readResult('cnn-kernels'), serve: pick('serve') });
   fs.mkdirSync(IMG, { recursive: true });
   for (const [name, svg] of Object.entries(svgs)) fs.writeFileSync(path.join(DOCS, name), svg);
   fs.writeFileSync(path.join(DOCS, 'benchmarks.md'), markdown);

@@ -1,7 +1,7 @@
 /** edgeopt: optimize small neural networks and run them on edge devices from Node.js. */
 export { EdgeOptError, AbortError, type ErrorCode } from './errors';
 export { backendInfo, kernels, type BackendInfo, type Kernels, type RowQuantized, type SymmetricQuantized } from './backends';
-export type { NativeLayerSpec, SparsePolicy } from './backends/native/addon';
+export type { NativeProgram, SparsePolicy } from './backends/native/addon';
 export * from './model';
 export * from './model/onnx';
 export {
@@ -20,13 +20,15 @@ export {
   type InferInput,
   type InferOutput,
   type Device,
-  type LoadResult,
+  type NamedTensor,
   type ModelInfo,
+  type TensorInfo,
+  type MemoryReport,
+  type LoadResult,
   type ModelTensorInfo,
   type ModelTensors,
   type EngineEvents,
 } from './engine/engine';
-export type { Backend } from './engine/runners';
 export {
   InferenceSession,
   type SessionOptions,
@@ -40,6 +42,34 @@ export {
   type PreparedFeeds,
 } from './engine/session';
 export { Batcher, type BatcherOptions, type BatchEvent, type BatcherEvents, type BatchRunner } from './engine/batcher';
+export type { Backend } from './engine/segments';
+export { lowerGraph } from './engine/lower';
+export type {
+  Program,
+  ProgramOp,
+  ProgramTensor,
+  ProgramInput,
+  ProgramOutput,
+  ProgramDType,
+  Layout,
+  TensorQuant,
+  Activation as ProgramActivation,
+  OpBase,
+  ConvOp,
+  DenseOp,
+  QDenseOp,
+  PoolOp,
+  GlobalPoolOp,
+  BinaryOp,
+  UnaryOp,
+  SoftmaxOp,
+  ConcatOp,
+  SplitOp,
+  PadOp,
+  TransposeOp,
+  ReduceMeanOp,
+  LrnOp,
+} from './engine/program';
 export { EdgeModelOptimizer, type OptimizeOptions, type OptimizeReport, type PassReport } from './optimizer/optimizer';
 export { type LayerReport, type AccuracyReport } from './optimizer/report';
 export { checkTarget, type Target, type TargetIssue } from './optimizer/target';
@@ -97,7 +127,7 @@ export { evaluateModel, argmaxRows, type Evaluation } from './optimizer/evaluate
 export type { Pass, PassContext } from './optimizer/pass';
 export { parseNpy, readNpy, encodeNpy, writeNpy, type Npy, type NpyArray } from './data/npy';
 export { loadDataset, loadImageFolder, sliceRows, modelRows, type Dataset } from './data/dataset';
-export { defaultModel, mnistTest, mnistTrain, loadLinearStack } from './data/bundled';
+export { defaultModel, defaultCnn, mnistTest, mnistTrain, loadLinearStack } from './data/bundled';
 export * from './train';
 export * from './federated';
 export { InferenceServer, type ServerOptions } from './serve/server';

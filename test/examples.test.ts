@@ -47,6 +47,7 @@ const expectations: Record<string, RegExp> = {
   'examples/training.mjs': /distilled 784-32-10 student: test \d+\.\d+ %/,
   'examples/federated.mjs': /round 2: test accuracy[\s\S]*done: 2 rounds/,
   'examples/npu.mjs': /outputs 8,10/,
+  'examples/cnn.mjs': /logits \[ 8, 10 \][\s\S]*arenaBytes: 200704/,
   'examples/require.cjs': /predicted 0 1 2 3 4 5 6 7 \d 9 labels 0 1 2 3 4 5 6 7 8 9/,
   'examples/typescript.mts': /refused with E_SHAPE/,
   'examples/onnxruntime-port.cjs': /\[ 'input' \] \[ 'logits' \] logits \[1,10\] digit 0/,

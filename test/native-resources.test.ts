@@ -12,7 +12,9 @@ import * as assert from 'uvu/assert';
 import { nativeAddon } from '../lib/backends';
 import { defaultModel } from '../lib/data/bundled';
 import { EdgeInferenceEngine } from '../lib/engine/engine';
+import { lowerGraph } from '../lib/engine/lower';
 import { fromNative } from '../lib/errors';
+import { quantizeGraph } from '../lib/optimizer/quantize';
 import { rejectsCode, sameFloats, throwsCode } from './helpers';
 
 const addon = nativeAddon();
@@ -31,28 +33,19 @@ test('10,000 load/unload cycles with threads: 16 keep the OS thread count consta
   assert.ok(grown < 50, `RSS grew by ${grown.toFixed(1)} MB`);
 });
 
-test('a plan reports its weight bytes to V8 while it holds them, and release() gives them back', () => {
+test('a native program reports its constant bytes to V8 while it holds them, and release() gives them back', () => {
   if (!addon) return;
-  const layers = [
-    {
-      op: 'qdense' as const,
-      n: 300,
-      k: 700,
-      weight: new Int8Array(300 * 700),
-      scales: new Float32Array(300).fill(0.1),
-      bias: new Float32Array(300),
-    },
-    { op: 'dense' as const, n: 10, k: 300, weight: new Float32Array(10 * 300) },
-  ];
-  const bytes = 300 * 700 + 4 * 300 + 4 * 300 + 4 * 10 * 300;
+  const program = lowerGraph(quantizeGraph(defaultModel()));
+  const bytes = program.tensors.reduce((n, t) => n + (t.data ? t.data.byteLength : 0), 0);
+  assert.ok(bytes > 100_000, `${bytes} constant bytes`);
   const base = addon.externalMemory();
-  const plan = new addon.Plan(layers, undefined, 2);
+  const p = new addon.Program(program, undefined, 2);
   assert.is(addon.externalMemory() - base, bytes);
-  plan.release();
+  p.release();
   assert.is(addon.externalMemory(), base);
 });
 
-test('unloadModel and dispose release native plans, after the calls in flight have finished', async () => {
+test('unloadModel and dispose release native programs, after the calls in flight have finished', async () => {
   if (!addon) return;
   // 16 MB of fp32 weights: their release stands out from the small arrays the calls allocate.
   const layer = (k: number, n: number) => ({ data: new Float32Array(k * n).fill(1e-3), shape: [k, n] as [number, number] });
@@ -79,19 +72,22 @@ test('unloadModel and dispose release native plans, after the calls in flight ha
   assert.ok(two - addon.externalMemory() >= 16 * 2 ** 20, 'dispose frees every model');
 });
 
-test('a released plan refuses to run (E_STATE) instead of touching freed memory', () => {
+test('a released program refuses to run (E_STATE) instead of touching freed memory', () => {
   if (!addon) return;
-  const p = new addon.Plan([{ op: 'dense', n: 2, k: 3, weight: new Float32Array(6) }]);
+  const p = new addon.Program(lowerGraph(defaultModel()));
+  const x = [new Float32Array(784)];
   p.release();
   p.release();
-  const run = () => {
+  const native = <T>(fn: () => T): T => {
     try {
-      return p.runSync(new Float32Array(3), 1);
+      return fn();
     } catch (err) {
       throw fromNative(err);
     }
   };
-  throwsCode(run, 'E_STATE', /released/);
+  throwsCode(() => native(() => p.runSync(x, 1)), 'E_STATE', /released/);
+  throwsCode(() => native(() => p.run(x, 1)), 'E_STATE', /released/);
+  throwsCode(() => native(() => p.opKernels), 'E_STATE', /released/);
 });
 
 test.run();

@@ -20,7 +20,9 @@ import { compileNpuGraph, loadNpuBlob, loadNpuPlugin, referenceNpuPluginPath } f
 import { defaultModel, mnistTest } from '../lib/data/bundled';
 import { sliceRows } from '../lib/data/dataset';
 import { EdgeInferenceEngine, type EngineOptions, type FallbackEvent } from '../lib/engine/engine';
+import { lowerGraph } from '../lib/engine/lower';
 import { fromNative } from '../lib/errors';
+import { validateGraph } from '../lib/model/graph';
 import { applyStaticActivations, observeActivations } from '../lib/optimizer/calibrate';
 import { quantizeGraph } from '../lib/optimizer/quantize';
 import { randomF32, rng, sameFloats, throwsCode } from './helpers';
@@ -31,17 +33,33 @@ const model = applyStaticActivations(quantizeGraph(defaultModel()), observeActiv
 const batch = sliceRows(mnist, 256, 320);
 const input = { data: batch.data, shape: batch.shape };
 const plugin = native ? referenceNpuPluginPath() : '';
-const layer = {
-  op: 'qdense' as const,
-  name: 'fc',
-  n: 3,
-  k: 4,
-  weight: new Int8Array([1, -2, 3, -4, 5, -6, 7, -8, 9, -10, 11, -12]),
-  scales: new Float32Array([0.1, 0.2, 0.3]),
-  activationQuant: 'static' as const,
-  inputScale: 0.02,
-  inputZeroPoint: -5,
-};
+// One int8 layer as a one-op Program (what supports() and compileNpuGraph take).
+const layer = lowerGraph(
+  validateGraph({
+    name: 'fc',
+    inputs: [{ name: 'x', shape: [null, 4] }],
+    outputs: ['y'],
+    tensors: {
+      w: {
+        name: 'w',
+        dtype: 'int8',
+        shape: [3, 4],
+        data: new Int8Array([1, -2, 3, -4, 5, -6, 7, -8, 9, -10, 11, -12]),
+        quant: { bits: 8, scheme: 'symmetric', scale: new Float32Array([0.1, 0.2, 0.3]), axis: 0 },
+      },
+    },
+    nodes: [
+      {
+        name: 'fc',
+        op: 'QDense',
+        inputs: ['x', 'w'],
+        outputs: ['y'],
+        attrs: { activationQuant: 'static', inputScale: 0.02, inputZeroPoint: -5 },
+      },
+    ],
+    metadata: {},
+  }),
+);
 
 function withFault<T>(fault: string, fn: () => T): T {
   process.env.EDGEOPT_REFNPU_FAULT = fault;
@@ -77,9 +95,9 @@ test('describe() reporting a batch of 2^31, 2^32-1 or 0, or the wrong widths, is
   if (!native) return;
   const p = loadNpuPlugin(plugin);
   for (const fault of ['batch:2147483648', 'batch:4294967295', 'batch:0']) {
-    withFault(fault, () => throwsCode(() => compileNpuGraph(p, [layer], 4), 'E_PLUGIN', /describe reports batch \d+, outside 1\.\.65536/));
+    withFault(fault, () => throwsCode(() => compileNpuGraph(p, layer, 4), 'E_PLUGIN', /describe reports batch \d+, outside 1\.\.65536/));
   }
-  withFault('widths', () => throwsCode(() => compileNpuGraph(p, [layer], 4), 'E_PLUGIN', /widths 4 -> 4 for a graph compiled as 4 -> 3/));
+  withFault('widths', () => throwsCode(() => compileNpuGraph(p, layer, 4), 'E_PLUGIN', /widths 4 -> 4 for a graph compiled as 4 -> 3/));
   const { e, events } = withFault('batch:4294967295', () => {
     const r = npuEngine();
     r.e.loadModelSync('m', model);
@@ -99,9 +117,9 @@ test('a C++ exception from any plugin function is E_PLUGIN, never terminate()', 
   withFault('throw:init', () => throwsCode(() => loadNpuPlugin(plugin), 'E_PLUGIN', threw('init')));
   const p = loadNpuPlugin(plugin);
   withFault('throw:supports', () => assert.match(p.supports(layer)!, threw('supports'))); // a failed answer is a no
-  withFault('throw:compile', () => throwsCode(() => compileNpuGraph(p, [layer], 4), 'E_PLUGIN', threw('compile')));
-  withFault('throw:describe', () => throwsCode(() => compileNpuGraph(p, [layer], 4), 'E_PLUGIN', threw('describe')));
-  const g = compileNpuGraph(p, [layer], 4);
+  withFault('throw:compile', () => throwsCode(() => compileNpuGraph(p, layer, 4), 'E_PLUGIN', threw('compile')));
+  withFault('throw:describe', () => throwsCode(() => compileNpuGraph(p, layer, 4), 'E_PLUGIN', threw('describe')));
+  const g = compileNpuGraph(p, layer, 4);
   const x = randomF32(4 * 5, rng(1));
   const blob = g.exportBlob();
   withFault('throw:export_blob', () => throwsCode(() => g.exportBlob(), 'E_PLUGIN', threw('export_blob')));
@@ -185,7 +203,7 @@ test('out-of-range answers are checked: supports() = 7, a 2^62-byte blob, a 1 MB
   if (!native) return;
   const p = loadNpuPlugin(plugin);
   withFault('supports-rc', () => assert.match(p.supports(layer)!, /supports\(\) returned 7, neither 0 nor 1/));
-  const g = compileNpuGraph(p, [layer], 4);
+  const g = compileNpuGraph(p, layer, 4);
   withFault('export-size', () => throwsCode(() => g.exportBlob(), 'E_PLUGIN', /asks for 4611686018427387904 bytes/));
   withFault('long-error', () => {
     try {

@@ -93,7 +93,7 @@ test('bad feeds: names, dtypes, dims, values, released sessions', async () => {
   const nan = x.slice();
   nan[9] = Infinity;
   await rejectsCode(s.run({ input: { data: nan, dims: [5, 784] } }), 'E_VALUE', /input value 9 is Infinity/);
-  await rejectsCode(e.runModel('m', { nope: { data: x, shape: [5, 784] } }), 'E_ARGUMENT', /takes the input 'input'/);
+  await rejectsCode(e.runModel('m', { nope: { data: x, shape: [5, 784] } }), 'E_ARGUMENT', /has no input 'nope' \(inputs: input\)/);
   await rejectsCode(e.runModel('m', { input: x } as never), 'E_ARGUMENT', /must be \{ data: Float32Array, shape \}/);
   await s.release();
   throwsCode(() => s.runSync({ input: x }), 'E_STATE', /released/);

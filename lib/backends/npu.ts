@@ -8,7 +8,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { EdgeOptError, fromNative } from '../errors';
-import { loadAddon, type NativeLayerSpec, packageRoot } from './native/addon';
+import type { Program } from '../engine/program';
+import { loadAddon, packageRoot } from './native/addon';
 
 export interface NpuCapabilities {
   dtypes: string[];
@@ -57,22 +58,22 @@ export interface NpuGraph {
 export interface NpuPlugin {
   info(): NpuPluginInfo;
   /**
-   * null when the device runs the layer, else why not: the plugin's reason, or its failure to
-   * answer (an exception, a timeout: the node is then simply not placed on the NPU).
+   * null when the device runs the one op of this Program, else why not: NPU ABI v1's limits, the
+   * plugin's reason, or its failure to answer (an exception, a timeout: the op then simply stays off the NPU).
    */
-  supports(layer: NativeLayerSpec): string | null;
+  supports(program: Program): string | null;
 }
 
 /** The binding's objects: they throw plain errors with a `code`. */
 interface RawPlugin {
   info(): NpuPluginInfo;
-  supports(layer: NativeLayerSpec): string | null;
+  supports(program: Program): string | null;
 }
 type RawGraph = NpuGraph;
 
 interface NpuBinding {
   NpuPlugin: new (path: string, options?: Record<string, string>, timeouts?: NpuTimeouts) => RawPlugin;
-  NpuGraph: new (plugin: RawPlugin, layers: NativeLayerSpec[] | Uint8Array, batch?: number) => RawGraph;
+  NpuGraph: new (plugin: RawPlugin, program: Program | Uint8Array, batch?: number) => RawGraph;
 }
 
 /** Runs a binding call, turning its errors into EdgeOptError. */
@@ -89,9 +90,9 @@ class LoadedPlugin implements NpuPlugin {
   info(): NpuPluginInfo {
     return call(() => this.raw.info());
   }
-  supports(layer: NativeLayerSpec): string | null {
+  supports(program: Program): string | null {
     try {
-      return this.raw.supports(layer);
+      return this.raw.supports(program);
     } catch (err) {
       const e = fromNative(err);
       if (e.code === 'E_PLUGIN') return e.message;
@@ -149,10 +150,14 @@ export function loadNpuPlugin(file: string, options?: Record<string, string>, ti
   return new LoadedPlugin(call(() => new b.NpuPlugin(file, options, timeouts)));
 }
 
-/** Compiles a chain of layers on the plugin (E_PLUGIN when the plugin refuses or fails). */
-export function compileNpuGraph(plugin: NpuPlugin, layers: NativeLayerSpec[], batch: number): NpuGraph {
+/**
+ * Compiles a Program that is a chain of dense/qdense/relu/softmax ops (one input, one
+ * output) on the plugin: E_PLUGIN when the plugin refuses or fails, E_UNSUPPORTED_OP when
+ * NPU ABI v1 cannot express an op.
+ */
+export function compileNpuGraph(plugin: NpuPlugin, program: Program, batch: number): NpuGraph {
   const b = binding();
-  return new CompiledGraph(call(() => new b.NpuGraph(rawPlugin(plugin), layers, batch)));
+  return new CompiledGraph(call(() => new b.NpuGraph(rawPlugin(plugin), program, batch)));
 }
 
 /** Loads a precompiled artifact (what the plugin's exportBlob() wrote, or a vendor's blob). */

@@ -1,12 +1,12 @@
 /**
- * Magnitude pruning of Dense weights ([out, in]); every mode records a keep-mask
+ * Magnitude pruning of Dense and Conv weights; every mode records a keep-mask
  * so later passes and fine-tuning keep pruned weights at zero.
  *
- * - unstructured: per layer, exactly round(n * sparsity) smallest |w| (ties: lower index)
- * - global:       one ranking over all layers' weights (PyTorch's global_unstructured)
- * - 2:4:          in every 4 consecutive weights along K, the 2 smallest |w| go (N:M sparsity)
+ * - unstructured: per layer (Dense and Conv), exactly round(n * sparsity) smallest |w| (ties: lower index)
+ * - global:       one ranking over all Dense and Conv weights (PyTorch's global_unstructured)
+ * - 2:4:          in every 4 consecutive weights along K, the 2 smallest |w| go (N:M sparsity; Dense only)
  * - neurons:      whole hidden units (rows with the smallest L2 norm) are removed, with the
- *                 matching inputs of the next layer, so the model is physically smaller
+ *                 matching inputs of the next layer, so the model is physically smaller (Dense only)
  */
 import { kernels } from '../backends';
 import { EdgeOptError } from '../errors';
@@ -54,16 +54,21 @@ export function prunedCount(n: number, sparsity: number): number {
   return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
+/** The weight tensors magnitude pruning ranks: every (selected) Dense and Conv weight. */
+function prunableWeights(g: Graph, layers?: readonly string[]): Array<Tensor & { data: Float32Array }> {
+  const convs = selectLayers(g, layers, 'prune').filter((n) => n.op === 'Conv');
+  return [...denseNodes(g, layers), ...convs].map((n) => g.tensors[n.inputs[1]] as Tensor & { data: Float32Array });
+}
+
 function pruneUnstructured(g: Graph, sparsity: number, layers?: readonly string[]): void {
-  for (const node of denseNodes(g, layers)) {
-    const w = denseWeight(g, node);
-    const { keep } = kernels().pruneMask(w.data as Float32Array, prunedCount(w.data.length, sparsity));
+  for (const w of prunableWeights(g, layers)) {
+    const { keep } = kernels().pruneMask(w.data, prunedCount(w.data.length, sparsity));
     g.tensors[w.name] = masked(w, keep);
   }
 }
 
 function pruneGlobal(g: Graph, sparsity: number, layers?: readonly string[]): void {
-  const weights = denseNodes(g, layers).map((n) => denseWeight(g, n));
+  const weights = prunableWeights(g, layers);
   const all = new Float32Array(weights.reduce((s, w) => s + w.data.length, 0));
   let o = 0;
   for (const w of weights) {
@@ -177,6 +182,12 @@ export function pruneGraph(graph: Graph, options: PruneOptions): Graph {
     return fineTunePruned(graph, once, sparsity, options.fineTune, mode === 'unstructured' || mode === 'global');
   }
   const g = cloneGraph(graph);
+  const conv = g.nodes.find((n) => n.op === 'Conv');
+  if (conv && (mode === '2:4' || mode === 'neurons'))
+    throw new EdgeOptError(
+      'E_UNSUPPORTED_OP',
+      `prune: mode '${mode}' handles Dense layers only; model '${g.name}' has Conv layers (node '${conv.name}'); use 'unstructured' or 'global'`,
+    );
   const { layers } = options;
   if (mode === 'unstructured') pruneUnstructured(g, sparsity, layers);
   else if (mode === 'global') pruneGlobal(g, sparsity, layers);

@@ -111,6 +111,12 @@ export function quantizeGraph(graph: Graph, options: QuantizeOptions = {}): Grap
     throw new EdgeOptError('E_ARGUMENT', `quantize: activations must be 'dynamic' or 'static', got '${String(activations)}'`);
   if (activations === 'static' && !options.calibration)
     throw new EdgeOptError('E_ARGUMENT', "quantize: activations 'static' needs calibration data");
+  const conv = graph.nodes.find((n) => n.op === 'Conv');
+  if (conv)
+    throw new EdgeOptError(
+      'E_UNSUPPORTED_OP',
+      `quantize: model '${graph.name}' has Conv layers (node '${conv.name}'); int8 convolutional networks are not supported yet, only Dense layers can be quantized (prune the model, or keep it fp32)`,
+    );
   // Observe the float model, before its weights change.
   const ranges = activations === 'static' ? observeActivations(graph, options.calibration!, options.observer) : undefined;
   const g = cloneGraph(graph);

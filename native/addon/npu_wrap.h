@@ -8,7 +8,7 @@
 namespace edgeopt::addon {
 
 // JS class `NpuPlugin`: new NpuPlugin(path, options?, { timeoutMs, compileTimeoutMs }?)
-// loads a plugin (E_PLUGIN on any failure); supports(layer) -> null or the
+// loads a plugin (E_PLUGIN on any failure); supports(oneOpProgram) -> null or the
 // reason it is not; info() includes `broken` once a call timed out.
 class NpuPluginWrap : public Napi::ObjectWrap<NpuPluginWrap> {
  public:
@@ -23,8 +23,8 @@ class NpuPluginWrap : public Napi::ObjectWrap<NpuPluginWrap> {
   std::shared_ptr<NpuPlugin> plugin_;
 };
 
-// JS class `NpuGraph`: new NpuGraph(plugin, layers | blob: Uint8Array, batch?)
-// compiles a chain of layers (or loads a precompiled blob); run(x, rows) on
+// JS class `NpuGraph`: new NpuGraph(plugin, program | blob: Uint8Array, batch?)
+// compiles a Program's chain of ops (or loads a precompiled blob); run(x, rows) on
 // libuv's pool, runSync(x, rows), exportBlob(); release() gives the graph back
 // to the plugin now (in-flight runs finish first) instead of at some later GC.
 class NpuGraphWrap : public Napi::ObjectWrap<NpuGraphWrap> {

@@ -25,6 +25,16 @@ int ThreadPool::default_threads() {
   return n == 0 ? 1 : static_cast<int>(n);
 }
 
+std::shared_ptr<ThreadPool> ThreadPool::shared(int threads) {
+  static std::mutex mu;
+  // Never destroyed: at exit a libuv thread may still be inside a parallel section.
+  static auto* pools = new std::map<int, std::shared_ptr<ThreadPool>>();
+  std::lock_guard<std::mutex> lock(mu);
+  std::shared_ptr<ThreadPool>& pool = (*pools)[threads];
+  if (!pool) pool = std::make_shared<ThreadPool>(threads);
+  return pool;
+}
+
 ThreadPool::ThreadPool(int threads) {
   for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { worker_loop(); });
 }
@@ -94,16 +104,6 @@ void ThreadPool::parallel_for(int tasks, void (*fn)(void*, int), void* ctx) {
   for (int i = 0; i < kSpin && completed_.load(std::memory_order_acquire) != tasks; ++i) cpu_relax();
   std::unique_lock<std::mutex> lock(mu_);
   done_.wait(lock, [&] { return completed_.load(std::memory_order_acquire) == tasks; });
-}
-
-std::shared_ptr<ThreadPool> shared_thread_pool(int threads) {
-  static std::mutex mu;
-  // Never destroyed: at exit a libuv thread may still be inside a parallel section.
-  static auto* pools = new std::map<int, std::shared_ptr<ThreadPool>>();
-  std::lock_guard<std::mutex> lock(mu);
-  std::shared_ptr<ThreadPool>& pool = (*pools)[threads];
-  if (!pool) pool = std::make_shared<ThreadPool>(threads);
-  return pool;
 }
 
 }  // namespace edgeopt

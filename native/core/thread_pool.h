@@ -1,7 +1,7 @@
-// The intra-op thread pool: a fixed set of workers created once per process
-// and thread count (shared_thread_pool), woken for each parallel section. Not
-// libuv's pool: those threads run whole inferences (Plan::run via AsyncWorker);
-// these split one GEMM across cores.
+// The intra-op thread pool: a fixed set of workers created once per process and
+// thread count (ThreadPool::shared), woken for each parallel section. Not libuv's
+// pool: those threads run whole inferences (CompiledProgram::run via AsyncWorker);
+// these split one op across cores.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -35,6 +35,13 @@ class ThreadPool {
   // std::thread::hardware_concurrency(), at least 1.
   static int default_threads();
 
+  // The process's pool of `threads` threads (the caller included; >= 2), shared
+  // by every program that asks for that count: two models never spin two sets of
+  // workers. Created on first use and kept until the process exits (one per
+  // distinct count), so loading and unloading models never starts or stops
+  // threads. Thread safe.
+  static std::shared_ptr<ThreadPool> shared(int threads);
+
  private:
   struct Job {
     void (*fn)(void*, int);
@@ -59,11 +66,5 @@ class ThreadPool {
   std::atomic<uint64_t> claim_{0};
   std::atomic<int> completed_{0};  // tasks of the current job finished
 };
-
-// The process's pool of `threads` threads (the caller included; >= 2), shared by
-// every plan that asks for that count. Created on first use and kept until the
-// process exits (one per distinct count, at most 256), so loading and unloading
-// models never starts or stops threads. Thread safe.
-std::shared_ptr<ThreadPool> shared_thread_pool(int threads);
 
 }  // namespace edgeopt
