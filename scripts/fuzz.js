@@ -3,7 +3,8 @@
 //                  [--slow-ms 5000] [--rss-mb 512] [--timeout-ms 30000] [--out dir] [--json]`
 //
 // Mutates real model files (.eom encodings of the bundled MLP: fp32, int8, pruned 4-bit,
-// static int8; the ONNX fixtures in test/fixtures and ONNX exports) and feeds each
+// static int8, and of the CNN fixtures LeNet-5 and mobilenet-mini; the ONNX fixtures in
+// test/fixtures, CNNs included, and ONNX exports) and feeds each
 // mutant to loadModel + EdgeInferenceEngine.loadModel + infer, once per backend, in
 // worker child processes (so a crash kills a worker, not the run). Per case it records
 // the outcome, the time and the RSS growth; per format and backend it counts:
@@ -26,15 +27,16 @@ const root = path.resolve(__dirname, '..');
 
 function corpus(format) {
   const eo = require(path.join(root, 'dist', 'index.js'));
+  const fixtures = path.join(root, 'test', 'fixtures');
   const fp32 = eo.defaultModel();
   const int8 = eo.quantizeGraph(fp32, { bits: 8 });
   if (format === 'eom') {
     const calib = eo.sliceRows(eo.mnistTest(), 0, 64);
     const staticInt8 = eo.applyStaticActivations(int8, eo.observeActivations(fp32, calib));
     const pruned4 = eo.quantizeGraph(eo.pruneGraph(fp32, { sparsity: 0.5 }), { bits: 4 });
-    return [fp32, int8, staticInt8, pruned4].map((g) => Buffer.from(eo.encodeEom(g)));
+    const cnns = ['lenet5-1x28x28', 'mobilenet-mini-1x28x28'].map((name) => eo.loadModel(path.join(fixtures, name, 'model-opset17.onnx')));
+    return [fp32, int8, staticInt8, pruned4, ...cnns].map((g) => Buffer.from(eo.encodeEom(g)));
   }
-  const fixtures = path.join(root, 'test', 'fixtures');
   const files = fs
     .readdirSync(fixtures, { recursive: true })
     .filter((f) => String(f).endsWith('.onnx'))
