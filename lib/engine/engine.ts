@@ -16,6 +16,7 @@ import { describe } from '../util/describe';
 import { loadModel, type ModelSource } from '../model';
 import type { InputType } from '../model/graph';
 import { Batcher, type BatcherOptions } from './batcher';
+import { execute, executeSync, LoopTurns } from './execute';
 import { lowerGraph } from './lower';
 import type { NpuHealth } from './npu-segment';
 import { type OpPlacement, partition, type PartitionOptions } from './partition';
@@ -182,6 +183,7 @@ export class EdgeInferenceEngine extends EventEmitter<EngineEvents> {
   private readonly options: EngineOptions & { device: Device; strict: boolean };
   private readonly models = new Map<string, LoadedModel>();
   private readonly npuHealth: NpuHealth = { healthy: true };
+  private readonly loopTurns = new LoopTurns();
   private npu?: NpuState;
   private disposed = false;
 
@@ -418,7 +420,7 @@ export class EdgeInferenceEngine extends EventEmitter<EngineEvents> {
   runModelSync(id: string, feeds: ModelTensors): ModelTensors {
     const m = this.get(id);
     const { xs, batch } = this.checkFeeds(m, feeds);
-    return this.named(m, this.executeSync(m, xs, batch), batch);
+    return this.named(m, executeSync(m, xs, batch), batch);
   }
 
   /**
@@ -436,43 +438,23 @@ export class EdgeInferenceEngine extends EventEmitter<EngineEvents> {
   inferSync(id: string, input: Float32Array | InferInput): InferOutput {
     const m = this.get(id);
     const { data, rows } = this.checkInput(m, input);
-    return this.firstOutput(m, this.executeSync(m, [data], rows), rows);
+    return this.firstOutput(m, executeSync(m, [data], rows), rows);
   }
 
-  private boundary(m: LoadedModel, xs: Float32Array[]): Map<number, Float32Array> {
-    const root = (t: number) => m.program.tensors[t].alias ?? t;
-    return new Map(m.program.inputs.map((inp, i) => [root(inp.tensor), xs[i]]));
-  }
-
-  private outputsOf(m: LoadedModel, values: Map<number, Float32Array>): Float32Array[] {
-    return m.program.outputs.map((o) => values.get(m.program.tensors[o.tensor].alias ?? o.tensor)!);
-  }
-
-  private executeSync(m: LoadedModel, xs: Float32Array[], batch: number): Float32Array[] {
-    const values = this.boundary(m, xs);
-    for (const s of m.segments) {
-      const ys = s.runSync(
-        s.inputs.map((t) => values.get(t)!),
-        batch,
-      );
-      s.outputs.forEach((t, i) => values.set(t, ys[i]));
-    }
-    return this.outputsOf(m, values);
-  }
-
+  /**
+   * Inline when the work is small and all native, else off the loop (execute.ts). An inline call
+   * first lets a starved event loop turn (on a snapshot of the input, as the caller may reuse it).
+   */
   private async execute(m: LoadedModel, xs: Float32Array[], batch: number): Promise<Float32Array[]> {
-    if (m.inlineMacsPerRow * batch <= (this.options.inlineMacs ?? DEFAULT_INLINE_MACS)) return this.executeSync(m, xs, batch);
+    const inline = m.inlineMacsPerRow * batch <= (this.options.inlineMacs ?? DEFAULT_INLINE_MACS);
+    const turn = inline ? this.loopTurns.starved() : undefined;
+    if (inline && !turn) return executeSync(m, xs, batch);
     m.inflight++;
     try {
-      const values = this.boundary(m, xs);
-      for (const s of m.segments) {
-        const ys = await s.run(
-          s.inputs.map((t) => values.get(t)!),
-          batch,
-        );
-        s.outputs.forEach((t, i) => values.set(t, ys[i]));
-      }
-      return this.outputsOf(m, values);
+      if (!turn) return await execute(m, xs, batch);
+      const inputs = xs.map((x) => x.slice());
+      await turn;
+      return executeSync(m, inputs, batch);
     } finally {
       if (--m.inflight === 0 && m.unloaded) releaseWhenIdle(m);
     }
