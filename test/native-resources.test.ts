@@ -20,9 +20,9 @@ import { rejectsCode, sameFloats, throwsCode } from './helpers';
 const addon = nativeAddon();
 const linux = process.platform === 'linux';
 
-test('10,000 load/unload cycles with threads: 16 keep the OS thread count constant and RSS within +50 MB', () => {
+test('10,000 load/unload cycles (int8 MLP, LeNet-5, mobilenet-mini) with threads: 16 keep the OS thread count constant and RSS within +50 MB', () => {
   if (!addon || !linux) return;
-  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(__dirname, 'fixtures', 'load-cycles.ts'), '10000', '16'], {
+  const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', path.join(__dirname, 'fixtures', 'load-cycles.ts'), '10000', '16'], {
     encoding: 'utf8',
     timeout: 240_000,
   });
