@@ -2,13 +2,15 @@
  * Running a partitioned Program: its segments one after another over a batch,
  * on the calling thread (runSync) or off it (run). What the engine promises
  * about a call lives here:
- * - the caller's input is read when the call is made: the async path works on
- *   a snapshot whenever anything reads the input after an await (a later
- *   segment, TypeScript ops, an NPU segment's CPU twin, the next block), so
- *   the caller may reuse its array as soon as it has the promise;
- * - large batches are streamed in blocks of about STREAM_BYTES (inputs,
- *   outputs and arena per block), each block a trip through libuv's pool, so
- *   neither memory nor the event loop pays for the whole batch at once;
+ * - the caller's input is read when the call is made, as one native call reads
+ *   it: the async path works on a copy whenever anything would read the input
+ *   after an await (a later segment, TypeScript ops, an NPU segment's CPU twin),
+ *   so the caller may reuse its array as soon as it has the promise;
+ * - except for large batches, which stream in blocks of about STREAM_BYTES
+ *   (inputs, outputs and arena per block), each block a trip through libuv's
+ *   pool and read when its trip starts: neither memory nor the event loop pays
+ *   for a copy of the whole batch, and the caller keeps the input unchanged
+ *   until the promise settles (README: "Large batches");
  * - a NaN or an infinity in an output is E_VALUE (finite inputs near float32
  *   max overflow a layer's sums), never a silent result;
  * - inline calls (small work on the calling thread) give the event loop a turn
@@ -94,24 +96,23 @@ export function executeSync(m: Executable, xs: Float32Array[], batch: number): F
 
 /** The batch off the calling thread, streamed in blocks when it is large (see the file comment). */
 export async function execute(m: Executable, xs: Float32Array[], batch: number): Promise<Float32Array[]> {
-  const block = blockRows(m.program);
   // A lone native segment copies its input synchronously when called; anything else reads it later.
-  const later = batch > block || m.segments.length > 1 || m.segments[0].backend !== 'native';
-  const inputs = later ? xs.map((x) => x.slice()) : xs;
-  if (batch <= block) return checkOutputs(m, inputs, await runSegments(m, inputs, batch));
+  const copy = m.segments.length > 1 || m.segments[0].backend !== 'native';
+  const block = blockRows(m.program);
+  if (batch <= block) {
+    const inputs = copy ? xs.map((x) => x.slice()) : xs;
+    return checkOutputs(m, inputs, await runSegments(m, inputs, batch));
+  }
   const inSizes = m.program.inputs.map((t) => elements(t.shape));
   const outSizes = m.program.outputs.map((t) => elements(t.shape));
   const outputs = outSizes.map((n) => new Float32Array(batch * n));
   for (let first = 0; first < batch; first += block) {
     const n = Math.min(block, batch - first);
-    const ys = await runSegments(
-      m,
-      inputs.map((x, i) => x.subarray(first * inSizes[i], (first + n) * inSizes[i])),
-      n,
-    );
+    const views = xs.map((x, i) => x.subarray(first * inSizes[i], (first + n) * inSizes[i]));
+    const ys = await runSegments(m, copy ? views.map((v) => v.slice()) : views, n);
     ys.forEach((y, i) => outputs[i].set(y, first * outSizes[i]));
   }
-  return checkOutputs(m, inputs, outputs);
+  return checkOutputs(m, xs, outputs);
 }
 
 /**
