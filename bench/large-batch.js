@@ -61,7 +61,10 @@ async function run(argv) {
     results.push(JSON.parse(r.stdout));
   }
   if (results[0].y0 !== results[1].y0) throw new Error(`the two ways disagree: ${results[0].y0} vs ${results[1].y0}`);
-  const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
+  const load = os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
   if (argv.includes('--json')) return console.log(JSON.stringify({ load, input: rows * 784 * 4, results }));
   console.log(`${rows} rows x 784 float32 (${((rows * 784 * 4) / 2 ** 20).toFixed(0)} MiB input); load average ${load}`);
   for (const r of results)

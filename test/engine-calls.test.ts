@@ -44,7 +44,11 @@ for (const device of devices) {
   test(`${device}: finite inputs that overflow float32 are E_VALUE, not NaN outputs`, async () => {
     const e = engine(device);
     const x = new Float32Array(2 * 784).fill(3.4e38);
-    throwsCode(() => e.inferSync('m', x), 'E_VALUE', /output 'fc2.out' value 0 is (NaN|-?Infinity): the computation overflowed float32 \(the largest input magnitude is 3\.40e\+38/);
+    throwsCode(
+      () => e.inferSync('m', x),
+      'E_VALUE',
+      /output 'fc2.out' value 0 is (NaN|-?Infinity): the computation overflowed float32 \(the largest input magnitude is 3\.40e\+38/,
+    );
     await rejectsCode(e.infer('m', x), 'E_VALUE', /overflowed float32/);
     await rejectsCode(e.runModel('m', { [e.modelInfo('m').inputs[0].name]: { data: x, shape: [2, 784] } }), 'E_VALUE', /overflowed/);
     e.inferSync('m', new Float32Array(784).fill(1e3)); // large but harmless inputs still run

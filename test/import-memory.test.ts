@@ -21,7 +21,9 @@ test('importing a 64 MB fp32 and a 16 MB int8 QDQ ONNX file peaks at under 1.5x 
   try {
     const [k, n] = [4096, 4096];
     const weight = new Float32Array(k * n).map((_, i) => (((i * 7919) % 1001) - 500) / 5e4);
-    const graph = denseGraph('wide', [{ name: 'fc', weight, outFeatures: n, inFeatures: k, bias: new Float32Array(n), activation: 'none' }]);
+    const graph = denseGraph('wide', [
+      { name: 'fc', weight, outFeatures: n, inFeatures: k, bias: new Float32Array(n), activation: 'none' },
+    ]);
     saveOnnx(graph, path.join(dir, 'fp32.onnx'));
     saveOnnx(quantizeGraph(graph), path.join(dir, 'qdq.onnx'), { int8: 'qdq' });
     for (const name of ['fp32', 'qdq']) {

@@ -22,10 +22,14 @@ const linux = process.platform === 'linux';
 
 test('10,000 load/unload cycles (int8 MLP, LeNet-5, mobilenet-mini) with threads: 16 keep the OS thread count constant and RSS within +50 MB', () => {
   if (!addon || !linux) return;
-  const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', path.join(__dirname, 'fixtures', 'load-cycles.ts'), '10000', '16'], {
-    encoding: 'utf8',
-    timeout: 240_000,
-  });
+  const r = spawnSync(
+    process.execPath,
+    ['--expose-gc', '--import', 'tsx', path.join(__dirname, 'fixtures', 'load-cycles.ts'), '10000', '16'],
+    {
+      encoding: 'utf8',
+      timeout: 240_000,
+    },
+  );
   assert.is(r.status, 0, `${r.signal ?? ''} ${r.stderr}`);
   const { before, after } = JSON.parse(r.stdout) as Record<'before' | 'after', { threads: number; rss: number }>;
   assert.is(after.threads, before.threads, 'OS threads');
