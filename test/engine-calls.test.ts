@@ -70,6 +70,19 @@ test('a batch larger than a block streams in blocks with the same results as one
   }
 });
 
+test('a 60,000-row call (180 MiB of input) streams: its peak RSS grows by far less than a copy of the input', () => {
+  if (!native || process.platform !== 'linux') return; // getrusage's maxRSS is in KB on Linux
+  const rows = 60_000;
+  const r = spawnSync(process.execPath, [path.join(__dirname, '..', 'bench', 'large-batch.js'), '--child', 'engine', String(rows)], {
+    encoding: 'utf8',
+    timeout: 240_000,
+  });
+  assert.is(r.status, 0, r.stderr);
+  const { extraPeakMb } = JSON.parse(r.stdout) as { extraPeakMb: number };
+  const inputMb = (rows * 784 * 4) / 2 ** 20;
+  assert.ok(extraPeakMb < inputMb / 3, `+${extraPeakMb.toFixed(0)} MB of peak RSS for a ${inputMb.toFixed(0)} MiB input`);
+});
+
 test('a loop of inline infer() calls lets 10 ms timers fire', async () => {
   if (!native) return;
   const e = engine('cpu');
