@@ -22,7 +22,7 @@ import { EdgeOptError } from '../errors';
 import type { Program } from './program';
 import type { Segment } from './segments';
 
-/** Bytes of input, output and arena per block of a streamed batch (the native executor's chunk size too). */
+/** Bytes of input, output and arena per block of a streamed batch. */
 export const STREAM_BYTES = 16 << 20;
 /** The longest the inline path runs without letting the event loop turn. */
 export const INLINE_TURN_MS = 2;
