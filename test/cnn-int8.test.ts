@@ -379,7 +379,10 @@ test('native qconv on the GEMM is bit-identical to the TS twin on odd shapes (1x
     const rows = 13; // a batch of 13 images: pixel blocks cross image boundaries
     const data = Float32Array.from({ length: rows * c.c * c.h * c.w }, () => r() * 3 - 1);
     const q = quantizeGraph(g, { activations: 'static', calibration: { data, shape: [rows, c.c, c.h, c.w] } });
-    assert.ok(lowerGraph(q).ops.some((o) => o.op === 'qconv'), `${JSON.stringify(c)} runs qconv`);
+    assert.ok(
+      lowerGraph(q).ops.some((o) => o.op === 'qconv'),
+      `${JSON.stringify(c)} runs qconv`,
+    );
     const shape = [rows, c.c, c.h, c.w];
     sameFloats(runOn(q, 'cpu', data, shape), runOn(q, 'ts', data, shape), JSON.stringify(c));
   });
