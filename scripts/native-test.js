@@ -67,6 +67,7 @@ function checkPortability(build) {
     'avx2_u8s8.cc.o',
     'sparse_avx2.cc.o',
     'cnn_avx2.cc.o',
+    'requantize_avx2.cc.o',
     'avx512vnni.cc.o',
     'avxvnni.cc.o',
     'amx.cc.o',
