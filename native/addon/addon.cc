@@ -39,8 +39,10 @@ class Addon : public Napi::Addon<Addon> {
   }
 
  private:
-  // { kernel, kernels, isa, threads }: the active table, every table this CPU
-  // runs, CPU features, and the default intra-op thread count.
+  // { kernel, kernels, isa, threads, tables, notes }: the active table, every
+  // table this CPU runs, CPU features, the default intra-op thread count,
+  // every table of the binary with the features this CPU lacks for it, and
+  // what the OS refused (kernel_notes()).
   Napi::Value Info(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Object o = Napi::Object::New(env);
@@ -48,6 +50,16 @@ class Addon : public Napi::Addon<Addon> {
     o.Set("kernels", strings(env, runnable_kernel_names()));
     o.Set("isa", strings(env, cpu_feature_names()));
     o.Set("threads", ThreadPool::default_threads());  // a Plan's default intra-op thread count
+    const std::vector<KernelTableInfo> all = kernel_tables();
+    Napi::Array tables = Napi::Array::New(env, all.size());
+    for (size_t i = 0; i < all.size(); ++i) {
+      Napi::Object t = Napi::Object::New(env);
+      t.Set("name", all[i].name);
+      t.Set("missing", strings(env, all[i].missing));
+      tables.Set(static_cast<uint32_t>(i), t);
+    }
+    o.Set("tables", tables);
+    o.Set("notes", strings(env, kernel_notes()));
     return o;
   }
 

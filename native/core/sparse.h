@@ -117,7 +117,7 @@ const SparseKernels& sparse_scalar_beside_simd_kernels();
 #if defined(__x86_64__) || defined(_M_X64)
 const SparseKernels& sparse_avx2_kernels();
 #endif
-// The sparse kernels that go with a dense table (scalar unless one exists for its ISA).
+// The sparse kernels that go with a dense table (KernelTable::sparse).
 const SparseKernels& sparse_kernels_for(const KernelTable& kt);
 
 void pack_csr_s8(const int8_t* w, int n, int k, SparseS8* out);

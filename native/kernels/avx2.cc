@@ -11,6 +11,8 @@
 
 #include "../core/kernels.h"
 #include "../core/quantize.h"
+#include "../core/sparse.h"
+#include "row_blocks.h"
 
 namespace edgeopt {
 namespace {
@@ -118,28 +120,11 @@ EDGEOPT_AVX2 void gemm_f32(const GemmF32Args& p) {
     const int kn = std::min(block_k, k - k0);
     for (int tp = t_begin; tp < t_end; tp += panel) {
       const int tpe = std::min(t_end, tp + panel);
-      int r = 0;
-      for (; r + 6 <= p.m; r += 6) f32_rows<6, 1>(p, r, tp, tpe, k0, kn);
-      switch (p.m - r) {
-        // Few rows: more tiles per pass, so enough independent FMA chains hide latency.
-        case 1:
-          f32_rows<1, 4>(p, r, tp, tpe, k0, kn);
-          break;
-        case 2:
-          f32_rows<2, 3>(p, r, tp, tpe, k0, kn);
-          break;
-        case 3:
-          f32_rows<3, 2>(p, r, tp, tpe, k0, kn);
-          break;
-        case 4:
-          f32_rows<4, 1>(p, r, tp, tpe, k0, kn);
-          break;
-        case 5:
-          f32_rows<5, 1>(p, r, tp, tpe, k0, kn);
-          break;
-        default:
-          break;
-      }
+      // Few rows: more tiles per pass, so enough independent FMA chains hide latency.
+      for_row_blocks<6>(p.m, [&](int r, auto rows) {
+        constexpr int R = decltype(rows)::value;
+        f32_rows<R, tiles_for_rows(R, 12, 2, 4)>(p, r, tp, tpe, k0, kn);
+      });
     }
   }
 }
@@ -306,11 +291,27 @@ EDGEOPT_AVX2 uint64_t peak_probe(PeakKind kind, uint64_t iterations) {
   return iterations * 12 * 8 * 2;  // 8 lanes per vfmadd231ps
 }
 
+KernelTable make_table() {
+  KernelTable t;
+  t.name = "avx2";
+  t.tile_n = kTile;
+  t.sparse = &sparse_avx2_kernels();
+  t.pack_s8 = avx2::pack_s8;
+  t.gemm_u8s8 = avx2::gemm_u8s8;
+  t.pack_f32 = pack_f32;
+  t.gemm_f32 = gemm_f32;
+  t.epilogue_s32 = epilogue_s32;
+  t.quantize_rows_u8 = quantize_rows_u8;
+  t.bias_act_f32 = bias_act_f32;
+  t.relu_f32 = relu_f32;
+  t.peak_probe = peak_probe;
+  return t;
+}
+
 }  // namespace
 
 const KernelTable& avx2_kernels() {
-  static const KernelTable table = {"avx2",       avx2::pack_s8,    avx2::gemm_u8s8, pack_f32, gemm_f32,
-                                    epilogue_s32, quantize_rows_u8, bias_act_f32,    relu_f32, peak_probe};
+  static const KernelTable table = make_table();
   return table;
 }
 

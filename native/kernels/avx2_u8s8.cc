@@ -30,6 +30,7 @@
 
 #include "../core/quantize.h"
 #include "avx2.h"
+#include "row_blocks.h"
 
 namespace edgeopt {
 namespace avx2 {
@@ -234,27 +235,6 @@ EDGEOPT_AVX2 void row_block(const RowWords& a, int steps, const PackedS8& w, int
     block<L, MR, 1>(rows, a.lda, steps, w.data.data() + t * tile_bytes, tile_bytes, r0, t * kTile, o);
 }
 
-// Fewer rows than a full block: more tiles per pass, so enough independent
-// accumulator chains hide the multiply latency.
-template <class L>
-EDGEOPT_AVX2 void remainder_rows(int rows, const RowWords& a, int steps, const PackedS8& w, int r0, int t_begin,
-                                 int t_end, const OutS32& o) {
-  switch (rows) {
-    case 1:
-      return row_block<L, 1, 4>(a, steps, w, r0, t_begin, t_end, o);
-    case 2:
-      return row_block<L, 2, 3>(a, steps, w, r0, t_begin, t_end, o);
-    case 3:
-      return row_block<L, 3, 2>(a, steps, w, r0, t_begin, t_end, o);
-    case 4:
-      return row_block<L, 4, 1>(a, steps, w, r0, t_begin, t_end, o);
-    case 5:
-      return row_block<L, 5, 1>(a, steps, w, r0, t_begin, t_end, o);
-    default:
-      return;
-  }
-}
-
 // Row panels whose activations fit next to one weight tile in L2; in each,
 // a tile at a time for all full row blocks, so the weights stream from memory
 // once per panel instead of once per row block.
@@ -271,7 +251,12 @@ EDGEOPT_AVX2 void gemm_layout(const GemmU8S8Args& g) {
     const int p1 = std::min(g.m, p0 + panel), full_end = p0 + (p1 - p0) / MR * MR;
     for (int t = t_begin; t < t_end && full_end > p0; ++t)
       for (int r = p0; r < full_end; r += MR) row_block<L, MR, 1>(a, steps, *g.w, r, t, t + 1, o);
-    remainder_rows<L>(p1 - full_end, a, steps, *g.w, full_end, t_begin, t_end, o);
+    // Fewer rows than a full block: more tiles per pass, so enough independent
+    // accumulator chains hide the multiply latency.
+    with_row_count<MR - 1>(p1 - full_end, [&](auto rows) {
+      constexpr int R = decltype(rows)::value;
+      row_block<L, R, tiles_for_rows(R, 12, 2, 4)>(a, steps, *g.w, full_end, t_begin, t_end, o);
+    });
   }
 }
 

@@ -12,6 +12,8 @@ struct CpuFeatures {
   bool avxvnni = false;                     // VEX-encoded vpdpbusd
   bool amx_tile = false, amx_int8 = false;  // CPU has AMX (the OS grant is asked separately)
   bool neon = false, dotprod = false, i8mm = false;
+  // What the OS refused that the CPU has, for backendInfo() (kernel_notes()).
+  std::vector<std::string> notes;
 };
 
 const CpuFeatures& cpu_features();

@@ -16,6 +16,7 @@
 
 #include "../core/sparse.h"
 #include "avx2.h"
+#include "row_blocks.h"
 
 namespace edgeopt {
 namespace {
@@ -117,14 +118,7 @@ EDGEOPT_AVX2 void gemm_csr(const CsrArgs& p) {
     std::unique_ptr<int32_t[]> a32(new int32_t[static_cast<size_t>(p.m) * k]);
     for (int r = 0; r < p.m; ++r)
       for (int i = 0; i < k; ++i) a32[static_cast<size_t>(r) * k + i] = p.a[r * p.lda + i];
-    switch (p.m) {
-      case 1:
-        return csr_gather<1>(p, a32.get(), 0);
-      case 2:
-        return csr_gather<2>(p, a32.get(), 0);
-      default:
-        return csr_gather<3>(p, a32.get(), 0);
-    }
+    return with_row_count<kGatherMaxRows>(p.m, [&](auto rows) { csr_gather<decltype(rows)::value>(p, a32.get(), 0); });
   }
   // 32 rows a block (16 when there are no more); the block is k * 64 bytes,
   // read at random rows, so it should stay in L2.
@@ -206,24 +200,11 @@ EDGEOPT_AVX2 void gemm_24(const Csr24Args& p) {
   constexpr int kRows = 4;
   const size_t row_pairs = static_cast<size_t>(w.groups) * 8;
   std::unique_ptr<int32_t[]> pairs(new int32_t[row_pairs * std::min(p.m, kRows)]);
-  for (int r0 = 0; r0 < p.m; r0 += kRows) {
-    const int rows = std::min(kRows, p.m - r0);
-    for (int r = 0; r < rows; ++r) build_pairs(p.a + (r0 + r) * p.lda, w.k, w.groups, pairs.get() + r * row_pairs);
-    switch (rows) {
-      case 4:
-        gemm_24_rows<4>(p, pairs.get(), r0);
-        break;
-      case 3:
-        gemm_24_rows<3>(p, pairs.get(), r0);
-        break;
-      case 2:
-        gemm_24_rows<2>(p, pairs.get(), r0);
-        break;
-      default:
-        gemm_24_rows<1>(p, pairs.get(), r0);
-        break;
-    }
-  }
+  for_row_blocks<kRows>(p.m, [&](int r0, auto rows) {
+    constexpr int R = decltype(rows)::value;
+    for (int r = 0; r < R; ++r) build_pairs(p.a + (r0 + r) * p.lda, w.k, w.groups, pairs.get() + r * row_pairs);
+    gemm_24_rows<R>(p, pairs.get(), r0);
+  });
 }
 
 // --- Window format: one vpshufb selects each step's 16 activations ------------
@@ -269,22 +250,7 @@ EDGEOPT_AVX2 void gemm_win(const WinArgs& p) {
     a = padded.get();
     lda = kWinWidth;
   }
-  constexpr int kRows = 4;
-  int r = 0;
-  for (; r + kRows <= p.m; r += kRows) win_rows<kRows>(p, a + r * lda, lda, r);
-  switch (p.m - r) {
-    case 3:
-      win_rows<3>(p, a + r * lda, lda, r);
-      break;
-    case 2:
-      win_rows<2>(p, a + r * lda, lda, r);
-      break;
-    case 1:
-      win_rows<1>(p, a + r * lda, lda, r);
-      break;
-    default:
-      break;
-  }
+  for_row_blocks<4>(p.m, [&](int r, auto rows) { win_rows<decltype(rows)::value>(p, a + r * lda, lda, r); });
 }
 
 // Crossovers against the AVX2 dense kernel (`npm run bench -- sparse`, one
