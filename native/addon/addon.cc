@@ -34,7 +34,8 @@ class Addon : public Napi::Addon<Addon> {
                  InstanceMethod("quantizeSymmetric", &Addon::QuantizeSymmetric),
                  InstanceMethod("dequantizeS8", &Addon::DequantizeS8), InstanceMethod("pruneMask", &Addon::PruneMask),
                  InstanceMethod("reluF32", &Addon::ReluF32), InstanceMethod("firstNonFinite", &Addon::FirstNonFinite),
-                 InstanceMethod("peakProbe", &Addon::PeakProbe), InstanceValue("Plan", PlanWrap::DefineClass(env)),
+                 InstanceMethod("peakProbe", &Addon::PeakProbe), InstanceMethod("readBandwidth", &Addon::ReadBandwidth),
+                 InstanceValue("Plan", PlanWrap::DefineClass(env)),
                  InstanceValue("KernelBench", KernelBench::DefineClass(env)), InstanceValue("npu", NpuExports(env))});
   }
 
@@ -175,6 +176,7 @@ class Addon : public Napi::Addon<Addon> {
   }
 
   Napi::Value PeakProbe(const Napi::CallbackInfo& info) { return addon::PeakProbe(info); }
+  Napi::Value ReadBandwidth(const Napi::CallbackInfo& info) { return addon::ReadBandwidth(info); }
 
   // firstNonFinite(x: Float32Array) -> index of the first NaN/Infinity, or -1
   Napi::Value FirstNonFinite(const Napi::CallbackInfo& info) {

@@ -33,8 +33,14 @@ class KernelBench : public Napi::ObjectWrap<KernelBench> {
   PackedF32 w_f32_;
 };
 
-// peakProbe(kind: 'int8'|'fp32', iterations, kernel?) -> operations per second
-// of the table's register-only throughput loop (see KernelTable::peak_probe).
+// peakProbe(kind: 'int8'|'int7'|'fp32', iterations, kernel?) -> operations per
+// second of the table's register-only throughput loop (see
+// KernelTable::peak_probe), or null when the table has none.
 Napi::Value PeakProbe(const Napi::CallbackInfo& info);
+
+// readBandwidth(mebibytes, passes) -> bytes per second one thread reads from a
+// buffer of that size (the best of `passes` passes after one to warm it up):
+// the memory-bound ceiling of a GEMV whose weights have that size.
+Napi::Value ReadBandwidth(const Napi::CallbackInfo& info);
 
 }  // namespace edgeopt::addon

@@ -1,4 +1,4 @@
-// AVX2 sparse kernels (formats in core/sparse.h). Only EDGEOPT_AVX2 functions
+// AVX2 sparse kernels (formats in core/sparse.h). Only functions
 // use AVX2 (see avx2.h); sparse_kernels_for() hands them out only with the
 // avx2 dense table, which dispatch.cc picks after cpuid said yes.
 //
@@ -7,21 +7,17 @@
 // vpmaddubsw saturation. Where a kernel has only one product per pair, the
 // other half of the pair is 0.
 #if defined(__x86_64__) || defined(_M_X64)
-#include <immintrin.h>
-
-#include <algorithm>
-#include <cstring>
 #include <memory>
-#include <vector>
 
 #include "../core/sparse.h"
-#include "avx2.h"
-#include "row_blocks.h"
+#include "x86.h"
+#include "x86_isa.h"
 
+EDGEOPT_TARGET_BEGIN(EDGEOPT_ISA_AVX2)
 namespace edgeopt {
 namespace {
 
-EDGEOPT_AVX2 inline int32_t hsum(__m256i v) {
+inline int32_t hsum(__m256i v) {
   __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
   s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
   s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
@@ -32,7 +28,7 @@ EDGEOPT_AVX2 inline int32_t hsum(__m256i v) {
 
 // a32: MR rows of k activations as int32.
 template <int MR>
-EDGEOPT_AVX2 void csr_gather(const CsrArgs& p, const int32_t* a32, int r0) {
+void csr_gather(const CsrArgs& p, const int32_t* a32, int r0) {
   const SparseS8& w = *p.w;
   for (int j = p.n_begin; j < p.n_end; ++j) {
     __m256i acc[MR];
@@ -64,7 +60,7 @@ EDGEOPT_AVX2 void csr_gather(const CsrArgs& p, const int32_t* a32, int r0) {
 constexpr int lane_slot(int i) { return 16 * (i / 16) + 8 * ((i / 4) % 2) + i % 4 + 4 * ((i % 16) / 8); }
 
 template <int V>
-EDGEOPT_AVX2 void csr_rows(const CsrArgs& p, const int16_t* at, int r0) {
+void csr_rows(const CsrArgs& p, const int16_t* at, int r0) {
   const SparseS8& w = *p.w;
   constexpr int W = 16 * V;
   const int rows = std::min(W, p.m - r0);
@@ -111,7 +107,7 @@ EDGEOPT_AVX2 void csr_rows(const CsrArgs& p, const int16_t* at, int r0) {
 // Below this many rows, gathering per row beats the transposed blocks (measured, bench/sparse.js).
 constexpr int kGatherMaxRows = 3;
 
-EDGEOPT_AVX2 void gemm_csr(const CsrArgs& p) {
+void gemm_csr(const CsrArgs& p) {
   if (p.m <= 0 || p.n_begin >= p.n_end) return;
   const int k = p.w->k;
   if (p.m <= kGatherMaxRows) {
@@ -155,7 +151,7 @@ void build_pairs(const uint8_t* a, int k, int groups, int32_t* out) {
   }
 }
 
-EDGEOPT_AVX2 inline void store_tile(const Csr24Args& p, int r, int j0, __m256i lo, __m256i hi) {
+inline void store_tile(const Csr24Args& p, int r, int j0, __m256i lo, __m256i hi) {
   alignas(32) int32_t lanes[16];
   _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), lo);
   _mm256_store_si256(reinterpret_cast<__m256i*>(lanes + 8), hi);
@@ -164,7 +160,7 @@ EDGEOPT_AVX2 inline void store_tile(const Csr24Args& p, int r, int j0, __m256i l
 }
 
 template <int MR>
-EDGEOPT_AVX2 void gemm_24_rows(const Csr24Args& p, const int32_t* pairs, int r0) {
+void gemm_24_rows(const Csr24Args& p, const int32_t* pairs, int r0) {
   const Sparse24S8& w = *p.w;
   const size_t row_pairs = static_cast<size_t>(w.groups) * 8;
   const __m256i shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28), seven = _mm256_set1_epi32(7);
@@ -194,7 +190,7 @@ EDGEOPT_AVX2 void gemm_24_rows(const Csr24Args& p, const int32_t* pairs, int r0)
   }
 }
 
-EDGEOPT_AVX2 void gemm_24(const Csr24Args& p) {
+void gemm_24(const Csr24Args& p) {
   if (p.m <= 0 || p.n_begin >= p.n_end) return;
   const Sparse24S8& w = *p.w;
   constexpr int kRows = 4;
@@ -211,7 +207,7 @@ EDGEOPT_AVX2 void gemm_24(const Csr24Args& p) {
 
 // a: MR rows, lda apart, each readable for win + 16 bytes.
 template <int MR>
-EDGEOPT_AVX2 void win_rows(const WinArgs& p, const uint8_t* a, size_t lda, int r0) {
+void win_rows(const WinArgs& p, const uint8_t* a, size_t lda, int r0) {
   const SparseWinS8& w = *p.w;
   for (int b = p.n_begin / kWinBlock; b * kWinBlock < p.n_end; ++b) {
     __m256i acc[MR];
@@ -238,7 +234,7 @@ EDGEOPT_AVX2 void win_rows(const WinArgs& p, const uint8_t* a, size_t lda, int r
   }
 }
 
-EDGEOPT_AVX2 void gemm_win(const WinArgs& p) {
+void gemm_win(const WinArgs& p) {
   if (p.m <= 0 || p.n_begin >= p.n_end) return;
   const int k = p.w->k;
   const uint8_t* a = p.a;
@@ -252,6 +248,13 @@ EDGEOPT_AVX2 void gemm_win(const WinArgs& p) {
   }
   for_row_blocks<4>(p.m, [&](int r, auto rows) { win_rows<decltype(rows)::value>(p, a + r * lda, lda, r); });
 }
+
+}  // namespace
+}  // namespace edgeopt
+EDGEOPT_TARGET_END
+
+namespace edgeopt {
+namespace {
 
 // Crossovers against the AVX2 dense kernel (`npm run bench -- sparse`, one
 // Zen 3 core, 1024- and 4096-wide layers): at <= 20 % kept the window format

@@ -8,6 +8,10 @@
 // EDGEOPT_TABLE.
 #if defined(__x86_64__) || defined(_M_X64)
 EDGEOPT_TABLE(avx2, "avx2 fma")
+EDGEOPT_TABLE(avx512, "avx2 fma avx512f avx512bw avx512vl")
+EDGEOPT_TABLE(avxvnni, "avx2 fma avxvnni")
+EDGEOPT_TABLE(avx512vnni, "avx2 fma avx512f avx512bw avx512vl avx512vnni")
+EDGEOPT_TABLE(amx, "avx2 fma avx512f avx512bw avx512vl avx512vnni amx-tile amx-int8")
 #endif
 #if defined(__aarch64__)
 EDGEOPT_TABLE(neon, "neon")

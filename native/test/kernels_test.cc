@@ -114,9 +114,10 @@ static void check_gemm_u8s8(const KernelTable& kt, const GemmCase& g, std::mt199
   Buf<int32_t> ck(cr.size(), g.c_off, sentinel);
   ref.gemm_u8s8({a.p, lda, zp.data(), m, &pr, cr.data(), static_cast<size_t>(n), nb, ne});
   kt.gemm_u8s8({a.p, lda, zp.data(), m, &pk, ck.p, static_cast<size_t>(n), nb, ne});
-  if (std::strcmp(kt.name, "avx2") == 0 && static_cast<long long>(n) * k >= 256) {
-    // The layout the AVX2 packer must pick (avx2_u8s8.cc): vpmaddubsw quads
-    // for bounded weights, int16 pairs for uniform 8-bit ones.
+  const std::string table = kt.name;
+  if ((table == "avx2" || table == "avx512") && static_cast<long long>(n) * k >= 256) {
+    // The layout the exact x86 packer must pick (x86_pack.cc): vpmaddubsw
+    // quads for bounded weights, int16 pairs for uniform 8-bit ones.
     if (g.fill == Fill::Bounded || g.fill == Fill::AtBound)
       CHECK(pk.layout == 1 && pk.spill_k.empty(), "avx2 packed bounded weights (n=%d k=%d) as layout %d, %zu spills", n,
             k, pk.layout, pk.spill_k.size());
@@ -126,6 +127,11 @@ static void check_gemm_u8s8(const KernelTable& kt, const GemmCase& g, std::mt199
       CHECK(pk.layout == 1 && !pk.spill_k.empty(), "avx2 packed spiky weights (n=%d k=%d) as layout %d, %zu spills", n,
             k, pk.layout, pk.spill_k.size());
   }
+  // vpdpbusd and TDPBUSD multiply any int8 weights exactly: K-by-4 quads
+  // (AMX: k padded to 64), nothing set aside.
+  if (table == "avxvnni" || table == "avx512vnni" || table == "amx")
+    CHECK(pk.layout == (table == "amx" ? 2 : 1) && pk.spill_k.empty(), "%s packed as layout %d with %zu spills",
+          kt.name, pk.layout, pk.spill_k.size());
   for (size_t i = 0; i < cr.size(); ++i) {
     if (cr[i] != ck[i]) {
       CHECK(false, "%s gemm_u8s8 m=%d k=%d n=%d [%d,%d) fill=%d at %zu: %d != %d", kt.name, m, k, n, nb, ne,
