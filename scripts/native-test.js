@@ -5,8 +5,8 @@
 //   2. build-native-release/  Release, as shipped (-O3 code paths differ)
 // On x86-64 each build also has the emulated x86 tables (the same kernel
 // sources against SIMDe and an AMX tile emulation, native/test/emulate), so
-// every table is tested whatever this CPU lacks; libsimde-dev is installed
-// with apt when missing. Then checks the Release objects for ISA
+// every table is tested whatever this CPU lacks (needs libsimde-dev, which
+// .ci/run installs). Then checks the Release objects for ISA
 // portability: per kernel file, only the instruction classes of its ISA
 // (AVX/VEX, AVX-512/EVEX, AMX), none anywhere else, and none in the table
 // getters that baseline code calls: the binary must load on any x86-64 CPU.
@@ -38,15 +38,10 @@ function buildAndTest(dir, cmakeArgs, env) {
   return build;
 }
 
-// SIMDe is header-only; apt installs it when missing (as test:arm64 installs its tools).
+// SIMDe (header-only, Debian libsimde-dev; .ci/run installs it): CMake refuses
+// to configure without it, saying so.
 function emulatedArgs() {
-  if (process.arch !== 'x64') return [];
-  if (!fs.existsSync('/usr/include/simde/x86/avx512.h')) {
-    console.log('native-test: installing libsimde-dev with apt (the emulated x86 tables)');
-    run('apt-get', ['update', '-qq']);
-    run('apt-get', ['install', '-y', '-qq', 'libsimde-dev']);
-  }
-  return ['-DEDGEOPT_EMULATED_TESTS=ON'];
+  return process.arch === 'x64' ? ['-DEDGEOPT_EMULATED_TESTS=ON'] : [];
 }
 
 // The instruction classes each kernel object may contain; every other object

@@ -11,7 +11,8 @@ namespace edgeopt::addon {
 // JS class `KernelBench` (for bench/kernels.js): new KernelBench(kind, m, k, n,
 // kernel?, threads?) makes random operands and packs the weights once;
 // run(repeat) runs the bare GEMM `repeat` times, so a benchmark of small shapes
-// is not dominated by the JS call. kind is 'int8' (u8 x s8 -> s32) or 'fp32'.
+// is not dominated by the JS call, and returns { wallSeconds, cpuSeconds }
+// (the calling thread's CPU time). kind is 'int8' (u8 x s8 -> s32), 'int7' or 'fp32'.
 class KernelBench : public Napi::ObjectWrap<KernelBench> {
  public:
   static Napi::Function DefineClass(Napi::Env env);
@@ -34,12 +35,12 @@ class KernelBench : public Napi::ObjectWrap<KernelBench> {
 };
 
 // peakProbe(kind: 'int8'|'int7'|'fp32', iterations, kernel?) -> operations per
-// second of the table's register-only throughput loop (see
-// KernelTable::peak_probe), or null when the table has none.
+// second of the calling thread's CPU time in the table's register-only
+// throughput loop (see KernelTable::peak_probe), or null when it has none.
 Napi::Value PeakProbe(const Napi::CallbackInfo& info);
 
-// readBandwidth(mebibytes, passes) -> bytes per second one thread reads from a
-// buffer of that size (the best of `passes` passes after one to warm it up):
+// readBandwidth(mebibytes, passes) -> bytes per second of CPU time one thread
+// reads from a buffer of that size (best of `passes` passes after one to warm it up):
 // the memory-bound ceiling of a GEMV whose weights have that size.
 Napi::Value ReadBandwidth(const Napi::CallbackInfo& info);
 

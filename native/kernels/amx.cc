@@ -74,7 +74,7 @@ void gemm_u8s8(const GemmU8S8Args& g) {
   if (g.m < kMinRows) return avx512vnni_kernels().gemm_u8s8(g);
   const PackedS8& w = *g.w;
   const int steps = x86::packed_steps(w);  // a multiple of 16 quads
-  const size_t kp = static_cast<size_t>(steps) * 4, tile_bytes = kp * x86::kTile;
+  const size_t kp = static_cast<size_t>(steps) * 4, tile_bytes = x86::tile_stride(w);
   const int mp = (g.m + kBlockRows - 1) / kBlockRows * kBlockRows;
   thread_local std::vector<uint8_t> padded;
   padded.assign(mp * kp, 0);

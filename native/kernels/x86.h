@@ -41,6 +41,17 @@ inline int packed_steps(const PackedS8& w) {
   return w.layout == kQuads64 ? (quads + 15) / 16 * 16 : quads;
 }
 
+// Bytes from one tile to the next: its steps, plus one cache line, so the
+// tiles a microkernel streams side by side never start on the same L1/L2 set
+// (with k a multiple of 1024 they otherwise sit 64 KB apart and evict each
+// other: the GEMV ran at 60 % of the read bandwidth).
+constexpr size_t kTileSkew = 64;
+inline size_t tile_stride(const PackedS8& w) {
+  return static_cast<size_t>(packed_steps(w)) * (w.layout == kPairs ? 2 : 4) * kTile + kTileSkew;
+}
+// Floats from one fp32 tile to the next (pack_f32_tiles).
+inline size_t tile_stride_f32(int k) { return static_cast<size_t>(k) * kTile + kTileSkew / sizeof(float); }
+
 // The exact layouts of vpmaddwd/vpmaddubsw tables (AVX2, AVX-512BW): kQuads
 // for weights whose k pairs fit vpmaddubsw's bound, except at most 1/256 of
 // them, which go to PackedS8::spill_* for the GEMM to add separately (trained

@@ -19,23 +19,21 @@ namespace {
 constexpr int kF32BlockK = 256;
 constexpr int kF32BlockMinK = 2048;  // full-K tile slices above 128 KB
 
-// V::kLanes columns of row r from column j, those inside [n_begin, n_end) (others 0).
+// V::kLanes columns of row r from column j, those inside [n_begin, n_end)
+// (others 0). Masked, not through a buffer: a call to memset or memcpy in the
+// microkernel makes GCC keep the accumulators in memory across it.
 template <class V>
 inline typename V::F load_columns(const GemmF32Args& p, int r, int j) {
   const float* src = p.y + r * p.ldy;
   if (j >= p.n_begin && j + V::kLanes <= p.n_end) return V::load_f(src + j);
-  alignas(64) float tmp[V::kLanes] = {};
-  for (int q = std::max(j, p.n_begin); q < std::min(j + V::kLanes, p.n_end); ++q) tmp[q - j] = src[q];
-  return V::load_f(tmp);
+  return V::load_f_lanes(src + j, std::max(0, p.n_begin - j), std::min(V::kLanes, p.n_end - j));
 }
 
 template <class V>
 inline void store_columns(const GemmF32Args& p, int r, int j, typename V::F acc) {
   float* dst = p.y + r * p.ldy;
   if (j >= p.n_begin && j + V::kLanes <= p.n_end) return V::store_f(dst + j, acc);
-  alignas(64) float tmp[V::kLanes];
-  V::store_f(tmp, acc);
-  for (int q = std::max(j, p.n_begin); q < std::min(j + V::kLanes, p.n_end); ++q) dst[q] = tmp[q - j];
+  V::store_f_lanes(dst + j, acc, std::max(0, p.n_begin - j), std::min(V::kLanes, p.n_end - j));
 }
 
 // MR rows x T tiles, k in [k0, k0 + kn), continuing the sums in y unless k0 == 0.
@@ -44,7 +42,7 @@ EDGEOPT_MICROKERNEL void f32_block(const GemmF32Args& p, int r0, int t0, int k0,
   using V = typename P::V;
   using F = typename V::F;
   constexpr int kVecs = x86::kTile / V::kLanes;
-  const size_t tile_floats = static_cast<size_t>(p.w->k) * x86::kTile;
+  const size_t tile_floats = x86::tile_stride_f32(p.w->k);
   const float* w = p.w->data.data() + t0 * tile_floats + static_cast<size_t>(k0) * x86::kTile;
   const float* x = p.x + r0 * p.ldx + k0;
   F acc[MR][T][kVecs];

@@ -27,11 +27,11 @@ void start(const int8_t* w, int n, int k, Layout layout, PackedS8* out, const Ke
 }
 
 void pack_pairs(const int8_t* w, int n, int k, PackedS8* out) {
-  const int kp = packed_steps(*out);
-  out->data.assign(static_cast<size_t>(tiles_of(n)) * kp * 2 * kTile, 0);
+  const size_t stride = tile_stride(*out);
+  out->data.assign(tiles_of(n) * stride, 0);
   for (int j = 0; j < n; ++j) {
     const int8_t* row = w + static_cast<size_t>(j) * k;
-    int8_t* tile = out->data.data() + static_cast<size_t>(j / kTile) * kp * 2 * kTile + (j % kTile) * 2;
+    int8_t* tile = out->data.data() + (j / kTile) * stride + (j % kTile) * 2;
     for (int i = 0; i < k; ++i) tile[static_cast<size_t>(i / 2) * 2 * kTile + (i % 2)] = row[i];
   }
 }
@@ -39,12 +39,12 @@ void pack_pairs(const int8_t* w, int n, int k, PackedS8* out) {
 // With `spill`, pairs over vpmaddubsw's bound stay zero in the tiles and go
 // to the spill list.
 void pack_quads(const int8_t* w, int n, int k, bool spill, PackedS8* out) {
-  const int kq = packed_steps(*out);
-  out->data.assign(static_cast<size_t>(tiles_of(n)) * kq * 4 * kTile, 0);
+  const size_t stride = tile_stride(*out);
+  out->data.assign(tiles_of(n) * stride, 0);
   if (spill) out->spill_begin.assign(static_cast<size_t>(n) + 1, 0);
   for (int j = 0; j < n; ++j) {
     const int8_t* row = w + static_cast<size_t>(j) * k;
-    int8_t* tile = out->data.data() + static_cast<size_t>(j / kTile) * kq * 4 * kTile + (j % kTile) * 4;
+    int8_t* tile = out->data.data() + (j / kTile) * stride + (j % kTile) * 4;
     for (int i = 0; i < k; i += 2) {
       const int w0 = row[i], w1 = i + 1 < k ? row[i + 1] : 0;
       int8_t* dst = tile + static_cast<size_t>(i / 4) * 4 * kTile + i % 4;
@@ -87,9 +87,10 @@ void pack_s8_quads(const int8_t* w, int n, int k, Layout layout, PackedS8* out, 
 void pack_f32_tiles(const float* w, int n, int k, PackedF32* out, const KernelTable* packer) {
   out->n = n;
   out->k = k;
-  out->data.assign(static_cast<size_t>(tiles_of(n)) * k * kTile, 0.0f);
+  const size_t stride = tile_stride_f32(k);
+  out->data.assign(tiles_of(n) * stride, 0.0f);
   for (int j = 0; j < n; ++j) {
-    float* tile = out->data.data() + static_cast<size_t>(j / kTile) * k * kTile + (j % kTile);
+    float* tile = out->data.data() + (j / kTile) * stride + (j % kTile);
     for (int i = 0; i < k; ++i) tile[static_cast<size_t>(i) * kTile] = w[static_cast<size_t>(j) * k + i];
   }
   out->packer = packer;

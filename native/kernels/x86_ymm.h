@@ -42,6 +42,15 @@ struct Ymm {
   // `a < b ? a : b` and `a > b ? a : b` per lane (b when either is NaN).
   static F min_f(F a, F b) { return _mm256_min_ps(a, b); }
   static F max_f(F a, F b) { return _mm256_max_ps(a, b); }
+  // Lanes [lo, hi) of p[0..kLanes) (others 0), and their store: masked, so
+  // no other lane is touched (the column range of a partial tile).
+  static __m256i lane_mask(int lo, int hi) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(lo), lane),
+                               _mm256_cmpgt_epi32(_mm256_set1_epi32(hi), lane));
+  }
+  static F load_f_lanes(const float* p, int lo, int hi) { return _mm256_maskload_ps(p, lane_mask(lo, hi)); }
+  static void store_f_lanes(float* p, F v, int lo, int hi) { _mm256_maskstore_ps(p, lane_mask(lo, hi), v); }
   static F round_even(F v) { return _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static F to_float(I v) { return _mm256_cvtepi32_ps(v); }
   static I truncate(F v) { return _mm256_cvttps_epi32(v); }

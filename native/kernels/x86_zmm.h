@@ -40,6 +40,11 @@ struct Zmm {
   static F div_f(F a, F b) { return _mm512_div_ps(a, b); }
   static F min_f(F a, F b) { return _mm512_min_ps(a, b); }
   static F max_f(F a, F b) { return _mm512_max_ps(a, b); }
+  static __mmask16 lane_mask(int lo, int hi) {
+    return static_cast<__mmask16>((0xffffu >> (16 - hi)) & (0xffffu << lo));
+  }
+  static F load_f_lanes(const float* p, int lo, int hi) { return _mm512_maskz_loadu_ps(lane_mask(lo, hi), p); }
+  static void store_f_lanes(float* p, F v, int lo, int hi) { _mm512_mask_storeu_ps(p, lane_mask(lo, hi), v); }
   static F round_even(F v) { return _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static F to_float(I v) { return _mm512_cvtepi32_ps(v); }
   static I truncate(F v) { return _mm512_cvttps_epi32(v); }

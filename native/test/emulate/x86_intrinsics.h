@@ -14,6 +14,10 @@
 
 #include "amx_tiles.h"
 
+// The opmask type under its native name (SIMDe 0.7.4 has no alias; a
+// repeated typedef of the same type is harmless where a later one does).
+typedef simde__mmask16 __mmask16;
+
 // SIMDe 0.7.4's alias of _mm512_madd_epi16 takes the masked form's 4
 // arguments (its function is right), and _MM_FROUND_NO_EXC has no alias.
 #undef _mm512_madd_epi16
@@ -37,6 +41,44 @@ inline Vec lanes(const In (&in)[N], F f) {
 }
 
 }  // namespace edgeopt::emulate
+
+// Masked loads and stores touch only the lanes the mask selects (the x86
+// kernels rely on it for a partial tile at the end of a buffer); SIMDe 0.7's
+// AVX maskload reads all 8 lanes, and it lacks the AVX-512 forms.
+inline simde__m256 edgeopt_mm256_maskload_ps(const float* p, simde__m256i mask) {
+  int32_t m[8];
+  float out[8];
+  std::memcpy(m, &mask, sizeof m);
+  for (int i = 0; i < 8; ++i) out[i] = m[i] < 0 ? p[i] : 0.0f;
+  return simde_mm256_loadu_ps(out);
+}
+inline void edgeopt_mm256_maskstore_ps(float* p, simde__m256i mask, simde__m256 v) {
+  int32_t m[8];
+  float in[8];
+  std::memcpy(m, &mask, sizeof m);
+  std::memcpy(in, &v, sizeof in);
+  for (int i = 0; i < 8; ++i)
+    if (m[i] < 0) p[i] = in[i];
+}
+inline simde__m512 edgeopt_mm512_maskz_loadu_ps(simde__mmask16 k, const float* p) {
+  float out[16];
+  for (int i = 0; i < 16; ++i) out[i] = (k >> i) & 1 ? p[i] : 0.0f;
+  return simde_mm512_loadu_ps(out);
+}
+inline void edgeopt_mm512_mask_storeu_ps(float* p, simde__mmask16 k, simde__m512 v) {
+  float in[16];
+  std::memcpy(in, &v, sizeof in);
+  for (int i = 0; i < 16; ++i)
+    if ((k >> i) & 1) p[i] = in[i];
+}
+#undef _mm256_maskload_ps
+#undef _mm256_maskstore_ps
+#undef _mm512_maskz_loadu_ps
+#undef _mm512_mask_storeu_ps
+#define _mm256_maskload_ps(p, mask) edgeopt_mm256_maskload_ps(p, mask)
+#define _mm256_maskstore_ps(p, mask, v) edgeopt_mm256_maskstore_ps(p, mask, v)
+#define _mm512_maskz_loadu_ps(k, p) edgeopt_mm512_maskz_loadu_ps(k, p)
+#define _mm512_mask_storeu_ps(p, k, v) edgeopt_mm512_mask_storeu_ps(p, k, v)
 
 #ifndef _mm512_cvtepi32_ps  // VCVTDQ2PS: int32 -> float, rounding to nearest
 inline simde__m512 edgeopt_mm512_cvtepi32_ps(simde__m512i a) {
