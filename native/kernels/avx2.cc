@@ -6,9 +6,9 @@
 // kQuads (vpmaddubsw on the bytes, then vpmaddwd by 1 to widen its int16
 // pairs) for weights whose k pairs fit its saturation bound: every 7-bit or
 // narrower quantization, and trained 8-bit layers whose few pairs over the
-// bound go to the spill list. Quads run 1.15-1.3x faster at 64-256 rows and
-// 1.5-2x for one row, as they need no widening (README, `npm run bench --
-// kernels`, the int7 rows). fp32: FMA on tiles of 16 channels.
+// bound go to the spill list. Quads run faster, as they need no widening
+// (`npm run bench -- kernels`, the int7 rows; docs/benchmarks.md).
+// fp32: FMA on tiles of 16 channels.
 #if defined(__x86_64__) || defined(_M_X64)
 #include "../core/quantize.h"
 #include "../core/sparse.h"
@@ -29,9 +29,11 @@ namespace {
 // + activation, product, ones. Fewer rows take up to 4 tiles in 12 accumulators.
 struct Pairs : PairsDot<Ymm> {
   static constexpr int kRows = 6, kBudget = 12, kMaxTiles = 4;
+  static constexpr size_t kPanelBytes = 192 * 1024;
 };
 struct Quads : QuadsDot<Ymm> {
   static constexpr int kRows = 4, kBudget = 12, kMaxTiles = 4;
+  static constexpr size_t kPanelBytes = 192 * 1024;
 };
 struct F32 {
   using V = Ymm;

@@ -24,9 +24,11 @@ namespace {
 // rows take up to 8 tiles.
 struct Pairs : PairsDot<Zmm> {
   static constexpr int kRows = 8, kBudget = 24, kMaxTiles = 8;
+  static constexpr size_t kPanelBytes = 512 * 1024;
 };
 struct Quads : QuadsDot<Zmm> {
   static constexpr int kRows = 6, kBudget = 18, kMaxTiles = 8;
+  static constexpr size_t kPanelBytes = 512 * 1024;
 };
 struct F32 {
   using V = Zmm;
@@ -87,7 +89,7 @@ KernelTable make_table() {
   KernelTable t;
   t.name = "avx512";
   t.tile_n = x86::kTile;
-  t.sparse = &sparse_avx2_kernels();
+  t.sparse = &sparse_avx2_one_row_kernels();
   t.pack_s8 = pack_s8;
   t.gemm_u8s8 = gemm_u8s8_exact<Pairs, Quads>;
   t.pack_f32 = pack_f32;

@@ -26,6 +26,7 @@ struct Dpbusd {
   static constexpr int kStep = 4;
   static constexpr bool kWiden = false;
   static constexpr int kRows = 8, kBudget = 24, kMaxTiles = 4;
+  static constexpr size_t kPanelBytes = 512 * 1024;
   static __m512i weights(const int8_t* p) { return Zmm::load(p); }
   static __m512i dot(__m512i acc, __m512i a, __m512i w) { return _mm512_dpbusd_epi32(acc, a, w); }
 };

@@ -4,6 +4,7 @@
 // instruction on ymm (AVX2 needs vpmaddwd + vpaddd for 16). Same K-by-4
 // weight layout and zero-point correction as avx512vnni.cc.
 #if defined(__x86_64__) || defined(_M_X64)
+#include "../core/sparse.h"
 #include "x86.h"
 #include "x86_isa.h"
 
@@ -21,6 +22,7 @@ struct Dpbusd {
   static constexpr int kStep = 4;
   static constexpr bool kWiden = false;
   static constexpr int kRows = 6, kBudget = 12, kMaxTiles = 4;
+  static constexpr size_t kPanelBytes = 512 * 1024;
   static __m256i weights(const int8_t* p) { return Ymm::load(p); }
   static __m256i dot(__m256i acc, __m256i a, __m256i w) { return _mm256_dpbusd_avx_epi32(acc, a, w); }
 };
@@ -67,14 +69,20 @@ void pack_s8(const int8_t* w, int n, int k, PackedS8* out) {
   x86::pack_s8_quads(w, n, k, x86::kQuads, out, &avxvnni_kernels());
 }
 
+KernelTable make_table() {
+#if defined(EDGEOPT_EMULATE_X86)
+  KernelTable t = x86::avx2_with_int8("avxvnni", pack_s8, gemm_u8s8, nullptr);
+#else
+  KernelTable t = x86::avx2_with_int8("avxvnni", pack_s8, gemm_u8s8, peak_probe);
+#endif
+  t.sparse = &sparse_avx2_one_row_kernels();  // its dense int8 outruns AVX2's
+  return t;
+}
+
 }  // namespace
 
 const KernelTable& avxvnni_kernels() {
-#if defined(EDGEOPT_EMULATE_X86)
-  static const KernelTable table = x86::avx2_with_int8("avxvnni", pack_s8, gemm_u8s8, nullptr);
-#else
-  static const KernelTable table = x86::avx2_with_int8("avxvnni", pack_s8, gemm_u8s8, peak_probe);
-#endif
+  static const KernelTable table = make_table();
   return table;
 }
 

@@ -256,11 +256,11 @@ EDGEOPT_TARGET_END
 namespace edgeopt {
 namespace {
 
-// Crossovers against the AVX2 dense kernel (`npm run bench -- sparse`, one
-// Zen 3 core, 1024- and 4096-wide layers): at <= 20 % kept the window format
-// wins below 16 rows and CSR from there (90 %, 64 rows: 2.6x against 1.9x); up
-// to 35 % the window format wins below 8 rows (70 %: 1.4-1.7x at batch 1) and
-// dense from there. 2:4 never beats dense here. Always: the window format.
+// Crossovers against the AVX2 dense kernel (`npm run bench -- sparse`,
+// figures in docs/benchmarks.md): at <= 20 % kept the window format wins
+// below 16 rows and CSR from there; up to 35 % the window format wins below
+// 8 rows and dense from there. 2:4 never beats dense here. Always: the
+// window format.
 FormatChoice choose_avx2(double density, bool /*two_four*/, bool always) {
   using F = WeightFormat;
   if (density <= 0.2) return {F::Window, F::Csr, 16};
@@ -268,7 +268,25 @@ FormatChoice choose_avx2(double density, bool /*two_four*/, bool always) {
   return {};
 }
 
+// Beside a faster dense kernel (avx512's zmm vpmaddwd, the VNNI tables'
+// vpdpbusd; amx runs the VNNI kernel for one row), measured with
+// `npm run bench -- sparse --isa=avx512|avxvnni|avx512vnni`: the window
+// format wins for one row at <= 20 % kept; from 4 rows, and at 30 % kept,
+// every sparse kernel loses to dense. Always: the window format.
+FormatChoice choose_beside_faster_dense(double density, bool /*two_four*/, bool always) {
+  using F = WeightFormat;
+  if (density <= 0.2) return {F::Window, always ? F::Window : F::Dense, 2};
+  if (always) return {F::Window, F::Window};
+  return {};
+}
+
 }  // namespace
+
+const SparseKernels& sparse_avx2_one_row_kernels() {
+  static const SparseKernels table = {"sparse-avx2", "sparse24-avx2", "sparsewin-avx2",          gemm_csr,
+                                      gemm_24,       gemm_win,        choose_beside_faster_dense};
+  return table;
+}
 
 const SparseKernels& sparse_avx2_kernels() {
   static const SparseKernels table = {"sparse-avx2", "sparse24-avx2", "sparsewin-avx2", gemm_csr,

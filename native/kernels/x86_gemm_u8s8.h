@@ -12,6 +12,10 @@
 //   kRows, kBudget, kMaxTiles  the register plan: full blocks of kRows rows;
 //                            kBudget accumulator registers, tiles per call
 //                            chosen by tiles_for_rows (row_blocks.h)
+//   kPanelBytes              activations of a row panel, kept in L2 next to
+//                            the weight tiles all its rows use (L2: 512 KB on
+//                            Zen 2/3, 1 MB on Zen 4/5 and Skylake-SP, 2 MB on
+//                            Sapphire Rapids)
 // Every channel is one int32 accumulator over the whole of k, so any blocking
 // gives the same sums.
 #pragma once
@@ -48,9 +52,9 @@ inline void store_sums(const OutS32& o, int r, int j, typename V::I acc) {
     dst[q] = tmp[q - j] - o.zp[r] * o.col_sums[q];
 }
 
-// How far ahead of its loads a one-row microkernel prefetches each tile:
-// 1.2-1.4x on the 1x4096x4096 GEMV here (Zen 5), where the hardware
-// prefetcher alone left a third of the read bandwidth unused.
+// How far ahead of its loads a one-row microkernel prefetches each tile: the
+// hardware prefetcher alone left part of the read bandwidth unused on the
+// 1x4096x4096 GEMV (`npm run bench -- kernels`).
 constexpr size_t kGemvPrefetch = 2048;
 
 // Microkernel: MR rows x T tiles over all steps. `a` points at the first
@@ -139,10 +143,6 @@ constexpr int u8s8_tiles() {
   return tiles_for_rows(R, L::kBudget, x86::kTile / L::V::kLanes, L::kMaxTiles);
 }
 
-// A row panel's activations stay in L2 next to the weight tiles all its rows
-// use (L2 is 512 KB on Zen 3, 1 MB on Zen 5, 2 MB on Sapphire Rapids).
-constexpr size_t kPanelBytes = 192 * 1024;
-
 // Row panels whose activations fit in L2; in each, a group of tiles at a time
 // for all full row blocks, so the weights stream from memory once per panel
 // instead of once per row block; then the rows left, more tiles per pass.
@@ -154,7 +154,7 @@ void gemm_u8s8_layout(const GemmU8S8Args& g) {
   const OutS32 o{g.c, g.ldc, g.a_zero_point, g.w->col_sums.data(), g.n_begin, g.n_end};
   const int t_begin = g.n_begin / x86::kTile, t_end = x86::tiles_of(g.n_end);
   const size_t row_bytes = static_cast<size_t>(steps) * 4;
-  const int panel = std::max<int>(MR, static_cast<int>(kPanelBytes / row_bytes) / MR * MR);
+  const int panel = std::max<int>(MR, static_cast<int>(L::kPanelBytes / row_bytes) / MR * MR);
   for (int p0 = 0; p0 < g.m; p0 += panel) {
     const int p1 = std::min(g.m, p0 + panel), full_end = p0 + (p1 - p0) / MR * MR;
     for (int t = t_begin; t < t_end && full_end > p0; t += kGroup)
