@@ -5,7 +5,7 @@ import tseslint from 'typescript-eslint';
 import globals from 'globals';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'build/', 'build-*/', 'prebuilds/', 'bench/results/', 'examples/**/node_modules/'] },
+  { ignores: ['node_modules/', 'dist/', 'build/', 'build-*/', 'prebuilds/', '.cache/', 'bench/results/', 'examples/**/node_modules/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -3,7 +3,11 @@
 // int8 graph) and TensorFlow.js (wasm and cpu backends) on the same models and inputs.
 //
 //   npm run bench -- compare [--json] [--quick] [--batches=1,8,64,256] [--threads=1,2]
-//                            [--models=mnist,big] [--budget=0.8] [--no-write]
+//                            [--models=mnist,big,mobilenet-mini,lenet5,mobilenetv2,resnet18]
+//                            [--budget=0.8] [--no-write]
+//
+// The CNN models (bench/compare-cnn.js) compare edgeopt native fp32 with onnxruntime-node fp32
+// on the same ONNX file, one thread, batches 1 and 64 (the 224x224 graphs: batch 1).
 //
 // For every model x threads x batch, all engines run in interleaved rounds (each round
 // visits every engine, in a rotated order, for a slice of its time budget), so a load
@@ -18,6 +22,7 @@
 'use strict';
 const path = require('node:path');
 const C = require('./support/common');
+const { compareCnn, CNN_MODELS } = require('./compare-cnn');
 
 const MODELS = {
   mnist: 'mlp-784-128-10 (bundled, PyTorch-trained) on MNIST test digits',
@@ -25,7 +30,15 @@ const MODELS = {
 };
 
 function parseArgs(argv) {
-  const o = { json: false, quick: false, write: true, batches: null, threads: [1, 2], models: ['mnist', 'big'], budget: null };
+  const o = {
+    json: false,
+    quick: false,
+    write: true,
+    batches: null,
+    threads: [1, 2],
+    models: ['mnist', 'big', ...Object.keys(CNN_MODELS)],
+    budget: null,
+  };
   for (const a of argv) {
     const [k, v] = a.split('=');
     if (k === '--json') o.json = true;
@@ -42,7 +55,11 @@ function parseArgs(argv) {
   o.rounds = o.quick ? 3 : 5;
   o.maxCallMs = o.quick ? 60 : 400; // slow secondary engines skip batches predicted to exceed this per call
   o.loopMs = o.quick ? 120 : 400; // event-loop probe duration per engine
-  for (const m of o.models) if (!MODELS[m]) throw new Error(`compare bench: unknown model ${m} (mnist, big)`);
+  for (const m of o.models)
+    if (!MODELS[m] && !CNN_MODELS[m])
+      throw new Error(`compare bench: unknown model ${m} (${[...Object.keys(MODELS), ...Object.keys(CNN_MODELS)].join(', ')})`);
+  o.cnnModels = o.models.filter((m) => CNN_MODELS[m]);
+  o.models = o.models.filter((m) => MODELS[m]);
   return o;
 }
 
@@ -538,11 +555,24 @@ async function run(argv) {
       for (const a of active) if (a.release) await a.release();
     }
   }
+  if (o.cnnModels.length) {
+    log(o, '\n## CNNs: edgeopt native fp32 vs onnxruntime-node fp32, same ONNX file, 1 thread');
+    const cnn = await compareCnn({
+      models: o.cnnModels,
+      batches: [1, 64],
+      budget: o.budget,
+      rounds: o.rounds,
+      log: (...a) => log(o, ...a),
+    });
+    result.cnn = cnn.models;
+    result.cnnSummary = cnn.summary;
+    notes.push(...cnn.notes);
+  }
   result.machine.loadavgEnd = require('node:os')
     .loadavg()
     .map((x) => Math.round(x * 100) / 100);
   result.durationSeconds = Math.round((C.now() - started) / 100) / 10;
-  result.summary = summary(result);
+  result.summary = [...summary(result), ...(result.cnnSummary ?? [])];
   if (o.write) {
     const file = C.writeResult(o.quick ? 'compare-quick' : 'compare', result);
     log(o, `\nwrote ${path.relative(process.cwd(), file)}`);

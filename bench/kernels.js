@@ -1,5 +1,9 @@
 // Kernel micro-benchmarks: `npm run bench -- kernels [--json] [--isa=avx2,scalar]
-// [--threads=1,2] [--shapes=1x784x512,...] [--kinds=int8,int7,fp32] [--max-time=0.5] [--no-write]`.
+// [--threads=1,2] [--shapes=1x784x512,...] [--kinds=int8,int7,fp32,conv] [--max-time=0.5]
+// [--convs=dw3x3,conv1x1] [--no-ort] [--no-write]`. The conv kind adds fp32
+// convolution rows (bench/support/cnn-kernels.js) beside onnxruntime-node on
+// the same shapes; a run of all of them is written to bench/results/cnn-kernels.json
+// for docs/benchmarks.md.
 // int7 is the int8 kernel on weights of the 7-bit grid (what `bits: 7`
 // quantization stores), which the AVX2/AVX-512 tables pack for vpmaddubsw;
 // its fraction of peak is against that sequence's own register-only loop.
@@ -24,6 +28,7 @@
 'use strict';
 const path = require('node:path');
 const C = require('./support/common');
+const { convRows } = require('./support/cnn-kernels');
 
 const SHAPES = [
   [1, 784, 512],
@@ -52,12 +57,14 @@ function parseArgs(argv) {
   const opts = {
     json: false,
     all: false,
-    write: true,
     isa: null,
     threads: [1, 2],
     shapes: SHAPES,
-    kinds: ['int8', 'int7', 'fp32'],
+    kinds: ['int8', 'int7', 'fp32', 'conv'],
     maxTime: 0.5,
+    convs: null,
+    ort: true,
+    write: true,
   };
   for (const a of argv) {
     const [key, value] = a.split('=');
@@ -69,6 +76,8 @@ function parseArgs(argv) {
     else if (key === '--max-time') opts.maxTime = Number(value);
     else if (key === '--kinds') opts.kinds = value.split(',');
     else if (key === '--shapes') opts.shapes = value.split(',').map((s) => s.split('x').map(Number));
+    else if (key === '--convs') opts.convs = value.split(',');
+    else if (key === '--no-ort') opts.ort = false;
     else throw new Error(`kernels bench: unknown argument ${a}`);
   }
   return opts;
@@ -160,7 +169,7 @@ async function run(argv) {
   }
   for (const isa of isas)
     for (const threads of opts.threads)
-      for (const kind of opts.kinds)
+      for (const kind of opts.kinds.filter((k) => k !== 'conv'))
         for (const [m, k, n] of opts.shapes) {
           const macs = m * k * n;
           if (isa === 'scalar' && macs > SCALAR_MAX_MACS && !opts.all) continue;
@@ -208,6 +217,28 @@ async function run(argv) {
           rows.push(row);
           if (!opts.json) printRow(row);
         }
+  if (opts.kinds.includes('conv')) {
+    const started = Date.now();
+    const machine = C.machine();
+    const conv = await convRows(addon, isas, opts.threads, opts, (isa) => peaks[isa].fp32);
+    rows.push(...conv);
+    // The conv rows feed docs/benchmarks.md (npm run bench -- report).
+    if (opts.write && !opts.convs)
+      C.writeResult('cnn-kernels', {
+        command: `npm run bench -- kernels ${process.argv.slice(3).join(' ')}`.trim(),
+        durationSeconds: Math.round((Date.now() - started) / 100) / 10,
+        machine: {
+          ...machine,
+          loadavgEnd: require('node:os')
+            .loadavg()
+            .map((x) => Math.round(x * 100) / 100),
+        },
+        versions: { onnxruntimeNode: C.optional('onnxruntime-node').version ?? null },
+        settings: { rounds: 5, secondsPerEngine: opts.maxTime },
+        peaks: Object.fromEntries(isas.map((isa) => [isa, peaks[isa].fp32])),
+        rows: conv,
+      });
+  }
   const targets = checkTargets(rows);
   if (opts.json) {
     console.log(JSON.stringify({ rows, targets }, null, 1));

@@ -60,6 +60,15 @@ const fmt = (x, d = 3) => (x == null || !Number.isFinite(x) ? '-' : x >= 100 ? x
 
 /** Grouped bars on a log10 axis: groups = batches, bars = engines; values in ms. */
 function latencySvg(title, groups, series) {
+  return barsSvg(title, groups, series, {
+    groupLabel: (g) => `batch ${g}`,
+    unit: 'ms',
+    note: 'median latency per call, log scale; missing bars: engine skipped at that batch',
+  });
+}
+
+/** Grouped bars on a log10 axis: one group per x value, one bar per series. */
+function barsSvg(title, groups, series, { groupLabel, unit, note }) {
   const R = 30 + Math.max(...series.map((s) => textWidth(s.name, 11))),
     W = 560 + R,
     L = 64,
@@ -81,17 +90,17 @@ function latencySvg(title, groups, series) {
     const yy = y(10 ** e);
     out.push(
       `<line x1="${L}" x2="${W - R}" y1="${yy}" y2="${yy}" stroke="#ddd"/>`,
-      `<text x="${L - 6}" y="${yy + 4}" text-anchor="end">${esc(10 ** e >= 1 ? String(10 ** e) : (10 ** e).toPrecision(1))} ms</text>`,
+      `<text x="${L - 6}" y="${yy + 4}" text-anchor="end">${esc(10 ** e >= 1 ? String(10 ** e) : (10 ** e).toPrecision(1))} ${esc(unit)}</text>`,
     );
   }
   groups.forEach((g, gi) => {
-    out.push(`<text x="${L + gw * gi + gw / 2}" y="${H - B + 18}" text-anchor="middle">batch ${esc(g)}</text>`);
+    out.push(`<text x="${L + gw * gi + gw / 2}" y="${H - B + 18}" text-anchor="middle">${esc(groupLabel(g))}</text>`);
     series.forEach((s, si) => {
       const v = s.values[gi];
       if (!(v > 0)) return;
       const x = L + gw * gi + gw * 0.1 + bw * si;
       out.push(
-        `<rect x="${x.toFixed(1)}" y="${y(v).toFixed(1)}" width="${(bw - 1).toFixed(1)}" height="${(H - B - y(v)).toFixed(1)}" fill="${s.color}"><title>${esc(s.name)}, batch ${esc(g)}: ${fmt(v, 4)} ms</title></rect>`,
+        `<rect x="${x.toFixed(1)}" y="${y(v).toFixed(1)}" width="${(bw - 1).toFixed(1)}" height="${(H - B - y(v)).toFixed(1)}" fill="${s.color}"><title>${esc(s.name)}, ${esc(groupLabel(g))}: ${fmt(v, 4)} ${esc(unit)}</title></rect>`,
       );
     });
   });
@@ -102,10 +111,7 @@ function latencySvg(title, groups, series) {
       `<text x="${W - R + 30}" y="${T + si * 18 + 10}">${esc(s.name)}</text>`,
     );
   });
-  out.push(
-    `<text x="${L}" y="${H - 8}" fill="#666">median latency per call, log scale; missing bars: engine skipped at that batch</text>`,
-    '</svg>',
-  );
+  out.push(`<text x="${L}" y="${H - 8}" fill="#666">${esc(note)}</text>`, '</svg>');
   return out.join('\n') + '\n';
 }
 
@@ -321,6 +327,48 @@ function compareSection(cmp, imgs) {
   return out;
 }
 
+/** The CNN rows of a compare run: edgeopt native fp32 vs onnxruntime-node fp32, and where the time goes. */
+function cnnSection(cmp) {
+  if (!cmp.cnn || !cmp.cnn.length)
+    return ['No CNN results in this run: run `npm run bench -- compare` (CNN models are in the default set).', ''];
+  const out = [
+    "edgeopt native fp32 (`inferSync`, and `infer()` on libuv's pool) against onnxruntime-node fp32 on the same ONNX bytes, one thread, " +
+      "same-run medians of interleaved rounds; \"speed\" is ORT's median divided by edgeopt `inferSync`'s (ORT's `run()` computes on the main thread too).",
+    '',
+    '| model | batch | edgeopt inferSync ms | edgeopt infer() ms | ORT fp32 ms | speed vs ORT | max diff / output range | arena per image (bound) |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const m of cmp.cnn) {
+    for (const c of m.configs) {
+      const r = (k) => c.rows.find((x) => x.engine === k) || {};
+      out.push(
+        `| ${m.model} | ${c.batch} | ${fmt(r('edgeopt-native-fp32-sync').medianMs, 4)} | ${fmt(r('edgeopt-native-fp32').medianMs, 4)} | ${fmt(r('ort-fp32').medianMs, 4)} | **${fmt(c.edgeoptVsOrt, 2)}x** | ${m.maxRelDiff} | ${(m.memory.arenaBytes / 1024).toFixed(0)} KiB (${(m.memory.liveBytesBound / 1024).toFixed(0)} KiB) |`,
+      );
+    }
+  }
+  out.push(
+    '',
+    '**Where the time goes** (native program, batch 1, one thread: the median of each op over repeated runs, summed by kernel; "run" is the median of whole runs alternating with the profiled ones. Run minus ops is the executor\'s own work plus the stalls a loaded machine adds to some op of most runs: a model of 100 ops rarely runs without one):',
+    '',
+  );
+  for (const m of cmp.cnn) {
+    const p = m.profile;
+    if (!p) continue;
+    const kernels = Object.entries(p.byKernel)
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, v]) => `${k} ${fmt(v, 3)} ms`)
+      .join(', ');
+    out.push(
+      `- ${m.model}: ops ${fmt(p.opsMs, 3)} ms of a ${fmt(p.runMs, 3)} ms run. By kernel: ${kernels}. Slowest ops: ${p.top
+        .slice(0, 4)
+        .map((t) => `${t.node} (${t.kernel} ${t.shape}) ${fmt(t.ms, 3)} ms`)
+        .join('; ')}.`,
+    );
+  }
+  out.push('');
+  return out;
+}
+
 function tableSection(tab, img) {
   const out = [];
   out.push(`Command: \`${tab.command}\` (${tab.durationSeconds} s). ${machineSection(tab.machine, 'Machine')}`, '');
@@ -402,6 +450,144 @@ function kernelsSection(kern) {
   return out;
 }
 
+const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+
+/** The issue's acceptance checks, on the MNIST model at 64 connections and the burst. */
+function serveTargets(srv) {
+  const m = srv.models.find((x) => x.key === 'mnist');
+  const r = m && m.summary.find((x) => x.connections === 64);
+  const rows = [];
+  if (r) {
+    const ratio = med(r.ratios);
+    rows.push([
+      `batching on >= 3x the requests/s of batching off (MNIST, 64 connections)`,
+      `${r.ratios.map((x) => fmt(x, 2)).join(', ')}x`,
+      ratio >= 3,
+    ]);
+    rows.push([
+      `p99 <= 2 x (maxDelayMs + one batch's engine time) = ${fmt(r.p99BoundMs)} ms: client-side`,
+      `${fmt(r.onP99Ms)} ms`,
+      r.onP99Ms <= r.p99BoundMs,
+    ]);
+    rows.push([`same bound, server side (batch queue + engine)`, `<= ${fmt(r.onServerRunP99Ms)} ms`, r.onServerRunP99Ms <= r.p99BoundMs]);
+    const all = srv.models.flatMap((x) => x.summary);
+    const bad = all.reduce((a, x) => a + x.lost + x.duplicates + x.wrong, 0);
+    rows.push(['no request lost, answered twice or answered wrong (every run, both models)', `${bad}`, bad === 0]);
+  }
+  const u = srv.burst;
+  if (u) {
+    const busy = u.status[503] || 0;
+    rows.push([
+      `${srv.settings.burst.seconds} s burst at ${srv.settings.burst.connections} connections: stays up, answers 503 E_BUSY, memory bounded`,
+      `${busy} x 503, ${u.errors} errors, /healthz ${u.healthzAfter}, RSS ${fmt((u.rssIdleBytes || 0) / 2 ** 20)} -> peak ${fmt((u.rssPeakBytes || 0) / 2 ** 20)} -> ${fmt((u.rssAfterBytes || 0) / 2 ** 20)} MiB` +
+        (u.second ? `; burst again: peak ${fmt(u.second.rssPeakBytes / 2 ** 20)}, after ${fmt(u.second.rssAfterBytes / 2 ** 20)} MiB` : ''),
+      busy > 0 && u.errors === 0 && u.healthzAfter === 200 && (!u.second || u.second.rssPeakBytes <= 1.25 * u.rssPeakBytes),
+    ]);
+  }
+  if (!rows.length) return [];
+  const out = [
+    '### Targets',
+    '',
+    '| target | measured (same run) | met |',
+    '| --- | --- | :---: |',
+    ...rows.map(([t, v, ok]) => `| ${t} | ${v} | ${ok ? 'yes' : '**no**'} |`),
+    '',
+  ];
+  const ip = m && m.inProcess;
+  if (r && ip) {
+    const gain = med(ip.on.map((v, i) => v / ip.off[i]));
+    const perRequest = 1e6 / r.offRequestsPerSec;
+    const perRun = 1e6 / med(ip.off);
+    const mc = srv.machine;
+    out.push(
+      `Reading: in the engine, batching pays: without HTTP, 64 callers of the MNIST session do ${fmt(gain, 2)}x the runs/s with batching on (median of the rounds). ` +
+        `Over HTTP it ${med(r.ratios) >= 1 ? 'gains less' : 'loses'} (${r.ratios.map((x) => fmt(x, 2)).join(', ')}x at 64 connections): one request costs the server about ${fmt(perRequest)} us of this machine with batching off, ` +
+        `and the engine call in it about ${fmt(perRun)} us, so batching can save at most that small share; what it adds (a batch on libuv's pool thread that must get a core, ` +
+        `its result back through a busy event loop, an AbortController per queued request) costs more on a machine whose 2 cores also run the load generator and other jobs ` +
+        `(load average ${mc.loadavg.join(' ')} at the start, ${(mc.loadavgEnd || []).join(' ')} at the end). The p99 bound uses the mean batch time seen by the server, ` +
+        'and the client-side p99 at 64 connections is the HTTP queue (64 requests in flight over the requests/s), not the batcher. ' +
+        'Where rows cost more than the HTTP around them (the big MLP below), batching raises requests/s and cuts the tail at 64 and 256 connections.',
+      '',
+    );
+  }
+  return out;
+}
+
+function serveSection(srv, imgs) {
+  const out = [];
+  const b = srv.settings.batching;
+  out.push(`Command: \`${srv.command}\` (${srv.durationSeconds} s). ${machineSection(srv.machine, 'Machine')}`, '');
+  out.push(
+    `autocannon ${srv.autocannon} in the benchmark process drives \`edgeopt serve\` child processes on 127.0.0.1 (${srv.settings.threads} intra-op thread), ` +
+      `${srv.settings.seconds} s per run, ${srv.settings.rounds} rounds, batching off and on interleaved within each round. ` +
+      `Batching: maxBatch ${b.maxBatch}, maxDelayMs ${b.maxDelayMs}, maxQueue ${b.maxQueue}. Each request is one row (raw float32, JSON answer); ` +
+      '"ratio" is on / off requests/s of the same round; p99 is the client-side latency of every answered request; ' +
+      '"server run p99" is the upper edge of the `edgeopt_run_duration_seconds` bucket holding the 99th percentile (batch queue + engine, in the server); ' +
+      '"bound" is the issue\'s 2 x (maxDelayMs + mean batch engine time). lost = received by the server and never answered, dup = answered twice, wrong = argmax differs from the engine\'s own answer for that row.',
+    '',
+  );
+  out.push(...serveTargets(srv));
+  for (const m of srv.models) {
+    out.push(`### ${m.describe}`, '');
+    if (imgs[m.key]) out.push(`![requests/s by connections, batching off and on, ${m.key}](${imgs[m.key]})`, '');
+    out.push(
+      '| connections | off req/s | on req/s | ratio (per round) | off p99 ms | on p99 ms | server run p99 ms | bound ms | rows per batch | lost / dup / wrong / non-200 |',
+      '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    );
+    for (const r of m.summary)
+      out.push(
+        `| ${r.connections} | ${fmt(r.offRequestsPerSec)} | ${fmt(r.onRequestsPerSec)} | ${r.ratios.map((x) => fmt(x, 2)).join(', ')} | ${fmt(r.offP99Ms)} | ${fmt(r.onP99Ms)} | <= ${fmt(r.onServerRunP99Ms)} | ${fmt(r.p99BoundMs)} | ${fmt(r.onMeanBatchRows, 1)} | ${r.lost} / ${r.duplicates} / ${r.wrong} / ${r.non200} |`,
+      );
+    const sent = m.runs.reduce((a, r) => a + r.count.sent, 0);
+    const answered = m.runs.reduce((a, r) => a + r.count.answered, 0);
+    const received = m.runs.reduce((a, r) => a + r.count.serverReceived, 0);
+    const served = m.runs.reduce((a, r) => a + r.count.serverAnswered, 0);
+    const open = m.runs.reduce((a, r) => a + r.count.inFlightAtStop, 0);
+    out.push(
+      '',
+      `Counted over all ${m.runs.length} runs: the load generator sent ${sent} requests and got ${answered} answers, each id once; the ${open} without an answer were in flight when it stopped (one per open connection). ` +
+        `The server received ${received} and answered ${served} (it also answers the requests of connections the load generator had already closed).`,
+      '',
+    );
+    const ip = m.inProcess;
+    if (ip) {
+      const ratios = ip.on.map((v, i) => fmt(v / ip.off[i], 2));
+      const c64 = m.summary.find((r) => r.connections === 64);
+      out.push(
+        `Without HTTP (${ip.connections} callers in one process, each awaiting \`session.run\` of one row, ${ip.seconds} s per run): batching off ${ip.off.map((v) => fmt(v)).join(', ')} runs/s, on ${ip.on.map((v) => fmt(v)).join(', ')} runs/s (on/off ${ratios.join(', ')}). ` +
+          (c64
+            ? `One request costs the server about ${fmt(1e6 / c64.offRequestsPerSec)} us of this machine at 64 connections with batching off, of which the engine call (one row, with its checks) is about ${fmt(1e6 / med(ip.off))} us.`
+            : ''),
+        '',
+      );
+    }
+  }
+  const u = srv.burst;
+  if (u) {
+    const mb = (x) => (x == null ? '-' : `${(x / 2 ** 20).toFixed(1)} MiB`);
+    const s = srv.settings.burst;
+    out.push(
+      '### Burst',
+      '',
+      `${s.connections} connections, each pipelining ${s.pipelining} requests (${s.connections * s.pipelining} outstanding), for ${s.seconds} s against a batching MNIST server with maxQueue ${s.maxQueue}: ` +
+        `answers ${Object.entries(u.status)
+          .map(([k, v]) => `${v} x ${k}`)
+          .join(
+            ', ',
+          )}, ${u.errors} connection errors, ${u.timeouts} timeouts; server RSS idle ${mb(u.rssIdleBytes)}, before ${mb(u.rssBeforeBytes)}, peak ${mb(u.rssPeakBytes)}, after ${mb(u.rssAfterBytes)}; ` +
+        `/healthz after the burst: ${u.healthzAfter}; received ${u.count.serverReceived}, answered ${u.count.serverAnswered}` +
+        (u.second
+          ? `; the same burst again: ${Object.entries(u.second.status)
+              .map(([k, v]) => `${v} x ${k}`)
+              .join(', ')}, RSS peak ${mb(u.second.rssPeakBytes)}, after ${mb(u.second.rssAfterBytes)}`
+          : '') +
+        `; SIGTERM: exit code ${srv.shutdown ? srv.shutdown.code : '-'}.`,
+      '',
+    );
+  }
+  return out;
+}
+
 function verdicts(cmp, tab) {
   const out = [];
   if (tab) {
@@ -444,9 +630,52 @@ function verdicts(cmp, tab) {
   return out;
 }
 
+function cnnKernelsSection(k) {
+  const out = [];
+  out.push(`Command: \`${k.command}\` (${k.durationSeconds} s). ${machineSection(k.machine, 'Machine')}`, '');
+  out.push(
+    `One convolution per row, fp32, batch 1, on MobileNetV2-224 and mobilenet-mini shapes (ReLU6 fused where the network has it). ` +
+      `edgeopt: the bare kernel through the thread-pool driver, weights packed once. onnxruntime-node ${k.versions.onnxruntimeNode ?? 'not installed'}: ` +
+      'a one-op ONNX model of the same shape; "ORT kernel" is the conv node\'s time from ORT\'s own profile (without the NCHWc reorders a lone conv gets ' +
+      'and a network would not, and without the per-call overhead), the faster of graph optimization levels all (NCHWc, AVX-512 on this CPU) and basic; ' +
+      '"ORT call" is an awaited run(). Medians of interleaved rounds ' +
+      `(${k.settings.rounds} rounds, ${k.settings.secondsPerEngine} s per engine per row); "of peak" divides by the table's measured one-core fp32 FMA peak ` +
+      `(${Object.entries(k.peaks)
+        .map(([isa, p]) => `${isa} ${fmt(p, 1)} GFLOP/s`)
+        .join(', ')}), times the threads.`,
+    '',
+    '| table | threads | convolution | method | ms | GFLOP/s | of peak | ORT kernel ms | ORT kernel / edgeopt | ORT call ms |',
+    '| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+  );
+  for (const r of k.rows)
+    out.push(
+      `| ${r.isa} | ${r.threads} | ${r.name} | ${r.method} | ${fmt(r.ms, 4)} | ${fmt(r.gflops, 1)} | ${fmt(r.fractionOfPeak * 100, 1)} % | ` +
+        `${r.ortKernelMs == null ? '-' : `${fmt(r.ortKernelMs, 4)} (${r.ortLevel})`} | ${r.vsOrt == null ? '-' : `${fmt(r.vsOrt, 2)}x`} | ${fmt(r.ortCallMs, 4)} |`,
+    );
+  out.push('');
+  return out;
+}
+
 function render(cmp, tab, opts = {}) {
   const svgs = {};
   const imgs = {};
+  const srv = opts.serve;
+  const serveImgs = {};
+  if (srv) {
+    for (const m of srv.models) {
+      const name = `img/bench-serve-${m.key}.svg`;
+      svgs[name] = barsSvg(
+        `${m.describe}: requests/s`,
+        m.summary.map((r) => r.connections),
+        [
+          { name: 'batching off', color: '#1f77b4', values: m.summary.map((r) => r.offRequestsPerSec) },
+          { name: 'batching on', color: '#ff7f0e', values: m.summary.map((r) => r.onRequestsPerSec) },
+        ],
+        { groupLabel: (g) => `${g} connections`, unit: 'req/s', note: 'median requests/s over the rounds, log scale' },
+      );
+      serveImgs[m.key] = name;
+    }
+  }
   if (cmp) {
     for (const m of cmp.models) {
       const cfgs = m.configs.filter((c) => c.threads === 1);
@@ -486,7 +715,7 @@ function render(cmp, tab, opts = {}) {
     '',
     '<!-- generated by `npm run bench -- report` from bench/results/*.json; edit bench/report.js, not this file -->',
     '',
-    'Measured, not copied: every number below comes from the JSON that `npm run bench -- compare`, `npm run bench -- table` and `npm run bench -- kernels` wrote on the machine each section describes (CPU, SIMD flags, kernel table, date, commit). ' +
+    'Measured, not copied: every number below comes from the JSON that `npm run bench -- compare`, `table`, `kernels` and `serve` wrote on the machine each section describes (CPU, SIMD flags, kernel table, date, commit). ' +
       'The machines are shared 2-core VMs with other work running, so absolute times move between runs; ' +
       'read the medians and the same-run ratios, not single samples.',
     '',
@@ -496,7 +725,8 @@ function render(cmp, tab, opts = {}) {
     'npm install',
     'npm run bench -- compare        # ~10 min; --quick ~1 min; --json prints the JSON',
     'npm run bench -- table          # ~1-2 min',
-    'npm run bench -- kernels        # ~5 min: every kernel table this CPU runs, with its peaks',
+    'npm run bench -- kernels        # ~10 min: every kernel table this CPU runs, with its peaks, and the CNN kernel rows',
+    'npm run bench -- serve          # ~6 min: the HTTP server under load (autocannon), batching off and on',
     'npm run bench -- report         # regenerates this page and docs/img/bench-*.svg',
     '```',
     '',
@@ -504,10 +734,14 @@ function render(cmp, tab, opts = {}) {
   md.push("## Verdict on the seed's claims", '', ...verdicts(cmp, tab), '');
   if (cmp) md.push('## edgeopt vs onnxruntime-node vs TensorFlow.js', '', ...compareSection(cmp, imgs));
   else md.push('## edgeopt vs onnxruntime-node vs TensorFlow.js', '', 'No compare results yet: run `npm run bench -- compare`.', '');
+  if (cmp) md.push('## Convolutional networks: edgeopt vs onnxruntime-node (fp32)', '', ...cnnSection(cmp));
   if (tab) md.push('## The optimization table', '', ...tableSection(tab, tabImg));
   else md.push('## The optimization table', '', 'No table results yet: run `npm run bench -- table`.', '');
   if (opts.kernels) md.push('## Kernel tables', '', ...kernelsSection(opts.kernels));
   else md.push('## Kernel tables', '', 'No kernel results yet: run `npm run bench -- kernels`.', '');
+  if (opts.cnnKernels) md.push('## CNN kernels (fp32)', '', ...cnnKernelsSection(opts.cnnKernels));
+  if (srv) md.push('## Serving over HTTP', '', ...serveSection(srv, serveImgs));
+  else md.push('## Serving over HTTP', '', 'No serve results yet: run `npm run bench -- serve`.', '');
   if (opts.analysis) md.push(opts.analysis.trim(), '');
   return { markdown: md.join('\n'), svgs };
 }
@@ -519,7 +753,7 @@ async function run(argv) {
   const tab = pick('table');
   const analysisFile = path.join(C.ROOT, 'bench', 'analysis.md');
   const analysis = fs.existsSync(analysisFile) ? fs.readFileSync(analysisFile, 'utf8') : '';
-  const { markdown, svgs } = render(cmp, tab, { analysis, kernels: pick('kernels') });
+  const { markdown, svgs } = render(cmp, tab, { analysis, kernels: pick('kernels'), cnnKernels: C.readResult('cnn-kernels'), serve: pick('serve') });
   fs.mkdirSync(IMG, { recursive: true });
   for (const [name, svg] of Object.entries(svgs)) fs.writeFileSync(path.join(DOCS, name), svg);
   fs.writeFileSync(path.join(DOCS, 'benchmarks.md'), markdown);
@@ -530,7 +764,7 @@ async function run(argv) {
   );
 }
 
-module.exports = { run, render, latencySvg, accuracySvg };
+module.exports = { run, render, latencySvg, barsSvg, accuracySvg };
 
 if (require.main === module) {
   run(process.argv.slice(2)).catch((e) => {

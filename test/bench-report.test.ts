@@ -163,11 +163,96 @@ test('the kernel section lists what this CPU lacks, the peaks, the rows and each
   assert.not.match(markdown, /NaN|undefined|null/);
 });
 
+const count = {
+  sent: 10,
+  answered: 9,
+  duplicates: 0,
+  unknownIds: 0,
+  wrongArgmax: 0,
+  inFlightAtStop: 1,
+  serverReceived: 10,
+  serverAnswered: 10,
+};
+const serveRun = (mode: string, rps: number) => ({
+  round: 0,
+  mode,
+  connections: 64,
+  requestsPerSec: rps,
+  status: { 200: 9 },
+  errors: 0,
+  timeouts: 0,
+  count,
+});
+const serve = {
+  command: 'npm run bench -- serve',
+  durationSeconds: 1,
+  machine,
+  autocannon: '8.0.0',
+  settings: {
+    seconds: 10,
+    rounds: 1,
+    levels: [64],
+    threads: 1,
+    batching: { maxBatch: 64, maxDelayMs: 2, maxQueue: 1024 },
+    burst: { connections: 256, pipelining: 8, maxQueue: 128, seconds: 10 },
+  },
+  models: [
+    {
+      key: 'mnist',
+      describe: 'mlp <m>',
+      runs: [serveRun('off', 1000), serveRun('on', 3500)],
+      summary: [
+        {
+          connections: 64,
+          offRequestsPerSec: 1000,
+          onRequestsPerSec: 3500,
+          ratios: [3.5],
+          offP99Ms: 80,
+          onP99Ms: 20,
+          onServerRunP99Ms: 5,
+          p99BoundMs: 4.6,
+          onMeanBatchRows: 30,
+          lost: 0,
+          duplicates: 0,
+          wrong: 0,
+          non200: 0,
+        },
+      ],
+    },
+  ],
+  burst: {
+    status: { 200: 5, 503: 900 },
+    errors: 0,
+    timeouts: 0,
+    rssIdleBytes: 2 ** 26,
+    rssBeforeBytes: 2 ** 26,
+    rssPeakBytes: 2 ** 27,
+    rssAfterBytes: 2 ** 26,
+    healthzAfter: 200,
+    count,
+  },
+  shutdown: { code: 0, signal: null },
+};
+
+test('the serving section: the table per model, the accounting, the burst, and a requests/s chart', () => {
+  const { markdown, svgs } = render(null, null, { serve });
+  assert.match(markdown, /## Serving over HTTP/);
+  assert.match(markdown, /\| 64 \| 1000 \| 3500 \| 3\.50 \| 80\.0 \| 20\.0 \| <= 5\.000 \| 4\.600 \| 30\.0 \| 0 \/ 0 \/ 0 \/ 0 \|/);
+  assert.match(markdown, /sent 20 requests and got 18 answers/);
+  assert.match(markdown, /answers 5 x 200, 900 x 503/);
+  assert.match(markdown, /peak 128\.0 MiB/);
+  const svg: string = svgs['img/bench-serve-mnist.svg'];
+  assert.match(svg, /64 connections/);
+  assert.match(svg, /batching on, 64 connections: 3500 req\/s/);
+  assert.not.match(svg, /<m>/, 'escaped');
+});
+
 test('without results the page says how to produce them', () => {
   const { markdown, svgs } = render(null, null);
   assert.match(markdown, /No compare results yet/);
   assert.match(markdown, /No table results yet/);
   assert.match(markdown, /No kernel results yet/);
+  assert.match(markdown, /No serve results yet/);
   assert.equal(Object.keys(svgs), []);
 });
 

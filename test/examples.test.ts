@@ -42,12 +42,17 @@ test('the check fails when a block and its file differ, or a block has no file',
 const expectations: Record<string, RegExp> = {
   'examples/quick-start.mjs': /408224 -> \d+ bytes[\s\S]*logits \[ 4, 10 \]/,
   'examples/optimize.mjs': /int8: \d+ bytes, top-1 9\d\.\d\d %/,
+  'examples/budget.mjs': /chosen: \d+ bytes, validation -0\.\d\d, test -\d\.\d\d points[\s\S]*\d\.\d\dx smaller than the best uniform/,
   'examples/onnx.mjs': /fp32 0\.933, int8 0\.9\d+[\s\S]*wrote model-int8\.onnx/,
   'examples/training.mjs': /distilled 784-32-10 student: test \d+\.\d+ %/,
   'examples/federated.mjs': /round 2: test accuracy[\s\S]*done: 2 rounds/,
   'examples/npu.mjs': /outputs 8,10/,
+  'examples/cnn.mjs': /logits \[ 8, 10 \][\s\S]*arenaBytes: 200704/,
   'examples/require.cjs': /predicted 0 1 2 3 4 5 6 7 \d 9 labels 0 1 2 3 4 5 6 7 8 9/,
   'examples/typescript.mts': /refused with E_SHAPE/,
+  'examples/onnxruntime-port.cjs': /\[ 'input' \] \[ 'logits' \] logits \[1,10\] digit 0/,
+  'examples/serving.mjs':
+    /dtype: 'uint8'[\s\S]*100 runs in \d+ batches, identical to unbatched runs: true\nAbortError \(E_ABORTED\)\nHTTP 200: digit 7, label 7\nedgeopt_requests_total\{model="mnist",code="200"\} 1/,
 };
 
 for (const [file, expected] of Object.entries(expectations)) {

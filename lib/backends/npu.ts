@@ -6,7 +6,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { EdgeOptError, fromNative } from '../errors';
-import { loadAddon, type NativeLayerSpec, packageRoot } from './native/addon';
+import type { Program } from '../engine/program';
+import { loadAddon, packageRoot } from './native/addon';
 
 export interface NpuCapabilities {
   dtypes: string[];
@@ -42,13 +43,13 @@ export interface NpuGraph {
 
 export interface NpuPlugin {
   info(): NpuPluginInfo;
-  /** null when the device runs the layer, else the plugin's reason. */
-  supports(layer: NativeLayerSpec): string | null;
+  /** null when the device runs the one op of this Program, else why not (NPU ABI v1's limits or the plugin's reason). */
+  supports(program: Program): string | null;
 }
 
 interface NpuBinding {
   NpuPlugin: new (path: string, options?: Record<string, string>) => NpuPlugin;
-  NpuGraph: new (plugin: NpuPlugin, layers: NativeLayerSpec[] | Uint8Array, batch?: number) => NpuGraph;
+  NpuGraph: new (plugin: NpuPlugin, program: Program | Uint8Array, batch?: number) => NpuGraph;
 }
 
 function binding(): NpuBinding {
@@ -67,10 +68,14 @@ export function loadNpuPlugin(file: string, options?: Record<string, string>): N
   }
 }
 
-/** Compiles a chain of layers on the plugin (E_PLUGIN when the plugin refuses or fails). */
-export function compileNpuGraph(plugin: NpuPlugin, layers: NativeLayerSpec[], batch: number): NpuGraph {
+/**
+ * Compiles a Program that is a chain of dense/qdense/relu/softmax ops (one input, one
+ * output) on the plugin: E_PLUGIN when the plugin refuses or fails, E_UNSUPPORTED_OP when
+ * NPU ABI v1 cannot express an op.
+ */
+export function compileNpuGraph(plugin: NpuPlugin, program: Program, batch: number): NpuGraph {
   try {
-    return new (binding().NpuGraph)(plugin, layers, batch);
+    return new (binding().NpuGraph)(plugin, program, batch);
   } catch (err) {
     throw fromNative(err);
   }

@@ -1,11 +1,12 @@
 /**
  * The data shipped with the package: the PyTorch-trained MNIST MLP
- * mlp-784-128-10 (weights as .npy, PyTorch layout) and the 2000-digit MNIST
- * test split. `npm start` runs on these.
+ * mlp-784-128-10 (weights as .npy, PyTorch layout), the CNN mobilenet-mini-1x28x28
+ * (ONNX) and the 2000-digit MNIST test split. `npm start` runs on these.
  */
 import * as path from 'node:path';
 import { packageRoot } from '../backends/native/addon';
 import { denseGraph, type DenseLayerSpec } from '../model/build';
+import { loadOnnx } from '../model/onnx/import';
 import type { Graph } from '../model/graph';
 import { loadImageFolder, npyPath, type Dataset } from './dataset';
 import { readNpy } from './npy';
@@ -43,6 +44,17 @@ export function loadLinearStack(dir: string, name = path.basename(dir)): Graph {
 
 export function defaultModel(): Graph {
   return loadLinearStack(DEFAULT_MODEL_DIR, 'mlp-784-128-10');
+}
+
+export const CNN_MODEL_FILE = path.join(BUNDLED_DIR, 'models', 'mobilenet-mini-1x28x28', 'model.onnx');
+
+/**
+ * The bundled CNN: mobilenet-mini-1x28x28 (inverted residual blocks, ReLU6 and HardSwish,
+ * trained in PyTorch on the bundled MNIST digits, exported to ONNX opset 13).
+ */
+export function defaultCnn(): Graph {
+  const g = loadOnnx(CNN_MODEL_FILE);
+  return { ...g, name: 'mobilenet-mini-1x28x28' };
 }
 
 /** The 2000-row MNIST test split, flattened to [2000, 784] in [0, 1]. */

@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { EdgeOptError } from '../errors';
+import type { Graph } from '../model/graph';
 import { readNpy, type Npy } from './npy';
 
 export interface Dataset {
@@ -13,6 +14,22 @@ export interface Dataset {
   data: Float32Array;
   shape: number[];
   labels?: Int32Array;
+  /** The bytes `data` was scaled from, when the images were uint8 (what a uint8-input model reads). */
+  raw?: Uint8Array;
+}
+
+/**
+ * The rows as a model reads them: for a model whose input is uint8 (normalization folded into its
+ * first layer, lib/optimizer/input-normalization.ts) the raw bytes as float32 values 0..255, else `data`.
+ */
+export function modelRows(ds: Dataset, graph: Graph): Float32Array {
+  if (graph.inputs[0]?.dtype !== 'uint8') return ds.data;
+  if (!ds.raw)
+    throw new EdgeOptError(
+      'E_DTYPE',
+      `model '${graph.name}' takes raw uint8 images, and this dataset has no raw bytes (load uint8 .npy images with loadDataset)`,
+    );
+  return Float32Array.from(ds.raw);
 }
 
 /** uint8 -> x / 255 (float32); float arrays are taken as they are. */
@@ -36,6 +53,7 @@ export function loadDataset(imagesPath: string, labelsPath?: string): Dataset {
   const images = readNpy(imagesPath);
   if (images.shape.length < 1) throw new EdgeOptError('E_SHAPE', `${imagesPath}: expected an array with a batch dimension`);
   const ds: Dataset = { data: toFloat32(images, imagesPath), shape: images.shape };
+  if (images.data instanceof Uint8Array) ds.raw = images.data;
   if (labelsPath) {
     const labels = toLabels(readNpy(labelsPath), labelsPath);
     if (labels.length !== images.shape[0]) {
@@ -67,5 +85,6 @@ export function sliceRows(ds: Dataset, from: number, to: number): Dataset {
     data: ds.data.subarray(from * rowSize, to * rowSize),
     shape: [to - from, ...ds.shape.slice(1)],
     labels: ds.labels?.subarray(from, to),
+    ...(ds.raw ? { raw: ds.raw.subarray(from * rowSize, to * rowSize) } : {}),
   };
 }

@@ -7,14 +7,21 @@
  */
 import { EventEmitter } from 'node:events';
 import { nativeAddon, backendInfo } from '../backends';
+import { firstNonFinite } from '../backends/finite';
 import type { SparsePolicy } from '../backends/native/addon';
 import { loadNpuPlugin, type NpuPlugin } from '../backends/npu';
 import { EdgeOptError } from '../errors';
+import { describe } from '../util/describe';
 import { loadModel, type ModelSource } from '../model';
+import type { InputType } from '../model/graph';
+import { Batcher, type BatcherOptions } from './batcher';
+import { lowerGraph } from './lower';
 import type { NpuHealth } from './npu-segment';
-import { partition, type PartitionOptions, type StepPlacement } from './partition';
-import type { Backend, Segment } from './runners';
-import { compile, type CompiledModel } from './steps';
+import { type OpPlacement, partition, type PartitionOptions } from './partition';
+import type { Program } from './program';
+import type { Backend, Segment } from './segments';
+import { InferenceSession, type SessionOptions } from './session';
+import { opWork } from './ts-program';
 
 export type Device = 'auto' | 'npu' | 'cpu' | 'ts';
 
@@ -29,7 +36,7 @@ export interface EngineOptions {
   npuPlugin?: string;
   /** Key/value options passed to the plugin's init(). */
   npuOptions?: Record<string, string>;
-  /** Intra-op threads of native plans (default: the core count; results do not depend on it). */
+  /** Intra-op threads of native programs, from one pool per thread count shared by every model (default: the core count; results do not depend on it). */
   threads?: number;
   /** Throw (E_PLUGIN / E_NATIVE) instead of falling back. */
   strict?: boolean;
@@ -37,9 +44,9 @@ export interface EngineOptions {
   kernel?: string;
   /**
    * infer() runs a call on the calling thread, without the trip through libuv's pool, when the
-   * model is all native and the call is at most this many multiply-adds (rows x sum of K x N;
-   * default 2^20, some 10-20 us of work). The pool round trip (queue, wake a pool thread, wake
-   * the loop) costs 20-60 us, several times the work of one mlp-784-128-10 row. 0: always the pool.
+   * model is all native and the call is at most this many multiply-adds (rows x the work of every
+   * op; default 2^20). The pool round trip (queue, wake a pool thread, wake the loop) costs several
+   * times the work of one small MLP row (measured: docs/benchmarks.md). 0: always the pool.
    */
   inlineMacs?: number;
   /**
@@ -55,8 +62,14 @@ export interface Placement {
   op: string;
   backend: Backend;
   reason?: string;
-  /** Dense/QDense on the CPU: the kernel ('dense-avx2', 'sparse-avx2', 'sparse24-avx2', 'sparsewin-avx2<16/sparse-avx2' = the first below 16 rows, the second from there, 'dense-ts', 'sparse-ts'). */
+  /**
+   * The kernel on the CPU: Dense/QDense 'dense-avx2', 'sparse-avx2', 'sparse24-avx2',
+   * 'sparsewin-avx2<16/sparse-avx2' (the first below 16 rows, the second from there),
+   * 'dense-ts', 'sparse-ts'; Conv 'gemm-avx2' (1x1 as a plain GEMM), 'im2col-avx2', 'direct-avx2', 'depthwise-avx2'.
+   */
   kernel?: string;
+  /** Set when another node's op computes this one (a fused activation, a folded BatchNormalization). */
+  fusedInto?: string;
 }
 
 export interface FallbackEvent {
@@ -74,7 +87,35 @@ export interface InferInput {
 
 export interface InferOutput {
   data: Float32Array;
-  shape: [number, number];
+  /** [batch, ...] (ONNX's shape of the output; a Flatten with axis > 1 folds rows into the batch). */
+  shape: number[];
+}
+
+/** A named tensor for runModel: float32 data, batch-major, shape with the batch first. */
+export interface NamedTensor {
+  data: Float32Array;
+  shape: number[];
+}
+
+/** A model input or output: its name and shape with the batch dimension as null. */
+export interface TensorInfo {
+  name: string;
+  shape: Array<number | null>;
+}
+
+export interface ModelInfo {
+  inputs: TensorInfo[];
+  outputs: TensorInfo[];
+}
+
+/** Memory of a loaded model, PER IMAGE (a batch of N needs N x arenaBytes of activations). */
+export interface MemoryReport {
+  /** Bytes of weights and other constants of the lowered program. */
+  weightBytes: number;
+  /** The planned activation arena (excludes the caller's input and output buffers). */
+  arenaBytes: number;
+  /** The liveness lower bound: the largest sum of activation bytes alive at any op. */
+  liveBytesBound: number;
 }
 
 export interface LoadResult {
@@ -84,30 +125,41 @@ export interface LoadResult {
   placement: Placement[];
 }
 
+/** The engine core's named tensors (runModel feeds and results). */
+export type ModelTensors = Record<string, NamedTensor>;
+
+/** @deprecated the name sessions used first: TensorInfo. */
+export type ModelTensorInfo = TensorInfo;
+
+/** The engine's events and their payloads (typed `on`/`once`/`emit`). */
+export interface EngineEvents {
+  fallback: [event: FallbackEvent];
+}
+
 interface LoadedModel {
   id: string;
-  compiled: CompiledModel;
+  program: Program;
   segments: Segment[];
   placement: Placement[];
-  /** Multiply-adds per row when every segment is native (infer may run inline); else Infinity. */
+  /** Work per image when every segment is native (infer may run inline); else Infinity. */
   inlineMacsPerRow: number;
 }
 
 const DEFAULT_INLINE_MACS = 1 << 20;
 
-function nativeMacsPerRow(segments: Segment[]): number {
+function nativeWorkPerImage(p: Program, segments: Segment[]): number {
   if (!segments.every((s) => s.backend === 'native')) return Infinity;
-  let macs = 0;
-  for (const s of segments) for (const st of s.steps) if (st.kind === 'dense' || st.kind === 'qdense') macs += st.k * st.n;
-  return macs;
+  return p.ops.reduce((w, op) => w + opWork(p, op), 0);
 }
+
+const elements = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
 const DEVICES: Device[] = ['auto', 'npu', 'cpu', 'ts'];
 const SPARSE_POLICIES: SparsePolicy[] = ['auto', 'always', 'never'];
 
 type NpuState = { plugin: NpuPlugin; name: string } | { plugin: null; reason: string | null };
 
-export class EdgeInferenceEngine extends EventEmitter {
+export class EdgeInferenceEngine extends EventEmitter<EngineEvents> {
   private readonly options: EngineOptions & { device: Device; strict: boolean };
   private readonly models = new Map<string, LoadedModel>();
   private readonly npuHealth: NpuHealth = { healthy: true };
@@ -130,33 +182,71 @@ export class EdgeInferenceEngine extends EventEmitter {
     this.options = { ...options, device, strict: options.strict ?? false };
   }
 
-  /** Compiles a model (Graph, seed object, .eom path or bytes) and places its nodes. */
-  async loadModel(id: string, source: ModelSource): Promise<LoadResult> {
-    return this.loadModelSync(id, source);
+  /**
+   * onnxruntime-node's `InferenceSession.create`: a new engine with one model, as a session
+   * (`session.release()` disposes the engine).
+   */
+  static async create(source: ModelSource, options: EngineOptions & SessionOptions = {}): Promise<InferenceSession> {
+    const { batching, ...engineOptions } = options;
+    const engine = new EdgeInferenceEngine(engineOptions);
+    try {
+      return InferenceSession.open(engine, 'model', engine.loadInternal('model', source), { batching, ownsEngine: true });
+    } catch (err) {
+      engine.dispose();
+      throw err;
+    }
   }
 
-  loadModelSync(id: string, source: ModelSource): LoadResult {
+  /**
+   * Compiles a model (Graph, seed object, .eom/.onnx path or bytes) and places its nodes. Returns
+   * its session (named inputs and outputs, `run(feeds)`), which also carries the load result
+   * (`id`, `inputShape`, `outputFeatures`, `placement`).
+   */
+  async loadModel(id: string, source: ModelSource, options: SessionOptions = {}): Promise<InferenceSession> {
+    return this.loadModelSync(id, source, options);
+  }
+
+  loadModelSync(id: string, source: ModelSource, options: SessionOptions = {}): InferenceSession {
+    return InferenceSession.open(this, id, this.loadInternal(id, source), options);
+  }
+
+  /** A dynamic batcher for a loaded model: concurrent small runs coalesced into one batched run. */
+  batcher(id: string, options: BatcherOptions = {}): Batcher {
+    const info = this.modelInfo(id);
+    return new Batcher((feeds) => this.runModel(id, feeds), info, { ...options, label: `model '${id}'` });
+  }
+
+  private loadInternal(id: string, source: ModelSource): { load: LoadResult; inputTypes: InputType[] } {
     this.assertAlive();
     if (typeof id !== 'string' || !id) throw new EdgeOptError('E_ARGUMENT', 'model id must be a non-empty string');
     const graph = loadModel(source);
-    const compiled = compile(graph);
+    const program = lowerGraph(graph);
     const preferred = this.preferredBackend();
-    const { segments, placed } = partition(compiled.steps, compiled.inputFeatures, this.partitionOptions(preferred));
+    const { segments, placed } = partition(program, this.partitionOptions(preferred));
     const fallbacks = placed.filter((p) => p.backend !== preferred);
     if (this.options.strict && fallbacks.length) {
       const f = fallbacks[0];
       throw new EdgeOptError(
         preferred === 'npu' ? 'E_PLUGIN' : 'E_NATIVE',
-        `model '${id}': node '${f.step.node}' cannot run on ${preferred} and strict is set: ${f.reason ?? 'unsupported'}`,
+        `model '${id}': node '${program.ops[f.op].node}' cannot run on ${preferred} and strict is set: ${f.reason ?? 'unsupported'}`,
       );
     }
-    const placement = nodePlacement(graph.nodes, placed);
-    this.models.set(id, { id, compiled, segments, placement, inlineMacsPerRow: nativeMacsPerRow(segments) });
+    const placement = nodePlacement(graph.nodes, program, placed);
+    this.models.set(id, { id, program, segments, placement, inlineMacsPerRow: nativeWorkPerImage(program, segments) });
     for (const p of placement) {
       if (p.backend !== preferred && p.reason)
         this.emit('fallback', { modelId: id, node: p.node, from: preferred, to: p.backend, reason: p.reason } satisfies FallbackEvent);
     }
-    return { id, inputShape: compiled.rowShape, outputFeatures: compiled.outputFeatures, placement: placement.map((p) => ({ ...p })) };
+    const first = program.outputs[0];
+    return {
+      load: {
+        id,
+        inputShape: program.inputs[0].shape,
+        outputFeatures: elements(first.shape) / (first.folded ? first.shape[0] : 1),
+        placement: placement.map((p) => ({ ...p })),
+      },
+      inputTypes: graph.inputs.map((i) => i.dtype ?? 'float32'),
+    };
   }
 
   /** The backend this engine's options ask for. */
@@ -242,31 +332,126 @@ export class EdgeInferenceEngine extends EventEmitter {
     return this.get(id).placement.map((p) => ({ ...p }));
   }
 
+  /** The model's inputs and outputs: names and shapes with the batch dimension as null. */
+  modelInfo(id: string): ModelInfo {
+    const { program } = this.get(id);
+    const info = (io: { name: string; shape: number[]; folded?: boolean }): TensorInfo => ({
+      name: io.name,
+      shape: [null, ...(io.folded ? io.shape.slice(1) : io.shape)],
+    });
+    return { inputs: program.inputs.map(info), outputs: program.outputs.map(info) };
+  }
+
+  /** Weight bytes, the planned activation arena and its liveness lower bound, all per image (the arena scales with the batch). */
+  memory(id: string): MemoryReport {
+    const { program } = this.get(id);
+    const weightBytes = program.tensors.reduce((s, t) => s + (t.data ? t.data.byteLength : 0), 0);
+    return { weightBytes, arenaBytes: program.arenaBytes, liveBytesBound: program.liveBytesBound };
+  }
+
   /**
-   * Runs the model off the event loop (native: libuv's pool; TS: yields between layers).
-   * Calls of at most `inlineMacs` multiply-adds on an all-native model run inline instead:
-   * the pool round trip would cost more than the work.
+   * Runs the model on named inputs (every model input, `{ data, shape: [batch, ...] }`) and
+   * returns every output by name. Off the event loop (native: libuv's pool; TS: yields
+   * between ops), except calls of at most `inlineMacs` work on an all-native model.
+   */
+  async runModel(id: string, feeds: ModelTensors): Promise<ModelTensors> {
+    const m = this.get(id);
+    const { xs, batch } = this.checkFeeds(m, feeds);
+    return this.named(m, await this.execute(m, xs, batch), batch);
+  }
+
+  /** runModel on the calling thread. */
+  runModelSync(id: string, feeds: ModelTensors): ModelTensors {
+    const m = this.get(id);
+    const { xs, batch } = this.checkFeeds(m, feeds);
+    return this.named(m, this.executeSync(m, xs, batch), batch);
+  }
+
+  /**
+   * Runs a one-input model and returns its first output (the seed's API). Off the event loop
+   * (native: libuv's pool; TS: yields between ops); calls of at most `inlineMacs` work on an
+   * all-native model run inline instead: the pool round trip would cost more than the work.
    */
   async infer(id: string, input: Float32Array | InferInput): Promise<InferOutput> {
     const m = this.get(id);
     const { data, rows } = this.checkInput(m, input);
-    if (m.inlineMacsPerRow * rows <= (this.options.inlineMacs ?? DEFAULT_INLINE_MACS)) {
-      let y = data;
-      for (const s of m.segments) y = s.runSync(y, rows);
-      return { data: y, shape: [rows, m.compiled.outputFeatures] };
-    }
-    let x = data;
-    for (const s of m.segments) x = await s.run(x, rows);
-    return { data: x, shape: [rows, m.compiled.outputFeatures] };
+    return this.firstOutput(m, await this.execute(m, [data], rows), rows);
   }
 
   /** Runs the model on the calling thread: the microsecond path for small inputs. */
   inferSync(id: string, input: Float32Array | InferInput): InferOutput {
     const m = this.get(id);
     const { data, rows } = this.checkInput(m, input);
-    let x = data;
-    for (const s of m.segments) x = s.runSync(x, rows);
-    return { data: x, shape: [rows, m.compiled.outputFeatures] };
+    return this.firstOutput(m, this.executeSync(m, [data], rows), rows);
+  }
+
+  private boundary(m: LoadedModel, xs: Float32Array[]): Map<number, Float32Array> {
+    const root = (t: number) => m.program.tensors[t].alias ?? t;
+    return new Map(m.program.inputs.map((inp, i) => [root(inp.tensor), xs[i]]));
+  }
+
+  private outputsOf(m: LoadedModel, values: Map<number, Float32Array>): Float32Array[] {
+    return m.program.outputs.map((o) => values.get(m.program.tensors[o.tensor].alias ?? o.tensor)!);
+  }
+
+  private executeSync(m: LoadedModel, xs: Float32Array[], batch: number): Float32Array[] {
+    const values = this.boundary(m, xs);
+    for (const s of m.segments) {
+      const ys = s.runSync(
+        s.inputs.map((t) => values.get(t)!),
+        batch,
+      );
+      s.outputs.forEach((t, i) => values.set(t, ys[i]));
+    }
+    return this.outputsOf(m, values);
+  }
+
+  private async execute(m: LoadedModel, xs: Float32Array[], batch: number): Promise<Float32Array[]> {
+    if (m.inlineMacsPerRow * batch <= (this.options.inlineMacs ?? DEFAULT_INLINE_MACS)) return this.executeSync(m, xs, batch);
+    const values = this.boundary(m, xs);
+    for (const s of m.segments) {
+      const ys = await s.run(
+        s.inputs.map((t) => values.get(t)!),
+        batch,
+      );
+      s.outputs.forEach((t, i) => values.set(t, ys[i]));
+    }
+    return this.outputsOf(m, values);
+  }
+
+  private outputShape(o: Program['outputs'][number], batch: number): number[] {
+    return o.folded ? [batch * o.shape[0], ...o.shape.slice(1)] : [batch, ...o.shape];
+  }
+
+  private firstOutput(m: LoadedModel, ys: Float32Array[], batch: number): InferOutput {
+    return { data: ys[0], shape: this.outputShape(m.program.outputs[0], batch) };
+  }
+
+  private named(m: LoadedModel, ys: Float32Array[], batch: number): Record<string, NamedTensor> {
+    const out: Record<string, NamedTensor> = {};
+    m.program.outputs.forEach((o, i) => (out[o.name] = { data: ys[i], shape: this.outputShape(o, batch) }));
+    return out;
+  }
+
+  private checkFeeds(m: LoadedModel, feeds: Record<string, NamedTensor>): { xs: Float32Array[]; batch: number } {
+    if (!feeds || typeof feeds !== 'object')
+      throw new EdgeOptError('E_ARGUMENT', `model '${m.id}': feeds must be an object of named tensors`);
+    const names = m.program.inputs.map((i) => i.name);
+    const extra = Object.keys(feeds).filter((k) => !names.includes(k));
+    if (extra.length) throw new EdgeOptError('E_ARGUMENT', `model '${m.id}' has no input '${extra[0]}' (inputs: ${names.join(', ')})`);
+    let batch = 0;
+    const xs = m.program.inputs.map((inp) => {
+      const f = feeds[inp.name];
+      if (!f) throw new EdgeOptError('E_ARGUMENT', `model '${m.id}': input '${inp.name}' is missing (inputs: ${names.join(', ')})`);
+      if (typeof f !== 'object' || f instanceof Float32Array || !('data' in f) || !Array.isArray(f.shape))
+        throw new EdgeOptError('E_ARGUMENT', `model '${m.id}': feed '${inp.name}' must be { data: Float32Array, shape }`);
+      const { data, rows } = this.checkTensor(m, inp.name, inp.shape, f);
+      if (batch && rows !== batch)
+        throw new EdgeOptError('E_SHAPE', `model '${m.id}': input '${inp.name}' has batch ${rows}, another input ${batch}`);
+      batch = rows;
+      return data;
+    });
+    return { xs, batch };
   }
 
   dispose(): void {
@@ -287,93 +472,75 @@ export class EdgeInferenceEngine extends EventEmitter {
   }
 
   private checkInput(m: LoadedModel, input: Float32Array | InferInput): { data: Float32Array; rows: number } {
-    const want = `[batch, ${m.compiled.rowShape.join(', ')}]`;
+    if (m.program.inputs.length !== 1)
+      throw new EdgeOptError('E_ARGUMENT', `model '${m.id}' has ${m.program.inputs.length} inputs; use runModel with named feeds`);
+    const inp = m.program.inputs[0];
+    return this.checkTensor(m, inp.name, inp.shape, input);
+  }
+
+  private checkTensor(
+    m: LoadedModel,
+    name: string,
+    rowShape: number[],
+    input: Float32Array | InferInput,
+  ): { data: Float32Array; rows: number } {
+    const want = `[batch, ${rowShape.join(', ')}]`;
+    const what = m.program.inputs.length > 1 ? `model '${m.id}' input '${name}'` : `model '${m.id}'`;
     const isObj = !(input instanceof Float32Array) && !!input && typeof input === 'object' && 'data' in input;
     const data = isObj ? (input as InferInput).data : input;
     if (!(data instanceof Float32Array)) {
       throw new EdgeOptError(
         'E_DTYPE',
-        `model '${m.id}' takes a Float32Array (or { data: Float32Array, shape }) of shape ${want}, got ${describe(data)}`,
+        `${what} takes a Float32Array (or { data: Float32Array, shape }) of shape ${want}, got ${describe(data)}`,
       );
     }
-    const features = m.compiled.inputFeatures;
+    const features = elements(rowShape);
     let rows: number;
     if (isObj) {
       const shape = (input as InferInput).shape;
       const ok =
         Array.isArray(shape) &&
-        shape.length === m.compiled.rowShape.length + 1 &&
-        shape.slice(1).every((d, i) => d === m.compiled.rowShape[i]) &&
+        shape.length === rowShape.length + 1 &&
+        shape.slice(1).every((d, i) => d === rowShape[i]) &&
         Number.isInteger(shape[0]) &&
         shape[0] > 0;
       if (!ok)
         throw new EdgeOptError(
           'E_SHAPE',
-          `model '${m.id}' expects input shape ${want}, got [${Array.isArray(shape) ? shape.join(', ') : String(shape)}]`,
+          `${what} expects input shape ${want}, got [${Array.isArray(shape) ? shape.join(', ') : String(shape)}]`,
         );
       rows = shape[0];
       if (data.length !== rows * features)
-        throw new EdgeOptError(
-          'E_SHAPE',
-          `model '${m.id}': shape [${shape.join(', ')}] needs ${rows * features} values, data has ${data.length}`,
-        );
+        throw new EdgeOptError('E_SHAPE', `${what}: shape [${shape.join(', ')}] needs ${rows * features} values, data has ${data.length}`);
     } else {
       if (data.length === 0 || data.length % features !== 0) {
         throw new EdgeOptError(
           'E_SHAPE',
-          `model '${m.id}' expects input shape ${want} (a multiple of ${features} values), got ${data.length} values`,
+          `${what} expects input shape ${want} (a multiple of ${features} values), got ${data.length} values`,
         );
       }
       rows = data.length / features;
     }
+    if (rows > 1 << 24) throw new EdgeOptError('E_SHAPE', `${what}: batch ${rows} is larger than 2^24`);
     const i = firstNonFinite(data);
-    if (i >= 0) throw new EdgeOptError('E_VALUE', `model '${m.id}': input value ${i} is ${data[i]}`);
+    if (i >= 0) throw new EdgeOptError('E_VALUE', `${what}: input value ${i} is ${data[i]}`);
     return { data, rows };
   }
 }
 
 /**
- * Index of the first NaN or +-Infinity, or -1: in native code when the addon loads (the JS scan
- * cost ~0.7 ns a value, a fifth of a 64-row call on mlp-784-128-10), else in JS: v * 0 is 0 for
- * every finite v and NaN otherwise, and four independent sums keep four loads in flight.
+ * One entry per graph node: the backend of its op; a node another op computes (a fused
+ * activation, a folded BatchNormalization) reports that op's; a node without an op (a view:
+ * Flatten, Reshape, Transpose, Identity) the backend of the op before it.
  */
-function firstNonFinite(d: Float32Array): number {
-  const addon = nativeAddon();
-  if (addon) return addon.firstNonFinite(d);
-  const n = d.length;
-  let s0 = 0,
-    s1 = 0,
-    s2 = 0,
-    s3 = 0;
-  let i = 0;
-  for (; i + 4 <= n; i += 4) {
-    s0 += d[i] * 0;
-    s1 += d[i + 1] * 0;
-    s2 += d[i + 2] * 0;
-    s3 += d[i + 3] * 0;
-  }
-  for (; i < n; i++) s0 += d[i] * 0;
-  return s0 + s1 + s2 + s3 === 0 ? -1 : d.findIndex((v) => !Number.isFinite(v));
-}
-
-function describe(x: unknown): string {
-  if (x === null) return 'null';
-  if (ArrayBuffer.isView(x)) return x.constructor.name;
-  if (Array.isArray(x)) return 'an Array';
-  return typeof x;
-}
-
-/**
- * One entry per graph node. A node with several steps (a Dense and its TS-only
- * activation) reports its last step; Flatten/Reshape have no step and report
- * the backend of the step before them (they only change how a row is viewed).
- */
-function nodePlacement(nodes: Array<{ name: string; op: string }>, placed: StepPlacement[]): Placement[] {
-  const byNode = new Map<string, StepPlacement>();
-  for (const p of placed) byNode.set(p.step.node, p);
-  let previous: Backend = placed[0].backend;
+function nodePlacement(nodes: Array<{ name: string; op: string }>, program: Program, placed: OpPlacement[]): Placement[] {
+  const byNode = new Map<string, OpPlacement>();
+  for (const p of placed) byNode.set(program.ops[p.op].node, p);
+  const fused = program.fusedNodes ?? {};
+  let previous: Backend = placed[0]?.backend ?? 'ts';
   return nodes.map((n) => {
-    const p = byNode.get(n.name);
+    const into = fused[n.name];
+    const p = byNode.get(into ?? n.name);
     if (!p) return { node: n.name, op: n.op, backend: previous };
     previous = p.backend;
     return {
@@ -381,7 +548,8 @@ function nodePlacement(nodes: Array<{ name: string; op: string }>, placed: StepP
       op: n.op,
       backend: p.backend,
       ...(p.reason ? { reason: p.reason } : {}),
-      ...(p.kernel ? { kernel: p.kernel } : {}),
+      ...(p.kernel && !into ? { kernel: p.kernel } : {}),
+      ...(into ? { fusedInto: into } : {}),
     };
   });
 }

@@ -1,13 +1,13 @@
 /**
- * A run of steps compiled on the NPU. When execute fails (an error or an
- * output of the wrong size), the request is re-run on a CPU twin of the same
- * steps, so the caller still gets the right answer, and `onFailure` marks the
- * plugin unhealthy (or, with strict, turns the failure into the caller's error).
+ * A run of ops compiled on the NPU (a chain: one input, one output). When
+ * execute fails (an error or an output of the wrong size), the request is
+ * re-run on a CPU twin of the same ops, so the caller still gets the right
+ * answer, and `onFailure` marks the plugin unhealthy (or, with strict, turns
+ * the failure into the caller's error).
  */
 import type { NpuGraph } from '../backends/npu';
 import { fromNative } from '../errors';
-import type { Segment } from './runners';
-import type { Step } from './steps';
+import type { Segment, subProgram } from './segments';
 
 /** Shared by every NPU segment of one engine: after one execute failure, all go to the CPU. */
 export interface NpuHealth {
@@ -17,8 +17,7 @@ export interface NpuHealth {
 
 export function npuSegment(
   graph: NpuGraph,
-  steps: Step[],
-  inputFeatures: number,
+  sub: ReturnType<typeof subProgram>,
   makeCpu: () => Segment,
   health: NpuHealth,
   // Records the failure; throws when the engine is strict.
@@ -26,28 +25,25 @@ export function npuSegment(
 ): Segment {
   let cpu: Segment | undefined;
   const cpuTwin = () => (cpu ??= makeCpu());
-  const outputFeatures = graph.describe().outputFeatures;
   return {
     backend: 'npu',
-    steps,
-    inputFeatures,
-    outputFeatures,
-    runSync(x, rows) {
-      if (!health.healthy) return cpuTwin().runSync(x, rows);
+    ...sub,
+    runSync(xs, batch) {
+      if (!health.healthy) return cpuTwin().runSync(xs, batch);
       try {
-        return graph.runSync(x, rows);
+        return [graph.runSync(xs[0], batch)];
       } catch (err) {
         onFailure(fromNative(err, 'NPU execute'));
-        return cpuTwin().runSync(x, rows);
+        return cpuTwin().runSync(xs, batch);
       }
     },
-    async run(x, rows) {
-      if (!health.healthy) return cpuTwin().run(x, rows);
+    async run(xs, batch) {
+      if (!health.healthy) return cpuTwin().run(xs, batch);
       try {
-        return await graph.run(x, rows);
+        return [await graph.run(xs[0], batch)];
       } catch (err) {
         onFailure(fromNative(err, 'NPU execute'));
-        return cpuTwin().run(x, rows);
+        return cpuTwin().run(xs, batch);
       }
     },
   };

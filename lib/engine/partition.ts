@@ -1,27 +1,29 @@
 /**
- * Graph partitioning, as ONNX Runtime execution providers and TFLite delegates
- * do it: the NPU plugin is asked about every step, maximal runs of supported
- * steps become one compiled NPU graph each, and the rest runs on the native
- * CPU core (or on TypeScript when no native binary loads, or for TS-only
- * steps). Every step that does not land on the preferred backend carries the
- * reason, which the engine reports through placement() and 'fallback' events.
+ * Partitioning a Program over backends, as ONNX Runtime execution providers
+ * and TFLite delegates do it: the NPU plugin is asked about every op (as a
+ * one-op Program), the rest runs on the native core when its binary has that
+ * op's kernels, else on TypeScript. Maximal runs of ops (in the Program's
+ * topological order) with one backend become segments, each a Program of its
+ * own (segments.ts). Every op that does not land on the preferred backend
+ * carries the reason; the engine reports it per graph node.
  */
 import type { NativeAddon, SparsePolicy } from '../backends/native/addon';
 import { compileNpuGraph, type NpuPlugin } from '../backends/npu';
-import { EdgeOptError } from '../errors';
+import { EdgeOptError, fromNative } from '../errors';
 import { npuSegment, type NpuHealth } from './npu-segment';
-import { type Backend, layerSpec, nativeSegment, type Segment, stepInputWidths, tsSegment } from './runners';
-import { nativeUnsupported, type Step } from './steps';
+import type { Program } from './program';
+import { type Backend, nativeSegment, type Segment, subProgram, tsSegment } from './segments';
 
 /** Rows per execute() a static-shape NPU graph is compiled for; the host chunks larger batches. */
 export const NPU_BATCH = 16;
 
-export interface StepPlacement {
-  step: Step;
+export interface OpPlacement {
+  /** Index of the op in the Program. */
+  op: number;
   backend: Backend;
-  /** Why the step is not on the preferred backend. */
+  /** Why the op is not on the preferred backend. */
   reason?: string;
-  /** The CPU kernel of a Dense/QDense step ('dense-avx2', 'sparse-avx2', 'sparse-ts', ...). */
+  /** The kernel it runs ('dense-avx2', 'sparse-avx2', 'depthwise-avx2', 'dense-ts', ...). */
   kernel?: string;
 }
 
@@ -39,103 +41,83 @@ export interface PartitionOptions {
   sparse?: SparsePolicy;
 }
 
-/** Where a step would run on the CPU side: native, or TS with the reason. */
-function cpuPlacement(step: Step, o: PartitionOptions): StepPlacement {
-  if (o.preferred === 'ts') return { step, backend: 'ts' };
-  const tsOnly = nativeUnsupported([step]);
-  if (!o.addon || tsOnly) return { step, backend: 'ts', reason: tsOnly ?? o.nativeReason ?? 'the native backend is unavailable' };
-  return { step, backend: 'native' };
+/** Where an op would run on the CPU side: native when the binary has its kernels, else TS with the reason. */
+function cpuPlacement(p: Program, i: number, o: PartitionOptions, nativeOps: Set<string>): OpPlacement {
+  if (o.preferred === 'ts') return { op: i, backend: 'ts' };
+  if (!o.addon) return { op: i, backend: 'ts', reason: o.nativeReason ?? 'the native backend is unavailable' };
+  const kind = p.ops[i].op;
+  if (!nativeOps.has(kind))
+    return { op: i, backend: 'ts', reason: `the native binary has no ${kind} kernels for table '${o.kernel ?? 'default'}' yet` };
+  return { op: i, backend: 'native' };
 }
 
-/** CPU placement when the preferred NPU is unusable: the NPU's reason comes first. */
-function withoutNpu(step: Step, o: PartitionOptions): StepPlacement {
-  const cpu = cpuPlacement(step, o);
+/** A Program of one op, to ask the plugin about it. */
+function oneOp(p: Program, i: number): Program {
+  return subProgram(p, i, i + 1).program;
+}
+
+function placements(p: Program, o: PartitionOptions): OpPlacement[] {
+  let nativeOps: Set<string>;
+  try {
+    nativeOps = new Set(o.addon ? o.addon.nativeProgramOps(o.kernel) : []);
+  } catch (err) {
+    throw fromNative(err);
+  }
   const npuReason = o.npu ? o.npu.health.reason : o.npuUnavailable;
-  if (o.preferred !== 'npu' || !npuReason) return cpu;
-  return { ...cpu, reason: cpu.reason ? `${npuReason}; ${cpu.reason}` : npuReason };
-}
-
-/** Asks the plugin about each step; a prefix-only plugin (partialGraphs false) stops at the first refusal. */
-function npuPlacements(steps: Step[], inputFeatures: number, o: PartitionOptions): StepPlacement[] {
-  const npu = o.npu!;
-  const widths = stepInputWidths(steps, inputFeatures);
+  if (!o.npu?.health.healthy) {
+    return p.ops.map((_, i) => {
+      const cpu = cpuPlacement(p, i, o, nativeOps);
+      if (o.preferred !== 'npu' || !npuReason) return cpu;
+      return { ...cpu, reason: cpu.reason ? `${npuReason}; ${cpu.reason}` : npuReason };
+    });
+  }
+  const npu = o.npu;
   const prefixOnly = !npu.plugin.info().capabilities.partialGraphs;
   let refused = false;
-  return steps.map((step, i) => {
-    const why = nativeUnsupported([step])
-      ? 'the NPU ABI has no such activation'
-      : step.kind === 'qdense' && step.output
-        ? 'integer requantization to an int8 output is not in NPU ABI v1 (its layers end in the float epilogue)'
-        : refused && prefixOnly
-          ? 'the plugin runs only a prefix of a graph, and an earlier node stayed on the CPU'
-          : npu.plugin.supports(layerSpec(step, widths[i]));
-    if (why === null) return { step, backend: 'npu' };
+  return p.ops.map((_, i) => {
+    const why =
+      refused && prefixOnly
+        ? 'the plugin runs only a prefix of a graph, and an earlier node stayed on the CPU'
+        : npu.plugin.supports(oneOp(p, i));
+    if (why === null) return { op: i, backend: 'npu' };
     refused = true;
-    const cpu = cpuPlacement(step, o);
+    const cpu = cpuPlacement(p, i, o, nativeOps);
     return { ...cpu, reason: `NPU plugin '${npu.name}': ${why}${cpu.reason ? `; ${cpu.reason}` : ''}` };
   });
 }
 
-/** Maximal runs of consecutive placements with the same backend. */
-function runs(placed: StepPlacement[]): StepPlacement[][] {
-  const out: StepPlacement[][] = [];
-  for (const p of placed) {
-    const last = out[out.length - 1];
-    if (last && last[0].backend === p.backend) last.push(p);
-    else out.push([p]);
-  }
-  return out;
+function cpuSegment(p: Program, from: number, to: number, backend: Backend, o: PartitionOptions): Segment {
+  const sub = subProgram(p, from, to);
+  return backend === 'native' ? nativeSegment(o.addon!, sub, o.kernel, o.threads, o.sparse) : tsSegment(sub, o.sparse);
 }
 
-function cpuSegment(steps: Step[], inputFeatures: number, backend: Backend, o: PartitionOptions): Segment {
-  return backend === 'native'
-    ? nativeSegment(o.addon!, steps, inputFeatures, o.kernel, o.threads, o.sparse)
-    : tsSegment(steps, inputFeatures, o.sparse);
-}
-
-function withKernels(run: StepPlacement[], segment: Segment): StepPlacement[] {
-  return run.map((p, i) => (segment.kernels?.[i] ? { ...p, kernel: segment.kernels[i] } : p));
-}
-
-/**
- * Splits the steps into segments. A run the plugin fails to compile moves to
- * the CPU with the plugin's message as the reason.
- */
-export function partition(steps: Step[], inputFeatures: number, o: PartitionOptions): { segments: Segment[]; placed: StepPlacement[] } {
-  const placed = o.npu?.health.healthy ? npuPlacements(steps, inputFeatures, o) : steps.map((s) => withoutNpu(s, o));
+/** Splits the program into segments. A run the plugin fails to compile moves to the CPU with the plugin's message as the reason. */
+export function partition(p: Program, o: PartitionOptions): { segments: Segment[]; placed: OpPlacement[] } {
+  const placed = placements(p, o);
   const segments: Segment[] = [];
-  const result: StepPlacement[] = [];
-  let width = inputFeatures;
-  for (const run of runs(placed)) {
-    const runSteps = run.map((p) => p.step);
+  for (let from = 0; from < placed.length;) {
+    let to = from + 1;
+    while (to < placed.length && placed[to].backend === placed[from].backend) to++;
     let segment: Segment;
-    if (run[0].backend === 'npu') {
+    if (placed[from].backend === 'npu') {
+      const [begin, end] = [from, to];
+      const sub = subProgram(p, begin, end);
       try {
-        const widths = stepInputWidths(runSteps, width);
-        const graph = compileNpuGraph(
-          o.npu!.plugin,
-          runSteps.map((s, i) => layerSpec(s, widths[i])),
-          NPU_BATCH,
-        );
-        segment = npuSegment(graph, runSteps, width, () => cpuSegment(runSteps, width, 'native', o), o.npu!.health, o.npu!.onFailure);
-        result.push(...run);
+        const graph = compileNpuGraph(o.npu!.plugin, sub.program, NPU_BATCH);
+        segment = npuSegment(graph, sub, () => cpuSegment(p, begin, end, 'native', o), o.npu!.health, o.npu!.onFailure);
       } catch (err) {
-        if (!(err instanceof EdgeOptError) || err.code !== 'E_PLUGIN') throw err;
-        const reason = err.message; // already names the plugin and says 'compile failed'
-        segment = cpuSegment(runSteps, width, 'native', o);
-        result.push(
-          ...withKernels(
-            run.map((p) => ({ step: p.step, backend: 'native' as const, reason })),
-            segment,
-          ),
-        );
+        if (!(err instanceof EdgeOptError) || (err.code !== 'E_PLUGIN' && err.code !== 'E_UNSUPPORTED_OP')) throw err;
+        segment = cpuSegment(p, from, to, 'native', o);
+        for (let i = from; i < to; i++) placed[i] = { op: i, backend: 'native', reason: err.message };
       }
     } else {
-      segment = cpuSegment(runSteps, width, run[0].backend, o);
-      result.push(...withKernels(run, segment));
+      segment = cpuSegment(p, from, to, placed[from].backend, o);
     }
+    segment.kernels?.forEach((k, j) => {
+      if (k) placed[from + j].kernel = k;
+    });
     segments.push(segment);
-    width = segment.outputFeatures;
+    from = to;
   }
-  return { segments, placed: result };
+  return { segments, placed };
 }

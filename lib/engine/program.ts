@@ -7,7 +7,7 @@
  * axes and broadcasts resolved to physical shapes, and an arena offset for every activation
  * tensor. Every backend executes the same Program: the TS twin (lib/backends/ts) op by op,
  * the native core by parsing it ONCE in C++ (native/addon/program_spec.cc) into its own
- * structs, which the native plan and the NPU host both use.
+ * structs (native/core/program.h), which the native executor and the NPU host both use.
  *
  * Batch: every activation tensor is batch-major, `[batch, ...shape]`, and no op mixes images
  * (ops that would, such as a Reshape or Softmax touching the batch axis, are refused when
@@ -15,8 +15,16 @@
  * gives tensor t the arena bytes [batch * t.offset, batch * (t.offset + t.bytes)), so one
  * per-image plan serves every batch size (a backend may also run a large batch in chunks).
  *
- * Constants (weights, biases, folded tensors) are tensors with `data` and no offset; they are
- * shared by every image (a constant never has a batch dimension of its own).
+ * Every tensor is exactly one of:
+ * - a constant (`data`): weights, biases, folded tensors, shared by every image (a constant
+ *   never has a batch dimension of its own);
+ * - a view (`alias`): another tensor's memory under another shape (Reshape, Flatten, a
+ *   layout change that only moves size-1 dims); `alias` always names the root tensor;
+ * - external: a program input or the root of a program output, held in the caller's buffer
+ *   (no copy in or out; never written in place by another tensor);
+ * - an arena tensor (`offset`, `bytes`).
+ * Lowering (lib/engine/lower.ts) and the planner (lib/engine/arena.ts) build it; the engine
+ * cuts it into segments per backend (lib/engine/partition.ts), each a Program of its own.
  */
 
 export type Layout = 'plain' | 'nhwc';
@@ -40,9 +48,9 @@ export interface ProgramTensor {
   layout: Layout;
   /** Constants only. */
   data?: Float32Array | Int8Array | Uint8Array | Int32Array;
-  /** Activations only: byte offset of the per-image slot in the arena (64-byte aligned). */
+  /** Arena tensors only: byte offset of the per-image slot in the arena (64-byte aligned). */
   offset?: number;
-  /** Activations only: bytes per image (elements * dtype size). */
+  /** Activations (arena, external and views): bytes per image (elements * dtype size). */
   bytes?: number;
   /** A view: this tensor is tensor `alias`'s memory under another shape (Reshape/Flatten/Identity/Dropout). */
   alias?: number;
@@ -65,7 +73,7 @@ export type Activation =
   | { kind: 'sigmoid' }
   | { kind: 'tanh' };
 
-interface OpBase {
+export interface OpBase {
   /** The graph node this op comes from (placement, errors, profiling). */
   node: string;
 }
@@ -106,10 +114,11 @@ export interface ConvOp extends OpBase {
 }
 
 /**
- * y[n] = act(sum_k x[k] * W[n][k] + bias[n]): x is any per-image tensor read as k contiguous
- * values, y is plain [n]. weight float32 [n][k] (Dense) — QDense keeps today's int8 fields
- * (weight int8 with scales per channel/tensor/group, zeroPoint, static input/output params)
- * as `QDenseOp` (see steps.ts for the semantics carried over).
+ * y[r][n] = act(sum_k x[r][k] * W[n][k] + bias[n]) for each of the `m` rows of an image: x is
+ * any per-image tensor read as m x k contiguous values, y is [m][n] (plain; m = 1 for a
+ * classifier head, more for a Dense over the last axis of a 3-D tensor). A run over a batch is
+ * one GEMM of batch * m rows. weight float32 [n][k]. Lowering permutes the K order of the
+ * weights when x is an image in NHWC read through a Flatten of NCHW (no data transpose).
  */
 export interface DenseOp extends OpBase {
   op: 'dense';
@@ -117,11 +126,20 @@ export interface DenseOp extends OpBase {
   y: number;
   weight: number;
   bias?: number;
+  m: number;
   n: number;
   k: number;
   act: Activation;
 }
 
+/**
+ * The int8 Dense (graph.ts QDense, native/core/dense.cc): x is quantized per GEMM row (dynamic
+ * uint8, scale and zero point from the row's min/max) or with the static `input` parameters,
+ * multiplied by int8 weights with exact int32 accumulation, corrected for an asymmetric
+ * weight zero point, then dequantized per channel/tensor (or summed per group of K with
+ * per-group scales) plus bias, or requantized to the static `output` grid in integers.
+ * Only act relu (or none) is fused; lowering emits a 'unary' op for any other.
+ */
 export interface QDenseOp extends OpBase {
   op: 'qdense';
   x: number;
@@ -131,6 +149,7 @@ export interface QDenseOp extends OpBase {
   /** float32: 1, n, or n * ceil(k / groupSize) scales. */
   scales: number;
   bias?: number;
+  m: number;
   n: number;
   k: number;
   zeroPoint: number;
@@ -143,10 +162,11 @@ export interface QDenseOp extends OpBase {
 }
 
 /**
- * Max/average pooling over NHWC: window kh x kw, strides, dilations, explicit pads (ceil_mode
- * resolved into outH/outW and padBottom/padRight). Average: divisor is kh*kw when
- * countIncludePad, else the number of in-range taps (ONNX semantics; pads beyond the
- * ceil_mode extension never count). Max ignores out-of-range taps.
+ * Max/average pooling over NHWC: window kh x kw, strides, dilations, the declared pads;
+ * ceil_mode is resolved into outH/outW, so the last window may reach past padBottom/padRight.
+ * Max: over in-range taps. Average: the sum of in-range taps divided by the number of taps
+ * inside [-padTop, inH + padBottom) x [-padLeft, inW + padRight) when countIncludePad (taps
+ * of the ceil_mode extension never count, as onnxruntime), else by the number of in-range taps.
  */
 export interface PoolOp extends OpBase {
   op: 'maxpool' | 'avgpool';
@@ -185,7 +205,8 @@ export interface GlobalPoolOp extends OpBase {
  * each operand is addressed with element strides over those dims (0 where it broadcasts).
  * An activation operand also advances by its own per-image size between images; a constant
  * operand does not. Fast paths a backend should have: same shape; b a [C] vector over an nhwc
- * or [.., C] tensor (strides [0, .., 0, 1]); scalar.
+ * or [.., C] tensor (strides [0, .., 0, 1]); scalar. May run in place over an activation
+ * operand whose strides are y's own contiguous strides (it is read where y is written).
  */
 export interface BinaryOp extends OpBase {
   op: 'binary';
@@ -199,7 +220,7 @@ export interface BinaryOp extends OpBase {
   act: Activation;
 }
 
-/** y = act(x) elementwise (a standalone Relu/Clip/Sigmoid/... that could not be fused). */
+/** y = act(x) elementwise (a standalone Relu/Clip/Sigmoid/... that could not be fused). May run in place (y at x's offset). */
 export interface UnaryOp extends OpBase {
   op: 'unary';
   x: number;
@@ -207,7 +228,7 @@ export interface UnaryOp extends OpBase {
   act: Activation;
 }
 
-/** Softmax over the middle dim of x viewed as [outer][axis][inner] (max-subtracted, as ONNX opset 13+). */
+/** Softmax over the middle dim of x viewed as [outer][axis][inner] (max-subtracted, as ONNX opset 13+). May run in place. */
 export interface SoftmaxOp extends OpBase {
   op: 'softmax';
   x: number;
@@ -248,7 +269,8 @@ export interface PadOp extends OpBase {
 
 /**
  * y = x with per-image dims permuted: y.shape[i] = inShape[perm[i]]. Also the layout
- * conversion at the model's edges (NCHW [C,H,W] -> NHWC perm [1,2,0]; back: [2,0,1]).
+ * conversion at the model's edges (NCHW [C,H,W] -> NHWC perm [1,2,0]; back: [2,0,1]) and,
+ * with the identity perm, a copy (an output that would otherwise be a view of another).
  */
 export interface TransposeOp extends OpBase {
   op: 'transpose';
@@ -299,22 +321,31 @@ export type ProgramOp =
   | LrnOp;
 
 /**
- * A model input: the caller's data goes into `tensor` as given (a plain tensor of the logical
- * per-image shape, NCHW for images); lowering emits the conversion to NHWC as the first op
- * that reads it, so layout changes happen once, at the edges.
+ * A program input: the caller's data is read in place as `tensor` (external). For a whole
+ * model it is a plain tensor of the logical per-image shape (NCHW for images) and lowering
+ * emits the conversion to NHWC as the first op that reads it (a view when C or H*W is 1), so
+ * layout changes happen once, at the edges; a segment's inputs are the tensors earlier
+ * segments produced, in their physical layout.
  */
 export interface ProgramInput {
   name: string;
   tensor: number;
-  /** The logical per-image shape (NCHW for images), without batch. */
+  /** The logical per-image shape (NCHW for images), without batch (a segment: the physical shape). */
   shape: number[];
+  /** The ONNX shape has its batch dim as N * shape[0] (Flatten with axis > 1 and the like). */
+  folded?: boolean;
 }
 
-/** A model output: a plain tensor of the logical per-image shape (lowering converts NHWC back). */
+/**
+ * A program output: `tensor` (or, for a view, its root) is written straight into the
+ * caller's buffer. Whole models: a plain tensor of the logical per-image shape (lowering
+ * converts NHWC back at the edge).
+ */
 export interface ProgramOutput {
   name: string;
   tensor: number;
   shape: number[];
+  folded?: boolean;
 }
 
 export interface Program {
@@ -324,7 +355,13 @@ export interface Program {
   ops: ProgramOp[];
   inputs: ProgramInput[];
   outputs: ProgramOutput[];
-  /** Per-image arena bytes (the planned size) and the liveness lower bound: the largest sum of live tensor bytes at any op. */
+  /**
+   * Per-image arena bytes (the planned size) and the liveness lower bound: the largest sum of
+   * live arena-tensor bytes at any op (an in-place pair counted once). External tensors (the
+   * caller's input and output buffers) and constants are in neither.
+   */
   arenaBytes: number;
   liveBytesBound: number;
+  /** Graph nodes with no op of their own because another op computes them (a fused activation, a folded BatchNormalization): node -> that op's node. */
+  fusedNodes?: Record<string, string>;
 }

@@ -8,13 +8,64 @@ import { biasActF32, tsKernels } from '../backends/ts/kernels';
 import * as numerics from '../backends/ts/numerics';
 import { gemmCsrU8S8 } from '../backends/ts/sparse';
 import { quantizeStaticRows } from '../backends/ts/static-quant';
-import type { StaticOutput, Step } from './steps';
-import { multiplyByQuantizedMultiplier } from '../backends/ts/requantize';
+import type { CsrS8 } from '../backends/ts/sparse';
+import { multiplyByQuantizedMultiplier, quantizeBias, quantizeMultiplier, type QuantizedMultiplier } from '../backends/ts/requantize';
+import type { QDenseOp, TensorQuant } from './program';
 
 // Local bindings: hot loops must not go through the module object on every call.
 const { f32 } = numerics;
 
-type QDenseStep = Extract<Step, { kind: 'qdense' }>;
+/** Largest K of an int8 layer whose int32 accumulators cannot overflow (255 * 128 * K < 2^31, with margin). */
+export const MAX_INT8_K = 32768;
+
+/** A static int8 output with its precomputed integer requantization. */
+export interface StaticOutput extends TensorQuant {
+  multipliers: QuantizedMultiplier[];
+  biasQ: Int32Array;
+}
+
+/** An int8 Dense ready to run: the Program's qdense op with its constants resolved. */
+export interface QDenseLayer {
+  n: number;
+  k: number;
+  weight: Int8Array;
+  scales: Float32Array;
+  zeroPoint: number;
+  groupSize: number;
+  bias: Float32Array | null;
+  relu: boolean;
+  input?: TensorQuant;
+  output?: StaticOutput;
+  /** The TS backend's sparse packing of `weight`, when the sparse policy chose it. */
+  csr?: CsrS8;
+}
+
+/** The layer of a Program qdense op (`data(t)` gives a constant tensor's data). */
+export function qdenseLayer(op: QDenseOp, data: (t: number) => unknown): QDenseLayer {
+  const scales = data(op.scales) as Float32Array;
+  const bias = op.bias !== undefined ? (data(op.bias) as Float32Array) : null;
+  const ws = (j: number) => scales[scales.length > 1 ? j : 0];
+  const output =
+    op.output && op.input
+      ? {
+          ...op.output,
+          multipliers: Array.from({ length: op.n }, (_, j) => quantizeMultiplier((op.input!.scale * ws(j)) / op.output!.scale)),
+          biasQ: Int32Array.from({ length: op.n }, (_, j) => (bias ? quantizeBias(bias[j], op.input!.scale, ws(j)) : 0)),
+        }
+      : undefined;
+  return {
+    n: op.n,
+    k: op.k,
+    weight: data(op.weight) as Int8Array,
+    scales,
+    zeroPoint: op.zeroPoint,
+    groupSize: op.groupSize,
+    bias,
+    relu: op.act.kind === 'relu',
+    ...(op.input ? { input: op.input } : {}),
+    ...(output ? { output } : {}),
+  };
+}
 
 /** acc[r][j] -= zeroPoint * sum_k (q[r][k] - zp[r]), for q of shape [rows][k]. */
 function subtractWeightZeroPoint(acc: Int32Array, n: number, q: Uint8Array, k: number, zp: Int32Array, zeroPoint: number): void {
@@ -48,7 +99,7 @@ function requantizeRows(out: StaticOutput, acc: Int32Array, rows: number, n: num
   return y;
 }
 
-export function runQDense(step: QDenseStep, x: Float32Array, rows: number): Float32Array {
+export function runQDense(step: QDenseLayer, x: Float32Array, rows: number): Float32Array {
   const { n, k, weight, scales, zeroPoint, groupSize } = step;
   const a = step.input ? quantizeStaticRows(x, rows, k, step.input) : tsKernels.quantizeRowsU8(x, rows, k);
   if (!groupSize) {

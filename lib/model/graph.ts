@@ -4,6 +4,10 @@
  * Passes treat graphs as values: they return new graphs and never mutate input.
  */
 import { EdgeOptError } from '../errors';
+import { checkNodeSchema, type OpType } from './op-schema';
+import { inferShapes } from './shapes';
+
+export { OP_TYPES, type OpType } from './op-schema';
 
 export type DType = 'float32' | 'int8' | 'uint8' | 'int32';
 export type TensorData = Float32Array | Int8Array | Uint8Array | Int32Array;
@@ -42,16 +46,21 @@ export interface Tensor {
   mask?: Uint8Array;
 }
 
-/** Dense/QDense `activation` attr. sigmoid/tanh/relu6 come from ONNX import and run on the TS backend only. */
+/** Dense/QDense `activation` attr (fused at ONNX import; any other activation is its own node). */
 export type Activation = 'none' | 'relu' | 'sigmoid' | 'tanh' | 'relu6';
 export const ACTIVATIONS: readonly Activation[] = ['none', 'relu', 'sigmoid', 'tanh', 'relu6'];
-export type OpType = 'Dense' | 'QDense' | 'Relu' | 'Softmax' | 'Flatten' | 'Reshape';
-export const OP_TYPES: readonly OpType[] = ['Dense', 'QDense', 'Relu', 'Softmax', 'Flatten', 'Reshape'];
 
 export type AttrValue = string | number | boolean | number[];
 
 /**
- * Dense:   inputs [x, weight float32 [out, in], bias? [out]], attrs { activation }
+ * Ops follow ONNX (NCHW images, batch first, numpy broadcasting); op-schema.ts lists them with
+ * their attributes (camelCase ONNX names: kernelShape, autoPad, ceilMode, countIncludePad, group).
+ * Every input but the batch dimension has a fixed size; shapes.ts infers the rest. Differences:
+ * Conv/pool pads are [top, left, bottom, right] as ONNX; Reshape's `shape` and Split's `split`
+ * are attributes (constant), Clip's `min`/`max` too (absent = unbounded).
+ *
+ * Dense:   inputs [x, weight float32 [out, in], bias? [out]], attrs { activation }: y = x W^T + b
+ *          over the last axis (an input whose whole row has `in` values is read as one row)
  * QDense:  inputs [x, weight int8 [out, in] with quant, bias? float32 [out]],
  *          attrs { activation, activationQuant: 'dynamic' } (per-row uint8 per call), or the
  *          static form NPUs need (calibrated, TFLite int8, lib/optimizer/calibrate.ts):
@@ -59,7 +68,6 @@ export type AttrValue = string | number | boolean | number[];
  *          q = clamp(round_half_even(x / inputScale) + inputZeroPoint, -128, 127),
  *          acc = sum (q - inputZeroPoint) * w (int32), y = float(acc) * (inputScale * wScale[n]) + bias[n].
  *          Every backend (TS, native, the reference NPU plugin) gives bit-identical results.
- * Relu, Softmax (last axis), Flatten (to [batch, rest]), Reshape (attrs { shape }).
  */
 export interface GraphNode {
   name: string;
@@ -69,9 +77,19 @@ export interface GraphNode {
   attrs: Record<string, AttrValue>;
 }
 
+/**
+ * A model input's element type. 'uint8': raw bytes (camera pixels) that the first layer scales
+ * itself (lib/optimizer/input-scaling.ts folded a /255 or mean/std normalization into it); the
+ * engine computes on them as float32 values 0..255.
+ */
+export type InputType = 'float32' | 'uint8';
+export const INPUT_TYPES: readonly InputType[] = ['float32', 'uint8'];
+
 export interface GraphInput {
   name: string;
   shape: Array<number | null>;
+  /** Absent: float32. */
+  dtype?: InputType;
 }
 
 export interface Graph {
@@ -142,14 +160,19 @@ export function denseBias(g: Graph, node: GraphNode): Float32Array | null {
 }
 
 /**
- * Checks references, topological order, initializer sizes and the shapes of
- * Dense/QDense weights; throws E_FORMAT naming the culprit.
+ * Checks references, topological order, initializer sizes, every node's op and
+ * attributes (op-schema.ts) and infers every shape (shapes.ts); throws E_FORMAT,
+ * E_SHAPE or E_UNSUPPORTED_OP naming the node and attribute at fault.
  */
 export function validateGraph(g: Graph): Graph {
   const fail = (msg: string): never => {
     throw new EdgeOptError('E_FORMAT', `model '${g.name}': ${msg}`);
   };
   if (!g.inputs.length) fail('has no inputs');
+  for (const i of g.inputs) {
+    if (i.dtype !== undefined && !INPUT_TYPES.includes(i.dtype))
+      fail(`input '${i.name}' has dtype '${String(i.dtype)}' (${INPUT_TYPES.join(' or ')})`);
+  }
   if (!g.outputs.length) fail('has no outputs');
   for (const [name, t] of Object.entries(g.tensors)) {
     if (t.name !== name) fail(`tensor key '${name}' differs from its name '${t.name}'`);
@@ -179,13 +202,9 @@ export function validateGraph(g: Graph): Graph {
   }
   const known = new Set(g.inputs.map((i) => i.name));
   for (const name of Object.keys(g.tensors)) if (g.tensors[name].data) known.add(name);
+  const produced = new Set<string>();
   for (const node of g.nodes) {
-    if (!OP_TYPES.includes(node.op)) {
-      throw new EdgeOptError(
-        'E_UNSUPPORTED_OP',
-        `model '${g.name}': node '${node.name}' has op '${node.op}'; supported: ${OP_TYPES.join(', ')}`,
-      );
-    }
+    checkNodeSchema(g.name, node, (name) => !!g.tensors[name]?.data);
     for (const input of node.inputs) if (!known.has(input)) fail(`node '${node.name}' reads '${input}' before it is produced`);
     if (node.op === 'Dense' || node.op === 'QDense') {
       const w = denseWeight(g, node);
@@ -195,8 +214,13 @@ export function validateGraph(g: Graph): Graph {
       const bias = denseBias(g, node);
       if (bias && bias.length !== w.shape[0]) fail(`node '${node.name}': bias has ${bias.length} values for ${w.shape[0]} outputs`);
     }
-    for (const out of node.outputs) known.add(out);
+    for (const out of node.outputs) {
+      if (produced.has(out) || g.inputs.some((i) => i.name === out) || g.tensors[out]?.data) fail(`tensor '${out}' is produced twice`);
+      produced.add(out);
+      known.add(out);
+    }
   }
   for (const out of g.outputs) if (!known.has(out)) fail(`output '${out}' is never produced`);
+  inferShapes(g);
   return g;
 }

@@ -6,7 +6,7 @@
  * with lo <= 0 <= hi so zero is exact. NPUs need these static scales.
  */
 import { clamp, f32, roundEven } from '../backends/ts/numerics';
-import type { Dataset } from '../data/dataset';
+import { modelRows, type Dataset } from '../data/dataset';
 import { EdgeInferenceEngine } from '../engine/engine';
 import { EdgeOptError } from '../errors';
 import { cloneGraph, type Graph } from '../model/graph';
@@ -49,15 +49,16 @@ export function observeActivations(graph: Graph, data: Dataset, observer: Observ
   if (!data?.data?.length) throw new EdgeOptError('E_ARGUMENT', 'calibration needs a non-empty dataset');
   const ranges: ActivationRange[] = [];
   const engine = new EdgeInferenceEngine();
+  const rows = modelRows(data, graph);
   try {
     graph.nodes.forEach((node, i) => {
       if (node.op !== 'Dense' && node.op !== 'QDense') return;
-      let values = data.data;
+      let values = rows;
       if (i > 0) {
         // The prefix of the graph that ends where this layer's input is produced.
         const prefix: Graph = { ...cloneGraph(graph), nodes: graph.nodes.slice(0, i), outputs: [node.inputs[0]] };
         engine.loadModelSync('prefix', prefix);
-        values = engine.inferSync('prefix', data.data).data;
+        values = engine.inferSync('prefix', rows).data;
       }
       const { lo, hi } = observe(values, observer);
       ranges.push({ node: node.name, lo, hi, ...int8Params(lo, hi) });

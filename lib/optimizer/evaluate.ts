@@ -1,5 +1,5 @@
 /** Accuracy of a model on labelled data, through the inference engine. */
-import type { Dataset } from '../data/dataset';
+import { modelRows, type Dataset } from '../data/dataset';
 import { EdgeInferenceEngine, type Device } from '../engine/engine';
 import { EdgeOptError } from '../errors';
 import type { Graph } from '../model/graph';
@@ -28,7 +28,7 @@ export function evaluateModel(model: Graph, ds: Dataset, options: { device?: Dev
     engine.loadModelSync('eval', model);
     const rows = ds.shape[0];
     // Rows may come as images ([N, 28, 28]) for a model that takes [N, 784]: only the row size must agree.
-    const { data, shape } = engine.inferSync('eval', ds.data);
+    const { data, shape } = engine.inferSync('eval', modelRows(ds, model));
     if (shape[0] !== rows)
       throw new EdgeOptError(
         'E_SHAPE',

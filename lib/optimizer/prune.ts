@@ -1,17 +1,18 @@
 /**
- * Magnitude pruning of Dense weights ([out, in]); every mode records a keep-mask
+ * Magnitude pruning of Dense and Conv weights; every mode records a keep-mask
  * so later passes and fine-tuning keep pruned weights at zero.
  *
- * - unstructured: per layer, exactly round(n * sparsity) smallest |w| (ties: lower index)
- * - global:       one ranking over all layers' weights (PyTorch's global_unstructured)
- * - 2:4:          in every 4 consecutive weights along K, the 2 smallest |w| go (N:M sparsity)
+ * - unstructured: per layer (Dense and Conv), exactly round(n * sparsity) smallest |w| (ties: lower index)
+ * - global:       one ranking over all Dense and Conv weights (PyTorch's global_unstructured)
+ * - 2:4:          in every 4 consecutive weights along K, the 2 smallest |w| go (N:M sparsity; Dense only)
  * - neurons:      whole hidden units (rows with the smallest L2 norm) are removed, with the
- *                 matching inputs of the next layer, so the model is physically smaller
+ *                 matching inputs of the next layer, so the model is physically smaller (Dense only)
  */
 import { kernels } from '../backends';
 import { EdgeOptError } from '../errors';
 import { cloneGraph, denseWeight, type Graph, type GraphNode, type Tensor } from '../model/graph';
 import { fineTunePruned, type FineTuneOptions } from './fine-tune';
+import { selectLayers } from './select-layers';
 import type { Pass } from './pass';
 
 export type PruneMode = 'unstructured' | 'global' | '2:4' | 'neurons';
@@ -23,14 +24,16 @@ export interface PruneOptions {
   mode?: PruneMode;
   /** Train after (or, on the polynomial schedule, while) pruning; see fine-tune.ts. */
   fineTune?: FineTuneOptions;
+  /** Prune only these Dense nodes (default: all; 'global' ranks across them); the budget search sets a sparsity per layer this way. */
+  layers?: readonly string[];
 }
 
-function denseNodes(g: Graph): GraphNode[] {
-  for (const node of g.nodes) {
+function denseNodes(g: Graph, layers?: readonly string[]): GraphNode[] {
+  for (const node of selectLayers(g, layers, 'prune')) {
     if (node.op === 'QDense')
       throw new EdgeOptError('E_ARGUMENT', `prune: node '${node.name}' is already quantized; prune before quantizing`);
   }
-  return g.nodes.filter((n) => n.op === 'Dense');
+  return selectLayers(g, layers, 'prune').filter((n) => n.op === 'Dense');
 }
 
 /** Applies a keep-mask (ANDed with any earlier mask) to a weight tensor. */
@@ -51,16 +54,21 @@ export function prunedCount(n: number, sparsity: number): number {
   return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
-function pruneUnstructured(g: Graph, sparsity: number): void {
-  for (const node of denseNodes(g)) {
-    const w = denseWeight(g, node);
-    const { keep } = kernels().pruneMask(w.data as Float32Array, prunedCount(w.data.length, sparsity));
+/** The weight tensors magnitude pruning ranks: every (selected) Dense and Conv weight. */
+function prunableWeights(g: Graph, layers?: readonly string[]): Array<Tensor & { data: Float32Array }> {
+  const convs = selectLayers(g, layers, 'prune').filter((n) => n.op === 'Conv');
+  return [...denseNodes(g, layers), ...convs].map((n) => g.tensors[n.inputs[1]] as Tensor & { data: Float32Array });
+}
+
+function pruneUnstructured(g: Graph, sparsity: number, layers?: readonly string[]): void {
+  for (const w of prunableWeights(g, layers)) {
+    const { keep } = kernels().pruneMask(w.data, prunedCount(w.data.length, sparsity));
     g.tensors[w.name] = masked(w, keep);
   }
 }
 
-function pruneGlobal(g: Graph, sparsity: number): void {
-  const weights = denseNodes(g).map((n) => denseWeight(g, n));
+function pruneGlobal(g: Graph, sparsity: number, layers?: readonly string[]): void {
+  const weights = prunableWeights(g, layers);
   const all = new Float32Array(weights.reduce((s, w) => s + w.data.length, 0));
   let o = 0;
   for (const w of weights) {
@@ -76,8 +84,8 @@ function pruneGlobal(g: Graph, sparsity: number): void {
 }
 
 /** Keeps the N largest |w| of every M consecutive weights along K (a tail shorter than M keeps min(N, len)). */
-function pruneNM(g: Graph, n: number, m: number): void {
-  for (const node of denseNodes(g)) {
+function pruneNM(g: Graph, n: number, m: number, layers?: readonly string[]): void {
+  for (const node of denseNodes(g, layers)) {
     const w = denseWeight(g, node);
     const [rows, k] = w.shape as number[];
     const data = w.data as Float32Array;
@@ -95,8 +103,8 @@ function pruneNM(g: Graph, n: number, m: number): void {
 }
 
 /** Removes round(units * sparsity) hidden units of every Dense layer that feeds another Dense layer. */
-function pruneNeurons(g: Graph, sparsity: number): void {
-  const nodes = denseNodes(g);
+function pruneNeurons(g: Graph, sparsity: number, layers?: readonly string[]): void {
+  const nodes = denseNodes(g, layers);
   const order = g.nodes;
   for (const node of nodes) {
     const next = nextDense(order, node);
@@ -174,10 +182,17 @@ export function pruneGraph(graph: Graph, options: PruneOptions): Graph {
     return fineTunePruned(graph, once, sparsity, options.fineTune, mode === 'unstructured' || mode === 'global');
   }
   const g = cloneGraph(graph);
-  if (mode === 'unstructured') pruneUnstructured(g, sparsity);
-  else if (mode === 'global') pruneGlobal(g, sparsity);
-  else if (mode === '2:4') pruneNM(g, 2, 4);
-  else pruneNeurons(g, sparsity);
+  const conv = g.nodes.find((n) => n.op === 'Conv');
+  if (conv && (mode === '2:4' || mode === 'neurons'))
+    throw new EdgeOptError(
+      'E_UNSUPPORTED_OP',
+      `prune: mode '${mode}' handles Dense layers only; model '${g.name}' has Conv layers (node '${conv.name}'); use 'unstructured' or 'global'`,
+    );
+  const { layers } = options;
+  if (mode === 'unstructured') pruneUnstructured(g, sparsity, layers);
+  else if (mode === 'global') pruneGlobal(g, sparsity, layers);
+  else if (mode === '2:4') pruneNM(g, 2, 4, layers);
+  else pruneNeurons(g, sparsity, layers);
   g.metadata.pruning = mode === '2:4' ? '2:4 along K' : `${mode} magnitude, sparsity ${sparsity}`;
   return g;
 }

@@ -20,6 +20,7 @@ import { EdgeOptError } from '../errors';
 import { roundToHalf } from '../util/float16';
 import { cloneGraph, denseWeight, type Graph, type QuantParams } from '../model/graph';
 import type { Dataset } from '../data/dataset';
+import { selectLayers } from './select-layers';
 import { applyStaticActivations, applyStaticOutputs, observeActivations, type Observer } from './calibrate';
 import type { Pass } from './pass';
 import { targetQuantizeDefaults } from './target';
@@ -35,6 +36,8 @@ export interface QuantizeOptions {
   observer?: Observer;
   /** Static activations: chain int8 layers by integer requantization (default true; see calibrate.ts). */
   requantize?: boolean;
+  /** Quantize only these Dense nodes (default: all); the budget search sets a width per layer this way. */
+  layers?: readonly string[];
 }
 
 /** Parses 'channel' | 'tensor' | 'global' | 'group:32' | { group: 32 }. */
@@ -108,10 +111,16 @@ export function quantizeGraph(graph: Graph, options: QuantizeOptions = {}): Grap
     throw new EdgeOptError('E_ARGUMENT', `quantize: activations must be 'dynamic' or 'static', got '${String(activations)}'`);
   if (activations === 'static' && !options.calibration)
     throw new EdgeOptError('E_ARGUMENT', "quantize: activations 'static' needs calibration data");
+  const conv = graph.nodes.find((n) => n.op === 'Conv');
+  if (conv)
+    throw new EdgeOptError(
+      'E_UNSUPPORTED_OP',
+      `quantize: model '${graph.name}' has Conv layers (node '${conv.name}'); int8 convolutional networks are not supported yet, only Dense layers can be quantized (prune the model, or keep it fp32)`,
+    );
   // Observe the float model, before its weights change.
   const ranges = activations === 'static' ? observeActivations(graph, options.calibration!, options.observer) : undefined;
   const g = cloneGraph(graph);
-  const dense = g.nodes.filter((n) => n.op === 'Dense');
+  const dense = selectLayers(g, options.layers, 'quantize').filter((n) => n.op === 'Dense');
   const grid =
     granularity === 'global'
       ? globalGrid(
@@ -129,9 +138,11 @@ export function quantizeGraph(graph: Graph, options: QuantizeOptions = {}): Grap
       q = quantizeAsymmetric(values, bits, grid);
       quant = { bits, scheme: 'asymmetric', scale: new Float32Array([grid.scale]), zeroPoint: grid.zeroPoint - 2 ** (bits - 1) };
     } else if (typeof granularity === 'object') {
-      const r = quantizeGroups(values, n, k, bits, granularity.group);
+      // A group longer than K is one group per row: stored as K, the longest group the kernels take.
+      const group = Math.min(granularity.group, k);
+      const r = quantizeGroups(values, n, k, bits, group);
       q = r.q;
-      quant = { bits, scheme: 'symmetric', scale: r.scales, groupSize: granularity.group, axis: 0 };
+      quant = { bits, scheme: 'symmetric', scale: r.scales, groupSize: group, axis: 0 };
     } else {
       const r = kernels().quantizeSymmetric(values, n, k, bits, granularity === 'channel');
       q = r.q;

@@ -6,11 +6,13 @@
  * - 'cpu': no limits.
  * - 'npu': int8 weights and static per-tensor activations (what real NPUs need), within
  *          the plugin's capabilities (the reference plugin's when none are given).
- * - { kind: 'mcu', ramBytes, flashBytes }: the model file must fit flash and every layer's
- *          batch-1 working memory (float input and output, quantized input) must fit RAM.
+ * - { kind: 'mcu', ramBytes, flashBytes }: the model file must fit flash, every Dense layer's
+ *          batch-1 working memory (float input and output, quantized input) must fit RAM, and so
+ *          must the whole model's planned activation arena plus its input and output at batch 1.
  */
 import type { NpuCapabilities } from '../backends/npu';
 import { EdgeOptError } from '../errors';
+import { lowerGraph } from '../engine/lower';
 import { encodeEom } from '../model/eom';
 import { denseWeight, type Graph } from '../model/graph';
 import type { QuantizeOptions } from './quantize';
@@ -81,6 +83,12 @@ export function checkTarget(graph: Graph, target: Target | undefined): TargetIss
   if (t.kind === 'mcu') {
     const bytes = encodeEom(graph).length;
     if (bytes > t.flashBytes) issues.push({ reason: `the model takes ${bytes} bytes, flash holds ${t.flashBytes}` });
+    const p = lowerGraph(graph);
+    const io = [...p.inputs, ...p.outputs].reduce((s, x) => s + 4 * x.shape.reduce((a, b) => a * b, 1), 0);
+    if (p.arenaBytes + io > t.ramBytes)
+      issues.push({
+        reason: `activations need ${p.arenaBytes + io} bytes at batch 1 (arena ${p.arenaBytes} + input/output ${io}), RAM holds ${t.ramBytes}`,
+      });
   }
   for (const node of graph.nodes) {
     if (node.op !== 'Dense' && node.op !== 'QDense') {

@@ -47,6 +47,11 @@ export class Network {
 
   /** Copies the trainable tensors of `graph`; the graph itself is never modified. */
   static fromGraph(graph: Graph): Network {
+    if (graph.inputs.some((i) => i.dtype === 'uint8'))
+      throw new EdgeOptError(
+        'E_UNSUPPORTED_OP',
+        `train: model '${graph.name}' takes raw uint8 input (its normalization is folded into the first layer); train the float model, then fold`,
+      );
     const layers: Layer[] = [];
     const outputOf = new Map<string, Layer>();
     graph.nodes.forEach((node, i) => {

@@ -1,5 +1,5 @@
 // The edgeopt addon: kernel entry points (for tests, the optimizer and the TS
-// engine) and the Plan class. Context-aware, so it loads in worker_threads.
+// engine) and the Program class. Context-aware, so it loads in worker_threads.
 #include <napi.h>
 
 #include <vector>
@@ -12,8 +12,9 @@
 #include "../kernels/cpu_features.h"
 #include "args.h"
 #include "bench_wrap.h"
+#include "cnn_wrap.h"
 #include "npu_wrap.h"
-#include "plan_wrap.h"
+#include "program_wrap.h"
 
 namespace edgeopt::addon {
 namespace {
@@ -27,16 +28,19 @@ Napi::Array strings(Napi::Env env, const std::vector<std::string>& v) {
 class Addon : public Napi::Addon<Addon> {
  public:
   Addon(Napi::Env env, Napi::Object exports) {
-    DefineAddon(exports,
-                {InstanceMethod("info", &Addon::Info), InstanceMethod("gemmU8S8", &Addon::GemmU8S8),
-                 InstanceMethod("gemmF32", &Addon::GemmF32), InstanceMethod("epilogueS32", &Addon::EpilogueS32),
-                 InstanceMethod("quantizeRowsU8", &Addon::QuantizeRowsU8),
-                 InstanceMethod("quantizeSymmetric", &Addon::QuantizeSymmetric),
-                 InstanceMethod("dequantizeS8", &Addon::DequantizeS8), InstanceMethod("pruneMask", &Addon::PruneMask),
-                 InstanceMethod("reluF32", &Addon::ReluF32), InstanceMethod("firstNonFinite", &Addon::FirstNonFinite),
-                 InstanceMethod("peakProbe", &Addon::PeakProbe), InstanceMethod("readBandwidth", &Addon::ReadBandwidth),
-                 InstanceValue("Plan", PlanWrap::DefineClass(env)),
-                 InstanceValue("KernelBench", KernelBench::DefineClass(env)), InstanceValue("npu", NpuExports(env))});
+    DefineAddon(
+        exports,
+        {InstanceMethod("info", &Addon::Info), InstanceMethod("gemmU8S8", &Addon::GemmU8S8),
+         InstanceMethod("gemmF32", &Addon::GemmF32), InstanceMethod("epilogueS32", &Addon::EpilogueS32),
+         InstanceMethod("quantizeRowsU8", &Addon::QuantizeRowsU8),
+         InstanceMethod("quantizeSymmetric", &Addon::QuantizeSymmetric),
+         InstanceMethod("dequantizeS8", &Addon::DequantizeS8), InstanceMethod("pruneMask", &Addon::PruneMask),
+         InstanceMethod("reluF32", &Addon::ReluF32), InstanceMethod("firstNonFinite", &Addon::FirstNonFinite),
+         InstanceMethod("peakProbe", &Addon::PeakProbe), InstanceMethod("readBandwidth", &Addon::ReadBandwidth), InstanceValue("Program", ProgramWrap::DefineClass(env)),
+         InstanceMethod("nativeProgramOps", &Addon::NativeProgramOps),
+         InstanceValue("KernelBench", KernelBench::DefineClass(env)),
+         InstanceValue("ConvBench", ConvBench::DefineClass(env)), InstanceValue("npu", NpuExports(env)),
+         InstanceValue("cnn", CnnExports(env))});
   }
 
  private:
@@ -50,7 +54,7 @@ class Addon : public Napi::Addon<Addon> {
     o.Set("kernel", kernels_arg(env.Undefined()).name);
     o.Set("kernels", strings(env, runnable_kernel_names()));
     o.Set("isa", strings(env, cpu_feature_names()));
-    o.Set("threads", ThreadPool::default_threads());  // a Plan's default intra-op thread count
+    o.Set("threads", ThreadPool::default_threads());  // a Program's default intra-op thread count
     const std::vector<KernelTableInfo> all = kernel_tables();
     Napi::Array tables = Napi::Array::New(env, all.size());
     for (size_t i = 0; i < all.size(); ++i) {
@@ -177,6 +181,7 @@ class Addon : public Napi::Addon<Addon> {
 
   Napi::Value PeakProbe(const Napi::CallbackInfo& info) { return addon::PeakProbe(info); }
   Napi::Value ReadBandwidth(const Napi::CallbackInfo& info) { return addon::ReadBandwidth(info); }
+  Napi::Value NativeProgramOps(const Napi::CallbackInfo& info) { return addon::NativeProgramOps(info); }
 
   // firstNonFinite(x: Float32Array) -> index of the first NaN/Infinity, or -1
   Napi::Value FirstNonFinite(const Napi::CallbackInfo& info) {

@@ -7,8 +7,10 @@
 #include <cstring>
 #include <string>
 
+#include "../core/parallel_cnn.h"
 #include "../core/parallel_gemm.h"
 #include "args.h"
+#include "cnn_args.h"
 
 namespace edgeopt::addon {
 namespace {
@@ -108,6 +110,47 @@ Napi::Value KernelBench::Run(const Napi::CallbackInfo& info) {
 Napi::Value KernelBench::Kernel(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), kt_->name); }
 Napi::Value KernelBench::Threads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), pool_ ? pool_->threads() : 1);
+}
+
+Napi::Function ConvBench::DefineClass(Napi::Env env) {
+  return ObjectWrap::DefineClass(
+      env, "ConvBench",
+      {InstanceMethod("run", &ConvBench::Run), InstanceAccessor("method", &ConvBench::Method, nullptr)});
+}
+
+ConvBench::ConvBench(const Napi::CallbackInfo& info) : ObjectWrap(info) {
+  Napi::Env env = info.Env();
+  const ConvShape s = conv_shape_arg(info[0]);
+  const Activation act = activation_arg(info[1]);
+  kt_ = &kernels_arg(info[2]);
+  int threads = threads_arg(info[3]);
+  if (threads == 0) threads = ThreadPool::default_threads();
+  if (threads > 1) pool_ = std::make_unique<ThreadPool>(threads);
+  uint32_t seed = 12345;
+  auto uniform = [&] { return static_cast<float>(next(&seed) >> 8) / 16777216.0f - 0.5f; };
+  guarded(env, [&] {
+    if (s.groups < 1 || s.in_c % s.groups) throw Error("E_SHAPE", "conv: groups must divide inC");
+    std::vector<float> w(static_cast<size_t>(s.out_c) * s.kh * s.kw * (s.in_c / s.groups)), bias(s.out_c);
+    for (float& v : w) v = uniform();
+    for (float& v : bias) v = uniform();
+    pack_conv_f32(*kt_, s, w.data(), bias.data(), act, &w_);
+    x_.resize(static_cast<size_t>(s.in_h) * s.in_w * s.in_c);
+    for (float& v : x_) v = uniform();
+    y_.resize(static_cast<size_t>(s.out_h) * s.out_w * s.out_c);
+    scratch_.resize(conv_parallel_scratch_floats(w_, pool_.get()));
+  });
+}
+
+Napi::Value ConvBench::Run(const Napi::CallbackInfo& info) {
+  const int repeat = info[0].IsUndefined() ? 1 : dim(info[0], "repeat");
+  for (int i = 0; i < repeat; ++i)
+    conv_f32_parallel(*kt_->cnn, pool_.get(), w_, x_.data(), y_.data(), 1, scratch_.data());
+  return info.Env().Undefined();
+}
+
+Napi::Value ConvBench::Method(const Napi::CallbackInfo& info) {
+  const char* names[] = {"pointwise", "im2col", "depthwise", "direct"};
+  return Napi::String::New(info.Env(), names[static_cast<int>(w_.method)]);
 }
 
 Napi::Value PeakProbe(const Napi::CallbackInfo& info) {

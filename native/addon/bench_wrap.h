@@ -3,6 +3,7 @@
 
 #include <memory>
 
+#include "../core/cnn_kernels.h"
 #include "../core/kernels.h"
 #include "../core/thread_pool.h"
 
@@ -32,6 +33,25 @@ class KernelBench : public Napi::ObjectWrap<KernelBench> {
   PackedS8 w_s8_;
   std::vector<float> x_, y_;
   PackedF32 w_f32_;
+};
+
+// JS class `ConvBench` (for bench/kernels.js): new ConvBench(shape, act, kernel?,
+// threads?) makes random operands for one convolution (program.ts ConvOp
+// geometry), packs the weights once; run(repeat) runs it `repeat` times
+// through the thread-pool driver; method is 'pointwise', 'im2col' or 'depthwise'.
+class ConvBench : public Napi::ObjectWrap<ConvBench> {
+ public:
+  static Napi::Function DefineClass(Napi::Env env);
+  explicit ConvBench(const Napi::CallbackInfo& info);
+
+ private:
+  Napi::Value Run(const Napi::CallbackInfo& info);
+  Napi::Value Method(const Napi::CallbackInfo& info);
+
+  const KernelTable* kt_ = nullptr;
+  std::unique_ptr<ThreadPool> pool_;
+  PackedConvF32 w_;
+  std::vector<float> x_, y_, scratch_;
 };
 
 // peakProbe(kind: 'int8'|'int7'|'fp32', iterations, kernel?) -> operations per

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "args.h"
+#include "program_spec.h"
 #include "run_worker.h"
 
 namespace edgeopt::addon {
@@ -13,51 +14,75 @@ namespace {
 // Marks JS objects made by NpuPluginWrap, so From() never unwraps a foreign object.
 constexpr napi_type_tag kPluginTag = {0x6564676f70746e70ULL, 0x75706c7567696e31ULL};
 
-uint32_t op_code(Napi::Env env, const std::string& op) {
-  if (op == "dense") return EDGEOPT_NPU_OP_DENSE;
-  if (op == "qdense") return EDGEOPT_NPU_OP_QDENSE;
-  if (op == "relu") return EDGEOPT_NPU_OP_RELU;
-  if (op == "softmax") return EDGEOPT_NPU_OP_SOFTMAX;
-  throw error(env, "E_UNSUPPORTED_OP", "NPU layers cannot be op '" + op + "'");
-}
-
-// A layer spec (as for Plan, plus name/activationQuant/inputScale/inputZeroPoint)
-// as an ABI node. Pointers alias the JS typed arrays: valid during this call only.
-edgeopt_npu_node to_node(const Napi::Object& l, std::deque<std::string>& names) {
-  Napi::Env env = l.Env();
-  edgeopt_npu_node n{};
-  n.struct_size = sizeof n;
-  n.op = op_code(env, l.Get("op").ToString());
-  names.push_back(l.Get("name").IsString() ? l.Get("name").ToString().Utf8Value() : std::string("?"));
-  n.name = names.back().c_str();
-  n.in_features = dim(l.Get("k"), "layer.k");
-  n.out_features = dim(l.Get("n"), "layer.n");
-  if (n.op == EDGEOPT_NPU_OP_RELU || n.op == EDGEOPT_NPU_OP_SOFTMAX) return n;
-  const long long nk = product(env, n.out_features, n.in_features, "layer weight");
-  if (n.op == EDGEOPT_NPU_OP_DENSE) {
-    n.weight_dtype = EDGEOPT_NPU_FLOAT32;
-    n.weight = typed_view<float>(l.Get("weight"), "layer.weight", nk);
-    n.activation_quant = EDGEOPT_NPU_ACT_FLOAT;
-  } else {
-    n.weight_dtype = EDGEOPT_NPU_INT8;
-    n.weight = typed_view<int8_t>(l.Get("weight"), "layer.weight", nk);
-    size_t count = 0;
-    n.weight_scale = typed_view<float>(l.Get("scales"), "layer.scales", -1, &count);
-    if (count != 1 && count != static_cast<size_t>(n.out_features))
-      throw error(env, "E_SHAPE", "layer.scales must have 1 or n elements");
-    n.weight_scale_count = static_cast<uint32_t>(count);
-    const bool is_static =
-        l.Get("activationQuant").IsString() && l.Get("activationQuant").ToString().Utf8Value() == "static";
-    n.activation_quant = is_static ? EDGEOPT_NPU_ACT_STATIC : EDGEOPT_NPU_ACT_DYNAMIC;
-    if (is_static) {
-      n.input_scale = l.Get("inputScale").ToNumber().FloatValue();
-      n.input_zero_point = l.Get("inputZeroPoint").ToNumber().Int32Value();
+// A Program (parsed once by program_spec.cc) as ABI nodes: a chain of dense,
+// qdense (one row per image, per-channel or per-tensor scales, float epilogue),
+// relu and whole-row softmax ops. Pointers alias the JS typed arrays: valid
+// during this call only. Throws E_UNSUPPORTED_OP naming what ABI v1 lacks.
+std::vector<edgeopt_npu_node> to_nodes(Napi::Env env, const ProgramSpec& p, std::deque<std::string>& names) {
+  std::vector<edgeopt_npu_node> nodes;
+  int prev = p.inputs.size() == 1 ? p.inputs[0].tensor : -1;
+  auto root = [&](int t) { return p.tensors[t].alias >= 0 ? p.tensors[t].alias : t; };
+  auto unsupported = [&](const OpSpec& o, const std::string& why) -> Napi::Error {
+    return error(env, "E_UNSUPPORTED_OP", "node '" + o.node + "' (" + op_name(o.op) + "): " + why);
+  };
+  for (const OpSpec& o : p.ops) {
+    edgeopt_npu_node n{};
+    n.struct_size = sizeof n;
+    names.push_back(o.node);
+    n.name = names.back().c_str();
+    int x = -1, y = -1;
+    if (const auto* d = std::get_if<DenseSpec>(&o.op)) {
+      if (d->m != 1) throw unsupported(o, "NPU ABI v1 layers take one row per image");
+      if (d->act.kind != ActKind::None && d->act.kind != ActKind::Relu)
+        throw unsupported(o, "the NPU ABI has no such activation");
+      n.op = EDGEOPT_NPU_OP_DENSE;
+      n.in_features = d->k, n.out_features = d->n;
+      n.weight_dtype = EDGEOPT_NPU_FLOAT32;
+      n.weight = p.tensors[d->weight].data;
+      n.bias = d->bias >= 0 ? static_cast<const float*>(p.tensors[d->bias].data) : nullptr;
+      n.fused_relu = d->act.kind == ActKind::Relu;
+      n.activation_quant = EDGEOPT_NPU_ACT_FLOAT;
+      x = d->x, y = d->y;
+    } else if (const auto* q = std::get_if<QDenseSpec>(&o.op)) {
+      if (q->m != 1) throw unsupported(o, "NPU ABI v1 layers take one row per image");
+      if (q->group_size) throw unsupported(o, "group-wise scales are not in NPU ABI v1");
+      if (q->has_output)
+        throw unsupported(
+            o, "integer requantization to an int8 output is not in NPU ABI v1 (its layers end in the float epilogue)");
+      n.op = EDGEOPT_NPU_OP_QDENSE;
+      n.in_features = q->k, n.out_features = q->n;
+      n.weight_dtype = EDGEOPT_NPU_INT8;
+      n.weight = p.tensors[q->weight].data;
+      n.weight_scale = static_cast<const float*>(p.tensors[q->scales].data);
+      n.weight_scale_count = static_cast<uint32_t>(p.tensors[q->scales].elements);
+      if (q->zero_point) throw unsupported(o, "asymmetric weights are not in NPU ABI v1");
+      n.bias = q->bias >= 0 ? static_cast<const float*>(p.tensors[q->bias].data) : nullptr;
+      n.fused_relu = q->act.kind == ActKind::Relu;
+      n.activation_quant = q->has_input ? EDGEOPT_NPU_ACT_STATIC : EDGEOPT_NPU_ACT_DYNAMIC;
+      n.input_scale = q->input.scale;
+      n.input_zero_point = q->input.zero_point;
+      x = q->x, y = q->y;
+    } else if (const auto* u = std::get_if<UnarySpec>(&o.op)) {
+      if (u->act.kind != ActKind::Relu) throw unsupported(o, "the NPU ABI has no such activation");
+      n.op = EDGEOPT_NPU_OP_RELU;
+      n.in_features = n.out_features = static_cast<int32_t>(p.tensors[u->x].elements);
+      x = u->x, y = u->y;
+    } else if (const auto* a = std::get_if<AxisSpec>(&o.op)) {
+      if (!a->softmax || a->outer != 1 || a->inner != 1)
+        throw unsupported(o, "NPU ABI v1 has a whole-row softmax only");
+      n.op = EDGEOPT_NPU_OP_SOFTMAX;
+      n.in_features = n.out_features = static_cast<int32_t>(a->axis);
+      x = a->x, y = a->y;
+    } else {
+      throw unsupported(o, "NPU ABI v1 has no such op");
     }
+    if (prev >= 0 && root(x) != root(prev))
+      throw unsupported(o, "NPU graphs are chains: it does not read the previous op's output");
+    prev = y;
+    nodes.push_back(n);
   }
-  const Napi::Value bias = l.Get("bias");
-  if (!bias.IsUndefined() && !bias.IsNull()) n.bias = typed_view<float>(bias, "layer.bias", n.out_features);
-  n.fused_relu = l.Get("relu").ToBoolean();
-  return n;
+  if (nodes.empty()) throw error(env, "E_ARGUMENT", "an NPU graph needs at least one op");
+  return nodes;
 }
 
 Napi::Object capabilities(Napi::Env env, const edgeopt_npu_capabilities& c) {
@@ -131,10 +156,18 @@ Napi::Value NpuPluginWrap::Info(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// supports(program): null when the plugin runs its one op, else the reason (ABI v1's or the plugin's).
 Napi::Value NpuPluginWrap::Supports(const Napi::CallbackInfo& info) {
-  if (!info[0].IsObject()) throw error(info.Env(), "E_ARGUMENT", "supports expects a layer object");
+  const ProgramSpec spec = parse_program(info[0]);
+  if (spec.ops.size() != 1) throw error(info.Env(), "E_ARGUMENT", "supports expects a one-op program");
   std::deque<std::string> names;
-  const std::string why = plugin_->unsupported_reason(to_node(info[0].As<Napi::Object>(), names));
+  std::vector<edgeopt_npu_node> nodes;
+  try {
+    nodes = to_nodes(info.Env(), spec, names);
+  } catch (const Napi::Error& e) {
+    return Napi::String::New(info.Env(), e.Message().substr(e.Message().find("): ") + 3));
+  }
+  const std::string why = plugin_->unsupported_reason(nodes[0]);
   return why.empty() ? info.Env().Null() : Napi::String::New(info.Env(), why);
 }
 
@@ -154,16 +187,10 @@ NpuGraphWrap::NpuGraphWrap(const Napi::CallbackInfo& info) : ObjectWrap(info) {
     graph_ = guarded(env, [&] { return plugin->load_blob(blob, size); });
     return;
   }
-  if (!info[1].IsArray() || info[1].As<Napi::Array>().Length() == 0)
-    throw error(env, "E_ARGUMENT", "NpuGraph expects a non-empty array of layers or a Uint8Array blob");
   const uint32_t batch = info[2].IsUndefined() ? 1 : static_cast<uint32_t>(dim(info[2], "batch"));
-  const Napi::Array layers = info[1].As<Napi::Array>();
+  const ProgramSpec spec = parse_program(info[1]);
   std::deque<std::string> names;
-  std::vector<edgeopt_npu_node> nodes;
-  for (uint32_t i = 0; i < layers.Length(); ++i) {
-    if (!layers.Get(i).IsObject()) throw error(env, "E_ARGUMENT", "layer " + std::to_string(i) + " is not an object");
-    nodes.push_back(to_node(layers.Get(i).As<Napi::Object>(), names));
-  }
+  const std::vector<edgeopt_npu_node> nodes = to_nodes(env, spec, names);
   graph_ = guarded(env, [&] { return plugin->compile(nodes, batch); });
 }
 

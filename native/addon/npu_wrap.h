@@ -8,7 +8,7 @@
 namespace edgeopt::addon {
 
 // JS class `NpuPlugin`: new NpuPlugin(path, options?) loads a plugin (E_PLUGIN
-// on any failure); supports(layer) -> null or the reason it is not.
+// on any failure); supports(oneOpProgram) -> null or the reason it is not.
 class NpuPluginWrap : public Napi::ObjectWrap<NpuPluginWrap> {
  public:
   static Napi::Function DefineClass(Napi::Env env);
@@ -22,8 +22,8 @@ class NpuPluginWrap : public Napi::ObjectWrap<NpuPluginWrap> {
   std::shared_ptr<NpuPlugin> plugin_;
 };
 
-// JS class `NpuGraph`: new NpuGraph(plugin, layers | blob: Uint8Array, batch?)
-// compiles a chain of layers (or loads a precompiled blob); run(x, rows) on
+// JS class `NpuGraph`: new NpuGraph(plugin, program | blob: Uint8Array, batch?)
+// compiles a Program's chain of ops (or loads a precompiled blob); run(x, rows) on
 // libuv's pool, runSync(x, rows), exportBlob().
 class NpuGraphWrap : public Napi::ObjectWrap<NpuGraphWrap> {
  public:

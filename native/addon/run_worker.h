@@ -1,6 +1,6 @@
 // Runs `model->run(x, m, y)` on libuv's pool and settles a promise with the
 // Float32Array result. Works for anything with run/input_features/
-// output_features (a Plan, an NPU graph). The worker copies the input (the
+// output_features (an NPU graph). The worker copies the input (the
 // caller may reuse its buffer) and holds a shared_ptr, so dropping the JS
 // object or unloading the model never frees memory an in-flight run uses.
 #pragma once

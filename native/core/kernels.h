@@ -110,6 +110,7 @@ struct KernelTable {
   // and returns the operations done (2 per multiply-add), so ops / elapsed
   // time is the machine's peak for this table.
   uint64_t (*peak_probe)(PeakKind kind, uint64_t iterations) = nullptr;
+  const struct CnnKernels* cnn = nullptr;  // the fp32 CNN kernels (cnn_kernels.h)
 };
 
 // Tables compiled into this binary: scalar, then every entry of

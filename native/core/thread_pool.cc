@@ -1,5 +1,7 @@
 #include "thread_pool.h"
 
+#include <map>
+
 namespace edgeopt {
 namespace {
 
@@ -21,6 +23,15 @@ inline void cpu_relax() {
 int ThreadPool::default_threads() {
   const unsigned n = std::thread::hardware_concurrency();
   return n == 0 ? 1 : static_cast<int>(n);
+}
+
+std::shared_ptr<ThreadPool> ThreadPool::shared(int threads) {
+  static std::mutex mu;
+  static std::map<int, std::weak_ptr<ThreadPool>> pools;
+  std::lock_guard<std::mutex> lock(mu);
+  std::shared_ptr<ThreadPool> pool = pools[threads].lock();
+  if (!pool) pools[threads] = pool = std::make_shared<ThreadPool>(threads);
+  return pool;
 }
 
 ThreadPool::ThreadPool(int threads) {

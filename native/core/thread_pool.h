@@ -1,10 +1,11 @@
-// The intra-op thread pool: a fixed set of workers created once (per Plan),
+// The intra-op thread pool: a fixed set of workers created once (shared by programs),
 // woken for each parallel section. Not libuv's pool: those threads run whole
-// inferences (Plan::run via AsyncWorker); these split one GEMM across cores.
+// inferences (CompiledProgram::run via AsyncWorker); these split one op across cores.
 #pragma once
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -32,6 +33,10 @@ class ThreadPool {
 
   // std::thread::hardware_concurrency(), at least 1.
   static int default_threads();
+
+  // One pool per thread count for the whole process, shared by every program
+  // (kept while some program holds it): two models never spin two sets of workers.
+  static std::shared_ptr<ThreadPool> shared(int threads);
 
  private:
   struct Job {

@@ -10,6 +10,7 @@
 // (`npm run bench -- kernels`, the int7 rows; docs/benchmarks.md).
 // fp32: FMA on tiles of 16 channels.
 #if defined(__x86_64__) || defined(_M_X64)
+#include "../core/cnn_kernels.h"
 #include "../core/quantize.h"
 #include "../core/sparse.h"
 #include "x86.h"
@@ -107,6 +108,7 @@ KernelTable make_table() {
 #if !defined(EDGEOPT_EMULATE_X86)
   t.peak_probe = peak_probe;
 #endif
+  t.cnn = &avx2_cnn_kernels();
   return t;
 }
 

@@ -3,6 +3,7 @@
 // same two exact layouts (x86.h), 16 channels per vpmaddwd (vpmaddubsw: 32
 // pairs) instead of 8; fp32 FMA and the element-wise kernels run 16 lanes wide.
 #if defined(__x86_64__) || defined(_M_X64)
+#include "../core/cnn_kernels.h"
 #include "../core/quantize.h"
 #include "../core/sparse.h"
 #include "x86.h"
@@ -101,6 +102,7 @@ KernelTable make_table() {
 #if !defined(EDGEOPT_EMULATE_X86)
   t.peak_probe = peak_probe;
 #endif
+  t.cnn = &avx512_cnn_kernels();
   return t;
 }
 

@@ -17,6 +17,7 @@
 
 #include <algorithm>
 
+#include "../core/cnn_kernels.h"
 #include "../core/kernels.h"
 #include "../core/quantize.h"
 #include "arm64_u8s8.h"
@@ -249,6 +250,7 @@ KernelTable make_table() {
   t.bias_act_f32 = bias_act_f32;
   t.relu_f32 = relu_f32;
   t.peak_probe = peak_probe;
+  t.cnn = &neon_cnn_kernels();
   return t;
 }
 

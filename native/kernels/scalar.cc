@@ -2,6 +2,7 @@
 // Plain C++, compiled for the baseline ISA; keep them obvious rather than fast.
 #include <algorithm>
 
+#include "../core/cnn_kernels.h"
 #include "../core/kernels.h"
 #include "../core/quantize.h"
 #include "../core/sparse.h"
@@ -121,6 +122,7 @@ KernelTable make_table() {
   t.bias_act_f32 = bias_act_f32;
   t.relu_f32 = relu_f32;
   t.peak_probe = peak_probe;
+  t.cnn = &scalar_cnn_kernels();
   return t;
 }
 

@@ -21,12 +21,13 @@
 #include <vector>
 
 #include "../core/parallel_gemm.h"
-#include "../core/plan.h"
+#include "../core/program.h"
 #include "../core/prune.h"
 #include "../core/quantize.h"
 #include "../core/thread_pool.h"
 #include "../core/validate.h"
 #include "check.h"
+#include "dense_program.h"
 
 using namespace edgeopt;
 
@@ -434,32 +435,14 @@ static void test_parallel_gemm(const KernelTable& kt) {
   }
 }
 
-static void build_plan(Plan& plan, bool int8, std::mt19937& rng, int k, int h, int o) {
-  std::normal_distribution<float> nd(0.0f, 1.0f);
-  std::vector<float> w1(h * k), w2(o * h), b1(h), b2(o);
-  for (auto* v : {&w1, &w2, &b1, &b2})
-    for (auto& e : *v) e = nd(rng);
-  if (int8) {
-    std::vector<int8_t> q1(w1.size()), q2(w2.size());
-    std::vector<float> s1(h), s2(1);
-    quantize_symmetric_s8(w1.data(), h, k, 8, true, q1.data(), s1.data());
-    quantize_symmetric_s8(w2.data(), o, h, 8, false, q2.data(), s2.data());
-    plan.add_dense_s8(q1.data(), h, k, s1.data(), true, b1.data(), true);
-    plan.add_dense_s8(q2.data(), o, h, s2.data(), false, nullptr, false);
-  } else {
-    plan.add_dense_f32(w1.data(), h, k, b1.data(), false);
-    plan.add_relu();
-    plan.add_dense_f32(w2.data(), o, h, b2.data(), false);
-  }
-  plan.add_softmax();
-}
-
 static std::vector<float> run_plan(const KernelTable& kt, int threads, bool int8, const std::vector<float>& x, int m) {
   std::mt19937 rng(23);  // same weights for every call
-  Plan plan(kt, threads);
-  build_plan(plan, int8, rng, 200, 700, 33);
-  std::vector<float> y(static_cast<size_t>(m) * plan.output_features());
-  plan.run(x.data(), m, y.data());
+  const auto d = test::dense_program(int8, rng, 200, 700, 33);
+  const CompiledProgram program(d->spec, kt, threads);
+  std::vector<float> y(static_cast<size_t>(m) * 33);
+  const float* in = x.data();
+  float* out = y.data();
+  program.run(&in, &out, m);
   return y;
 }
 
@@ -480,15 +463,18 @@ static void test_plans(const KernelTable& kt) {
   // a whole int8 plan matches the scalar plan exactly.
   CHECK(run_plan(kt, 2, true, x, m) == run_plan(scalar_kernels(), 1, true, x, m), "%s int8 plan differs from scalar",
         kt.name);
-  // Concurrent runs of one plan: the second caller computes on its own thread.
+  // Concurrent runs of one program: the second caller computes on its own thread.
   std::mt19937 wrng(23);
-  Plan plan(kt, 2);
-  build_plan(plan, true, wrng, 200, 700, 33);
+  const auto d = test::dense_program(true, wrng, 200, 700, 33);
+  const CompiledProgram plan(d->spec, kt, 2);
   std::vector<float> ya(m * 33), yb(m * 33);
+  const float* in = x.data();
+  float* pa = ya.data();
+  float* pb = yb.data();
   std::thread t([&] {
-    for (int i = 0; i < 20; ++i) plan.run(x.data(), m, ya.data());
+    for (int i = 0; i < 20; ++i) plan.run(&in, &pa, m);
   });
-  for (int i = 0; i < 20; ++i) plan.run(x.data(), m, yb.data());
+  for (int i = 0; i < 20; ++i) plan.run(&in, &pb, m);
   t.join();
   CHECK(ya == yb && ya == run_plan(kt, 1, true, x, m), "%s concurrent plan runs differ", kt.name);
 }

@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "../core/dense.h"
 #include "../core/kernels.h"
 #include "../core/parallel_gemm.h"
-#include "../core/plan.h"
 #include "check.h"
 
 using namespace edgeopt;
@@ -179,31 +179,34 @@ static void test_choice() {
 #endif
 }
 
-// Plans on the same pruned weights give identical outputs whatever the packing.
+// Int8 layers on the same pruned weights give identical outputs whatever the packing.
 static void test_plans(const KernelTable& kt) {
   std::mt19937 rng(5);
   const int k = 70, h = 45, o = 9;
   const auto w1 = weights(h, k, 0.08, Pattern::Random, rng), w2 = weights(o, h, 1.0, Pattern::TwoFour, rng);
   std::vector<float> s1(h, 0.01f), s2(1, 0.02f), b1(h, 0.1f);
   std::vector<std::vector<float>> outs;
+  auto pool = ThreadPool::shared(2);
   for (SparsePolicy pol : {SparsePolicy::Never, SparsePolicy::Auto, SparsePolicy::Always}) {
-    Plan plan(kt, 2);
-    plan.add_dense_s8({w1.data(), h, k, s1.data(), s1.size(), 0, 0, b1.data(), true, nullptr, pol});
-    plan.add_dense_s8({w2.data(), o, h, s2.data(), s2.size(), 0, 3, nullptr, false, nullptr, pol});
-    const auto names = plan.layer_kernels();
-    if (pol == SparsePolicy::Never) CHECK(names[0].rfind("dense-", 0) == 0, "never: %s", names[0].c_str());
-    if (pol == SparsePolicy::Always) CHECK(names[1].rfind("sparse", 0) == 0, "always: %s", names[1].c_str());
+    const DenseS8 l1(kt, {w1.data(), h, k, s1.data(), s1.size(), 0, 0, b1.data(), true, nullptr, pol});
+    const DenseS8 l2(kt, {w2.data(), o, h, s2.data(), s2.size(), 0, 3, nullptr, false, nullptr, pol});
+    if (pol == SparsePolicy::Never)
+      CHECK(l1.kernel_name().rfind("dense-", 0) == 0, "never: %s", l1.kernel_name().c_str());
+    if (pol == SparsePolicy::Always)
+      CHECK(l2.kernel_name().rfind("sparse", 0) == 0, "always: %s", l2.kernel_name().c_str());
     for (int m : {1, 5, 8, 40}) {
-      std::vector<float> x(static_cast<size_t>(m) * k), y(static_cast<size_t>(m) * o);
+      std::vector<float> x(static_cast<size_t>(m) * k), hid(static_cast<size_t>(m) * h), y(static_cast<size_t>(m) * o);
       std::normal_distribution<float> nd(0.0f, 1.0f);
       std::mt19937 xr(m);
       for (float& v : x) v = nd(xr);
-      plan.run(x.data(), m, y.data());
+      DenseS8::Scratch scratch;
+      l1.run(x.data(), m, hid.data(), pool.get(), scratch);
+      l2.run(hid.data(), m, y.data(), pool.get(), scratch);
       outs.push_back(y);
     }
   }
   for (size_t i = 4; i < outs.size(); ++i)
-    CHECK(outs[i] == outs[i % 4], "%s plan output %zu differs from dense", kt.name, i);
+    CHECK(outs[i] == outs[i % 4], "%s layer output %zu differs from dense", kt.name, i);
 }
 
 int main() {

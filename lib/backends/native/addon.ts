@@ -4,41 +4,24 @@
  * why and how to get a binary; everything then runs on the TS backend.
  */
 import * as path from 'node:path';
+import type { Activation, BinaryOp, Program } from '../../engine/program';
+import type { ConvShape, PoolShape } from '../ts/cnn';
 import type { RowQuantized, SymmetricQuantized } from '../types';
-
-export interface NativeLayerSpec {
-  op: 'dense' | 'qdense' | 'relu' | 'softmax';
-  n?: number;
-  k?: number;
-  weight?: Float32Array | Int8Array;
-  scales?: Float32Array;
-  zeroPoint?: number;
-  groupSize?: number;
-  bias?: Float32Array;
-  relu?: boolean;
-  /** Static int8 input quantization (QDense attrs activationQuant/inputScale/inputZeroPoint); NPU layers also carry a name. */
-  activationQuant?: 'static' | 'dynamic';
-  inputScale?: number;
-  /** Static int8 output by integer requantization (QDense attrs outputScale/outputZeroPoint). */
-  outputScale?: number;
-  outputZeroPoint?: number;
-  inputZeroPoint?: number;
-  name?: string;
-  /** Dense or sparse int8 kernels (native/core/sparse.h); default 'auto'. */
-  sparse?: SparsePolicy;
-}
 
 /** 'auto': sparse kernels where the measured crossover says they are faster; 'always' / 'never' force. */
 export type SparsePolicy = 'auto' | 'always' | 'never';
 
-export interface NativePlan {
-  readonly inputFeatures: number;
-  readonly outputFeatures: number;
+/** A Program compiled by the native core (native/addon/program_wrap.cc): weights packed once. */
+export interface NativeProgram {
   readonly kernel: string;
-  /** Per layer, the kernel it runs ('dense-avx2', 'sparse-avx2', 'sparsewin-avx2<8/dense-avx2', ...; '' for Relu/Softmax). */
-  readonly layerKernels: string[];
-  runSync(x: Float32Array, rows: number): Float32Array;
-  run(x: Float32Array, rows: number): Promise<Float32Array>;
+  readonly threads: number;
+  /** Per op, the kernel it runs ('dense-avx2', 'sparse-avx2', 'depthwise-avx2', 'im2col-avx2', ...; '' when there is no choice). */
+  readonly opKernels: string[];
+  /** One Float32Array per program input (batch x its per-image size); one per output back. */
+  runSync(inputs: Float32Array[], batch: number): Float32Array[];
+  run(inputs: Float32Array[], batch: number): Promise<Float32Array[]>;
+  /** Seconds spent in each op over `repeats` synchronous runs (the per-op profile of `npm run bench -- compare`). */
+  profile(inputs: Float32Array[], batch: number, repeats: number): Float64Array;
 }
 
 /** The addon's exports (native/addon/addon.cc). */
@@ -64,9 +47,62 @@ export interface NativeAddon {
   reluF32(x: Float32Array, kernel?: string): Float32Array;
   /** Index of the first NaN or +-Infinity in x, or -1. */
   firstNonFinite(x: Float32Array): number;
-  Plan: new (layers: NativeLayerSpec[], kernel?: string, threads?: number) => NativePlan;
+  /** Parses and validates the Program once (E_FORMAT / E_SHAPE for a bad one), packs its weights. */
+  Program: new (program: Program, kernel?: string, threads?: number, sparse?: SparsePolicy) => NativeProgram;
+  /** The Program ops the native executor runs with this kernel table (the rest go to TypeScript). */
+  nativeProgramOps(kernel?: string): string[];
   /** The NPU plugin host (native/addon/npu_wrap.cc); typed in lib/backends/npu.ts. */
   npu: unknown;
+  /** The CNN kernels one call at a time (native/addon/cnn_wrap.cc), for tests; wrapped by lib/backends/native/cnn.ts. */
+  cnn: NativeCnnExports;
+}
+
+/** native/addon/cnn_wrap.cc: each call packs/allocates, runs one kernel table (default: the active one), returns new arrays. */
+export interface NativeCnnExports {
+  conv(
+    x: Float32Array,
+    weight: Float32Array,
+    bias: Float32Array | null,
+    shape: ConvShape,
+    act: Activation,
+    batch: number,
+    kernel?: string,
+    threads?: number,
+  ): Float32Array;
+  pool(kind: 'maxpool' | 'avgpool', x: Float32Array, shape: PoolShape, batch: number, kernel?: string): Float32Array;
+  globalPool(
+    kind: 'globalmaxpool' | 'globalavgpool',
+    x: Float32Array,
+    pixels: number,
+    c: number,
+    batch: number,
+    kernel?: string,
+  ): Float32Array;
+  binary(
+    fn: BinaryOp['fn'],
+    a: Float32Array,
+    b: Float32Array,
+    shape: readonly number[],
+    aStrides: readonly number[],
+    bStrides: readonly number[],
+    act: Activation,
+    kernel?: string,
+  ): Float32Array;
+  activation(x: Float32Array, act: Activation, kernel?: string): Float32Array;
+  softmax(x: Float32Array, outer: number, axis: number, inner: number, kernel?: string): Float32Array;
+  reduceMean(x: Float32Array, outer: number, axis: number, inner: number, kernel?: string): Float32Array;
+  lrn(x: Float32Array, pixels: number, c: number, size: number, alpha: number, beta: number, bias: number, kernel?: string): Float32Array;
+  concat(inputs: readonly Float32Array[], sizes: readonly number[], outer: number, kernel?: string): Float32Array;
+  split(x: Float32Array, sizes: readonly number[], outer: number, kernel?: string): Float32Array[];
+  pad(
+    x: Float32Array,
+    inShape: readonly number[],
+    begin: readonly number[],
+    end: readonly number[],
+    value: number,
+    kernel?: string,
+  ): Float32Array;
+  transpose(x: Float32Array, inShape: readonly number[], perm: readonly number[], kernel?: string): Float32Array;
 }
 
 /** The package root: lib/backends/native (sources) and dist/backends/native (build) are both 3 deep. */

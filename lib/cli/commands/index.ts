@@ -7,6 +7,19 @@ import * as fl from './fl';
 import * as info from './info';
 import * as optimize from './optimize';
 import * as run from './run';
+import * as sensitivity from './sensitivity';
+import * as serve from './serve';
 import * as train from './train';
 
-export const commands: Array<{ register(program: Command): void }> = [demo, info, optimize, run, train, distill, fl, exportOnnx];
+export const commands: Array<{ register(program: Command): void }> = [
+  demo,
+  info,
+  optimize,
+  sensitivity,
+  run,
+  serve,
+  train,
+  distill,
+  fl,
+  exportOnnx,
+];

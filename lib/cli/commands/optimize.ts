@@ -9,10 +9,12 @@ import type { Graph } from '../../model/graph';
 import { EdgeModelOptimizer, type OptimizeReport } from '../../optimizer/optimizer';
 import { PRUNE_MODES, prune, type PruneMode } from '../../optimizer/prune';
 import { parseGranularity, quantize } from '../../optimizer/quantize';
+import { inputNormalization } from '../../optimizer/input-normalization';
 import type { Target } from '../../optimizer/target';
-import { checkOutputPath, numIn } from '../options';
+import { runBudget, type BudgetCliOptions } from '../budget';
+import { checkOutputPath, num, numIn } from '../options';
 
-interface Options {
+interface Options extends Partial<BudgetCliOptions> {
   output: string;
   quantize?: string;
   granularity?: string;
@@ -23,7 +25,15 @@ interface Options {
   eval?: string;
   evalLabels?: string;
   target?: string;
+  uint8Input?: boolean;
+  inputDivisor?: string;
+  inputMean?: string;
+  inputStd?: string;
   json?: boolean;
+}
+
+function numbers(value: string, flag: string): number[] {
+  return value.split(',').map((v) => num(v, flag));
 }
 
 /** An .eom/.onnx file, or a folder of PyTorch Linear weights (fc1.weight.npy, fc1.bias.npy, ...). */
@@ -95,7 +105,26 @@ export function register(program: Command): void {
     .option('--eval <dir-or-npy>', 'labelled data to measure accuracy before and after each pass (a folder uses its test split)')
     .option('--eval-labels <npy>', 'labels for --eval when it is an images .npy file')
     .option('--target <cpu|npu|mcu:ram,flash>', 'check the model against a device profile (sets pass defaults)')
+    .option('--uint8-input', 'fold the input normalization into the first layer: the model then takes raw uint8 bytes')
+    .option('--input-divisor <n>', 'with --uint8-input: raw bytes are divided by this first', '255')
+    .option('--input-mean <v[,v...]>', 'with --uint8-input: mean subtracted after the division (one value or one per channel)')
+    .option('--input-std <v[,v...]>', 'with --uint8-input: std divided by after the mean (one value or one per channel)')
     .option('--json', 'print the report as JSON')
+    .option(
+      '--budget <points>',
+      'optimize to a budget: choose bits, granularity and sparsity per layer so validation accuracy drops at most this many points',
+    )
+    .option('--objective <size|latency>', 'with --budget: minimize .eom bytes (default) or latency measured on this machine')
+    .option(
+      '--validation <dir-or-npy>',
+      'with --budget: labelled validation data; a folder gives the last --validation-rows rows of its train split',
+    )
+    .option('--validation-rows <n>', 'with --budget and a folder: validation rows at the end of the train split (default 1000)')
+    .option('--fine-tune <epochs>', 'with --budget and a folder: fine-tune pruned models on the train rows before the validation rows')
+    .option('--report <file.svg|file.json>', 'with --budget: write the Pareto report (an .svg path writes the .json beside it too)')
+    .option('--seed <n>', 'with --budget: seeds fine-tuning and the timing inputs (default 1)')
+    .option('--no-latency', 'with --budget and --objective size: do not time layers (faster; no latency in the report)')
+    .option('--latency-table <file.json>', 'with --budget: reuse this latency table if it exists (same choices every run) and save it')
     .action(async (input: string, o: Options) => {
       checkOutputPath(o.output);
       const mode = (o.pruneMode ?? 'unstructured') as PruneMode;
@@ -105,9 +134,22 @@ export function register(program: Command): void {
         throw new EdgeOptError('E_ARGUMENT', `--prune-mode ${mode} prunes a fraction of the weights: give it with --prune <sparsity>`);
       const sparsity = o.prune === undefined ? undefined : numIn(o.prune, '--prune', 0, 0.999999);
       const model = loadModelArg(input);
+      if (o.budget !== undefined) return runBudget(model, { ...o, budget: o.budget }, parseTarget(o.target));
       const optimizer = new EdgeModelOptimizer();
       if (sparsity !== undefined || mode === '2:4') {
         optimizer.addOptimization(`prune ${mode}${mode === '2:4' ? '' : ` ${sparsity}`}`, prune({ sparsity, mode }));
+      }
+      if (o.uint8Input) {
+        optimizer.addOptimization(
+          'uint8 input',
+          inputNormalization({
+            divisor: num(o.inputDivisor ?? '255', '--input-divisor'),
+            ...(o.inputMean ? { mean: numbers(o.inputMean, '--input-mean') } : {}),
+            ...(o.inputStd ? { std: numbers(o.inputStd, '--input-std') } : {}),
+          }),
+        );
+      } else if (o.inputMean || o.inputStd) {
+        throw new EdgeOptError('E_ARGUMENT', '--input-mean and --input-std go with --uint8-input');
       }
       if (o.quantize || o.granularity || o.activations) {
         const bits = bitsOf(o.quantize ?? 'int8');

@@ -1,6 +1,7 @@
 /**
- * Graph -> ONNX (opset 13, IR 7). fp32 Dense layers become Gemm (transB=1, the
- * IR's [out, in] layout) + their activation; int8 QDense layers become either
+ * Graph -> ONNX (opset 13, IR 7): every IR op (CNN ops included) as its ONNX op.
+ * fp32 Dense layers become Gemm (transB=1, the IR's [out, in] layout) + their
+ * activation; int8 QDense layers become either
  *  - 'qdq': DequantizeLinear(int8 weight, per-channel scale, zero point, axis 0) -> Gemm, or
  *  - 'integer': DynamicQuantizeLinear(x) -> MatMulInteger -> Cast -> Mul(x_scale * w_scale) -> Add(bias),
  *    the pattern onnxruntime fuses into one DynamicQuantizeMatMul.
@@ -9,14 +10,15 @@
  */
 import { EdgeOptError } from '../../errors';
 import { writeFileAtomic } from '../../util/atomic-write';
-import { denseBias, denseWeight, type Graph, type GraphNode, type QuantParams, validateGraph } from '../graph';
+import { type AttrValue, denseBias, denseWeight, type Graph, type GraphNode, type QuantParams, validateGraph } from '../graph';
+import { inferShapes, onnxRank, onnxShape } from '../shapes';
 import { AttrType, DataType, encodeModelProto } from './proto';
 import { encodeTensor } from './tensor';
 
 export type Int8Format = 'qdq' | 'integer';
 
 export interface OnnxExportOptions {
-  /** How int8 (QDense) layers are written: 'integer' (default; onnxruntime-node ran it ~1.5x faster than QDQ here) or 'qdq'. Both import back. */
+  /** How int8 (QDense) layers are written: 'integer' (default: MatMulInteger, dynamic quantization as edgeopt runs it) or 'qdq'. Both import back. */
   int8?: Int8Format;
 }
 
@@ -31,12 +33,12 @@ function attr(name: string, value: number | number[] | string): Obj {
   return Number.isInteger(value) ? { name, type: AttrType.INT, i: value } : { name, type: AttrType.FLOAT, f: value };
 }
 
-function valueInfo(name: string, shape: Array<number | null>): Obj {
+function valueInfo(name: string, shape: Array<number | null>, elemType: number = DataType.FLOAT): Obj {
   return {
     name,
     type: {
       tensor_type: {
-        elem_type: DataType.FLOAT,
+        elem_type: elemType,
         shape: { dim: shape.map((d) => (d === null ? { dim_param: 'batch' } : { dim_value: d })) },
       },
     },
@@ -164,62 +166,226 @@ class OnnxWriter {
   }
 }
 
-/** The ONNX bytes of a graph. Only single-input chains of the IR's ops are exportable. */
+/** ONNX attributes of a Conv/MaxPool/AveragePool node (the IR keeps ONNX's names in camelCase). */
+function windowAttrs(node: GraphNode, kernel?: number[]): Obj[] {
+  const a = node.attrs;
+  const out: Obj[] = [];
+  if (kernel) out.push(attr('kernel_shape', kernel));
+  for (const [ir, onnx] of [
+    ['strides', 'strides'],
+    ['dilations', 'dilations'],
+    ['pads', 'pads'],
+  ] as const)
+    if (a[ir] !== undefined) out.push(attr(onnx, a[ir] as number[]));
+  if (a.autoPad !== undefined && a.autoPad !== 'NOTSET') out.push(attr('auto_pad', a.autoPad as string));
+  return out;
+}
+
+/** A float attribute (attr() writes integral numbers as INT). */
+function floatAttr(name: string, v: number): Obj {
+  return { name, type: AttrType.FLOAT, f: v };
+}
+
+/**
+ * The ONNX bytes of a graph (opset 13): every IR op maps to its ONNX op; HardSwish is
+ * written as HardSigmoid(1/6, 1/2) * x (HardSwish is opset 14), Dropout as Identity.
+ */
 export function encodeOnnx(graph: Graph, options: OnnxExportOptions = {}): Uint8Array {
   const g = validateGraph(graph);
   const format = options.int8 ?? 'integer';
   if (format !== 'qdq' && format !== 'integer')
     throw new EdgeOptError('E_ARGUMENT', `int8 format must be 'qdq' or 'integer', got '${String(format)}'`);
-  if (g.inputs.length !== 1 || g.outputs.length !== 1)
-    throw new EdgeOptError('E_UNSUPPORTED_OP', `model '${g.name}': ONNX export handles single-input, single-output models`);
+  const shapes = inferShapes(g);
   const w = new OnnxWriter(g);
-  const shapes = new Map<string, Array<number | null>>([[g.inputs[0].name, g.inputs[0].shape]]);
-  const rowSize = (s: Array<number | null>) => s.slice(1).reduce<number>((a, d) => a * (d ?? 1), 1);
-  /** Gemm and whole-row Softmax need [batch, features]: flatten deeper inputs first. */
-  const flat = (node: GraphNode, x: string): string => {
-    const s = shapes.get(x)!;
-    if (s.length === 2) return x;
-    const y = w.name(`${node.name}/flatten`);
-    w.node('Flatten', [x], [y], [attr('axis', 1)]);
-    return y;
+  const written = new Set<string>();
+  /** An IR initializer, written once, as float32. */
+  const constant = (name: string): string => {
+    if (!written.has(name)) {
+      const t = g.tensors[name];
+      if (!(t.data instanceof Float32Array))
+        throw new EdgeOptError(
+          'E_UNSUPPORTED_OP',
+          `model '${g.name}': tensor '${name}' (${t.dtype}) has no ONNX export outside Dense layers`,
+        );
+      w.initializers.push(encodeTensor(name, t.shape as number[], t.data, DataType.FLOAT));
+      written.add(name);
+    }
+    return name;
   };
-  for (const node of g.nodes) {
+  // A uint8 input (normalization folded into the first layer) is declared uint8 and cast to float once.
+  const renamed = new Map<string, string>();
+  for (const input of g.inputs) {
+    if (input.dtype !== 'uint8') continue;
+    const entry = w.name(`${input.name}/float`);
+    w.node('Cast', [input.name], [entry], [attr('to', DataType.FLOAT)], `${input.name}/cast`);
+    renamed.set(input.name, entry);
+  }
+  const operand = (name: string) => (shapes.has(name) ? (renamed.get(name) ?? name) : constant(name));
+  const ints = (base: string, values: number[]) => w.init(base, [values.length], values, DataType.INT64);
+  for (const original of g.nodes) {
+    const node = { ...original, inputs: original.inputs.map((i) => renamed.get(i) ?? i) };
     const x = node.inputs[0];
-    const inShape = shapes.get(x);
-    if (!inShape)
-      throw new EdgeOptError('E_UNSUPPORTED_OP', `model '${g.name}': node '${node.name}' reads '${x}', which ONNX export cannot place`);
     const out = node.outputs[0];
-    let outShape: Array<number | null> = inShape;
+    const a = node.attrs;
+    const s = shapes.get(original.inputs[0])!;
     switch (node.op) {
       case 'Dense':
-      case 'QDense':
-        w.dense(node, flat(node, x), format);
-        outShape = [inShape[0], denseWeight(g, node).shape[0]];
-        break;
-      case 'Relu':
-        w.node('Relu', [x], [out], [], node.name);
-        break;
-      case 'Softmax':
-        w.node('Softmax', [flat(node, x)], [out], [attr('axis', -1)], node.name);
-        outShape = [inShape[0], rowSize(inShape)];
-        break;
-      case 'Flatten':
-        w.node('Flatten', [x], [out], [attr('axis', 1)], node.name);
-        outShape = [inShape[0], rowSize(inShape)];
-        break;
-      case 'Reshape': {
-        const dims = (node.attrs.shape as number[]).slice(1);
-        const shape = w.init(`${node.name}.shape`, [dims.length + 1], [-1, ...dims], DataType.INT64);
-        w.node('Reshape', [x, shape], [out], [], node.name);
-        outShape = [inShape[0], ...dims];
+      case 'QDense': {
+        const k = denseWeight(g, node).shape[1] as number;
+        const rank = onnxRank(s);
+        const lastAxis = s.dims[s.dims.length - 1] === k;
+        if (rank === 2 || !lastAxis) {
+          let input = x;
+          if (rank !== 2) {
+            input = w.name(`${node.name}/flatten`);
+            w.node('Flatten', [x], [input], [attr('axis', 1)]);
+          }
+          w.dense(node, input, format);
+        } else {
+          // Over the last axis of a deeper tensor: fold the leading dims into rows and back.
+          const flat = w.name(`${node.name}/rows`);
+          w.node('Reshape', [x, ints(`${node.name}.rows_shape`, [-1, k])], [flat]);
+          const y2 = w.name(`${node.name}/out2d`);
+          w.dense({ ...node, outputs: [y2] }, flat, format);
+          const outShape = onnxShape(shapes.get(out)!).slice(1) as number[];
+          w.node('Reshape', [y2, ints(`${node.name}.out_shape`, [-1, ...outShape])], [out]);
+        }
         break;
       }
+      case 'Conv':
+        w.node(
+          'Conv',
+          original.inputs.map(operand),
+          [out],
+          [...windowAttrs(node), attr('group', (a.group as number | undefined) ?? 1)],
+          node.name,
+        );
+        break;
+      case 'BatchNormalization':
+        w.node(
+          'BatchNormalization',
+          original.inputs.map(operand),
+          [out],
+          [floatAttr('epsilon', (a.epsilon as number | undefined) ?? 1e-5)],
+          node.name,
+        );
+        break;
+      case 'MaxPool':
+      case 'AveragePool': {
+        const attrs = windowAttrs(node, a.kernelShape as number[]);
+        if (node.op === 'AveragePool' && (a.dilations as number[] | undefined)?.some((d) => d !== 1))
+          throw new EdgeOptError(
+            'E_UNSUPPORTED_OP',
+            `model '${g.name}': node '${node.name}': AveragePool dilations need opset 19; export writes opset ${EXPORT_OPSET}`,
+          );
+        if (a.ceilMode) attrs.push(attr('ceil_mode', 1));
+        if (a.countIncludePad) attrs.push(attr('count_include_pad', 1));
+        w.node(
+          node.op,
+          [x],
+          [out],
+          attrs.filter((t) => !(node.op === 'AveragePool' && t.name === 'dilations')),
+          node.name,
+        );
+        break;
+      }
+      case 'Add':
+      case 'Sub':
+      case 'Mul':
+      case 'Div':
+        w.node(node.op, original.inputs.map(operand), [out], [], node.name);
+        break;
+      case 'Concat':
+        w.node('Concat', node.inputs, [out], [attr('axis', a.axis as number)], node.name);
+        break;
+      case 'Split':
+        w.node(
+          'Split',
+          [x, ints(`${node.name}.split`, a.split as number[])],
+          node.outputs,
+          [attr('axis', (a.axis as number | undefined) ?? 0)],
+          node.name,
+        );
+        break;
+      case 'Pad': {
+        const value = w.init(`${node.name}.value`, [], [(a.value as number | undefined) ?? 0], DataType.FLOAT);
+        w.node('Pad', [x, ints(`${node.name}.pads`, a.pads as number[]), value], [out], [], node.name);
+        break;
+      }
+      case 'Clip': {
+        const bound = (v: AttrValue | undefined, which: string) =>
+          v === undefined ? '' : w.init(`${node.name}.${which}`, [], [v as number], DataType.FLOAT);
+        const ins = [x, bound(a.min, 'min'), bound(a.max, 'max')];
+        while (ins[ins.length - 1] === '') ins.pop();
+        w.node('Clip', ins, [out], [], node.name);
+        break;
+      }
+      case 'LeakyRelu':
+        w.node('LeakyRelu', [x], [out], [floatAttr('alpha', (a.alpha as number | undefined) ?? 0.01)], node.name);
+        break;
+      case 'HardSigmoid':
+        w.node(
+          'HardSigmoid',
+          [x],
+          [out],
+          [floatAttr('alpha', (a.alpha as number | undefined) ?? 0.2), floatAttr('beta', (a.beta as number | undefined) ?? 0.5)],
+          node.name,
+        );
+        break;
+      case 'HardSwish': {
+        const gate = w.name(`${node.name}/gate`);
+        w.node('HardSigmoid', [x], [gate], [floatAttr('alpha', 1 / 6), floatAttr('beta', 0.5)], `${node.name}/hardsigmoid`);
+        w.node('Mul', [x, gate], [out], [], node.name);
+        break;
+      }
+      case 'Relu':
+      case 'Sigmoid':
+      case 'Tanh':
+      case 'GlobalAveragePool':
+      case 'GlobalMaxPool':
+      case 'Identity':
+        w.node(node.op, [x], [out], [], node.name);
+        break;
+      case 'Dropout':
+        w.node('Identity', [x], [out], [], node.name);
+        break;
+      case 'Softmax':
+        w.node('Softmax', [x], [out], [attr('axis', (a.axis as number | undefined) ?? -1)], node.name);
+        break;
+      case 'Flatten':
+        w.node('Flatten', [x], [out], [attr('axis', (a.axis as number | undefined) ?? 1)], node.name);
+        break;
+      case 'Reshape':
+        w.node('Reshape', [x, ints(`${node.name}.shape`, a.shape as number[])], [out], [], node.name);
+        break;
+      case 'Transpose':
+        w.node('Transpose', [x], [out], a.perm ? [attr('perm', a.perm as number[])] : [], node.name);
+        break;
+      case 'ReduceMean':
+        w.node(
+          'ReduceMean',
+          [x],
+          [out],
+          [...(a.axes ? [attr('axes', a.axes as number[])] : []), attr('keepdims', a.keepdims === false ? 0 : 1)],
+          node.name,
+        );
+        break;
+      case 'LRN':
+        w.node(
+          'LRN',
+          [x],
+          [out],
+          [
+            attr('size', a.size as number),
+            floatAttr('alpha', (a.alpha as number | undefined) ?? 1e-4),
+            floatAttr('beta', (a.beta as number | undefined) ?? 0.75),
+            floatAttr('bias', (a.bias as number | undefined) ?? 1),
+          ],
+          node.name,
+        );
+        break;
     }
-    shapes.set(out, outShape);
   }
-  const output = g.outputs[0];
-  const outShape = shapes.get(output);
-  if (!outShape) throw new EdgeOptError('E_UNSUPPORTED_OP', `model '${g.name}': output '${output}' is not produced by the node chain`);
   const metadata = { ...g.metadata, 'edgeopt.int8_format': format };
   return encodeModelProto({
     ir_version: EXPORT_IR,
@@ -230,8 +396,8 @@ export function encodeOnnx(graph: Graph, options: OnnxExportOptions = {}): Uint8
       name: g.name,
       node: w.nodes,
       initializer: w.initializers,
-      input: [valueInfo(g.inputs[0].name, g.inputs[0].shape)],
-      output: [valueInfo(output, outShape)],
+      input: g.inputs.map((i) => valueInfo(i.name, i.shape, i.dtype === 'uint8' ? DataType.UINT8 : DataType.FLOAT)),
+      output: g.outputs.map((o) => valueInfo(o, onnxShape(shapes.get(o)!))),
     },
   });
 }

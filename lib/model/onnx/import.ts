@@ -1,20 +1,22 @@
 /**
  * ONNX -> Graph. Decodes the ModelProto with protobufjs, checks the model-level
- * contract (IR 3..10, default-domain opset 9..21, one float input whose only
- * symbolic dim is the batch, one output, no subgraphs, sparse or external
- * tensors), then imports the nodes in order with the handlers in ops.ts.
+ * contract (IR 3..13, default-domain opset 7..23, float inputs whose only
+ * symbolic dim is the batch, no subgraphs, sparse or external tensors), then
+ * imports the nodes in order with the handlers in ops.ts. Handlers read each
+ * op's attributes as its opset defines them (Clip's bounds became inputs at 11,
+ * Pad's at 11, Split's sizes at 13, ReduceMean's axes at 18, ...).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { EdgeOptError } from '../../errors';
-import { type Graph, validateGraph } from '../graph';
+import { type Graph, type GraphInput, validateGraph } from '../graph';
 import { ImportContext } from './context';
 import { HANDLERS, SUPPORTED_OPS } from './ops';
 import { AttrType, DataType, decodeModelProto, type GraphProto, type ModelProto, type NodeProto, toNumber } from './proto';
 import { decodeTensor, typeName } from './tensor';
 
-export const IR_VERSIONS = { min: 3, max: 10 } as const;
-export const OPSETS = { min: 9, max: 21 } as const;
+export const IR_VERSIONS = { min: 3, max: 13 } as const;
+export const OPSETS = { min: 7, max: 23 } as const;
 
 /** A ModelProto starts with field 1 (ir_version, varint): tag byte 0x08 and a small version. */
 export function looksLikeOnnx(bytes: Uint8Array): boolean {
@@ -67,20 +69,23 @@ function checkNode(node: NodeProto, source: string): void {
   if (!node.output.length) throw new EdgeOptError('E_FORMAT', `${where} has no outputs`);
 }
 
-/** The one graph input that is not an initializer, with its shape (null: symbolic). */
-function graphInput(g: GraphProto, initializers: Set<string>, source: string): { name: string; shape: Array<number | null> } {
+/** The graph inputs that are not initializers, with their shapes (null: symbolic). */
+function graphInputs(g: GraphProto, initializers: Set<string>, source: string): GraphInput[] {
   const inputs = g.input.filter((i) => !initializers.has(i.name));
-  if (inputs.length !== 1) {
-    throw new EdgeOptError(
-      'E_UNSUPPORTED_OP',
-      `${source}: the graph has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')}); edgeopt imports single-input models`,
-    );
-  }
-  const [input] = inputs;
+  if (!inputs.length) throw new EdgeOptError('E_FORMAT', `${source}: the graph has no inputs`);
+  if (new Set(inputs.map((i) => i.name)).size !== inputs.length) throw new EdgeOptError('E_FORMAT', `${source}: duplicated input names`);
+  return inputs.map((input) => graphInput(input, source));
+}
+
+/** A graph input with its shape (null: symbolic); uint8 inputs are raw images (their Cast to float is the identity). */
+function graphInput(input: GraphProto['input'][number], source: string): GraphInput {
   const tensor = input.type?.tensor_type;
   if (!tensor) throw new EdgeOptError('E_FORMAT', `${source}: input '${input.name}' is not a tensor`);
-  if (tensor.elem_type !== DataType.FLOAT)
-    throw new EdgeOptError('E_DTYPE', `${source}: input '${input.name}' is ${typeName(tensor.elem_type)}; float32 inputs are supported`);
+  if (tensor.elem_type !== DataType.FLOAT && tensor.elem_type !== DataType.UINT8)
+    throw new EdgeOptError(
+      'E_DTYPE',
+      `${source}: input '${input.name}' is ${typeName(tensor.elem_type)}; float32 and uint8 inputs are supported`,
+    );
   const dims = tensor.shape?.dim ?? [];
   if (!dims.length) throw new EdgeOptError('E_SHAPE', `${source}: input '${input.name}' has no shape; it needs [batch, features...]`);
   const shape = dims.map((d) =>
@@ -92,7 +97,7 @@ function graphInput(g: GraphProto, initializers: Set<string>, source: string): {
       `${source}: input '${input.name}' has shape [${shape.map((d) => d ?? '?')}]; only the first (batch) dimension may be symbolic`,
     );
   }
-  return { name: input.name, shape };
+  return { name: input.name, shape, ...(tensor.elem_type === DataType.UINT8 ? { dtype: 'uint8' as const } : {}) };
 }
 
 export function importOnnx(bytes: Uint8Array, source: string): Graph {
@@ -116,17 +121,20 @@ export function importOnnx(bytes: Uint8Array, source: string): Graph {
     initializers.add(t.name);
     ctx.values.set(t.name, { kind: 'const', t: decodeTensor(t, `${source}: initializer '${t.name}'`) });
   }
-  const input = graphInput(g, initializers, source);
-  ctx.values.set(input.name, { kind: 'act', name: input.name, shape: input.shape });
-  if (g.output.length !== 1)
-    throw new EdgeOptError('E_UNSUPPORTED_OP', `${source}: the graph has ${g.output.length} outputs; edgeopt imports single-output models`);
+  const inputs = graphInputs(g, initializers, source);
+  for (const input of inputs) {
+    const shape = { dims: input.shape.slice(1) as number[], folded: false };
+    ctx.values.set(input.name, { kind: 'act', name: input.name, shape });
+    ctx.shapes.set(input.name, shape);
+    ctx.reserve(input.name);
+  }
+  if (!g.output.length) throw new EdgeOptError('E_FORMAT', `${source}: the graph has no outputs`);
 
   for (const node of g.node) {
     for (const i of node.input) if (i) ctx.uses.set(i, (ctx.uses.get(i) ?? 0) + 1);
     for (const o of node.output) ctx.reserve(o);
   }
-  ctx.uses.set(g.output[0].name, (ctx.uses.get(g.output[0].name) ?? 0) + 1);
-  ctx.reserve(input.name);
+  for (const o of g.output) ctx.uses.set(o.name, (ctx.uses.get(o.name) ?? 0) + 1);
 
   g.node.forEach((node, i) => {
     checkNode(node, source);
@@ -134,11 +142,38 @@ export function importOnnx(bytes: Uint8Array, source: string): Graph {
     HANDLERS[node.op_type](ctx, node);
   });
 
-  const out = ctx.values.get(g.output[0].name);
-  if (!out || out.kind !== 'act')
-    throw new EdgeOptError('E_FORMAT', `${source}: output '${g.output[0].name}' is ${out ? 'a constant' : 'never produced'}`);
+  const outputNames = g.output.map((o) => o.name);
+  if (new Set(outputNames).size !== outputNames.length) throw new EdgeOptError('E_FORMAT', `${source}: duplicated output names`);
+  const outputs = outputNames.map((o) => graphOutput(ctx, o, outputNames, inputs, source));
   const metadata: Record<string, string> = {};
   for (const p of m.metadata_props) if (p.key && !(p.key in Object.prototype)) metadata[p.key] = p.value;
   metadata.source = `onnx: ${[m.producer_name, m.producer_version].filter(Boolean).join(' ') || 'unknown producer'}, IR ${ir}, opset ${opset}`;
-  return validateGraph({ name, inputs: [input], outputs: [out.name], tensors: ctx.tensors, nodes: ctx.nodes, metadata });
+  return validateGraph({ name, inputs, outputs, tensors: ctx.tensors, nodes: ctx.nodes, metadata });
+}
+
+/**
+ * The IR tensor of an ONNX graph output, under the output's ONNX name: an
+ * aliased value (Identity, Dropout, a no-op Reshape) is renamed where its
+ * producer allows, else copied by an IR Identity.
+ */
+function graphOutput(ctx: ImportContext, name: string, outputs: string[], inputs: Array<{ name: string }>, source: string): string {
+  const out = ctx.values.get(name);
+  if (!out || out.kind !== 'act')
+    throw new EdgeOptError('E_FORMAT', `${source}: output '${name}' is ${out ? 'a constant or an unfinished pattern' : 'never produced'}`);
+  if (out.name === name) return name;
+  const producer = ctx.nodes.find((n) => n.outputs.includes(out.name));
+  const sharedWithOutput = outputs.some(
+    (o) => o !== name && (o === out.name || (ctx.values.get(o) as { name?: string })?.name === out.name),
+  );
+  if (producer && !inputs.some((i) => i.name === out.name) && !sharedWithOutput && !ctx.shapes.has(name)) {
+    for (const n of ctx.nodes) {
+      n.inputs = n.inputs.map((i) => (i === out.name ? name : i));
+      n.outputs = n.outputs.map((o) => (o === out.name ? name : o));
+    }
+    ctx.shapes.set(name, ctx.shapes.get(out.name)!);
+    for (const v of ctx.values.values()) if (v.kind === 'act' && v.name === out.name) v.name = name;
+    return name;
+  }
+  ctx.emit({ name: ctx.uniqueName(`${name}/identity`), op: 'Identity', inputs: [out.name], outputs: [name], attrs: {} });
+  return name;
 }

@@ -1,0 +1,47 @@
+// Internals of the Program executor shared by program.cc (dense ops, the run
+// loop) and program_cnn.cc (the CNN ops): where a run keeps its tensors, and
+// the interface of an op ready to run.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "program.h"
+
+namespace edgeopt {
+
+// Where one run keeps its tensors: the chunk's arena and the caller's buffers.
+struct RunContext {
+  const std::vector<TensorSpec>* tensors;
+  uint8_t* arena;
+  std::vector<float*> external;  // per tensor index (roots only), null otherwise
+  int batch;
+  ThreadPool* pool;
+  DenseS8::Scratch* s8;
+  std::vector<float>* conv_scratch;
+
+  // Tensor t's first image (constants: their data; a batch of arena tensors is batch * offset in).
+  float* f(int t) const {
+    const TensorSpec& s = (*tensors)[t];
+    if (s.kind == TensorSpec::Kind::Constant) return const_cast<float*>(static_cast<const float*>(s.data));
+    const int r = s.alias >= 0 ? s.alias : t;
+    if (external[r]) return external[r];
+    return reinterpret_cast<float*>(arena + static_cast<int64_t>(batch) * (*tensors)[r].offset);
+  }
+  int64_t per_image(int t) const {
+    const TensorSpec& s = (*tensors)[t];
+    return s.kind == TensorSpec::Kind::Constant ? 0 : s.elements;
+  }
+};
+
+struct CompiledProgram::Op {
+  virtual ~Op() = default;
+  virtual void run(const RunContext& c) const = 0;
+  virtual std::string kernel() const { return ""; }
+};
+
+// The CNN ops (program_cnn.cc), for tables with CNN kernels.
+std::unique_ptr<CompiledProgram::Op> compile_cnn_op(const KernelTable& kt, const OpVariant& v,
+                                                    const std::vector<TensorSpec>& t);
+
+}  // namespace edgeopt
