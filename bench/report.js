@@ -753,7 +753,12 @@ async function run(argv) {
   const tab = pick('table');
   const analysisFile = path.join(C.ROOT, 'bench', 'analysis.md');
   const analysis = fs.existsSync(analysisFile) ? fs.readFileSync(analysisFile, 'utf8') : '';
-  const { markdown, svgs } = render(cmp, tab, { analysis, kernels: pick('kernels'), cnnKernels: C.readResult('cnn-kernels'), serve: pick('serve') });
+  const { markdown, svgs } = render(cmp, tab, {
+    analysis,
+    kernels: pick('kernels'),
+    cnnKernels: C.readResult('cnn-kernels'),
+    serve: pick('serve'),
+  });
   fs.mkdirSync(IMG, { recursive: true });
   for (const [name, svg] of Object.entries(svgs)) fs.writeFileSync(path.join(DOCS, name), svg);
   fs.writeFileSync(path.join(DOCS, 'benchmarks.md'), markdown);

@@ -28,19 +28,19 @@ Napi::Array strings(Napi::Env env, const std::vector<std::string>& v) {
 class Addon : public Napi::Addon<Addon> {
  public:
   Addon(Napi::Env env, Napi::Object exports) {
-    DefineAddon(
-        exports,
-        {InstanceMethod("info", &Addon::Info), InstanceMethod("gemmU8S8", &Addon::GemmU8S8),
-         InstanceMethod("gemmF32", &Addon::GemmF32), InstanceMethod("epilogueS32", &Addon::EpilogueS32),
-         InstanceMethod("quantizeRowsU8", &Addon::QuantizeRowsU8),
-         InstanceMethod("quantizeSymmetric", &Addon::QuantizeSymmetric),
-         InstanceMethod("dequantizeS8", &Addon::DequantizeS8), InstanceMethod("pruneMask", &Addon::PruneMask),
-         InstanceMethod("reluF32", &Addon::ReluF32), InstanceMethod("firstNonFinite", &Addon::FirstNonFinite),
-         InstanceMethod("peakProbe", &Addon::PeakProbe), InstanceMethod("readBandwidth", &Addon::ReadBandwidth), InstanceValue("Program", ProgramWrap::DefineClass(env)),
-         InstanceMethod("nativeProgramOps", &Addon::NativeProgramOps),
-         InstanceValue("KernelBench", KernelBench::DefineClass(env)),
-         InstanceValue("ConvBench", ConvBench::DefineClass(env)), InstanceValue("npu", NpuExports(env)),
-         InstanceValue("cnn", CnnExports(env))});
+    DefineAddon(exports,
+                {InstanceMethod("info", &Addon::Info), InstanceMethod("gemmU8S8", &Addon::GemmU8S8),
+                 InstanceMethod("gemmF32", &Addon::GemmF32), InstanceMethod("epilogueS32", &Addon::EpilogueS32),
+                 InstanceMethod("quantizeRowsU8", &Addon::QuantizeRowsU8),
+                 InstanceMethod("quantizeSymmetric", &Addon::QuantizeSymmetric),
+                 InstanceMethod("dequantizeS8", &Addon::DequantizeS8), InstanceMethod("pruneMask", &Addon::PruneMask),
+                 InstanceMethod("reluF32", &Addon::ReluF32), InstanceMethod("firstNonFinite", &Addon::FirstNonFinite),
+                 InstanceMethod("peakProbe", &Addon::PeakProbe), InstanceMethod("readBandwidth", &Addon::ReadBandwidth),
+                 InstanceValue("Program", ProgramWrap::DefineClass(env)),
+                 InstanceMethod("nativeProgramOps", &Addon::NativeProgramOps),
+                 InstanceValue("KernelBench", KernelBench::DefineClass(env)),
+                 InstanceValue("ConvBench", ConvBench::DefineClass(env)), InstanceValue("npu", NpuExports(env)),
+                 InstanceValue("cnn", CnnExports(env))});
   }
 
  private:

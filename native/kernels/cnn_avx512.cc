@@ -83,7 +83,7 @@ constexpr int kDepthwisePixels = 8;
 
 template <int KH, int KW, bool kMasked>
 struct DepthwiseRowBlock {
-  static constexpr int kTaps = KH > 0 ? KH * KW : 1;
+  static constexpr int kTaps = KH > 0 ? KH* KW : 1;
   const DepthwiseRow& r;
   int c;
   __mmask16 mask;
@@ -200,8 +200,7 @@ const DirectMicrokernel kDirect = {kDirectRows, direct_tile, activation_f32};
 }  // namespace
 
 const CnnKernels& avx512_cnn_kernels() {
-  static const CnnKernels table =
-      simd_cnn_table<kAvx2CnnRowOps, kDepthwise, kDirect>("avx512", /*direct_max_k=*/32);
+  static const CnnKernels table = simd_cnn_table<kAvx2CnnRowOps, kDepthwise, kDirect>("avx512", /*direct_max_k=*/32);
   return table;
 }
 
