@@ -1,6 +1,6 @@
 // AVX2 sparse kernels (formats in core/sparse.h). Only functions
-// use AVX2 (see avx2.h); sparse_kernels_for() hands them out only with the
-// avx2 dense table, which dispatch.cc picks after cpuid said yes.
+// use AVX2 (see x86_isa.h); sparse_kernels_for() hands them out only with the
+// x86 dense tables (all need AVX2), which dispatch.cc picks after cpuid said yes.
 //
 // Products always go through vpmaddwd on int16 operands (activations 0..255
 // zero-extended, weights sign-extended), whose int32 pair sums are exact: no
