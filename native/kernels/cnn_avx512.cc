@@ -49,16 +49,16 @@ inline void store16(float* p, __mmask16 mask, F v) {
 // --- Depthwise convolution (the driver is cnn_depthwise.cc) ---
 
 // A border pixel: 16 channels at a time, every channel's taps in one FMA
-// chain in tap order. Weights and bias are padded to a multiple of 16
-// channels; the input is not, so the tail is masked.
+// chain in tap order; the tail masked (a channel range may start anywhere,
+// so weights and bias past it are not padding this call may read).
 template <int T, bool kMasked>
 inline void depthwise_pixel_block(const DepthwisePixel& p, int c, __mmask16 mask, F lo, F hi) {
   const int taps = T > 0 ? T : p.taps;
   F acc = _mm512_setzero_ps();
   EDGEOPT_UNROLL
   for (int t = 0; t < taps; ++t)
-    acc = _mm512_fmadd_ps(load16<kMasked>(p.in[t] + c, mask), _mm512_loadu_ps(p.w + t * p.w_stride + c), acc);
-  store16<kMasked>(p.y + c, mask, clamp16(_mm512_add_ps(acc, _mm512_loadu_ps(p.bias + c)), lo, hi));
+    acc = _mm512_fmadd_ps(load16<kMasked>(p.in[t] + c, mask), load16<kMasked>(p.w + t * p.w_stride + c, mask), acc);
+  store16<kMasked>(p.y + c, mask, clamp16(_mm512_add_ps(acc, load16<kMasked>(p.bias + c, mask)), lo, hi));
 }
 
 template <int T>
@@ -102,7 +102,7 @@ struct DepthwiseRowBlock {
       const float* row = x + r.row_offsets[ky];
       EDGEOPT_UNROLL
       for (int kx = 0; kx < (KW > 0 ? KW : r.kw); ++kx) {
-        const F wt = KH > 0 ? wv[ky * KW + kx] : _mm512_loadu_ps(r.w + (ky * r.kw + kx) * r.w_stride + c);
+        const F wt = KH > 0 ? wv[ky * KW + kx] : load16<kMasked>(r.w + (ky * r.kw + kx) * r.w_stride + c, mask);
         EDGEOPT_UNROLL
         for (int q = 0; q < P; ++q)
           acc[q] = _mm512_fmadd_ps(load16<kMasked>(row + q * r.pixel_step + kx * r.col_step, mask), wt, acc[q]);
@@ -118,9 +118,9 @@ EDGEOPT_MICROKERNEL void depthwise_row_block(const DepthwiseRow& r, int c, __mma
   DepthwiseRowBlock<KH, KW, kMasked> b{r, c, mask, {}, {}, {}, {}};
   if (KH > 0) {
     EDGEOPT_UNROLL
-    for (int t = 0; t < b.kTaps; ++t) b.wv[t] = _mm512_loadu_ps(r.w + t * r.w_stride + c);
+    for (int t = 0; t < b.kTaps; ++t) b.wv[t] = load16<kMasked>(r.w + t * r.w_stride + c, mask);
   }
-  b.bias = _mm512_loadu_ps(r.bias + c);
+  b.bias = load16<kMasked>(r.bias + c, mask);
   b.lo = _mm512_set1_ps(r.clamp.lo);
   b.hi = _mm512_set1_ps(r.clamp.hi);
   const float* x = r.x + c;
