@@ -146,7 +146,7 @@ function engines(E, ort, tfc, notes) {
     },
   });
   list.push({
-    // 7-bit weights fit AVX2's exact vpmaddubsw layout (native/kernels/avx2_u8s8.cc); same file size.
+    // 7-bit weights fit AVX2's exact vpmaddubsw layout (native/kernels/x86_pack.cc); same file size.
     key: 'edgeopt-native-int7',
     label: 'edgeopt native int8, 7-bit weights',
     family: 'edgeopt',

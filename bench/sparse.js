@@ -5,13 +5,12 @@
 // GEMM differs) packed dense (`sparse: 'never'`), sparse (`sparse: 'always'`)
 // and as the engine's rule picks (`auto`: the sparse table's measured
 // crossovers, e.g. the window format below 16 rows and CSR from 16), on the
-// same randomly pruned weights, timed back to back in the same run, so the
-// ratios hold on a shared machine. Then end to end: a
+// same randomly pruned weights, timed back to back in the same run (CPU time
+// for one thread, see measure), so the ratios hold on a shared machine. Then end to end: a
 // 90%-pruned and a 2:4 mlp-784-256-128-10 through EdgeInferenceEngine with
 // sparse 'never' vs 'auto'. Benchmarks are never assertions.
 'use strict';
 const path = require('node:path');
-const Benchmark = require('benchmark');
 
 const SHAPES = [
   [1, 4096, 4096],
@@ -48,11 +47,25 @@ function prunedWeights(n, k, sparsity, seed) {
   return w;
 }
 
-function measure(fn, maxTime) {
-  const bench = new Benchmark('run', fn, { maxTime, minSamples: 5, initCount: 1 });
-  bench.run({ async: false });
-  if (bench.error) throw bench.error;
-  return bench.stats;
+// Samples of one call each until maxTime has passed (at least 5), after one
+// to warm up. One thread: the process's CPU time, so the other processes of a
+// shared machine do not count (a long run is preempted many times); more
+// threads: wall time.
+function measure(fn, maxTime, threads = 1) {
+  const cpu = () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1e6;
+  };
+  const clock = threads === 1 ? cpu : () => performance.now() / 1e3;
+  fn();
+  const sample = [];
+  const end = Date.now() + maxTime * 1000;
+  while (sample.length < 5 || (Date.now() < end && sample.length < 1000)) {
+    const t0 = clock();
+    fn();
+    sample.push(clock() - t0);
+  }
+  return { sample, mean: sample.reduce((a, b) => a + b) / sample.length };
 }
 
 const round = (x, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
@@ -92,9 +105,9 @@ function kernelRows(addon, opts) {
         const run = (p) => () => {
           for (let i = 0; i < repeat; i++) p.runSync(x, m);
         };
-        const d = measure(run(dense), opts.maxTime).mean / repeat;
-        const s = measure(run(sparse), opts.maxTime).mean / repeat;
-        const a = measure(run(autoPlan), opts.maxTime).mean / repeat;
+        const d = measure(run(dense), opts.maxTime, threads).mean / repeat;
+        const s = measure(run(sparse), opts.maxTime, threads).mean / repeat;
+        const a = measure(run(autoPlan), opts.maxTime, threads).mean / repeat;
         const row = {
           bench: 'layer',
           m,

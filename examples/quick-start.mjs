@@ -16,4 +16,4 @@ const digits = mnistTest();
 const { data, shape } = await engine.infer('mnist', { data: digits.data.subarray(0, 4 * 784), shape: [4, 784] });
 console.log('logits', shape, 'first row', Array.from(data.subarray(0, 10), (v) => v.toFixed(2)).join(' '));
 console.log(engine.placement('mnist')); // [{ node: 'fc1', op: 'QDense', backend: 'native', kernel: 'dense-avx2' }, ...]
-console.log(backendInfo()); // { native, reason?, isa, kernel, kernels }
+console.log(backendInfo()); // { native, reason?, isa, kernel, kernels, unavailable, notes }

@@ -104,6 +104,65 @@ test('markdown has the tables, targets and notes; every SVG is balanced and esca
   }
 });
 
+const kernels = {
+  command: 'npm run bench -- kernels',
+  machine,
+  rows: [
+    { bench: 'unavailable', isa: 'amx', missing: ['amx-tile', 'amx-int8'] },
+    { bench: 'bandwidth', mib: 16, threads: 1, gbs: 40 },
+    { bench: 'peak', isa: 'avx512vnni', kind: 'int8', threads: 1, gops: 800 },
+    { bench: 'peak', isa: 'scalar', kind: 'int8', threads: 1, gops: null },
+    { bench: 'gemm', isa: 'avx512vnni', kind: 'int8', threads: 1, m: 64, k: 1024, n: 1024, gops: 560, fractionOfPeak: 0.7 },
+    {
+      bench: 'gemm',
+      isa: 'avx512vnni',
+      kind: 'int8',
+      threads: 1,
+      m: 1,
+      k: 4096,
+      n: 4096,
+      gops: 70,
+      fractionOfPeak: 0.1,
+      weightGBs: 35,
+      fractionOfBandwidth: 0.875,
+    },
+  ],
+  targets: [
+    {
+      isa: 'avx512vnni',
+      kind: 'int8',
+      shape: '64x1024x1024',
+      measured: true,
+      what: "of avx512vnni's measured peak",
+      value: 0.7,
+      target: 0.6,
+      met: true,
+    },
+    {
+      isa: 'avx512vnni',
+      kind: 'int8',
+      shape: '1x4096x4096',
+      measured: true,
+      what: 'of the read bandwidth',
+      value: 0.875,
+      target: 0.9,
+      met: false,
+    },
+    { isa: 'amx', kind: 'int8', shape: '256x4096x4096', measured: false, why: 'CPU lacks amx-tile, amx-int8' },
+  ],
+};
+
+test('the kernel section lists what this CPU lacks, the peaks, the rows and each target', () => {
+  const { markdown } = render(null, null, { kernels });
+  assert.match(markdown, /`amx` \(CPU lacks amx-tile, amx-int8\)/);
+  assert.match(markdown, /avx512vnni int8 800 GOP\/s; read bandwidth of one thread over a 16 MiB buffer/);
+  assert.match(markdown, /\| avx512vnni \| int8 \| 560 \(70\.0 %\) \| 70\.0 \(10\.0 %\) \|/);
+  assert.match(markdown, /avx512vnni int8 35\.0 GB\/s \(87\.5 %\)/);
+  assert.match(markdown, /\| avx512vnni int8 1x4096x4096, 1 thread \(target 90 %\) \| 87\.5 % of the read bandwidth \| \*\*no\*\* \|/);
+  assert.match(markdown, /\| amx int8 256x4096x4096, 1 thread \| not measured: CPU lacks amx-tile, amx-int8 \| - \|/);
+  assert.not.match(markdown, /NaN|undefined|null/);
+});
+
 const count = {
   sent: 10,
   answered: 9,
@@ -192,6 +251,7 @@ test('without results the page says how to produce them', () => {
   const { markdown, svgs } = render(null, null);
   assert.match(markdown, /No compare results yet/);
   assert.match(markdown, /No table results yet/);
+  assert.match(markdown, /No kernel results yet/);
   assert.match(markdown, /No serve results yet/);
   assert.equal(Object.keys(svgs), []);
 });

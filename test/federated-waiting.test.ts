@@ -21,9 +21,9 @@ test('minClients 2 with one client: the server emits waiting, the client reports
   try {
     const alice = new FederatedLearningClient('alice').addData(sliceRows(mnistTrain(), 0, 64));
     await rejectsCode(
-      alice.connect(url, { token: 'alice-token', timeoutMs: 1500, onEvent: (e) => events.push(e) }),
+      alice.connect(url, { token: 'alice-token', timeoutMs: 4000, onEvent: (e) => events.push(e) }),
       'E_TIMEOUT',
-      /gave up after timeoutMs \(1500 ms\).*round 1 has 1 of the 2 updates/,
+      /gave up after timeoutMs \(4000 ms\).*round 1 has 1 of the 2 updates/,
     );
   } finally {
     await server.close();

@@ -4,6 +4,8 @@
  * odd shapes and extreme values. Without the native addon, the TS kernels are
  * checked against hand-computed values and a naive reference.
  */
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { backendInfo, kernels } from '../lib/backends';
@@ -191,6 +193,40 @@ test('native kernel tables are tested when the addon loads', () => {
   const info = backendInfo();
   if (info.native) assert.ok(nativeTables.includes('scalar'), 'the scalar reference table is always present');
   else assert.equal(nativeTables, []);
+  assert.ok(Array.isArray(info.notes));
+});
+
+test('a table this CPU cannot run is listed with what it lacks, and naming it is E_ISA', () => {
+  const info = backendInfo();
+  for (const t of info.unavailable) {
+    assert.ok(t.missing.length > 0, `${t.name} lists the features it lacks`);
+    assert.not.ok(info.kernels.includes(t.name), `${t.name} is not runnable`);
+    assert.throws(
+      () => kernels(t.name),
+      (e: Error & { code?: string }) => e.code === 'E_ISA' && e.message.includes(t.name),
+    );
+  }
+  if (!info.native) assert.equal(info.unavailable, []);
+});
+
+test('EDGEOPT_ISA naming an unknown or unrunnable table: native refuses with E_ISA, saying why', () => {
+  const info = backendInfo();
+  if (!info.native) return;
+  const script = "console.log(JSON.stringify(require('./lib/backends').backendInfo()))";
+  for (const t of [
+    { name: 'avx9000', why: /unknown; this binary has scalar/ },
+    ...info.unavailable.map((u) => ({ name: u.name, why: new RegExp(`lacks ${u.missing[0]}`) })),
+  ]) {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], {
+      cwd: path.resolve(__dirname, '..'),
+      env: { ...process.env, EDGEOPT_ISA: t.name },
+      encoding: 'utf8',
+    });
+    const forced = JSON.parse(r.stdout) as { native: boolean; reason: string };
+    assert.is(forced.native, false, `EDGEOPT_ISA=${t.name}`);
+    assert.match(forced.reason, `EDGEOPT_ISA=${t.name}`);
+    assert.match(forced.reason, t.why);
+  }
 });
 
 test.run();

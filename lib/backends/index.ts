@@ -12,9 +12,16 @@ export type { BackendInfo, Kernels, RowQuantized, SymmetricQuantized } from './t
 
 export function backendInfo(): BackendInfo {
   const { addon, reason } = loadAddon();
-  if (!addon) return { native: false, reason, isa: [], kernel: 'ts', kernels: ['ts'] };
+  if (!addon) return { native: false, reason, isa: [], kernel: 'ts', kernels: ['ts'], unavailable: [], notes: [] };
   const info = addon.info();
-  return { native: true, isa: info.isa, kernel: info.kernel, kernels: [...info.kernels, 'ts'] };
+  return {
+    native: true,
+    isa: info.isa,
+    kernel: info.kernel,
+    kernels: [...info.kernels, 'ts'],
+    unavailable: info.tables.filter((t) => t.missing.length > 0),
+    notes: info.notes,
+  };
 }
 
 /** The native addon, or null when it did not load. */

@@ -54,4 +54,8 @@ export interface BackendInfo {
   kernel: string;
   /** Every kernel table this machine can run (native ones and 'ts'). */
   kernels: string[];
+  /** The native tables this machine cannot run, each with the CPU features it lacks (empty without native). */
+  unavailable: { name: string; missing: string[] }[];
+  /** What the choice of table should tell you, e.g. an OS that refused a feature the CPU has (AMX tiles). */
+  notes: string[];
 }

@@ -37,6 +37,7 @@ class Addon : public Napi::Addon<Addon> {
          InstanceMethod("dequantizeS8", &Addon::DequantizeS8), InstanceMethod("pruneMask", &Addon::PruneMask),
          InstanceMethod("reluF32", &Addon::ReluF32), InstanceMethod("firstNonFinite", &Addon::FirstNonFinite),
          InstanceMethod("peakProbe", &Addon::PeakProbe), InstanceMethod("externalMemory", &Addon::ExternalMemory),
+         InstanceMethod("readBandwidth", &Addon::ReadBandwidth),
          InstanceValue("Program", ProgramWrap::DefineClass(env)),
          InstanceMethod("nativeProgramOps", &Addon::NativeProgramOps),
          InstanceValue("KernelBench", KernelBench::DefineClass(env)),
@@ -45,8 +46,10 @@ class Addon : public Napi::Addon<Addon> {
   }
 
  private:
-  // { kernel, kernels, isa, threads }: the active table, every table this CPU
-  // runs, CPU features, and the default intra-op thread count.
+  // { kernel, kernels, isa, threads, tables, notes }: the active table, every
+  // table this CPU runs, CPU features, the default intra-op thread count,
+  // every table of the binary with the features this CPU lacks for it, and
+  // what the OS refused (kernel_notes()).
   Napi::Value Info(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Object o = Napi::Object::New(env);
@@ -54,6 +57,16 @@ class Addon : public Napi::Addon<Addon> {
     o.Set("kernels", strings(env, runnable_kernel_names()));
     o.Set("isa", strings(env, cpu_feature_names()));
     o.Set("threads", ThreadPool::default_threads());  // a Program's default intra-op thread count
+    const std::vector<KernelTableInfo> all = kernel_tables();
+    Napi::Array tables = Napi::Array::New(env, all.size());
+    for (size_t i = 0; i < all.size(); ++i) {
+      Napi::Object t = Napi::Object::New(env);
+      t.Set("name", all[i].name);
+      t.Set("missing", strings(env, all[i].missing));
+      tables.Set(static_cast<uint32_t>(i), t);
+    }
+    o.Set("tables", tables);
+    o.Set("notes", strings(env, kernel_notes()));
     return o;
   }
 
@@ -169,6 +182,7 @@ class Addon : public Napi::Addon<Addon> {
   }
 
   Napi::Value PeakProbe(const Napi::CallbackInfo& info) { return addon::PeakProbe(info); }
+  Napi::Value ReadBandwidth(const Napi::CallbackInfo& info) { return addon::ReadBandwidth(info); }
   Napi::Value NativeProgramOps(const Napi::CallbackInfo& info) { return addon::NativeProgramOps(info); }
 
   // externalMemory() -> the native bytes V8 has been told about in this isolate (programs report theirs),

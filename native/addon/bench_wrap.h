@@ -12,7 +12,8 @@ namespace edgeopt::addon {
 // JS class `KernelBench` (for bench/kernels.js): new KernelBench(kind, m, k, n,
 // kernel?, threads?) makes random operands and packs the weights once;
 // run(repeat) runs the bare GEMM `repeat` times, so a benchmark of small shapes
-// is not dominated by the JS call. kind is 'int8' (u8 x s8 -> s32) or 'fp32'.
+// is not dominated by the JS call, and returns { wallSeconds, cpuSeconds }
+// (the calling thread's CPU time). kind is 'int8' (u8 x s8 -> s32), 'int7' or 'fp32'.
 class KernelBench : public Napi::ObjectWrap<KernelBench> {
  public:
   static Napi::Function DefineClass(Napi::Env env);
@@ -53,8 +54,14 @@ class ConvBench : public Napi::ObjectWrap<ConvBench> {
   std::vector<float> x_, y_, scratch_;
 };
 
-// peakProbe(kind: 'int8'|'fp32', iterations, kernel?) -> operations per second
-// of the table's register-only throughput loop (see KernelTable::peak_probe).
+// peakProbe(kind: 'int8'|'int7'|'fp32', iterations, kernel?) -> operations per
+// second of the calling thread's CPU time in the table's register-only
+// throughput loop (see KernelTable::peak_probe), or null when it has none.
 Napi::Value PeakProbe(const Napi::CallbackInfo& info);
+
+// readBandwidth(mebibytes, passes) -> bytes per second of CPU time one thread
+// reads from a buffer of that size (best of `passes` passes after one to warm it up):
+// the memory-bound ceiling of a GEMV whose weights have that size.
+Napi::Value ReadBandwidth(const Napi::CallbackInfo& info);
 
 }  // namespace edgeopt::addon

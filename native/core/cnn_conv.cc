@@ -19,8 +19,8 @@ constexpr int64_t kMaxElements = int64_t{1} << 31;
 // Im2col patch blocks (and pointwise row blocks) of about this many bytes:
 // the block is written and read again at once, so it should stay in L2.
 constexpr int64_t kBlockBytes = 64 << 10;
-// Pixels per block are a multiple of the GEMM's row block (6 on AVX2, 4 on NEON).
-constexpr int kRowMultiple = 12;
+// Pixels per block are a multiple of the GEMM's row block (6 on AVX2, 8 on AVX-512, 4 on NEON).
+constexpr int kRowMultiple = 24;
 
 [[noreturn]] void bad_shape(const std::string& what) { throw Error("E_SHAPE", "conv: " + what); }
 

@@ -321,7 +321,8 @@ struct CnnKernels {
 
 const CnnKernels& scalar_cnn_kernels();
 #if defined(__x86_64__) || defined(_M_X64)
-const CnnKernels& avx2_cnn_kernels();  // also used by the newer x86 tables
+const CnnKernels& avx2_cnn_kernels();    // avx2, avxvnni
+const CnnKernels& avx512_cnn_kernels();  // avx512, avx512vnni, amx
 #endif
 #if defined(__aarch64__)
 const CnnKernels& neon_cnn_kernels();  // neon, dotprod and i8mm tables

@@ -27,6 +27,10 @@ struct CnnRowOps {
 
 // The scalar table's primitives (cnn_scalar.cc), the definitions of the others.
 const CnnRowOps& scalar_cnn_row_ops();
+#if defined(__x86_64__) || defined(_M_X64)
+// The AVX2 table's (cnn_avx2.cc), also the AVX-512 CNN table's.
+extern const CnnRowOps kAvx2CnnRowOps;
+#endif
 
 // Dispatch for a table's vector loops, one instantiation per kind or function:
 // Loop<K>::run(x, y, n, act) for activation kind K (None and Relu run as

@@ -95,38 +95,47 @@ struct RequantizeS8Args {
 // on tables without a separate path); Fp32: FMA.
 enum class PeakKind { Int8, Int8Narrow, Fp32 };
 
+struct SparseKernels;  // core/sparse.h
+
+// Tables are defined by named field assignment (see scalar.cc), so a new field
+// touches only the tables that fill it; unset entries stay null.
 struct KernelTable {
-  const char* name;
-  void (*pack_s8)(const int8_t* w, int n, int k, PackedS8* out);
-  void (*gemm_u8s8)(const GemmU8S8Args& args);
-  void (*pack_f32)(const float* w, int n, int k, PackedF32* out);
-  void (*gemm_f32)(const GemmF32Args& args);
-  void (*epilogue_s32)(const EpilogueArgs& args);
+  const char* name = nullptr;
+  // Output channels per packed weight tile: the thread pool splits columns at
+  // multiples of it, so no thread computes a tile another one also computes.
+  int tile_n = 1;
+  // The sparse kernels for this table's layers, with their crossovers measured
+  // against this table's dense GEMM (core/sparse.h); null: scalar sparse
+  // kernels that auto never picks (no crossover was measured).
+  const SparseKernels* sparse = nullptr;
+  void (*pack_s8)(const int8_t* w, int n, int k, PackedS8* out) = nullptr;
+  void (*gemm_u8s8)(const GemmU8S8Args& args) = nullptr;
+  void (*pack_f32)(const float* w, int n, int k, PackedF32* out) = nullptr;
+  void (*gemm_f32)(const GemmF32Args& args) = nullptr;
+  void (*epilogue_s32)(const EpilogueArgs& args) = nullptr;
   // Dynamic asymmetric uint8 quantization of each row (see quantize.h for the formula).
-  void (*quantize_rows_u8)(const float* x, int m, int k, uint8_t* q, float* scale, int32_t* zero_point);
+  void (*quantize_rows_u8)(const float* x, int m, int k, uint8_t* q, float* scale, int32_t* zero_point) = nullptr;
   // y[i] += bias[i % n] over an m x n block, then ReLU if asked (the fp32 Dense epilogue).
-  void (*bias_act_f32)(float* y, int m, int n, const float* bias, bool relu);
-  void (*relu_f32)(float* x, size_t count);
-  // Register-only throughput loop of this table's inner-loop arithmetic (int8:
-  // the exact dot-product sequence gemm_u8s8 uses; fp32: FMA). Runs about
-  // `iterations` loop trips and returns the operations done (2 per multiply-add),
-  // so ops / elapsed time is the machine's peak for this table.
-  uint64_t (*peak_probe)(PeakKind kind, uint64_t iterations);
+  void (*bias_act_f32)(float* y, int m, int n, const float* bias, bool relu) = nullptr;
+  void (*relu_f32)(float* x, size_t count) = nullptr;
+  // Optional, a benchmark tool that inference never calls (null where a table
+  // has none, e.g. in the emulated test build): register-only throughput loop
+  // of this table's inner-loop arithmetic (int8: the exact dot-product
+  // sequence gemm_u8s8 uses; fp32: FMA). Runs about `iterations` loop trips
+  // and returns the operations done (2 per multiply-add), so ops / elapsed
+  // time is the machine's peak for this table.
+  uint64_t (*peak_probe)(PeakKind kind, uint64_t iterations) = nullptr;
   const struct CnnKernels* cnn = nullptr;  // the fp32 CNN kernels (cnn_kernels.h)
   // RequantizeS8Args's loop in SIMD; null: the portable loop (program_int8.cc).
   void (*requantize_s8)(const RequantizeS8Args& args) = nullptr;
 };
 
-// Tables compiled into this binary, scalar first.
+// Tables compiled into this binary: scalar, then every entry of
+// native/kernels/tables.h (the one list of SIMD tables, slowest first).
 const KernelTable& scalar_kernels();
-#if defined(__x86_64__) || defined(_M_X64)
-const KernelTable& avx2_kernels();  // AVX2 + FMA (avx2.cc)
-#endif
-#if defined(__aarch64__)
-const KernelTable& neon_kernels();     // armv8.0-a Advanced SIMD (neon.cc)
-const KernelTable& dotprod_kernels();  // + sdot (dotprod.cc)
-const KernelTable& i8mm_kernels();     // + usmmla (i8mm.cc)
-#endif
+#define EDGEOPT_TABLE(name, needs) const KernelTable& name##_kernels();
+#include "../kernels/tables.h"
+#undef EDGEOPT_TABLE
 
 // The table in use: chosen once, at first call, from the CPU's features, or
 // forced by EDGEOPT_ISA. Throws edgeopt::Error(E_ISA) for an unknown or
@@ -138,5 +147,17 @@ const KernelTable* find_kernels(const std::string& name);
 
 // Names of the tables this binary has and this CPU can run, best last.
 std::vector<std::string> runnable_kernel_names();
+
+// Every table this binary has, slowest first, with the CPU features it needs
+// that this CPU lacks (empty: runnable).
+struct KernelTableInfo {
+  std::string name;
+  std::vector<std::string> missing;
+};
+std::vector<KernelTableInfo> kernel_tables();
+
+// What the choice of table should tell the user beyond the features, e.g. an
+// OS that refused a feature the CPU has (empty normally).
+std::vector<std::string> kernel_notes();
 
 }  // namespace edgeopt

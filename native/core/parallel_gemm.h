@@ -7,13 +7,14 @@
 
 namespace edgeopt {
 
-// pool may be null (one thread). Calls run(ctx, b, e) over tile-aligned chunks
-// of [n_begin, n_end); k is the work per (row, channel) that sizes the chunks.
-void parallel_channels(ThreadPool* pool, int m, int k, int n_begin, int n_end, void (*run)(void* ctx, int b, int e),
-                       void* ctx);
+// pool may be null (one thread). Calls run(ctx, b, e) over chunks of
+// [n_begin, n_end) that are whole `tile`s of columns from n_begin; k is the
+// work per (row, channel) that sizes the chunks.
+void parallel_channels(ThreadPool* pool, int m, int k, int n_begin, int n_end, int tile,
+                       void (*run)(void* ctx, int b, int e), void* ctx);
 // Any GEMM whose Args has m, n_begin and n_end, split by parallel_channels.
 template <typename Args>
-void split_channels(void (*gemm)(const Args&), ThreadPool* pool, const Args& args, int k) {
+void split_channels(void (*gemm)(const Args&), ThreadPool* pool, const Args& args, int k, int tile) {
   struct Call {
     void (*gemm)(const Args&);
     const Args* args;
@@ -25,7 +26,7 @@ void split_channels(void (*gemm)(const Args&), ThreadPool* pool, const Args& arg
       c.gemm(a);
     }
   } call{gemm, &args};
-  parallel_channels(pool, args.m, k, args.n_begin, args.n_end, &Call::run, &call);
+  parallel_channels(pool, args.m, k, args.n_begin, args.n_end, tile, &Call::run, &call);
 }
 
 void gemm_u8s8_parallel(const KernelTable& kt, ThreadPool* pool, const GemmU8S8Args& args);

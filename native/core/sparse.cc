@@ -1,7 +1,6 @@
 #include "sparse.h"
 
 #include <algorithm>
-#include <cstring>
 #include <string>
 
 #include "error.h"
@@ -141,26 +140,22 @@ void pack_win_s8(const int8_t* w, int n, int k, SparseWinS8* out) {
 }
 
 const SparseKernels& sparse_kernels_for(const KernelTable& kt) {
-  if (std::strcmp(kt.name, "scalar") == 0) return sparse_scalar_kernels();
-#if defined(__x86_64__) || defined(_M_X64)
-  if (std::strcmp(kt.name, "avx2") == 0) return sparse_avx2_kernels();
-#endif
-  return sparse_scalar_beside_simd_kernels();
+  return kt.sparse ? *kt.sparse : sparse_scalar_beside_simd_kernels();
 }
 
 void gemm_csr_parallel(const SparseKernels& sk, ThreadPool* pool, const CsrArgs& a) {
   // Work per (row, channel) is the mean non-zero count, which sizes the chunks.
   const int per_row = static_cast<int>(a.w->idx.size() / static_cast<size_t>(a.w->n)) + 1;
-  split_channels(sk.gemm_csr, pool, a, per_row);
+  split_channels(sk.gemm_csr, pool, a, per_row, 1);  // channels are independent
 }
 
 void gemm_24_parallel(const SparseKernels& sk, ThreadPool* pool, const Csr24Args& a) {
-  split_channels(sk.gemm_24, pool, a, a.w->groups * 2);
+  split_channels(sk.gemm_24, pool, a, a.w->groups * 2, k24Tile);
 }
 
 void gemm_win_parallel(const SparseKernels& sk, ThreadPool* pool, const WinArgs& a) {
   const int per_row = static_cast<int>(a.w->win.size() * 2 / static_cast<size_t>(a.w->n)) + 1;
-  split_channels(sk.gemm_win, pool, a, per_row);
+  split_channels(sk.gemm_win, pool, a, per_row, kWinBlock);
 }
 
 FormatChoice choose_weight_format(const int8_t* w, int n, int k, SparsePolicy policy, const SparseKernels& sk) {

@@ -116,8 +116,11 @@ const SparseKernels& sparse_scalar_kernels();
 const SparseKernels& sparse_scalar_beside_simd_kernels();
 #if defined(__x86_64__) || defined(_M_X64)
 const SparseKernels& sparse_avx2_kernels();
+// The same kernels beside the x86 tables whose dense GEMM outruns AVX2's
+// (avx512, avxvnni, avx512vnni, amx): auto runs them for one row only.
+const SparseKernels& sparse_avx2_one_row_kernels();
 #endif
-// The sparse kernels that go with a dense table (scalar unless one exists for its ISA).
+// The sparse kernels that go with a dense table (KernelTable::sparse).
 const SparseKernels& sparse_kernels_for(const KernelTable& kt);
 
 void pack_csr_s8(const int8_t* w, int n, int k, SparseS8* out);

@@ -23,6 +23,7 @@
 #include <memory>
 
 #include "../core/kernels.h"
+#include "row_blocks.h"
 
 // Accumulator arrays must become registers: fully unroll the loops over them.
 #define EDGEOPT_ARM_UNROLL _Pragma("GCC unroll 16")
@@ -135,21 +136,10 @@ void gemm_u8s8_c16(const GemmU8S8Args& p) {
   const OutS32 o{p.c, p.ldc, p.a_zero_point, p.w->col_sums.data(), 128, p.n_begin, p.n_end};
   const int t_begin = p.n_begin / kC16Channels, t_end = c16_tiles(p.n_end);
   // 4 rows x 4 channels = 16 accumulators + 4 weight + 4 activation registers of 32.
-  int r = 0;
-  for (; r + 4 <= p.m; r += 4) c16_rows<Dot, 4, 1>(a + r * stride, stride, *p.w, r, t_begin, t_end, o);
-  switch (p.m - r) {
-    case 1:
-      c16_rows<Dot, 1, 3>(a + r * stride, stride, *p.w, r, t_begin, t_end, o);
-      break;
-    case 2:
-      c16_rows<Dot, 2, 2>(a + r * stride, stride, *p.w, r, t_begin, t_end, o);
-      break;
-    case 3:
-      c16_rows<Dot, 3, 1>(a + r * stride, stride, *p.w, r, t_begin, t_end, o);
-      break;
-    default:
-      break;
-  }
+  for_row_blocks<4>(p.m, [&](int r, auto rows) {
+    constexpr int R = decltype(rows)::value;
+    c16_rows<Dot, R, tiles_for_rows(R, 16, kC16Channels, 3)>(a + r * stride, stride, *p.w, r, t_begin, t_end, o);
+  });
 }
 
 }  // namespace

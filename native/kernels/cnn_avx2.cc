@@ -8,7 +8,7 @@
 // use AVX2/FMA (function attributes, no file-wide target pragma, so no inline
 // function from a header gets an AVX2 copy a baseline caller could link to),
 // and dispatch calls this table only on a CPU with AVX2 and FMA. The newer x86
-// tables reuse it.
+// tables reuse its row primitives (cnn_avx512.cc), avxvnni the whole table.
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 
@@ -204,7 +204,11 @@ struct BinaryUnit {
   }
 };
 
-const CnnRowOps kRows = {max_row, add_row, div_row, exp_sub_row, binary_by_fn<BinaryUnit>, activation_f32};
+}  // namespace
+
+const CnnRowOps kAvx2CnnRowOps = {max_row, add_row, div_row, exp_sub_row, binary_by_fn<BinaryUnit>, activation_f32};
+
+namespace {
 
 // --- Depthwise convolution (the driver is cnn_depthwise.cc) ---
 
@@ -371,7 +375,7 @@ const DirectMicrokernel kDirect = {kDirectRows, direct_tile, activation_f32};
 }  // namespace
 
 const CnnKernels& avx2_cnn_kernels() {
-  static const CnnKernels table = simd_cnn_table<kRows, kDepthwise, kDirect>("avx2", /*direct_max_k=*/32);
+  static const CnnKernels table = simd_cnn_table<kAvx2CnnRowOps, kDepthwise, kDirect>("avx2", /*direct_max_k=*/32);
   return table;
 }
 

@@ -4,7 +4,14 @@
 #include <cpuid.h>
 
 #include <cstdint>
+#include <cstring>
 #define EDGEOPT_X86 1
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#endif
 #elif defined(__aarch64__) && defined(__linux__)
 #include <sys/auxv.h>
 #define EDGEOPT_ARM64_LINUX 1
@@ -18,6 +25,23 @@ uint64_t read_xcr0() {
   uint32_t eax, edx;
   __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
   return (static_cast<uint64_t>(edx) << 32) | eax;
+}
+
+// AMX tiles need the OS twice: XCR0 must enable the tile state (bits 17, 18),
+// and Linux gives it to a process only when asked (kernel 5.16+), once.
+void grant_amx(uint64_t xcr0, CpuFeatures* f) {
+  const char* refusal = nullptr;
+  if ((xcr0 & 0x60000) != 0x60000) refusal = "the OS does not enable the tile state (XCR0)";
+#if defined(__linux__)
+  constexpr long kReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  if (!refusal && syscall(SYS_arch_prctl, kReqXcompPerm, kXfeatureXtiledata) != 0) refusal = std::strerror(errno);
+#endif
+  if (refusal) {
+    f->notes.push_back(std::string("amx: the CPU has AMX-INT8 but it cannot be used (") + refusal +
+                       "); the best other kernel table runs instead");
+    return;
+  }
+  f->amx_tile = f->amx_int8 = true;
 }
 
 CpuFeatures detect() {
@@ -41,8 +65,7 @@ CpuFeatures detect() {
     f.avx512vl = b & (1u << 31);
     f.avx512vnni = f.avx512f && f.avx512bw && f.avx512vl && (c & (1u << 11));
   }
-  f.amx_tile = d & (1u << 24);
-  f.amx_int8 = d & (1u << 25);
+  if ((d & (1u << 24)) && (d & (1u << 25))) grant_amx(xcr0, &f);
   unsigned a1, b1, c1, d1;
   __cpuid_count(7, 1, a1, b1, c1, d1);
   f.avxvnni = f.avx2 && (a1 & (1u << 4));

@@ -10,8 +10,10 @@ struct CpuFeatures {
   bool avx512f = false, avx512bw = false, avx512vl = false;
   bool avx512vnni = false;                  // ZMM + opmask state enabled by the OS
   bool avxvnni = false;                     // VEX-encoded vpdpbusd
-  bool amx_tile = false, amx_int8 = false;  // CPU has AMX (the OS grant is asked separately)
+  bool amx_tile = false, amx_int8 = false;  // and the OS granted this process the tile state
   bool neon = false, dotprod = false, i8mm = false;
+  // What the OS refused that the CPU has, for backendInfo() (kernel_notes()).
+  std::vector<std::string> notes;
 };
 
 const CpuFeatures& cpu_features();

@@ -15,6 +15,7 @@
 #include <memory>
 
 #include "../core/kernels.h"
+#include "row_blocks.h"
 
 #pragma GCC push_options
 #pragma GCC target("arch=armv8.2-a+dotprod")

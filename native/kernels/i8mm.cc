@@ -18,6 +18,7 @@
 #include <memory>
 
 #include "../core/kernels.h"
+#include "row_blocks.h"
 
 #pragma GCC push_options
 #pragma GCC target("arch=armv8.2-a+i8mm")
@@ -101,10 +102,10 @@ void gemm_u8s8(const GemmU8S8Args& p) {
   const OutS32 o{p.c, p.ldc, p.a_zero_point, p.w->col_sums.data(), 0, p.n_begin, p.n_end};
   const int t_begin = p.n_begin / kM8Channels, t_end = m8_tiles(p.n_end), pairs = (p.m + 1) / 2;
   // 2 row pairs x 8 channels = 8 accumulators (16 for T=2) + 8 weight + 2 activation registers.
-  int pr = 0;
-  for (; pr + 2 <= pairs; pr += 2)
-    m8_rows<2, 2>(rows.get() + pr * pair_bytes, pair_bytes, *p.w, 2 * pr, p.m, t_begin, t_end, o);
-  if (pr < pairs) m8_rows<1, 3>(rows.get() + pr * pair_bytes, pair_bytes, *p.w, 2 * pr, p.m, t_begin, t_end, o);
+  for_row_blocks<2>(pairs, [&](int pr, auto count) {
+    constexpr int P = decltype(count)::value;
+    m8_rows<P, P == 2 ? 2 : 3>(rows.get() + pr * pair_bytes, pair_bytes, *p.w, 2 * pr, p.m, t_begin, t_end, o);
+  });
 }
 
 #define EDGEOPT_USMMLA(acc, t) "usmmla v" acc ".4s, v0.16b, v1.16b\n\t"

@@ -21,6 +21,7 @@
 #include "../core/kernels.h"
 #include "../core/quantize.h"
 #include "arm64_u8s8.h"
+#include "row_blocks.h"
 
 namespace edgeopt {
 
@@ -123,21 +124,11 @@ void f32_rows(const GemmF32Args& p, int r0, int t_begin, int t_end) {
 void gemm_f32(const GemmF32Args& p) {
   if (p.m <= 0 || p.n_begin >= p.n_end) return;
   const int t_begin = p.n_begin / kF32Tile, t_end = f32_tiles(p.n_end);
-  int r = 0;
-  for (; r + 4 <= p.m; r += 4) f32_rows<4, 1>(p, r, t_begin, t_end);  // 16 accumulators
-  switch (p.m - r) {
-    case 1:
-      f32_rows<1, 3>(p, r, t_begin, t_end);
-      break;
-    case 2:
-      f32_rows<2, 2>(p, r, t_begin, t_end);
-      break;
-    case 3:
-      f32_rows<3, 1>(p, r, t_begin, t_end);
-      break;
-    default:
-      break;
-  }
+  // 4 rows x 1 tile = 16 accumulators; fewer rows, more tiles.
+  for_row_blocks<4>(p.m, [&](int r, auto rows) {
+    constexpr int R = decltype(rows)::value;
+    f32_rows<R, tiles_for_rows(R, 16, 4, 3)>(p, r, t_begin, t_end);
+  });
 }
 
 // std::max(v, 0.0f), i.e. `v < 0 ? 0 : v`: keeps -0 and NaN (fmax would not).
@@ -246,12 +237,27 @@ uint64_t peak_probe(PeakKind kind, uint64_t iterations) {
   return iterations * 8 * 4 * 2;
 }
 
+KernelTable make_table() {
+  KernelTable t;
+  t.name = "neon";
+  t.tile_n = kF32Tile;  // a multiple of the int8 tiles (4 channels here, 8 for i8mm)
+  t.pack_s8 = pack_s8;
+  t.gemm_u8s8 = gemm_u8s8;
+  t.pack_f32 = pack_f32;
+  t.gemm_f32 = gemm_f32;
+  t.epilogue_s32 = epilogue_s32;
+  t.quantize_rows_u8 = quantize_rows_u8;
+  t.bias_act_f32 = bias_act_f32;
+  t.relu_f32 = relu_f32;
+  t.peak_probe = peak_probe;
+  t.cnn = &neon_cnn_kernels();
+  return t;
+}
+
 }  // namespace
 
 const KernelTable& neon_kernels() {
-  static const KernelTable table = {"neon",   pack_s8,      gemm_u8s8,          pack_f32,
-                                    gemm_f32, epilogue_s32, quantize_rows_u8,   bias_act_f32,
-                                    relu_f32, peak_probe,   &neon_cnn_kernels()};
+  static const KernelTable table = make_table();
   return table;
 }
 

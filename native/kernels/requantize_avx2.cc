@@ -7,10 +7,12 @@
 // floor((a * m + 2^30) / 2^31): one 64-bit add and shift, no sign test. The result
 // fits in int32, so a logical 64-bit shift gives the right low 32 bits. m is never
 // INT32_MIN (the saturating case), as quantize_multiplier returns m0 < 2^31.
-#include "avx2.h"
+#include "requantize_avx2.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
+
+#define EDGEOPT_AVX2 __attribute__((target("avx2")))
 
 #include <algorithm>
 

@@ -5,6 +5,7 @@
 #include "../core/cnn_kernels.h"
 #include "../core/kernels.h"
 #include "../core/quantize.h"
+#include "../core/sparse.h"
 
 namespace edgeopt {
 namespace {
@@ -107,20 +108,28 @@ uint64_t peak_probe(PeakKind kind, uint64_t iterations) {
   return iterations * 8 * 2;
 }
 
+KernelTable make_table() {
+  KernelTable t;
+  t.name = "scalar";
+  t.tile_n = 1;
+  t.sparse = &sparse_scalar_kernels();
+  t.pack_s8 = pack_s8;
+  t.gemm_u8s8 = gemm_u8s8;
+  t.pack_f32 = pack_f32;
+  t.gemm_f32 = gemm_f32;
+  t.epilogue_s32 = epilogue_s32;
+  t.quantize_rows_u8 = quantize_rows_u8;
+  t.bias_act_f32 = bias_act_f32;
+  t.relu_f32 = relu_f32;
+  t.peak_probe = peak_probe;
+  t.cnn = &scalar_cnn_kernels();
+  return t;
+}
+
 }  // namespace
 
 const KernelTable& scalar_kernels() {
-  static const KernelTable table = {"scalar",
-                                    pack_s8,
-                                    gemm_u8s8,
-                                    pack_f32,
-                                    gemm_f32,
-                                    epilogue_s32,
-                                    quantize_rows_u8,
-                                    bias_act_f32,
-                                    relu_f32,
-                                    peak_probe,
-                                    &scalar_cnn_kernels()};
+  static const KernelTable table = make_table();
   return table;
 }
 

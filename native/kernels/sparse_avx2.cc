@@ -1,26 +1,23 @@
-// AVX2 sparse kernels (formats in core/sparse.h). Only EDGEOPT_AVX2 functions
-// use AVX2 (see avx2.h); sparse_kernels_for() hands them out only with the
-// avx2 dense table, which dispatch.cc picks after cpuid said yes.
+// AVX2 sparse kernels (formats in core/sparse.h). Only functions
+// use AVX2 (see x86_isa.h); sparse_kernels_for() hands them out only with the
+// x86 dense tables (all need AVX2), which dispatch.cc picks after cpuid said yes.
 //
 // Products always go through vpmaddwd on int16 operands (activations 0..255
 // zero-extended, weights sign-extended), whose int32 pair sums are exact: no
 // vpmaddubsw saturation. Where a kernel has only one product per pair, the
 // other half of the pair is 0.
 #if defined(__x86_64__) || defined(_M_X64)
-#include <immintrin.h>
-
-#include <algorithm>
-#include <cstring>
 #include <memory>
-#include <vector>
 
 #include "../core/sparse.h"
-#include "avx2.h"
+#include "x86.h"
+#include "x86_isa.h"
 
+EDGEOPT_TARGET_BEGIN(EDGEOPT_ISA_AVX2)
 namespace edgeopt {
 namespace {
 
-EDGEOPT_AVX2 inline int32_t hsum(__m256i v) {
+inline int32_t hsum(__m256i v) {
   __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
   s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
   s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
@@ -31,7 +28,7 @@ EDGEOPT_AVX2 inline int32_t hsum(__m256i v) {
 
 // a32: MR rows of k activations as int32.
 template <int MR>
-EDGEOPT_AVX2 void csr_gather(const CsrArgs& p, const int32_t* a32, int r0) {
+void csr_gather(const CsrArgs& p, const int32_t* a32, int r0) {
   const SparseS8& w = *p.w;
   for (int j = p.n_begin; j < p.n_end; ++j) {
     __m256i acc[MR];
@@ -63,7 +60,7 @@ EDGEOPT_AVX2 void csr_gather(const CsrArgs& p, const int32_t* a32, int r0) {
 constexpr int lane_slot(int i) { return 16 * (i / 16) + 8 * ((i / 4) % 2) + i % 4 + 4 * ((i % 16) / 8); }
 
 template <int V>
-EDGEOPT_AVX2 void csr_rows(const CsrArgs& p, const int16_t* at, int r0) {
+void csr_rows(const CsrArgs& p, const int16_t* at, int r0) {
   const SparseS8& w = *p.w;
   constexpr int W = 16 * V;
   const int rows = std::min(W, p.m - r0);
@@ -110,21 +107,14 @@ EDGEOPT_AVX2 void csr_rows(const CsrArgs& p, const int16_t* at, int r0) {
 // Below this many rows, gathering per row beats the transposed blocks (measured, bench/sparse.js).
 constexpr int kGatherMaxRows = 3;
 
-EDGEOPT_AVX2 void gemm_csr(const CsrArgs& p) {
+void gemm_csr(const CsrArgs& p) {
   if (p.m <= 0 || p.n_begin >= p.n_end) return;
   const int k = p.w->k;
   if (p.m <= kGatherMaxRows) {
     std::unique_ptr<int32_t[]> a32(new int32_t[static_cast<size_t>(p.m) * k]);
     for (int r = 0; r < p.m; ++r)
       for (int i = 0; i < k; ++i) a32[static_cast<size_t>(r) * k + i] = p.a[r * p.lda + i];
-    switch (p.m) {
-      case 1:
-        return csr_gather<1>(p, a32.get(), 0);
-      case 2:
-        return csr_gather<2>(p, a32.get(), 0);
-      default:
-        return csr_gather<3>(p, a32.get(), 0);
-    }
+    return with_row_count<kGatherMaxRows>(p.m, [&](auto rows) { csr_gather<decltype(rows)::value>(p, a32.get(), 0); });
   }
   // 32 rows a block (16 when there are no more); the block is k * 64 bytes,
   // read at random rows, so it should stay in L2.
@@ -161,7 +151,7 @@ void build_pairs(const uint8_t* a, int k, int groups, int32_t* out) {
   }
 }
 
-EDGEOPT_AVX2 inline void store_tile(const Csr24Args& p, int r, int j0, __m256i lo, __m256i hi) {
+inline void store_tile(const Csr24Args& p, int r, int j0, __m256i lo, __m256i hi) {
   alignas(32) int32_t lanes[16];
   _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), lo);
   _mm256_store_si256(reinterpret_cast<__m256i*>(lanes + 8), hi);
@@ -170,7 +160,7 @@ EDGEOPT_AVX2 inline void store_tile(const Csr24Args& p, int r, int j0, __m256i l
 }
 
 template <int MR>
-EDGEOPT_AVX2 void gemm_24_rows(const Csr24Args& p, const int32_t* pairs, int r0) {
+void gemm_24_rows(const Csr24Args& p, const int32_t* pairs, int r0) {
   const Sparse24S8& w = *p.w;
   const size_t row_pairs = static_cast<size_t>(w.groups) * 8;
   const __m256i shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28), seven = _mm256_set1_epi32(7);
@@ -200,37 +190,24 @@ EDGEOPT_AVX2 void gemm_24_rows(const Csr24Args& p, const int32_t* pairs, int r0)
   }
 }
 
-EDGEOPT_AVX2 void gemm_24(const Csr24Args& p) {
+void gemm_24(const Csr24Args& p) {
   if (p.m <= 0 || p.n_begin >= p.n_end) return;
   const Sparse24S8& w = *p.w;
   constexpr int kRows = 4;
   const size_t row_pairs = static_cast<size_t>(w.groups) * 8;
   std::unique_ptr<int32_t[]> pairs(new int32_t[row_pairs * std::min(p.m, kRows)]);
-  for (int r0 = 0; r0 < p.m; r0 += kRows) {
-    const int rows = std::min(kRows, p.m - r0);
-    for (int r = 0; r < rows; ++r) build_pairs(p.a + (r0 + r) * p.lda, w.k, w.groups, pairs.get() + r * row_pairs);
-    switch (rows) {
-      case 4:
-        gemm_24_rows<4>(p, pairs.get(), r0);
-        break;
-      case 3:
-        gemm_24_rows<3>(p, pairs.get(), r0);
-        break;
-      case 2:
-        gemm_24_rows<2>(p, pairs.get(), r0);
-        break;
-      default:
-        gemm_24_rows<1>(p, pairs.get(), r0);
-        break;
-    }
-  }
+  for_row_blocks<kRows>(p.m, [&](int r0, auto rows) {
+    constexpr int R = decltype(rows)::value;
+    for (int r = 0; r < R; ++r) build_pairs(p.a + (r0 + r) * p.lda, w.k, w.groups, pairs.get() + r * row_pairs);
+    gemm_24_rows<R>(p, pairs.get(), r0);
+  });
 }
 
 // --- Window format: one vpshufb selects each step's 16 activations ------------
 
 // a: MR rows, lda apart, each readable for win + 16 bytes.
 template <int MR>
-EDGEOPT_AVX2 void win_rows(const WinArgs& p, const uint8_t* a, size_t lda, int r0) {
+void win_rows(const WinArgs& p, const uint8_t* a, size_t lda, int r0) {
   const SparseWinS8& w = *p.w;
   for (int b = p.n_begin / kWinBlock; b * kWinBlock < p.n_end; ++b) {
     __m256i acc[MR];
@@ -257,7 +234,7 @@ EDGEOPT_AVX2 void win_rows(const WinArgs& p, const uint8_t* a, size_t lda, int r
   }
 }
 
-EDGEOPT_AVX2 void gemm_win(const WinArgs& p) {
+void gemm_win(const WinArgs& p) {
   if (p.m <= 0 || p.n_begin >= p.n_end) return;
   const int k = p.w->k;
   const uint8_t* a = p.a;
@@ -269,29 +246,21 @@ EDGEOPT_AVX2 void gemm_win(const WinArgs& p) {
     a = padded.get();
     lda = kWinWidth;
   }
-  constexpr int kRows = 4;
-  int r = 0;
-  for (; r + kRows <= p.m; r += kRows) win_rows<kRows>(p, a + r * lda, lda, r);
-  switch (p.m - r) {
-    case 3:
-      win_rows<3>(p, a + r * lda, lda, r);
-      break;
-    case 2:
-      win_rows<2>(p, a + r * lda, lda, r);
-      break;
-    case 1:
-      win_rows<1>(p, a + r * lda, lda, r);
-      break;
-    default:
-      break;
-  }
+  for_row_blocks<4>(p.m, [&](int r, auto rows) { win_rows<decltype(rows)::value>(p, a + r * lda, lda, r); });
 }
 
-// Crossovers against the AVX2 dense kernel (`npm run bench -- sparse`, one
-// Zen 3 core, 1024- and 4096-wide layers): at <= 20 % kept the window format
-// wins below 16 rows and CSR from there (90 %, 64 rows: 2.6x against 1.9x); up
-// to 35 % the window format wins below 8 rows (70 %: 1.4-1.7x at batch 1) and
-// dense from there. 2:4 never beats dense here. Always: the window format.
+}  // namespace
+}  // namespace edgeopt
+EDGEOPT_TARGET_END
+
+namespace edgeopt {
+namespace {
+
+// Crossovers against the AVX2 dense kernel (`npm run bench -- sparse`,
+// figures in docs/benchmarks.md): at <= 20 % kept the window format wins
+// below 16 rows and CSR from there; up to 35 % the window format wins below
+// 8 rows and dense from there. 2:4 never beats dense here. Always: the
+// window format.
 FormatChoice choose_avx2(double density, bool /*two_four*/, bool always) {
   using F = WeightFormat;
   if (density <= 0.2) return {F::Window, F::Csr, 16};
@@ -299,7 +268,25 @@ FormatChoice choose_avx2(double density, bool /*two_four*/, bool always) {
   return {};
 }
 
+// Beside a faster dense kernel (avx512's zmm vpmaddwd, the VNNI tables'
+// vpdpbusd; amx runs the VNNI kernel for one row), measured with
+// `npm run bench -- sparse --isa=avx512|avxvnni|avx512vnni`: the window
+// format wins for one row at <= 20 % kept; from 4 rows, and at 30 % kept,
+// every sparse kernel loses to dense. Always: the window format.
+FormatChoice choose_beside_faster_dense(double density, bool /*two_four*/, bool always) {
+  using F = WeightFormat;
+  if (density <= 0.2) return {F::Window, always ? F::Window : F::Dense, 2};
+  if (always) return {F::Window, F::Window};
+  return {};
+}
+
 }  // namespace
+
+const SparseKernels& sparse_avx2_one_row_kernels() {
+  static const SparseKernels table = {"sparse-avx2", "sparse24-avx2", "sparsewin-avx2",          gemm_csr,
+                                      gemm_24,       gemm_win,        choose_beside_faster_dense};
+  return table;
+}
 
 const SparseKernels& sparse_avx2_kernels() {
   static const SparseKernels table = {"sparse-avx2", "sparse24-avx2", "sparsewin-avx2", gemm_csr,

@@ -115,9 +115,14 @@ const std::vector<Activation>& all_activations() {
   return acts;
 }
 
+// Every table this CPU runs (all of them in the emulated build) carries CNN kernels.
 std::vector<const CnnKernels*> tables() {
   std::vector<const CnnKernels*> t;
-  for (const std::string& name : runnable_kernel_names()) t.push_back(find_kernels(name)->cnn);
+  for (const std::string& name : runnable_kernel_names()) {
+    const CnnKernels* cnn = find_kernels(name)->cnn;
+    CHECK(cnn != nullptr, "table %s has no CNN kernels", name.c_str());
+    if (cnn) t.push_back(cnn);
+  }
   return t;
 }
 

@@ -163,6 +163,19 @@ static void test_choice() {
   CHECK(choice(dense, SparsePolicy::Auto).for_rows(1) == WeightFormat::Dense, "avx2 dense -> dense");
   const FormatChoice all = choice(dense, SparsePolicy::Always);
   CHECK(all.few == WeightFormat::Window && all.many == WeightFormat::Window, "avx2 always -> window");
+  // Beside the faster x86 dense tables: the window format for one row at <= 20 % kept, else dense.
+  const SparseKernels& one = sparse_avx2_one_row_kernels();
+  const FormatChoice o10 = choose_weight_format(sparse.data(), 64, 64, SparsePolicy::Auto, one);
+  CHECK(o10.for_rows(1) == WeightFormat::Window && o10.for_rows(2) == WeightFormat::Dense,
+        "one-row 10%% -> window, dense");
+  CHECK(!choose_weight_format(mid.data(), 64, 64, SparsePolicy::Auto, one).uses(WeightFormat::Window),
+        "one-row 30%% -> dense");
+  const FormatChoice oall = choose_weight_format(dense.data(), 64, 64, SparsePolicy::Always, one);
+  CHECK(oall.few == WeightFormat::Window && oall.many == WeightFormat::Window, "one-row always -> window");
+  for (const char* name : {"avx512", "avxvnni", "avx512vnni", "amx"})
+    if (const KernelTable* kt = find_kernels(name))
+      CHECK(&sparse_kernels_for(*kt) == &one, "%s: sparse partner is the one-row rule", name);
+  if (const KernelTable* kt = find_kernels("avx2")) CHECK(&sparse_kernels_for(*kt) == &avx, "avx2: its own rule");
 #endif
 }
 

@@ -28,7 +28,8 @@ export interface NativeProgram {
 
 /** The addon's exports (native/addon/addon.cc). */
 export interface NativeAddon {
-  info(): { kernel: string; kernels: string[]; isa: string[] };
+  /** tables: every table of the binary, with the CPU features this CPU lacks for it (empty: runnable). */
+  info(): { kernel: string; kernels: string[]; isa: string[]; tables: { name: string; missing: string[] }[]; notes: string[] };
   gemmU8S8(a: Uint8Array, zp: Int32Array, m: number, k: number, w: Int8Array, n: number, kernel?: string): Int32Array;
   gemmF32(x: Float32Array, m: number, k: number, w: Float32Array, n: number, kernel?: string): Float32Array;
   epilogueS32(

@@ -21,6 +21,8 @@ export function register(program: Command): void {
         console.log(`kernel:   ${info.kernel}`);
         console.log(`kernels:  ${info.kernels.join(', ')}`);
         console.log(`cpu isa:  ${info.isa.join(', ') || '(none detected)'}`);
+        for (const t of info.unavailable) console.log(`not here: ${t.name} (the CPU lacks ${t.missing.join(', ')})`);
+        for (const n of info.notes) console.log(`note:     ${n}`);
         if (info.reason) console.log(`reason:   ${info.reason}`);
         return;
       }

@@ -1,0 +1,201 @@
+// The int8 GEMM of every x86 table, C = (A - zp) x W^T over weights packed
+// in a layout of x86.h, written once for any vector width and dot-product
+// sequence. Include inside a target region, after x86_ymm.h (and x86_zmm.h).
+//
+// A layout L says how a k step multiplies:
+//   using V;                 vector operations (Ymm, Zmm)
+//   kStep                    k per step: 2 (kPairs) or 4 (quads)
+//   kWiden                   activation words are zero-extended uint8 pairs
+//                            (vpmaddwd), else the 4 bytes in place
+//   weights(p) -> V::I       V::kLanes channels' step of weights at p
+//   dot(acc, a, w) -> V::I   acc + each channel's step of products, int32
+//   kRows, kBudget, kMaxTiles  the register plan: full blocks of kRows rows;
+//                            kBudget accumulator registers, tiles per call
+//                            chosen by tiles_for_rows (row_blocks.h)
+//   kPanelBytes              activations of a row panel, kept in L2 next to
+//                            the weight tiles all its rows use (L2: 512 KB on
+//                            Zen 2/3, 1 MB on Zen 4/5 and Skylake-SP, 2 MB on
+//                            Sapphire Rapids)
+// Every channel is one int32 accumulator over the whole of k, so any blocking
+// gives the same sums.
+#pragma once
+
+namespace edgeopt {
+namespace {
+
+#ifndef PF
+#define PF 0
+#endif
+// An activation word: may alias the uint8 rows a quads layout reads in place.
+typedef int32_t __attribute__((may_alias)) Word;
+
+// Where a microkernel's sums go: c[r][j] = sum - zp[r] * col_sums[j] for j in [n_begin, n_end).
+struct OutS32 {
+  int32_t* c;
+  size_t ldc;
+  const int32_t* zp;
+  const int32_t* col_sums;
+  int n_begin, n_end;
+};
+
+// Stores V::kLanes channels' sums starting at column j.
+template <class V>
+inline void store_sums(const OutS32& o, int r, int j, typename V::I acc) {
+  int32_t* dst = o.c + r * o.ldc;
+  if (j >= o.n_begin && j + V::kLanes <= o.n_end) {
+    V::store(dst + j, V::sub(acc, V::mullo(V::set1(o.zp[r]), V::load(o.col_sums + j))));
+    return;
+  }
+  alignas(64) int32_t tmp[V::kLanes];
+  V::store(tmp, acc);
+  for (int q = std::max(j, o.n_begin); q < std::min(j + V::kLanes, o.n_end); ++q)
+    dst[q] = tmp[q - j] - o.zp[r] * o.col_sums[q];
+}
+
+// How far ahead of its loads a one-row microkernel prefetches each tile: the
+// hardware prefetcher alone left part of the read bandwidth unused on the
+// 1x4096x4096 GEMV (`npm run bench -- kernels`).
+constexpr size_t kGemvPrefetch = 2048;
+
+// Microkernel: MR rows x T tiles over all steps. `a` points at the first
+// row's activation words (rows lda words apart), `w` at the first tile.
+template <class L, int MR, int T>
+EDGEOPT_MICROKERNEL void u8s8_block(const Word* a, size_t lda, int steps, const int8_t* w, size_t tile_bytes, int r0,
+                                    int j0, const OutS32& o) {
+  using V = typename L::V;
+  using I = typename V::I;
+  constexpr int kVecs = x86::kTile / V::kLanes;
+  constexpr size_t kStepBytes = L::kStep * x86::kTile, kVecBytes = kStepBytes / kVecs;
+  I acc[MR][T][kVecs];
+  EDGEOPT_UNROLL
+  for (int r = 0; r < MR; ++r) EDGEOPT_UNROLL
+  for (int t = 0; t < T; ++t) EDGEOPT_UNROLL
+  for (int v = 0; v < kVecs; ++v) acc[r][t][v] = V::zero();
+  for (int p = 0; p < steps; ++p) {
+    I wv[T][kVecs];
+    if (MR == 1) {  // a GEMV streams its weights once: ask for them ahead
+      EDGEOPT_UNROLL
+      for (int t = 0; t < T; ++t)
+        _mm_prefetch(reinterpret_cast<const char*>(w + t * tile_bytes + p * kStepBytes + kGemvPrefetch), _MM_HINT_T0);
+    }
+    EDGEOPT_UNROLL
+    for (int t = 0; t < T; ++t) EDGEOPT_UNROLL
+    for (int v = 0; v < kVecs; ++v) wv[t][v] = L::weights(w + t * tile_bytes + p * kStepBytes + v * kVecBytes);
+    EDGEOPT_UNROLL
+    for (int r = 0; r < MR; ++r) {
+      const I av = V::set1(a[r * lda + p]);
+      EDGEOPT_UNROLL
+      for (int t = 0; t < T; ++t) EDGEOPT_UNROLL
+      for (int v = 0; v < kVecs; ++v) acc[r][t][v] = L::dot(acc[r][t][v], av, wv[t][v]);
+    }
+  }
+  EDGEOPT_UNROLL
+  for (int r = 0; r < MR; ++r) EDGEOPT_UNROLL
+  for (int t = 0; t < T; ++t) EDGEOPT_UNROLL
+  for (int v = 0; v < kVecs; ++v) store_sums<V>(o, r0 + r, j0 + t * x86::kTile + v * V::kLanes, acc[r][t][v]);
+}
+
+// The activation words of rows [0, m), `lda` words apart; past k, zeros.
+struct RowWords {
+  const Word* p;
+  size_t lda;
+};
+
+// Kept per thread across calls: the words when they cannot be read in place.
+template <class L>
+RowWords row_words(const GemmU8S8Args& g, int steps) {
+  using V = typename L::V;
+  const int k = g.w->k;
+  thread_local std::vector<int32_t> words;
+  if constexpr (L::kWiden) {  // word p = a[2p] | a[2p+1] << 16
+    words.resize(static_cast<size_t>(g.m) * steps);
+    for (int r = 0; r < g.m; ++r) {
+      const uint8_t* a = g.a + r * g.lda;
+      int32_t* out = words.data() + static_cast<size_t>(r) * steps;
+      int i = 0;
+      for (; i + 2 * V::kLanes <= k; i += 2 * V::kLanes) V::store(out + i / 2, V::u8_to_u16(a + i));
+      for (; i < k; i += 2) out[i / 2] = static_cast<int32_t>(a[i] | (i + 1 < k ? a[i + 1] << 16 : 0));
+    }
+    return {words.data(), static_cast<size_t>(steps)};
+  } else {  // word p = bytes a[4p..4p+3]
+    if (steps * 4 == k && g.lda % 4 == 0 && reinterpret_cast<uintptr_t>(g.a) % 4 == 0)
+      return {reinterpret_cast<const Word*>(g.a), g.lda / 4};
+    words.assign(static_cast<size_t>(g.m) * steps, 0);
+    for (int r = 0; r < g.m; ++r) std::memcpy(words.data() + static_cast<size_t>(r) * steps, g.a + r * g.lda, k);
+    return {words.data(), static_cast<size_t>(steps)};
+  }
+}
+
+// Rows [r0, r0+MR) over tiles [t_begin, t_end): T tiles at a time, then singles.
+template <class L, int MR, int T>
+void u8s8_rows(const RowWords& a, int steps, const PackedS8& w, int r0, int t_begin, int t_end, const OutS32& o) {
+  const size_t tile_bytes = x86::tile_stride(w);
+  const Word* rows = a.p + r0 * a.lda;
+  int t = t_begin;
+  for (; T > 1 && t + T <= t_end; t += T)
+    u8s8_block<L, MR, T>(rows, a.lda, steps, w.data.data() + t * tile_bytes, tile_bytes, r0, t * x86::kTile, o);
+  for (; t < t_end; ++t)
+    u8s8_block<L, MR, 1>(rows, a.lda, steps, w.data.data() + t * tile_bytes, tile_bytes, r0, t * x86::kTile, o);
+}
+
+template <class L, int R>
+constexpr int u8s8_tiles() {
+  return tiles_for_rows(R, L::kBudget, x86::kTile / L::V::kLanes, L::kMaxTiles);
+}
+
+// Row panels whose activations fit in L2; in each, a group of tiles at a time
+// for all full row blocks, so the weights stream from memory once per panel
+// instead of once per row block; then the rows left, more tiles per pass.
+template <class L>
+void gemm_u8s8_layout(const GemmU8S8Args& g) {
+  constexpr int MR = L::kRows, kGroup = u8s8_tiles<L, MR>();
+  const int steps = x86::packed_steps(*g.w);
+  const RowWords a = row_words<L>(g, steps);
+  const OutS32 o{g.c, g.ldc, g.a_zero_point, g.w->col_sums.data(), g.n_begin, g.n_end};
+  const int t_begin = g.n_begin / x86::kTile, t_end = x86::tiles_of(g.n_end);
+  const size_t row_bytes = static_cast<size_t>(steps) * 4;
+  const int panel = std::max<int>(MR, static_cast<int>(L::kPanelBytes / row_bytes) / MR * MR);
+  for (int p0 = 0; p0 < g.m; p0 += panel) {
+    const int p1 = std::min(g.m, p0 + panel), full_end = p0 + (p1 - p0) / MR * MR;
+    for (int t = t_begin; t < t_end && full_end > p0; t += kGroup)
+      for (int r = p0; r < full_end; r += MR)
+        u8s8_rows<L, MR, kGroup>(a, steps, *g.w, r, t, std::min(t + kGroup, t_end), o);
+    with_row_count<MR - 1>(p1 - full_end, [&](auto rows) {
+      constexpr int R = decltype(rows)::value;
+      u8s8_rows<L, R, u8s8_tiles<L, R>()>(a, steps, *g.w, full_end, t_begin, t_end, o);
+    });
+  }
+}
+
+// The exact vpmaddwd / vpmaddubsw layouts (x86::pack_s8_exact).
+template <class Vec>
+struct PairsDot {
+  using V = Vec;
+  static constexpr int kStep = 2;
+  static constexpr bool kWiden = true;
+  static typename V::I weights(const int8_t* p) { return V::s8_to_s16(p); }
+  static typename V::I dot(typename V::I acc, typename V::I a, typename V::I w) { return V::add(acc, V::madd16(w, a)); }
+};
+
+template <class Vec>
+struct QuadsDot {
+  using V = Vec;
+  static constexpr int kStep = 4;
+  static constexpr bool kWiden = false;
+  static typename V::I weights(const int8_t* p) { return V::load(p); }
+  static typename V::I dot(typename V::I acc, typename V::I a, typename V::I w) {
+    return V::add(acc, V::madd16(V::maddubs(a, w), V::ones16()));
+  }
+};
+
+// gemm_u8s8 of the tables packed by x86::pack_s8_exact.
+template <class Pairs, class Quads>
+void gemm_u8s8_exact(const GemmU8S8Args& g) {
+  if (g.m <= 0 || g.n_begin >= g.n_end) return;
+  if (g.w->layout == x86::kPairs) return gemm_u8s8_layout<Pairs>(g);
+  gemm_u8s8_layout<Quads>(g);
+  if (!g.w->spill_k.empty()) x86::add_spills(g);
+}
+
+}  // namespace
+}  // namespace edgeopt
