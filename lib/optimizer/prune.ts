@@ -188,7 +188,12 @@ export function pruneGraph(graph: Graph, options: PruneOptions): Graph {
   const { layers } = options;
   if (options.norm !== undefined && mode !== 'filters')
     throw new EdgeOptError('E_ARGUMENT', `prune: norm applies to mode 'filters', not '${mode}'`);
-  if (mode === 'filters') pruneFilters(g, { sparsity, norm: options.norm ?? 'l1', layers });
+  if (mode === 'filters') {
+    denseNodes(g, layers); // refuses quantized layers
+    const quantized = g.nodes.find((n) => n.inputs.some((name) => g.tensors[name]?.quant));
+    if (quantized) throw new EdgeOptError('E_ARGUMENT', `prune: node '${quantized.name}' is already quantized; prune before quantizing`);
+    pruneFilters(g, { sparsity, norm: options.norm ?? 'l1', layers });
+  }
   else if (mode === 'unstructured') pruneUnstructured(g, sparsity, layers);
   else if (mode === 'global') pruneGlobal(g, sparsity, layers);
   else if (mode === '2:4') pruneNM(g, 2, 4, layers);
