@@ -96,7 +96,7 @@ export function decodeFrame(
   const tensors = (header.tensors as TensorHeader[]).map((h) => {
     const name = String(h?.name);
     const shape = h?.shape;
-    if (!Array.isArray(shape) || shape.length < 1 || shape.length > 2 || !shape.every((d) => Number.isSafeInteger(d) && d > 0))
+    if (!Array.isArray(shape) || shape.length < 1 || shape.length > 4 || !shape.every((d) => Number.isSafeInteger(d) && d > 0))
       fail(`tensor '${name}' has an invalid shape`);
     const size = shape.reduce((a: number, d: number) => a * d, 1);
     if (size > MAX_ELEMENTS) fail(`tensor '${name}' is too large`);
