@@ -6,7 +6,10 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mnistTrain } from '../lib/data/bundled';
+import { defaultCnn, mnistTest, mnistTrain } from '../lib/data/bundled';
+import { distill } from '../lib/optimizer/distill';
+import { evaluateModel } from '../lib/optimizer/evaluate';
+import { mlp } from '../lib/train/init';
 import { sliceRows } from '../lib/data/dataset';
 import { EdgeInferenceEngine } from '../lib/engine/engine';
 import { GraphBuilder, mobileNetMini } from '../lib/model/builder';
@@ -279,6 +282,19 @@ test('trainAsync yields to the event loop between CNN batches', async () => {
   clearInterval(timer);
   assert.is(steps, 8);
   assert.ok(ticks >= 4, `timers ran ${ticks} times during 8 batches`);
+});
+
+test('distillation with a CNN teacher into a CNN student and into an MLP student', () => {
+  const data = sliceRows(mnistTrain(), 0, 1000);
+  const test = sliceRows(mnistTest(), 0, 500);
+  const b = new GraphBuilder('student-cnn', [1, 28, 28], { seed: 3 });
+  const cnn = b.build(b.dense(b.flatten(b.maxPool(b.relu(b.conv(b.input, 6, 3, { stride: 2, pad: 1, bias: true })), 2)), 10));
+  for (const student of [cnn, mlp([784, 32, 10], { seed: 1 })]) {
+    const { model } = distill({ teacher: defaultCnn(), student, data, epochs: 1, batchSize: 32, lr: 0.05, seed: 1 });
+    const acc = evaluateModel(model, test).accuracy;
+    assert.ok(acc > 0.6, `${student.name}: ${acc}`); // chance is 0.1; one short epoch
+  }
+  throwsCode(() => distill({ teacher: defaultCnn(), student: mlp([784, 8, 7]), data, epochs: 1 }), 'E_SHAPE', /outputs/);
 });
 
 test('untrainable graphs and bad options are refused with EdgeOptErrors', () => {
