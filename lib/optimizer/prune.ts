@@ -183,7 +183,7 @@ export function pruneGraph(graph: Graph, options: PruneOptions): Graph {
   if (conv && (mode === '2:4' || mode === 'neurons'))
     throw new EdgeOptError(
       'E_UNSUPPORTED_OP',
-      `prune: mode '${mode}' handles Dense layers only; model '${g.name}' has Conv layers (node '${conv.name}'); use 'unstructured' or 'global'`,
+      `prune: mode '${mode}' handles Dense layers only; model '${g.name}' has Conv layers (node '${conv.name}'); use 'unstructured', 'global' or 'filters'`,
     );
   const { layers } = options;
   if (options.norm !== undefined && mode !== 'filters')
