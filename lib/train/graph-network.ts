@@ -99,7 +99,7 @@ export class GraphNetwork implements Network {
     this.random = seededRandom(options.seed ?? 0x5eed);
   }
 
-  forward(x: Float32Array, rows: number, training = true): { logits: Float32Array; cache: GraphCache } {
+  forward(x: Float32Array, rows: number, training = true): { logits: Float32Array; cache: ForwardCache } {
     const values = new Map<string, Float32Array>([[this.input, x]]);
     const ctx: TrainContext = { training, random: this.random };
     const forwards = this.ops.map((op) => {
@@ -111,7 +111,8 @@ export class GraphNetwork implements Network {
       values.set(op.node.outputs[0], f.y);
       return f;
     });
-    return { logits: values.get(this.logits)!, cache: { rows, values, forwards } };
+    const cache: GraphCache = { rows, values, forwards };
+    return { logits: values.get(this.logits)!, cache };
   }
 
   backward(cache: ForwardCache, gradLogits: Float32Array): Float32Array[] {
