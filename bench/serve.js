@@ -1,12 +1,13 @@
 // The HTTP server under load: `npm run bench -- serve [--quick] [--json] [--seconds=10] [--rounds=2]
-// [--concurrency=1,16,64,256] [--burst-seconds=10] [--models=mnist,big]`.
+// [--concurrency=1,16,64,256] [--burst-seconds=10] [--models=mnist,big,mobilenet]`.
 //
 // For each model, starts `edgeopt serve` twice in child processes, one with dynamic batching and
 // one without, and drives both from this process with autocannon at fixed connection counts,
 // interleaved round by round so each ratio compares the same minutes of this shared machine.
-// Models: the bundled MNIST MLP (int8; the issue's acceptance model), and a seeded
+// Models: the bundled MNIST MLP (int8; the issue's acceptance model), a seeded
 // 1024-4096-4096-1024 MLP (int8; bench compare's big MLP) whose rows cost more than the HTTP
-// around them. Each request is one row as raw float32 with an x-request-id; the server echoes the
+// around them, and the bundled CNN mobilenet-mini (fp32), a deployed model's per-row work in
+// between. Each request is one row as raw float32 with an x-request-id; the server echoes the
 // id, and every answer is counted (none lost, none twice) and checked (argmax equal to the
 // engine's own answer for that row). Then a burst: 256 connections, each pipelining several
 // requests, against a batching MNIST server with a small queue, which must answer 503 E_BUSY
@@ -137,7 +138,7 @@ async function load(autocannon, server, opts, data) {
           req.headers = {
             'content-type': 'application/octet-stream',
             accept: 'application/json',
-            'x-edgeopt-dims': `1,${data.features}`,
+            'x-edgeopt-dims': data.dims.join(','),
             'x-request-id': String(id),
           };
           req.body = data.bodies[row];
@@ -212,21 +213,33 @@ function prepare(E, dir, key) {
           graph: E.quantizeGraph(E.defaultModel(), { bits: 8 }),
           describe: 'mlp-784-128-10 (bundled, PyTorch-trained), int8, MNIST test rows',
         }
-      : {
-          graph: E.quantizeGraph(C.syntheticMlp([1024, 4096, 4096, 1024]), { bits: 8 }),
-          describe: 'mlp-1024-4096-4096-1024 (seeded), int8, seeded random rows',
-        };
+      : key === 'mobilenet'
+        ? {
+            graph: E.loadOnnx(path.join(C.ROOT, 'data', 'models', 'mobilenet-mini-1x28x28', 'model.onnx')),
+            describe: 'mobilenet-mini-1x28x28 (bundled CNN, PyTorch-trained), fp32, MNIST test rows',
+          }
+        : {
+            graph: E.quantizeGraph(C.syntheticMlp([1024, 4096, 4096, 1024]), { bits: 8 }),
+            describe: 'mlp-1024-4096-4096-1024 (seeded), int8, seeded random rows',
+          };
   const file = path.join(dir, `${key}.eom`);
   E.saveModel(spec.graph, file);
-  const features = spec.graph.inputs[0].shape[1];
-  const x = key === 'mnist' ? E.mnistTest().data.subarray(0, 2000 * 784) : C.randomRows(256, features, 7);
+  const dims = [1, ...spec.graph.inputs[0].shape.slice(1)]; // one row
+  const features = dims.reduce((a, b) => a * b, 1);
+  const x = key === 'big' ? C.randomRows(256, features, 7) : E.mnistTest().data.subarray(0, 2000 * 784);
   const rows = x.length / features;
   const engine = new E.EdgeInferenceEngine();
   engine.loadModelSync('m', spec.graph);
-  const argmax = Array.from(E.argmaxRows(engine.inferSync('m', { data: x, shape: [rows, features] }).data, rows));
+  const argmax = Array.from(E.argmaxRows(engine.inferSync('m', { data: x, shape: [rows, ...dims.slice(1)] }).data, rows));
   engine.dispose();
   const bodies = Array.from({ length: rows }, (_, r) => Buffer.from(x.slice(r * features, (r + 1) * features).buffer));
-  return { key, file, graph: spec.graph, describe: spec.describe, data: { rows, features, bodies, argmax } };
+  return {
+    key,
+    file,
+    graph: spec.graph,
+    describe: spec.describe,
+    data: { rows, features, dims, input: spec.graph.inputs[0].name, bodies, argmax },
+  };
 }
 
 /**
@@ -245,7 +258,7 @@ async function inProcess(E, m, connections, seconds, rounds) {
     await Promise.all(
       Array.from({ length: connections }, async (_, c) => {
         for (let i = c; performance.now() < end; i += connections) {
-          await s.run({ input: { data: rows[i % rows.length], dims: [1, f] } });
+          await s.run({ [m.data.input]: { data: rows[i % rows.length], dims: m.data.dims } });
           done++;
         }
       }),

@@ -15,7 +15,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { defaultModel, mnistTest } from '../lib/data/bundled';
 import { sliceRows } from '../lib/data/dataset';
-import { EdgeInferenceEngine } from '../lib/engine/engine';
+import { EdgeInferenceEngine, type MemoryReport } from '../lib/engine/engine';
 import type { InferenceSession } from '../lib/engine/session';
 import { saveModel } from '../lib/model';
 import { foldInputNormalization } from '../lib/optimizer/input-normalization';
@@ -103,8 +103,15 @@ test('predict: JSON rows, JSON named tensors (flat and nested), raw float32; all
         body: Buffer.from(rows.data.buffer, rows.data.byteOffset, rows.data.byteLength),
       });
       assert.is(rawJson.headers['content-type'], 'application/json');
-      const models = json(await request(`${url}/v1/models`)).models as Array<{ id: string; inputs: unknown; batching: unknown }>;
+      const models = json(await request(`${url}/v1/models`)).models as Array<{
+        id: string;
+        inputs: unknown;
+        batching: unknown;
+        memory: MemoryReport;
+      }>;
       assert.equal(models[0].id, 'mnist');
+      assert.equal(models[0].memory, e.memory('mnist'));
+      assert.ok(models[0].memory.weightBytes > 100_000 && models[0].memory.arenaBytes > 0);
       assert.equal(models[0].inputs, [{ name: 'input', dtype: 'float32', shape: [null, 784] }]);
       assert.equal(models[0].batching, { maxBatch: 32, maxDelayMs: 1, maxQueue: 1024, concurrency: 1 });
     },

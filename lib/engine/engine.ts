@@ -45,8 +45,8 @@ export interface EngineOptions {
   /**
    * infer() runs a call on the calling thread, without the trip through libuv's pool, when the
    * model is all native and the call is at most this many multiply-adds (rows x the work of every
-   * op; default 2^20, some 10-20 us of work). The pool round trip (queue, wake a pool thread, wake
-   * the loop) costs 20-60 us, several times the work of one mlp-784-128-10 row. 0: always the pool.
+   * op; default 2^20). The pool round trip (queue, wake a pool thread, wake the loop) costs several
+   * times the work of one small MLP row (measured: docs/benchmarks.md). 0: always the pool.
    */
   inlineMacs?: number;
   /**

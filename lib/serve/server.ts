@@ -2,7 +2,7 @@
  * InferenceServer: the sessions of loaded models over HTTP (node:http).
  *
  *   POST /v1/models/<id>:predict   JSON or raw float32 body (see codec.ts)
- *   GET  /v1/models[/<id>]         input/output names, dtypes, shapes, batching
+ *   GET  /v1/models[/<id>]         input/output names, dtypes, shapes, memory, batching
  *   GET  /healthz                  200 while serving, 503 while shutting down
  *   GET  /metrics                  Prometheus text: requests, latency, batch sizes, queue depth, fallbacks
  *
@@ -318,6 +318,7 @@ function describeModel(s: InferenceSession) {
     id: s.id,
     inputs: s.inputMetadata,
     outputs: s.outputMetadata,
+    memory: s.engine.memory(s.id),
     batching: b ? { maxBatch: b.maxBatch, maxDelayMs: b.maxDelayMs, maxQueue: b.maxQueue, concurrency: b.concurrency } : null,
   };
 }

@@ -364,8 +364,10 @@ bool read_at_run_time(const OpVariant& v, int t) {
   return false;
 }
 
-// A chunk's arena is at most this many bytes (more images per chunk only help GEMM row counts so far).
-constexpr int64_t kChunkBytes = int64_t{16} << 20;
+// A chunk's arena is at most this many bytes: big enough for long GEMM rows, small enough that a
+// chunk's activations stay in the caches between ops (a 64-image CNN batch in one 13 MB chunk cost
+// more per image than 20-image chunks; `npm run bench -- compare` CNN rows at batch 64).
+constexpr int64_t kChunkBytes = int64_t{4} << 20;
 
 }  // namespace
 

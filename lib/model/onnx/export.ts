@@ -18,7 +18,7 @@ import { encodeTensor } from './tensor';
 export type Int8Format = 'qdq' | 'integer';
 
 export interface OnnxExportOptions {
-  /** How int8 (QDense) layers are written: 'integer' (default; onnxruntime-node ran it ~1.5x faster than QDQ here) or 'qdq'. Both import back. */
+  /** How int8 (QDense) layers are written: 'integer' (default: MatMulInteger, dynamic quantization as edgeopt runs it) or 'qdq'. Both import back. */
   int8?: Int8Format;
 }
 
