@@ -37,7 +37,8 @@ function scratch(e, argv) {
       const seconds = (performance.now() - t) / 1000;
       const accuracy = e.evaluateModel(net.toGraph(), test).accuracy;
       rows.push({ name: `epoch ${s.epoch}`, loss: s.loss, trainAccuracy: s.accuracy, accuracy, seconds });
-      if (!argv.includes('--json')) console.error(`epoch ${s.epoch}: loss ${s.loss.toFixed(4)}, test ${(accuracy * 100).toFixed(2)} %, ${seconds.toFixed(1)} s`);
+      if (!argv.includes('--json'))
+        console.error(`epoch ${s.epoch}: loss ${s.loss.toFixed(4)}, test ${(accuracy * 100).toFixed(2)} %, ${seconds.toFixed(1)} s`);
       t = performance.now();
     },
   });
@@ -61,9 +62,23 @@ function fineTune(e, argv) {
     const t = performance.now();
     const tuned = e.pruneGraph(model, {
       ...options,
-      fineTune: { data, epochs, lr, optimizer: 'adam', schedule: 'one-shot', lrSchedule: { kind: 'cosine' }, augment: { shift: 2 }, seed: 0 },
+      fineTune: {
+        data,
+        epochs,
+        lr,
+        optimizer: 'adam',
+        schedule: 'one-shot',
+        lrSchedule: { kind: 'cosine' },
+        augment: { shift: 2 },
+        seed: 0,
+      },
     });
-    rows.push({ name: `${name} + ${epochs} epochs`, accuracy: acc(tuned), bytes: e.encodeEom(tuned).length, seconds: (performance.now() - t) / 1000 });
+    rows.push({
+      name: `${name} + ${epochs} epochs`,
+      accuracy: acc(tuned),
+      bytes: e.encodeEom(tuned).length,
+      seconds: (performance.now() - t) / 1000,
+    });
   }
   return rows;
 }

@@ -222,7 +222,10 @@ test('learning-rate schedules: cosine from lr to minLr over the run, step decay 
   closeFloats([scheduledLr(cos, 0.1, 50, 100, 1)], [0.0505], { abs: 1e-12 }, 'half way');
   closeFloats([scheduledLr(cos, 0.1, 100, 100, 1)], [0.001], { abs: 1e-12 }, 'end');
   const step = { kind: 'step', every: 2, gamma: 0.5 } as const;
-  assert.equal([1, 2, 3, 4, 5].map((e) => scheduledLr(step, 0.1, 0, 1, e)), [0.1, 0.1, 0.05, 0.05, 0.025]);
+  assert.equal(
+    [1, 2, 3, 4, 5].map((e) => scheduledLr(step, 0.1, 0, 1, e)),
+    [0.1, 0.1, 0.05, 0.05, 0.025],
+  );
   const seen: number[] = [];
   const data = sliceRows(mnistTrain(), 0, 64);
   const b = new GraphBuilder('tiny', [1, 28, 28], { seed: 1 });
@@ -234,7 +237,12 @@ test('learning-rate schedules: cosine from lr to minLr over the run, step decay 
     schedule: { kind: 'cosine' },
     beforeStep: (_i, _n, opt) => seen.push(opt.lr),
   });
-  closeFloats(seen, [0, 1, 2, 3, 4, 5, 6, 7].map((s) => (0.1 * (1 + Math.cos((Math.PI * s) / 8))) / 2), { abs: 1e-12 }, 'lr per step');
+  closeFloats(
+    seen,
+    [0, 1, 2, 3, 4, 5, 6, 7].map((s) => (0.1 * (1 + Math.cos((Math.PI * s) / 8))) / 2),
+    { abs: 1e-12 },
+    'lr per step',
+  );
 });
 
 test('shift augmentation: seeded, moves pixels by at most `shift`, zeros enter at the border', () => {
@@ -250,7 +258,10 @@ test('shift augmentation: seeded, moves pixels by at most `shift`, zeros enter a
     const at = a.subarray(img * 25, (img + 1) * 25).indexOf(1);
     assert.ok(at >= 0, 'the centre pixel stays inside');
     assert.ok(Math.abs(Math.floor(at / 5) - 2) <= 2 && Math.abs((at % 5) - 2) <= 2);
-    assert.is(a.subarray(img * 25, (img + 1) * 25).reduce((s, v) => s + v, 0), 1);
+    assert.is(
+      a.subarray(img * 25, (img + 1) * 25).reduce((s, v) => s + v, 0),
+      1,
+    );
   }
   const none = x.slice();
   shiftImages(none, 2, [1, 5, 5], 0, rng(3));

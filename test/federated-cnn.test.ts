@@ -26,7 +26,12 @@ test('a CNN client trains locally; its update carries weights and BatchNorm runn
   client.setModel(model);
   const update = await client.trainLocal({ epochs: 1, batchSize: 32, lr: 0.05 });
   assert.is(update.numSamples, 96);
-  for (const s of specs) assert.is(update.delta[s.name].length, s.shape.reduce((a, b) => a * b, 1), s.name);
+  for (const s of specs)
+    assert.is(
+      update.delta[s.name].length,
+      s.shape.reduce((a, b) => a * b, 1),
+      s.name,
+    );
   assert.ok(
     specs.some((s) => s.name.endsWith('.mean')),
     'running means are part of the state',
@@ -41,7 +46,16 @@ test('a CNN client trains locally; its update carries weights and BatchNorm runn
 
 test('int8 updates quantize conv weights per output channel; top-k keeps error feedback', () => {
   const r = rng(3);
-  const delta = Object.fromEntries(specs.map((s) => [s.name, randomF32(s.shape.reduce((a, b) => a * b, 1), r, 0.01)]));
+  const delta = Object.fromEntries(
+    specs.map((s) => [
+      s.name,
+      randomF32(
+        s.shape.reduce((a, b) => a * b, 1),
+        r,
+        0.01,
+      ),
+    ]),
+  );
   // One channel of the stem conv is 100x larger: a per-tensor scale would flatten the others to zero.
   delta['conv1.weight'].subarray(0, 9).forEach((_, i) => (delta['conv1.weight'][i] *= 100));
   const encoded = new DeltaCompressor().compress(delta, shapes, parseCompression('int8'));
@@ -77,7 +91,10 @@ test('fl simulate with mobilenet-mini: two clients, one round over HTTP; FedAvg 
   assert.ok(result.finalAccuracy >= 0 && result.finalAccuracy <= 1);
   const before = readParams(mobileNetMini({ classes: 10, seed: 2 }));
   const after = readParams(result.model);
-  assert.ok(after['bn2.mean'].some((v, i) => v !== before['bn2.mean'][i]), 'averaged running means reach the global model');
+  assert.ok(
+    after['bn2.mean'].some((v, i) => v !== before['bn2.mean'][i]),
+    'averaged running means reach the global model',
+  );
   assert.ok(after['conv1.weight'].some((v, i) => v !== before['conv1.weight'][i]));
 });
 

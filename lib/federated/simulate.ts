@@ -121,8 +121,7 @@ export async function simulate(options: SimulateOptions): Promise<SimulateResult
     throw new EdgeOptError('E_ARGUMENT', `simulate: model must be 'mlp' or 'mobilenet-mini', got '${String(kind)}'`);
   if (kind === 'mobilenet-mini' && features !== 784)
     throw new EdgeOptError('E_SHAPE', `simulate: mobilenet-mini takes 1x28x28 images (784 values), the data has ${features} per row`);
-  const model =
-    kind === 'mlp' ? mlp([features, ...(options.hidden ?? [128]), classes], { seed }) : mobileNetMini({ classes, seed });
+  const model = kind === 'mlp' ? mlp([features, ...(options.hidden ?? [128]), classes], { seed }) : mobileNetMini({ classes, seed });
   const parts = partition(train, clients, options.nonIid, seed);
   const tokens = Object.fromEntries(parts.map((_, i) => [`client-${i}`, randomBytes(16).toString('hex')]));
   const server = new FederatedServer({

@@ -193,8 +193,7 @@ export function pruneGraph(graph: Graph, options: PruneOptions): Graph {
     const quantized = g.nodes.find((n) => n.inputs.some((name) => g.tensors[name]?.quant));
     if (quantized) throw new EdgeOptError('E_ARGUMENT', `prune: node '${quantized.name}' is already quantized; prune before quantizing`);
     pruneFilters(g, { sparsity, norm: options.norm ?? 'l1', layers });
-  }
-  else if (mode === 'unstructured') pruneUnstructured(g, sparsity, layers);
+  } else if (mode === 'unstructured') pruneUnstructured(g, sparsity, layers);
   else if (mode === 'global') pruneGlobal(g, sparsity, layers);
   else if (mode === '2:4') pruneNM(g, 2, 4, layers);
   else pruneNeurons(g, sparsity, layers);

@@ -13,13 +13,15 @@ export type LrSchedule =
 
 export function checkSchedule(s: LrSchedule): void {
   if (s.kind === 'cosine') {
-    if (s.minLr !== undefined && !(s.minLr >= 0)) throw new EdgeOptError('E_ARGUMENT', `train: schedule.minLr must be >= 0, got ${s.minLr}`);
+    if (s.minLr !== undefined && !(s.minLr >= 0))
+      throw new EdgeOptError('E_ARGUMENT', `train: schedule.minLr must be >= 0, got ${s.minLr}`);
   } else if (s.kind === 'step') {
     if (!(Number.isInteger(s.every) && s.every > 0))
       throw new EdgeOptError('E_ARGUMENT', `train: schedule.every must be a positive integer of epochs, got ${s.every}`);
     if (s.gamma !== undefined && !(s.gamma > 0 && s.gamma <= 1))
       throw new EdgeOptError('E_ARGUMENT', `train: schedule.gamma must be in (0, 1], got ${s.gamma}`);
-  } else throw new EdgeOptError('E_ARGUMENT', `train: schedule.kind must be 'cosine' or 'step', got '${String((s as { kind: unknown }).kind)}'`);
+  } else
+    throw new EdgeOptError('E_ARGUMENT', `train: schedule.kind must be 'cosine' or 'step', got '${String((s as { kind: unknown }).kind)}'`);
 }
 
 /** The learning rate at 0-based `step` of `steps` (in 1-based `epoch`) for base rate `lr`. */

@@ -42,7 +42,11 @@ export function register(program: Command): void {
     .option('--lr <rate>', 'local SGD learning rate (momentum 0.9)', '0.02')
     .option('--batch-size <n>', 'local mini-batch size', '32')
     .option('--prox-mu <mu>', 'FedProx proximal term (0: plain FedAvg)', '0')
-    .option('--model <mlp|mobilenet-mini>', 'the global model: an MLP or the mobilenet-mini CNN (fresh, BatchNorm statistics averaged by FedAvg)', 'mlp')
+    .option(
+      '--model <mlp|mobilenet-mini>',
+      'the global model: an MLP or the mobilenet-mini CNN (fresh, BatchNorm statistics averaged by FedAvg)',
+      'mlp',
+    )
     .option('--optimizer <sgd|adam>', 'local optimizer (SGD with momentum 0.9, or Adam)', 'sgd')
     .option('--hidden <sizes>', 'hidden layer sizes of the MLP', '128')
     .option('--fraction-fit <f>', 'fraction of clients per round', '1')

@@ -135,7 +135,8 @@ export function register(program: Command): void {
       if (o.pruneMode && mode !== '2:4' && o.prune === undefined)
         throw new EdgeOptError('E_ARGUMENT', `--prune-mode ${mode} prunes a fraction of the weights: give it with --prune <sparsity>`);
       const sparsity = o.prune === undefined ? undefined : numIn(o.prune, '--prune', 0, 0.999999);
-      if (o.pruneNorm !== undefined && mode !== 'filters') throw new EdgeOptError('E_ARGUMENT', '--prune-norm goes with --prune-mode filters');
+      if (o.pruneNorm !== undefined && mode !== 'filters')
+        throw new EdgeOptError('E_ARGUMENT', '--prune-norm goes with --prune-mode filters');
       if (o.pruneNorm !== undefined && o.pruneNorm !== 'l1' && o.pruneNorm !== 'l2')
         throw new EdgeOptError('E_ARGUMENT', `--prune-norm must be l1 or l2, got '${o.pruneNorm}'`);
       const norm = o.pruneNorm as 'l1' | 'l2' | undefined;
@@ -143,7 +144,10 @@ export function register(program: Command): void {
       if (o.budget !== undefined) return runBudget(model, { ...o, budget: o.budget }, parseTarget(o.target));
       const optimizer = new EdgeModelOptimizer();
       if (sparsity !== undefined || mode === '2:4') {
-        optimizer.addOptimization(`prune ${mode}${mode === '2:4' ? '' : ` ${sparsity}`}`, prune({ sparsity, mode, ...(norm ? { norm } : {}) }));
+        optimizer.addOptimization(
+          `prune ${mode}${mode === '2:4' ? '' : ` ${sparsity}`}`,
+          prune({ sparsity, mode, ...(norm ? { norm } : {}) }),
+        );
       }
       if (o.uint8Input) {
         optimizer.addOptimization(

@@ -41,7 +41,9 @@ export function progressBar(
 export function register(program: Command): void {
   const cmd = program
     .command('train')
-    .description('train an MLP or the mobilenet-mini CNN from a seeded init (default data: the bundled MNIST train split, 8000 rows) and save it as .eom')
+    .description(
+      'train an MLP or the mobilenet-mini CNN from a seeded init (default data: the bundled MNIST train split, 8000 rows) and save it as .eom',
+    )
     .option('--model <mlp|mobilenet-mini>', 'what to train: an MLP (--hidden) or mobilenet-mini (1x28x28 input, BatchNorm)', 'mlp')
     .option('--hidden <sizes>', 'hidden layer sizes, comma-separated', '128')
     .option('--schedule <constant|cosine>', 'learning-rate schedule over the run', 'constant')
@@ -66,7 +68,8 @@ export function register(program: Command): void {
     if (o.model === 'mobilenet-mini' && features !== 784)
       throw new EdgeOptError('E_SHAPE', `--model mobilenet-mini takes 1x28x28 images (784 values per row), the data has ${features}`);
     const shift = numIn(o.shift ?? '0', '--shift', 0, 8, true);
-    if (shift && o.model !== 'mobilenet-mini') throw new EdgeOptError('E_ARGUMENT', '--shift augments images: use it with --model mobilenet-mini');
+    if (shift && o.model !== 'mobilenet-mini')
+      throw new EdgeOptError('E_ARGUMENT', '--shift augments images: use it with --model mobilenet-mini');
     const model =
       o.model === 'mlp' ? mlp([features, ...intList(o.hidden, '--hidden'), classes], { seed }) : mobileNetMini({ classes, seed });
     const options: TrainOptions = {

@@ -50,7 +50,7 @@ export function batchNormOp(g: Graph, node: GraphNode, x: ValueShape): TrainOp {
             }
           v = ss / count;
           mean.data[ch] = (1 - MOMENTUM) * mean.data[ch] + MOMENTUM * mu;
-          variance.data[ch] = (1 - MOMENTUM) * variance.data[ch] + MOMENTUM * (count > 1 ? (ss / (count - 1)) : v);
+          variance.data[ch] = (1 - MOMENTUM) * variance.data[ch] + MOMENTUM * (count > 1 ? ss / (count - 1) : v);
         }
         const inv = 1 / Math.sqrt(v + eps);
         invStd[ch] = inv;
@@ -81,8 +81,7 @@ export function batchNormOp(g: Graph, node: GraphNode, x: ValueShape): TrainOp {
         const k = scale.data[ch] * invStd[ch];
         // Training: the batch statistics depend on x too (the usual two correction terms).
         const [mg, mgx] = training ? [sg / count, sgx / count] : [0, 0];
-        for (let b = 0; b < n; b++)
-          for (let i = (b * c + ch) * per, e = i + per; i < e; i++) dx[i] = k * (gy[i] - mg - xhat[i] * mgx);
+        for (let b = 0; b < n; b++) for (let i = (b * c + ch) * per, e = i + per; i < e; i++) dx[i] = k * (gy[i] - mg - xhat[i] * mgx);
       }
       return [dx];
     },

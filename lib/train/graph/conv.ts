@@ -121,7 +121,15 @@ function depthwiseForward(q: ConvGeometry, x: Float32Array, w: Float32Array, n: 
   }
 }
 
-function depthwiseBackward(q: ConvGeometry, x: Float32Array, w: Float32Array, gy: Float32Array, n: number, dw: Float32Array, dx: Float32Array): void {
+function depthwiseBackward(
+  q: ConvGeometry,
+  x: Float32Array,
+  w: Float32Array,
+  gy: Float32Array,
+  n: number,
+  dw: Float32Array,
+  dx: Float32Array,
+): void {
   const m = q.outC / q.c;
   for (let b = 0; b < n; b++) {
     for (let o = 0; o < q.outC; o++) {
