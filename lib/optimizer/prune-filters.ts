@@ -13,6 +13,7 @@
 import { kernels } from '../backends';
 import { EdgeOptError } from '../errors';
 import type { Graph, GraphNode, Tensor } from '../model/graph';
+import { ACTIVATION_OPS, BINARY_OPS } from '../model/op-schema';
 import { inferShapes } from '../model/shapes';
 import { prunedCount } from './pruned-count';
 
@@ -32,14 +33,9 @@ interface Channels {
   block: number;
 }
 
-const CARRIERS = new Set([
-  'Relu',
-  'LeakyRelu',
-  'Clip',
-  'HardSigmoid',
-  'HardSwish',
-  'Sigmoid',
-  'Tanh',
+/** Ops whose output carries its input's channels unchanged (element-wise, pooling). */
+const CARRIERS = new Set<string>([
+  ...ACTIVATION_OPS,
   'Identity',
   'Dropout',
   'MaxPool',
@@ -47,7 +43,7 @@ const CARRIERS = new Set([
   'GlobalAveragePool',
   'GlobalMaxPool',
 ]);
-const TIES = new Set(['Add', 'Sub', 'Mul', 'Div']);
+const TIES = new Set<string>(BINARY_OPS);
 
 class ChannelSpaces {
   private readonly parent: number[] = [];

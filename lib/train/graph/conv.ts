@@ -96,39 +96,18 @@ function col2im(q: ConvGeometry, cols: Float32Array, n: number, grp: number, dx:
   patches(q, n, grp, dx, cols, true);
 }
 
-function depthwiseForward(q: ConvGeometry, x: Float32Array, w: Float32Array, n: number, y: Float32Array): void {
-  const m = q.outC / q.c; // outputs per input channel
-  for (let b = 0; b < n; b++) {
-    for (let o = 0; o < q.outC; o++) {
-      const plane = (b * q.c + Math.floor(o / m)) * q.h * q.w;
-      const out = (b * q.outC + o) * q.oh * q.ow;
-      for (let ky = 0; ky < q.kh; ky++) {
-        for (let kx = 0; kx < q.kw; kx++) {
-          const wv = w[(o * q.kh + ky) * q.kw + kx];
-          const x0 = kx * q.dw - q.pl;
-          const lo = Math.max(0, Math.ceil(-x0 / q.sw));
-          const hi = Math.min(q.ow, Math.floor((q.w - 1 - x0) / q.sw) + 1);
-          for (let oy = 0; oy < q.oh; oy++) {
-            const iy = oy * q.sh - q.pt + ky * q.dh;
-            if (iy < 0 || iy >= q.h) continue;
-            const xr = plane + iy * q.w + x0;
-            const yr = out + oy * q.ow;
-            for (let ox = lo; ox < hi; ox++) y[yr + ox] += wv * x[xr + ox * q.sw];
-          }
-        }
-      }
-    }
-  }
-}
-
-function depthwiseBackward(
+/**
+ * Depthwise convolution (one input channel per group, `outC / c` outputs each), direct: forward adds
+ * w·x into y; backward (`gy` given) adds gy·x into dw and gy·w into dx. One loop nest for both, the
+ * in-image column range [lo, hi) hoisted out of the innermost loop.
+ */
+function depthwise(
   q: ConvGeometry,
+  n: number,
   x: Float32Array,
   w: Float32Array,
-  gy: Float32Array,
-  n: number,
-  dw: Float32Array,
-  dx: Float32Array,
+  y: Float32Array,
+  back?: { gy: Float32Array; dw: Float32Array; dx: Float32Array },
 ): void {
   const m = q.outC / q.c;
   for (let b = 0; b < n; b++) {
@@ -139,23 +118,25 @@ function depthwiseBackward(
         for (let kx = 0; kx < q.kw; kx++) {
           const wi = (o * q.kh + ky) * q.kw + kx;
           const wv = w[wi];
-          let acc = 0;
           const x0 = kx * q.dw - q.pl;
           const lo = Math.max(0, Math.ceil(-x0 / q.sw));
           const hi = Math.min(q.ow, Math.floor((q.w - 1 - x0) / q.sw) + 1);
+          let acc = 0;
           for (let oy = 0; oy < q.oh; oy++) {
             const iy = oy * q.sh - q.pt + ky * q.dh;
             if (iy < 0 || iy >= q.h) continue;
             const xr = plane + iy * q.w + x0;
             const yr = out + oy * q.ow;
-            for (let ox = lo; ox < hi; ox++) {
-              const g = gy[yr + ox];
-              const xi = xr + ox * q.sw;
-              acc += g * x[xi];
-              dx[xi] += g * wv;
-            }
+            if (!back) for (let ox = lo; ox < hi; ox++) y[yr + ox] += wv * x[xr + ox * q.sw];
+            else
+              for (let ox = lo; ox < hi; ox++) {
+                const g = back.gy[yr + ox];
+                const xi = xr + ox * q.sw;
+                acc += g * x[xi];
+                back.dx[xi] += g * wv;
+              }
           }
-          dw[wi] += acc;
+          if (back) back.dw[wi] += acc;
         }
       }
     }
@@ -181,7 +162,7 @@ export function convOp(g: Graph, node: GraphNode, x: ValueShape): TrainOp {
   const weight = paramOf(wt.name, wt.shape, wt.data as Float32Array, wt.mask);
   const bt = node.inputs[2] ? g.tensors[node.inputs[2]] : undefined;
   const bias = bt ? paramOf(bt.name, bt.shape, bt.data as Float32Array) : undefined;
-  const depthwise = q.c === q.group;
+  const isDepthwise = q.c === q.group;
   const og = q.outC / q.group;
   const k = (q.c / q.group) * q.kh * q.kw;
   const p = q.oh * q.ow;
@@ -193,7 +174,7 @@ export function convOp(g: Graph, node: GraphNode, x: ValueShape): TrainOp {
     forward([xv], n) {
       const y = new Float32Array(n * q.outC * p);
       const cols: Float32Array[] = [];
-      if (depthwise) depthwiseForward(q, xv, weight.data, n, y);
+      if (isDepthwise) depthwise(q, n, xv, weight.data, y);
       else {
         for (let grp = 0; grp < q.group; grp++) {
           const c = im2col(q, xv, n, grp);
@@ -221,8 +202,8 @@ export function convOp(g: Graph, node: GraphNode, x: ValueShape): TrainOp {
             db[o] += s;
           }
       }
-      if (depthwise) {
-        depthwiseBackward(q, xv, weight.data, gy, n, dw, dx);
+      if (isDepthwise) {
+        depthwise(q, n, xv, weight.data, gy, { gy, dw, dx });
         return [dx];
       }
       const cols = f.saved as Float32Array[];

@@ -5,7 +5,7 @@
 import type { Graph, GraphNode } from '../../model/graph';
 import { imageAxis, type ValueShape } from '../../model/shapes';
 import { matmulABt, transpose } from '../linalg';
-import { paramOf, type TrainOp } from './op';
+import { paramOf, stateless, type TrainOp } from './op';
 import { applyUnary, fusedActivation, unaryBackward } from './pointwise';
 
 export function denseOp(g: Graph, node: GraphNode): TrainOp {
@@ -40,10 +40,7 @@ export function denseOp(g: Graph, node: GraphNode): TrainOp {
 /** Flatten, Reshape, Identity: per-image values unchanged. */
 export function viewOp(node: GraphNode): TrainOp {
   return {
-    node,
-    inputs: [node.inputs[0]],
-    params: [],
-    buffers: [],
+    ...stateless(node),
     forward: ([x]) => ({ y: x.slice() }),
     backward: (gy) => [gy.slice()],
   };
@@ -75,10 +72,7 @@ export function transposeOp(node: GraphNode, x: ValueShape): TrainOp {
   const map = permutationMap(x.dims, x.folded ? perm : local);
   const per = map.length;
   return {
-    node,
-    inputs: [node.inputs[0]],
-    params: [],
-    buffers: [],
+    ...stateless(node),
     forward([xv], n) {
       const y = new Float32Array(xv.length);
       for (let b = 0; b < n; b++) for (let i = 0; i < per; i++) y[b * per + i] = xv[b * per + map[i]];

@@ -35,3 +35,8 @@ export interface TrainOp {
 export function paramOf(name: string, shape: readonly (number | null)[], data: Float32Array, mask?: Uint8Array): Param {
   return { name, shape: shape as number[], data: Float32Array.from(data), ...(mask ? { mask: Uint8Array.from(mask) } : {}) };
 }
+
+/** The fields of an op with one activation input and nothing to train. */
+export function stateless(node: GraphNode): Pick<TrainOp, 'node' | 'inputs' | 'params' | 'buffers'> {
+  return { node, inputs: [node.inputs[0]], params: [], buffers: [] };
+}

@@ -6,7 +6,7 @@
 import { EdgeOptError } from '../../errors';
 import type { Graph, GraphNode } from '../../model/graph';
 import type { ValueShape } from '../../model/shapes';
-import type { Forward, TrainOp } from './op';
+import { stateless, type Forward, type TrainOp } from './op';
 
 interface Unary {
   f: (x: number) => number;
@@ -106,10 +106,7 @@ export function unaryBackward(u: Unary, x: Float32Array, gy: Float32Array): Floa
 export function unaryOp(node: GraphNode): TrainOp {
   const u = unaryOf(node);
   return {
-    node,
-    inputs: [node.inputs[0]],
-    params: [],
-    buffers: [],
+    ...stateless(node),
     forward: ([x]) => ({ y: applyUnary(u, x) }),
     backward: (gy, [x]) => [unaryBackward(u, x, gy)],
   };
@@ -120,10 +117,7 @@ export function dropoutOp(node: GraphNode): TrainOp {
   const ratio = (node.attrs.ratio as number | undefined) ?? 0.5;
   const scale = 1 / (1 - ratio);
   return {
-    node,
-    inputs: [node.inputs[0]],
-    params: [],
-    buffers: [],
+    ...stateless(node),
     forward([x], _n, ctx) {
       if (!ctx.training || ratio === 0) return { y: x.slice() };
       const keep = new Float32Array(x.length);

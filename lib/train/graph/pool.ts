@@ -5,16 +5,13 @@
  */
 import type { GraphNode } from '../../model/graph';
 import { windowAttrs, windowGeometry, type ValueShape, type WindowGeometry } from '../../model/shapes';
-import type { TrainOp } from './op';
+import { stateless, type TrainOp } from './op';
 
 export function globalAveragePoolOp(node: GraphNode, x: ValueShape): TrainOp {
   const [c] = x.dims;
   const per = x.dims.slice(1).reduce((a, b) => a * b, 1);
   return {
-    node,
-    inputs: [node.inputs[0]],
-    params: [],
-    buffers: [],
+    ...stateless(node),
     forward([xv], n) {
       const y = new Float32Array(n * c);
       for (let i = 0; i < n * c; i++) {
@@ -60,10 +57,7 @@ export function poolOp(node: GraphNode, x: ValueShape): TrainOp {
     }
   const planes = (n: number) => n * c;
   return {
-    node,
-    inputs: [node.inputs[0]],
-    params: [],
-    buffers: [],
+    ...stateless(node),
     forward([xv], n) {
       const y = new Float32Array(planes(n) * oh * ow);
       const arg = max ? new Int32Array(y.length) : undefined;
