@@ -9,8 +9,10 @@
 //   filters:   the bundled mobilenet-mini and its --sparsity filter-pruned copy: .eom bytes, accuracy
 //              before fine-tuning, and batch-1 latency (native, one thread, same-run medians of
 //              interleaved rounds of 200 calls).
+// Results go to bench/results/train-cnn-<mode>.json; `npm run bench -- report` renders them.
 'use strict';
 const path = require('node:path');
+const C = require('./support/common');
 
 function arg(argv, name, dflt) {
   const a = argv.find((x) => x.startsWith(`--${name}=`));
@@ -125,7 +127,14 @@ exports.run = async function run(argv) {
   const mode = argv.find((a) => !a.startsWith('--')) ?? 'scratch';
   const modes = { scratch, 'fine-tune': fineTune, filters };
   if (!modes[mode]) throw new Error(`train-cnn: mode must be one of ${Object.keys(modes).join(', ')}, got '${mode}'`);
+  const started = performance.now();
   const rows = modes[mode](e, argv);
+  C.writeResult(`train-cnn-${mode}`, {
+    command: `npm run bench -- train-cnn ${argv.filter((a) => a !== '--json').join(' ')}`.trim(),
+    durationSeconds: C.round((performance.now() - started) / 1000, 1),
+    machine: C.machine(),
+    rows,
+  });
   if (argv.includes('--json')) return console.log(JSON.stringify({ backend: e.backendInfo().kernel, mode, rows }, null, 2));
   for (const r of rows)
     console.log(
