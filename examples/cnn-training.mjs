@@ -3,7 +3,7 @@
 // the digits; `npm run bench -- train-cnn scratch` trains the full 5 epochs.
 import { mobileNetMini, train, pruneGraph, defaultCnn, evaluateModel, mnistTrain, mnistTest, sliceRows } from 'edgeopt';
 
-const data = sliceRows(mnistTrain(), 0, 2000); // images as rows of 784; the model reads [N, 1, 28, 28]
+const data = sliceRows(mnistTrain(), 0, 1000); // images as rows of 784; the model reads [N, 1, 28, 28]
 const test = mnistTest();
 const accuracy = (g) => `${(evaluateModel(g, test).accuracy * 100).toFixed(2)} %`;
 const { model } = train(mobileNetMini({ seed: 0 }), data, {
@@ -15,7 +15,7 @@ const { model } = train(mobileNetMini({ seed: 0 }), data, {
   augment: { shift: 2 }, // seeded random shifts of up to 2 pixels
   seed: 0,
 }); // trainAsync yields to the event loop between batches
-console.log(`mobilenet-mini, 1 epoch on 2000 digits: test ${accuracy(model)}`);
+console.log(`mobilenet-mini, 1 epoch on 1000 digits: test ${accuracy(model)}`);
 
 const pruned = pruneGraph(defaultCnn(), { mode: 'filters', sparsity: 0.25 }); // whole channels go, residual ties kept
 const tuned = pruneGraph(defaultCnn(), {

@@ -296,14 +296,14 @@ test('trainAsync yields to the event loop between CNN batches', async () => {
 });
 
 test('distillation with a CNN teacher into a CNN student and into an MLP student', () => {
-  const data = sliceRows(mnistTrain(), 0, 1000);
-  const test = sliceRows(mnistTest(), 0, 500);
+  const data = sliceRows(mnistTrain(), 0, 500);
+  const test = sliceRows(mnistTest(), 0, 300);
   const b = new GraphBuilder('student-cnn', [1, 28, 28], { seed: 3 });
   const cnn = b.build(b.dense(b.flatten(b.maxPool(b.relu(b.conv(b.input, 6, 3, { stride: 2, pad: 1, bias: true })), 2)), 10));
   for (const student of [cnn, mlp([784, 32, 10], { seed: 1 })]) {
     const { model } = distill({ teacher: defaultCnn(), student, data, epochs: 1, batchSize: 32, lr: 0.05, seed: 1 });
     const acc = evaluateModel(model, test).accuracy;
-    assert.ok(acc > 0.6, `${student.name}: ${acc}`); // chance is 0.1; one short epoch
+    assert.ok(acc > 0.5, `${student.name}: ${acc}`); // chance is 0.1; one epoch of 500 rows
   }
   throwsCode(() => distill({ teacher: defaultCnn(), student: mlp([784, 8, 7]), data, epochs: 1 }), 'E_SHAPE', /outputs/);
 });
