@@ -29,6 +29,8 @@ const server = new FederatedServer({
 });
 server.on('round', (r) => console.log(`round ${r.round}: test accuracy ${(r.evaluation.accuracy * 100).toFixed(2)} %`));
 server.on('waiting', (w) => console.log(`server: ${w.reason}`));
+// A checkpoint that cannot be written is retried while rounds go on; say so.
+server.on('checkpointError', (f) => console.error(`checkpoint of round ${f.round}: ${f.error.message}; retry in ${f.retryInMs} ms`));
 const url = await server.listen(0); // http://127.0.0.1:<port>
 
 const train = mnistTrain();

@@ -4,7 +4,14 @@ export { backendInfo, kernels, type BackendInfo, type Kernels, type RowQuantized
 export type { NativeProgram, SparsePolicy } from './backends/native/addon';
 export * from './model';
 export * from './model/onnx';
-export { loadNpuPlugin, referenceNpuPluginPath, type NpuPlugin, type NpuPluginInfo, type NpuCapabilities } from './backends/npu';
+export {
+  loadNpuPlugin,
+  referenceNpuPluginPath,
+  type NpuPlugin,
+  type NpuPluginInfo,
+  type NpuCapabilities,
+  type NpuTimeouts,
+} from './backends/npu';
 export {
   EdgeInferenceEngine,
   type EngineOptions,

@@ -8,12 +8,16 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
 import { defaultModel } from '../lib/data/bundled';
+import { readNpy } from '../lib/data/npy';
+import { EdgeInferenceEngine } from '../lib/engine/engine';
 import { decodeEom, encodeEom } from '../lib/model/eom';
 import { loadModel, saveModel } from '../lib/model';
+import type { Graph } from '../lib/model/graph';
 import { pruneGraph } from '../lib/optimizer/prune';
 import { quantizeGraph } from '../lib/optimizer/quantize';
-import { sameFloats, sameInts, throwsCode } from './helpers';
+import { rejectsCode, sameFloats, sameInts, throwsCode } from './helpers';
 
 const fp32 = defaultModel();
 const int8 = quantizeGraph(pruneGraph(fp32, { sparsity: 0.5 }), { bits: 8 });
@@ -187,6 +191,96 @@ test('mutated .eom bytes only ever load or throw EdgeOptError', () => {
     } catch (err) {
       assert.is((err as { name: string }).name, 'EdgeOptError', String(err));
     }
+  }
+});
+
+/** The bundled model's .eom with its header JSON text replaced (the data section kept). */
+function withHeaderText(edit: (json: string) => string): Buffer {
+  const bytes = encodeEom(fp32);
+  const n = Number(bytes.readBigUInt64LE(0));
+  const json = Buffer.from(edit(bytes.toString('utf8', 8, 8 + n)));
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  return Buffer.concat([len, json, bytes.subarray(8 + n)]);
+}
+
+/** The bundled model's .eom with its graph metadata edited. */
+function withGraphMeta(edit: (meta: Record<string, unknown>) => unknown): Buffer {
+  return withHeaderText((json) => {
+    const header = JSON.parse(json);
+    header.__metadata__.edgeopt_graph = JSON.stringify(edit(JSON.parse(header.__metadata__.edgeopt_graph)) ?? null);
+    return JSON.stringify(header);
+  });
+}
+
+test('duplicate keys anywhere in the header or the graph are E_FORMAT, not last-one-wins', () => {
+  const twice = withHeaderText((json) =>
+    json.replace('{"__metadata__"', '{"fc1.bias":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},"__metadata__"'),
+  );
+  throwsCode(() => decodeEom(twice), 'E_FORMAT', /repeats the key "fc1\.bias"/);
+  const escaped = withHeaderText((json) =>
+    json.replace('{"__metadata__"', '{"fc1\\u002ebias":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},"__metadata__"'),
+  );
+  throwsCode(() => decodeEom(escaped), 'E_FORMAT', /repeats the key/);
+  const field = withHeaderText((json) => json.replace('"dtype":"F32"', '"dtype":"F32","dtype":"I8"'));
+  throwsCode(() => decodeEom(field), 'E_FORMAT', /repeats the key "dtype"/);
+  const node = withHeaderText((json) => {
+    const header = JSON.parse(json);
+    header.__metadata__.edgeopt_graph = header.__metadata__.edgeopt_graph.replace('"name":"fc1"', '"name":"fc1","name":"fc9"');
+    return JSON.stringify(header);
+  });
+  throwsCode(() => decodeEom(node), 'E_FORMAT', /edgeopt_graph metadata: JSON repeats the key "name"/);
+});
+
+test('JSON bombs are refused before parsing: deep nesting, 300,000 entries, an oversized header', () => {
+  const deep = withHeaderText(() => '['.repeat(1_000_000) + ']'.repeat(1_000_000));
+  throwsCode(() => decodeEom(deep), 'E_FORMAT', /nests deeper than 16 levels/);
+  const entries = Array.from({ length: 300_000 }, (_, i) => `"${i.toString(36)}":{}`).join(',');
+  throwsCode(() => decodeEom(withHeaderText(() => `{${entries}}`)), 'E_FORMAT', /more than 250000 values/);
+  const graphBomb = withHeaderText((json) => {
+    const header = JSON.parse(json);
+    header.__metadata__.edgeopt_graph = `{"nodes":${'['.repeat(5000)}${']'.repeat(5000)}}`;
+    return JSON.stringify(header);
+  });
+  throwsCode(() => decodeEom(graphBomb), 'E_FORMAT', /edgeopt_graph metadata: JSON nests deeper/);
+  const huge = withHeaderText(() => `{"__metadata__":{"pad":"${'x'.repeat(5 * 2 ** 20)}"}}`);
+  throwsCode(() => decodeEom(huge), 'E_FORMAT', /exceeds the 4194304-byte limit/);
+});
+
+test('loadModel and readNpy take regular files only, size checked first: /dev/zero, a FIFO, a folder', () => {
+  throwsCode(() => loadModel('/dev/zero'), 'E_FORMAT', /\/dev\/zero.*regular file.*character device/);
+  throwsCode(() => readNpy('/dev/zero'), 'E_FORMAT', /character device/);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'edgeopt-eom-'));
+  try {
+    throwsCode(() => loadModel(dir), 'E_FORMAT', /a directory/);
+    const fifo = path.join(dir, 'model.eom');
+    if (spawnSync('mkfifo', [fifo]).status === 0) throwsCode(() => loadModel(fifo), 'E_FORMAT', /a FIFO/); // never blocks on open
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a graph input without a shape, tensors: null and other missing containers are E_FORMAT, not TypeError', async () => {
+  const noShape = withGraphMeta((m) => ({ ...m, inputs: [{ name: 'input' }] }));
+  throwsCode(() => decodeEom(noShape), 'E_FORMAT', /input 'input' needs a shape/);
+  throwsCode(() => decodeEom(withGraphMeta((m) => ({ ...m, tensors: null }))), 'E_FORMAT', /lacks nodes, inputs, outputs or tensors/);
+  throwsCode(() => decodeEom(withGraphMeta((m) => ({ ...m, nodes: [null] }))), 'E_FORMAT', /node 0 is not an object/);
+  const badShape = withGraphMeta((m) => {
+    const t = m.tensors as Record<string, Record<string, unknown>>;
+    t['fc1.weight'].shape = 7;
+    return m;
+  });
+  throwsCode(() => decodeEom(badShape), 'E_FORMAT', /'fc1\.weight' has an invalid shape/);
+  throwsCode(() => decodeEom(withGraphMeta((m) => ({ ...m, metadata: { a: {} } }))), 'E_FORMAT', /metadata must map names to strings/);
+  const graphs: Array<[string, Graph, RegExp]> = [
+    ['tensors: null', { ...fp32, tensors: null as never }, /tensors must be an object, got null/],
+    ['no input shape', { ...fp32, inputs: [{ name: fp32.inputs[0].name } as never] }, /needs a shape/],
+    ['node without inputs', { ...fp32, nodes: [{ ...fp32.nodes[0], inputs: undefined as never }] }, /arrays of input and output names/],
+  ];
+  for (const [what, g, message] of graphs) {
+    throwsCode(() => loadModel(g), 'E_FORMAT', message);
+    await rejectsCode(new EdgeInferenceEngine().loadModel('m', g), 'E_FORMAT', message);
+    assert.ok(what);
   }
 });
 

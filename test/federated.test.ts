@@ -12,80 +12,34 @@ import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { kernels } from '../lib/backends';
-import { mnistTrain } from '../lib/data/bundled';
 import { sliceRows } from '../lib/data/dataset';
-import { fedAvg, type ClientUpdate } from '../lib/federated/aggregate';
+import { fedAvg } from '../lib/federated/aggregate';
 import { readCheckpoint, writeCheckpoint } from '../lib/federated/checkpoint';
 import { FederatedLearningClient } from '../lib/federated/client';
 import { decodeFrame, encodeFrame, f32Tensors } from '../lib/federated/codec';
 import { DeltaCompressor, parseCompression } from '../lib/federated/compress';
-import { paramSpecs, readParams, type Tensors } from '../lib/federated/params';
+import { paramSpecs, readParams } from '../lib/federated/params';
 import { partition } from '../lib/federated/simulate';
-import { FederatedServer, type FederatedServerOptions } from '../lib/federated/server';
+import { FederatedServer } from '../lib/federated/server';
 import type { Graph } from '../lib/model/graph';
 import { pruneGraph } from '../lib/optimizer/prune';
-import { mlp } from '../lib/train/init';
 import { l2Norm } from '../lib/train/linalg';
-import { closeFloats, randomF32, rng, sameFloats, throwsCode } from './helpers';
-
-const train = mnistTrain();
-const small = mlp([784, 8, 10], { seed: 1 });
-const specs = paramSpecs(small);
-const shapes = Object.fromEntries(specs.map((s) => [s.name, s.shape]));
-const tokens = { a: 'token-a-0123456789', b: 'token-b-0123456789', c: 'token-c-0123456789' };
-const dequant = kernels().dequantizeS8;
-
-function randomDelta(seed: number, scale = 0.01): Tensors {
-  const r = rng(seed);
-  return Object.fromEntries(
-    specs.map((s) => [
-      s.name,
-      randomF32(
-        s.shape.reduce((a, d) => a * d, 1),
-        r,
-        scale,
-      ),
-    ]),
-  );
-}
-
-function sameTensors(a: Tensors, b: Tensors, what: string): void {
-  assert.equal(Object.keys(a).sort(), Object.keys(b).sort(), `${what}: names`);
-  for (const k of Object.keys(a)) sameFloats(a[k], b[k], `${what} ${k}`);
-}
-
-async function startServer(extra: Partial<FederatedServerOptions> = {}): Promise<{ server: FederatedServer; url: string }> {
-  const server = new FederatedServer({ model: small, clients: tokens, rounds: 2, minClients: 2, roundTimeoutMs: 5000, ...extra });
-  return { server, url: await server.listen(0) };
-}
-
-async function call(
-  url: string,
-  token: string,
-  method: 'GET' | 'POST',
-  route: string,
-  body?: Buffer,
-): Promise<{ status: number; bytes: Buffer }> {
-  const res = await fetch(url + route, {
-    method,
-    headers: { authorization: `Bearer ${token}` },
-    body,
-    signal: AbortSignal.timeout(10_000),
-  });
-  return { status: res.status, bytes: Buffer.from(await res.arrayBuffer()) };
-}
-
-async function task(url: string, token: string) {
-  const r = await call(url, token, 'GET', '/v1/task');
-  assert.is(r.status, 200);
-  return decodeFrame(r.bytes, dequant);
-}
-
-function updateFrame(round: number, delta: Tensors, numSamples = 10, shapeOf = shapes): Buffer {
-  return encodeFrame({ round, numSamples, metrics: { loss: 1 } }, f32Tensors(delta, shapeOf));
-}
-
-const asUpdate = (clientId: string, delta: Tensors, numSamples = 10): ClientUpdate => ({ clientId, numSamples, delta, metrics: {} });
+import {
+  asUpdate,
+  call,
+  dequant,
+  randomDelta,
+  sameTensors,
+  shapes,
+  small,
+  specs,
+  startServer,
+  task,
+  tokens,
+  train,
+  updateFrame,
+} from './fl-helpers';
+import { closeFloats, rng, throwsCode } from './helpers';
 
 test('codec: f32, int8 and top-k frames round-trip; malformed frames are E_FORMAT', () => {
   const delta = randomDelta(1);
@@ -111,6 +65,14 @@ test('codec: f32, int8 and top-k frames round-trip; malformed frames are E_FORMA
   const bad = encodeFrame({}, [{ name: 'fc2.bias', shape: [10], encoding: 'topk', parts: [Uint32Array.of(99), Float32Array.of(1)] }]);
   throwsCode(() => decodeFrame(bad, dequant), 'E_FORMAT', /index 99/);
   throwsCode(() => parseCompression('topk:2'), 'E_ARGUMENT');
+  const raw = (json: string) => {
+    const head = Buffer.alloc(8);
+    head.writeUInt32LE(0x4c464f45, 0);
+    head.writeUInt32LE(Buffer.byteLength(json), 4);
+    return Buffer.concat([head, Buffer.from(json)]);
+  };
+  throwsCode(() => decodeFrame(raw('{"meta":{"round":1},"meta":{"round":2},"tensors":[]}'), dequant), 'E_FORMAT', /repeats the key "meta"/);
+  throwsCode(() => decodeFrame(raw(`{"meta":${'['.repeat(100_000)}}`), dequant), 'E_FORMAT', /nests deeper/);
 });
 
 test('compression: int8 is the optimizer quantizer, ~0.25x the bytes; error feedback carries what top-k dropped', () => {

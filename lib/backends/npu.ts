@@ -1,7 +1,9 @@
 /**
  * NPU plugins through the addon (native/npu: the C ABI, the dlopen loader and
  * the reference plugin). A plugin is a shared library; `loadNpuPlugin(path)`
- * checks its ABI and opens the device, or throws E_PLUGIN saying why.
+ * checks its ABI and opens the device, or throws E_PLUGIN saying why. Loading
+ * a plugin runs its code in this process: the path must be absolute (never
+ * searched for), and the trust model is in docs/npu-plugins.md.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -31,25 +33,96 @@ export interface NpuPluginInfo {
   abiVersion: number;
   path: string;
   capabilities: NpuCapabilities;
+  /** Null while usable; else why the plugin is no longer called (a call did not return within its timeout). */
+  broken: string | null;
 }
 
-/** A compiled subgraph on the device. */
+/** How long one plugin call may take before the plugin is marked broken and its work goes to the CPU. */
+export interface NpuTimeouts {
+  /** execute, supports, describe, release, export (default 5000 ms). */
+  timeoutMs?: number;
+  /** Loading (dlopen, entry point, init), compile and load_blob (default 60000 ms). */
+  compileTimeoutMs?: number;
+}
+
+/** A compiled subgraph on the device. Failures are E_PLUGIN. */
 export interface NpuGraph {
   run(x: Float32Array, rows: number): Promise<Float32Array>;
   runSync(x: Float32Array, rows: number): Float32Array;
   exportBlob(): Uint8Array;
   describe(): { inputFeatures: number; outputFeatures: number; batch: number };
+  /** Releases the compiled graph on the device now; in-flight runs finish first. */
+  release(): void;
 }
 
 export interface NpuPlugin {
   info(): NpuPluginInfo;
-  /** null when the device runs the one op of this Program, else why not (NPU ABI v1's limits or the plugin's reason). */
+  /**
+   * null when the device runs the one op of this Program, else why not: NPU ABI v1's limits, the
+   * plugin's reason, or its failure to answer (an exception, a timeout: the op then simply stays off the NPU).
+   */
   supports(program: Program): string | null;
 }
 
+/** The binding's objects: they throw plain errors with a `code`. */
+interface RawPlugin {
+  info(): NpuPluginInfo;
+  supports(program: Program): string | null;
+}
+type RawGraph = NpuGraph;
+
 interface NpuBinding {
-  NpuPlugin: new (path: string, options?: Record<string, string>) => NpuPlugin;
-  NpuGraph: new (plugin: NpuPlugin, program: Program | Uint8Array, batch?: number) => NpuGraph;
+  NpuPlugin: new (path: string, options?: Record<string, string>, timeouts?: NpuTimeouts) => RawPlugin;
+  NpuGraph: new (plugin: RawPlugin, program: Program | Uint8Array, batch?: number) => RawGraph;
+}
+
+/** Runs a binding call, turning its errors into EdgeOptError. */
+function call<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw fromNative(err);
+  }
+}
+
+class LoadedPlugin implements NpuPlugin {
+  constructor(readonly raw: RawPlugin) {}
+  info(): NpuPluginInfo {
+    return call(() => this.raw.info());
+  }
+  supports(program: Program): string | null {
+    try {
+      return this.raw.supports(program);
+    } catch (err) {
+      const e = fromNative(err);
+      if (e.code === 'E_PLUGIN') return e.message;
+      throw e;
+    }
+  }
+}
+
+class CompiledGraph implements NpuGraph {
+  constructor(private readonly raw: RawGraph) {}
+  run(x: Float32Array, rows: number): Promise<Float32Array> {
+    return call(() => this.raw.run(x, rows)).catch((err: unknown) => Promise.reject(fromNative(err)));
+  }
+  runSync(x: Float32Array, rows: number): Float32Array {
+    return call(() => this.raw.runSync(x, rows));
+  }
+  exportBlob(): Uint8Array {
+    return call(() => this.raw.exportBlob());
+  }
+  describe(): { inputFeatures: number; outputFeatures: number; batch: number } {
+    return call(() => this.raw.describe());
+  }
+  release(): void {
+    this.raw.release();
+  }
+}
+
+function rawPlugin(plugin: NpuPlugin): RawPlugin {
+  if (!(plugin instanceof LoadedPlugin)) throw new EdgeOptError('E_ARGUMENT', 'expected a plugin from loadNpuPlugin()');
+  return plugin.raw;
 }
 
 function binding(): NpuBinding {
@@ -58,14 +131,23 @@ function binding(): NpuBinding {
   return addon.npu as NpuBinding;
 }
 
-/** Loads a plugin (E_PLUGIN for a missing file, a missing entry point, a wrong ABI version, a device that fails to open). */
-export function loadNpuPlugin(file: string, options?: Record<string, string>): NpuPlugin {
+/** E_ARGUMENT unless `file` is an absolute path without NUL bytes: a plugin is code, never searched for. */
+export function checkNpuPluginPath(file: unknown, what = 'NPU plugin path'): string {
+  if (typeof file !== 'string' || !file) throw new EdgeOptError('E_ARGUMENT', `${what} must be a non-empty string`);
+  if (file.includes('\0')) throw new EdgeOptError('E_ARGUMENT', `${what} contains a NUL byte`);
+  if (!path.isAbsolute(file))
+    throw new EdgeOptError('E_ARGUMENT', `${what} '${file}' must be absolute (resolve it against your config file yourself)`);
+  return file;
+}
+
+/**
+ * Loads a plugin from an absolute path (E_ARGUMENT otherwise). E_PLUGIN for a missing or world-writable file,
+ * a missing entry point, a wrong ABI version, a device that fails to open or a load past the timeout.
+ */
+export function loadNpuPlugin(file: string, options?: Record<string, string>, timeouts?: NpuTimeouts): NpuPlugin {
   const b = binding();
-  try {
-    return new b.NpuPlugin(path.resolve(file), options);
-  } catch (err) {
-    throw fromNative(err);
-  }
+  checkNpuPluginPath(file);
+  return new LoadedPlugin(call(() => new b.NpuPlugin(file, options, timeouts)));
 }
 
 /**
@@ -74,20 +156,14 @@ export function loadNpuPlugin(file: string, options?: Record<string, string>): N
  * NPU ABI v1 cannot express an op.
  */
 export function compileNpuGraph(plugin: NpuPlugin, program: Program, batch: number): NpuGraph {
-  try {
-    return new (binding().NpuGraph)(plugin, program, batch);
-  } catch (err) {
-    throw fromNative(err);
-  }
+  const b = binding();
+  return new CompiledGraph(call(() => new b.NpuGraph(rawPlugin(plugin), program, batch)));
 }
 
 /** Loads a precompiled artifact (what the plugin's exportBlob() wrote, or a vendor's blob). */
 export function loadNpuBlob(plugin: NpuPlugin, blob: Uint8Array): NpuGraph {
-  try {
-    return new (binding().NpuGraph)(plugin, blob);
-  } catch (err) {
-    throw fromNative(err);
-  }
+  const b = binding();
+  return new CompiledGraph(call(() => new b.NpuGraph(rawPlugin(plugin), blob)));
 }
 
 /**

@@ -3,9 +3,11 @@
  * (.npy.gz). The header is a Python dict literal; it is parsed, not evaluated,
  * and every size is checked against the bytes present before anything is allocated.
  */
-import * as fs from 'node:fs';
+import { constants } from 'node:buffer';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { EdgeOptError } from '../errors';
+import { writeFileAtomic } from '../util/atomic-write';
+import { readRegularFile } from '../util/read-file';
 
 export type NpyArray =
   | Float32Array | Float64Array | Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array
@@ -31,6 +33,8 @@ const CTORS: Record<string, { ctor: new (n: number) => NpyArray; size: number }>
   i8: { ctor: BigInt64Array, size: 8 },
   u8: { ctor: BigUint64Array, size: 8 },
 };
+
+const { MAX_LENGTH } = constants;
 
 /** A gzip bomb stops here instead of exhausting memory. */
 const MAX_GUNZIP_BYTES = 1 << 30;
@@ -85,13 +89,7 @@ export function parseNpy(input: Uint8Array, source = '<bytes>'): Npy {
 }
 
 export function readNpy(path: string): Npy {
-  let bytes: Buffer;
-  try {
-    bytes = fs.readFileSync(path);
-  } catch (err) {
-    throw new EdgeOptError('E_NOT_FOUND', `cannot read ${path}: ${(err as Error).message}`);
-  }
-  return parseNpy(bytes, path);
+  return parseNpy(readRegularFile(path, MAX_LENGTH, '.npy file'), path);
 }
 
 const DESCR: Array<[new (...a: never[]) => NpyArray, string]> = [
@@ -117,6 +115,7 @@ export function encodeNpy(data: NpyArray, shape: number[], options: { gzip?: boo
   return options.gzip ? gzipSync(out) : out;
 }
 
+/** Writes a .npy (.npy.gz when the name ends in .gz) atomically: a crash leaves the old file or the new one. */
 export function writeNpy(path: string, data: NpyArray, shape: number[]): void {
-  fs.writeFileSync(path, encodeNpy(data, shape, { gzip: path.endsWith('.gz') }));
+  writeFileAtomic(path, encodeNpy(data, shape, { gzip: path.endsWith('.gz') }));
 }

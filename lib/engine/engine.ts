@@ -8,13 +8,15 @@
 import { EventEmitter } from 'node:events';
 import { nativeAddon, backendInfo } from '../backends';
 import { firstNonFinite } from '../backends/finite';
+import { loadAddon } from '../backends/native/addon';
 import type { SparsePolicy } from '../backends/native/addon';
-import { loadNpuPlugin, type NpuPlugin } from '../backends/npu';
+import { checkNpuPluginPath, loadNpuPlugin, type NpuPlugin } from '../backends/npu';
 import { EdgeOptError } from '../errors';
 import { describe } from '../util/describe';
 import { loadModel, type ModelSource } from '../model';
 import type { InputType } from '../model/graph';
 import { Batcher, type BatcherOptions } from './batcher';
+import { execute, executeSync, LoopTurns } from './execute';
 import { lowerGraph } from './lower';
 import type { NpuHealth } from './npu-segment';
 import { type OpPlacement, partition, type PartitionOptions } from './partition';
@@ -27,15 +29,23 @@ export type Device = 'auto' | 'npu' | 'cpu' | 'ts';
 
 export interface EngineOptions {
   /**
-   * 'auto': the NPU when a plugin is configured (npuPlugin or EDGEOPT_NPU_PLUGIN), else the CPU.
-   * 'npu': the NPU for every node it supports, the CPU for the rest. 'cpu': the native core
-   * (TS when no binary loads). 'ts': TypeScript only. Every fallback is reported.
+   * 'auto': the NPU when the npuPlugin option names a plugin, else the CPU (EDGEOPT_NPU_PLUGIN alone
+   * never loads code into an engine that did not ask for an NPU). 'npu': the NPU for every node it
+   * supports, the CPU for the rest. 'cpu': the native core (TS when no binary loads). 'ts':
+   * TypeScript only. Every fallback is reported.
    */
   device?: Device;
-  /** Path of an NPU plugin shared library (default: the EDGEOPT_NPU_PLUGIN environment variable). */
+  /** Absolute path of an NPU plugin shared library (with device 'npu', default: EDGEOPT_NPU_PLUGIN). */
   npuPlugin?: string;
   /** Key/value options passed to the plugin's init(). */
   npuOptions?: Record<string, string>;
+  /**
+   * Longest a plugin call (execute, supports, ...) may take, in ms (default 5000). A call past it
+   * is abandoned, the plugin marked broken, and its nodes run on the CPU from then on.
+   */
+  npuTimeoutMs?: number;
+  /** The same for loading the plugin, compile and load_blob (default 60000). */
+  npuCompileTimeoutMs?: number;
   /** Intra-op threads of native programs, from one pool per thread count shared by every model (default: the core count; results do not depend on it). */
   threads?: number;
   /** Throw (E_PLUGIN / E_NATIVE) instead of falling back. */
@@ -143,6 +153,16 @@ interface LoadedModel {
   placement: Placement[];
   /** Work per image when every segment is native (infer may run inline); else Infinity. */
   inlineMacsPerRow: number;
+  /** Async infer calls between their first and last segment. */
+  inflight: number;
+  /** Unloaded: native memory is released when the last in-flight call is done. */
+  unloaded: boolean;
+}
+
+/** Frees the model's native programs and NPU graphs, now or (with calls in flight) when the last one ends. */
+function releaseWhenIdle(m: LoadedModel): void {
+  m.unloaded = true;
+  if (m.inflight === 0) for (const s of m.segments) s.release?.();
 }
 
 const DEFAULT_INLINE_MACS = 1 << 20;
@@ -163,6 +183,7 @@ export class EdgeInferenceEngine extends EventEmitter<EngineEvents> {
   private readonly options: EngineOptions & { device: Device; strict: boolean };
   private readonly models = new Map<string, LoadedModel>();
   private readonly npuHealth: NpuHealth = { healthy: true };
+  private readonly loopTurns = new LoopTurns();
   private npu?: NpuState;
   private disposed = false;
 
@@ -176,9 +197,24 @@ export class EdgeInferenceEngine extends EventEmitter<EngineEvents> {
     if (options.inlineMacs !== undefined && !(Number.isFinite(options.inlineMacs) && options.inlineMacs >= 0)) {
       throw new EdgeOptError('E_ARGUMENT', `inlineMacs must be a number >= 0, got ${String(options.inlineMacs)}`);
     }
+    for (const key of ['npuTimeoutMs', 'npuCompileTimeoutMs'] as const) {
+      const v = options[key];
+      if (v !== undefined && !(Number.isInteger(v) && v >= 1 && v < 2 ** 31))
+        throw new EdgeOptError('E_ARGUMENT', `${key} must be an integer number of milliseconds in 1..2^31-1, got ${String(v)}`);
+    }
+    if (options.npuPlugin !== undefined) checkNpuPluginPath(options.npuPlugin, 'npuPlugin');
+    if (device === 'npu' && options.npuPlugin === undefined && process.env.EDGEOPT_NPU_PLUGIN)
+      checkNpuPluginPath(process.env.EDGEOPT_NPU_PLUGIN, 'EDGEOPT_NPU_PLUGIN');
     if (options.sparse !== undefined && !SPARSE_POLICIES.includes(options.sparse)) {
       throw new EdgeOptError('E_ARGUMENT', `sparse must be one of ${SPARSE_POLICIES.join(', ')}, got '${String(options.sparse)}'`);
     }
+    // A forced kernel table that cannot be had is an error where the native core was asked for; 'auto' falls back.
+    const { isaError } = loadAddon();
+    if (isaError && (device === 'cpu' || device === 'npu'))
+      throw new EdgeOptError(
+        'E_ISA',
+        `device '${device}' needs the native core, which cannot run: ${isaError} (device 'auto' falls back to TypeScript)`,
+      );
     this.options = { ...options, device, strict: options.strict ?? false };
   }
 
@@ -232,7 +268,17 @@ export class EdgeInferenceEngine extends EventEmitter<EngineEvents> {
       );
     }
     const placement = nodePlacement(graph.nodes, program, placed);
-    this.models.set(id, { id, program, segments, placement, inlineMacsPerRow: nativeWorkPerImage(program, segments) });
+    const previous = this.models.get(id);
+    this.models.set(id, {
+      id,
+      program,
+      segments,
+      placement,
+      inlineMacsPerRow: nativeWorkPerImage(program, segments),
+      inflight: 0,
+      unloaded: false,
+    });
+    if (previous) releaseWhenIdle(previous);
     for (const p of placement) {
       if (p.backend !== preferred && p.reason)
         this.emit('fallback', { modelId: id, node: p.node, from: preferred, to: p.backend, reason: p.reason } satisfies FallbackEvent);
@@ -253,12 +299,14 @@ export class EdgeInferenceEngine extends EventEmitter<EngineEvents> {
   private preferredBackend(): Backend {
     const { device } = this.options;
     if (device === 'ts') return 'ts';
-    if (device === 'npu' || (device === 'auto' && this.pluginPath())) return 'npu';
+    if (device === 'npu' || (device === 'auto' && this.options.npuPlugin)) return 'npu';
     return 'native';
   }
 
+  /** The npuPlugin option; the environment variable only when the engine asked for the NPU. */
   private pluginPath(): string | undefined {
-    return this.options.npuPlugin ?? (process.env.EDGEOPT_NPU_PLUGIN || undefined);
+    if (this.options.npuPlugin) return this.options.npuPlugin;
+    return this.options.device === 'npu' ? process.env.EDGEOPT_NPU_PLUGIN || undefined : undefined;
   }
 
   /** Loads the plugin once per engine; a failure becomes the reason every node falls back. */
@@ -267,7 +315,10 @@ export class EdgeInferenceEngine extends EventEmitter<EngineEvents> {
     const file = this.pluginPath();
     if (!file) return (this.npu = { plugin: null, reason: 'no NPU plugin is configured (set the npuPlugin option or EDGEOPT_NPU_PLUGIN)' });
     try {
-      const plugin = loadNpuPlugin(file, this.options.npuOptions);
+      const plugin = loadNpuPlugin(file, this.options.npuOptions, {
+        timeoutMs: this.options.npuTimeoutMs,
+        compileTimeoutMs: this.options.npuCompileTimeoutMs,
+      });
       return (this.npu = { plugin, name: plugin.info().name });
     } catch (err) {
       if (!(err instanceof EdgeOptError) || err.code !== 'E_PLUGIN') throw err;
@@ -313,13 +364,18 @@ export class EdgeInferenceEngine extends EventEmitter<EngineEvents> {
     const npu =
       this.preferredBackend() === 'npu' ? this.loadNpu() : { plugin: null, reason: `device '${this.options.device}' does not use an NPU` };
     if (!npu.plugin) return { plugin: null, healthy: false, reason: npu.reason ?? undefined };
-    return { plugin: npu.plugin.info(), healthy: this.npuHealth.healthy, reason: this.npuHealth.reason };
+    const info = npu.plugin.info();
+    const broken = info.broken ?? undefined; // a call timed out, possibly outside execute (supports, compile)
+    return { plugin: info, healthy: this.npuHealth.healthy && !broken, reason: this.npuHealth.reason ?? broken };
   }
 
+  /** Removes the model and frees its native memory (after calls in flight, which finish normally). */
   unloadModel(id: string): boolean {
-    // In-flight runs hold their own references (segments in their closures; plans and
-    // NPU graphs as shared_ptrs in their AsyncWorkers), so they finish safely.
-    return this.models.delete(id);
+    const m = this.models.get(id);
+    if (!m) return false;
+    this.models.delete(id);
+    releaseWhenIdle(m);
+    return true;
   }
 
   /** Model ids currently loaded. */
@@ -364,7 +420,7 @@ export class EdgeInferenceEngine extends EventEmitter<EngineEvents> {
   runModelSync(id: string, feeds: ModelTensors): ModelTensors {
     const m = this.get(id);
     const { xs, batch } = this.checkFeeds(m, feeds);
-    return this.named(m, this.executeSync(m, xs, batch), batch);
+    return this.named(m, executeSync(m, xs, batch), batch);
   }
 
   /**
@@ -382,41 +438,26 @@ export class EdgeInferenceEngine extends EventEmitter<EngineEvents> {
   inferSync(id: string, input: Float32Array | InferInput): InferOutput {
     const m = this.get(id);
     const { data, rows } = this.checkInput(m, input);
-    return this.firstOutput(m, this.executeSync(m, [data], rows), rows);
+    return this.firstOutput(m, executeSync(m, [data], rows), rows);
   }
 
-  private boundary(m: LoadedModel, xs: Float32Array[]): Map<number, Float32Array> {
-    const root = (t: number) => m.program.tensors[t].alias ?? t;
-    return new Map(m.program.inputs.map((inp, i) => [root(inp.tensor), xs[i]]));
-  }
-
-  private outputsOf(m: LoadedModel, values: Map<number, Float32Array>): Float32Array[] {
-    return m.program.outputs.map((o) => values.get(m.program.tensors[o.tensor].alias ?? o.tensor)!);
-  }
-
-  private executeSync(m: LoadedModel, xs: Float32Array[], batch: number): Float32Array[] {
-    const values = this.boundary(m, xs);
-    for (const s of m.segments) {
-      const ys = s.runSync(
-        s.inputs.map((t) => values.get(t)!),
-        batch,
-      );
-      s.outputs.forEach((t, i) => values.set(t, ys[i]));
-    }
-    return this.outputsOf(m, values);
-  }
-
+  /**
+   * Inline when the work is small and all native, else off the loop (execute.ts). An inline call
+   * first lets a starved event loop turn (on a snapshot of the input, as the caller may reuse it).
+   */
   private async execute(m: LoadedModel, xs: Float32Array[], batch: number): Promise<Float32Array[]> {
-    if (m.inlineMacsPerRow * batch <= (this.options.inlineMacs ?? DEFAULT_INLINE_MACS)) return this.executeSync(m, xs, batch);
-    const values = this.boundary(m, xs);
-    for (const s of m.segments) {
-      const ys = await s.run(
-        s.inputs.map((t) => values.get(t)!),
-        batch,
-      );
-      s.outputs.forEach((t, i) => values.set(t, ys[i]));
+    const inline = m.inlineMacsPerRow * batch <= (this.options.inlineMacs ?? DEFAULT_INLINE_MACS);
+    const turn = inline ? this.loopTurns.starved() : undefined;
+    if (inline && !turn) return executeSync(m, xs, batch);
+    m.inflight++;
+    try {
+      if (!turn) return await execute(m, xs, batch);
+      const inputs = xs.map((x) => x.slice());
+      await turn;
+      return executeSync(m, inputs, batch);
+    } finally {
+      if (--m.inflight === 0 && m.unloaded) releaseWhenIdle(m);
     }
-    return this.outputsOf(m, values);
   }
 
   private outputShape(o: Program['outputs'][number], batch: number): number[] {
@@ -455,6 +496,7 @@ export class EdgeInferenceEngine extends EventEmitter<EngineEvents> {
   }
 
   dispose(): void {
+    for (const m of this.models.values()) releaseWhenIdle(m);
     this.models.clear();
     this.disposed = true;
     this.removeAllListeners();

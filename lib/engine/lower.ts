@@ -235,11 +235,13 @@ export function lowerGraph(graph: Graph): Program {
   // The activation node each node's output could fuse (its only reader, not a model output).
   const producerOf = new Map<string, GraphNode>();
   for (const n of g.nodes) for (const o of n.outputs) producerOf.set(o, n);
+  const firstReader = new Map<string, GraphNode>();
+  for (const n of g.nodes) for (const i of n.inputs) if (!firstReader.has(i)) firstReader.set(i, n);
   const fusedInto = new Set<GraphNode>();
   const fusable = (node: GraphNode): GraphNode | undefined => {
     const out = node.outputs[0];
     if (readers.get(out) !== 1 || outputs.has(out)) return undefined;
-    const next = g.nodes.find((n) => n.inputs.includes(out));
+    const next = firstReader.get(out);
     return next && ACTIVATION_OPS.includes(next.op) ? next : undefined;
   };
   /** The node's epilogue activation (fusing the next node when it can) and the graph tensor its result is. */

@@ -46,5 +46,9 @@ export function npuSegment(
         return cpuTwin().run(xs, batch);
       }
     },
+    release() {
+      graph.release();
+      cpu?.release?.();
+    },
   };
 }

@@ -12,7 +12,7 @@ import { compileNpuGraph, type NpuPlugin } from '../backends/npu';
 import { EdgeOptError, fromNative } from '../errors';
 import { npuSegment, type NpuHealth } from './npu-segment';
 import type { Program } from './program';
-import { type Backend, nativeSegment, type Segment, subProgram, tsSegment } from './segments';
+import { type Backend, lastReads, nativeSegment, type Segment, subProgram, tsSegment } from './segments';
 
 /** Rows per execute() a static-shape NPU graph is compiled for; the host chunks larger batches. */
 export const NPU_BATCH = 16;
@@ -52,8 +52,8 @@ function cpuPlacement(p: Program, i: number, o: PartitionOptions, nativeOps: Set
 }
 
 /** A Program of one op, to ask the plugin about it. */
-function oneOp(p: Program, i: number): Program {
-  return subProgram(p, i, i + 1).program;
+function oneOp(p: Program, i: number, last: Map<number, number>): Program {
+  return subProgram(p, i, i + 1, last).program;
 }
 
 function placements(p: Program, o: PartitionOptions): OpPlacement[] {
@@ -73,12 +73,13 @@ function placements(p: Program, o: PartitionOptions): OpPlacement[] {
   }
   const npu = o.npu;
   const prefixOnly = !npu.plugin.info().capabilities.partialGraphs;
+  const last = lastReads(p);
   let refused = false;
   return p.ops.map((_, i) => {
     const why =
       refused && prefixOnly
         ? 'the plugin runs only a prefix of a graph, and an earlier node stayed on the CPU'
-        : npu.plugin.supports(oneOp(p, i));
+        : npu.plugin.supports(oneOp(p, i, last));
     if (why === null) return { op: i, backend: 'npu' };
     refused = true;
     const cpu = cpuPlacement(p, i, o, nativeOps);
@@ -86,14 +87,15 @@ function placements(p: Program, o: PartitionOptions): OpPlacement[] {
   });
 }
 
-function cpuSegment(p: Program, from: number, to: number, backend: Backend, o: PartitionOptions): Segment {
-  const sub = subProgram(p, from, to);
+function cpuSegment(p: Program, from: number, to: number, backend: Backend, o: PartitionOptions, last: Map<number, number>): Segment {
+  const sub = subProgram(p, from, to, last);
   return backend === 'native' ? nativeSegment(o.addon!, sub, o.kernel, o.threads, o.sparse) : tsSegment(sub, o.sparse);
 }
 
 /** Splits the program into segments. A run the plugin fails to compile moves to the CPU with the plugin's message as the reason. */
 export function partition(p: Program, o: PartitionOptions): { segments: Segment[]; placed: OpPlacement[] } {
   const placed = placements(p, o);
+  const last = lastReads(p);
   const segments: Segment[] = [];
   for (let from = 0; from < placed.length;) {
     let to = from + 1;
@@ -101,17 +103,17 @@ export function partition(p: Program, o: PartitionOptions): { segments: Segment[
     let segment: Segment;
     if (placed[from].backend === 'npu') {
       const [begin, end] = [from, to];
-      const sub = subProgram(p, begin, end);
+      const sub = subProgram(p, begin, end, last);
       try {
         const graph = compileNpuGraph(o.npu!.plugin, sub.program, NPU_BATCH);
-        segment = npuSegment(graph, sub, () => cpuSegment(p, begin, end, 'native', o), o.npu!.health, o.npu!.onFailure);
+        segment = npuSegment(graph, sub, () => cpuSegment(p, begin, end, 'native', o, last), o.npu!.health, o.npu!.onFailure);
       } catch (err) {
         if (!(err instanceof EdgeOptError) || (err.code !== 'E_PLUGIN' && err.code !== 'E_UNSUPPORTED_OP')) throw err;
-        segment = cpuSegment(p, from, to, 'native', o);
+        segment = cpuSegment(p, from, to, 'native', o, last);
         for (let i = from; i < to; i++) placed[i] = { op: i, backend: 'native', reason: err.message };
       }
     } else {
-      segment = cpuSegment(p, from, to, placed[from].backend, o);
+      segment = cpuSegment(p, from, to, placed[from].backend, o, last);
     }
     segment.kernels?.forEach((k, j) => {
       if (k) placed[from + j].kernel = k;

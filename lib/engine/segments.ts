@@ -23,13 +23,32 @@ export interface Segment {
   kernels?: Array<string | undefined>;
   runSync(xs: Float32Array[], batch: number): Float32Array[];
   run(xs: Float32Array[], batch: number): Promise<Float32Array[]>;
+  /** Frees native memory (programs, NPU graphs) now rather than at some GC; the segment is unusable after. */
+  release?(): void;
+}
+
+/** Per root tensor, the index of the last op that reads it (p.ops.length for the program's outputs). */
+export function lastReads(p: Program): Map<number, number> {
+  const root = (t: number) => p.tensors[t].alias ?? t;
+  const last = new Map<number, number>();
+  p.ops.forEach((op, i) => {
+    for (const t of opTensors(op).reads) last.set(root(t), i);
+  });
+  for (const o of p.outputs) last.set(root(o.tensor), p.ops.length);
+  return last;
 }
 
 /**
  * The sub-Program of ops [from, to) of `p`: boundary inputs are the roots it reads but does
- * not write, outputs the roots it writes that a later op or the caller reads.
+ * not write, outputs the roots it writes that a later op or the caller reads (`last`, from
+ * lastReads(p): pass it when cutting many sub-Programs, so each costs its own ops only).
  */
-export function subProgram(p: Program, from: number, to: number): { program: Program; inputs: number[]; outputs: number[] } {
+export function subProgram(
+  p: Program,
+  from: number,
+  to: number,
+  last: Map<number, number> = lastReads(p),
+): { program: Program; inputs: number[]; outputs: number[] } {
   const root = (t: number) => p.tensors[t].alias ?? t;
   const ops = p.ops.slice(from, to);
   const used = new Set<number>();
@@ -42,11 +61,8 @@ export function subProgram(p: Program, from: number, to: number): { program: Pro
       written.add(root(t));
     }
   }
-  const laterReads = new Set<number>();
-  for (const op of p.ops.slice(to)) for (const t of opTensors(op).reads) laterReads.add(root(t));
-  for (const o of p.outputs) laterReads.add(root(o.tensor));
   const inputs = [...new Set([...used].map(root))].filter((r) => !p.tensors[r].data && !written.has(r));
-  const outputs = [...written].filter((r) => laterReads.has(r));
+  const outputs = [...written].filter((r) => (last.get(r) ?? -1) >= to);
   const index = new Map<number, number>();
   const tensors: ProgramTensor[] = [];
   const add = (t: number): number => {
@@ -109,5 +125,6 @@ export function nativeSegment(
       }
     },
     run: (xs, batch) => exec.run(xs, batch).catch((err: unknown) => Promise.reject(fromNative(err, 'native inference'))),
+    release: () => exec.release(),
   };
 }

@@ -8,11 +8,14 @@
  * decodeFrame checks every size and index before it allocates or reads.
  */
 import { EdgeOptError } from '../errors';
+import { parseJsonGuarded } from '../util/json-guard';
 import type { Tensors } from './params';
 
 const MAGIC = 0x4c464f45; // 'EOFL' little-endian
 const MAX_HEADER = 1 << 20;
 const MAX_ELEMENTS = 1 << 28;
+/** A frame header has depth 4 and about 10 values per tensor. */
+const HEADER_JSON_LIMITS = { maxDepth: 16, maxValues: 100_000 };
 
 export type Encoding = 'f32' | 'int8' | 'topk';
 
@@ -80,8 +83,9 @@ export function decodeFrame(
   if (headerLen > MAX_HEADER || 8 + headerLen > buf.length) fail(`header length ${headerLen} is out of range`);
   let header: { meta?: unknown; tensors?: unknown };
   try {
-    header = JSON.parse(buf.toString('utf8', 8, 8 + headerLen));
+    header = parseJsonGuarded(buf.toString('utf8', 8, 8 + headerLen), HEADER_JSON_LIMITS, (m) => fail(`header: ${m}`)) as typeof header;
   } catch (err) {
+    if (err instanceof EdgeOptError) throw err;
     return fail(`header is not JSON (${(err as Error).message})`);
   }
   if (!header || typeof header.meta !== 'object' || header.meta === null || !Array.isArray(header.tensors))

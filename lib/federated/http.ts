@@ -1,6 +1,7 @@
-/** Small node:http helpers shared by the federated server: bounded body reads, replies, bearer tokens. */
+/** Small node:http helpers shared by the federated server: bounded body reads, replies, bearer tokens, connection caps. */
 import { createHash } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { EdgeOptError } from '../errors';
 
 export function hashToken(token: string): string {
@@ -31,10 +32,39 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   });
 }
 
-export function replyJson(res: ServerResponse, status: number, body: unknown): void {
+/** A JSON reply; `close` ends the connection after it (for requests whose body is left unread). */
+export function replyJson(res: ServerResponse, status: number, body: unknown, close = false): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    ...(close ? { connection: 'close' } : {}),
+  });
   res.end(text);
+}
+
+/**
+ * Destroys a new connection when its address already has `max` open: one host
+ * cannot hold every socket the server has. Returns the live count per address.
+ */
+export function limitConnectionsPerAddress(server: Server, max: number, onRefused: (address: string) => void): Map<string, number> {
+  const open = new Map<string, number>();
+  server.on('connection', (socket: Socket) => {
+    const address = socket.remoteAddress ?? '?';
+    const n = open.get(address) ?? 0;
+    if (n >= max) {
+      socket.destroy();
+      onRefused(address);
+      return;
+    }
+    open.set(address, n + 1);
+    socket.once('close', () => {
+      const left = (open.get(address) ?? 1) - 1;
+      if (left) open.set(address, left);
+      else open.delete(address);
+    });
+  });
+  return open;
 }
 
 export function replyBytes(res: ServerResponse, bytes: Uint8Array): void {

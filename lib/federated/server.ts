@@ -6,10 +6,18 @@
  * selected. A round closes when every selected client has reported, or at the
  * deadline (roundTimeoutMs) once at least minClients have; a selected client
  * that stays silent past the deadline loses its slot to another client, so a
- * dead client never stalls a round. Every update is authenticated (bearer
- * token per client: unknown -> 401) and validated (-> 400) before it is
- * stored; the global model only changes when a round closes, and is then
- * checkpointed atomically, so a restarted server resumes at the same round.
+ * dead client never stalls a round. Every request is authenticated (bearer
+ * token per client: unknown -> 401, body never read) and every update
+ * validated (-> 400) before it is stored; the global model only changes when a
+ * round closes, by an aggregate a minority of poisoned updates cannot steer
+ * (robust.ts), and is then checkpointed atomically, so a restarted server
+ * resumes at the same round. A checkpoint that cannot be written is retried
+ * with back-off ('checkpointError' events) while rounds go on.
+ *
+ * Slow or greedy peers are cut off: headers within headersTimeoutMs, a whole
+ * request within requestTimeoutMs (sized to the largest update), no idle socket
+ * past idleTimeoutMs, at most maxConnectionsPerAddress sockets per address, and
+ * a declared body larger than an update is refused (413) before it is read.
  *
  * Routes: GET /v1/task (frame: {status: fit|wait|done, round, config} + global
  * params when fit), POST /v1/update (frame: {round, numSamples, metrics} +
@@ -23,11 +31,13 @@ import { EdgeOptError } from '../errors';
 import { encodeEom } from '../model';
 import type { Graph } from '../model/graph';
 import { seededRandom } from '../train/random';
-import { averageMetrics, fedAvg, validateUpdate, type ClientUpdate, type DpOptions } from './aggregate';
-import { readCheckpoint, writeCheckpoint, type RoundRecord } from './checkpoint';
+import { l2Norm } from '../train/linalg';
+import { averageMetrics, validateMetrics, validateUpdate, type ClientUpdate, type DpOptions } from './aggregate';
+import { CheckpointWriter, readCheckpoint, type CheckpointFailure, type RoundRecord } from './checkpoint';
 import { decodeFrame, encodeFrame, f32Tensors } from './codec';
-import { bearer, hashToken, readBody, replyBytes, replyJson } from './http';
+import { bearer, hashToken, limitConnectionsPerAddress, readBody, replyBytes, replyJson } from './http';
 import { paramSpecs, readParams, writeParams, type ParamSpec, type Tensors } from './params';
+import { aggregate, parseAggregator, type RobustOptions } from './robust';
 
 /** What selected clients are asked to do (sent with every task). */
 export interface FitConfig {
@@ -54,8 +64,25 @@ export interface FederatedServerOptions {
   fractionFit?: number;
   roundTimeoutMs?: number;
   fit?: Partial<FitConfig>;
-  /** Updates whose L2 norm exceeds this are rejected (400). Default 1e4. */
+  /** Updates whose L2 norm exceeds this are rejected (400). Default: maxUpdateNormRatio × the global weights' norm. */
   maxUpdateNorm?: number;
+  /**
+   * The default norm bound relative to the current global weights' L2 norm. Default 20: honest updates
+   * measured up to 3x a freshly initialized MLP's norm (lr 0.05, 1-2 epochs) and 9.6x (lr 0.1, 5 epochs on
+   * 8000 rows); influence within the bound is limited by normClip and sampleWeightCap.
+   */
+  maxUpdateNormRatio?: number;
+  /** Updates claiming more samples than this are rejected (400). Default 1,000,000. */
+  maxSamples?: number;
+  /** A client's FedAvg weight is at most this many times the round's median numSamples. Default 4; Infinity: off. */
+  sampleWeightCap?: number;
+  /** Each delta is scaled down to at most this many times the round's median update norm. Default 2; 0: off. */
+  normClip?: number;
+  /**
+   * 'fedavg' (default: mean weighted by numSamples), 'median' or 'trimmed-mean:<fraction>' (coordinate-wise,
+   * unweighted: robust when a larger share of clients may be hostile; not combinable with dp).
+   */
+  aggregator?: string;
   dp?: DpOptions;
   /** FedAvgM (Hsu et al. 2019): v = β·v + avgDelta, w += v. Helps with non-IID clients. Default 0 (plain FedAvg). */
   serverMomentum?: number;
@@ -66,6 +93,16 @@ export interface FederatedServerOptions {
   evaluate?: (model: Graph, round: number) => Record<string, number>;
   /** How long waiting clients are told to sleep before polling again. */
   pollMs?: number;
+  /** First retry of a failed checkpoint write after this long, doubling up to 60 s. Default 1000. */
+  checkpointRetryMs?: number;
+  /** A request's headers must arrive within this. Default 10 s. */
+  headersTimeoutMs?: number;
+  /** A whole request within this. Default: 30 s plus 1 s per 64 KiB of the largest update accepted. */
+  requestTimeoutMs?: number;
+  /** A socket that sends nothing for this long is closed. Default 10 s. */
+  idleTimeoutMs?: number;
+  /** Open connections per remote address; more are closed at once. Default 32. */
+  maxConnectionsPerAddress?: number;
 }
 
 /** Emitted as 'waiting' at each round deadline that passes with fewer than minClients updates. */
@@ -78,6 +115,24 @@ export interface WaitingEvent {
   waitedMs: number;
   reason: string;
 }
+
+type Limits = Required<
+  Pick<
+    FederatedServerOptions,
+    | 'rounds'
+    | 'minClients'
+    | 'fractionFit'
+    | 'roundTimeoutMs'
+    | 'maxUpdateNormRatio'
+    | 'maxSamples'
+    | 'pollMs'
+    | 'checkpointRetryMs'
+    | 'headersTimeoutMs'
+    | 'requestTimeoutMs'
+    | 'idleTimeoutMs'
+    | 'maxConnectionsPerAddress'
+  >
+>;
 
 interface OpenRound {
   round: number;
@@ -103,9 +158,10 @@ const DEFAULT_FIT: FitConfig = {
 };
 
 export class FederatedServer extends EventEmitter {
-  private readonly opts: Required<
-    Pick<FederatedServerOptions, 'rounds' | 'minClients' | 'fractionFit' | 'roundTimeoutMs' | 'maxUpdateNorm' | 'pollMs'>
-  >;
+  private readonly opts: Limits;
+  private readonly robust: RobustOptions;
+  /** Bytes the largest acceptable update frame may have. */
+  private readonly maxBody: number;
   private readonly fit: FitConfig;
   private readonly tokens = new Map<string, string>();
   private readonly specs: ParamSpec[];
@@ -119,6 +175,9 @@ export class FederatedServer extends EventEmitter {
   private records: RoundRecord[] = [];
   private current: OpenRound | null = null;
   private server: http.Server | null = null;
+  private checkpoints: CheckpointWriter | null = null;
+  /** The current L2 bound on updates (fixed, or relative to the global weights). */
+  private maxUpdateNorm = Infinity;
 
   constructor(private readonly options: FederatedServerOptions) {
     super();
@@ -130,14 +189,32 @@ export class FederatedServer extends EventEmitter {
         throw new EdgeOptError('E_ARGUMENT', `FederatedServer: client '${id}' needs a token of at least 8 characters`);
       this.tokens.set(hashToken(token), id);
     }
+    const resumed = options.checkpoint ? readCheckpoint(options.checkpoint) : null;
+    this.graph = resumed?.model ?? options.model;
+    this.specs = paramSpecs(this.graph);
+    this.shapes = Object.fromEntries(this.specs.map((s) => [s.name, s.shape]));
+    this.global = readParams(this.graph);
+    this.maxBody = 2 * 4 * Object.values(this.global).reduce((s, t) => s + t.length, 0) + (1 << 20);
     this.opts = {
       rounds: options.rounds,
       minClients: options.minClients ?? Math.min(2, ids.length),
       fractionFit: options.fractionFit ?? 1,
       roundTimeoutMs: options.roundTimeoutMs ?? 60_000,
-      maxUpdateNorm: options.maxUpdateNorm ?? 1e4,
+      maxUpdateNormRatio: options.maxUpdateNormRatio ?? 20,
+      maxSamples: options.maxSamples ?? 1_000_000,
       pollMs: options.pollMs ?? 100,
+      checkpointRetryMs: options.checkpointRetryMs ?? 1000,
+      headersTimeoutMs: options.headersTimeoutMs ?? 10_000,
+      requestTimeoutMs: options.requestTimeoutMs ?? 30_000 + Math.ceil(this.maxBody / 65536) * 1000,
+      idleTimeoutMs: options.idleTimeoutMs ?? 10_000,
+      maxConnectionsPerAddress: options.maxConnectionsPerAddress ?? 32,
     };
+    this.robust = {
+      aggregator: parseAggregator(options.aggregator ?? 'fedavg'),
+      normClip: options.normClip ?? 2,
+      sampleWeightCap: options.sampleWeightCap ?? 4,
+    };
+    this.checkOptions();
     const { rounds, minClients, fractionFit, roundTimeoutMs } = this.opts;
     if (!(Number.isInteger(rounds) && rounds > 0))
       throw new EdgeOptError('E_ARGUMENT', `FederatedServer: rounds must be a positive integer, got ${rounds}`);
@@ -149,11 +226,6 @@ export class FederatedServer extends EventEmitter {
     this.target = Math.min(ids.length, Math.max(minClients, Math.ceil(ids.length * fractionFit)));
     this.fit = { ...DEFAULT_FIT, ...options.fit };
     this.random = seededRandom(options.seed ?? 0);
-    const resumed = options.checkpoint ? readCheckpoint(options.checkpoint) : null;
-    this.graph = resumed?.model ?? options.model;
-    this.specs = paramSpecs(this.graph);
-    this.shapes = Object.fromEntries(this.specs.map((s) => [s.name, s.shape]));
-    this.global = readParams(this.graph);
     if (resumed) {
       this.completed = resumed.round;
       this.records = resumed.history;
@@ -161,6 +233,64 @@ export class FederatedServer extends EventEmitter {
     }
     const beta = options.serverMomentum ?? 0;
     if (!(beta >= 0 && beta < 1)) throw new EdgeOptError('E_ARGUMENT', `FederatedServer: serverMomentum must be in [0, 1), got ${beta}`);
+    this.refreshNormBound();
+    if (options.checkpoint) {
+      this.checkpoints = new CheckpointWriter(
+        options.checkpoint,
+        () => ({ model: this.graph, round: this.completed, history: this.records, velocity: this.velocity ?? undefined }),
+        (f: CheckpointFailure) => this.emit('checkpointError', f),
+        (round: number) => this.emit('checkpoint', { round }),
+        { retryMs: this.opts.checkpointRetryMs, maxRetryMs: 60_000 },
+      );
+    }
+  }
+
+  /** Positive finite numbers where the options need them (E_ARGUMENT). */
+  private checkOptions(): void {
+    const o = this.options;
+    const positive: Array<[string, number | undefined]> = [
+      ['maxUpdateNorm', o.maxUpdateNorm],
+      ['maxUpdateNormRatio', o.maxUpdateNormRatio],
+      ['maxSamples', o.maxSamples],
+      ['checkpointRetryMs', o.checkpointRetryMs],
+      ['headersTimeoutMs', o.headersTimeoutMs],
+      ['requestTimeoutMs', o.requestTimeoutMs],
+      ['idleTimeoutMs', o.idleTimeoutMs],
+      ['maxConnectionsPerAddress', o.maxConnectionsPerAddress],
+    ];
+    for (const [name, v] of positive)
+      if (v !== undefined && !(v > 0 && Number.isFinite(v)))
+        throw new EdgeOptError('E_ARGUMENT', `FederatedServer: ${name} must be a positive number, got ${v}`);
+    if (!(this.robust.normClip >= 0 && Number.isFinite(this.robust.normClip)))
+      throw new EdgeOptError('E_ARGUMENT', `FederatedServer: normClip must be a number >= 0, got ${this.robust.normClip}`);
+    if (!(this.robust.sampleWeightCap >= 1))
+      throw new EdgeOptError('E_ARGUMENT', `FederatedServer: sampleWeightCap must be >= 1, got ${this.robust.sampleWeightCap}`);
+    if (o.dp && this.robust.aggregator.kind !== 'fedavg')
+      throw new EdgeOptError(
+        'E_ARGUMENT',
+        `FederatedServer: dp noise is calibrated for the mean; it cannot be combined with aggregator '${o.aggregator}'`,
+      );
+  }
+
+  /** The fixed bound, or maxUpdateNormRatio × the current global weights' norm. */
+  private refreshNormBound(): void {
+    if (this.options.maxUpdateNorm !== undefined) {
+      this.maxUpdateNorm = this.options.maxUpdateNorm;
+      return;
+    }
+    const norm = l2Norm(Object.values(this.global));
+    if (!(norm > 0)) throw new EdgeOptError('E_ARGUMENT', 'FederatedServer: the model weights are all zero; set maxUpdateNorm explicitly');
+    this.maxUpdateNorm = this.opts.maxUpdateNormRatio * norm;
+  }
+
+  /** Updates with a larger L2 norm are rejected now (fixed, or maxUpdateNormRatio x the global weights' norm). */
+  get updateNormBound(): number {
+    return this.maxUpdateNorm;
+  }
+
+  /** True while a checkpoint write failed and is being retried. */
+  get checkpointPending(): boolean {
+    return this.checkpoints?.pending ?? false;
   }
 
   /** Completed rounds. */
@@ -184,12 +314,25 @@ export class FederatedServer extends EventEmitter {
   /** Starts serving on 127.0.0.1 (port 0: any free port); resolves to the base URL. */
   async listen(port = 0): Promise<string> {
     if (this.server) throw new EdgeOptError('E_STATE', 'FederatedServer is already listening');
-    const server = http.createServer((req, res) => {
-      this.handle(req, res).catch((err: unknown) => {
-        if (!res.headersSent) replyJson(res, 500, { error: String((err as Error)?.message ?? err) });
-        else res.destroy();
-      });
-    });
+    const o = this.opts;
+    const server = http.createServer(
+      {
+        headersTimeout: o.headersTimeoutMs,
+        requestTimeout: o.requestTimeoutMs,
+        keepAliveTimeout: Math.min(5000, o.idleTimeoutMs),
+        // Node checks the two timeouts above on this period (default 30 s).
+        connectionsCheckingInterval: Math.max(100, Math.min(1000, o.headersTimeoutMs / 4)),
+      },
+      (req, res) => {
+        this.handle(req, res).catch((err: unknown) => {
+          if (!res.headersSent) replyJson(res, 500, { error: String((err as Error)?.message ?? err) }, true);
+          else res.destroy();
+        });
+      },
+    );
+    server.setTimeout(o.idleTimeoutMs, (socket) => socket.destroy());
+    server.maxHeadersCount = 64;
+    limitConnectionsPerAddress(server, o.maxConnectionsPerAddress, (address) => this.emit('connectionRefused', { address }));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -203,6 +346,7 @@ export class FederatedServer extends EventEmitter {
   async close(): Promise<void> {
     if (this.current?.timer) clearTimeout(this.current.timer);
     this.current = null;
+    this.checkpoints?.close();
     const s = this.server;
     this.server = null;
     if (!s) return;
@@ -230,21 +374,29 @@ export class FederatedServer extends EventEmitter {
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = (req.url ?? '').split('?')[0];
-    if (req.method === 'GET' && url === '/v1/status') {
-      return replyJson(res, 200, { round: this.completed, rounds: this.opts.rounds, done: this.done, open: this.current?.round ?? null });
-    }
     const token = bearer(req);
     const clientId = token ? this.tokens.get(hashToken(token)) : undefined;
     if (!clientId) {
-      req.resume(); // discard the body: nothing from an unknown client is read or recorded
+      // Nothing from an unknown client is read or recorded; the connection closes after the reply.
       this.emit('rejected', { clientId: null, status: 401, reason: 'unknown or missing bearer token' });
-      return replyJson(res, 401, { error: 'unknown or missing bearer token' });
+      return replyJson(res, 401, { error: 'unknown or missing bearer token' }, true);
     }
+    if (req.method === 'GET' && url === '/v1/status') return replyJson(res, 200, this.status());
     if (req.method === 'GET' && url === '/v1/task') return this.task(clientId, res);
     if (req.method === 'GET' && url === '/v1/model') return replyBytes(res, encodeEom(this.graph));
     if (req.method === 'POST' && url === '/v1/update') return this.update(clientId, req, res);
-    req.resume();
-    replyJson(res, 404, { error: `no route ${req.method} ${url}` });
+    replyJson(res, 404, { error: `no route ${req.method} ${url}` }, true);
+  }
+
+  /** GET /v1/status (clients only: round progress tells an outsider when the model changes). */
+  private status(): Record<string, unknown> {
+    return {
+      round: this.completed,
+      rounds: this.opts.rounds,
+      done: this.done,
+      open: this.current?.round ?? null,
+      checkpoint: this.checkpoints ? { savedRound: this.checkpoints.savedRound, pending: this.checkpoints.pending } : null,
+    };
   }
 
   private task(clientId: string, res: http.ServerResponse): void {
@@ -281,10 +433,11 @@ export class FederatedServer extends EventEmitter {
 
   private async update(clientId: string, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const r = this.current;
-    const limit = 2 * 4 * Object.values(this.global).reduce((s, t) => s + t.length, 0) + (1 << 20);
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (!(declared <= this.maxBody)) return this.reject(res, clientId, 413, `a declared body of ${declared} bytes exceeds ${this.maxBody}`);
     let body: Buffer;
     try {
-      body = await readBody(req, limit);
+      body = await readBody(req, this.maxBody);
     } catch (err) {
       if (!res.destroyed) this.reject(res, clientId, 413, (err as Error).message);
       return;
@@ -303,17 +456,18 @@ export class FederatedServer extends EventEmitter {
       return this.reject(res, clientId, 409, `client '${clientId}' has no open task in round ${r.round}`);
     if (meta.clientId !== undefined && meta.clientId !== clientId)
       return this.reject(res, clientId, 400, `update claims client '${String(meta.clientId)}' but the token is '${clientId}'s`, r);
+    let metrics: Map<string, number>;
     try {
-      validateUpdate(this.specs, tensors, meta.numSamples, this.opts.maxUpdateNorm);
+      validateUpdate(this.specs, tensors, meta.numSamples, { maxNorm: this.maxUpdateNorm, maxSamples: this.opts.maxSamples });
+      metrics = validateMetrics(meta.metrics);
     } catch (err) {
       return this.reject(res, clientId, 400, (err as Error).message, r);
     }
-    const metrics = (typeof meta.metrics === 'object' && meta.metrics ? meta.metrics : {}) as Record<string, number>;
     r.updates.set(clientId, {
       clientId,
       numSamples: meta.numSamples as number,
       delta: Object.fromEntries(tensors.map((t) => [t.name, t.data])),
-      metrics,
+      metrics: Object.fromEntries(metrics),
     });
     r.bytesUp += body.length;
     this.emit('update', { clientId, round: r.round, bytes: body.length });
@@ -324,7 +478,7 @@ export class FederatedServer extends EventEmitter {
   private reject(res: http.ServerResponse, clientId: string, status: number, reason: string, r?: OpenRound): void {
     if (r && status === 400) r.rejected++;
     this.emit('rejected', { clientId, status, reason });
-    replyJson(res, status, { error: reason });
+    replyJson(res, status, { error: reason }, status === 413);
   }
 
   private openRound(): void {
@@ -386,13 +540,20 @@ export class FederatedServer extends EventEmitter {
     );
   }
 
+  /**
+   * Applies the round and opens the next. Nothing here may leave the round
+   * machine stuck: a failed checkpoint is retried in the background
+   * ('checkpointError'), and the update that closed the round was accepted.
+   */
   private closeRound(r: OpenRound): void {
     if (r.timer) clearTimeout(r.timer);
     // Sorted by client id: the aggregate does not depend on arrival order.
     const updates = [...r.updates.values()].sort((a, b) => (a.clientId < b.clientId ? -1 : 1));
-    this.global = this.momentum(fedAvg(this.global, this.specs, updates, this.options.dp, this.random));
+    const averaged = aggregate(this.global, this.specs, updates, { ...this.robust, dp: this.options.dp, random: this.random });
+    this.global = this.momentum(averaged);
     this.graph = writeParams(this.graph, this.global);
     this.completed = r.round;
+    this.refreshNormBound();
     const record: RoundRecord = {
       round: r.round,
       clients: updates.map((u) => u.clientId),
@@ -404,17 +565,17 @@ export class FederatedServer extends EventEmitter {
       metrics: averageMetrics(updates),
       ms: Date.now() - r.openedAt,
     };
-    if (this.options.evaluate) record.evaluation = this.options.evaluate(this.graph, r.round);
+    if (this.options.evaluate) {
+      try {
+        record.evaluation = this.options.evaluate(this.graph, r.round);
+      } catch (err) {
+        record.evaluationError = String((err as Error)?.message ?? err);
+      }
+    }
     this.records.push(record);
-    if (this.options.checkpoint)
-      writeCheckpoint(this.options.checkpoint, {
-        model: this.graph,
-        round: this.completed,
-        history: this.records,
-        velocity: this.velocity ?? undefined,
-      });
     this.current = null;
     if (!this.done && this.server) this.openRound();
+    this.checkpoints?.save();
     this.emit('round', record);
     if (this.done) this.emit('done', this.records);
   }

@@ -30,6 +30,8 @@ export interface SimulateOptions {
   fractionFit?: number;
   /** FedAvgM server momentum (0: plain FedAvg). */
   serverMomentum?: number;
+  /** 'fedavg' (default), 'median' or 'trimmed-mean:<fraction>' (FederatedServerOptions.aggregator). */
+  aggregator?: string;
   seed?: number;
   /** Labelled [rows, features] training rows to partition among the clients (default: the bundled 8000 MNIST train digits). */
   data?: Dataset;
@@ -134,6 +136,9 @@ export async function simulate(options: SimulateOptions): Promise<SimulateResult
     roundTimeoutMs: kind === 'mlp' ? 120_000 : 30 * 60_000,
     fit: { epochs: 2, batchSize: 32, lr: 0.05, ...options.fit, compress, seed },
     serverMomentum: options.serverMomentum,
+    aggregator: options.aggregator,
+    // Every simulated client connects from 127.0.0.1.
+    maxConnectionsPerAddress: 2 * clients + 8,
     seed,
     evaluate: (model) => ({ accuracy: evaluateModel(model, test).accuracy }),
   });

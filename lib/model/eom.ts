@@ -7,11 +7,12 @@
  * safetensors reader can list and read them. Pruning masks are bit-packed
  * (`<tensor>::mask`, one bit per weight, LSB first); 2..4-bit weights are packed
  * floor(8 / bits) per byte (a U8 entry; the graph records `packedBits`). Loading never executes anything
- * and validates every offset and size before allocating.
+ * and validates every offset and size before allocating. Both JSON texts (the header and the graph in it)
+ * are scanned before they are parsed (util/json-guard.ts): bounded depth and value count, no repeated key.
  */
 import { EdgeOptError } from '../errors';
 import type { DType, Graph, GraphNode, QuantParams, Tensor, TensorData } from './graph';
-import { arrayFor, elementCount, validateGraph } from './graph';
+import { arrayFor, elementCount, isObject, validateGraph, validShape } from './graph';
 import {
   countKept,
   fromHalfArray,
@@ -25,10 +26,18 @@ import {
   unpackInts,
 } from './eom-codecs';
 import { isHalfExact } from '../util/float16';
+import { parseJsonGuarded, type JsonLimits } from '../util/json-guard';
 
 export const EOM_FORMAT_VERSION = '1';
-/** Safetensors readers refuse larger headers; so do we (and never allocate one). */
-const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+/**
+ * What real models need, with room to spare: an .eom header takes about 300 bytes per fp32
+ * tensor and 630 per pruned int8 one (entry, scale, mask and graph metadata), so 4 MiB holds
+ * some 6,000 int8 layers; the bundled MLP needs 1.1 KB, a ResNet-50-sized graph about 100 KB.
+ * (safetensors itself allows 100 MB, where a crafted header costs seconds and gigabytes.)
+ */
+export const MAX_HEADER_BYTES = 4 * 1024 * 1024;
+/** Either JSON text (header, graph): a header has depth 3, a graph 5; each needs about 25 values per layer. */
+export const EOM_JSON_LIMITS: JsonLimits = { maxDepth: 16, maxValues: 250_000 };
 
 const FROM_ST: Record<string, DType> = { F32: 'float32', I32: 'int32', I8: 'int8', U8: 'uint8', F16: 'float32' };
 const ST_SIZE: Record<string, number> = { F32: 4, I32: 4, I8: 1, U8: 1, F16: 2 };
@@ -158,8 +167,12 @@ export function decodeEom(input: Uint8Array, source = '<bytes>'): Graph {
   if (headerLen > MAX_HEADER_BYTES) fail(`header of ${headerLen} bytes exceeds the ${MAX_HEADER_BYTES}-byte limit`);
   let header: Record<string, unknown>;
   try {
-    header = JSON.parse(bytes.toString('utf8', 8, 8 + headerLen));
+    header = parseJsonGuarded(bytes.toString('utf8', 8, 8 + headerLen), EOM_JSON_LIMITS, (m) => fail(`header: ${m}`)) as Record<
+      string,
+      unknown
+    >;
   } catch (err) {
+    if (err instanceof EdgeOptError) throw err;
     return fail(`header is not JSON (${(err as Error).message})`);
   }
   if (!header || typeof header !== 'object' || Array.isArray(header)) fail('header is not a JSON object');
@@ -210,20 +223,22 @@ export function decodeEom(input: Uint8Array, source = '<bytes>'): Graph {
     fail(`.eom version ${String(md!.eom_version)} is not supported (this build reads ${EOM_FORMAT_VERSION})`);
   let meta: GraphMeta;
   try {
-    meta = JSON.parse(md!.edgeopt_graph as string);
+    meta = parseJsonGuarded(md!.edgeopt_graph as string, EOM_JSON_LIMITS, (m) => fail(`edgeopt_graph metadata: ${m}`)) as GraphMeta;
   } catch (err) {
+    if (err instanceof EdgeOptError) throw err;
     return fail(`edgeopt_graph metadata is not JSON (${(err as Error).message})`);
   }
   if (
-    !meta ||
-    typeof meta !== 'object' ||
+    !isObject(meta) ||
     !Array.isArray(meta.nodes) ||
     !Array.isArray(meta.inputs) ||
     !Array.isArray(meta.outputs) ||
-    typeof meta.tensors !== 'object'
+    !isObject(meta.tensors)
   ) {
     fail('edgeopt_graph metadata lacks nodes, inputs, outputs or tensors');
   }
+  if (meta.metadata !== undefined && (!isObject(meta.metadata) || Object.values(meta.metadata).some((v) => typeof v !== 'string')))
+    fail('edgeopt_graph metadata: metadata must map names to strings');
   const entry = (ref: string | undefined, owner: string, want: DType): TensorData => {
     const a = ref === undefined ? undefined : arrays.get(ref);
     if (!a) return fail(`tensor '${owner}' refers to a missing entry '${ref}'`);
@@ -251,7 +266,8 @@ export function decodeEom(input: Uint8Array, source = '<bytes>'): Graph {
   };
   const tensors: Record<string, Tensor> = {};
   for (const [name, t] of Object.entries(meta.tensors)) {
-    if (!t || !['float32', 'int32', 'int8', 'uint8'].includes(t.dtype)) fail(`tensor '${name}' has an unknown dtype`);
+    if (!isObject(t) || !['float32', 'int32', 'int8', 'uint8'].includes(t.dtype)) fail(`tensor '${name}' has an unknown dtype`);
+    if (!validShape(t.shape)) fail(`tensor '${name}' has an invalid shape ${JSON.stringify(t.shape)}`);
     const tensor: Tensor = { name, dtype: t.dtype, shape: t.shape };
     if (t.mask !== undefined) {
       const count = elementCount(t.shape);
@@ -271,8 +287,11 @@ export function decodeEom(input: Uint8Array, source = '<bytes>'): Graph {
     inputs: meta.inputs,
     outputs: meta.outputs,
     tensors,
-    nodes: meta.nodes.map((n) => ({ name: String(n.name), op: n.op, inputs: n.inputs, outputs: n.outputs, attrs: n.attrs ?? {} })),
-    metadata: meta.metadata && typeof meta.metadata === 'object' ? meta.metadata : {},
+    nodes: meta.nodes.map((n, i) => {
+      if (!isObject(n)) return fail(`node ${i} is not an object`);
+      return { name: String(n.name), op: n.op, inputs: n.inputs, outputs: n.outputs, attrs: n.attrs ?? {} };
+    }),
+    metadata: meta.metadata ?? {},
   };
   for (const n of graph.nodes) {
     if (!Array.isArray(n.inputs) || !Array.isArray(n.outputs)) fail(`node '${n.name}' lacks inputs or outputs`);

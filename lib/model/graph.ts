@@ -102,6 +102,16 @@ export interface Graph {
   metadata: Record<string, string>;
 }
 
+/** A non-null object that is not an array. */
+export function isObject(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+/** An array of dimensions: non-negative integers, or null for the dynamic batch. */
+export function validShape(shape: unknown): shape is Array<number | null> {
+  return Array.isArray(shape) && shape.every((d) => d === null || (Number.isInteger(d) && d >= 0));
+}
+
 export function isGraph(x: unknown): x is Graph {
   const g = x as Graph;
   return !!g && typeof g === 'object' && Array.isArray(g.nodes) && Array.isArray(g.inputs) && typeof g.tensors === 'object';
@@ -160,6 +170,30 @@ export function denseBias(g: Graph, node: GraphNode): Float32Array | null {
 }
 
 /**
+ * The containers every pass relies on, as plain data from a file or a caller may
+ * lack them: tensors an object of objects, inputs named and shaped, outputs names,
+ * nodes with names, string arrays of inputs and outputs, and attrs.
+ */
+function validateStructure(g: Graph, fail: (msg: string) => never): void {
+  if (!isObject(g.tensors)) fail(`tensors must be an object, got ${g.tensors === null ? 'null' : typeof g.tensors}`);
+  for (const [name, t] of Object.entries(g.tensors)) if (!isObject(t)) fail(`tensor '${name}' is not an object`);
+  if (!Array.isArray(g.inputs)) fail('inputs must be an array');
+  g.inputs.forEach((input, i) => {
+    if (!isObject(input) || typeof input.name !== 'string') fail(`input ${i} needs a name`);
+    if (!validShape(input.shape))
+      fail(`input '${input.name}' needs a shape of dimensions (null for the batch), got ${JSON.stringify(input.shape)}`);
+  });
+  if (!Array.isArray(g.outputs) || !g.outputs.every((o) => typeof o === 'string')) fail('outputs must be an array of tensor names');
+  if (!Array.isArray(g.nodes)) fail('nodes must be an array');
+  const names = (a: unknown) => Array.isArray(a) && a.every((x) => typeof x === 'string');
+  g.nodes.forEach((n, i) => {
+    if (!isObject(n) || typeof n.name !== 'string') fail(`node ${i} needs a name`);
+    if (!names(n.inputs) || !names(n.outputs)) fail(`node '${n.name}' needs arrays of input and output names`);
+    if (!isObject(n.attrs)) fail(`node '${n.name}' needs an attrs object`);
+  });
+}
+
+/**
  * Checks references, topological order, initializer sizes, every node's op and
  * attributes (op-schema.ts) and infers every shape (shapes.ts); throws E_FORMAT,
  * E_SHAPE or E_UNSUPPORTED_OP naming the node and attribute at fault.
@@ -168,6 +202,7 @@ export function validateGraph(g: Graph): Graph {
   const fail = (msg: string): never => {
     throw new EdgeOptError('E_FORMAT', `model '${g.name}': ${msg}`);
   };
+  validateStructure(g, fail);
   if (!g.inputs.length) fail('has no inputs');
   for (const i of g.inputs) {
     if (i.dtype !== undefined && !INPUT_TYPES.includes(i.dtype))
@@ -177,9 +212,7 @@ export function validateGraph(g: Graph): Graph {
   for (const [name, t] of Object.entries(g.tensors)) {
     if (t.name !== name) fail(`tensor key '${name}' differs from its name '${t.name}'`);
     if (!(t.dtype in DTYPE_ARRAYS)) fail(`tensor '${name}' has unknown dtype '${t.dtype}'`);
-    if (!Array.isArray(t.shape) || t.shape.some((d) => d !== null && !(Number.isInteger(d) && d >= 0))) {
-      fail(`tensor '${name}' has an invalid shape ${JSON.stringify(t.shape)}`);
-    }
+    if (!validShape(t.shape)) fail(`tensor '${name}' has an invalid shape ${JSON.stringify(t.shape)}`);
     if (t.data) {
       if (dtypeOf(t.data) !== t.dtype) fail(`tensor '${name}' is ${t.dtype} but holds ${dtypeOf(t.data)} data`);
       if (t.data.length !== elementCount(t.shape)) fail(`tensor '${name}' has ${t.data.length} values for shape [${t.shape}]`);

@@ -2,9 +2,9 @@
  * Models in and out: loadModel accepts a Graph, the seed's object form, a path
  * or the bytes of an .eom or .onnx file; saveModel writes .eom atomically.
  */
-import * as fs from 'node:fs';
 import { EdgeOptError } from '../errors';
 import { writeFileAtomic } from '../util/atomic-write';
+import { readRegularFile } from '../util/read-file';
 import { fromSeed, isSeedModel, type SeedModel } from './build';
 import { decodeEom, encodeEom, looksLikeSafetensors } from './eom';
 import { type Graph, isGraph, validateGraph } from './graph';
@@ -18,23 +18,18 @@ function decodeBytes(bytes: Uint8Array, source: string): Graph {
   throw new EdgeOptError('E_FORMAT', `${source}: not an .eom (safetensors) or .onnx model file`);
 }
 
+/** Model files larger than this are refused before they are read (protobuf, so ONNX, stops at 2 GiB too). */
+export const MAX_MODEL_FILE_BYTES = 2 ** 31;
+
 export function loadModel(source: ModelSource): Graph {
-  if (typeof source === 'string') {
-    let bytes: Buffer;
-    try {
-      bytes = fs.readFileSync(source);
-    } catch (err) {
-      throw new EdgeOptError('E_NOT_FOUND', `cannot read model file ${source}: ${(err as Error).message}`);
-    }
-    return decodeBytes(bytes, source);
-  }
+  if (typeof source === 'string') return decodeBytes(readRegularFile(source, MAX_MODEL_FILE_BYTES, 'model file'), source);
   if (source instanceof Uint8Array) return decodeBytes(source, '<bytes>');
   if (isGraph(source)) return validateGraph(source);
   if (isSeedModel(source)) return fromSeed(source);
   throw new EdgeOptError('E_ARGUMENT', 'a model is a Graph, a seed object { architecture, weights }, an .eom or .onnx path, or its bytes');
 }
 
-/** Writes the model as .eom (temp file + rename, so a crash never leaves half a file). Returns the byte size. */
+/** Writes the model as .eom atomically (util/atomic-write.ts: a crash leaves the old file or the new one). Returns the byte size. */
 export function saveModel(model: ModelSource, file: string): number {
   const bytes = encodeEom(loadModel(model));
   writeFileAtomic(file, bytes);

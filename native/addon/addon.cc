@@ -36,7 +36,8 @@ class Addon : public Napi::Addon<Addon> {
          InstanceMethod("quantizeSymmetric", &Addon::QuantizeSymmetric),
          InstanceMethod("dequantizeS8", &Addon::DequantizeS8), InstanceMethod("pruneMask", &Addon::PruneMask),
          InstanceMethod("reluF32", &Addon::ReluF32), InstanceMethod("firstNonFinite", &Addon::FirstNonFinite),
-         InstanceMethod("peakProbe", &Addon::PeakProbe), InstanceValue("Program", ProgramWrap::DefineClass(env)),
+         InstanceMethod("peakProbe", &Addon::PeakProbe), InstanceMethod("externalMemory", &Addon::ExternalMemory),
+         InstanceValue("Program", ProgramWrap::DefineClass(env)),
          InstanceMethod("nativeProgramOps", &Addon::NativeProgramOps),
          InstanceValue("KernelBench", KernelBench::DefineClass(env)),
          InstanceValue("ConvBench", ConvBench::DefineClass(env)), InstanceValue("npu", NpuExports(env)),
@@ -169,6 +170,13 @@ class Addon : public Napi::Addon<Addon> {
 
   Napi::Value PeakProbe(const Napi::CallbackInfo& info) { return addon::PeakProbe(info); }
   Napi::Value NativeProgramOps(const Napi::CallbackInfo& info) { return addon::NativeProgramOps(info); }
+
+  // externalMemory() -> the native bytes V8 has been told about in this isolate (programs report theirs),
+  // which it weighs when it schedules garbage collection.
+  Napi::Value ExternalMemory(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(),
+                             static_cast<double>(Napi::MemoryManagement::AdjustExternalMemory(info.Env(), 0)));
+  }
 
   // firstNonFinite(x: Float32Array) -> index of the first NaN/Infinity, or -1
   Napi::Value FirstNonFinite(const Napi::CallbackInfo& info) {

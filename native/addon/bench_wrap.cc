@@ -44,7 +44,7 @@ KernelBench::KernelBench(const Napi::CallbackInfo& info) : ObjectWrap(info) {
   kt_ = &kernels_arg(info[4]);
   int threads = threads_arg(info[5]);
   if (threads == 0) threads = ThreadPool::default_threads();
-  if (threads > 1) pool_ = std::make_unique<ThreadPool>(threads);
+  if (threads > 1) pool_ = ThreadPool::shared(threads);
   const size_t mk = product(env, m_, k_, "a"), nk = product(env, n_, k_, "w"), mn = product(env, m_, n_, "c");
   uint32_t s = 12345;
   guarded(env, [&] {
@@ -101,7 +101,7 @@ ConvBench::ConvBench(const Napi::CallbackInfo& info) : ObjectWrap(info) {
   kt_ = &kernels_arg(info[2]);
   int threads = threads_arg(info[3]);
   if (threads == 0) threads = ThreadPool::default_threads();
-  if (threads > 1) pool_ = std::make_unique<ThreadPool>(threads);
+  if (threads > 1) pool_ = ThreadPool::shared(threads);
   uint32_t seed = 12345;
   auto uniform = [&] { return static_cast<float>(next(&seed) >> 8) / 16777216.0f - 0.5f; };
   guarded(env, [&] {

@@ -26,7 +26,7 @@ class KernelBench : public Napi::ObjectWrap<KernelBench> {
   const KernelTable* kt_ = nullptr;
   bool int8_ = true;
   int m_ = 0, k_ = 0, n_ = 0;
-  std::unique_ptr<ThreadPool> pool_;
+  std::shared_ptr<ThreadPool> pool_;
   std::vector<uint8_t> a_;
   std::vector<int32_t> zp_, c_;
   PackedS8 w_s8_;
@@ -48,7 +48,7 @@ class ConvBench : public Napi::ObjectWrap<ConvBench> {
   Napi::Value Method(const Napi::CallbackInfo& info);
 
   const KernelTable* kt_ = nullptr;
-  std::unique_ptr<ThreadPool> pool_;
+  std::shared_ptr<ThreadPool> pool_;
   PackedConvF32 w_;
   std::vector<float> x_, y_, scratch_;
 };

@@ -41,7 +41,7 @@ Napi::Value Conv(const Napi::CallbackInfo& info) {
   return guarded(env, [&]() -> Napi::Value {
     PackedConvF32 packed;
     pack_conv_f32(kt, s, w, bias, act, &packed);
-    std::unique_ptr<ThreadPool> pool = threads > 1 ? std::make_unique<ThreadPool>(threads) : nullptr;
+    std::shared_ptr<ThreadPool> pool = threads > 1 ? ThreadPool::shared(threads) : nullptr;
     std::vector<float> scratch(conv_parallel_scratch_floats(packed, pool.get()));
     Napi::Float32Array y =
         new_floats(env, product(env, product(env, batch, product(env, s.out_h, s.out_w, "y"), "y"), s.out_c, "y"));

@@ -114,6 +114,17 @@ int rows_arg(const Napi::CallbackInfo& info, const NpuGraph& g, const float** x)
   return m;
 }
 
+// A timeout in ms from an optional field: 1..2^31-1, else `fallback` when absent.
+std::chrono::milliseconds timeout_field(const Napi::Value& v, const char* key, std::chrono::milliseconds fallback) {
+  if (!v.IsObject()) return fallback;
+  const Napi::Value t = v.As<Napi::Object>().Get(key);
+  if (t.IsUndefined()) return fallback;
+  const double d = t.IsNumber() ? t.As<Napi::Number>().DoubleValue() : -1;
+  if (!(d >= 1 && d <= 2147483647.0))
+    throw error(v.Env(), "E_ARGUMENT", std::string(key) + " must be a number of milliseconds in 1..2^31-1");
+  return std::chrono::milliseconds(static_cast<int64_t>(d));
+}
+
 }  // namespace
 
 Napi::Function NpuPluginWrap::DefineClass(Napi::Env env) {
@@ -132,7 +143,12 @@ NpuPluginWrap::NpuPluginWrap(const Napi::CallbackInfo& info) : ObjectWrap(info) 
     for (uint32_t i = 0; i < keys.Length(); ++i)
       options.emplace_back(keys.Get(i).ToString(), o.Get(keys.Get(i)).ToString());
   }
-  plugin_ = guarded(env, [&] { return NpuPlugin::open(info[0].ToString(), options); });
+  NpuTimeouts timeouts;
+  timeouts.call = timeout_field(info[2], "timeoutMs", timeouts.call);
+  timeouts.compile = timeout_field(info[2], "compileTimeoutMs", timeouts.compile);
+  // Utf8Value keeps an embedded NUL, which NpuPlugin::open refuses (c_str() would cut the path there).
+  const std::string path = info[0].As<Napi::String>().Utf8Value();
+  plugin_ = guarded(env, [&] { return NpuPlugin::open(path, options, timeouts); });
   info.This().As<Napi::Object>().TypeTag(&kPluginTag);
 }
 
@@ -142,17 +158,18 @@ std::shared_ptr<NpuPlugin> NpuPluginWrap::From(const Napi::Value& v) {
   return Unwrap(v.As<Napi::Object>())->plugin_;
 }
 
-// { name, vendor, version, abiVersion, path, capabilities }
+// { name, vendor, version, abiVersion, path, capabilities, broken: null | reason }
 Napi::Value NpuPluginWrap::Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const edgeopt_npu_plugin& t = plugin_->table();
   Napi::Object o = Napi::Object::New(env);
-  o.Set("name", t.name ? t.name : "");
-  o.Set("vendor", t.vendor ? t.vendor : "");
-  o.Set("version", t.version ? t.version : "");
-  o.Set("abiVersion", t.abi_version);
+  o.Set("name", plugin_->name());
+  o.Set("vendor", plugin_->vendor());
+  o.Set("version", plugin_->version());
+  o.Set("abiVersion", plugin_->abi_version());
   o.Set("path", plugin_->path());
   o.Set("capabilities", capabilities(env, plugin_->capabilities()));
+  const std::string broken = plugin_->broken();
+  o.Set("broken", broken.empty() ? env.Null() : Napi::String::New(env, broken));
   return o;
 }
 
@@ -167,7 +184,7 @@ Napi::Value NpuPluginWrap::Supports(const Napi::CallbackInfo& info) {
   } catch (const Napi::Error& e) {
     return Napi::String::New(info.Env(), e.Message().substr(e.Message().find("): ") + 3));
   }
-  const std::string why = plugin_->unsupported_reason(nodes[0]);
+  const std::string why = guarded(info.Env(), [&] { return plugin_->unsupported_reason(nodes[0]); });
   return why.empty() ? info.Env().Null() : Napi::String::New(info.Env(), why);
 }
 
@@ -175,7 +192,8 @@ Napi::Function NpuGraphWrap::DefineClass(Napi::Env env) {
   return ObjectWrap::DefineClass(
       env, "NpuGraph",
       {InstanceMethod("run", &NpuGraphWrap::Run), InstanceMethod("runSync", &NpuGraphWrap::RunSync),
-       InstanceMethod("exportBlob", &NpuGraphWrap::ExportBlob), InstanceMethod("describe", &NpuGraphWrap::Describe)});
+       InstanceMethod("exportBlob", &NpuGraphWrap::ExportBlob), InstanceMethod("describe", &NpuGraphWrap::Describe),
+       InstanceMethod("release", &NpuGraphWrap::Release)});
 }
 
 NpuGraphWrap::NpuGraphWrap(const Napi::CallbackInfo& info) : ObjectWrap(info) {
@@ -194,22 +212,35 @@ NpuGraphWrap::NpuGraphWrap(const Napi::CallbackInfo& info) : ObjectWrap(info) {
   graph_ = guarded(env, [&] { return plugin->compile(nodes, batch); });
 }
 
+const std::shared_ptr<const NpuGraph>& NpuGraphWrap::graph(Napi::Env env) const {
+  if (!graph_) throw error(env, "E_STATE", "the NPU graph was released (its model was unloaded)");
+  return graph_;
+}
+
+Napi::Value NpuGraphWrap::Release(const Napi::CallbackInfo& info) {
+  graph_.reset();
+  return info.Env().Undefined();
+}
+
 Napi::Value NpuGraphWrap::Run(const Napi::CallbackInfo& info) {
+  const std::shared_ptr<const NpuGraph>& g = graph(info.Env());
   const float* x;
-  const int m = rows_arg(info, *graph_, &x);
-  return RowsWorker<NpuGraph>::Start(info.Env(), graph_, x, m);
+  const int m = rows_arg(info, *g, &x);
+  return RowsWorker<NpuGraph>::Start(info.Env(), g, x, m);
 }
 
 Napi::Value NpuGraphWrap::RunSync(const Napi::CallbackInfo& info) {
+  const NpuGraph& g = *graph(info.Env());
   const float* x;
-  const int m = rows_arg(info, *graph_, &x);
-  Napi::Float32Array out = Napi::Float32Array::New(info.Env(), static_cast<size_t>(m) * graph_->output_features());
-  guarded(info.Env(), [&] { graph_->run(x, m, out.Data()); });
+  const int m = rows_arg(info, g, &x);
+  Napi::Float32Array out = Napi::Float32Array::New(info.Env(), static_cast<size_t>(m) * g.output_features());
+  guarded(info.Env(), [&] { g.run(x, m, out.Data()); });
   return out;
 }
 
 Napi::Value NpuGraphWrap::ExportBlob(const Napi::CallbackInfo& info) {
-  const std::vector<uint8_t> bytes = guarded(info.Env(), [&] { return graph_->export_blob(); });
+  const NpuGraph& g = *graph(info.Env());
+  const std::vector<uint8_t> bytes = guarded(info.Env(), [&] { return g.export_blob(); });
   Napi::Uint8Array out = Napi::Uint8Array::New(info.Env(), bytes.size());
   std::copy(bytes.begin(), bytes.end(), out.Data());
   return out;
@@ -217,10 +248,11 @@ Napi::Value NpuGraphWrap::ExportBlob(const Napi::CallbackInfo& info) {
 
 // { inputFeatures, outputFeatures, batch }
 Napi::Value NpuGraphWrap::Describe(const Napi::CallbackInfo& info) {
+  const NpuGraph& g = *graph(info.Env());
   Napi::Object o = Napi::Object::New(info.Env());
-  o.Set("inputFeatures", graph_->input_features());
-  o.Set("outputFeatures", graph_->output_features());
-  o.Set("batch", graph_->batch());
+  o.Set("inputFeatures", g.input_features());
+  o.Set("outputFeatures", g.output_features());
+  o.Set("batch", g.batch());
   return o;
 }
 

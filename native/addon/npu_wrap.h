@@ -7,8 +7,9 @@
 
 namespace edgeopt::addon {
 
-// JS class `NpuPlugin`: new NpuPlugin(path, options?) loads a plugin (E_PLUGIN
-// on any failure); supports(oneOpProgram) -> null or the reason it is not.
+// JS class `NpuPlugin`: new NpuPlugin(path, options?, { timeoutMs, compileTimeoutMs }?)
+// loads a plugin (E_PLUGIN on any failure); supports(oneOpProgram) -> null or the
+// reason it is not; info() includes `broken` once a call timed out.
 class NpuPluginWrap : public Napi::ObjectWrap<NpuPluginWrap> {
  public:
   static Napi::Function DefineClass(Napi::Env env);
@@ -24,7 +25,8 @@ class NpuPluginWrap : public Napi::ObjectWrap<NpuPluginWrap> {
 
 // JS class `NpuGraph`: new NpuGraph(plugin, program | blob: Uint8Array, batch?)
 // compiles a Program's chain of ops (or loads a precompiled blob); run(x, rows) on
-// libuv's pool, runSync(x, rows), exportBlob().
+// libuv's pool, runSync(x, rows), exportBlob(); release() gives the graph back
+// to the plugin now (in-flight runs finish first) instead of at some later GC.
 class NpuGraphWrap : public Napi::ObjectWrap<NpuGraphWrap> {
  public:
   static Napi::Function DefineClass(Napi::Env env);
@@ -35,6 +37,9 @@ class NpuGraphWrap : public Napi::ObjectWrap<NpuGraphWrap> {
   Napi::Value RunSync(const Napi::CallbackInfo& info);
   Napi::Value ExportBlob(const Napi::CallbackInfo& info);
   Napi::Value Describe(const Napi::CallbackInfo& info);
+  Napi::Value Release(const Napi::CallbackInfo& info);
+  // The graph, or E_STATE once released.
+  const std::shared_ptr<const NpuGraph>& graph(Napi::Env env) const;
   std::shared_ptr<const NpuGraph> graph_;
 };
 

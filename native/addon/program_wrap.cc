@@ -49,6 +49,12 @@ class ProgramWorker : public Napi::AsyncWorker {
     } catch (const std::bad_alloc&) {
       code_ = "E_ALLOC";
       SetError("out of memory");
+    } catch (const std::exception& e) {  // never let an exception leave a libuv thread
+      code_ = "E_NATIVE";
+      SetError(e.what());
+    } catch (...) {
+      code_ = "E_NATIVE";
+      SetError("unknown C++ exception");
     }
   }
   void OnOK() override {
@@ -72,6 +78,15 @@ class ProgramWorker : public Napi::AsyncWorker {
   std::string code_;
 };
 
+// About the bytes the compiled program keeps in C++: the constants JS handed
+// over (weights, scales, biases, operands); packing keeps roughly that much.
+int64_t constant_bytes(const ProgramSpec& spec) {
+  int64_t bytes = 0;
+  for (const TensorSpec& t : spec.tensors)
+    if (t.kind == TensorSpec::Kind::Constant) bytes += t.bytes;
+  return bytes;
+}
+
 }  // namespace
 
 Napi::Function ProgramWrap::DefineClass(Napi::Env env) {
@@ -80,34 +95,55 @@ Napi::Function ProgramWrap::DefineClass(Napi::Env env) {
       {InstanceMethod("runSync", &ProgramWrap::RunSync), InstanceMethod("run", &ProgramWrap::Run),
        InstanceMethod("profile", &ProgramWrap::Profile), InstanceAccessor("kernel", &ProgramWrap::Kernel, nullptr),
        InstanceAccessor("opKernels", &ProgramWrap::OpKernels, nullptr),
-       InstanceAccessor("threads", &ProgramWrap::Threads, nullptr)});
+       InstanceAccessor("threads", &ProgramWrap::Threads, nullptr), InstanceMethod("release", &ProgramWrap::Release)});
 }
 
-ProgramWrap::ProgramWrap(const Napi::CallbackInfo& info) : ObjectWrap(info) {
+ProgramWrap::ProgramWrap(const Napi::CallbackInfo& info) : ObjectWrap(info), env_(info.Env()) {
   const KernelTable& kt = kernels_arg(info[1]);
   const int threads = threads_arg(info[2]);
   const ProgramSpec spec = parse_program(info[0], sparse_policy_arg(info[3]));
   program_ = guarded(info.Env(), [&] { return std::make_shared<const CompiledProgram>(spec, kt, threads); });
+  external_bytes_ = constant_bytes(spec);
+  Napi::MemoryManagement::AdjustExternalMemory(info.Env(), external_bytes_);
+}
+
+ProgramWrap::~ProgramWrap() { release_memory(); }
+
+void ProgramWrap::release_memory() {
+  if (!program_) return;
+  program_.reset();
+  Napi::MemoryManagement::AdjustExternalMemory(Napi::Env(env_), -external_bytes_);
+}
+
+const CompiledProgram& ProgramWrap::program(Napi::Env env) const {
+  if (!program_) throw error(env, "E_STATE", "the native program was released (its model was unloaded)");
+  return *program_;
+}
+
+Napi::Value ProgramWrap::Release(const Napi::CallbackInfo& info) {
+  release_memory();
+  return info.Env().Undefined();
 }
 
 Napi::Value ProgramWrap::RunSync(const Napi::CallbackInfo& info) {
+  const CompiledProgram& p = program(info.Env());
   std::vector<const float*> x;
-  const int batch = input_args(info, *program_, &x);
-  Napi::Array a = Napi::Array::New(info.Env(), program_->output_count());
+  const int batch = input_args(info, p, &x);
+  Napi::Array a = Napi::Array::New(info.Env(), p.output_count());
   std::vector<float*> y;
-  for (size_t i = 0; i < program_->output_count(); ++i) {
+  for (size_t i = 0; i < p.output_count(); ++i) {
     Napi::Float32Array out = Napi::Float32Array::New(
-        info.Env(), static_cast<size_t>(product(info.Env(), batch, program_->output_elements(i), "output")));
+        info.Env(), static_cast<size_t>(product(info.Env(), batch, p.output_elements(i), "output")));
     a.Set(static_cast<uint32_t>(i), out);
     y.push_back(out.Data());
   }
-  guarded(info.Env(), [&] { program_->run(x.data(), y.data(), batch); });
+  guarded(info.Env(), [&] { p.run(x.data(), y.data(), batch); });
   return a;
 }
 
 Napi::Value ProgramWrap::Run(const Napi::CallbackInfo& info) {
   std::vector<const float*> x;
-  const int batch = input_args(info, *program_, &x);
+  const int batch = input_args(info, program(info.Env()), &x);
   auto* w = new ProgramWorker(info.Env(), program_, x, batch);  // copies x: the caller may reuse its buffers
   Napi::Promise p = w->promise();
   w->Queue();
@@ -116,18 +152,19 @@ Napi::Value ProgramWrap::Run(const Napi::CallbackInfo& info) {
 
 // profile(inputs, batch, repeats): seconds per op summed over `repeats` runs (a Float64Array), for the bench.
 Napi::Value ProgramWrap::Profile(const Napi::CallbackInfo& info) {
+  const CompiledProgram& p = program(info.Env());
   std::vector<const float*> x;
-  const int batch = input_args(info, *program_, &x);
+  const int batch = input_args(info, p, &x);
   const int repeats = dim(info[2], "repeats");
-  std::vector<std::vector<float>> out(program_->output_count());
+  std::vector<std::vector<float>> out(p.output_count());
   std::vector<float*> y;
   for (size_t i = 0; i < out.size(); ++i) {
-    out[i].resize(static_cast<size_t>(product(info.Env(), batch, program_->output_elements(i), "output")));
+    out[i].resize(static_cast<size_t>(product(info.Env(), batch, p.output_elements(i), "output")));
     y.push_back(out[i].data());
   }
   std::vector<double> seconds;
   guarded(info.Env(), [&] {
-    for (int r = 0; r < repeats; ++r) program_->run(x.data(), y.data(), batch, &seconds);
+    for (int r = 0; r < repeats; ++r) p.run(x.data(), y.data(), batch, &seconds);
   });
   Napi::Float64Array a = Napi::Float64Array::New(info.Env(), seconds.size());
   std::copy(seconds.begin(), seconds.end(), a.Data());
@@ -135,15 +172,15 @@ Napi::Value ProgramWrap::Profile(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value ProgramWrap::Kernel(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), program_->kernels().name);
+  return Napi::String::New(info.Env(), program(info.Env()).kernels().name);
 }
 
 Napi::Value ProgramWrap::Threads(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), program_->threads());
+  return Napi::Number::New(info.Env(), program(info.Env()).threads());
 }
 
 Napi::Value ProgramWrap::OpKernels(const Napi::CallbackInfo& info) {
-  const auto& names = program_->op_kernels();
+  const auto& names = program(info.Env()).op_kernels();
   Napi::Array a = Napi::Array::New(info.Env(), names.size());
   for (size_t i = 0; i < names.size(); ++i) a.Set(static_cast<uint32_t>(i), names[i]);
   return a;

@@ -42,6 +42,12 @@ class RowsWorker : public Napi::AsyncWorker {
     } catch (const std::bad_alloc&) {
       code_ = "E_ALLOC";
       SetError("out of memory");
+    } catch (const std::exception& e) {  // never let an exception leave a libuv thread
+      code_ = "E_NATIVE";
+      SetError(e.what());
+    } catch (...) {
+      code_ = "E_NATIVE";
+      SetError("unknown C++ exception");
     }
   }
 

@@ -27,10 +27,11 @@ int ThreadPool::default_threads() {
 
 std::shared_ptr<ThreadPool> ThreadPool::shared(int threads) {
   static std::mutex mu;
-  static std::map<int, std::weak_ptr<ThreadPool>> pools;
+  // Never destroyed: at exit a libuv thread may still be inside a parallel section.
+  static auto* pools = new std::map<int, std::shared_ptr<ThreadPool>>();
   std::lock_guard<std::mutex> lock(mu);
-  std::shared_ptr<ThreadPool> pool = pools[threads].lock();
-  if (!pool) pools[threads] = pool = std::make_shared<ThreadPool>(threads);
+  std::shared_ptr<ThreadPool>& pool = (*pools)[threads];
+  if (!pool) pool = std::make_shared<ThreadPool>(threads);
   return pool;
 }
 

@@ -1,6 +1,7 @@
-// The intra-op thread pool: a fixed set of workers created once (shared by programs),
-// woken for each parallel section. Not libuv's pool: those threads run whole
-// inferences (CompiledProgram::run via AsyncWorker); these split one op across cores.
+// The intra-op thread pool: a fixed set of workers created once per process and
+// thread count (ThreadPool::shared), woken for each parallel section. Not libuv's
+// pool: those threads run whole inferences (CompiledProgram::run via AsyncWorker);
+// these split one op across cores.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -34,8 +35,11 @@ class ThreadPool {
   // std::thread::hardware_concurrency(), at least 1.
   static int default_threads();
 
-  // One pool per thread count for the whole process, shared by every program
-  // (kept while some program holds it): two models never spin two sets of workers.
+  // The process's pool of `threads` threads (the caller included; >= 2), shared
+  // by every program that asks for that count: two models never spin two sets of
+  // workers. Created on first use and kept until the process exits (one per
+  // distinct count), so loading and unloading models never starts or stops
+  // threads. Thread safe.
   static std::shared_ptr<ThreadPool> shared(int threads);
 
  private:

@@ -524,6 +524,39 @@ static void test_thread_pool() {
   CHECK(bad_a == 0 && bad_b == 0, "thread pool: %d and %d tasks not run exactly once", bad_a, bad_b);
 }
 
+// The OS thread count of this process (Linux /proc), or -1 elsewhere.
+static int os_threads() {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return -1;
+  char line[256];
+  int n = -1;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "Threads: %d", &n) == 1) break;
+  std::fclose(f);
+  return n;
+}
+
+// One pool per thread count for the whole process: compiling, running and
+// dropping 500 programs starts no thread after the first, and programs of one
+// count share a pool (which outlives them).
+static void test_shared_thread_pool() {
+  CHECK(ThreadPool::shared(4) == ThreadPool::shared(4), "one pool per thread count");
+  CHECK(ThreadPool::shared(4) != ThreadPool::shared(5), "a pool per distinct count");
+  CHECK(ThreadPool::shared(5)->threads() == 5, "the pool has the threads asked for");
+  std::mt19937 rng(31);
+  const auto d = test::dense_program(false, rng, 8, 16, 3);
+  { CompiledProgram(d->spec, active_kernels(), 3); }
+  const int before = os_threads();
+  std::vector<float> x(8, 1.0f), y(3);
+  for (int i = 0; i < 500; ++i) {
+    const CompiledProgram p(d->spec, active_kernels(), 3);
+    const float* in = x.data();
+    float* out = y.data();
+    p.run(&in, &out, 1);
+  }
+  CHECK(os_threads() == before, "500 programs: %d OS threads before, %d after", before, os_threads());
+}
+
 // magnitude_prune_mask against the definition: sort by (|w|, index), prune a prefix.
 static void test_prune_against_sort() {
   std::mt19937 rng(41);
@@ -591,6 +624,7 @@ int main() {
   test_prune_ties();
   test_prune_against_sort();
   test_thread_pool();
+  test_shared_thread_pool();
   for (const std::string& name : runnable_kernel_names()) {
     const KernelTable& kt = *find_kernels(name);
     const int before = failures;

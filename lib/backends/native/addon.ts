@@ -22,6 +22,8 @@ export interface NativeProgram {
   run(inputs: Float32Array[], batch: number): Promise<Float32Array[]>;
   /** Seconds spent in each op over `repeats` synchronous runs (the per-op profile of `npm run bench -- compare`). */
   profile(inputs: Float32Array[], batch: number, repeats: number): Float64Array;
+  /** Frees the native memory now; in-flight runs finish first. Later calls are E_STATE. */
+  release(): void;
 }
 
 /** The addon's exports (native/addon/addon.cc). */
@@ -46,6 +48,8 @@ export interface NativeAddon {
   reluF32(x: Float32Array, kernel?: string): Float32Array;
   /** Index of the first NaN or +-Infinity in x, or -1. */
   firstNonFinite(x: Float32Array): number;
+  /** Native bytes V8 has been told about in this isolate (AdjustExternalMemory): programs report their constants. */
+  externalMemory(): number;
   /** Parses and validates the Program once (E_FORMAT / E_SHAPE for a bad one), packs its weights. */
   Program: new (program: Program, kernel?: string, threads?: number, sparse?: SparsePolicy) => NativeProgram;
   /** The Program ops the native executor runs with this kernel table (the rest go to TypeScript). */
@@ -111,7 +115,9 @@ const HOW_TO_BUILD =
   'to build one, run `npm rebuild edgeopt` (or `npx node-gyp rebuild` in the package folder); ' +
   'it needs python3, make and a C++17 compiler';
 
-export type AddonLoad = { addon: NativeAddon; reason?: undefined } | { addon: null; reason: string };
+/** isaError: EDGEOPT_ISA names a table this binary lacks or this CPU cannot run (a setting that cannot be honoured). */
+export type AddonLoad =
+  { addon: NativeAddon; reason?: undefined; isaError?: undefined } | { addon: null; reason: string; isaError?: string };
 
 function load(): AddonLoad {
   if (process.env.EDGEOPT_FORCE_TS === '1') return { addon: null, reason: 'EDGEOPT_FORCE_TS=1 forces the TypeScript backend' };
@@ -126,7 +132,9 @@ function load(): AddonLoad {
   try {
     addon.info(); // throws E_ISA for a bad EDGEOPT_ISA
   } catch (err) {
-    return { addon: null, reason: `the native binary loaded but cannot run: ${(err as Error).message}` };
+    const e = err as { code?: string; message: string };
+    const reason = `the native binary loaded but cannot run: ${e.message}`;
+    return e.code === 'E_ISA' ? { addon: null, reason, isaError: e.message } : { addon: null, reason };
   }
   return { addon };
 }

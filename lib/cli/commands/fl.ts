@@ -18,6 +18,7 @@ interface SimulateCliOptions {
   optimizer: string;
   fractionFit: string;
   serverMomentum: string;
+  aggregator: string;
   seed: string;
   data?: string;
   eval?: string;
@@ -51,6 +52,7 @@ export function register(program: Command): void {
     .option('--hidden <sizes>', 'hidden layer sizes of the MLP', '128')
     .option('--fraction-fit <f>', 'fraction of clients per round', '1')
     .option('--server-momentum <beta>', 'FedAvgM server momentum (0: plain FedAvg)', '0.7')
+    .option('--aggregator <kind>', 'fedavg, median or trimmed-mean:<fraction> (coordinate-wise, robust to hostile clients)', 'fedavg')
     .option('--seed <n>', 'seed for init, partition and shuffling', '1')
     .option('--json', 'print { rounds: [{ round, accuracy, bytesSent }], finalAccuracy } as JSON');
   outputOption(dataOptions(cmd), 'save the final global model (.eom)').action(async (o: SimulateCliOptions) => {
@@ -82,6 +84,7 @@ export function register(program: Command): void {
       hidden: intList(o.hidden, '--hidden'),
       fractionFit: num(o.fractionFit, '--fraction-fit'),
       serverMomentum: num(o.serverMomentum, '--server-momentum'),
+      aggregator: o.aggregator,
       seed: num(o.seed, '--seed'),
       fit: {
         epochs: num(o.epochs, '--epochs'),

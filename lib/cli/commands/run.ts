@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { EdgeOptError } from '../../errors';
 import { loadModelArg } from './optimize';
 import { readNpy } from '../../data/npy';
@@ -22,7 +23,10 @@ export function register(program: Command): void {
     .description('run a model (.eom, .onnx or a weights folder) on an .npy input and show the outputs (or argmax) and where every node ran')
     .requiredOption('--input <npy>', 'input rows as .npy (uint8 images are scaled to [0, 1]); first dim = batch')
     .option('--device <device>', 'auto | npu | cpu | ts', 'auto')
-    .option('--npu-plugin <path>', 'NPU plugin shared library (default: EDGEOPT_NPU_PLUGIN)')
+    .option(
+      '--npu-plugin <path>',
+      'NPU plugin shared library, resolved against the working directory (default with --device npu: EDGEOPT_NPU_PLUGIN)',
+    )
     .option('--strict', 'fail instead of falling back')
     .option('--outputs', 'print every output value, not just the argmax per row')
     .option('--json', 'print { placement, shape, argmax, outputs? } as JSON')
@@ -36,7 +40,9 @@ export function register(program: Command): void {
         );
       }
       const npy = readNpy(opts.input);
-      const engine = new EdgeInferenceEngine({ device: opts.device, npuPlugin: opts.npuPlugin, strict: opts.strict });
+      // A path typed on the command line is the user's own: resolve it here, explicitly.
+      const npuPlugin = opts.npuPlugin === undefined ? undefined : path.resolve(opts.npuPlugin);
+      const engine = new EdgeInferenceEngine({ device: opts.device, npuPlugin, strict: opts.strict });
       const { inputShape } = await engine.loadModel('model', loadModelArg(model));
       const features = inputShape.reduce((a, d) => a * d, 1);
       const data = toFloat32(npy, opts.input);

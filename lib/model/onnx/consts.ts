@@ -1,7 +1,7 @@
 /** Arithmetic on constant tensors during import: transpose, broadcast, dequantize. */
 import type { ConstTensor } from './tensor';
 
-type Numeric = Float32Array | Float64Array | Int8Array;
+type Numeric = Float32Array | Float64Array | Int8Array | Uint8Array;
 
 function strides(dims: number[]): number[] {
   const s = new Array<number>(dims.length).fill(1);

@@ -190,7 +190,12 @@ export class ImportContext {
 
   /** A float32 initializer for a constant input of an IR op. */
   floatInit(base: string, t: ConstTensor): string {
-    return this.addTensor({ name: base, dtype: 'float32', shape: t.dims, data: Float32Array.from(t.data) });
+    return this.addTensor({
+      name: base,
+      dtype: 'float32',
+      shape: t.dims,
+      data: t.data instanceof Float32Array ? t.data : Float32Array.from(t.data),
+    });
   }
 
   /** A unique IR node name: the ONNX name without torch's leading '/' and with '.' for '/', or op_index. */

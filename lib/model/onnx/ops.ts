@@ -28,7 +28,9 @@ function denseWeight(ctx: ImportContext, node: NodeProto, v: ConstValue, outMajo
   if (quant && alpha === 1 && (quant.scale.length === 1 || quant.axis === outAxis)) {
     return { n, k, q: outMajor ? quant.q : transposeData(quant.q, dims, [1, 0]), scale: quant.scale, zeroPoint: quant.zeroPoint };
   }
-  const w = Float32Array.from(outMajor ? v.t.data : transposeData(v.t.data, dims, [1, 0]));
+  // No copy of a float32 [out, in] constant (graphs are values: tensors may share data); one otherwise.
+  const oriented = outMajor ? v.t.data : transposeData(v.t.data, dims, [1, 0]);
+  const w = oriented instanceof Float32Array && (alpha === 1 || oriented !== v.t.data) ? oriented : Float32Array.from(oriented);
   if (alpha !== 1) for (let i = 0; i < w.length; i++) w[i] *= alpha;
   return { n, k, w };
 }
@@ -160,15 +162,29 @@ function DequantizeLinear(ctx: ImportContext, node: NodeProto): void {
     ctx.fail(node, `zero point has ${zp.data.length} values for ${scale.data.length} scales`, 'E_SHAPE');
   const inner = x.dims.slice(axis + 1).reduce((p, d) => p * d, 1);
   const channels = scale.data.length;
-  const out = new Float32Array(x.data.length);
-  for (let i = 0; i < out.length; i++) {
-    const c = channels === 1 ? 0 : Math.floor(i / inner) % channels;
-    out[i] = (x.data[i] - (zp ? zp.data[c] : 0)) * scale.data[c];
-  }
+  // The float values only when something reads them: a QDense takes the int8 weights as they are.
+  let floats: Float32Array | undefined;
+  const dequantize = (): Float32Array => {
+    if (floats) return floats;
+    floats = new Float32Array(x.data.length);
+    for (let i = 0; i < floats.length; i++) {
+      const c = channels === 1 ? 0 : Math.floor(i / inner) % channels;
+      floats[i] = (x.data[i] - (zp ? zp.data[c] : 0)) * scale.data[c];
+    }
+    return floats;
+  };
   const zeroPoint = zp ? zp.data[0] : 0;
   const keepInt8 = x.dataType === DataType.INT8 && (!zp || zp.data.every((z) => z === zeroPoint)) && scale.data.every((v) => v > 0);
-  const quant = keepInt8 ? { q: Int8Array.from(x.data), scale: Float32Array.from(scale.data), zeroPoint, axis } : undefined;
-  ctx.set(node, { kind: 'const', t: { dims: x.dims, dataType: DataType.FLOAT, data: out }, quant });
+  const q = () => (x.data instanceof Int8Array ? x.data : Int8Array.from(x.data));
+  const quant = keepInt8 ? { q: q(), scale: Float32Array.from(scale.data), zeroPoint, axis } : undefined;
+  const t = {
+    dims: x.dims,
+    dataType: DataType.FLOAT,
+    get data() {
+      return dequantize();
+    },
+  };
+  ctx.set(node, { kind: 'const', t, quant });
 }
 
 /* The integer-MatMul pattern (onnxruntime quantize_dynamic, edgeopt's 'integer' export):

@@ -10,7 +10,8 @@ import { fromHalfBits } from '../../util/float16';
 /** A constant value: floats (fp32/fp16/double) as Float32Array, integers as Float64Array (exact to 2^53). */
 export interface ConstTensor {
   dims: number[];
-  data: Float32Array | Float64Array;
+  /** float types: Float32Array; int8 / uint8: their own arrays (no 8-byte widening of big weights); int32 / int64: Float64Array. */
+  data: Float32Array | Float64Array | Int8Array | Uint8Array;
   dataType: number;
 }
 
@@ -64,13 +65,24 @@ export function checkDims(raw: Int64[], what: string): { dims: number[]; count: 
   return { dims, count };
 }
 
-function fromRaw(raw: Uint8Array, dataType: number, count: number, what: string): Float32Array | Float64Array {
+const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
+
+function fromRaw(raw: Uint8Array, dataType: number, count: number, what: string): ConstTensor['data'] {
   const size = ELEMENT_BYTES[dataType];
   if (raw.length !== count * size)
     throw new EdgeOptError(
       'E_FORMAT',
       `${what}: raw_data has ${raw.length} bytes, ${count} ${typeName(dataType)} values need ${count * size}`,
     );
+  // One copy into the array the graph keeps: a memcpy where the bytes already are the host's
+  // (int8, uint8, float32 on little-endian hosts), else a conversion.
+  if (dataType === DataType.INT8) return new Int8Array(raw.buffer, raw.byteOffset, count).slice();
+  if (dataType === DataType.UINT8) return raw.slice();
+  if (dataType === DataType.FLOAT && LITTLE_ENDIAN) {
+    const f = new Float32Array(count);
+    new Uint8Array(f.buffer).set(raw);
+    return f;
+  }
   const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   const out = isFloatType(dataType) ? new Float32Array(count) : new Float64Array(count);
   for (let i = 0; i < count; i++) {
@@ -141,7 +153,13 @@ export function decodeTensor(t: TensorProto, what: string): ConstTensor {
   }
   const src = typedField(t);
   if (src.length !== count) throw new EdgeOptError('E_FORMAT', `${what}: holds ${src.length} values for shape [${dims}] (${count})`);
-  const out = isFloatType(t.data_type) ? new Float32Array(count) : new Float64Array(count);
+  const out = isFloatType(t.data_type)
+    ? new Float32Array(count)
+    : t.data_type === DataType.INT8
+      ? new Int8Array(count)
+      : t.data_type === DataType.UINT8
+        ? new Uint8Array(count)
+        : new Float64Array(count);
   for (let i = 0; i < count; i++) {
     const v = src[i];
     out[i] = t.data_type === DataType.FLOAT16 ? fromHalfBits((v as number) & 0xffff) : toNumber(v);

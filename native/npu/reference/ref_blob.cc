@@ -22,6 +22,7 @@ class Reader {
   template <typename T>
   bool get(T* v, size_t count) {
     if (count > left_ / sizeof(T)) return false;
+    if (count == 0) return true;  // v may be an empty vector's null data()
     std::memcpy(v, p_, sizeof(T) * count);
     p_ += sizeof(T) * count;
     left_ -= sizeof(T) * count;

@@ -11,11 +11,23 @@
 //   wrong-size    execute() reports one row fewer than asked
 //   abi-version   the table claims ABI version 999
 //   table-size    the table claims to be 8 bytes long
+// and the misbehaviours a host must survive:
+//   throw:<fn>    <fn> throws a C++ exception (init, compile, execute, describe, supports, export_blob, load_blob)
+//   hang:<fn>     <fn> never returns (init, compile, execute, supports)
+//   batch:<N>     describe() reports a static batch of N (e.g. 2147483648, 4294967295)
+//   widths        describe() reports an output one wider than the graph's
+//   export-size   export_blob() asks for 2^62 bytes
+//   supports-rc   supports() returns 7
+//   caps-overflow get_capabilities() writes 512 bytes past the host's struct
+//   long-error    execute() fails with a 1 MB last_error() message
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "../../core/static_quant.h"
@@ -42,6 +54,14 @@ std::string fault() {
   return f ? f : "";
 }
 
+// The injected misbehaviour of plugin function `fn`, if the fault names it: throw or never return.
+void misbehave(const char* fn) {
+  const std::string f = fault();
+  if (f == std::string("throw:") + fn) throw std::runtime_error(std::string("injected exception in ") + fn);
+  if (f == std::string("hang:") + fn)
+    for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+}
+
 // The call number at which execute() fails ("execute:N"), 0 for none.
 long execute_fault_at() {
   const std::string f = fault();
@@ -50,6 +70,7 @@ long execute_fault_at() {
 }
 
 int ref_init(const edgeopt_npu_option*, size_t) {
+  misbehave("init");
   if (fault() == "load")
     return fail(EDGEOPT_NPU_DEVICE_ERROR, "injected fault: device failed to open (EDGEOPT_REFNPU_FAULT=load)");
   return EDGEOPT_NPU_OK;
@@ -67,8 +88,10 @@ void ref_capabilities(edgeopt_npu_capabilities* c) {
   caps.partial_graphs = 1;
   caps.thread_safe = 0;
   // Copy no more than the host's struct holds (an older host has a smaller one).
-  std::memcpy(c, &caps, std::min<size_t>(c->struct_size, sizeof caps));
-  c->struct_size = static_cast<uint32_t>(std::min<size_t>(c->struct_size, sizeof caps));
+  const size_t host_size = c->struct_size;
+  std::memcpy(c, &caps, std::min<size_t>(host_size, sizeof caps));
+  c->struct_size = static_cast<uint32_t>(std::min<size_t>(host_size, sizeof caps));
+  if (fault() == "caps-overflow") std::memset(reinterpret_cast<char*>(c) + host_size, 0xff, 512);
 }
 
 // Empty when supported, else why not.
@@ -93,6 +116,8 @@ std::string why_unsupported(const edgeopt_npu_node& n) {
 }
 
 int ref_supports(const edgeopt_npu_node* node, char* reason, size_t reason_size) {
+  misbehave("supports");
+  if (fault() == "supports-rc") return 7;
   const std::string why = why_unsupported(*node);
   if (reason && reason_size) std::snprintf(reason, reason_size, "%s", why.c_str());
   return why.empty() ? 1 : 0;
@@ -121,6 +146,7 @@ int finish(Graph* g, edgeopt_npu_graph** out) {
 }
 
 int ref_compile(const edgeopt_npu_subgraph* sg, edgeopt_npu_graph** out) {
+  misbehave("compile");
   if (fault() == "compile")
     return fail(EDGEOPT_NPU_DEVICE_ERROR, "injected fault: compilation failed (EDGEOPT_REFNPU_FAULT=compile)");
   if (!sg || !out || sg->node_count == 0) return fail(EDGEOPT_NPU_INVALID_ARGUMENT, "empty subgraph");
@@ -143,6 +169,7 @@ int ref_compile(const edgeopt_npu_subgraph* sg, edgeopt_npu_graph** out) {
 }
 
 int ref_load_blob(const void* blob, size_t size, edgeopt_npu_graph** out) {
+  misbehave("load_blob");
   auto* g = new (std::nothrow) Graph();
   if (!g) return fail(EDGEOPT_NPU_OUT_OF_MEMORY, "out of memory");
   std::string err;
@@ -154,21 +181,26 @@ int ref_load_blob(const void* blob, size_t size, edgeopt_npu_graph** out) {
 }
 
 int ref_export_blob(const edgeopt_npu_graph* graph, void* buffer, size_t capacity, size_t* size) {
+  misbehave("export_blob");
   const std::vector<uint8_t> bytes = edgeopt::npu_ref::write_blob(*reinterpret_cast<const Graph*>(graph));
-  *size = bytes.size();
+  *size = fault() == "export-size" ? size_t{1} << 62 : bytes.size();
   if (buffer && capacity >= bytes.size()) std::memcpy(buffer, bytes.data(), bytes.size());
   return EDGEOPT_NPU_OK;
 }
 
 int ref_describe(const edgeopt_npu_graph* graph, uint32_t* batch, int32_t* in, int32_t* out) {
+  misbehave("describe");
   const auto* g = reinterpret_cast<const Graph*>(graph);
-  *batch = g->batch;
+  const std::string f = fault();
+  *batch = f.rfind("batch:", 0) == 0 ? static_cast<uint32_t>(std::strtoull(f.c_str() + 6, nullptr, 10)) : g->batch;
   *in = g->layers.front().k;
-  *out = g->layers.back().n;
+  *out = g->layers.back().n + (f == "widths" ? 1 : 0);
   return EDGEOPT_NPU_OK;
 }
 
 int ref_execute(edgeopt_npu_graph* graph, const edgeopt_npu_tensor* in, edgeopt_npu_tensor* out) {
+  misbehave("execute");
+  if (fault() == "long-error") return fail(EDGEOPT_NPU_DEVICE_ERROR, std::string(1 << 20, 'e'));
   auto* g = reinterpret_cast<Graph*>(graph);
   const long call = ++g->executions;  // the host serializes calls (thread_safe = 0)
   if (g->fail_execute_at && call == g->fail_execute_at)
