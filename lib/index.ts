@@ -78,6 +78,7 @@ export { observeActivations, applyStaticActivations, applyStaticOutputs, type Ob
 export { foldInputNormalization, inputNormalization, type InputNormalizationOptions } from './optimizer/input-normalization';
 export { prune, pruneGraph, prunedCount, PRUNE_MODES, type PruneOptions, type PruneMode } from './optimizer/prune';
 export type { FineTuneOptions } from './optimizer/fine-tune';
+export type { FilterNorm } from './optimizer/prune-filters';
 export { distill, distillation, type DistillOptions } from './optimizer/distill';
 export {
   autoOptimize,

@@ -55,7 +55,7 @@ export interface FitConfig {
 }
 
 export interface FederatedServerOptions {
-  /** The initial global model (a chain of Dense layers); ignored when resuming from a checkpoint. */
+  /** The initial global model (a Dense chain or a CNN graph training supports); ignored when resuming from a checkpoint. */
   model: Graph;
   /** clientId -> bearer token. */
   clients: Record<string, string>;
