@@ -656,6 +656,33 @@ function cnnKernelsSection(k) {
   return out;
 }
 
+const TRAIN_CNN = {
+  filters: 'Filter pruning, mobilenet-mini: size, batch-1 latency (native, one thread, same-run medians), accuracy before fine-tuning',
+  scratch: 'mobilenet-mini trained from a seeded init on the 8000 train digits (Adam, cosine schedule, shift augmentation)',
+  'fine-tune': 'The bundled mobilenet-mini pruned, then fine-tuned on the 8000 train digits',
+};
+
+function trainCnnSection(results) {
+  const out = [];
+  for (const [mode, r] of Object.entries(results)) {
+    if (!r) continue;
+    out.push(
+      `### ${TRAIN_CNN[mode]}`,
+      '',
+      `Command: \`${r.command}\` (${r.durationSeconds} s). ${machineSection(r.machine, 'Machine')}`,
+      '',
+    );
+    out.push('| model | test accuracy | .eom bytes | us/image | speed vs fp32 | seconds |', '| --- | ---: | ---: | ---: | ---: | ---: |');
+    for (const x of r.rows)
+      out.push(
+        `| ${x.name} | ${fmt(x.accuracy * 100, 2)} % | ${x.bytes ?? '-'} | ${x.microseconds ? fmt(x.microseconds, 1) : '-'} | ` +
+          `${x.ratio ? `${fmt(x.ratio, 2)}x` : '-'} | ${x.seconds ? fmt(x.seconds, 1) : '-'} |`,
+      );
+    out.push('');
+  }
+  return out;
+}
+
 function render(cmp, tab, opts = {}) {
   const svgs = {};
   const imgs = {};
@@ -727,6 +754,7 @@ function render(cmp, tab, opts = {}) {
     'npm run bench -- table          # ~1-2 min',
     'npm run bench -- kernels        # ~10 min: every kernel table this CPU runs, with its peaks, and the CNN kernel rows',
     'npm run bench -- serve          # ~6 min: the HTTP server under load (autocannon), batching off and on',
+    'npm run bench -- train-cnn filters   # ~2 min; scratch ~20 min, fine-tune ~15 min on this machine',
     'npm run bench -- report         # regenerates this page and docs/img/bench-*.svg',
     '```',
     '',
@@ -742,6 +770,8 @@ function render(cmp, tab, opts = {}) {
   if (opts.cnnKernels) md.push('## CNN kernels (fp32)', '', ...cnnKernelsSection(opts.cnnKernels));
   if (srv) md.push('## Serving over HTTP', '', ...serveSection(srv, serveImgs));
   else md.push('## Serving over HTTP', '', 'No serve results yet: run `npm run bench -- serve`.', '');
+  if (opts.trainCnn && Object.values(opts.trainCnn).some(Boolean))
+    md.push('## Training and filter pruning of CNNs', '', ...trainCnnSection(opts.trainCnn));
   if (opts.analysis) md.push(opts.analysis.trim(), '');
   return { markdown: md.join('\n'), svgs };
 }
@@ -753,11 +783,13 @@ async function run(argv) {
   const tab = pick('table');
   const analysisFile = path.join(C.ROOT, 'bench', 'analysis.md');
   const analysis = fs.existsSync(analysisFile) ? fs.readFileSync(analysisFile, 'utf8') : '';
+  const trainCnn = Object.fromEntries(Object.keys(TRAIN_CNN).map((m) => [m, C.readResult(`train-cnn-${m}`)]));
   const { markdown, svgs } = render(cmp, tab, {
     analysis,
     kernels: pick('kernels'),
     cnnKernels: C.readResult('cnn-kernels'),
     serve: pick('serve'),
+    trainCnn,
   });
   fs.mkdirSync(IMG, { recursive: true });
   for (const [name, svg] of Object.entries(svgs)) fs.writeFileSync(path.join(DOCS, name), svg);

@@ -4,7 +4,7 @@ const model = defaultModel();
 const calibration = sliceRows(mnistTrain(), 0, 500); // rows to calibrate static activation scales on
 const evaluation = mnistTest(); // labelled rows: accuracy before and after every pass
 const { model: optimized, report } = await new EdgeModelOptimizer()
-  .addOptimization('prune', prune({ sparsity: 0.5, mode: 'global' })) // 'unstructured' | 'global' | '2:4' | 'neurons'
+  .addOptimization('prune', prune({ sparsity: 0.5, mode: 'global' })) // 'unstructured' | 'global' | '2:4' | 'neurons' | 'filters'
   .addOptimization('int8', quantize({ bits: 8, granularity: 'channel', activations: 'static' }))
   .optimize(model, { target: 'npu', calibration, evaluation }); // report.targetIssues: what will not fit
 

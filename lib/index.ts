@@ -87,6 +87,7 @@ export { observeTensors, parseObserver, type TensorRange } from './optimizer/obs
 export { foldInputNormalization, inputNormalization, type InputNormalizationOptions } from './optimizer/input-normalization';
 export { prune, pruneGraph, prunedCount, PRUNE_MODES, type PruneOptions, type PruneMode } from './optimizer/prune';
 export type { FineTuneOptions } from './optimizer/fine-tune';
+export type { FilterNorm } from './optimizer/prune-filters';
 export { distill, distillation, type DistillOptions } from './optimizer/distill';
 export {
   autoOptimize,

@@ -48,6 +48,8 @@ const expectations: Record<string, RegExp> = {
   'examples/federated.mjs': /round 2: test accuracy[\s\S]*done: 2 rounds/,
   'examples/npu.mjs': /outputs 8,10/,
   'examples/cnn.mjs': /logits \[ 8, 10 \][\s\S]*arenaBytes: 200704/,
+  'examples/cnn-training.mjs':
+    /mobilenet-mini, 1 epoch on 1000 digits: test \d+\.\d\d %\n25 % filters: \d+\.\d\d % before fine-tuning, \d+\.\d\d % after 1 epoch/,
   'examples/require.cjs': /predicted 0 1 2 3 4 5 6 7 \d 9 labels 0 1 2 3 4 5 6 7 8 9/,
   'examples/typescript.mts': /refused with E_SHAPE/,
   'examples/onnxruntime-port.cjs': /\[ 'input' \] \[ 'logits' \] logits \[1,10\] digit 0/,

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import * as assert from 'uvu/assert';
 import { EdgeInferenceEngine } from '../lib/engine/engine';
 import { EdgeOptError } from '../lib/errors';
-import type { Graph } from '../lib/model/graph';
+import { validateGraph, type Graph } from '../lib/model/graph';
 
 export const FIXTURES = path.join(__dirname, 'fixtures');
 
@@ -82,4 +82,32 @@ export function inferOnce(g: Graph, x: Float32Array, shape: number[]): Float32Ar
   } finally {
     engine.dispose();
   }
+}
+
+/** One static-int8 QDense layer of 4 inputs and 3 outputs: the smallest graph an NPU plugin compiles. */
+export function staticInt8Layer(activation?: 'relu'): Graph {
+  return validateGraph({
+    name: 'fc',
+    inputs: [{ name: 'x', shape: [null, 4] }],
+    outputs: ['y'],
+    tensors: {
+      w: {
+        name: 'w',
+        dtype: 'int8',
+        shape: [3, 4],
+        data: new Int8Array([1, -2, 3, -4, 5, -6, 7, -8, 9, -10, 11, -12]),
+        quant: { bits: 8, scheme: 'symmetric', scale: new Float32Array([0.1, 0.2, 0.3]), axis: 0 },
+      },
+    },
+    nodes: [
+      {
+        name: 'fc',
+        op: 'QDense',
+        inputs: ['x', 'w'],
+        outputs: ['y'],
+        attrs: { ...(activation ? { activation } : {}), activationQuant: 'static', inputScale: 0.02, inputZeroPoint: -5 },
+      },
+    ],
+    metadata: {},
+  });
 }

@@ -22,10 +22,9 @@ import { sliceRows } from '../lib/data/dataset';
 import { EdgeInferenceEngine, type EngineOptions, type FallbackEvent } from '../lib/engine/engine';
 import { lowerGraph } from '../lib/engine/lower';
 import { fromNative } from '../lib/errors';
-import { validateGraph } from '../lib/model/graph';
 import { applyStaticActivations, observeActivations } from '../lib/optimizer/calibrate';
 import { quantizeGraph } from '../lib/optimizer/quantize';
-import { randomF32, rng, sameFloats, throwsCode } from './helpers';
+import { randomF32, rng, sameFloats, staticInt8Layer, throwsCode } from './helpers';
 
 const native = backendInfo().native;
 const mnist = mnistTest();
@@ -34,32 +33,7 @@ const batch = sliceRows(mnist, 256, 320);
 const input = { data: batch.data, shape: batch.shape };
 const plugin = native ? referenceNpuPluginPath() : '';
 // One int8 layer as a one-op Program (what supports() and compileNpuGraph take).
-const layer = lowerGraph(
-  validateGraph({
-    name: 'fc',
-    inputs: [{ name: 'x', shape: [null, 4] }],
-    outputs: ['y'],
-    tensors: {
-      w: {
-        name: 'w',
-        dtype: 'int8',
-        shape: [3, 4],
-        data: new Int8Array([1, -2, 3, -4, 5, -6, 7, -8, 9, -10, 11, -12]),
-        quant: { bits: 8, scheme: 'symmetric', scale: new Float32Array([0.1, 0.2, 0.3]), axis: 0 },
-      },
-    },
-    nodes: [
-      {
-        name: 'fc',
-        op: 'QDense',
-        inputs: ['x', 'w'],
-        outputs: ['y'],
-        attrs: { activationQuant: 'static', inputScale: 0.02, inputZeroPoint: -5 },
-      },
-    ],
-    metadata: {},
-  }),
-);
+const layer = lowerGraph(staticInt8Layer());
 
 function withFault<T>(fault: string, fn: () => T): T {
   process.env.EDGEOPT_REFNPU_FAULT = fault;

@@ -11,12 +11,12 @@ import { packageRoot } from '../lib/backends/native/addon';
 import { compileNpuGraph, loadNpuBlob, loadNpuPlugin, referenceNpuPluginPath } from '../lib/backends/npu';
 import { defaultModel, mnistTest } from '../lib/data/bundled';
 import { sliceRows } from '../lib/data/dataset';
-import { loadModel, validateGraph } from '../lib/model';
+import { loadModel } from '../lib/model';
 import { lowerGraph } from '../lib/engine/lower';
 import { EdgeInferenceEngine, type EngineOptions, type FallbackEvent } from '../lib/engine/engine';
 import { applyStaticActivations, observeActivations } from '../lib/optimizer/calibrate';
 import { quantizeGraph } from '../lib/optimizer/quantize';
-import { randomF32, rejectsCode, rng, sameFloats, throwsCode } from './helpers';
+import { randomF32, rejectsCode, rng, sameFloats, staticInt8Layer, throwsCode } from './helpers';
 
 const native = backendInfo().native;
 const mnist = mnistTest();
@@ -197,31 +197,7 @@ test('loader: missing entry point, wrong ABI version and a short table are E_PLU
 test('a compiled graph exports a blob that load_blob runs identically; bad blobs are refused', () => {
   if (!native) return;
   const p = loadNpuPlugin(plugin);
-  const fc = validateGraph({
-    name: 'fc',
-    inputs: [{ name: 'x', shape: [null, 4] }],
-    outputs: ['y'],
-    tensors: {
-      w: {
-        name: 'w',
-        dtype: 'int8',
-        shape: [3, 4],
-        data: new Int8Array([1, -2, 3, -4, 5, -6, 7, -8, 9, -10, 11, -12]),
-        quant: { bits: 8, scheme: 'symmetric', scale: new Float32Array([0.1, 0.2, 0.3]), axis: 0 },
-      },
-    },
-    nodes: [
-      {
-        name: 'fc',
-        op: 'QDense',
-        inputs: ['x', 'w'],
-        outputs: ['y'],
-        attrs: { activation: 'relu', activationQuant: 'static', inputScale: 0.02, inputZeroPoint: -5 },
-      },
-    ],
-    metadata: {},
-  });
-  const g = compileNpuGraph(p, lowerGraph(fc), 4);
+  const g = compileNpuGraph(p, lowerGraph(staticInt8Layer('relu')), 4);
   const x = randomF32(4 * 9, rng(1));
   const blob = g.exportBlob();
   sameFloats(loadNpuBlob(p, blob).runSync(x, 9), g.runSync(x, 9), 'blob vs compiled');

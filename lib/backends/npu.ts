@@ -39,9 +39,9 @@ export interface NpuPluginInfo {
 
 /** How long one plugin call may take before the plugin is marked broken and its work goes to the CPU. */
 export interface NpuTimeouts {
-  /** execute, supports, describe, release, export (default 5000 ms). */
+  /** execute, supports, describe, release, export (default: the engine option npuTimeoutMs's). */
   timeoutMs?: number;
-  /** Loading (dlopen, entry point, init), compile and load_blob (default 60000 ms). */
+  /** Loading (dlopen, entry point, init), compile and load_blob (default: npuCompileTimeoutMs's). */
   compileTimeoutMs?: number;
 }
 

@@ -3,7 +3,7 @@
  * JSON header { meta, tensors: [{ name, shape, encoding, bytes, ... }] }, then
  * each tensor's bytes in order. Encodings:
  *   f32   float32 values
- *   int8  float32 scales (one per row of a 2-D tensor, else one) + int8 values
+ *   int8  float32 scales (one per output row of a tensor of rank >= 2 — Dense [out, in], Conv [out, in, kh, kw] — else one) + int8 values
  *   topk  uint32 indices + float32 values of the k kept entries (the rest are 0)
  * decodeFrame checks every size and index before it allocates or reads.
  */
@@ -100,7 +100,7 @@ export function decodeFrame(
   const tensors = (header.tensors as TensorHeader[]).map((h) => {
     const name = String(h?.name);
     const shape = h?.shape;
-    if (!Array.isArray(shape) || shape.length < 1 || shape.length > 2 || !shape.every((d) => Number.isSafeInteger(d) && d > 0))
+    if (!Array.isArray(shape) || shape.length < 1 || shape.length > 4 || !shape.every((d) => Number.isSafeInteger(d) && d > 0))
       fail(`tensor '${name}' has an invalid shape`);
     const size = shape.reduce((a: number, d: number) => a * d, 1);
     if (size > MAX_ELEMENTS) fail(`tensor '${name}' is too large`);
@@ -110,7 +110,7 @@ export function decodeFrame(
       if (h.bytes !== size * 4) fail(`tensor '${name}' has ${h.bytes} bytes for ${size} float32 values`);
       data = f32(take(h.bytes, name));
     } else if (h.encoding === 'int8') {
-      const rows = shape.length === 2 ? shape[0] : 1;
+      const rows = shape.length >= 2 ? shape[0] : 1;
       if (h.count !== rows && h.count !== 1) fail(`tensor '${name}' has ${h.count} scales for ${rows} rows`);
       if (h.bytes !== h.count! * 4 + size) fail(`tensor '${name}' has ${h.bytes} bytes for int8 values and scales`);
       const scales = f32(take(h.count! * 4, name));

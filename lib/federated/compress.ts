@@ -29,7 +29,8 @@ export function compressionName(c: Compression): string {
 function encodeOne(name: string, shape: number[], v: Float32Array, c: Compression): { encoded: EncodedTensor; decoded: Float32Array } {
   const k = kernels();
   if (c.kind === 'int8') {
-    const [rows, cols] = shape.length === 2 ? shape : [1, v.length];
+    // One scale per output channel of Dense and Conv weights ([out, ...]), one for vectors.
+    const [rows, cols] = shape.length >= 2 ? [shape[0], v.length / shape[0]] : [1, v.length];
     const { q, scales } = k.quantizeSymmetric(v, rows, cols, 8, rows > 1);
     return { encoded: { name, shape, encoding: 'int8', parts: [scales, q] }, decoded: k.dequantizeS8(q, rows, cols, scales) };
   }

@@ -1,6 +1,10 @@
 /**
  * Model parameters as named float32 tensors (the unit FedAvg averages and
- * updates carry): read from and written back into a Graph of Dense layers.
+ * updates carry): read from and written back into a trainable Graph (Dense
+ * chains and CNNs). BatchNormalization running statistics travel with the
+ * trained tensors and are averaged like them — plain FedAvg over the whole
+ * model state, as averaging PyTorch state_dicts does (not FedBN, which would
+ * keep them local and leave the global model without usable statistics).
  */
 import { EdgeOptError } from '../errors';
 import { cloneGraph, type Graph } from '../model/graph';
@@ -16,12 +20,14 @@ export interface ParamSpec {
 
 /** The trainable tensors of a model, in layer order, with their masks. */
 export function paramSpecs(model: Graph): ParamSpec[] {
-  return Network.fromGraph(model).params.map((p) => ({ name: p.name, shape: p.shape, mask: p.mask }));
+  const net = Network.fromGraph(model);
+  return [...net.params, ...net.buffers].map((p) => ({ name: p.name, shape: p.shape, mask: p.mask }));
 }
 
 /** Copies of the trainable tensors of a model. */
 export function readParams(model: Graph): Tensors {
-  return Object.fromEntries(Network.fromGraph(model).params.map((p) => [p.name, p.data]));
+  const net = Network.fromGraph(model);
+  return Object.fromEntries([...net.params, ...net.buffers].map((p) => [p.name, p.data]));
 }
 
 /** A new graph with these tensor values; masked entries are forced to zero. */

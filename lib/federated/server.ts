@@ -55,7 +55,7 @@ export interface FitConfig {
 }
 
 export interface FederatedServerOptions {
-  /** The initial global model (a chain of Dense layers); ignored when resuming from a checkpoint. */
+  /** The initial global model (a Dense chain or a CNN graph training supports); ignored when resuming from a checkpoint. */
   model: Graph;
   /** clientId -> bearer token. */
   clients: Record<string, string>;
@@ -67,9 +67,9 @@ export interface FederatedServerOptions {
   /** Updates whose L2 norm exceeds this are rejected (400). Default: maxUpdateNormRatio × the global weights' norm. */
   maxUpdateNorm?: number;
   /**
-   * The default norm bound relative to the current global weights' L2 norm. Default 20: honest updates
-   * measured up to 3x a freshly initialized MLP's norm (lr 0.05, 1-2 epochs) and 9.6x (lr 0.1, 5 epochs on
-   * 8000 rows); influence within the bound is limited by normClip and sampleWeightCap.
+   * The default norm bound relative to the current global weights' L2 norm. Default 20: room for honest
+   * first-round updates from a random init (measured: README, "Poisoned updates"); influence within the
+   * bound is limited by normClip and sampleWeightCap.
    */
   maxUpdateNormRatio?: number;
   /** Updates claiming more samples than this are rejected (400). Default 1,000,000. */

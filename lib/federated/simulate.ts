@@ -10,6 +10,7 @@ import type { Dataset } from '../data/dataset';
 import type { Graph } from '../model/graph';
 import { EdgeOptError } from '../errors';
 import { evaluateModel } from '../optimizer/evaluate';
+import { mobileNetMini } from '../model/builder';
 import { mlp } from '../train/init';
 import { seededRandom, shuffledIndices } from '../train/random';
 import { FederatedLearningClient } from './client';
@@ -22,6 +23,8 @@ export interface SimulateOptions {
   /** Classes per client (label skew); absent = IID. */
   nonIid?: number;
   compress?: string;
+  /** The global model to start from: an MLP (default, `hidden` sizes) or a fresh mobilenet-mini CNN (BN included). */
+  model?: 'mlp' | 'mobilenet-mini';
   hidden?: number[];
   fit?: Partial<FitConfig>;
   fractionFit?: number;
@@ -115,15 +118,22 @@ export async function simulate(options: SimulateOptions): Promise<SimulateResult
   let classes = 0;
   for (const y of train.labels) classes = Math.max(classes, y + 1);
   const features = train.data.length / train.shape[0];
+  const kind = options.model ?? 'mlp';
+  if (kind !== 'mlp' && kind !== 'mobilenet-mini')
+    throw new EdgeOptError('E_ARGUMENT', `simulate: model must be 'mlp' or 'mobilenet-mini', got '${String(kind)}'`);
+  if (kind === 'mobilenet-mini' && features !== 784)
+    throw new EdgeOptError('E_SHAPE', `simulate: mobilenet-mini takes 1x28x28 images (784 values), the data has ${features} per row`);
+  const model = kind === 'mlp' ? mlp([features, ...(options.hidden ?? [128]), classes], { seed }) : mobileNetMini({ classes, seed });
   const parts = partition(train, clients, options.nonIid, seed);
   const tokens = Object.fromEntries(parts.map((_, i) => [`client-${i}`, randomBytes(16).toString('hex')]));
   const server = new FederatedServer({
-    model: mlp([features, ...(options.hidden ?? [128]), classes], { seed }),
+    model,
     clients: tokens,
     rounds,
     minClients: Math.max(1, Math.ceil(clients / 2)),
     fractionFit: options.fractionFit ?? 1,
-    roundTimeoutMs: 120_000,
+    // A CNN round on a small shared machine takes minutes, not seconds.
+    roundTimeoutMs: kind === 'mlp' ? 120_000 : 30 * 60_000,
     fit: { epochs: 2, batchSize: 32, lr: 0.05, ...options.fit, compress, seed },
     serverMomentum: options.serverMomentum,
     aggregator: options.aggregator,
@@ -152,7 +162,7 @@ export async function simulate(options: SimulateOptions): Promise<SimulateResult
       const id = `client-${i}`;
       return new FederatedLearningClient(id).addData(data).connect(url, { token: tokens[id], signal: abort.signal });
     });
-    await Promise.all([...loops, server.waitForRound(rounds, 30 * 60_000)]);
+    await Promise.all([...loops, server.waitForRound(rounds, kind === 'mlp' ? 30 * 60_000 : rounds * 30 * 60_000)]);
   } finally {
     abort.abort();
     await server.close();

@@ -100,11 +100,15 @@ export class GraphBuilder {
     return this.op('Conv', inputs, attrs, 1, 'conv')[0];
   }
 
-  /** BatchNormalization with seeded statistics near identity (scale ~1, mean ~0, var ~1). */
-  batchNorm(x: string): string {
+  /**
+   * BatchNormalization with seeded statistics near identity (scale ~1, mean ~0, var ~1), or exactly
+   * identity (`fresh`: scale 1, shift 0, mean 0, var 1, as PyTorch initializes a layer to train).
+   */
+  batchNorm(x: string, options: { fresh?: boolean } = {}): string {
     const c = this.shape(x)[0];
     const base = `bn${this.count + 1}`;
-    const near = (center: number, spread: number) => Float32Array.from({ length: c }, () => center + (this.random() * 2 - 1) * spread);
+    const near = (center: number, spread: number) =>
+      Float32Array.from({ length: c }, () => center + (options.fresh ? 0 : (this.random() * 2 - 1) * spread));
     const inputs = [
       x,
       this.param(`${base}.scale`, near(1, 0.2)),
@@ -186,6 +190,36 @@ export class GraphBuilder {
       metadata: { source: 'edgeopt GraphBuilder' },
     });
   }
+}
+
+/**
+ * The architecture of the bundled mobilenet-mini-1x28x28 with fresh weights to train: stem 3x3 conv 16,
+ * four inverted-residual blocks (expand 1x1, depthwise 3x3, project 1x1; two strided, two residual;
+ * ReLU6 then HardSwish), a 1x1 head conv 64, GlobalAveragePool, Linear(64, classes). Every conv is
+ * followed by BatchNormalization (identity-initialized, trained with batch statistics).
+ */
+export function mobileNetMini(options: { classes?: number; seed?: number; channels?: number } = {}): Graph {
+  const b = new GraphBuilder('mobilenet-mini-1x28x28', [options.channels ?? 1, 28, 28], { seed: options.seed ?? 0 });
+  const cba = (x: string, c: number, k: number, act: 'relu6' | 'hardswish' | 'none', stride = 1, groups = 1) => {
+    const y = b.batchNorm(b.conv(x, c, k, { stride, pad: (k - 1) / 2, groups }), { fresh: true });
+    return act === 'relu6' ? b.relu6(y) : act === 'hardswish' ? b.hardSwish(y) : y;
+  };
+  let x = cba(b.input, 16, 3, 'relu6');
+  let inC = 16;
+  for (const [hidden, out, stride, act] of [
+    [48, 24, 2, 'relu6'],
+    [72, 24, 1, 'relu6'],
+    [72, 40, 2, 'hardswish'],
+    [120, 40, 1, 'hardswish'],
+  ] as const) {
+    let y = cba(x, hidden, 1, act);
+    y = cba(y, hidden, 3, act, stride, hidden);
+    y = cba(y, out, 1, 'none');
+    x = stride === 1 && inC === out ? b.add(x, y) : y;
+    inC = out;
+  }
+  x = b.flatten(b.globalAveragePool(cba(x, 64, 1, 'hardswish')));
+  return b.build(b.dense(x, options.classes ?? 10));
 }
 
 /** torchvision's MobileNetV2 (width 1.0) with seeded weights and BatchNormalization kept as nodes. */

@@ -44,4 +44,4 @@ export function modelFileSize(model: ModelSource): number {
 export { encodeEom, decodeEom } from './eom';
 export * from './graph';
 export * from './build';
-export { GraphBuilder, mobileNetV2, resNet18, type ConvOptions } from './builder';
+export { GraphBuilder, mobileNetMini, mobileNetV2, resNet18, type ConvOptions } from './builder';

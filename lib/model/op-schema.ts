@@ -149,7 +149,12 @@ export const OP_SPECS: Record<OpType, OpSpec> = {
   },
   Split: { inputs: 1, outputs: [1, 4096], attrs: { axis: { kind: 'int' }, split: { kind: 'ints', check: intList(undefined, 0) } } },
   Identity: UNARY,
-  Dropout: UNARY,
+  /** `ratio` (default 0.5, ONNX's) applies in training only; inference is the identity. */
+  Dropout: {
+    inputs: 1,
+    outputs: 1,
+    attrs: { ratio: { kind: 'float', check: (v) => ((v as number) >= 0 && (v as number) < 1 ? undefined : 'must be in [0, 1)') } },
+  },
 };
 
 function kindOf(v: AttrValue): AttrKind | undefined {

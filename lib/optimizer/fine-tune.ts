@@ -10,12 +10,21 @@ import type { Graph } from '../model/graph';
 import { Network } from '../train/network';
 import { trainSteps } from '../train/trainer';
 import { polynomialSparsity } from './schedule';
+import type { LrSchedule } from '../train/schedule';
+import type { Augmentation } from '../train/augment';
 
 export interface FineTuneOptions {
   data: Dataset;
   epochs: number;
-  /** SGD (momentum 0.9) learning rate, default 0.01. */
+  /** Learning rate, default 0.01 (SGD) or 0.001 (Adam). */
   lr?: number;
+  /** Default 'sgd' (momentum 0.9). */
+  optimizer?: 'sgd' | 'adam';
+  weightDecay?: number;
+  /** Learning-rate schedule over the fine-tuning run. */
+  lrSchedule?: LrSchedule;
+  /** Seeded random shifts of image inputs. */
+  augment?: Augmentation;
   batchSize?: number;
   seed?: number;
   /** Default 'polynomial' where the prune mode allows (unstructured, global), else 'one-shot'. */
@@ -49,7 +58,11 @@ export function fineTunePruned(
   const it = trainSteps(net, o.data, {
     epochs: o.epochs,
     batchSize,
-    lr: o.lr ?? 0.01,
+    lr: o.lr ?? (o.optimizer === 'adam' ? 0.001 : 0.01),
+    optimizer: o.optimizer,
+    weightDecay: o.weightDecay,
+    schedule: o.lrSchedule,
+    augment: o.augment,
     seed: o.seed,
     beforeStep: ({ step }) => {
       if (schedule === 'one-shot' || step > endStep || (step % every !== 0 && step !== endStep)) return;

@@ -7,21 +7,29 @@
  * - 2:4:          in every 4 consecutive weights along K, the 2 smallest |w| go (N:M sparsity; Dense only)
  * - neurons:      whole hidden units (rows with the smallest L2 norm) are removed, with the
  *                 matching inputs of the next layer, so the model is physically smaller (Dense only)
+ * - filters:      whole output channels of Conv (and units of Dense) by L1/L2 norm, with every slice
+ *                 that carries them; tied channels (residual Add, depthwise, BN) go together (prune-filters.ts)
  */
 import { kernels } from '../backends';
 import { EdgeOptError } from '../errors';
-import { cloneGraph, denseWeight, type Graph, type GraphNode, type Tensor } from '../model/graph';
+import { cloneGraph, denseWeight, validateGraph, type Graph, type GraphNode, type Tensor } from '../model/graph';
 import { fineTunePruned, type FineTuneOptions } from './fine-tune';
+import { pruneFilters, type FilterNorm } from './prune-filters';
+import { prunedCount } from './pruned-count';
+
+export { prunedCount };
 import { selectLayers } from './select-layers';
 import type { Pass } from './pass';
 
-export type PruneMode = 'unstructured' | 'global' | '2:4' | 'neurons';
-export const PRUNE_MODES: readonly PruneMode[] = ['unstructured', 'global', '2:4', 'neurons'];
+export type PruneMode = 'unstructured' | 'global' | '2:4' | 'neurons' | 'filters';
+export const PRUNE_MODES: readonly PruneMode[] = ['unstructured', 'global', '2:4', 'neurons', 'filters'];
 
 export interface PruneOptions {
-  /** Fraction of weights (or, for 'neurons', of hidden units) to remove; ignored for '2:4'. */
+  /** Fraction of weights (or, for 'neurons' and 'filters', of units/channels) to remove; ignored for '2:4'. */
   sparsity?: number;
   mode?: PruneMode;
+  /** 'filters': rank channels by the L1 (default, Li et al.) or L2 norm of their filters. */
+  norm?: FilterNorm;
   /** Train after (or, on the polynomial schedule, while) pruning; see fine-tune.ts. */
   fineTune?: FineTuneOptions;
   /** Prune only these Dense nodes (default: all; 'global' ranks across them); the budget search sets a sparsity per layer this way. */
@@ -41,17 +49,6 @@ function masked(w: Tensor, keep: Uint8Array): Tensor {
   if (w.mask) for (let i = 0; i < keep.length; i++) keep[i] &= w.mask[i];
   const data = (w.data as Float32Array).map((v, i) => (keep[i] ? v : 0));
   return { ...w, data, mask: keep };
-}
-
-/**
- * How many of n weights (or units) a sparsity prunes: PyTorch's torch.nn.utils.prune rule,
- * round(sparsity * n) with Python's round (half to even), so l1_unstructured, global_unstructured
- * and ln_structured on the same weights prune exactly the same count.
- */
-export function prunedCount(n: number, sparsity: number): number {
-  const x = sparsity * n;
-  const r = Math.round(x);
-  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
 /** The weight tensors magnitude pruning ranks: every (selected) Dense and Conv weight. */
@@ -186,15 +183,27 @@ export function pruneGraph(graph: Graph, options: PruneOptions): Graph {
   if (conv && (mode === '2:4' || mode === 'neurons'))
     throw new EdgeOptError(
       'E_UNSUPPORTED_OP',
-      `prune: mode '${mode}' handles Dense layers only; model '${g.name}' has Conv layers (node '${conv.name}'); use 'unstructured' or 'global'`,
+      `prune: mode '${mode}' handles Dense layers only; model '${g.name}' has Conv layers (node '${conv.name}'); use 'unstructured', 'global' or 'filters'`,
     );
   const { layers } = options;
-  if (mode === 'unstructured') pruneUnstructured(g, sparsity, layers);
+  if (options.norm !== undefined && mode !== 'filters')
+    throw new EdgeOptError('E_ARGUMENT', `prune: norm applies to mode 'filters', not '${mode}'`);
+  if (mode === 'filters') {
+    denseNodes(g, layers); // refuses quantized layers
+    const quantized = g.nodes.find((n) => n.inputs.some((name) => g.tensors[name]?.quant));
+    if (quantized) throw new EdgeOptError('E_ARGUMENT', `prune: node '${quantized.name}' is already quantized; prune before quantizing`);
+    pruneFilters(g, { sparsity, norm: options.norm ?? 'l1', layers });
+  } else if (mode === 'unstructured') pruneUnstructured(g, sparsity, layers);
   else if (mode === 'global') pruneGlobal(g, sparsity, layers);
   else if (mode === '2:4') pruneNM(g, 2, 4, layers);
   else pruneNeurons(g, sparsity, layers);
-  g.metadata.pruning = mode === '2:4' ? '2:4 along K' : `${mode} magnitude, sparsity ${sparsity}`;
-  return g;
+  g.metadata.pruning =
+    mode === '2:4'
+      ? '2:4 along K'
+      : mode === 'filters'
+        ? `filters by ${options.norm ?? 'l1'} norm, sparsity ${sparsity}`
+        : `${mode} magnitude, sparsity ${sparsity}`;
+  return mode === 'filters' ? validateGraph(g) : g;
 }
 
 export function prune(options: PruneOptions): Pass {

@@ -1,5 +1,8 @@
-/** Training: backprop for Dense/ReLU chains, losses, optimizers, seeded init. */
+/** Training: backprop for Dense chains and CNN graphs, losses, optimizers, schedules, seeded init. */
 export { Network, type Param, type ForwardCache } from './network';
+export { GraphNetwork } from './graph-network';
+export { scheduledLr, type LrSchedule } from './schedule';
+export { shiftImages, type Augmentation } from './augment';
 export {
   train,
   trainAsync,

@@ -1,11 +1,12 @@
 /**
- * A trainable view of a Graph that is a chain of Dense layers (with ReLU
- * fused or as Relu nodes, and an optional final Softmax that training skips:
- * losses take logits). Parameters are copied out of the graph, updated in
- * place by an optimizer, and written back into a new graph by toGraph().
+ * Trainable views of a Graph. Parameters are copied out of the graph, updated in place by an
+ * optimizer, and written back into a new graph by toGraph(). A chain of Dense layers (ReLU fused
+ * or as Relu nodes, an optional final Softmax that training skips: losses take logits) keeps its
+ * own short path (DenseChain, below); any other graph of the supported ops is a GraphNetwork.
  */
 import { EdgeOptError } from '../errors';
 import { cloneGraph, denseBias, denseWeight, type Graph } from '../model/graph';
+import { GraphNetwork } from './graph-network';
 import { matmulABt, matmulAtB, sumRows, transpose } from './linalg';
 
 /** One trainable tensor (a weight [out, in] or a bias [out]). */
@@ -26,15 +27,52 @@ interface Layer {
   relu: boolean;
 }
 
-/** What forward() keeps for backward(): each layer's input and output. */
+/** What forward() keeps for backward() (each implementation keeps more). */
 export interface ForwardCache {
   rows: number;
+}
+
+interface ChainCache extends ForwardCache {
   inputs: Float32Array[];
   outputs: Float32Array[];
 }
 
-export class Network {
+/** What the trainer, fine-tuning, distillation and the federated client train. */
+export interface Network {
+  /** Trained tensors (weights, biases, BN scales and shifts), in graph order. */
   readonly params: Param[];
+  /** Tensors that travel with the model but are not trained by gradients (BN running statistics). */
+  readonly buffers: Param[];
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  /** Per-image input dims ([C, H, W] for images). */
+  readonly inputDims?: readonly number[];
+  /** Logits [rows, outFeatures]; `training` (default true): BN batch statistics, active Dropout. */
+  forward(x: Float32Array, rows: number, training?: boolean): { logits: Float32Array; cache: ForwardCache };
+  /** Gradients of every param (same order as `params`) given dLoss/dLogits. Masked entries get 0. */
+  backward(cache: ForwardCache, gradLogits: Float32Array): Float32Array[];
+  /** A new graph with the trained values (masks kept); the source graph is untouched. */
+  toGraph(): Graph;
+  /** Zeroes masked entries (after an optimizer step, so momentum or decay cannot revive them). */
+  applyMasks(): void;
+}
+
+export const Network = {
+  /** Copies the trainable tensors of `graph`; the graph itself is never modified. */
+  fromGraph(graph: Graph, options: { seed?: number } = {}): Network {
+    if (graph.inputs.some((i) => i.dtype === 'uint8'))
+      throw new EdgeOptError(
+        'E_UNSUPPORTED_OP',
+        `train: model '${graph.name}' takes raw uint8 input (its normalization is folded into the first layer); train the float model, then fold`,
+      );
+    const chain = graph.nodes.every((n, i) => n.op === 'Dense' || n.op === 'Relu' || (n.op === 'Softmax' && i === graph.nodes.length - 1));
+    return chain ? DenseChain.fromGraph(graph) : new GraphNetwork(graph, options);
+  },
+};
+
+class DenseChain implements Network {
+  readonly params: Param[];
+  readonly buffers: Param[] = [];
   private readonly layers: Layer[];
 
   private constructor(
@@ -45,13 +83,7 @@ export class Network {
     this.params = layers.flatMap((l) => (l.bias ? [l.weight, l.bias] : [l.weight]));
   }
 
-  /** Copies the trainable tensors of `graph`; the graph itself is never modified. */
-  static fromGraph(graph: Graph): Network {
-    if (graph.inputs.some((i) => i.dtype === 'uint8'))
-      throw new EdgeOptError(
-        'E_UNSUPPORTED_OP',
-        `train: model '${graph.name}' takes raw uint8 input (its normalization is folded into the first layer); train the float model, then fold`,
-      );
+  static fromGraph(graph: Graph): DenseChain {
     const layers: Layer[] = [];
     const outputOf = new Map<string, Layer>();
     graph.nodes.forEach((node, i) => {
@@ -92,7 +124,7 @@ export class Network {
       }
     });
     if (!layers.length) throw new EdgeOptError('E_ARGUMENT', `train: model '${graph.name}' has no Dense layer`);
-    return new Network(graph, layers);
+    return new DenseChain(graph, layers);
   }
 
   get inFeatures(): number {
@@ -104,8 +136,8 @@ export class Network {
   }
 
   /** Logits [rows, outFeatures] of x [rows, inFeatures]. */
-  forward(x: Float32Array, rows: number): { logits: Float32Array; cache: ForwardCache } {
-    const cache: ForwardCache = { rows, inputs: [], outputs: [] };
+  forward(x: Float32Array, rows: number): { logits: Float32Array; cache: ChainCache } {
+    const cache: ChainCache = { rows, inputs: [], outputs: [] };
     let a = x;
     for (const l of this.layers) {
       cache.inputs.push(a);
@@ -124,8 +156,8 @@ export class Network {
     return { logits: a, cache };
   }
 
-  /** Gradients of every param (same order as `params`) given dLoss/dLogits. Masked entries get 0. */
-  backward(cache: ForwardCache, gradLogits: Float32Array): Float32Array[] {
+  backward(forward: ForwardCache, gradLogits: Float32Array): Float32Array[] {
+    const cache = forward as ChainCache;
     const grads: Float32Array[] = [];
     const rows = cache.rows;
     let g = gradLogits;
@@ -146,7 +178,6 @@ export class Network {
     return grads.reverse();
   }
 
-  /** A new graph with the trained values (masks kept); the source graph is untouched. */
   toGraph(): Graph {
     const g = cloneGraph(this.graph);
     for (const p of this.params) {
@@ -156,7 +187,6 @@ export class Network {
     return g;
   }
 
-  /** Zeroes masked entries (after an optimizer step, so momentum or decay cannot revive them). */
   applyMasks(): void {
     for (const p of this.params) if (p.mask) for (let j = 0; j < p.data.length; j++) if (!p.mask[j]) p.data[j] = 0;
   }

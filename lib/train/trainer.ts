@@ -11,6 +11,8 @@ import { meanSquaredError, oneHot, softmaxCrossEntropy, type LossResult } from '
 import { Network } from './network';
 import { adam, sgd, type Optimizer } from './optim';
 import { seededRandom, shuffledIndices } from './random';
+import { checkSchedule, scheduledLr, type LrSchedule } from './schedule';
+import { checkAugmentation, shiftImages, type Augmentation } from './augment';
 
 /** The rows of one mini-batch: their positions in the dataset and their labels. */
 export interface Batch {
@@ -46,6 +48,10 @@ export interface TrainOptions {
   /** SGD momentum, default 0.9. */
   momentum?: number;
   weightDecay?: number;
+  /** Learning-rate schedule over the run (default: constant). */
+  schedule?: LrSchedule;
+  /** Seeded random shifts of image inputs (models whose input is [C, H, W]). */
+  augment?: Augmentation;
   /** Seeds the batch order. Same seed, data and backend: same weights, bit for bit. */
   seed?: number;
   loss?: 'cross-entropy' | 'mse' | LossFn;
@@ -98,8 +104,12 @@ export function* trainSteps(net: Network, data: Dataset, options: TrainOptions):
     throw new EdgeOptError('E_ARGUMENT', `train: batchSize must be a positive integer, got ${batchSize}`);
   const { n, rowSize, labels } = checkData(data, net);
   const optimizer = makeOptimizer(options);
+  if (options.schedule) checkSchedule(options.schedule);
+  if (options.augment) checkAugmentation(options.augment, net.inputDims);
+  const baseLr = optimizer.lr;
   const lossFn = makeLoss(options, data, net.outFeatures);
   const random = seededRandom(options.seed ?? 0);
+  const augmentRandom = seededRandom((options.seed ?? 0) ^ 0x9e3779b9);
   const perEpoch = Math.ceil(n / batchSize);
   const steps = perEpoch * epochs;
   const history: EpochStats[] = [];
@@ -110,6 +120,7 @@ export function* trainSteps(net: Network, data: Dataset, options: TrainOptions):
     let lossSum = 0;
     let correct = 0;
     for (let from = 0; from < n; from += batchSize) {
+      if (options.schedule) optimizer.lr = scheduledLr(options.schedule, baseLr, step, steps, epoch);
       options.beforeStep?.({ epoch, step, steps }, net, optimizer);
       const indices = order.subarray(from, Math.min(n, from + batchSize));
       const rows = indices.length;
@@ -119,6 +130,7 @@ export function* trainSteps(net: Network, data: Dataset, options: TrainOptions):
         x.set(data.data.subarray(idx * rowSize, (idx + 1) * rowSize), r * rowSize);
         y[r] = labels[idx];
       });
+      if (options.augment?.shift) shiftImages(x, rows, net.inputDims!, options.augment.shift, augmentRandom);
       const { logits, cache } = net.forward(x, rows);
       const { loss, grad } = lossFn(logits, { rows, indices, labels: y });
       if (!Number.isFinite(loss))

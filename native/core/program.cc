@@ -468,8 +468,8 @@ bool read_at_run_time(const OpVariant& v, int t) {
 }
 
 // A chunk's arena is at most this many bytes: big enough for long GEMM rows, small enough that a
-// chunk's activations stay in the caches between ops (a 64-image CNN batch in one 13 MB chunk cost
-// more per image than 20-image chunks; `npm run bench -- compare` CNN rows at batch 64).
+// chunk's activations stay in the caches between ops (one chunk for a whole CNN batch of 64 cost more
+// per image than a batch of one, measured in CPU time).
 constexpr int64_t kChunkBytes = int64_t{4} << 20;
 
 }  // namespace
@@ -521,8 +521,8 @@ CompiledProgram::~CompiledProgram() = default;
 namespace {
 
 // Per-thread buffers reused across runs (allocating them per call cost page
-// faults: a fresh 13 MB arena for a batch of 64 MNIST images took longer to
-// fault in than the convolutions took to run). Buffers are kept up to the
+// faults: faulting in a fresh arena for a CNN batch took longer than its
+// convolutions). Buffers are kept up to the
 // chunk size (an arena never grows past it), larger ones released after the run.
 struct ProgramScratch {
   std::vector<uint8_t> arena;

@@ -14,6 +14,8 @@ interface SimulateCliOptions {
   batchSize: string;
   proxMu: string;
   hidden: string;
+  model: string;
+  optimizer: string;
   fractionFit: string;
   serverMomentum: string;
   aggregator: string;
@@ -41,6 +43,12 @@ export function register(program: Command): void {
     .option('--lr <rate>', 'local SGD learning rate (momentum 0.9)', '0.02')
     .option('--batch-size <n>', 'local mini-batch size', '32')
     .option('--prox-mu <mu>', 'FedProx proximal term (0: plain FedAvg)', '0')
+    .option(
+      '--model <mlp|mobilenet-mini>',
+      'the global model: an MLP or the mobilenet-mini CNN (fresh, BatchNorm statistics averaged by FedAvg)',
+      'mlp',
+    )
+    .option('--optimizer <sgd|adam>', 'local optimizer (SGD with momentum 0.9, or Adam)', 'sgd')
     .option('--hidden <sizes>', 'hidden layer sizes of the MLP', '128')
     .option('--fraction-fit <f>', 'fraction of clients per round', '1')
     .option('--server-momentum <beta>', 'FedAvgM server momentum (0: plain FedAvg)', '0.7')
@@ -49,6 +57,10 @@ export function register(program: Command): void {
     .option('--json', 'print { rounds: [{ round, accuracy, bytesSent }], finalAccuracy } as JSON');
   outputOption(dataOptions(cmd), 'save the final global model (.eom)').action(async (o: SimulateCliOptions) => {
     if (o.output) checkOutputPath(o.output);
+    if (o.model !== 'mlp' && o.model !== 'mobilenet-mini')
+      throw new EdgeOptError('E_ARGUMENT', `--model must be mlp or mobilenet-mini, got '${o.model}'`);
+    if (o.optimizer !== 'sgd' && o.optimizer !== 'adam')
+      throw new EdgeOptError('E_ARGUMENT', `--optimizer must be sgd or adam, got '${o.optimizer}'`);
     const { train, test } = trainingData(o);
     if (!test)
       throw new EdgeOptError(
@@ -68,6 +80,7 @@ export function register(program: Command): void {
       data: train,
       test,
       compress: o.compress,
+      model: o.model,
       hidden: intList(o.hidden, '--hidden'),
       fractionFit: num(o.fractionFit, '--fraction-fit'),
       serverMomentum: num(o.serverMomentum, '--server-momentum'),
@@ -78,6 +91,7 @@ export function register(program: Command): void {
         lr: num(o.lr, '--lr'),
         batchSize: num(o.batchSize, '--batch-size'),
         proxMu: num(o.proxMu, '--prox-mu'),
+        optimizer: o.optimizer,
       },
       onRound: log,
     });

@@ -27,6 +27,7 @@ interface Options extends Partial<BudgetCliOptions> {
   exclude?: string;
   prune?: string;
   pruneMode?: string;
+  pruneNorm?: string;
   eval?: string;
   evalLabels?: string;
   target?: string;
@@ -108,8 +109,9 @@ export function register(program: Command): void {
     .option('--calibration-rows <n>', 'use the first n calibration rows (default all)')
     .option('--observer <minmax|entropy|percentile:P>', 'how static activation ranges are observed (default minmax)')
     .option('--exclude <node,...>', 'static int8 CNNs: keep these nodes in float32 (quantize/dequantize around them)')
-    .option('--prune <sparsity>', 'fraction of weights (or hidden units for --prune-mode neurons) to remove')
+    .option('--prune <sparsity>', 'fraction of weights (or hidden units / channels for --prune-mode neurons / filters) to remove')
     .option('--prune-mode <mode>', `one of ${PRUNE_MODES.join(', ')} (default unstructured; 2:4 needs no --prune)`)
+    .option('--prune-norm <l1|l2>', 'with --prune-mode filters: rank channels by the L1 (default) or L2 norm of their filters')
     .option('--eval <dir-or-npy>', 'labelled data to measure accuracy before and after each pass (a folder uses its test split)')
     .option('--eval-labels <npy>', 'labels for --eval when it is an images .npy file')
     .option('--target <cpu|npu|mcu:ram,flash>', 'check the model against a device profile (sets pass defaults)')
@@ -141,11 +143,19 @@ export function register(program: Command): void {
       if (o.pruneMode && mode !== '2:4' && o.prune === undefined)
         throw new EdgeOptError('E_ARGUMENT', `--prune-mode ${mode} prunes a fraction of the weights: give it with --prune <sparsity>`);
       const sparsity = o.prune === undefined ? undefined : numIn(o.prune, '--prune', 0, 0.999999);
+      if (o.pruneNorm !== undefined && mode !== 'filters')
+        throw new EdgeOptError('E_ARGUMENT', '--prune-norm goes with --prune-mode filters');
+      if (o.pruneNorm !== undefined && o.pruneNorm !== 'l1' && o.pruneNorm !== 'l2')
+        throw new EdgeOptError('E_ARGUMENT', `--prune-norm must be l1 or l2, got '${o.pruneNorm}'`);
+      const norm = o.pruneNorm as 'l1' | 'l2' | undefined;
       const model = loadModelArg(input);
       if (o.budget !== undefined) return runBudget(model, { ...o, budget: o.budget }, parseTarget(o.target));
       const optimizer = new EdgeModelOptimizer();
       if (sparsity !== undefined || mode === '2:4') {
-        optimizer.addOptimization(`prune ${mode}${mode === '2:4' ? '' : ` ${sparsity}`}`, prune({ sparsity, mode }));
+        optimizer.addOptimization(
+          `prune ${mode}${mode === '2:4' ? '' : ` ${sparsity}`}`,
+          prune({ sparsity, mode, ...(norm ? { norm } : {}) }),
+        );
       }
       if (o.uint8Input) {
         optimizer.addOptimization(

@@ -2,11 +2,15 @@ import * as cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { EdgeOptError } from '../../errors';
 import { saveModel } from '../../model';
+import { mobileNetMini } from '../../model/builder';
 import { evaluateModel } from '../../optimizer/evaluate';
 import { mlp, trainAsync, type TrainOptions } from '../../train';
 import { checkOutputPath, dataOptions, intList, num, numIn, outputOption, trainingData, widths } from '../options';
 
 interface TrainCliOptions {
+  model: string;
+  schedule?: string;
+  shift?: string;
   hidden: string;
   epochs: string;
   batchSize: string;
@@ -37,8 +41,13 @@ export function progressBar(
 export function register(program: Command): void {
   const cmd = program
     .command('train')
-    .description('train an MLP from a seeded init (default data: the bundled MNIST train split, 8000 rows) and save it as .eom')
+    .description(
+      'train an MLP or the mobilenet-mini CNN from a seeded init (default data: the bundled MNIST train split, 8000 rows) and save it as .eom',
+    )
+    .option('--model <mlp|mobilenet-mini>', 'what to train: an MLP (--hidden) or mobilenet-mini (1x28x28 input, BatchNorm)', 'mlp')
     .option('--hidden <sizes>', 'hidden layer sizes, comma-separated', '128')
+    .option('--schedule <constant|cosine>', 'learning-rate schedule over the run', 'constant')
+    .option('--shift <pixels>', 'mobilenet-mini: seeded random shifts of up to this many pixels (augmentation)', '0')
     .option('--epochs <n>', 'epochs', '5')
     .option('--batch-size <n>', 'mini-batch size', '32')
     .option('--lr <rate>', 'learning rate (default 0.05 for sgd, 0.001 for adam)')
@@ -52,13 +61,25 @@ export function register(program: Command): void {
     const { train: data, test } = trainingData(o);
     const seed = num(o.seed, '--seed');
     const { features, classes } = widths(data);
-    const model = mlp([features, ...intList(o.hidden, '--hidden'), classes], { seed });
+    if (o.model !== 'mlp' && o.model !== 'mobilenet-mini')
+      throw new EdgeOptError('E_ARGUMENT', `--model must be mlp or mobilenet-mini, got '${o.model}'`);
+    if (o.schedule !== undefined && o.schedule !== 'constant' && o.schedule !== 'cosine')
+      throw new EdgeOptError('E_ARGUMENT', `--schedule must be constant or cosine, got '${o.schedule}'`);
+    if (o.model === 'mobilenet-mini' && features !== 784)
+      throw new EdgeOptError('E_SHAPE', `--model mobilenet-mini takes 1x28x28 images (784 values per row), the data has ${features}`);
+    const shift = numIn(o.shift ?? '0', '--shift', 0, 8, true);
+    if (shift && o.model !== 'mobilenet-mini')
+      throw new EdgeOptError('E_ARGUMENT', '--shift augments images: use it with --model mobilenet-mini');
+    const model =
+      o.model === 'mlp' ? mlp([features, ...intList(o.hidden, '--hidden'), classes], { seed }) : mobileNetMini({ classes, seed });
     const options: TrainOptions = {
       epochs: numIn(o.epochs, '--epochs', 1, 100_000, true),
       batchSize: numIn(o.batchSize, '--batch-size', 1, 1 << 20, true),
       optimizer: o.optimizer,
       lr: o.lr !== undefined ? num(o.lr, '--lr') : o.optimizer === 'sgd' ? 0.05 : 1e-3,
       seed,
+      ...(o.schedule === 'cosine' ? { schedule: { kind: 'cosine' as const } } : {}),
+      ...(shift ? { augment: { shift } } : {}),
     };
     const bar = progressBar(!o.json, options.epochs * Math.ceil(data.shape[0] / options.batchSize!), 'train');
     const started = performance.now();

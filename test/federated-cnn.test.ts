@@ -1,0 +1,108 @@
+/**
+ * Federated learning with CNNs: the client trains mobilenet-mini (BatchNorm in training mode), the
+ * update carries the BN running statistics, FedAvg averages them with the weights, conv weights are
+ * int8-compressed per output channel and top-k compressed with error feedback, and the simulation
+ * runs end to end over HTTP.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { kernels } from '../lib/backends';
+import { mnistTest, mnistTrain } from '../lib/data/bundled';
+import { sliceRows } from '../lib/data/dataset';
+import { FederatedLearningClient } from '../lib/federated/client';
+import { decodeFrame, encodeFrame } from '../lib/federated/codec';
+import { DeltaCompressor, parseCompression } from '../lib/federated/compress';
+import { paramSpecs, readParams } from '../lib/federated/params';
+import { simulate } from '../lib/federated/simulate';
+import { mobileNetMini } from '../lib/model/builder';
+import { closeFloats, randomF32, rng, rejectsCode } from './helpers';
+
+const model = mobileNetMini({ seed: 1 });
+const specs = paramSpecs(model);
+const shapes = Object.fromEntries(specs.map((s) => [s.name, s.shape]));
+
+test('a CNN client trains locally; its update carries weights and BatchNorm running statistics', async () => {
+  const client = new FederatedLearningClient('cnn-a').addData(sliceRows(mnistTrain(), 0, 96));
+  client.setModel(model);
+  const update = await client.trainLocal({ epochs: 1, batchSize: 32, lr: 0.05 });
+  assert.is(update.numSamples, 96);
+  for (const s of specs)
+    assert.is(
+      update.delta[s.name].length,
+      s.shape.reduce((a, b) => a * b, 1),
+      s.name,
+    );
+  assert.ok(
+    specs.some((s) => s.name.endsWith('.mean')),
+    'running means are part of the state',
+  );
+  const mean = update.delta['bn2.mean'];
+  assert.ok(
+    mean.some((v) => v !== 0),
+    'the stem BN running mean moved during local training',
+  );
+  assert.ok(update.delta['conv1.weight'].some((v) => v !== 0));
+});
+
+test('int8 updates quantize conv weights per output channel; top-k keeps error feedback', () => {
+  const r = rng(3);
+  const delta = Object.fromEntries(
+    specs.map((s) => [
+      s.name,
+      randomF32(
+        s.shape.reduce((a, b) => a * b, 1),
+        r,
+        0.01,
+      ),
+    ]),
+  );
+  // One channel of the stem conv is 100x larger: a per-tensor scale would flatten the others to zero.
+  delta['conv1.weight'].subarray(0, 9).forEach((_, i) => (delta['conv1.weight'][i] *= 100));
+  const encoded = new DeltaCompressor().compress(delta, shapes, parseCompression('int8'));
+  const stem = encoded.find((t) => t.name === 'conv1.weight')!;
+  assert.is(stem.encoding, 'int8');
+  assert.is(stem.parts[0].length, 16, 'one scale per output channel of [16, 1, 3, 3]');
+  const { tensors } = decodeFrame(encodeFrame({}, encoded), kernels().dequantizeS8);
+  const back = tensors.find((t) => t.name === 'conv1.weight')!.data;
+  closeFloats(back.subarray(9), delta['conv1.weight'].subarray(9), { abs: 0.01 / 127 + 1e-9 }, 'small channels keep their precision');
+  const topk = new DeltaCompressor();
+  const first = topk.compress(delta, shapes, parseCompression('topk:0.1'));
+  const kept = first.find((t) => t.name === 'conv1.weight')!;
+  assert.is(kept.encoding, 'topk');
+  assert.is(kept.parts[0].length, Math.ceil(144 * 0.1));
+  // Error feedback: a zero delta next round still sends what the first round left out.
+  const zero = Object.fromEntries(Object.entries(delta).map(([k, v]) => [k, new Float32Array(v.length)]));
+  const second = topk.compress(zero, shapes, parseCompression('topk:0.1'));
+  assert.ok((second.find((t) => t.name === 'conv1.weight')!.parts[1] as Float32Array).some((v) => v !== 0));
+});
+
+test('fl simulate with mobilenet-mini: two clients, one round over HTTP; FedAvg moves weights and BN statistics', async () => {
+  const result = await simulate({
+    clients: 2,
+    rounds: 1,
+    model: 'mobilenet-mini',
+    data: sliceRows(mnistTrain(), 0, 128),
+    test: sliceRows(mnistTest(), 0, 100),
+    compress: 'int8',
+    fit: { epochs: 1, batchSize: 32, lr: 0.05 },
+    seed: 2,
+  });
+  assert.is(result.rounds.length, 1);
+  assert.ok(result.finalAccuracy >= 0 && result.finalAccuracy <= 1);
+  const before = readParams(mobileNetMini({ classes: 10, seed: 2 }));
+  const after = readParams(result.model);
+  assert.ok(
+    after['bn2.mean'].some((v, i) => v !== before['bn2.mean'][i]),
+    'averaged running means reach the global model',
+  );
+  assert.ok(after['conv1.weight'].some((v, i) => v !== before['conv1.weight'][i]));
+});
+
+test('fl simulate refuses an unknown model and data that is not 28x28 for mobilenet-mini', async () => {
+  await rejectsCode(simulate({ clients: 1, rounds: 1, model: 'resnet' as never }), 'E_ARGUMENT', /model/);
+  const flat = sliceRows(mnistTrain(), 0, 20);
+  const wrong = { ...flat, data: flat.data.subarray(0, 20 * 100), shape: [20, 100] };
+  await rejectsCode(simulate({ clients: 1, rounds: 1, model: 'mobilenet-mini', data: wrong, test: wrong }), 'E_SHAPE', /784/);
+});
+
+test.run();
