@@ -69,12 +69,21 @@ export type {
   TransposeOp,
   ReduceMeanOp,
   LrnOp,
+  QuantizeOp,
+  DequantizeOp,
+  QConvOp,
+  QLutOp,
+  QBinaryOp,
+  QPoolOp,
+  QGlobalAvgPoolOp,
+  QConcatOp,
 } from './engine/program';
 export { EdgeModelOptimizer, type OptimizeOptions, type OptimizeReport, type PassReport } from './optimizer/optimizer';
 export { type LayerReport, type AccuracyReport } from './optimizer/report';
 export { checkTarget, type Target, type TargetIssue } from './optimizer/target';
 export { quantize, quantizeGraph, parseGranularity, type QuantizeOptions, type Granularity } from './optimizer/quantize';
 export { observeActivations, applyStaticActivations, applyStaticOutputs, type Observer, type ActivationRange } from './optimizer/calibrate';
+export { observeTensors, parseObserver, type TensorRange } from './optimizer/observe';
 export { foldInputNormalization, inputNormalization, type InputNormalizationOptions } from './optimizer/input-normalization';
 export { prune, pruneGraph, prunedCount, PRUNE_MODES, type PruneOptions, type PruneMode } from './optimizer/prune';
 export type { FineTuneOptions } from './optimizer/fine-tune';

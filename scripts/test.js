@@ -25,7 +25,7 @@ const extra = process.argv.slice(2);
 const ALL = '.*\\.test\\.ts$';
 // Suites that run native kernels: the rest (file formats, CLI, federated...) do not change with EDGEOPT_ISA.
 const KERNEL_SUITES =
-  '(kernels|engine|optimizer|npu|sparse|onnx-export|cnn-fixtures|cnn-ops|cnn-onnx|cnn-optimizer|cnn-program|batcher)\\.test\\.ts$';
+  '(kernels|engine|optimizer|npu|sparse|onnx-export|cnn-fixtures|cnn-ops|cnn-onnx|cnn-optimizer|cnn-program|cnn-int8|batcher)\\.test\\.ts$';
 const runs = [{ label: 'default backend', env: {}, pattern: ALL }];
 const tables = kernelTables();
 for (const t of tables.slice(0, -1)) runs.push({ label: `EDGEOPT_ISA=${t}`, env: { EDGEOPT_ISA: t }, pattern: KERNEL_SUITES });

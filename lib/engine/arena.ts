@@ -25,7 +25,14 @@ export function opTensors(op: ProgramOp): { reads: number[]; writes: number[] } 
     case 'binary':
       return { reads: [op.a, op.b], writes: [op.y] };
     case 'concat':
+    case 'qconcat':
       return { reads: op.inputs, writes: [op.y] };
+    case 'qconv':
+      return { reads: [op.x, op.weight, op.bias, op.multipliers, op.shifts], writes: [op.y] };
+    case 'qlut':
+      return { reads: [op.x, op.table], writes: [op.y] };
+    case 'qbinary':
+      return { reads: [op.a, op.b], writes: [op.y] };
     case 'split':
       return { reads: [op.x], writes: op.outputs };
     default:

@@ -11,7 +11,7 @@
  * planner (arena.ts) gives every activation an offset.
  */
 import { EdgeOptError } from '../errors';
-import type { Graph, GraphNode, Tensor } from '../model/graph';
+import type { ActivationQuant, Graph, GraphNode, Tensor } from '../model/graph';
 import { ACTIVATION_OPS } from '../model/op-schema';
 import { batchNormOf, foldAffine } from '../model/rewrite';
 import { imageAxis, inferShapes, onnxRank, type ValueShape, windowAttrs, windowGeometry, type WindowGeometry } from '../model/shapes';
@@ -27,11 +27,14 @@ import {
   sameMemoryOrder,
   transposePerm,
 } from './layout';
+import { int8Node, lowerInt8 } from './lower-int8';
 import type { Activation, Program, ProgramOp, ProgramTensor } from './program';
 
 /** A graph value during lowering: logical per-image dims, physical order, and where it lives. */
-interface Value extends ValueShape {
+export interface Value extends ValueShape {
   perm: number[];
+  /** Held as int8 on this grid (static quantization); absent: float32. */
+  quant?: ActivationQuant;
   /** Program tensor (-1 while a reshape is pending). */
   tensor: number;
   /** A reshape that is not a view of `source`: materialized on demand (a Dense may read the source instead). */
@@ -40,7 +43,7 @@ interface Value extends ValueShape {
   converted?: Map<string, Value>;
 }
 
-class Lowering {
+export class Lowering {
   readonly tensors: ProgramTensor[] = [];
   readonly ops: ProgramOp[] = [];
   readonly values = new Map<string, Value>();
@@ -52,19 +55,55 @@ class Lowering {
     throw new EdgeOptError(code, `model '${this.g.name}': node '${node.name}' (${node.op}) ${why}`);
   }
 
-  /** A new activation tensor of these logical dims in order `perm`. */
-  activation(name: string, dims: number[], folded: boolean, perm: number[], alias?: number): Value {
+  /** A new activation tensor of these logical dims in order `perm` (int8 on grid `quant` when given). */
+  activation(name: string, dims: number[], folded: boolean, perm: number[], alias?: number, quant?: ActivationQuant): Value {
     const shape = physicalShape(dims, perm);
     const image = !folded && dims.length === 3 && perm.join() === NHWC.join();
     this.tensors.push({
       name,
-      dtype: 'float32',
+      dtype: quant ? 'int8' : 'float32',
       shape,
       layout: image ? 'nhwc' : 'plain',
-      bytes: 4 * product(shape),
+      bytes: (quant ? 1 : 4) * product(shape),
       ...(alias !== undefined ? { alias: this.tensors[alias].alias ?? alias } : {}),
+      ...(quant ? { quant: { scale: quant.scale, zeroPoint: quant.zeroPoint } } : {}),
     });
-    return { dims, folded, perm, tensor: this.tensors.length - 1 };
+    return { dims, folded, perm, tensor: this.tensors.length - 1, ...(quant ? { quant } : {}) };
+  }
+
+  /** A constant of any element type (int8 weights, int32 biases and multipliers, lookup tables). */
+  typedConstant(name: string, data: Int8Array | Int32Array, shape: number[]): number {
+    this.tensors.push({ name, dtype: data instanceof Int8Array ? 'int8' : 'int32', shape, layout: 'plain', data });
+    return this.tensors.length - 1;
+  }
+
+  /** `v` as float32: itself, or dequantized once (cached). */
+  asFloat(v0: Value, name: string): Value {
+    const quant = v0.quant;
+    if (!quant) return v0; // a pending float reshape stays pending (a Dense may read its source)
+    const v = this.real(v0, name);
+    const cached = v.converted?.get('f32');
+    if (cached) return cached;
+    const out = this.activation(`${name}/dequantized`, v.dims, v.folded, v.perm);
+    const count = product(this.tensors[v.tensor].shape);
+    this.ops.push({ op: 'dequantize', node: name, x: v.tensor, y: out.tensor, count, scale: quant.scale, zeroPoint: quant.zeroPoint });
+    (v.converted ??= new Map()).set('f32', out);
+    return out;
+  }
+
+  /** `v` as int8 on grid `q`: itself, or quantized once per grid (an int8 value on another grid goes through float). */
+  asInt8(v0: Value, q: ActivationQuant, name: string): Value {
+    const v = this.real(v0, name);
+    if (v.quant && v.quant.scale === q.scale && v.quant.zeroPoint === q.zeroPoint) return v;
+    const key = `q${q.scale}:${q.zeroPoint}`;
+    const cached = v.converted?.get(key);
+    if (cached) return cached;
+    const x = this.asFloat(v, name);
+    const out = this.activation(`${name}/quantized`, v.dims, v.folded, v.perm, undefined, q);
+    const count = product(this.tensors[x.tensor].shape);
+    this.ops.push({ op: 'quantize', node: name, x: x.tensor, y: out.tensor, count, scale: q.scale, zeroPoint: q.zeroPoint });
+    (v.converted ??= new Map()).set(key, out);
+    return out;
   }
 
   /** A constant (a graph initializer or data made here), added once per name. */
@@ -85,7 +124,7 @@ class Lowering {
 
   /** A view of `v` under the same dims in another order that holds the same memory, or a new shape. */
   view(v: Value, name: string, dims: number[], folded: boolean, perm: number[]): Value {
-    return this.activation(name, dims, folded, perm, v.tensor);
+    return this.activation(name, dims, folded, perm, v.tensor, v.quant);
   }
 
   /** `v` materialized (a pending reshape becomes a transpose + view). */
@@ -107,7 +146,7 @@ class Lowering {
     let out: Value;
     if (sameMemoryOrder(v.dims, v.perm, perm)) out = this.view(v, `${name}/view`, v.dims, v.folded, perm);
     else {
-      out = this.activation(`${name}/${perm.join('')}`, v.dims, v.folded, perm);
+      out = this.activation(`${name}/${perm.join('')}`, v.dims, v.folded, perm, undefined, v.quant);
       this.ops.push({
         op: 'transpose',
         node: name,
@@ -121,21 +160,29 @@ class Lowering {
     return out;
   }
 
-  input(node: GraphNode, i: number): Value {
+  /** Input i as it is held (int8 or float32): for views, which keep the element type. */
+  stored(node: GraphNode, i: number): Value {
     const v = this.values.get(node.inputs[i]);
     if (!v) this.fail(node, `input ${i} ('${node.inputs[i]}') must be an activation`);
     return v!;
   }
 
-  image(node: GraphNode, i = 0): Value {
-    const v = this.input(node, i);
+  /** Input i as float32 (an int8 input is dequantized once). */
+  input(node: GraphNode, i: number): Value {
+    return this.asFloat(this.stored(node, i), `${node.name}/in${i}`);
+  }
+
+  /** Input i as an NHWC image, float32, or int8 on grid `q`. */
+  image(node: GraphNode, i = 0, q?: ActivationQuant): Value {
+    const v = this.stored(node, i);
     if (v.folded || v.dims.length !== 3) this.fail(node, 'needs an NCHW image input', 'E_SHAPE');
-    return this.inOrder(v, NHWC, node.name);
+    const nhwc = this.inOrder(v, NHWC, node.name);
+    return q ? this.asInt8(nhwc, q, node.name) : this.asFloat(nhwc, node.name);
   }
 }
 
 /** The activation an activation node computes, or undefined for other ops. */
-function activationOf(node: GraphNode): Activation | undefined {
+export function activationOf(node: GraphNode): Activation | undefined {
   const a = node.attrs;
   switch (node.op) {
     case 'Relu':
@@ -217,6 +264,14 @@ function foldBatchNorms(
   return { nodes, tensors };
 }
 
+/** The graph with every BatchNormalization that follows a Conv (or a 2-D Dense) folded into its weights, as lowering does. */
+export function foldConvBatchNorms(graph: Graph): Graph {
+  const readers = new Map<string, number>();
+  for (const n of graph.nodes) for (const i of n.inputs) readers.set(i, (readers.get(i) ?? 0) + 1);
+  const folded = foldBatchNorms(graph, readers, new Set(graph.outputs), {});
+  return { ...graph, nodes: folded.nodes, tensors: folded.tensors };
+}
+
 /** Lowers a validated graph to a Program with its arena planned. */
 export function lowerGraph(graph: Graph): Program {
   const shapes = inferShapes(graph);
@@ -238,15 +293,15 @@ export function lowerGraph(graph: Graph): Program {
   const firstReader = new Map<string, GraphNode>();
   for (const n of g.nodes) for (const i of n.inputs) if (!firstReader.has(i)) firstReader.set(i, n);
   const fusedInto = new Set<GraphNode>();
-  const fusable = (node: GraphNode): GraphNode | undefined => {
+  const fusable = (node: GraphNode, accept?: (act: Activation, next: GraphNode) => boolean): GraphNode | undefined => {
     const out = node.outputs[0];
     if (readers.get(out) !== 1 || outputs.has(out)) return undefined;
     const next = firstReader.get(out);
-    return next && ACTIVATION_OPS.includes(next.op) ? next : undefined;
+    return next && ACTIVATION_OPS.includes(next.op) && (!accept || accept(activationOf(next)!, next)) ? next : undefined;
   };
-  /** The node's epilogue activation (fusing the next node when it can) and the graph tensor its result is. */
-  const epilogue = (node: GraphNode, base: Activation = { kind: 'none' }): { act: Activation; out: string } => {
-    const next = base.kind === 'none' ? fusable(node) : undefined;
+  /** The node's epilogue activation (fusing the next node when it can and `accept` agrees) and the graph tensor its result is. */
+  const epilogue: Epilogue = (node, base = { kind: 'none' }, accept) => {
+    const next = base.kind === 'none' ? fusable(node, accept) : undefined;
     if (!next) return { act: base, out: node.outputs[0] };
     fusedInto.add(next);
     fusedNodes[next.name] = node.name;
@@ -269,7 +324,8 @@ export function lowerGraph(graph: Graph): Program {
 
 /** An output in logical order; its tensor (or view root) must be the caller's buffer alone. */
 function edgeOutput(L: Lowering, name: string, s: ValueShape): { tensor: number; shape: number[]; folded?: boolean } {
-  const v = L.inOrder(L.values.get(name)!, identity(s.dims.length), `${name}/out`);
+  // Dequantize before reordering: transposes move float32 (an int8 output in NHWC is converted first).
+  const v = L.inOrder(L.asFloat(L.values.get(name)!, `${name}/out`), identity(s.dims.length), `${name}/out`);
   return { tensor: v.tensor, shape: s.dims, ...(s.folded ? { folded: true } : {}) };
 }
 
@@ -297,17 +353,22 @@ function claimOutputs(L: Lowering, outs: Array<{ name: string; tensor: number }>
   }
 }
 
-type Epilogue = (node: GraphNode, base?: Activation) => { act: Activation; out: string };
+export type Epilogue = (
+  node: GraphNode,
+  base?: Activation,
+  accept?: (act: Activation, next: GraphNode) => boolean,
+) => { act: Activation; out: string };
 
 function lowerNode(L: Lowering, node: GraphNode, shapeOf: (name: string) => ValueShape, epilogue: Epilogue): void {
   const g = L.g;
   const a = node.attrs;
-  const out = (name: string, perm: number[]) => {
+  const out = (name: string, perm: number[], quant?: ActivationQuant) => {
     const s = shapeOf(name);
-    const v = L.activation(name, s.dims, s.folded, perm);
+    const v = L.activation(name, s.dims, s.folded, perm, undefined, quant);
     L.values.set(name, v);
     return v;
   };
+  if (int8Node(L, node)) return lowerInt8(L, node, epilogue, out);
   switch (node.op) {
     case 'Conv':
       return lowerConv(L, node, epilogue, out);
@@ -447,32 +508,40 @@ function lowerNode(L: Lowering, node: GraphNode, shapeOf: (name: string) => Valu
     }
     case 'Transpose': {
       // Only the order changes: the same memory, relabeled.
-      const x = L.real(L.input(node, 0), node.name);
+      const x = L.real(L.stored(node, 0), node.name);
       const rank = onnxRank(x);
       const onnxPerm = (a.perm as number[] | undefined) ?? [0, ...identity(rank - 1).map((i) => rank - 1 - i)];
       const q = x.folded ? onnxPerm : onnxPerm.slice(1).map((p) => p - 1);
       const inv = new Array<number>(q.length);
       q.forEach((src, j) => (inv[src] = j));
       const s = shapeOf(node.outputs[0]);
-      L.values.set(node.outputs[0], { dims: s.dims, folded: s.folded, perm: x.perm.map((l) => inv[l]), tensor: x.tensor });
+      L.values.set(node.outputs[0], { dims: s.dims, folded: s.folded, perm: x.perm.map((l) => inv[l]), tensor: x.tensor, quant: x.quant });
       return;
     }
     case 'ReduceMean':
       return lowerReduceMean(L, node, shapeOf, out);
     case 'Flatten':
     case 'Reshape': {
-      const x = L.input(node, 0);
+      const x = L.stored(node, 0);
       const s = shapeOf(node.outputs[0]);
       const src = x.pending ?? x;
       const perm = src.tensor >= 0 ? reshapeView(src.dims, src.perm, s.dims) : null;
       if (perm && !x.pending) L.values.set(node.outputs[0], L.view(x, node.outputs[0], s.dims, s.folded, perm));
       else if (perm && x.pending) L.values.set(node.outputs[0], L.view(src, node.outputs[0], s.dims, s.folded, perm));
-      else L.values.set(node.outputs[0], { dims: s.dims, folded: s.folded, perm: identity(s.dims.length), tensor: -1, pending: src });
+      else
+        L.values.set(node.outputs[0], {
+          dims: s.dims,
+          folded: s.folded,
+          perm: identity(s.dims.length),
+          tensor: -1,
+          pending: src,
+          quant: src.quant,
+        });
       return;
     }
     case 'Identity':
     case 'Dropout':
-      L.values.set(node.outputs[0], L.input(node, 0));
+      L.values.set(node.outputs[0], L.stored(node, 0));
       return;
   }
 }
@@ -482,10 +551,10 @@ function aroundAxis(shape: number[], p: number): [number, number, number] {
   return [product(shape.slice(0, p)), shape[p], product(shape.slice(p + 1))];
 }
 
-type Out = (name: string, perm: number[]) => Value;
+export type Out = (name: string, perm: number[], quant?: ActivationQuant) => Value;
 
 /** The window fields ConvOp and PoolOp share (program.ts), from a node's window attributes. */
-function windowFields(n: GraphNode, inH: number, inW: number, kh: number, kw: number) {
+export function windowFields(n: GraphNode, inH: number, inW: number, kh: number, kw: number) {
   const w = windowAttrs(n, kh, kw);
   const geo = windowGeometry(inH, inW, w) as WindowGeometry;
   return {
@@ -510,12 +579,10 @@ function lowerConv(L: Lowering, node: GraphNode, epilogue: Epilogue, out: Out): 
   const x = L.image(node);
   const [inC, inH, inW] = x.dims;
   const wt = L.g.tensors[node.inputs[1]];
+  if (!(wt.data instanceof Float32Array))
+    L.fail(node, `has ${wt.dtype} weights and no static int8 activation grids (quantize it with activations: 'static')`);
   const [outC, cpg, kh, kw] = wt.shape as number[];
-  // OIHW -> OHWI: an im2col patch row of NHWC input is (ky, kx, c) ordered.
-  const src = wt.data as Float32Array;
-  const ohwi = new Float32Array(src.length);
-  for (let o = 0; o < outC; o++)
-    for (let c = 0; c < cpg; c++) for (let i = 0; i < kh * kw; i++) ohwi[(o * kh * kw + i) * cpg + c] = src[(o * cpg + c) * kh * kw + i];
+  const ohwi = toOhwi(wt.data as Float32Array, wt.shape as number[]);
   const { act, out: name } = epilogue(node);
   const y = out(name, NHWC);
   L.ops.push({
@@ -531,6 +598,14 @@ function lowerConv(L: Lowering, node: GraphNode, epilogue: Epilogue, out: Out): 
     groups: (node.attrs.group as number | undefined) ?? 1,
     act,
   });
+}
+
+/** OIHW -> OHWI: an im2col patch row of NHWC input is (ky, kx, c) ordered. */
+export function toOhwi<T extends Float32Array | Int8Array>(src: T, [outC, cpg, kh, kw]: number[]): T {
+  const ohwi = new (src.constructor as new (n: number) => T)(src.length);
+  for (let o = 0; o < outC; o++)
+    for (let c = 0; c < cpg; c++) for (let i = 0; i < kh * kw; i++) ohwi[(o * kh * kw + i) * cpg + c] = src[(o * cpg + c) * kh * kw + i];
+  return ohwi;
 }
 
 /** A standalone BatchNormalization: a 1x1 depthwise conv on images, a per-channel multiply-add otherwise. */

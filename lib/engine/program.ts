@@ -304,7 +304,143 @@ export interface LrnOp extends OpBase {
   bias: number;
 }
 
+/**
+ * Int8 ops (static quantization, TFLite's scheme; lib/optimizer/quantize-cnn.ts). Int8 tensors
+ * carry `quant` (real = (q - zeroPoint) * scale, per tensor). Everything that needs real
+ * arithmetic is done ONCE when lowering (multipliers, int32 biases, lookup tables), so every
+ * backend runs the same integers and gives bit-identical int8 outputs. Requantization is
+ * TFLite's MultiplyByQuantizedMultiplier (lib/backends/ts/requantize.ts): a Q31 multiplier and
+ * a shift (left when > 0, rounding right when < 0).
+ */
+
+/** Float to int8: y = clamp(round_half_even(float32(x / scale)) + zeroPoint, -128, 127), `count` values per image. */
+export interface QuantizeOp extends OpBase {
+  op: 'quantize';
+  x: number;
+  y: number;
+  count: number;
+  scale: number;
+  zeroPoint: number;
+}
+
+/** Int8 to float: y = float32((x - zeroPoint) * scale), `count` values per image. */
+export interface DequantizeOp extends OpBase {
+  op: 'dequantize';
+  x: number;
+  y: number;
+  count: number;
+  scale: number;
+  zeroPoint: number;
+}
+
+/**
+ * Int8 convolution over NHWC images (the fields of ConvOp), groups included:
+ * acc[oc] = bias[oc] + sum over in-range taps of (x - inputZeroPoint) * w (int32; padding taps add 0),
+ * y = clamp(requantize(acc, multipliers[oc], shifts[oc]) + outputZeroPoint, min, max).
+ * weight int8 OHWI (symmetric, zero point 0); bias, multipliers, shifts: int32 tensors [outC]. A
+ * fused ReLU/ReLU6 is the clamp [min, max].
+ */
+export interface QConvOp extends Omit<ConvOp, 'op' | 'act' | 'bias'> {
+  op: 'qconv';
+  bias: number;
+  multipliers: number;
+  shifts: number;
+  inputZeroPoint: number;
+  outputZeroPoint: number;
+  min: number;
+  max: number;
+}
+
+/** y = table[x + 128] elementwise (`count` per image): an activation between two int8 grids, tabulated when lowering. table: int8 [256]. */
+export interface QLutOp extends OpBase {
+  op: 'qlut';
+  x: number;
+  y: number;
+  count: number;
+  table: number;
+}
+
+/**
+ * Int8 element-wise add or multiply of two same-shape tensors (`count` per image), TFLite's formulas.
+ * add: a' = requantize((a - aZeroPoint) << leftShift, aMultiplier, aShift), b' likewise,
+ *      y = clamp(requantize(a' + b', multiplier, shift) + outputZeroPoint, min, max).
+ * mul: y = clamp(requantize((a - aZeroPoint) * (b - bZeroPoint), multiplier, shift) + outputZeroPoint, min, max)
+ *      (aMultiplier/aShift/bMultiplier/bShift/leftShift unused, 0).
+ */
+export interface QBinaryOp extends OpBase {
+  op: 'qbinary';
+  fn: 'add' | 'mul';
+  a: number;
+  b: number;
+  y: number;
+  count: number;
+  aZeroPoint: number;
+  bZeroPoint: number;
+  outputZeroPoint: number;
+  leftShift: number;
+  aMultiplier: number;
+  aShift: number;
+  bMultiplier: number;
+  bShift: number;
+  multiplier: number;
+  shift: number;
+  min: number;
+  max: number;
+}
+
+/**
+ * Int8 max/average pooling (PoolOp's fields); input and output share one grid. Max: the
+ * largest in-range tap (exact). Average: TFLite's rounding, sum of the in-range taps divided by
+ * the divisor of PoolOp (count_include_pad rules) with halves rounded away from zero.
+ */
+export interface QPoolOp extends Omit<PoolOp, 'op'> {
+  op: 'qmaxpool' | 'qavgpool';
+}
+
+/**
+ * Int8 global average pooling, x [h, w, c] -> y [1, 1, c]:
+ * y = clamp(requantize(sum (x - inputZeroPoint), multiplier, shift) + outputZeroPoint, -128, 127)
+ * with multiplier/shift for inputScale / (outputScale * h * w).
+ */
+export interface QGlobalAvgPoolOp extends OpBase {
+  op: 'qglobalavgpool';
+  x: number;
+  y: number;
+  h: number;
+  w: number;
+  c: number;
+  inputZeroPoint: number;
+  outputZeroPoint: number;
+  multiplier: number;
+  shift: number;
+}
+
+/**
+ * Int8 concatenation (ConcatOp's layout). Input i is copied when `rescale[i]` is false (same
+ * grid as y), else y = clamp(requantize(x - zeroPoints[i], inputMultipliers[i], inputShifts[i]) + outputZeroPoint, -128, 127).
+ */
+export interface QConcatOp extends OpBase {
+  op: 'qconcat';
+  inputs: number[];
+  y: number;
+  outer: number;
+  sizes: number[];
+  rescale: boolean[];
+  zeroPoints: number[];
+  inputMultipliers: number[];
+  inputShifts: number[];
+  outputZeroPoint: number;
+}
+
 export type ProgramOp =
+  | QuantizeOp
+  | DequantizeOp
+  | QConvOp
+  | QLutOp
+  | QBinaryOp
+  | QPoolOp
+  | QGlobalAvgPoolOp
+  | QConcatOp
   | ConvOp
   | DenseOp
   | QDenseOp

@@ -13,6 +13,9 @@ import { TsProgram } from './ts-program';
 
 export type Backend = 'npu' | 'native' | 'ts';
 
+/** The op fields (program.ts) that name one tensor. */
+const TENSOR_FIELDS = ['x', 'y', 'a', 'b', 'weight', 'bias', 'scales', 'multipliers', 'shifts', 'table'];
+
 export interface Segment {
   backend: Backend;
   program: Program;
@@ -79,7 +82,7 @@ export function subProgram(
   const remap = (op: ProgramOp): ProgramOp => {
     const m = (t: number) => index.get(t)!;
     const o = { ...op } as Record<string, unknown>;
-    for (const key of ['x', 'y', 'a', 'b', 'weight', 'bias', 'scales']) if (typeof o[key] === 'number') o[key] = m(o[key] as number);
+    for (const key of TENSOR_FIELDS) if (typeof o[key] === 'number') o[key] = m(o[key] as number);
     if (Array.isArray(o.inputs)) o.inputs = (o.inputs as number[]).map(m);
     if (Array.isArray(o.outputs)) o.outputs = (o.outputs as number[]).map(m);
     return o as unknown as ProgramOp;

@@ -12,6 +12,10 @@ import type { SparsePolicy } from '../backends/native/addon';
 import { qdenseLayer, type QDenseLayer, runQDense } from './qdense';
 import type { Program, ProgramOp } from './program';
 
+type Elements = Float32Array | Int8Array | Uint8Array | Int32Array;
+type TypedView = (t: number) => Elements;
+const ELEMENTS = { float32: Float32Array, int8: Int8Array, uint8: Uint8Array, int32: Int32Array } as const;
+
 /** About this many multiply-adds run between two yields to the event loop (a few ms of TS work). */
 const YIELD_WORK = 1 << 21;
 const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -21,6 +25,7 @@ export function opWork(p: Program, op: ProgramOp): number {
   const el = (t: number) => p.tensors[t].shape.reduce((a, b) => a * b, 1);
   switch (op.op) {
     case 'conv':
+    case 'qconv':
       return op.outH * op.outW * op.outC * op.kh * op.kw * (op.inC / op.groups);
     case 'dense':
     case 'qdense':
@@ -60,7 +65,7 @@ export class TsProgram {
   /** Runs `batch` images; `inputs` per program input, batch-major in that input's layout. */
   run(inputs: Float32Array[], batch: number): Float32Array[] {
     const state = this.start(inputs, batch);
-    for (const op of this.program.ops) this.runOp(op, state, batch);
+    for (const op of this.program.ops) this.runOp(op, state.view, batch);
     return state.outputs;
   }
 
@@ -74,12 +79,12 @@ export class TsProgram {
       const perImage = Math.max(1, opWork(this.program, op));
       const chunk = Math.max(1, Math.floor(YIELD_WORK / perImage));
       if (chunk >= batch) {
-        this.runOp(op, state, batch);
+        this.runOp(op, state.view, batch);
         continue;
       }
       for (let first = 0; first < batch; first += chunk) {
         await yieldToLoop();
-        this.runOp(op, { view: (t) => state.images(t, first, Math.min(chunk, batch - first)) }, Math.min(chunk, batch - first));
+        this.runOp(op, (t) => state.images(t, first, Math.min(chunk, batch - first)), Math.min(chunk, batch - first));
       }
     }
     return state.outputs;
@@ -88,7 +93,7 @@ export class TsProgram {
   private start(
     inputs: Float32Array[],
     batch: number,
-  ): { view: (t: number) => Float32Array; images: (t: number, first: number, count: number) => Float32Array; outputs: Float32Array[] } {
+  ): { view: TypedView; images: (t: number, first: number, count: number) => Elements; outputs: Float32Array[] } {
     const p = this.program;
     const arena = new ArrayBuffer(batch * p.arenaBytes);
     const bound = new Map<number, Float32Array>();
@@ -98,17 +103,18 @@ export class TsProgram {
       if (!bound.has(root)) bound.set(root, new Float32Array((batch * p.tensors[root].bytes!) / 4));
       return bound.get(root)!;
     });
-    const view = (t: number): Float32Array => {
+    const view = (t: number): Elements => {
       const tensor = p.tensors[t];
-      if (tensor.data) return tensor.data as Float32Array;
+      if (tensor.data) return tensor.data;
       const root = tensor.alias ?? t;
       const ext = bound.get(root);
       if (ext) return ext;
       const r = p.tensors[root];
-      return new Float32Array(arena, batch * r.offset!, (batch * r.bytes!) / 4);
+      const Type = ELEMENTS[tensor.dtype];
+      return new Type(arena, batch * r.offset!, (batch * r.bytes!) / Type.BYTES_PER_ELEMENT);
     };
     /** Images [first, first + count) of tensor t (a constant is the same for every image). */
-    const images = (t: number, first: number, count: number): Float32Array => {
+    const images = (t: number, first: number, count: number): Elements => {
       const all = view(t);
       if (p.tensors[t].data) return all;
       const per = all.length / batch;
@@ -117,8 +123,36 @@ export class TsProgram {
     return { view, images, outputs };
   }
 
-  private runOp(op: ProgramOp, { view }: { view: (t: number) => Float32Array }, batch: number): void {
+  private runOp(op: ProgramOp, typed: TypedView, batch: number): void {
+    const view = typed as (t: number) => Float32Array;
+    const i8 = typed as (t: number) => Int8Array;
+    const i32 = typed as (t: number) => Int32Array;
     switch (op.op) {
+      case 'quantize':
+        cnn.int8.quantizeS8(view(op.x), i8(op.y), op.scale, op.zeroPoint);
+        return;
+      case 'dequantize':
+        cnn.int8.dequantizeS8(i8(op.x), view(op.y), op.scale, op.zeroPoint);
+        return;
+      case 'qconv':
+        cnn.int8.qconv2d(op, i8(op.x), i8(op.weight), i32(op.bias), i32(op.multipliers), i32(op.shifts), i8(op.y), batch);
+        return;
+      case 'qlut':
+        cnn.int8.qlut(i8(op.x), i8(op.y), i8(op.table));
+        return;
+      case 'qbinary':
+        cnn.int8.qbinary(op, i8(op.a), i8(op.b), i8(op.y));
+        return;
+      case 'qmaxpool':
+      case 'qavgpool':
+        cnn.int8.qpool2d(op, i8(op.x), i8(op.y), batch);
+        return;
+      case 'qglobalavgpool':
+        cnn.int8.qglobalAvgPool(op, i8(op.x), i8(op.y), batch);
+        return;
+      case 'qconcat':
+        cnn.int8.qconcat(op, op.inputs.map(i8), i8(op.y), batch * op.outer);
+        return;
       case 'conv':
         cnn.conv2d(op, view(op.x), view(op.weight), op.bias !== undefined ? view(op.bias) : undefined, op.act, view(op.y), batch);
         return;

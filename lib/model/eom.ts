@@ -62,6 +62,7 @@ interface GraphMeta {
   nodes: GraphNode[];
   tensors: Record<string, TensorMeta>;
   metadata: Record<string, string>;
+  activationQuant?: Graph['activationQuant'];
 }
 
 interface Entry {
@@ -125,6 +126,7 @@ export function encodeEom(graph: Graph): Buffer {
     nodes: graph.nodes,
     tensors,
     metadata: graph.metadata,
+    ...(graph.activationQuant ? { activationQuant: graph.activationQuant } : {}),
   };
   // Widest element first keeps every tensor naturally aligned after an 8-byte-padded header.
   entries.sort((a, b) => b.data.BYTES_PER_ELEMENT - a.data.BYTES_PER_ELEMENT);
@@ -291,7 +293,8 @@ export function decodeEom(input: Uint8Array, source = '<bytes>'): Graph {
       if (!isObject(n)) return fail(`node ${i} is not an object`);
       return { name: String(n.name), op: n.op, inputs: n.inputs, outputs: n.outputs, attrs: n.attrs ?? {} };
     }),
-    metadata: meta.metadata ?? {},
+    metadata: meta.metadata && typeof meta.metadata === 'object' ? meta.metadata : {},
+    ...(meta.activationQuant && typeof meta.activationQuant === 'object' ? { activationQuant: meta.activationQuant } : {}),
   };
   for (const n of graph.nodes) {
     if (!Array.isArray(n.inputs) || !Array.isArray(n.outputs)) fail(`node '${n.name}' lacks inputs or outputs`);

@@ -92,12 +92,25 @@ export interface GraphInput {
   dtype?: InputType;
 }
 
+/** The static int8 grid of an activation tensor (TFLite's per-tensor scheme): real = (q - zeroPoint) * scale, q in -128..127. */
+export interface ActivationQuant {
+  scale: number;
+  zeroPoint: number;
+}
+
 export interface Graph {
   name: string;
   inputs: GraphInput[];
   outputs: string[];
   tensors: Record<string, Tensor>;
   nodes: GraphNode[];
+  /**
+   * Static int8 activations (lib/optimizer/quantize-cnn.ts): the grid of each activation tensor
+   * (graph inputs and node outputs) that is held as int8. A node whose inputs and outputs all have
+   * a grid (and whose weights are int8) runs in int8; lowering puts quantize/dequantize ops where
+   * int8 and float32 nodes meet.
+   */
+  activationQuant?: Record<string, ActivationQuant>;
   /** Free-form string metadata (provenance, optimization history). */
   metadata: Record<string, string>;
 }
@@ -126,6 +139,7 @@ export function cloneGraph(g: Graph): Graph {
     tensors: Object.fromEntries(Object.entries(g.tensors).map(([k, t]) => [k, { ...t, shape: [...t.shape] }])),
     nodes: g.nodes.map((n) => ({ ...n, inputs: [...n.inputs], outputs: [...n.outputs], attrs: { ...n.attrs } })),
     metadata: { ...g.metadata },
+    ...(g.activationQuant ? { activationQuant: { ...g.activationQuant } } : {}),
   };
 }
 
@@ -254,6 +268,13 @@ export function validateGraph(g: Graph): Graph {
     }
   }
   for (const out of g.outputs) if (!known.has(out)) fail(`output '${out}' is never produced`);
+  for (const [name, q] of Object.entries(g.activationQuant ?? {})) {
+    if (!known.has(name) || g.tensors[name]?.data) fail(`activationQuant names '${name}', which is not an activation tensor`);
+    if (!(q && q.scale > 0 && Number.isFinite(q.scale)))
+      fail(`activationQuant of '${name}' has scale ${String(q?.scale)} (a finite number > 0)`);
+    if (!(Number.isInteger(q.zeroPoint) && q.zeroPoint >= -128 && q.zeroPoint <= 127))
+      fail(`activationQuant of '${name}' has zeroPoint ${String(q.zeroPoint)} (an integer in -128..127)`);
+  }
   inferShapes(g);
   return g;
 }

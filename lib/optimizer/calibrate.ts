@@ -11,7 +11,9 @@ import { EdgeInferenceEngine } from '../engine/engine';
 import { EdgeOptError } from '../errors';
 import { cloneGraph, type Graph } from '../model/graph';
 
-export type Observer = 'minmax' | { percentile: number };
+import type { Observer } from './observe';
+
+export type { Observer } from './observe';
 
 export interface ActivationRange {
   node: string;
@@ -31,6 +33,11 @@ function observe(values: Float32Array, observer: Observer): { lo: number; hi: nu
     }
     return { lo, hi };
   }
+  if (observer === 'entropy')
+    throw new EdgeOptError(
+      'E_ARGUMENT',
+      "the entropy observer is for convolutional networks (quantize-cnn.ts); Dense layers take 'minmax' or { percentile }",
+    );
   const p = observer.percentile;
   if (!(p > 50 && p <= 100)) throw new EdgeOptError('E_ARGUMENT', `calibration percentile must be in (50, 100], got ${p}`);
   const sorted = Float32Array.from(values).sort();

@@ -21,7 +21,9 @@ import { roundToHalf } from '../util/float16';
 import { cloneGraph, denseWeight, type Graph, type QuantParams } from '../model/graph';
 import type { Dataset } from '../data/dataset';
 import { selectLayers } from './select-layers';
-import { applyStaticActivations, applyStaticOutputs, observeActivations, type Observer } from './calibrate';
+import { applyStaticActivations, applyStaticOutputs, observeActivations } from './calibrate';
+import type { Observer } from './observe';
+import { quantizeCnn } from './quantize-cnn';
 import type { Pass } from './pass';
 import { targetQuantizeDefaults } from './target';
 
@@ -38,6 +40,8 @@ export interface QuantizeOptions {
   requantize?: boolean;
   /** Quantize only these Dense nodes (default: all); the budget search sets a width per layer this way. */
   layers?: readonly string[];
+  /** CNNs (static activations): nodes kept in float32, with quantize/dequantize around them. */
+  exclude?: readonly string[];
 }
 
 /** Parses 'channel' | 'tensor' | 'global' | 'group:32' | { group: 32 }. */
@@ -112,11 +116,22 @@ export function quantizeGraph(graph: Graph, options: QuantizeOptions = {}): Grap
   if (activations === 'static' && !options.calibration)
     throw new EdgeOptError('E_ARGUMENT', "quantize: activations 'static' needs calibration data");
   const conv = graph.nodes.find((n) => n.op === 'Conv');
-  if (conv)
-    throw new EdgeOptError(
-      'E_UNSUPPORTED_OP',
-      `quantize: model '${graph.name}' has Conv layers (node '${conv.name}'); int8 convolutional networks are not supported yet, only Dense layers can be quantized (prune the model, or keep it fp32)`,
-    );
+  if (conv) {
+    if (activations !== 'static' || granularity !== 'channel' || options.layers !== undefined)
+      throw new EdgeOptError(
+        'E_UNSUPPORTED_OP',
+        `quantize: model '${graph.name}' has Conv layers (node '${conv.name}'); convolutional networks quantize with activations: 'static', calibration data and per-channel weights (use exclude to keep layers in float32)`,
+      );
+    return quantizeCnn(graph, {
+      bits,
+      calibration: options.calibration!,
+      observer: options.observer,
+      exclude: options.exclude,
+      requantize: options.requantize,
+    });
+  }
+  if (options.exclude !== undefined)
+    throw new EdgeOptError('E_ARGUMENT', `quantize: exclude applies to convolutional networks; for Dense models pass layers`);
   // Observe the float model, before its weights change.
   const ranges = activations === 'static' ? observeActivations(graph, options.calibration!, options.observer) : undefined;
   const g = cloneGraph(graph);

@@ -1,6 +1,6 @@
 /** What the optimizer reports: per-layer storage and the model's size and accuracy. */
 import type { Dataset } from '../data/dataset';
-import { denseWeight, type Graph } from '../model/graph';
+import { denseWeight, type Graph, type Tensor, type TensorData } from '../model/graph';
 import { packedLength } from '../model/eom-codecs';
 import { isHalfExact } from '../util/float16';
 import { evaluateModel, type Evaluation } from './evaluate';
@@ -8,7 +8,7 @@ import { evaluateModel, type Evaluation } from './evaluate';
 export interface LayerReport {
   node: string;
   op: string;
-  /** [out, in] */
+  /** [out, in] (Conv: [out, in/groups * kh * kw]) */
   shape: number[];
   params: number;
   /** Bytes of weights, scales, mask and bias as stored in an .eom file. */
@@ -17,13 +17,16 @@ export interface LayerReport {
   sparsity: number;
   bits: number;
   activations?: string;
+  /** Static int8 models: why this layer stayed float32 (lib/optimizer/quantize-cnn.ts). */
+  float32Reason?: string;
 }
 
 export function layerReports(g: Graph): LayerReport[] {
+  const floats = JSON.parse(g.metadata['quantization.float32'] ?? '{}') as Record<string, string>;
   return g.nodes
-    .filter((n) => n.op === 'Dense' || n.op === 'QDense')
+    .filter((n) => n.op === 'Dense' || n.op === 'QDense' || n.op === 'Conv')
     .map((node) => {
-      const w = denseWeight(g, node);
+      const w = node.op === 'Conv' ? (g.tensors[node.inputs[1]] as Tensor & { data: TensorData }) : denseWeight(g, node);
       const count = w.data.length;
       let zeros = 0;
       for (let i = 0; i < count; i++) if (w.data[i] === 0) zeros++;
@@ -33,7 +36,10 @@ export function layerReports(g: Graph): LayerReport[] {
       if (w.mask) bytes += Math.ceil(count / 8);
       if (w.quant) bytes += w.quant.scale.length * (w.quant.scale.length > 1 && isHalfExact(w.quant.scale) ? 2 : 4);
       const bias = node.inputs[2] ? g.tensors[node.inputs[2]].data!.length : 0;
-      const [n, k] = w.shape as number[];
+      const n = w.shape[0] as number;
+      const k = count / n;
+      const activations =
+        node.op === 'QDense' ? String(node.attrs.activationQuant ?? 'dynamic') : node.op === 'Conv' && w.quant ? 'static int8' : undefined;
       return {
         node: node.name,
         op: node.op,
@@ -42,7 +48,8 @@ export function layerReports(g: Graph): LayerReport[] {
         bytes: bytes + bias * 4,
         sparsity: zeros / count,
         bits,
-        ...(node.op === 'QDense' ? { activations: String(node.attrs.activationQuant ?? 'dynamic') } : {}),
+        ...(activations ? { activations } : {}),
+        ...(floats[node.name] ? { float32Reason: floats[node.name] } : {}),
       };
     });
 }

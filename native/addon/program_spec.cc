@@ -104,6 +104,25 @@ StaticActivation quant(const Reader& r, const char* key) {
   return {scale, static_cast<int32_t>(q.integer("zeroPoint", -128, 127))};
 }
 
+// The window fields ConvOp/QConvOp and PoolOp/QPoolOp share (program.ts).
+ConvShape conv_shape(const Reader& r) {
+  return {r.dim("inH"),       r.dim("inW"),       r.dim("inC"),    r.dim("outH"),    r.dim("outW"),
+          r.dim("outC"),      r.dim("kh"),        r.dim("kw"),     r.dim("strideH"), r.dim("strideW"),
+          r.dim("dilationH"), r.dim("dilationW"), r.dim("padTop"), r.dim("padLeft"), r.dim("padBottom"),
+          r.dim("padRight"),  r.dim("groups")};
+}
+PoolShape pool_shape(const Reader& r) {
+  return {r.dim("inH"),     r.dim("inW"),       r.dim("c"),         r.dim("outH"),
+          r.dim("outW"),    r.dim("kh"),        r.dim("kw"),        r.dim("strideH"),
+          r.dim("strideW"), r.dim("dilationH"), r.dim("dilationW"), r.dim("padTop"),
+          r.dim("padLeft"), r.dim("padBottom"), r.dim("padRight"),  r.flag("countIncludePad")};
+}
+int32_t zero_point(const Reader& r, const char* key) { return static_cast<int32_t>(r.integer(key, -128, 127)); }
+QuantizedMultiplier multiplier(const Reader& r, const char* m0, const char* shift) {
+  return {static_cast<int32_t>(r.integer(m0, 0, std::numeric_limits<int32_t>::max())),
+          static_cast<int>(r.integer(shift, -31, 30))};
+}
+
 std::vector<int> indices(const Reader& r, const char* key) {
   std::vector<int> out;
   for (int64_t v : r.ints(key, 0, std::numeric_limits<int32_t>::max())) out.push_back(static_cast<int>(v));
@@ -112,13 +131,8 @@ std::vector<int> indices(const Reader& r, const char* key) {
 
 OpVariant parse_op(const Reader& r, const std::string& op, SparsePolicy sparse) {
   if (op == "conv") {
-    ConvSpec c{r.index("x"), r.index("y"), r.index("weight"), r.optional_index("bias"), {}, activation(r)};
-    ConvShape& s = c.shape;
-    s = {r.dim("inH"),       r.dim("inW"),       r.dim("inC"),    r.dim("outH"),    r.dim("outW"),
-         r.dim("outC"),      r.dim("kh"),        r.dim("kw"),     r.dim("strideH"), r.dim("strideW"),
-         r.dim("dilationH"), r.dim("dilationW"), r.dim("padTop"), r.dim("padLeft"), r.dim("padBottom"),
-         r.dim("padRight"),  r.dim("groups")};
-    return c;
+    return ConvSpec{r.index("x"),  r.index("y"), r.index("weight"), r.optional_index("bias"),
+                    conv_shape(r), activation(r)};
   }
   if (op == "dense")
     return DenseSpec{r.index("x"), r.index("y"), r.index("weight"), r.optional_index("bias"),
@@ -137,12 +151,7 @@ OpVariant parse_op(const Reader& r, const std::string& op, SparsePolicy sparse) 
     return q;
   }
   if (op == "maxpool" || op == "avgpool") {
-    PoolSpec p{r.index("x"), r.index("y"), op == "maxpool" ? PoolKind::Max : PoolKind::Average, {}};
-    p.shape = {r.dim("inH"),     r.dim("inW"),       r.dim("c"),         r.dim("outH"),
-               r.dim("outW"),    r.dim("kh"),        r.dim("kw"),        r.dim("strideH"),
-               r.dim("strideW"), r.dim("dilationH"), r.dim("dilationW"), r.dim("padTop"),
-               r.dim("padLeft"), r.dim("padBottom"), r.dim("padRight"),  r.flag("countIncludePad")};
-    return p;
+    return PoolSpec{r.index("x"), r.index("y"), op == "maxpool" ? PoolKind::Max : PoolKind::Average, pool_shape(r)};
   }
   if (op == "globalavgpool" || op == "globalmaxpool")
     return GlobalPoolSpec{r.index("x"), r.index("y"), op == "globalmaxpool" ? PoolKind::Max : PoolKind::Average,
@@ -186,6 +195,74 @@ OpVariant parse_op(const Reader& r, const std::string& op, SparsePolicy sparse) 
   if (op == "lrn")
     return LrnSpec{r.index("x"),  r.index("y"),    r.dim("h"),     r.dim("w"),    r.dim("c"),
                    r.dim("size"), r.real("alpha"), r.real("beta"), r.real("bias")};
+  if (op == "quantize" || op == "dequantize") {
+    const float scale = r.real("scale");
+    if (!(scale > 0) || !std::isfinite(scale)) r.fail("scale must be a finite number > 0");
+    return QuantizeSpec{r.index("x"),
+                        r.index("y"),
+                        op == "dequantize",
+                        r.dim("count"),
+                        {scale, static_cast<int32_t>(r.integer("zeroPoint", -128, 127))}};
+  }
+  if (op == "qconv") {
+    QConvSpec c{};
+    c.x = r.index("x"), c.y = r.index("y"), c.weight = r.index("weight"), c.bias = r.index("bias");
+    c.multipliers = r.index("multipliers"), c.shifts = r.index("shifts");
+    c.shape = conv_shape(r);
+    c.input_zero_point = zero_point(r, "inputZeroPoint");
+    c.output_zero_point = zero_point(r, "outputZeroPoint");
+    c.lo = zero_point(r, "min");
+    c.hi = zero_point(r, "max");
+    return c;
+  }
+  if (op == "qlut") return QLutSpec{r.index("x"), r.index("y"), r.index("table"), r.dim("count")};
+  if (op == "qbinary") {
+    const std::string fn = r.string("fn");
+    if (fn != "add" && fn != "mul") r.fail("unknown int8 binary fn '" + fn + "'");
+    QBinarySpec b{};
+    b.a = r.index("a"), b.b = r.index("b"), b.y = r.index("y"), b.mul = fn == "mul", b.count = r.dim("count");
+    b.a_zero_point = zero_point(r, "aZeroPoint");
+    b.b_zero_point = zero_point(r, "bZeroPoint");
+    b.output_zero_point = zero_point(r, "outputZeroPoint");
+    b.left_shift = static_cast<int>(r.integer("leftShift", 0, 20));
+    b.a_rescale = multiplier(r, "aMultiplier", "aShift");
+    b.b_rescale = multiplier(r, "bMultiplier", "bShift");
+    b.output = multiplier(r, "multiplier", "shift");
+    b.lo = zero_point(r, "min");
+    b.hi = zero_point(r, "max");
+    return b;
+  }
+  if (op == "qmaxpool" || op == "qavgpool")
+    return QPoolSpec{r.index("x"), r.index("y"), op == "qmaxpool" ? PoolKind::Max : PoolKind::Average, pool_shape(r)};
+  if (op == "qglobalavgpool")
+    return QGlobalAvgPoolSpec{r.index("x"),
+                              r.index("y"),
+                              static_cast<int64_t>(r.dim("h")) * r.dim("w"),
+                              r.dim("c"),
+                              zero_point(r, "inputZeroPoint"),
+                              zero_point(r, "outputZeroPoint"),
+                              multiplier(r, "multiplier", "shift")};
+  if (op == "qconcat") {
+    QConcatSpec c{};
+    c.inputs = indices(r, "inputs"), c.y = r.index("y"), c.outer = r.dim("outer");
+    c.sizes = r.ints("sizes", 0, int64_t{1} << 40);
+    const Napi::Value flags = r.get("rescale");
+    if (!flags.IsArray() || flags.As<Napi::Array>().Length() != c.inputs.size())
+      r.fail("rescale must be an array of one boolean per input");
+    for (uint32_t i = 0; i < c.inputs.size(); ++i) {
+      const Napi::Value f = flags.As<Napi::Array>().Get(i);
+      if (!f.IsBoolean()) r.fail("rescale[" + std::to_string(i) + "] must be a boolean");
+      c.rescale.push_back(f.As<Napi::Boolean>().Value());
+    }
+    for (int64_t z : r.ints("zeroPoints", -128, 127)) c.zero_points.push_back(static_cast<int32_t>(z));
+    const std::vector<int64_t> m = r.ints("inputMultipliers", 0, std::numeric_limits<int32_t>::max());
+    const std::vector<int64_t> sh = r.ints("inputShifts", -31, 30);
+    if (m.size() != sh.size()) r.fail("inputMultipliers and inputShifts differ in length");
+    for (size_t i = 0; i < m.size(); ++i)
+      c.multipliers.push_back({static_cast<int32_t>(m[i]), static_cast<int>(sh[i])});
+    c.output_zero_point = zero_point(r, "outputZeroPoint");
+    return c;
+  }
   throw error(r.o.Env(), "E_UNSUPPORTED_OP", r.where + ": op '" + op + "' is not a Program op");
 }
 

@@ -75,6 +75,21 @@ struct EpilogueArgs {
   size_t ldy;
 };
 
+// Int8 outputs of int32 accumulator rows, requantize.h's formula exactly:
+//   y[r][j] = clamp(multiply_by_quantized_multiplier(c[r][j] + bias[j], {m0[j], -right[j]}) + zero_point, lo, hi)
+// for multipliers without a left shift (right[j] in 0..31).
+struct RequantizeS8Args {
+  const int32_t* c;
+  size_t ldc;
+  int m, n;
+  const int32_t* bias;
+  const int32_t* m0;
+  const int32_t* right;
+  int32_t zero_point, lo, hi;
+  int8_t* y;
+  size_t ldy;
+};
+
 // Int8: the sequence for any int8 weights; Int8Narrow: the one for weights
 // whose k pairs have |w0| + |w1| <= 128 (7-bit and narrower; the same as Int8
 // on tables without a separate path); Fp32: FMA.
@@ -111,6 +126,8 @@ struct KernelTable {
   // time is the machine's peak for this table.
   uint64_t (*peak_probe)(PeakKind kind, uint64_t iterations) = nullptr;
   const struct CnnKernels* cnn = nullptr;  // the fp32 CNN kernels (cnn_kernels.h)
+  // RequantizeS8Args's loop in SIMD; null: the portable loop (program_int8.cc).
+  void (*requantize_s8)(const RequantizeS8Args& args) = nullptr;
 };
 
 // Tables compiled into this binary: scalar, then every entry of

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <type_traits>
@@ -14,14 +15,17 @@ namespace edgeopt {
 size_t dtype_bytes(DType t) { return t == DType::F32 || t == DType::I32 ? 4 : 1; }
 
 const char* op_name(const OpVariant& op) {
-  static const char* const kNames[] = {"conv", "dense",  "qdense", "pool", "globalpool", "binary", "unary",
-                                       "axis", "concat", "split",  "pad",  "transpose",  "lrn"};
+  static const char* const kNames[] = {"conv",  "dense",  "qdense",  "pool",  "globalpool",     "binary", "unary",
+                                       "axis",  "concat", "split",   "pad",   "transpose",      "lrn",    "quantize",
+                                       "qconv", "qlut",   "qbinary", "qpool", "qglobalavgpool", "qconcat"};
   return kNames[op.index()];
 }
 
 std::vector<std::string> native_program_ops() {
-  return {"conv",  "dense",   "qdense", "maxpool", "avgpool", "globalavgpool", "globalmaxpool", "binary",
-          "unary", "softmax", "concat", "split",   "pad",     "transpose",     "reducemean",    "lrn"};
+  return {"conv",       "dense",    "qdense",         "maxpool",    "avgpool", "globalavgpool", "globalmaxpool",
+          "binary",     "unary",    "softmax",        "concat",     "split",   "pad",           "transpose",
+          "reducemean", "lrn",      "quantize",       "dequantize", "qconv",   "qlut",          "qbinary",
+          "qmaxpool",   "qavgpool", "qglobalavgpool", "qconcat"};
 }
 
 namespace {
@@ -64,8 +68,8 @@ struct Checker {
                std::to_string(elements),
            "E_SHAPE");
   }
-  void written(int i, int64_t elements, const char* what) const {
-    act(i, elements, what);
+  void written(int i, int64_t elements, const char* what, DType dtype = DType::F32) const {
+    act(i, elements, what, dtype);
     if (p.tensors[root_of(p, i)].kind == TensorSpec::Kind::External &&
         std::any_of(p.inputs.begin(), p.inputs.end(),
                     [&](const IoSpec& in) { return root_of(p, in.tensor) == root_of(p, i); }))
@@ -91,8 +95,7 @@ struct Checker {
     if (a.kind == ActKind::Clip && (a.lo != a.lo || a.hi != a.hi)) fail("clip bounds are NaN");
   }
 
-  void operator()(const ConvSpec& c) const {
-    const ConvShape& s = c.shape;
+  void conv_shape(const ConvShape& s) const {
     positive({s.in_h, s.in_w, s.in_c, s.out_h, s.out_w, s.out_c, s.kh, s.kw, s.stride_h, s.stride_w, s.dilation_h,
               s.dilation_w, s.groups},
              "conv sizes");
@@ -104,6 +107,10 @@ struct Checker {
     if (s.out_h != out(s.in_h, s.kh, s.stride_h, s.dilation_h, s.pad_top, s.pad_bottom) ||
         s.out_w != out(s.in_w, s.kw, s.stride_w, s.dilation_w, s.pad_left, s.pad_right))
       fail("output size does not follow from the input, window, strides and pads", "E_SHAPE");
+  }
+  void operator()(const ConvSpec& c) const {
+    const ConvShape& s = c.shape;
+    conv_shape(s);
     act(c.x, mul(mul(s.in_h, s.in_w), s.in_c), "x");
     written(c.y, mul(mul(s.out_h, s.out_w), s.out_c), "y");
     constant(c.weight, mul(mul(s.out_c, mul(s.kh, s.kw)), s.in_c / s.groups), "weight");
@@ -134,8 +141,7 @@ struct Checker {
     if (d.bias >= 0) constant(d.bias, d.n, "bias");
     if (d.act.kind != ActKind::None && d.act.kind != ActKind::Relu) fail("fuses an activation other than relu");
   }
-  void operator()(const PoolSpec& q) const {
-    const PoolShape& s = q.shape;
+  void pool_shape(const PoolShape& s) const {
     positive({s.in_h, s.in_w, s.c, s.out_h, s.out_w, s.kh, s.kw, s.stride_h, s.stride_w, s.dilation_h, s.dilation_w},
              "pool sizes");
     if (s.pad_top < 0 || s.pad_left < 0 || s.pad_bottom < 0 || s.pad_right < 0) fail("has negative pads", "E_SHAPE");
@@ -143,6 +149,10 @@ struct Checker {
     if ((s.out_h - 1) * s.stride_h - s.pad_top >= s.in_h + s.pad_bottom ||
         (s.out_w - 1) * s.stride_w - s.pad_left >= s.in_w + s.pad_right)
       fail("has windows past the input", "E_SHAPE");
+  }
+  void operator()(const PoolSpec& q) const {
+    const PoolShape& s = q.shape;
+    pool_shape(s);
     act(q.x, mul(mul(s.in_h, s.in_w), s.c), "x");
     written(q.y, mul(mul(s.out_h, s.out_w), s.c), "y");
   }
@@ -236,6 +246,94 @@ struct Checker {
     written(q.y, n, "y");
     if (root_of(p, q.x) == root_of(p, q.y)) fail("transposes in place");
   }
+  // ---- int8 ops
+  void grid(int32_t zero_point, const char* what) const {
+    if (zero_point < -128 || zero_point > 127) fail(std::string(what) + " must be in -128..127");
+  }
+  void clamp_range(int32_t lo, int32_t hi) const {
+    if (lo < -128 || hi > 127 || lo > hi) fail("min/max must satisfy -128 <= min <= max <= 127");
+  }
+  void multiplier(QuantizedMultiplier m, const char* what) const {
+    if (m.m0 < 0 || m.shift < -31 || m.shift > 30)
+      fail(std::string(what) + " must be a Q31 multiplier with a shift in -31..30");
+  }
+  void operator()(const QuantizeSpec& q) const {
+    positive({q.count}, "count");
+    if (!(q.grid.scale > 0) || !std::isfinite(q.grid.scale)) fail("scale must be a finite number > 0");
+    grid(q.grid.zero_point, "zeroPoint");
+    act(q.x, q.count, "x", q.dequantize ? DType::I8 : DType::F32);
+    written(q.y, q.count, "y", q.dequantize ? DType::F32 : DType::I8);
+  }
+  void operator()(const QConvSpec& c) const {
+    conv_shape(c.shape);
+    const ConvShape& s = c.shape;
+    const int64_t k = mul(mul(s.kh, s.kw), s.in_c / s.groups);
+    if (k > (int64_t{1} << 16))
+      fail("has a patch of more than 65536 taps (int32 accumulators could overflow)", "E_SHAPE");
+    act(c.x, mul(mul(s.in_h, s.in_w), s.in_c), "x", DType::I8);
+    written(c.y, mul(mul(s.out_h, s.out_w), s.out_c), "y", DType::I8);
+    constant(c.weight, mul(s.out_c, k), "weight", DType::I8);
+    constant(c.bias, s.out_c, "bias", DType::I32);
+    constant(c.multipliers, s.out_c, "multipliers", DType::I32);
+    constant(c.shifts, s.out_c, "shifts", DType::I32);
+    const auto* m = static_cast<const int32_t*>(p.tensors[c.multipliers].data);
+    const auto* sh = static_cast<const int32_t*>(p.tensors[c.shifts].data);
+    for (int i = 0; i < s.out_c; ++i) multiplier({m[i], static_cast<int>(sh[i])}, "multipliers/shifts");
+    grid(c.input_zero_point, "inputZeroPoint");
+    grid(c.output_zero_point, "outputZeroPoint");
+    clamp_range(c.lo, c.hi);
+  }
+  void operator()(const QLutSpec& l) const {
+    positive({l.count}, "count");
+    act(l.x, l.count, "x", DType::I8);
+    written(l.y, l.count, "y", DType::I8);
+    constant(l.table, 256, "table", DType::I8);
+  }
+  void operator()(const QBinarySpec& b) const {
+    positive({b.count}, "count");
+    act(b.a, b.count, "a", DType::I8);
+    act(b.b, b.count, "b", DType::I8);
+    written(b.y, b.count, "y", DType::I8);
+    grid(b.a_zero_point, "aZeroPoint");
+    grid(b.b_zero_point, "bZeroPoint");
+    grid(b.output_zero_point, "outputZeroPoint");
+    if (b.left_shift < 0 || b.left_shift > 20) fail("leftShift must be in 0..20");
+    multiplier(b.a_rescale, "aMultiplier/aShift");
+    multiplier(b.b_rescale, "bMultiplier/bShift");
+    multiplier(b.output, "multiplier/shift");
+    clamp_range(b.lo, b.hi);
+  }
+  void operator()(const QPoolSpec& q) const {
+    pool_shape(q.shape);
+    act(q.x, mul(mul(q.shape.in_h, q.shape.in_w), q.shape.c), "x", DType::I8);
+    written(q.y, mul(mul(q.shape.out_h, q.shape.out_w), q.shape.c), "y", DType::I8);
+  }
+  void operator()(const QGlobalAvgPoolSpec& g) const {
+    positive({g.pixels, g.c}, "global pool sizes");
+    if (g.pixels > (int64_t{1} << 23)) fail("has more than 2^23 pixels (int32 sums could overflow)", "E_SHAPE");
+    act(g.x, mul(g.pixels, g.c), "x", DType::I8);
+    written(g.y, g.c, "y", DType::I8);
+    grid(g.input_zero_point, "inputZeroPoint");
+    grid(g.output_zero_point, "outputZeroPoint");
+    multiplier(g.output, "multiplier/shift");
+  }
+  void operator()(const QConcatSpec& c) const {
+    const size_t n = c.inputs.size();
+    if (!n || c.sizes.size() != n || c.rescale.size() != n || c.zero_points.size() != n || c.multipliers.size() != n)
+      fail("needs one size, rescale flag, zero point, multiplier and shift per input");
+    positive({c.outer}, "outer");
+    int64_t total = 0;
+    for (size_t i = 0; i < n; ++i) {
+      positive({c.sizes[i]}, "sizes");
+      act(c.inputs[i], mul(c.outer, c.sizes[i]), "input", DType::I8);
+      grid(c.zero_points[i], "zeroPoints");
+      multiplier(c.multipliers[i], "inputMultipliers/inputShifts");
+      total += c.sizes[i];
+    }
+    grid(c.output_zero_point, "outputZeroPoint");
+    written(c.y, mul(c.outer, total), "y", DType::I8);
+  }
+
   void operator()(const LrnSpec& l) const {
     positive({l.h, l.w, l.c, l.size}, "lrn sizes");
     const int64_t n = mul(mul(l.h, l.w), l.c);
@@ -349,6 +447,11 @@ std::unique_ptr<CompiledProgram::Op> compile_op(const KernelTable& kt, const OpV
           return std::make_unique<DenseOp>(kt, s, t);
         else if constexpr (std::is_same_v<S, QDenseSpec>)
           return std::make_unique<QDenseOp>(kt, s, t);
+        else if constexpr (std::is_same_v<S, QuantizeSpec> || std::is_same_v<S, QConvSpec> ||
+                           std::is_same_v<S, QLutSpec> || std::is_same_v<S, QBinarySpec> ||
+                           std::is_same_v<S, QPoolSpec> || std::is_same_v<S, QGlobalAvgPoolSpec> ||
+                           std::is_same_v<S, QConcatSpec>)
+          return compile_int8_op(kt, v, t);
         else {
           if (!kt.cnn)
             throw Error("E_UNSUPPORTED_OP", std::string("kernel table '") + kt.name + "' has no CNN kernels");

@@ -13,6 +13,7 @@
 #include "cnn_kernels.h"
 #include "dense.h"
 #include "kernels.h"
+#include "requantize.h"
 #include "sparse.h"
 #include "static_quant.h"
 #include "thread_pool.h"
@@ -110,8 +111,59 @@ struct LrnSpec {
   float alpha, beta, bias;
 };
 
+// The int8 ops (program.ts QuantizeOp ... QConcatOp): integers only, every real number was turned into
+// multipliers, biases and tables when lowering. Run by program_int8.cc; the TS twin is
+// lib/backends/ts/cnn/int8.ts.
+struct QuantizeSpec {  // quantize (float -> int8) or dequantize (int8 -> float)
+  int x, y;
+  bool dequantize;
+  int64_t count;
+  StaticActivation grid;
+};
+struct QConvSpec {
+  int x, y, weight, bias, multipliers, shifts;  // weight int8 OHWI; bias/multipliers/shifts int32 [outC]
+  ConvShape shape;
+  int32_t input_zero_point, output_zero_point, lo, hi;
+};
+struct QLutSpec {
+  int x, y, table;  // table int8 [256]
+  int64_t count;
+};
+struct QBinarySpec {
+  int a, b, y;
+  bool mul;  // else add
+  int64_t count;
+  int32_t a_zero_point, b_zero_point, output_zero_point;
+  int left_shift;
+  QuantizedMultiplier a_rescale, b_rescale, output;
+  int32_t lo, hi;
+};
+struct QPoolSpec {
+  int x, y;
+  PoolKind kind;
+  PoolShape shape;
+};
+struct QGlobalAvgPoolSpec {
+  int x, y;
+  int64_t pixels;
+  int c;
+  int32_t input_zero_point, output_zero_point;
+  QuantizedMultiplier output;
+};
+struct QConcatSpec {
+  std::vector<int> inputs;
+  int y;
+  int64_t outer;
+  std::vector<int64_t> sizes;
+  std::vector<bool> rescale;
+  std::vector<int32_t> zero_points;
+  std::vector<QuantizedMultiplier> multipliers;
+  int32_t output_zero_point;
+};
+
 using OpVariant = std::variant<ConvSpec, DenseSpec, QDenseSpec, PoolSpec, GlobalPoolSpec, BinarySpec, UnarySpec,
-                               AxisSpec, ConcatSpec, SplitSpec, PadSpec, TransposeSpec, LrnSpec>;
+                               AxisSpec, ConcatSpec, SplitSpec, PadSpec, TransposeSpec, LrnSpec, QuantizeSpec,
+                               QConvSpec, QLutSpec, QBinarySpec, QPoolSpec, QGlobalAvgPoolSpec, QConcatSpec>;
 
 struct OpSpec {
   std::string node;  // the graph node, for errors and placement

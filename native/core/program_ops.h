@@ -28,6 +28,10 @@ struct RunContext {
     if (external[r]) return external[r];
     return reinterpret_cast<float*>(arena + static_cast<int64_t>(batch) * (*tensors)[r].offset);
   }
+  template <typename T>
+  T* at(int t) const {
+    return reinterpret_cast<T*>(f(t));
+  }
   int64_t per_image(int t) const {
     const TensorSpec& s = (*tensors)[t];
     return s.kind == TensorSpec::Kind::Constant ? 0 : s.elements;
@@ -39,6 +43,10 @@ struct CompiledProgram::Op {
   virtual void run(const RunContext& c) const = 0;
   virtual std::string kernel() const { return ""; }
 };
+
+// The int8 ops (program_int8.cc); dense int8 convolutions run on kt's GEMM.
+std::unique_ptr<CompiledProgram::Op> compile_int8_op(const KernelTable& kt, const OpVariant& v,
+                                                     const std::vector<TensorSpec>& t);
 
 // The CNN ops (program_cnn.cc), for tables with CNN kernels.
 std::unique_ptr<CompiledProgram::Op> compile_cnn_op(const KernelTable& kt, const OpVariant& v,

@@ -13,6 +13,7 @@
 #include "../core/cnn_kernels.h"
 #include "../core/quantize.h"
 #include "../core/sparse.h"
+#include "requantize_avx2.h"
 #include "x86.h"
 #include "x86_isa.h"
 
@@ -107,6 +108,7 @@ KernelTable make_table() {
   t.relu_f32 = relu_f32_simd<Ymm>;
 #if !defined(EDGEOPT_EMULATE_X86)
   t.peak_probe = peak_probe;
+  t.requantize_s8 = avx2::requantize_s8;  // raw AVX2 (requantize_avx2.cc): the emulated tables use the portable loop
 #endif
   t.cnn = &avx2_cnn_kernels();
   return t;

@@ -24,6 +24,7 @@
 #include "../core/program.h"
 #include "../core/prune.h"
 #include "../core/quantize.h"
+#include "../core/requantize.h"
 #include "../core/thread_pool.h"
 #include "../core/validate.h"
 #include "check.h"
@@ -312,6 +313,41 @@ static void test_epilogue(const KernelTable& kt) {
             break;
           }
       }
+}
+
+// The table's int8 requantization against requantize.h's formula: random and
+// extreme accumulators, every right shift 0..31, odd channel counts (SIMD tails).
+static void test_requantize_s8(const KernelTable& kt) {
+  if (!kt.requantize_s8) return;
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int32_t> big(INT_MIN / 2, INT_MAX / 2), small(-70000, 70000);
+  for (int m : {1, 3, 17})
+    for (int n : {1, 7, 8, 9, 63, 65}) {
+      const int off = (m + n) % 4;
+      Buf<int32_t> c(static_cast<size_t>(m) * n, off), bias(n, (off + 1) % 4), m0(n, (off + 2) % 4),
+          right(n, (off + 3) % 4);
+      for (size_t i = 0; i < c.n; ++i) c[i] = i % 3 == 0 ? big(rng) : small(rng);
+      c[0] = INT_MIN / 2;
+      for (int j = 0; j < n; ++j) {
+        bias[j] = small(rng);
+        const QuantizedMultiplier q = quantize_multiplier(std::ldexp(0.5 + 0.5 * (rng() % 1000) / 1000.0, -(j % 32)));
+        m0[j] = q.m0;
+        right[j] = -q.shift;
+      }
+      const int32_t zp = static_cast<int32_t>(rng() % 256) - 128, lo = -128 + n % 5, hi = 127 - m % 7;
+      Buf<int8_t> y(c.n, off);
+      kt.requantize_s8(
+          {c.p, static_cast<size_t>(n), m, n, bias.p, m0.p, right.p, zp, lo, hi, y.p, static_cast<size_t>(n)});
+      for (int r = 0; r < m; ++r)
+        for (int j = 0; j < n; ++j) {
+          const int32_t v = multiply_by_quantized_multiplier(c[r * n + j] + bias[j], {m0[j], -right[j]}) + zp;
+          const int want = std::min(std::max(v, lo), hi);
+          if (y[r * n + j] != want) {
+            CHECK(false, "%s requantize_s8 m=%d n=%d at %d,%d: %d != %d", kt.name, m, n, r, j, y[r * n + j], want);
+            return;
+          }
+        }
+    }
 }
 
 static void check_quantize(const KernelTable& kt, const std::vector<float>& rows, int m, int k, int off,
@@ -638,6 +674,7 @@ int main() {
     test_gemm_u8s8(kt);
     test_gemm_f32(kt);
     test_epilogue(kt);
+    test_requantize_s8(kt);
     test_quantize(kt);
     test_bias_relu(kt);
     test_parallel_gemm(kt);

@@ -19,16 +19,15 @@ export function exportNotes(g: Graph, format: Int8Format): string[] {
       `warning: ${grouped.map((n) => n.name).join(', ')} ${grouped.length > 1 ? 'have' : 'has'} group-wise scales, which opset 13 cannot express: written dequantized to float32 (the file is larger and runs in fp32)`,
     );
   }
+  const isStatic = !!g.activationQuant || qdense.some((n) => n.attrs.activationQuant === 'static');
   const dynamic = qdense.filter((n) => !n.attrs.activationQuant || n.attrs.activationQuant === 'dynamic');
-  if (format === 'integer' && dynamic.length > grouped.length) {
+  if (isStatic) {
+    notes.push(
+      `note: calibrated static activations are written as QDQ (QuantizeLinear/DequantizeLinear pairs with their scales and zero points${format === 'integer' ? ', whatever --int8 says' : ''}); onnxruntime fuses them into its int8 kernels, whose rounding may differ from edgeopt's by a step`,
+    );
+  } else if (format === 'integer' && dynamic.length > grouped.length) {
     notes.push(
       'note: DynamicQuantizeLinear quantizes activations per batch (one scale for all rows), edgeopt per row: onnxruntime reproduces edgeopt bit for bit when run one row per call, and differs slightly on multi-row batches',
-    );
-  }
-  const statics = qdense.filter((n) => n.attrs.activationQuant === 'static');
-  if (statics.length) {
-    notes.push(
-      `warning: ${statics.map((n) => n.name).join(', ')} use calibrated static activations; this export writes them with dynamic activation quantization (the calibrated scales are not in the file)`,
     );
   }
   return notes;
@@ -52,7 +51,7 @@ export function register(program: Command): void {
     const graph = loadModelArg(model);
     const format = opts.int8 as Int8Format;
     const bytes = saveOnnx(graph, opts.output, { int8: format });
-    const layers = graph.nodes.filter((n) => n.op === 'Dense' || n.op === 'QDense').map((n) => `${n.name} ${n.op}`);
+    const layers = graph.nodes.filter((n) => n.op === 'Dense' || n.op === 'QDense' || n.op === 'Conv').map((n) => `${n.name} ${n.op}`);
     const notes = exportNotes(graph, format);
     if (opts.json) return console.log(JSON.stringify({ output: path.resolve(opts.output), bytes, int8: format, layers, notes }, null, 2));
     console.log(`wrote ${opts.output}: ${bytes} bytes, layers ${layers.join(', ')}`);

@@ -8,7 +8,9 @@ import { loadModel, saveModel } from '../../model';
 import type { Graph } from '../../model/graph';
 import { EdgeModelOptimizer, type OptimizeReport } from '../../optimizer/optimizer';
 import { PRUNE_MODES, prune, type PruneMode } from '../../optimizer/prune';
+import { parseObserver } from '../../optimizer/observe';
 import { parseGranularity, quantize } from '../../optimizer/quantize';
+import { type Dataset, sliceRows } from '../../data/dataset';
 import { inputNormalization } from '../../optimizer/input-normalization';
 import type { Target } from '../../optimizer/target';
 import { runBudget, type BudgetCliOptions } from '../budget';
@@ -20,6 +22,9 @@ interface Options extends Partial<BudgetCliOptions> {
   granularity?: string;
   activations?: string;
   calibration?: string;
+  calibrationRows?: string;
+  observer?: string;
+  exclude?: string;
   prune?: string;
   pruneMode?: string;
   pruneNorm?: string;
@@ -67,7 +72,7 @@ export function formatReport(r: OptimizeReport): string {
   const lines = [`target: ${r.target}`];
   const layerLine = (l: OptimizeReport['layersBefore'][number]) =>
     `  ${l.node.padEnd(10)} ${l.op.padEnd(7)} [${l.shape.join(', ')}]`.padEnd(36) +
-    `${String(l.bits).padStart(2)}-bit  sparsity ${pct(l.sparsity).padStart(8)}  ${l.bytes.toLocaleString('en-US').padStart(10)} B${l.activations ? `  ${l.activations} activations` : ''}`;
+    `${String(l.bits).padStart(2)}-bit  sparsity ${pct(l.sparsity).padStart(8)}  ${l.bytes.toLocaleString('en-US').padStart(10)} B${l.activations ? `  ${l.activations} activations` : ''}${l.float32Reason ? `  float32: ${l.float32Reason}` : ''}`;
   lines.push(
     `before: ${r.bytesBefore.toLocaleString('en-US')} bytes, ${r.paramsBefore.toLocaleString('en-US')} params${r.accuracyBefore !== undefined ? `, top-1 ${pct(r.accuracyBefore)}` : ''}`,
   );
@@ -101,6 +106,9 @@ export function register(program: Command): void {
     )
     .option('--activations <dynamic|static>', 'activation quantization: per row at run time (default) or static from --calibration')
     .option('--calibration <dir-or-npy>', 'calibration data for static activations (an MNIST-style folder uses its train split)')
+    .option('--calibration-rows <n>', 'use the first n calibration rows (default all)')
+    .option('--observer <minmax|entropy|percentile:P>', 'how static activation ranges are observed (default minmax)')
+    .option('--exclude <node,...>', 'static int8 CNNs: keep these nodes in float32 (quantize/dequantize around them)')
     .option('--prune <sparsity>', 'fraction of weights (or hidden units / channels for --prune-mode neurons / filters) to remove')
     .option('--prune-mode <mode>', `one of ${PRUNE_MODES.join(', ')} (default unstructured; 2:4 needs no --prune)`)
     .option('--prune-norm <l1|l2>', 'with --prune-mode filters: rank channels by the L1 (default) or L2 norm of their filters')
@@ -169,16 +177,26 @@ export function register(program: Command): void {
             bits,
             ...(o.granularity ? { granularity: parseGranularity(o.granularity) } : {}),
             ...(o.activations ? { activations: o.activations as 'dynamic' | 'static' } : {}),
+            ...(o.observer ? { observer: parseObserver(o.observer) } : {}),
+            ...(o.exclude ? { exclude: o.exclude.split(',').map((name) => name.trim()) } : {}),
           }),
         );
       }
       const { model: out, report } = await optimizer.optimize(model, {
         target: parseTarget(o.target),
-        calibration: o.calibration ? loadDataSource(o.calibration, { split: 'train' }) : undefined,
+        calibration: o.calibration ? calibrationRows(loadDataSource(o.calibration, { split: 'train' }), o.calibrationRows) : undefined,
         evaluation: o.eval ? loadDataSource(o.eval, { labels: o.evalLabels, needLabels: true }) : undefined,
       });
       const bytes = saveModel(out, o.output);
       if (o.json) console.log(JSON.stringify({ output: path.resolve(o.output), bytes, report }, null, 2));
       else console.log(`${formatReport(report)}\nwrote ${o.output} (${bytes.toLocaleString('en-US')} bytes)`);
     });
+}
+
+/** The first --calibration-rows rows of the calibration data (all of them without the option). */
+function calibrationRows(data: Dataset, rows: string | undefined): Dataset {
+  if (rows === undefined) return data;
+  const n = numIn(rows, '--calibration-rows', 1, Number.MAX_SAFE_INTEGER);
+  if (!Number.isInteger(n)) throw new EdgeOptError('E_ARGUMENT', `--calibration-rows must be a whole number, got '${rows}'`);
+  return sliceRows(data, 0, Math.min(n, data.shape[0]));
 }

@@ -5,9 +5,16 @@
  *  - 'qdq': DequantizeLinear(int8 weight, per-channel scale, zero point, axis 0) -> Gemm, or
  *  - 'integer': DynamicQuantizeLinear(x) -> MatMulInteger -> Cast -> Mul(x_scale * w_scale) -> Add(bias),
  *    the pattern onnxruntime fuses into one DynamicQuantizeMatMul.
- * Weights are written as they are, so pruned zeros stay zero. Group-wise scales
- * have no opset-13 form: those layers are exported dequantized to float32.
+ * Static int8 models (calibrated activations: QDense layers with a static input,
+ * Graph.activationQuant) are written as QDQ, whatever `int8` says: every
+ * activation grid becomes a QuantizeLinear -> DequantizeLinear pair with the
+ * calibrated scale and zero point, int8 Conv weights a per-channel
+ * DequantizeLinear (axis 0) and their biases int32 DequantizeLinear with scale
+ * inputScale * weightScale, the pattern onnxruntime fuses into QLinearConv /
+ * QGemm. Weights are written as they are, so pruned zeros stay zero. Group-wise
+ * scales have no opset-13 form: those layers are exported dequantized to float32.
  */
+import { quantizeBias } from '../../backends/ts/requantize';
 import { EdgeOptError } from '../../errors';
 import { writeFileAtomic } from '../../util/atomic-write';
 import { type AttrValue, denseBias, denseWeight, type Graph, type GraphNode, type QuantParams, validateGraph } from '../graph';
@@ -74,7 +81,7 @@ class OnnxWriter {
     return name;
   }
 
-  init(base: string, dims: number[], data: Float32Array | Int8Array | number[], dataType: number): string {
+  init(base: string, dims: number[], data: Float32Array | Int8Array | Int32Array | number[], dataType: number): string {
     const name = this.name(base);
     this.initializers.push(encodeTensor(name, dims, data, dataType));
     return name;
@@ -106,6 +113,47 @@ class OnnxWriter {
       default:
         throw new EdgeOptError('E_UNSUPPORTED_OP', `node '${node.name}': activation '${String(act)}' has no ONNX export`);
     }
+  }
+
+  /** QuantizeLinear -> DequantizeLinear of `x` on an int8 grid; returns the dequantized name. */
+  qdq(x: string, grid: { scale: number; zeroPoint: number }, base: string): string {
+    const scale = this.init(`${base}.scale`, [], [grid.scale], DataType.FLOAT);
+    const zp = this.init(`${base}.zero_point`, [], [grid.zeroPoint], DataType.INT8);
+    const q = this.name(`${base}/q`);
+    const dq = this.name(`${base}/dq`);
+    this.node('QuantizeLinear', [x, scale, zp], [q], [], `${base}/quantize`);
+    this.node('DequantizeLinear', [q, scale, zp], [dq], [], `${base}/dequantize`);
+    return dq;
+  }
+
+  /**
+   * Int8 Conv weights [O, I/g, kh, kw] behind a per-channel DequantizeLinear (axis 0), and the bias as
+   * int32 behind a DequantizeLinear with scale inputScale * weightScale (the integers edgeopt runs).
+   */
+  int8ConvOperands(node: GraphNode, inputScale: number): string[] {
+    const w = this.g.tensors[node.inputs[1]];
+    const quant = w.quant!;
+    const outC = w.shape[0] as number;
+    const scales = Float32Array.from({ length: outC }, (_, c) => quant.scale[quant.scale.length === 1 ? 0 : c]);
+    const q = this.init(w.name, w.shape as number[], w.data as Int8Array, DataType.INT8);
+    const scale = this.init(`${w.name}.scale`, [outC], scales, DataType.FLOAT);
+    const zp = this.init(`${w.name}.zero_point`, [outC], new Int8Array(outC), DataType.INT8);
+    const deq = this.name(`${w.name}.dequantized`);
+    this.node('DequantizeLinear', [q, scale, zp], [deq], [attr('axis', 0)], `${node.name}/dequantize_weight`);
+    if (!node.inputs[2]) return [deq];
+    const bias = this.g.tensors[node.inputs[2]].data as Float32Array;
+    const bq = Int32Array.from(bias, (b, c) => quantizeBias(b, inputScale, scales[c]));
+    const bName = this.init(`${node.name}.bias_int32`, [outC], bq, DataType.INT32);
+    const bScale = this.init(
+      `${node.name}.bias_scale`,
+      [outC],
+      scales.map((s) => Math.fround(inputScale * s)),
+      DataType.FLOAT,
+    );
+    const bZp = this.init(`${node.name}.bias_zero_point`, [outC], new Int32Array(outC), DataType.INT32);
+    const bDeq = this.name(`${node.name}.bias_dequantized`);
+    this.node('DequantizeLinear', [bName, bScale, bZp], [bDeq], [attr('axis', 0)], `${node.name}/dequantize_bias`);
+    return [deq, bDeq];
   }
 
   /** Dense or QDense; the activation (if any) writes the node's output. */
@@ -192,9 +240,20 @@ function floatAttr(name: string, v: number): Obj {
  */
 export function encodeOnnx(graph: Graph, options: OnnxExportOptions = {}): Uint8Array {
   const g = validateGraph(graph);
-  const format = options.int8 ?? 'integer';
-  if (format !== 'qdq' && format !== 'integer')
-    throw new EdgeOptError('E_ARGUMENT', `int8 format must be 'qdq' or 'integer', got '${String(format)}'`);
+  const requested = options.int8 ?? 'integer';
+  if (requested !== 'qdq' && requested !== 'integer')
+    throw new EdgeOptError('E_ARGUMENT', `int8 format must be 'qdq' or 'integer', got '${String(requested)}'`);
+  // Calibrated (static) activations only have a QDQ form: the integer form would quantize them dynamically.
+  const grids = { ...(g.activationQuant ?? {}) };
+  const isStatic = !!g.activationQuant || g.nodes.some((n) => n.op === 'QDense' && n.attrs.activationQuant === 'static');
+  const format: Int8Format = isStatic ? 'qdq' : requested;
+  for (const n of g.nodes) {
+    if (n.op !== 'QDense' || n.attrs.activationQuant !== 'static') continue;
+    grids[n.inputs[0]] ??= { scale: n.attrs.inputScale as number, zeroPoint: n.attrs.inputZeroPoint as number };
+    if (n.attrs.outputScale !== undefined)
+      grids[n.outputs[0]] ??= { scale: n.attrs.outputScale as number, zeroPoint: n.attrs.outputZeroPoint as number };
+  }
+  const modelOutputs = new Set(g.outputs);
   const shapes = inferShapes(g);
   const w = new OnnxWriter(g);
   const written = new Set<string>();
@@ -220,6 +279,8 @@ export function encodeOnnx(graph: Graph, options: OnnxExportOptions = {}): Uint8
     w.node('Cast', [input.name], [entry], [attr('to', DataType.FLOAT)], `${input.name}/cast`);
     renamed.set(input.name, entry);
   }
+  for (const input of g.inputs)
+    if (grids[input.name]) renamed.set(input.name, w.qdq(renamed.get(input.name) ?? input.name, grids[input.name], input.name));
   const operand = (name: string) => (shapes.has(name) ? (renamed.get(name) ?? name) : constant(name));
   const ints = (base: string, values: number[]) => w.init(base, [values.length], values, DataType.INT64);
   for (const original of g.nodes) {
@@ -255,7 +316,9 @@ export function encodeOnnx(graph: Graph, options: OnnxExportOptions = {}): Uint8
       case 'Conv':
         w.node(
           'Conv',
-          original.inputs.map(operand),
+          g.tensors[node.inputs[1]].dtype === 'int8'
+            ? [operand(original.inputs[0]), ...w.int8ConvOperands(node, convInputScale(g, grids, original))]
+            : original.inputs.map(operand),
           [out],
           [...windowAttrs(node), attr('group', (a.group as number | undefined) ?? 1)],
           node.name,
@@ -385,6 +448,7 @@ export function encodeOnnx(graph: Graph, options: OnnxExportOptions = {}): Uint8
         );
         break;
     }
+    for (const o of original.outputs) if (grids[o] && !modelOutputs.has(o)) renamed.set(o, w.qdq(o, grids[o], o));
   }
   const metadata = { ...g.metadata, 'edgeopt.int8_format': format };
   return encodeModelProto({
@@ -400,6 +464,17 @@ export function encodeOnnx(graph: Graph, options: OnnxExportOptions = {}): Uint8
       output: g.outputs.map((o) => valueInfo(o, onnxShape(shapes.get(o)!))),
     },
   });
+}
+
+/** The input grid's scale of an int8 Conv (its bias is int32 on inputScale * weightScale). */
+function convInputScale(g: Graph, grids: Record<string, { scale: number }>, node: GraphNode): number {
+  const grid = grids[node.inputs[0]];
+  if (!grid)
+    throw new EdgeOptError(
+      'E_UNSUPPORTED_OP',
+      `model '${g.name}': node '${node.name}' has int8 weights and no calibrated input grid; int8 Conv layers export only with static activations`,
+    );
+  return grid.scale;
 }
 
 /** Writes the graph as an .onnx file (temp file + rename). Returns the byte size. */

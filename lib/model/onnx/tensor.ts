@@ -171,12 +171,12 @@ export function decodeTensor(t: TensorProto, what: string): ConstTensor {
 export function encodeTensor(
   name: string,
   dims: number[],
-  data: Float32Array | Int8Array | number[],
+  data: Float32Array | Int8Array | Int32Array | number[],
   dataType: number,
 ): Record<string, unknown> {
   if (dataType === DataType.INT64) return { name, dims, data_type: dataType, int64_data: Array.from(data) };
   const bytes =
-    data instanceof Float32Array || data instanceof Int8Array
+    data instanceof Float32Array || data instanceof Int8Array || data instanceof Int32Array
       ? data
       : dataType === DataType.FLOAT
         ? Float32Array.from(data)

@@ -10,3 +10,4 @@ export { conv2d, type ConvShape } from './conv';
 export { binary, lrn, reduceMean, softmax } from './elementwise';
 export { concat, pad, split, transpose } from './layout';
 export { globalPool, pool2d, type PoolShape } from './pool';
+export * as int8 from './int8';

@@ -13,7 +13,7 @@ import type { WindowField } from './conv';
 export type PoolShape = Pick<PoolOp, 'inH' | 'inW' | 'c' | 'outH' | 'outW' | WindowField | 'countIncludePad'>;
 
 /** Taps [first, last] of a window starting at `start` inside [lo, hi). */
-function taps(start: number, k: number, dilation: number, lo: number, hi: number): [number, number] {
+export function taps(start: number, k: number, dilation: number, lo: number, hi: number): [number, number] {
   const first = start >= lo ? 0 : Math.min(k, Math.ceil((lo - start) / dilation));
   const last = Math.min(k - 1, Math.floor((hi - 1 - start) / dilation));
   return [first, last];

@@ -1,0 +1,383 @@
+// The int8 ops of a compiled Program (program.h QuantizeSpec ... QConcatSpec):
+// integer loops that define the results (the TS twin, lib/backends/ts/cnn/int8.ts,
+// is bit-identical). Each op runs its chunk of images on the calling thread.
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "cnn_conv.h"
+#include "error.h"
+#include "parallel_gemm.h"
+#include "program_ops.h"
+
+namespace edgeopt {
+namespace {
+
+inline int8_t clamp_s8(int32_t v, int32_t lo = -128, int32_t hi = 127) {
+  return static_cast<int8_t>(std::min(std::max(v, lo), hi));
+}
+
+// Taps [first, last] of a window starting at `start` (k taps `dilation` apart) inside [lo, hi).
+inline void window_taps(int start, int k, int dilation, int lo, int hi, int* first, int* last) {
+  *first = start >= lo ? 0 : std::min(k, (lo - start + dilation - 1) / dilation);
+  const int reach = hi - 1 - start;
+  *last = reach < 0 ? -1 : std::min(k - 1, reach / dilation);
+}
+
+struct QuantizeOp : CompiledProgram::Op {
+  QuantizeSpec s;
+  explicit QuantizeOp(const QuantizeSpec& q) : s(q) {}
+  void run(const RunContext& c) const override {
+    const int64_t n = s.count * c.batch;
+    if (s.dequantize) {
+      const int8_t* x = c.at<int8_t>(s.x);
+      float* y = c.f(s.y);
+      for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(x[i] - s.grid.zero_point) * s.grid.scale;
+    } else {
+      const float* x = c.f(s.x);
+      int8_t* y = c.at<int8_t>(s.y);
+      for (int64_t i = 0; i < n; ++i) y[i] = quantize_static_s8(x[i], s.grid);
+    }
+  }
+};
+
+// The epilogue of a QConvSpec: int32 accumulators plus the bias, requantized per
+// output channel with the Q31 multiplier and shift, offset and clamped to int8. The
+// table's SIMD loop when it has one and no multiplier shifts left (conv multipliers
+// are below 1 in practice), else the portable loop; the integers are the same.
+struct ConvRequantize {
+  std::vector<int32_t> bias, m0, right;
+  std::vector<QuantizedMultiplier> multipliers;
+  int32_t zero_point, lo, hi;
+  void (*simd)(const RequantizeS8Args&) = nullptr;
+  ConvRequantize(const KernelTable* kt, const QConvSpec& q, const std::vector<TensorSpec>& t)
+      : zero_point(q.output_zero_point), lo(q.lo), hi(q.hi) {
+    const int n = q.shape.out_c;
+    const auto* b = static_cast<const int32_t*>(t[q.bias].data);
+    const auto* m = static_cast<const int32_t*>(t[q.multipliers].data);
+    const auto* sh = static_cast<const int32_t*>(t[q.shifts].data);
+    bias.assign(b, b + n);
+    m0.assign(m, m + n);
+    bool left = false;
+    for (int i = 0; i < n; ++i) {
+      multipliers.push_back({m[i], static_cast<int>(sh[i])});
+      right.push_back(sh[i] > 0 ? 0 : -sh[i]);
+      left = left || sh[i] > 0;
+    }
+    if (kt && !left) simd = kt->requantize_s8;
+  }
+  // y[r][j] for m rows of out_c accumulators (row strides ldc, ldy).
+  void run(const int32_t* c, size_t ldc, int m, int8_t* y, size_t ldy) const {
+    const int n = static_cast<int>(bias.size());
+    if (simd) return simd({c, ldc, m, n, bias.data(), m0.data(), right.data(), zero_point, lo, hi, y, ldy});
+    for (int r = 0; r < m; ++r)
+      for (int j = 0; j < n; ++j)
+        y[r * ldy + j] =
+            clamp_s8(multiply_by_quantized_multiplier(c[r * ldc + j] + bias[j], multipliers[j]) + zero_point, lo, hi);
+  }
+};
+
+// The accumulator of QConvSpec, sum over in-range taps of (x - zx) * w, is computed as
+// sum x * w - zx * (sum of that tap's weights): the inner loops are plain int8 dot
+// products (over input channels, or over channels for depthwise) that the compiler
+// vectorizes, and the integers are the same. The loop for depthwise and grouped
+// convolutions; dense ones run QConvGemmOp.
+struct QConvOp : CompiledProgram::Op {
+  QConvSpec s;
+  bool depthwise;
+  std::vector<int8_t> weight;  // OHWI, or [tap][channel] for depthwise
+  std::vector<int32_t>
+      tap_sums;  // zx * the sum over input channels of each tap's weights: [oc][tap], depthwise [tap][oc]
+  ConvRequantize requantize;
+  QConvOp(const KernelTable& kt, const QConvSpec& q, const std::vector<TensorSpec>& t) : s(q), requantize(&kt, q, t) {
+    const ConvShape& p = s.shape;
+    const int taps = p.kh * p.kw, icg = p.in_c / p.groups;
+    depthwise = p.groups == p.in_c && p.groups == p.out_c;
+    const auto* w = static_cast<const int8_t*>(t[q.weight].data);
+    weight.assign(w, w + t[q.weight].elements);
+    tap_sums.assign(static_cast<size_t>(p.out_c) * taps, 0);
+    for (int oc = 0; oc < p.out_c; ++oc)
+      for (int tap = 0; tap < taps; ++tap) {
+        int32_t sum = 0;
+        for (int ci = 0; ci < icg; ++ci) sum += w[(oc * taps + tap) * icg + ci];
+        tap_sums[depthwise ? tap * p.out_c + oc : oc * taps + tap] = q.input_zero_point * sum;
+      }
+    if (depthwise)
+      for (int c = 0; c < p.out_c; ++c)
+        for (int tap = 0; tap < taps; ++tap) weight[tap * p.out_c + c] = w[c * taps + tap];
+  }
+  void run(const RunContext& c) const override {
+    const ConvShape& p = s.shape;
+    const int icg = p.in_c / p.groups, ocg = p.out_c / p.groups, taps = p.kh * p.kw;
+    const int8_t* xs = c.at<int8_t>(s.x);
+    int8_t* ys = c.at<int8_t>(s.y);
+    std::vector<int32_t> acc(p.out_c);
+    for (int n = 0; n < c.batch; ++n) {
+      const int8_t* x = xs + static_cast<int64_t>(n) * p.in_h * p.in_w * p.in_c;
+      int8_t* y = ys + static_cast<int64_t>(n) * p.out_h * p.out_w * p.out_c;
+      for (int oy = 0; oy < p.out_h; ++oy)
+        for (int ox = 0; ox < p.out_w; ++ox) {
+          int32_t* a = acc.data();
+          std::fill(acc.begin(), acc.end(), 0);
+          for (int ky = 0; ky < p.kh; ++ky) {
+            const int iy = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
+            if (iy < 0 || iy >= p.in_h) continue;
+            for (int kx = 0; kx < p.kw; ++kx) {
+              const int ix = ox * p.stride_w - p.pad_left + kx * p.dilation_w;
+              if (ix < 0 || ix >= p.in_w) continue;
+              const int tap = ky * p.kw + kx;
+              const int8_t* xp = x + (static_cast<int64_t>(iy) * p.in_w + ix) * p.in_c;
+              if (depthwise) {
+                // Contiguous over channels: the compiler vectorizes it.
+                const int8_t* wp = weight.data() + static_cast<int64_t>(tap) * p.out_c;
+                const int32_t* zw = tap_sums.data() + static_cast<int64_t>(tap) * p.out_c;
+                for (int ch = 0; ch < p.out_c; ++ch) a[ch] += xp[ch] * wp[ch] - zw[ch];
+                continue;
+              }
+              for (int oc = 0; oc < p.out_c; ++oc) {
+                const int8_t* xg = xp + (oc / ocg) * icg;
+                const int8_t* wp = weight.data() + (static_cast<int64_t>(oc) * taps + tap) * icg;
+                int32_t sum = 0;
+                for (int ci = 0; ci < icg; ++ci) sum += xg[ci] * wp[ci];
+                a[oc] += sum - tap_sums[oc * taps + tap];
+              }
+            }
+          }
+          requantize.run(a, 0, 1, y + (static_cast<int64_t>(oy) * p.out_w + ox) * p.out_c, 0);
+        }
+    }
+  }
+  std::string kernel() const override {
+    return std::string(depthwise ? "qdepthwise" : "qconv") + (requantize.simd ? "-loop+simd" : "-loop");
+  }
+};
+
+// Pixels per GEMM block: the uint8 patch rows of a block stay in L2 (about 64 KiB),
+// a multiple of the tables' row blocks (6 on AVX2, 4 on NEON), at most 1024.
+int qconv_block_pixels(int64_t k) {
+  constexpr int64_t kBlockBytes = 64 << 10, kRowMultiple = 12;
+  const int64_t rows = std::min<int64_t>(kBlockBytes / k, 1024) / kRowMultiple * kRowMultiple;
+  return static_cast<int>(std::max(kRowMultiple, rows));
+}
+
+// Int8 -> the uint8 the GEMM reads (x + 128: flip the sign bit).
+inline void to_u8(const int8_t* x, int64_t n, uint8_t* a) {
+  for (int64_t i = 0; i < n; ++i) a[i] = static_cast<uint8_t>(x[i]) ^ 0x80;
+}
+
+// Patch rows (OHWI tap order) of output pixels [p0, p0 + rows) in uint8, the
+// padding taps holding `pad` (the GEMM's zero point, so they add nothing).
+void im2col_u8(const ConvShape& s, const int8_t* x, int64_t p0, int rows, uint8_t pad, uint8_t* patch) {
+  const int64_t k = int64_t{s.kh} * s.kw * s.in_c;
+  PixelPos pos = pixel_pos(p0, s.out_h, s.out_w);
+  for (int r = 0; r < rows; ++r, next_pixel(&pos, s.out_h, s.out_w)) {
+    const int8_t* image = x + pos.image * s.in_h * s.in_w * s.in_c;
+    uint8_t* dst = patch + r * k;
+    for (int ky = 0; ky < s.kh; ++ky) {
+      const int iy = pos.oy * s.stride_h - s.pad_top + ky * s.dilation_h;
+      for (int kx = 0; kx < s.kw; ++kx, dst += s.in_c) {
+        const int ix = pos.ox * s.stride_w - s.pad_left + kx * s.dilation_w;
+        if (iy < 0 || iy >= s.in_h || ix < 0 || ix >= s.in_w)
+          std::memset(dst, pad, s.in_c);
+        else
+          to_u8(image + (int64_t{iy} * s.in_w + ix) * s.in_c, s.in_c, dst);
+      }
+    }
+  }
+}
+
+// A dense (one group) int8 convolution as the kernel table's uint8 x int8 GEMM:
+// rows are output pixels, columns output channels, k = kh * kw * in_c in OHWI
+// order, weights packed once here. Activations enter as x + 128 with zero point
+// zx + 128 (as static_quant.h feeds Dense), so the int32 accumulators are
+// QConvOp's exactly, and the requantization is the same formula.
+struct QConvGemmOp : CompiledProgram::Op {
+  QConvSpec s;
+  const KernelTable& kt;
+  PackedS8 weight;
+  ConvRequantize requantize;
+  bool pointwise;  // 1x1, stride 1, unpadded: patch rows are the input rows
+  int block_pixels;
+  QConvGemmOp(const KernelTable& table, const QConvSpec& q, const std::vector<TensorSpec>& t)
+      : s(q), kt(table), requantize(&table, q, t) {
+    const ConvShape& p = s.shape;
+    const int64_t k = int64_t{p.kh} * p.kw * p.in_c;
+    kt.pack_s8(static_cast<const int8_t*>(t[q.weight].data), p.out_c, static_cast<int>(k), &weight);
+    pointwise = p.kh == 1 && p.kw == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_top == 0 && p.pad_left == 0 &&
+                p.pad_bottom == 0 && p.pad_right == 0;
+    block_pixels = qconv_block_pixels(k);
+  }
+  void run(const RunContext& c) const override {
+    const ConvShape& p = s.shape;
+    const int k = weight.k;
+    const int64_t pixels = int64_t{c.batch} * p.out_h * p.out_w;
+    const int most = static_cast<int>(std::min<int64_t>(block_pixels, pixels));
+    DenseS8::Scratch& scratch = *c.s8;
+    if (scratch.q.size() < static_cast<size_t>(most) * k) scratch.q.resize(static_cast<size_t>(most) * k);
+    if (scratch.acc.size() < static_cast<size_t>(most) * p.out_c)
+      scratch.acc.resize(static_cast<size_t>(most) * p.out_c);
+    if (scratch.zp.size() < static_cast<size_t>(most)) scratch.zp.resize(most);
+    const uint8_t zero = static_cast<uint8_t>(s.input_zero_point + 128);
+    std::fill(scratch.zp.begin(), scratch.zp.begin() + most, int32_t{zero});
+    const int8_t* x = c.at<int8_t>(s.x);
+    int8_t* y = c.at<int8_t>(s.y);
+    for (int64_t p0 = 0; p0 < pixels; p0 += most) {
+      const int rows = static_cast<int>(std::min<int64_t>(most, pixels - p0));
+      if (pointwise)
+        to_u8(x + p0 * p.in_c, int64_t{rows} * p.in_c, scratch.q.data());
+      else
+        im2col_u8(p, x, p0, rows, zero, scratch.q.data());
+      const GemmU8S8Args gemm{scratch.q.data(),
+                              static_cast<size_t>(k),
+                              scratch.zp.data(),
+                              rows,
+                              &weight,
+                              scratch.acc.data(),
+                              static_cast<size_t>(p.out_c),
+                              0,
+                              p.out_c};
+      gemm_u8s8_parallel(kt, c.pool, gemm);
+      requantize.run(scratch.acc.data(), p.out_c, rows, y + p0 * p.out_c, p.out_c);
+    }
+  }
+  std::string kernel() const override { return std::string("qconv-gemm-") + kt.name; }
+};
+
+struct QLutOp : CompiledProgram::Op {
+  QLutSpec s;
+  int8_t table[256];
+  QLutOp(const QLutSpec& q, const std::vector<TensorSpec>& t) : s(q) { std::memcpy(table, t[q.table].data, 256); }
+  void run(const RunContext& c) const override {
+    const int8_t* x = c.at<int8_t>(s.x);
+    int8_t* y = c.at<int8_t>(s.y);
+    const int64_t n = s.count * c.batch;
+    for (int64_t i = 0; i < n; ++i) y[i] = table[x[i] + 128];
+  }
+};
+
+struct QBinaryOp : CompiledProgram::Op {
+  QBinarySpec s;
+  explicit QBinaryOp(const QBinarySpec& q) : s(q) {}
+  void run(const RunContext& c) const override {
+    const int8_t* a = c.at<int8_t>(s.a);
+    const int8_t* b = c.at<int8_t>(s.b);
+    int8_t* y = c.at<int8_t>(s.y);
+    const int64_t n = s.count * c.batch;
+    for (int64_t i = 0; i < n; ++i) {
+      int32_t acc;
+      if (s.mul) {
+        acc = (a[i] - s.a_zero_point) * (b[i] - s.b_zero_point);
+      } else {
+        const int32_t sa = multiply_by_quantized_multiplier((a[i] - s.a_zero_point) * (1 << s.left_shift), s.a_rescale);
+        const int32_t sb = multiply_by_quantized_multiplier((b[i] - s.b_zero_point) * (1 << s.left_shift), s.b_rescale);
+        acc = sa + sb;
+      }
+      y[i] = clamp_s8(multiply_by_quantized_multiplier(acc, s.output) + s.output_zero_point, s.lo, s.hi);
+    }
+  }
+};
+
+struct QPoolOp : CompiledProgram::Op {
+  QPoolSpec s;
+  explicit QPoolOp(const QPoolSpec& q) : s(q) { check_pool_shape(s.shape); }
+  void run(const RunContext& c) const override {
+    const PoolShape& p = s.shape;
+    const bool max = s.kind == PoolKind::Max;
+    std::vector<int32_t> acc(p.c);
+    for (int n = 0; n < c.batch; ++n) {
+      const int8_t* x = c.at<int8_t>(s.x) + static_cast<int64_t>(n) * p.in_h * p.in_w * p.c;
+      int8_t* y = c.at<int8_t>(s.y) + static_cast<int64_t>(n) * p.out_h * p.out_w * p.c;
+      for (int oy = 0; oy < p.out_h; ++oy) {
+        const int sy = oy * p.stride_h - p.pad_top;
+        int fy, ly, py0, py1;
+        window_taps(sy, p.kh, p.dilation_h, 0, p.in_h, &fy, &ly);
+        window_taps(sy, p.kh, p.dilation_h, -p.pad_top, p.in_h + p.pad_bottom, &py0, &py1);
+        for (int ox = 0; ox < p.out_w; ++ox) {
+          const int sx = ox * p.stride_w - p.pad_left;
+          int fx, lx, px0, px1;
+          window_taps(sx, p.kw, p.dilation_w, 0, p.in_w, &fx, &lx);
+          window_taps(sx, p.kw, p.dilation_w, -p.pad_left, p.in_w + p.pad_right, &px0, &px1);
+          std::fill(acc.begin(), acc.end(), max ? -128 : 0);
+          for (int ky = fy; ky <= ly; ++ky)
+            for (int kx = fx; kx <= lx; ++kx) {
+              const int8_t* xp =
+                  x + ((static_cast<int64_t>(sy) + ky * p.dilation_h) * p.in_w + sx + kx * p.dilation_w) * p.c;
+              for (int ch = 0; ch < p.c; ++ch) acc[ch] = max ? std::max<int32_t>(acc[ch], xp[ch]) : acc[ch] + xp[ch];
+            }
+          int8_t* out = y + (static_cast<int64_t>(oy) * p.out_w + ox) * p.c;
+          if (max) {
+            for (int ch = 0; ch < p.c; ++ch) out[ch] = static_cast<int8_t>(acc[ch]);
+            continue;
+          }
+          const int32_t count = p.count_include_pad ? std::max(0, py1 - py0 + 1) * std::max(0, px1 - px0 + 1)
+                                                    : (ly - fy + 1) * (lx - fx + 1);
+          for (int ch = 0; ch < p.c; ++ch) {
+            const int32_t half = count / 2;
+            out[ch] = count <= 0 ? 0 : clamp_s8((acc[ch] >= 0 ? acc[ch] + half : acc[ch] - half) / count);
+          }
+        }
+      }
+    }
+  }
+};
+
+struct QGlobalAvgPoolOp : CompiledProgram::Op {
+  QGlobalAvgPoolSpec s;
+  explicit QGlobalAvgPoolOp(const QGlobalAvgPoolSpec& q) : s(q) {}
+  void run(const RunContext& c) const override {
+    std::vector<int32_t> acc(s.c);
+    for (int n = 0; n < c.batch; ++n) {
+      const int8_t* x = c.at<int8_t>(s.x) + static_cast<int64_t>(n) * s.pixels * s.c;
+      std::fill(acc.begin(), acc.end(), 0);
+      for (int64_t p = 0; p < s.pixels; ++p)
+        for (int ch = 0; ch < s.c; ++ch) acc[ch] += x[p * s.c + ch] - s.input_zero_point;
+      int8_t* y = c.at<int8_t>(s.y) + static_cast<int64_t>(n) * s.c;
+      for (int ch = 0; ch < s.c; ++ch)
+        y[ch] = clamp_s8(multiply_by_quantized_multiplier(acc[ch], s.output) + s.output_zero_point);
+    }
+  }
+};
+
+struct QConcatOp : CompiledProgram::Op {
+  QConcatSpec s;
+  explicit QConcatOp(const QConcatSpec& q) : s(q) {}
+  void run(const RunContext& c) const override {
+    int64_t total = 0;
+    for (int64_t size : s.sizes) total += size;
+    int8_t* y = c.at<int8_t>(s.y);
+    const int64_t outer = s.outer * c.batch;
+    for (int64_t r = 0; r < outer; ++r) {
+      int8_t* out = y + r * total;
+      for (size_t i = 0; i < s.inputs.size(); ++i) {
+        const int64_t size = s.sizes[i];
+        const int8_t* x = c.at<int8_t>(s.inputs[i]) + r * size;
+        if (!s.rescale[i])
+          std::memcpy(out, x, static_cast<size_t>(size));
+        else
+          for (int64_t j = 0; j < size; ++j)
+            out[j] = clamp_s8(multiply_by_quantized_multiplier(x[j] - s.zero_points[i], s.multipliers[i]) +
+                              s.output_zero_point);
+        out += size;
+      }
+    }
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<CompiledProgram::Op> compile_int8_op(const KernelTable& kt, const OpVariant& v,
+                                                     const std::vector<TensorSpec>& t) {
+  if (const auto* q = std::get_if<QuantizeSpec>(&v)) return std::make_unique<QuantizeOp>(*q);
+  if (const auto* q = std::get_if<QConvSpec>(&v)) {
+    if (q->shape.groups == 1) return std::make_unique<QConvGemmOp>(kt, *q, t);
+    return std::make_unique<QConvOp>(kt, *q, t);
+  }
+  if (const auto* q = std::get_if<QLutSpec>(&v)) return std::make_unique<QLutOp>(*q, t);
+  if (const auto* q = std::get_if<QBinarySpec>(&v)) return std::make_unique<QBinaryOp>(*q);
+  if (const auto* q = std::get_if<QPoolSpec>(&v)) return std::make_unique<QPoolOp>(*q);
+  if (const auto* q = std::get_if<QGlobalAvgPoolSpec>(&v)) return std::make_unique<QGlobalAvgPoolOp>(*q);
+  if (const auto* q = std::get_if<QConcatSpec>(&v)) return std::make_unique<QConcatOp>(*q);
+  throw Error("E_UNSUPPORTED_OP", "not an int8 op");
+}
+
+}  // namespace edgeopt
