@@ -21,7 +21,7 @@ const ts = require('typescript');
 
 const root = path.resolve(__dirname, '..');
 const SYSROOT = '/usr/aarch64-linux-gnu';
-const TESTS = ['kernels', 'cnn-kernels', 'engine', 'eom'];
+const TESTS = ['kernels', 'cnn-kernels', 'cnn-int8', 'engine', 'eom'];
 const CPUS = [
   { cpu: 'cortex-a53', kernel: 'neon' }, // armv8.0-a: Raspberry Pi 3, Zero 2
   { cpu: 'cortex-a76', kernel: 'dotprod' }, // armv8.2-a + dotprod: Raspberry Pi 5
