@@ -22,6 +22,7 @@ EDGEOPT_TARGET_BEGIN(EDGEOPT_ISA_AVX2)
 #include "x86_gemm_f32.h"
 #include "x86_gemm_u8s8.h"
 #include "x86_ymm.h"
+#include "x86_depthwise_s8.h"
 
 namespace edgeopt {
 namespace {
@@ -111,6 +112,7 @@ KernelTable make_table() {
   t.requantize_s8 = avx2::requantize_s8;  // raw AVX2 (requantize_avx2.cc): the emulated tables use the portable loop
 #endif
   t.cnn = &avx2_cnn_kernels();
+  t.depthwise_s8 = depthwise_s8_simd<Ymm>;
   return t;
 }
 

@@ -26,6 +26,13 @@ struct Ymm {
   static I u8_to_u16(const uint8_t* p) {
     return _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   }
+  // kLanes int8 (int16) values sign-extended to int32.
+  static I s8_to_s32(const int8_t* p) {
+    return _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  }
+  static I s16_to_s32(const int16_t* p) {
+    return _mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
   static I madd16(I a, I b) { return _mm256_madd_epi16(a, b); }
   static I maddubs(I u8, I s8) { return _mm256_maddubs_epi16(u8, s8); }
   static I ones16() { return _mm256_set1_epi16(1); }

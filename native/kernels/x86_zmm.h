@@ -25,6 +25,12 @@ struct Zmm {
   static I u8_to_u16(const uint8_t* p) {
     return _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   }
+  static I s8_to_s32(const int8_t* p) {
+    return _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  static I s16_to_s32(const int16_t* p) {
+    return _mm512_cvtepi16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
   static I madd16(I a, I b) { return _mm512_madd_epi16(a, b); }
   static I maddubs(I u8, I s8) { return _mm512_maddubs_epi16(u8, s8); }
   static I ones16() { return _mm512_set1_epi16(1); }
