@@ -5,8 +5,8 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #include "../core/cnn_kernels.h"
 #include "../core/quantize.h"
+#include "../core/requantize.h"
 #include "../core/sparse.h"
-#include "requantize_avx2.h"
 #include "x86.h"
 #include "x86_isa.h"
 
@@ -17,6 +17,7 @@ EDGEOPT_TARGET_BEGIN(EDGEOPT_ISA_AVX512)
 #include "x86_ymm.h"
 #include "x86_zmm.h"
 #include "x86_depthwise_s8.h"
+#include "x86_requantize.h"
 
 namespace edgeopt {
 namespace {
@@ -103,10 +104,10 @@ KernelTable make_table() {
   t.relu_f32 = relu_f32_simd<Zmm>;
 #if !defined(EDGEOPT_EMULATE_X86)
   t.peak_probe = peak_probe;
-  t.requantize_s8 = avx2::requantize_s8;  // AVX2's (requantize_avx2.cc): 8 channels a step is enough for an epilogue
 #endif
   t.cnn = &avx512_cnn_kernels();
   t.depthwise_s8 = depthwise_s8_simd<Zmm>;
+  t.requantize_s8 = requantize_s8_simd<Zmm>;
   return t;
 }
 
