@@ -106,8 +106,8 @@ KernelTable make_table() {
   t.peak_probe = peak_probe;
 #endif
   t.cnn = &avx512_cnn_kernels();
-  t.depthwise_s8 = depthwise_s8_simd<Zmm>;
-  t.requantize_s8 = requantize_s8_simd<Zmm>;
+  t.depthwise_s8 = depthwise_s8_simd<Zmm, Ymm>;
+  t.requantize_s8 = requantize_s8_simd<Zmm, Ymm>;
   return t;
 }
 

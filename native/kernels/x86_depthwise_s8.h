@@ -22,15 +22,24 @@ inline void depthwise_s8_block(const DepthwiseS8Args& a, const int8_t* const* x,
   for (int v = 0; v < kVectors; ++v) V::store(acc + ch + v * V::kLanes, sum[v]);
 }
 
+// Channels [ch, ...) of one pixel in blocks of kBlock vectors, then of one; returns where it stopped.
 template <class V>
-void depthwise_s8_simd(const DepthwiseS8Args& a) {
+inline int depthwise_s8_lanes(const DepthwiseS8Args& a, const int8_t* const* x, int ch, int32_t* acc) {
   constexpr int kBlock = 4;
+  for (; ch + kBlock * V::kLanes <= a.c; ch += kBlock * V::kLanes) depthwise_s8_block<V, kBlock>(a, x, ch, acc);
+  for (; ch + V::kLanes <= a.c; ch += V::kLanes) depthwise_s8_block<V, 1>(a, x, ch, acc);
+  return ch;
+}
+
+// Each pixel through the vector types from widest to narrowest (Zmm, Ymm),
+// then the scalar definition.
+template <class... Vs>
+void depthwise_s8_simd(const DepthwiseS8Args& a) {
   for (int p = 0; p < a.pixels; ++p) {
     const int8_t* const* x = a.x + static_cast<size_t>(p) * a.taps;
     int32_t* acc = a.acc + static_cast<size_t>(p) * a.c;
     int ch = 0;
-    for (; ch + kBlock * V::kLanes <= a.c; ch += kBlock * V::kLanes) depthwise_s8_block<V, kBlock>(a, x, ch, acc);
-    for (; ch + V::kLanes <= a.c; ch += V::kLanes) depthwise_s8_block<V, 1>(a, x, ch, acc);
+    ((ch = depthwise_s8_lanes<Vs>(a, x, ch, acc)), ...);
     for (; ch < a.c; ++ch) {
       int32_t sum = a.init[ch];
       for (int t = 0; t < a.taps; ++t) sum += int32_t{x[t][ch]} * a.w[static_cast<size_t>(t) * a.c + ch];

@@ -33,18 +33,27 @@ inline typename V::I divide_by_pot(typename V::I x, typename V::I right) {
   return V::plus_one_where_greater(V::srav(x, right), V::and_(x, mask), threshold);
 }
 
+// Channels [j, ...) of one row, V::kLanes at a time; returns where it stopped.
 template <class V>
-void requantize_s8_simd(const RequantizeS8Args& p) {
+inline int requantize_lanes(const RequantizeS8Args& p, const int32_t* c, int8_t* y, int j) {
   const typename V::I zero_point = V::set1(p.zero_point), lo = V::set1(p.lo), hi = V::set1(p.hi);
+  for (; j + V::kLanes <= p.n; j += V::kLanes) {
+    const typename V::I acc = V::add(V::load(c + j), V::load(p.bias + j));
+    const typename V::I v = divide_by_pot<V>(high_mul<V>(acc, V::load(p.m0 + j)), V::load(p.right + j));
+    V::store_s8(y + j, V::min(V::max(V::add(v, zero_point), lo), hi));
+  }
+  return j;
+}
+
+// Each row through the vector types from widest to narrowest (Zmm, Ymm: a
+// channel count of 8 modulo 16 still runs in SIMD), then the scalar formula.
+template <class... Vs>
+void requantize_s8_simd(const RequantizeS8Args& p) {
   for (int r = 0; r < p.m; ++r) {
     const int32_t* c = p.c + r * p.ldc;
     int8_t* y = p.y + r * p.ldy;
     int j = 0;
-    for (; j + V::kLanes <= p.n; j += V::kLanes) {
-      const typename V::I acc = V::add(V::load(c + j), V::load(p.bias + j));
-      const typename V::I v = divide_by_pot<V>(high_mul<V>(acc, V::load(p.m0 + j)), V::load(p.right + j));
-      V::store_s8(y + j, V::min(V::max(V::add(v, zero_point), lo), hi));
-    }
+    ((j = requantize_lanes<Vs>(p, c, y, j)), ...);
     for (; j < p.n; ++j) {
       const int32_t v = multiply_by_quantized_multiplier(c[j] + p.bias[j], {p.m0[j], -p.right[j]}) + p.zero_point;
       y[j] = static_cast<int8_t>(std::min(std::max(v, p.lo), p.hi));

@@ -351,14 +351,14 @@ static void test_requantize_s8(const KernelTable& kt) {
 }
 
 // The table's int8 depthwise sums against their definition, written here:
-// channel counts below, at and above the SIMD blocks (1, 3, 17, 63, 65, 129),
+// channel counts below, at and above the SIMD blocks (1, 3, 17, 24, 63, 65, 129),
 // 1/9/25 taps, taps that share one row (padding), and extreme values
 // (-128 and 127 inputs and weights, large starting sums).
 static void test_depthwise_s8(const KernelTable& kt) {
   CHECK(kt.depthwise_s8 != nullptr, "%s has no depthwise_s8", kt.name);
   if (!kt.depthwise_s8) return;
   std::mt19937 rng(11);
-  for (int c : {1, 3, 16, 17, 63, 64, 65, 129})
+  for (int c : {1, 3, 16, 17, 24, 63, 64, 65, 129})
     for (int taps : {1, 9, 25})
       for (int extreme = 0; extreme < 3; ++extreme) {
         const int pixels = 1 + (c + taps) % 4, off = (c + taps + extreme) % 4;
