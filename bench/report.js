@@ -698,7 +698,11 @@ function int8CnnSection(r) {
         `| ${t} | ${fmt(ms('fp32', t), 4)} | ${fmt(ms('int8', t), 4)} | ${fmt(r.int8VsFp32[`threads${t}`], 2)}x | ${fmt(r.int8WallMs[`threads${t}`], 4)} |`,
     ),
     '',
-    `int8 with 2 threads: ${fmt(r.int8TwoThreadSpeedup, 2)}x the 1-thread wall time. Where the int8 time goes (one thread, µs per image, ` +
+    `int8 with 2 threads: ${fmt(r.int8TwoThreadSpeedup, 2)}x the 1-thread wall time` +
+      (r.machine.loadavg[0] >= r.machine.cores
+        ? ` (not a thread-scaling figure: with load average ${r.machine.loadavg[0]} on ${r.machine.cores} cores a run gets whatever share of a core the scheduler gives it). `
+        : '. ') +
+      `Where the int8 time goes (one thread, µs per image, ` +
       `median of profiled runs, by kernel): ${r.breakdownUs.map((b) => `${b.kernel} ${fmt(b.us, 1)}`).join(', ')}.`,
     '',
   ];
