@@ -68,8 +68,7 @@ async function run(argv) {
   const programs = { fp32: E.lowerGraph(fp32), int8: E.lowerGraph(quantized) };
   const contenders = [];
   for (const threads of [1, 2])
-    for (const kind of ['fp32', 'int8'])
-      contenders.push({ kind, threads, program: new addon.Program(programs[kind], undefined, threads) });
+    for (const kind of ['fp32', 'int8']) contenders.push({ kind, threads, program: new addon.Program(programs[kind], undefined, threads) });
   const load = os.loadavg().map((v) => C.round(v, 2));
   const cpu = measure(contenders, x, rounds, calls, 'cpu');
   // Thread scaling in wall time (CPU time adds both cores up): the int8 programs alone.

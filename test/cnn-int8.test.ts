@@ -414,7 +414,7 @@ test('native depthwise and grouped qconv are bit-identical to the TS twin on odd
     const r = rng(50 + i);
     const rows = 5;
     const shape = [rows, c.c, c.h, c.w];
-    const calibrate = Float32Array.from({ length: rows * c.c * c.h * c.w }, () => i % 3 === 0 ? r() * 2 : r() * 3 - 1);
+    const calibrate = Float32Array.from({ length: rows * c.c * c.h * c.w }, () => (i % 3 === 0 ? r() * 2 : r() * 3 - 1));
     const data = calibrate.map((v, j) => (j % 7 === 0 ? v * 4 - 2 : v));
     const q = quantizeGraph(g, { activations: 'static', calibration: { data: calibrate, shape } });
     assert.ok(

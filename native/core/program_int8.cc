@@ -142,8 +142,7 @@ struct QDepthwiseOp : CompiledProgram::Op {
             for (int kx = 0; kx < p.kw; ++kx) {
               const int ix = ox * p.stride_w - p.pad_left + kx * p.dilation_w;
               const bool inside = iy >= 0 && iy < p.in_h && ix >= 0 && ix < p.in_w;
-              x[ox * taps + ky * p.kw + kx] =
-                  inside ? image + (int64_t{iy} * p.in_w + ix) * p.in_c : padding.data();
+              x[ox * taps + ky * p.kw + kx] = inside ? image + (int64_t{iy} * p.in_w + ix) * p.in_c : padding.data();
             }
           }
         kt.depthwise_s8({x, p.out_w, taps, p.out_c, weight.data(), init.data(), acc});
@@ -296,8 +295,8 @@ struct QConvGemmOp : CompiledProgram::Op {
           to_u8(x + p0 * p.in_c, int64_t{rows} * p.in_c, patch);
         else
           im2col_u8(p, x, p0, rows, zero, patch);
-        kt.gemm_u8s8({patch, static_cast<size_t>(k), zero_points, rows, &weight, acc, static_cast<size_t>(p.out_c), 0,
-                      p.out_c});
+        kt.gemm_u8s8(
+            {patch, static_cast<size_t>(k), zero_points, rows, &weight, acc, static_cast<size_t>(p.out_c), 0, p.out_c});
         requantize.run(acc, p.out_c, rows, y + p0 * p.out_c, p.out_c);
       }
     });
@@ -349,8 +348,8 @@ struct QBinaryOp : CompiledProgram::Op {
     split_range(c.pool, s.count * c.batch, kChunk, 8.0, [&](int64_t begin, int64_t end) {
       if (!simd) {
         for (int64_t i = begin; i < end; ++i)
-          y[i] = clamp_s8(multiply_by_quantized_multiplier(sum(a[i], b[i]), s.output) + s.output_zero_point, s.lo,
-                          s.hi);
+          y[i] =
+              clamp_s8(multiply_by_quantized_multiplier(sum(a[i], b[i]), s.output) + s.output_zero_point, s.lo, s.hi);
         return;
       }
       int32_t acc[kChunk];

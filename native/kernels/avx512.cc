@@ -11,13 +11,13 @@
 #include "x86_isa.h"
 
 EDGEOPT_TARGET_BEGIN(EDGEOPT_ISA_AVX512)
+#include "x86_depthwise_s8.h"
 #include "x86_elementwise.h"
 #include "x86_gemm_f32.h"
 #include "x86_gemm_u8s8.h"
+#include "x86_requantize.h"
 #include "x86_ymm.h"
 #include "x86_zmm.h"
-#include "x86_depthwise_s8.h"
-#include "x86_requantize.h"
 
 namespace edgeopt {
 namespace {

@@ -2,8 +2,8 @@
 // inputs and weights are sign-extended to int32 and multiplied there, so no
 // product or sum ever saturates (no vpmaddubsw). Channels go kBlock vectors at
 // a time with the accumulators in registers across every tap; the tail runs
-// the scalar definition. Include inside a target region after x86_ymm.h (and
-// x86_zmm.h for Zmm).
+// the scalar definition. Include inside a target region; V is x86_ymm.h's Ymm
+// or x86_zmm.h's Zmm.
 #pragma once
 
 namespace edgeopt {

@@ -1,7 +1,7 @@
 // Int8 requantization of int32 accumulators (RequantizeS8Args) over V's int32
 // lanes, exact: the same integers as requantize.h's scalar formula, which the
-// tails run. Include inside a target region after x86_ymm.h (and x86_zmm.h for
-// Zmm); requantize.h must be included before the region.
+// tails run. Include inside a target region, requantize.h before it; V is
+// x86_ymm.h's Ymm or x86_zmm.h's Zmm.
 //
 // rounding_doubling_high_mul(a, m) truncates (a * m + nudge) / 2^31 toward zero,
 // nudge = +2^30 or 1 - 2^30 by the product's sign. For a negative product,

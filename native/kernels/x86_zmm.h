@@ -46,9 +46,7 @@ struct Zmm {
   }
   static I min(I a, I b) { return _mm512_min_epi32(a, b); }
   static I max(I a, I b) { return _mm512_max_epi32(a, b); }
-  static void store_s8(int8_t* p, I v) {
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm512_cvtsepi32_epi8(v));
-  }
+  static void store_s8(int8_t* p, I v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm512_cvtsepi32_epi8(v)); }
   static I madd16(I a, I b) { return _mm512_madd_epi16(a, b); }
   static I maddubs(I u8, I s8) { return _mm512_maddubs_epi16(u8, s8); }
   static I ones16() { return _mm512_set1_epi16(1); }

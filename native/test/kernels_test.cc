@@ -383,8 +383,8 @@ static void test_depthwise_s8(const KernelTable& kt) {
             int64_t want = init[ch];
             for (int t = 0; t < taps; ++t) want += int64_t{ptr[p * taps + t][ch]} * w[t * c + ch];
             if (acc[p * c + ch] != want) {
-              CHECK(false, "%s depthwise_s8 c=%d taps=%d extreme=%d at %d,%d: %d != %lld", kt.name, c, taps, extreme,
-                    p, ch, acc[p * c + ch], static_cast<long long>(want));
+              CHECK(false, "%s depthwise_s8 c=%d taps=%d extreme=%d at %d,%d: %d != %lld", kt.name, c, taps, extreme, p,
+                    ch, acc[p * c + ch], static_cast<long long>(want));
               return;
             }
           }
