@@ -683,6 +683,31 @@ function trainCnnSection(results) {
   return out;
 }
 
+function int8CnnSection(r) {
+  const ms = (kind, threads) => r.cpuMsPerCall.find((x) => x.kind === kind && x.threads === threads)?.ms;
+  return [
+    `${r.model}. Command: \`npm run bench -- int8-cnn --rounds=${r.rounds} --calls=${r.calls}\`. ${machineSection(r.machine, 'Machine')}`,
+    '',
+    'CPU time per image (process.cpuUsage, both cores counted), medians of rounds in which the four programs alternate; ' +
+      'the 2-thread scaling is wall time of the two int8 programs, alternating likewise.',
+    '',
+    '| threads | fp32 ms CPU | int8 ms CPU | int8 speed vs fp32 | int8 wall ms |',
+    '| ---: | ---: | ---: | ---: | ---: |',
+    ...[1, 2].map(
+      (t) =>
+        `| ${t} | ${fmt(ms('fp32', t), 4)} | ${fmt(ms('int8', t), 4)} | ${fmt(r.int8VsFp32[`threads${t}`], 2)}x | ${fmt(r.int8WallMs[`threads${t}`], 4)} |`,
+    ),
+    '',
+    `int8 with 2 threads: ${fmt(r.int8TwoThreadSpeedup, 2)}x the 1-thread wall time` +
+      (r.machine.loadavg[0] >= r.machine.cores
+        ? ` (not a thread-scaling figure: with load average ${r.machine.loadavg[0]} on ${r.machine.cores} cores a run gets whatever share of a core the scheduler gives it). `
+        : '. ') +
+      `Where the int8 time goes (one thread, µs per image, ` +
+      `median of profiled runs, by kernel): ${r.breakdownUs.map((b) => `${b.kernel} ${fmt(b.us, 1)}`).join(', ')}.`,
+    '',
+  ];
+}
+
 function render(cmp, tab, opts = {}) {
   const svgs = {};
   const imgs = {};
@@ -755,6 +780,7 @@ function render(cmp, tab, opts = {}) {
     'npm run bench -- kernels        # ~10 min: every kernel table this CPU runs, with its peaks, and the CNN kernel rows',
     'npm run bench -- serve          # ~6 min: the HTTP server under load (autocannon), batching off and on',
     'npm run bench -- train-cnn filters   # ~2 min; scratch ~20 min, fine-tune ~15 min on this machine',
+    'npm run bench -- int8-cnn       # ~2 min: static int8 mobilenet-mini against fp32, 1 and 2 threads, with its per-kernel time',
     'npm run bench -- report         # regenerates this page and docs/img/bench-*.svg',
     '```',
     '',
@@ -768,6 +794,7 @@ function render(cmp, tab, opts = {}) {
   if (opts.kernels) md.push('## Kernel tables', '', ...kernelsSection(opts.kernels));
   else md.push('## Kernel tables', '', 'No kernel results yet: run `npm run bench -- kernels`.', '');
   if (opts.cnnKernels) md.push('## CNN kernels (fp32)', '', ...cnnKernelsSection(opts.cnnKernels));
+  if (opts.int8Cnn) md.push('## Static int8 CNN against fp32', '', ...int8CnnSection(opts.int8Cnn));
   if (srv) md.push('## Serving over HTTP', '', ...serveSection(srv, serveImgs));
   else md.push('## Serving over HTTP', '', 'No serve results yet: run `npm run bench -- serve`.', '');
   if (opts.trainCnn && Object.values(opts.trainCnn).some(Boolean))
@@ -788,6 +815,7 @@ async function run(argv) {
     analysis,
     kernels: pick('kernels'),
     cnnKernels: C.readResult('cnn-kernels'),
+    int8Cnn: C.readResult('int8-cnn'),
     serve: pick('serve'),
     trainCnn,
   });

@@ -50,7 +50,6 @@ const ALLOWED = {
   'avx2.cc.o': ['avx'],
   'sparse_avx2.cc.o': ['avx'],
   'cnn_avx2.cc.o': ['avx'],
-  'requantize_avx2.cc.o': ['avx'],
   'cnn_avx512.cc.o': ['avx', 'avx512'],
   'avxvnni.cc.o': ['avx'],
   'avx512.cc.o': ['avx', 'avx512'],

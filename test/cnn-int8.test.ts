@@ -331,8 +331,8 @@ test('bad settings and broken grids are refused with their codes', () => {
 });
 
 /** Runs a graph on one device ('cpu' is native when the addon loads). */
-function runOn(g: Graph, device: 'cpu' | 'ts', x: Float32Array, shape: number[]): Float32Array {
-  const engine = new EdgeInferenceEngine({ device });
+function runOn(g: Graph, device: 'cpu' | 'ts', x: Float32Array, shape: number[], threads?: number): Float32Array {
+  const engine = new EdgeInferenceEngine({ device, threads });
   try {
     engine.loadModelSync('m', g);
     if (device === 'cpu')
@@ -385,6 +385,44 @@ test('native qconv on the GEMM is bit-identical to the TS twin on odd shapes (1x
     );
     const shape = [rows, c.c, c.h, c.w];
     sameFloats(runOn(q, 'cpu', data, shape), runOn(q, 'ts', data, shape), JSON.stringify(c));
+  });
+});
+
+test('native depthwise and grouped qconv are bit-identical to the TS twin on odd shapes, 1 and 2 threads', () => {
+  if (!nativeAddon()) return;
+  // Channel counts below, at and above the SIMD blocks; 3x3/5x5, strides 1/2, padding, dilation;
+  // inputs spread past the calibration range so zero points sit near the ends and values clamp.
+  const cases = [
+    { c: 1, h: 5, w: 4, k: 3, stride: 1, pad: 1 },
+    { c: 3, h: 7, w: 9, k: 3, stride: 2, pad: 1 },
+    { c: 17, h: 9, w: 8, k: 5, stride: 1, pad: 2 },
+    { c: 63, h: 6, w: 7, k: 3, stride: 2, pad: 0 },
+    { c: 65, h: 7, w: 5, k: 5, stride: 2, pad: 2 },
+    { c: 33, h: 8, w: 8, k: 3, stride: 1, pad: 2, dilation: 2 },
+    { c: 12, h: 6, w: 5, k: 3, stride: 1, pad: 1, groups: 4, outC: 8 },
+  ];
+  cases.forEach((c, i) => {
+    const b = new GraphBuilder(`qdw-${i}`, [c.c, c.h, c.w], { seed: 40 + i });
+    const conv = b.conv(b.input, c.outC ?? c.c, c.k, {
+      stride: c.stride,
+      pad: c.pad,
+      dilation: c.dilation,
+      groups: c.groups ?? c.c,
+      bias: true,
+    });
+    const g = b.build(i % 2 ? b.relu(conv) : conv);
+    const r = rng(50 + i);
+    const rows = 5;
+    const shape = [rows, c.c, c.h, c.w];
+    const calibrate = Float32Array.from({ length: rows * c.c * c.h * c.w }, () => (i % 3 === 0 ? r() * 2 : r() * 3 - 1));
+    const data = calibrate.map((v, j) => (j % 7 === 0 ? v * 4 - 2 : v));
+    const q = quantizeGraph(g, { activations: 'static', calibration: { data: calibrate, shape } });
+    assert.ok(
+      lowerGraph(q).ops.some((o) => o.op === 'qconv'),
+      `${JSON.stringify(c)} runs qconv`,
+    );
+    const ts = runOn(q, 'ts', data, shape);
+    for (const threads of [1, 2]) sameFloats(runOn(q, 'cpu', data, shape, threads), ts, `${JSON.stringify(c)}, ${threads} threads`);
   });
 });
 

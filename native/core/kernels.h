@@ -90,6 +90,18 @@ struct RequantizeS8Args {
   size_t ldy;
 };
 
+// Int8 depthwise accumulators of a row of output pixels, exact int32:
+//   acc[p][ch] = init[ch] + sum_t x[p * taps + t][ch] * w[t * c + ch]   (p < pixels, ch < c)
+// x holds, per pixel and tap, a pointer to that input pixel's c channels (a
+// padding tap points at a row of the input zero point).
+struct DepthwiseS8Args {
+  const int8_t* const* x;
+  int pixels, taps, c;
+  const int16_t* w;     // taps x c
+  const int32_t* init;  // c
+  int32_t* acc;         // pixels x c
+};
+
 // Int8: the sequence for any int8 weights; Int8Narrow: the one for weights
 // whose k pairs have |w0| + |w1| <= 128 (7-bit and narrower; the same as Int8
 // on tables without a separate path); Fp32: FMA.
@@ -128,6 +140,8 @@ struct KernelTable {
   const struct CnnKernels* cnn = nullptr;  // the fp32 CNN kernels (cnn_kernels.h)
   // RequantizeS8Args's loop in SIMD; null: the portable loop (program_int8.cc).
   void (*requantize_s8)(const RequantizeS8Args& args) = nullptr;
+  // DepthwiseS8Args's sums (every table; the scalar one defines them).
+  void (*depthwise_s8)(const DepthwiseS8Args& args) = nullptr;
 };
 
 // Tables compiled into this binary: scalar, then every entry of

@@ -42,14 +42,6 @@ void parallel_tasks(ThreadPool* pool, int64_t n, int64_t align, double cost,
   pool->parallel_for(chunks, &Job::task, &job);
 }
 
-// Runs `f(b, e)` over chunks of [0, n); F is a lambda capturing by reference.
-template <typename F>
-void split_range(ThreadPool* pool, int64_t n, int64_t align, double cost, const F& f) {
-  parallel_range(
-      pool, n, align, cost, [](void* ctx, int64_t b, int64_t e) { (*static_cast<const F*>(ctx))(b, e); },
-      const_cast<F*>(&f));
-}
-
 // Below this many output pixels per chunk a convolution splits channels instead.
 constexpr int64_t kMinPixelsPerChunk = 16;
 constexpr int kChannelAlign = 16;

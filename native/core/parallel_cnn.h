@@ -15,6 +15,14 @@ namespace edgeopt {
 void parallel_range(ThreadPool* pool, int64_t n, int64_t align, double cost,
                     void (*run)(void* ctx, int64_t b, int64_t e), void* ctx);
 
+// parallel_range for a lambda: runs `f(b, e)` over chunks of [0, n).
+template <typename F>
+void split_range(ThreadPool* pool, int64_t n, int64_t align, double cost, const F& f) {
+  parallel_range(
+      pool, n, align, cost, [](void* ctx, int64_t b, int64_t e) { (*static_cast<const F*>(ctx))(b, e); },
+      const_cast<F*>(&f));
+}
+
 // Convolution (any method) over a batch: splits output pixels, or output
 // channels when there are few pixels. scratch: conv_parallel_scratch_floats
 // floats (may be null when that is 0), reused by every call.

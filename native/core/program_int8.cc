@@ -1,13 +1,14 @@
 // The int8 ops of a compiled Program (program.h QuantizeSpec ... QConcatSpec):
 // integer loops that define the results (the TS twin, lib/backends/ts/cnn/int8.ts,
-// is bit-identical). Each op runs its chunk of images on the calling thread.
+// is bit-identical). Convolutions and element-wise ops split their chunk of
+// images over the thread pool (parallel_cnn.h); the rest run on the calling thread.
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
 #include "cnn_conv.h"
 #include "error.h"
-#include "parallel_gemm.h"
+#include "parallel_cnn.h"
 #include "program_ops.h"
 
 namespace edgeopt {
@@ -77,22 +78,96 @@ struct ConvRequantize {
   }
 };
 
+// Scratch of the int8 convolutions, one per thread (pool workers and callers),
+// grown to the largest block and kept: no allocation per run once warm.
+struct ConvScratch {
+  std::vector<uint8_t> patch;
+  std::vector<int32_t> acc, zero_points;
+  std::vector<const int8_t*> taps;
+};
+ConvScratch& conv_scratch() {
+  thread_local ConvScratch scratch;
+  return scratch;
+}
+template <typename T>
+T* at_least(std::vector<T>* v, size_t n) {
+  if (v->size() < n) v->resize(n);
+  return v->data();
+}
+
+// A depthwise int8 convolution on the table's depthwise_s8: one output row at a
+// time, each tap's input pixel by pointer (padding taps point at a row of the
+// input zero point, so they add zx * w), and the zero-point term
+// -zx * (sum of the channel's weights) starts every sum: the accumulator is
+// QConvSpec's sum over in-range taps of (x - zx) * w exactly. Output rows are
+// split over the threads.
+struct QDepthwiseOp : CompiledProgram::Op {
+  QConvSpec s;
+  const KernelTable& kt;
+  std::vector<int16_t> weight;  // [tap][channel]
+  std::vector<int32_t> init;    // -zx * the sum of each channel's weights
+  std::vector<int8_t> padding;  // one pixel of the input zero point
+  ConvRequantize requantize;
+  QDepthwiseOp(const KernelTable& table, const QConvSpec& q, const std::vector<TensorSpec>& t)
+      : s(q), kt(table), requantize(&table, q, t) {
+    const ConvShape& p = s.shape;
+    const int taps = p.kh * p.kw, c = p.out_c;
+    const auto* w = static_cast<const int8_t*>(t[q.weight].data);
+    weight.resize(static_cast<size_t>(taps) * c);
+    init.assign(c, 0);
+    for (int ch = 0; ch < c; ++ch)
+      for (int tap = 0; tap < taps; ++tap) {
+        weight[static_cast<size_t>(tap) * c + ch] = w[ch * taps + tap];
+        init[ch] -= q.input_zero_point * w[ch * taps + tap];
+      }
+    padding.assign(c, static_cast<int8_t>(q.input_zero_point));
+  }
+  void run(const RunContext& c) const override {
+    const ConvShape& p = s.shape;
+    const int taps = p.kh * p.kw;
+    const int8_t* xs = c.at<int8_t>(s.x);
+    int8_t* ys = c.at<int8_t>(s.y);
+    const double row_cost = static_cast<double>(p.out_w) * taps * p.out_c;
+    split_range(c.pool, int64_t{c.batch} * p.out_h, 1, row_cost, [&](int64_t b, int64_t e) {
+      ConvScratch& scratch = conv_scratch();
+      const int8_t** x = at_least(&scratch.taps, static_cast<size_t>(p.out_w) * taps);
+      int32_t* acc = at_least(&scratch.acc, static_cast<size_t>(p.out_w) * p.out_c);
+      for (int64_t row = b; row < e; ++row) {
+        const int64_t n = row / p.out_h;
+        const int oy = static_cast<int>(row % p.out_h);
+        const int8_t* image = xs + n * p.in_h * p.in_w * p.in_c;
+        for (int ox = 0; ox < p.out_w; ++ox)
+          for (int ky = 0; ky < p.kh; ++ky) {
+            const int iy = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
+            for (int kx = 0; kx < p.kw; ++kx) {
+              const int ix = ox * p.stride_w - p.pad_left + kx * p.dilation_w;
+              const bool inside = iy >= 0 && iy < p.in_h && ix >= 0 && ix < p.in_w;
+              x[ox * taps + ky * p.kw + kx] = inside ? image + (int64_t{iy} * p.in_w + ix) * p.in_c : padding.data();
+            }
+          }
+        kt.depthwise_s8({x, p.out_w, taps, p.out_c, weight.data(), init.data(), acc});
+        requantize.run(acc, p.out_c, p.out_w, ys + row * p.out_w * p.out_c, p.out_c);
+      }
+    });
+  }
+  std::string kernel() const override {
+    return std::string("qdepthwise-") + kt.name + (requantize.simd ? "" : "+loop");
+  }
+};
+
 // The accumulator of QConvSpec, sum over in-range taps of (x - zx) * w, is computed as
 // sum x * w - zx * (sum of that tap's weights): the inner loops are plain int8 dot
-// products (over input channels, or over channels for depthwise) that the compiler
-// vectorizes, and the integers are the same. The loop for depthwise and grouped
-// convolutions; dense ones run QConvGemmOp.
+// products over a group's input channels that the compiler vectorizes, and the
+// integers are the same. Grouped convolutions that are not depthwise; dense ones run
+// QConvGemmOp, depthwise ones QDepthwiseOp.
 struct QConvOp : CompiledProgram::Op {
   QConvSpec s;
-  bool depthwise;
-  std::vector<int8_t> weight;  // OHWI, or [tap][channel] for depthwise
-  std::vector<int32_t>
-      tap_sums;  // zx * the sum over input channels of each tap's weights: [oc][tap], depthwise [tap][oc]
+  std::vector<int8_t> weight;     // OHWI
+  std::vector<int32_t> tap_sums;  // zx * the sum over input channels of each tap's weights: [oc][tap]
   ConvRequantize requantize;
   QConvOp(const KernelTable& kt, const QConvSpec& q, const std::vector<TensorSpec>& t) : s(q), requantize(&kt, q, t) {
     const ConvShape& p = s.shape;
     const int taps = p.kh * p.kw, icg = p.in_c / p.groups;
-    depthwise = p.groups == p.in_c && p.groups == p.out_c;
     const auto* w = static_cast<const int8_t*>(t[q.weight].data);
     weight.assign(w, w + t[q.weight].elements);
     tap_sums.assign(static_cast<size_t>(p.out_c) * taps, 0);
@@ -100,25 +175,22 @@ struct QConvOp : CompiledProgram::Op {
       for (int tap = 0; tap < taps; ++tap) {
         int32_t sum = 0;
         for (int ci = 0; ci < icg; ++ci) sum += w[(oc * taps + tap) * icg + ci];
-        tap_sums[depthwise ? tap * p.out_c + oc : oc * taps + tap] = q.input_zero_point * sum;
+        tap_sums[oc * taps + tap] = q.input_zero_point * sum;
       }
-    if (depthwise)
-      for (int c = 0; c < p.out_c; ++c)
-        for (int tap = 0; tap < taps; ++tap) weight[tap * p.out_c + c] = w[c * taps + tap];
   }
   void run(const RunContext& c) const override {
     const ConvShape& p = s.shape;
     const int icg = p.in_c / p.groups, ocg = p.out_c / p.groups, taps = p.kh * p.kw;
     const int8_t* xs = c.at<int8_t>(s.x);
     int8_t* ys = c.at<int8_t>(s.y);
-    std::vector<int32_t> acc(p.out_c);
-    for (int n = 0; n < c.batch; ++n) {
-      const int8_t* x = xs + static_cast<int64_t>(n) * p.in_h * p.in_w * p.in_c;
-      int8_t* y = ys + static_cast<int64_t>(n) * p.out_h * p.out_w * p.out_c;
-      for (int oy = 0; oy < p.out_h; ++oy)
+    const double row_cost = static_cast<double>(p.out_w) * taps * p.out_c * icg;
+    split_range(c.pool, int64_t{c.batch} * p.out_h, 1, row_cost, [&](int64_t b, int64_t e) {
+      int32_t* a = at_least(&conv_scratch().acc, static_cast<size_t>(p.out_c));
+      for (int64_t row = b; row < e; ++row) {
+        const int oy = static_cast<int>(row % p.out_h);
+        const int8_t* x = xs + row / p.out_h * p.in_h * p.in_w * p.in_c;
         for (int ox = 0; ox < p.out_w; ++ox) {
-          int32_t* a = acc.data();
-          std::fill(acc.begin(), acc.end(), 0);
+          std::fill(a, a + p.out_c, 0);
           for (int ky = 0; ky < p.kh; ++ky) {
             const int iy = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
             if (iy < 0 || iy >= p.in_h) continue;
@@ -127,13 +199,6 @@ struct QConvOp : CompiledProgram::Op {
               if (ix < 0 || ix >= p.in_w) continue;
               const int tap = ky * p.kw + kx;
               const int8_t* xp = x + (static_cast<int64_t>(iy) * p.in_w + ix) * p.in_c;
-              if (depthwise) {
-                // Contiguous over channels: the compiler vectorizes it.
-                const int8_t* wp = weight.data() + static_cast<int64_t>(tap) * p.out_c;
-                const int32_t* zw = tap_sums.data() + static_cast<int64_t>(tap) * p.out_c;
-                for (int ch = 0; ch < p.out_c; ++ch) a[ch] += xp[ch] * wp[ch] - zw[ch];
-                continue;
-              }
               for (int oc = 0; oc < p.out_c; ++oc) {
                 const int8_t* xg = xp + (oc / ocg) * icg;
                 const int8_t* wp = weight.data() + (static_cast<int64_t>(oc) * taps + tap) * icg;
@@ -143,21 +208,21 @@ struct QConvOp : CompiledProgram::Op {
               }
             }
           }
-          requantize.run(a, 0, 1, y + (static_cast<int64_t>(oy) * p.out_w + ox) * p.out_c, 0);
+          requantize.run(a, 0, 1, ys + (row * p.out_w + ox) * p.out_c, 0);
         }
-    }
+      }
+    });
   }
-  std::string kernel() const override {
-    return std::string(depthwise ? "qdepthwise" : "qconv") + (requantize.simd ? "-loop+simd" : "-loop");
-  }
+  std::string kernel() const override { return std::string("qconv-grouped") + (requantize.simd ? "+simd" : ""); }
 };
 
 // Pixels per GEMM block: the uint8 patch rows of a block stay in L2 (about 64 KiB),
 // a multiple of the tables' row blocks (6 on AVX2, 4 on NEON), at most 1024.
+constexpr int kRowMultiple = 12;
 int qconv_block_pixels(int64_t k) {
-  constexpr int64_t kBlockBytes = 64 << 10, kRowMultiple = 12;
+  constexpr int64_t kBlockBytes = 64 << 10;
   const int64_t rows = std::min<int64_t>(kBlockBytes / k, 1024) / kRowMultiple * kRowMultiple;
-  return static_cast<int>(std::max(kRowMultiple, rows));
+  return static_cast<int>(std::max<int64_t>(kRowMultiple, rows));
 }
 
 // Int8 -> the uint8 the GEMM reads (x + 128: flip the sign bit).
@@ -207,38 +272,34 @@ struct QConvGemmOp : CompiledProgram::Op {
                 p.pad_bottom == 0 && p.pad_right == 0;
     block_pixels = qconv_block_pixels(k);
   }
+  // Output pixels are split over the threads (row-block multiples), each thread
+  // running blocks of block_pixels through its own scratch.
   void run(const RunContext& c) const override {
     const ConvShape& p = s.shape;
     const int k = weight.k;
     const int64_t pixels = int64_t{c.batch} * p.out_h * p.out_w;
-    const int most = static_cast<int>(std::min<int64_t>(block_pixels, pixels));
-    DenseS8::Scratch& scratch = *c.s8;
-    if (scratch.q.size() < static_cast<size_t>(most) * k) scratch.q.resize(static_cast<size_t>(most) * k);
-    if (scratch.acc.size() < static_cast<size_t>(most) * p.out_c)
-      scratch.acc.resize(static_cast<size_t>(most) * p.out_c);
-    if (scratch.zp.size() < static_cast<size_t>(most)) scratch.zp.resize(most);
     const uint8_t zero = static_cast<uint8_t>(s.input_zero_point + 128);
-    std::fill(scratch.zp.begin(), scratch.zp.begin() + most, int32_t{zero});
     const int8_t* x = c.at<int8_t>(s.x);
     int8_t* y = c.at<int8_t>(s.y);
-    for (int64_t p0 = 0; p0 < pixels; p0 += most) {
-      const int rows = static_cast<int>(std::min<int64_t>(most, pixels - p0));
-      if (pointwise)
-        to_u8(x + p0 * p.in_c, int64_t{rows} * p.in_c, scratch.q.data());
-      else
-        im2col_u8(p, x, p0, rows, zero, scratch.q.data());
-      const GemmU8S8Args gemm{scratch.q.data(),
-                              static_cast<size_t>(k),
-                              scratch.zp.data(),
-                              rows,
-                              &weight,
-                              scratch.acc.data(),
-                              static_cast<size_t>(p.out_c),
-                              0,
-                              p.out_c};
-      gemm_u8s8_parallel(kt, c.pool, gemm);
-      requantize.run(scratch.acc.data(), p.out_c, rows, y + p0 * p.out_c, p.out_c);
-    }
+    const double pixel_cost = static_cast<double>(k) * p.out_c;
+    split_range(c.pool, pixels, kRowMultiple, pixel_cost, [&](int64_t b, int64_t e) {
+      const int most = static_cast<int>(std::min<int64_t>(block_pixels, e - b));
+      ConvScratch& scratch = conv_scratch();
+      uint8_t* patch = at_least(&scratch.patch, static_cast<size_t>(most) * k);
+      int32_t* acc = at_least(&scratch.acc, static_cast<size_t>(most) * p.out_c);
+      int32_t* zero_points = at_least(&scratch.zero_points, static_cast<size_t>(most));
+      std::fill(zero_points, zero_points + most, int32_t{zero});
+      for (int64_t p0 = b; p0 < e; p0 += most) {
+        const int rows = static_cast<int>(std::min<int64_t>(most, e - p0));
+        if (pointwise)
+          to_u8(x + p0 * p.in_c, int64_t{rows} * p.in_c, patch);
+        else
+          im2col_u8(p, x, p0, rows, zero, patch);
+        kt.gemm_u8s8(
+            {patch, static_cast<size_t>(k), zero_points, rows, &weight, acc, static_cast<size_t>(p.out_c), 0, p.out_c});
+        requantize.run(acc, p.out_c, rows, y + p0 * p.out_c, p.out_c);
+      }
+    });
   }
   std::string kernel() const override { return std::string("qconv-gemm-") + kt.name; }
 };
@@ -255,26 +316,51 @@ struct QLutOp : CompiledProgram::Op {
   }
 };
 
+// Add rescales each input alone, so its 256 possible terms are tables built
+// here. The output requantization runs on the table's requantize_s8 (every
+// element's multiplier the same) when there is one and the multiplier shifts
+// right, else per element; the integers are the same. Elements are split over
+// the threads.
 struct QBinaryOp : CompiledProgram::Op {
+  static constexpr int kChunk = 256;  // elements per requantize_s8 call
   QBinarySpec s;
-  explicit QBinaryOp(const QBinarySpec& q) : s(q) {}
+  int32_t a_term[256], b_term[256];  // Add: the rescaled input, by q + 128
+  void (*simd)(const RequantizeS8Args&) = nullptr;
+  std::vector<int32_t> zeros, m0, right;  // kChunk copies of the output multiplier
+  QBinaryOp(const KernelTable& kt, const QBinarySpec& q) : s(q) {
+    for (int v = -128; v < 128; ++v) {
+      a_term[v + 128] = multiply_by_quantized_multiplier((v - s.a_zero_point) * (1 << s.left_shift), s.a_rescale);
+      b_term[v + 128] = multiply_by_quantized_multiplier((v - s.b_zero_point) * (1 << s.left_shift), s.b_rescale);
+    }
+    if (!kt.requantize_s8 || s.output.shift > 0) return;
+    simd = kt.requantize_s8;
+    zeros.assign(kChunk, 0);
+    m0.assign(kChunk, s.output.m0);
+    right.assign(kChunk, -s.output.shift);
+  }
+  int32_t sum(int8_t a, int8_t b) const {
+    return s.mul ? (a - s.a_zero_point) * (b - s.b_zero_point) : a_term[a + 128] + b_term[b + 128];
+  }
   void run(const RunContext& c) const override {
     const int8_t* a = c.at<int8_t>(s.a);
     const int8_t* b = c.at<int8_t>(s.b);
     int8_t* y = c.at<int8_t>(s.y);
-    const int64_t n = s.count * c.batch;
-    for (int64_t i = 0; i < n; ++i) {
-      int32_t acc;
-      if (s.mul) {
-        acc = (a[i] - s.a_zero_point) * (b[i] - s.b_zero_point);
-      } else {
-        const int32_t sa = multiply_by_quantized_multiplier((a[i] - s.a_zero_point) * (1 << s.left_shift), s.a_rescale);
-        const int32_t sb = multiply_by_quantized_multiplier((b[i] - s.b_zero_point) * (1 << s.left_shift), s.b_rescale);
-        acc = sa + sb;
+    split_range(c.pool, s.count * c.batch, kChunk, 8.0, [&](int64_t begin, int64_t end) {
+      if (!simd) {
+        for (int64_t i = begin; i < end; ++i)
+          y[i] =
+              clamp_s8(multiply_by_quantized_multiplier(sum(a[i], b[i]), s.output) + s.output_zero_point, s.lo, s.hi);
+        return;
       }
-      y[i] = clamp_s8(multiply_by_quantized_multiplier(acc, s.output) + s.output_zero_point, s.lo, s.hi);
-    }
+      int32_t acc[kChunk];
+      for (int64_t i = begin; i < end; i += kChunk) {
+        const int n = static_cast<int>(std::min<int64_t>(kChunk, end - i));
+        for (int j = 0; j < n; ++j) acc[j] = sum(a[i + j], b[i + j]);
+        simd({acc, 0, 1, n, zeros.data(), m0.data(), right.data(), s.output_zero_point, s.lo, s.hi, y + i, 0});
+      }
+    });
   }
+  std::string kernel() const override { return simd ? "qbinary+simd" : "qbinary"; }
 };
 
 struct QPoolOp : CompiledProgram::Op {
@@ -369,11 +455,13 @@ std::unique_ptr<CompiledProgram::Op> compile_int8_op(const KernelTable& kt, cons
                                                      const std::vector<TensorSpec>& t) {
   if (const auto* q = std::get_if<QuantizeSpec>(&v)) return std::make_unique<QuantizeOp>(*q);
   if (const auto* q = std::get_if<QConvSpec>(&v)) {
-    if (q->shape.groups == 1) return std::make_unique<QConvGemmOp>(kt, *q, t);
+    const ConvShape& p = q->shape;
+    if (p.groups == 1) return std::make_unique<QConvGemmOp>(kt, *q, t);
+    if (p.groups == p.in_c && p.groups == p.out_c && kt.depthwise_s8) return std::make_unique<QDepthwiseOp>(kt, *q, t);
     return std::make_unique<QConvOp>(kt, *q, t);
   }
   if (const auto* q = std::get_if<QLutSpec>(&v)) return std::make_unique<QLutOp>(*q, t);
-  if (const auto* q = std::get_if<QBinarySpec>(&v)) return std::make_unique<QBinaryOp>(*q);
+  if (const auto* q = std::get_if<QBinarySpec>(&v)) return std::make_unique<QBinaryOp>(kt, *q);
   if (const auto* q = std::get_if<QPoolSpec>(&v)) return std::make_unique<QPoolOp>(*q);
   if (const auto* q = std::get_if<QGlobalAvgPoolSpec>(&v)) return std::make_unique<QGlobalAvgPoolOp>(*q);
   if (const auto* q = std::get_if<QConcatSpec>(&v)) return std::make_unique<QConcatOp>(*q);

@@ -12,15 +12,17 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #include "../core/cnn_kernels.h"
 #include "../core/quantize.h"
+#include "../core/requantize.h"
 #include "../core/sparse.h"
-#include "requantize_avx2.h"
 #include "x86.h"
 #include "x86_isa.h"
 
 EDGEOPT_TARGET_BEGIN(EDGEOPT_ISA_AVX2)
+#include "x86_depthwise_s8.h"
 #include "x86_elementwise.h"
 #include "x86_gemm_f32.h"
 #include "x86_gemm_u8s8.h"
+#include "x86_requantize.h"
 #include "x86_ymm.h"
 
 namespace edgeopt {
@@ -108,9 +110,10 @@ KernelTable make_table() {
   t.relu_f32 = relu_f32_simd<Ymm>;
 #if !defined(EDGEOPT_EMULATE_X86)
   t.peak_probe = peak_probe;
-  t.requantize_s8 = avx2::requantize_s8;  // raw AVX2 (requantize_avx2.cc): the emulated tables use the portable loop
 #endif
   t.cnn = &avx2_cnn_kernels();
+  t.depthwise_s8 = depthwise_s8_simd<Ymm>;
+  t.requantize_s8 = requantize_s8_simd<Ymm>;
   return t;
 }
 

@@ -5,14 +5,17 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #include "../core/cnn_kernels.h"
 #include "../core/quantize.h"
+#include "../core/requantize.h"
 #include "../core/sparse.h"
 #include "x86.h"
 #include "x86_isa.h"
 
 EDGEOPT_TARGET_BEGIN(EDGEOPT_ISA_AVX512)
+#include "x86_depthwise_s8.h"
 #include "x86_elementwise.h"
 #include "x86_gemm_f32.h"
 #include "x86_gemm_u8s8.h"
+#include "x86_requantize.h"
 #include "x86_ymm.h"
 #include "x86_zmm.h"
 
@@ -103,6 +106,8 @@ KernelTable make_table() {
   t.peak_probe = peak_probe;
 #endif
   t.cnn = &avx512_cnn_kernels();
+  t.depthwise_s8 = depthwise_s8_simd<Zmm, Ymm>;
+  t.requantize_s8 = requantize_s8_simd<Zmm, Ymm>;
   return t;
 }
 

@@ -108,6 +108,15 @@ uint64_t peak_probe(PeakKind kind, uint64_t iterations) {
   return iterations * 8 * 2;
 }
 
+void depthwise_s8(const DepthwiseS8Args& a) {
+  for (int p = 0; p < a.pixels; ++p)
+    for (int ch = 0; ch < a.c; ++ch) {
+      int32_t acc = a.init[ch];
+      for (int t = 0; t < a.taps; ++t) acc += int32_t{a.x[p * a.taps + t][ch]} * a.w[t * a.c + ch];
+      a.acc[static_cast<size_t>(p) * a.c + ch] = acc;
+    }
+}
+
 KernelTable make_table() {
   KernelTable t;
   t.name = "scalar";
@@ -123,6 +132,7 @@ KernelTable make_table() {
   t.relu_f32 = relu_f32;
   t.peak_probe = peak_probe;
   t.cnn = &scalar_cnn_kernels();
+  t.depthwise_s8 = depthwise_s8;
   return t;
 }
 

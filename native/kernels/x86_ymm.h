@@ -26,6 +26,33 @@ struct Ymm {
   static I u8_to_u16(const uint8_t* p) {
     return _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   }
+  // kLanes int8 (int16) values sign-extended to int32.
+  static I s8_to_s32(const int8_t* p) {
+    return _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  }
+  static I s16_to_s32(const int16_t* p) {
+    return _mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  // int32 requantization (x86_requantize.h): 64-bit products of the even
+  // int32 lanes, 64-bit lane adds and shifts, the odd lanes of b into a,
+  // per-lane shifts, and int32 lanes in -128..127 stored as kLanes bytes.
+  static I mul_even(I a, I b) { return _mm256_mul_epi32(a, b); }
+  static I add64(I a, I b) { return _mm256_add_epi64(a, b); }
+  static I set1_64(int64_t v) { return _mm256_set1_epi64x(v); }
+  static I srl64(I a, int n) { return _mm256_srli_epi64(a, n); }
+  static I sll64(I a, int n) { return _mm256_slli_epi64(a, n); }
+  static I odd_lanes_of(I a, I b) { return _mm256_blend_epi32(a, b, 0xAA); }
+  static I sllv(I a, I n) { return _mm256_sllv_epi32(a, n); }
+  static I srav(I a, I n) { return _mm256_srav_epi32(a, n); }
+  static I srl(I a, int n) { return _mm256_srli_epi32(a, n); }
+  static I and_(I a, I b) { return _mm256_and_si256(a, b); }
+  static I plus_one_where_greater(I v, I a, I b) { return _mm256_sub_epi32(v, _mm256_cmpgt_epi32(a, b)); }
+  static I min(I a, I b) { return _mm256_min_epi32(a, b); }
+  static I max(I a, I b) { return _mm256_max_epi32(a, b); }
+  static void store_s8(int8_t* p, I v) {
+    const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_packs_epi16(w, w));
+  }
   static I madd16(I a, I b) { return _mm256_madd_epi16(a, b); }
   static I maddubs(I u8, I s8) { return _mm256_maddubs_epi16(u8, s8); }
   static I ones16() { return _mm256_set1_epi16(1); }

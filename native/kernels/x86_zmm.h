@@ -25,6 +25,28 @@ struct Zmm {
   static I u8_to_u16(const uint8_t* p) {
     return _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   }
+  static I s8_to_s32(const int8_t* p) {
+    return _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  static I s16_to_s32(const int16_t* p) {
+    return _mm512_cvtepi16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+  static I mul_even(I a, I b) { return _mm512_mul_epi32(a, b); }
+  static I add64(I a, I b) { return _mm512_add_epi64(a, b); }
+  static I set1_64(int64_t v) { return _mm512_set1_epi64(v); }
+  static I srl64(I a, int n) { return _mm512_srli_epi64(a, static_cast<unsigned>(n)); }
+  static I sll64(I a, int n) { return _mm512_slli_epi64(a, static_cast<unsigned>(n)); }
+  static I odd_lanes_of(I a, I b) { return _mm512_mask_blend_epi32(0xAAAA, a, b); }
+  static I sllv(I a, I n) { return _mm512_sllv_epi32(a, n); }
+  static I srav(I a, I n) { return _mm512_srav_epi32(a, n); }
+  static I srl(I a, int n) { return _mm512_srli_epi32(a, static_cast<unsigned>(n)); }
+  static I and_(I a, I b) { return _mm512_and_si512(a, b); }
+  static I plus_one_where_greater(I v, I a, I b) {
+    return _mm512_mask_add_epi32(v, _mm512_cmpgt_epi32_mask(a, b), v, _mm512_set1_epi32(1));
+  }
+  static I min(I a, I b) { return _mm512_min_epi32(a, b); }
+  static I max(I a, I b) { return _mm512_max_epi32(a, b); }
+  static void store_s8(int8_t* p, I v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm512_cvtsepi32_epi8(v)); }
   static I madd16(I a, I b) { return _mm512_madd_epi16(a, b); }
   static I maddubs(I u8, I s8) { return _mm512_maddubs_epi16(u8, s8); }
   static I ones16() { return _mm512_set1_epi16(1); }
