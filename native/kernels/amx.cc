@@ -132,9 +132,9 @@ void pack_s8(const int8_t* w, int n, int k, PackedS8* out) {
 
 KernelTable make_table() {
 #if defined(EDGEOPT_EMULATE_X86)
-  KernelTable t = x86::avx512_with_int8("amx", pack_s8, gemm_u8s8, nullptr);
+  KernelTable t = x86::avx512_with_int8("amx", pack_s8, gemm_u8s8, nullptr, nullptr);
 #else
-  KernelTable t = x86::avx512_with_int8("amx", pack_s8, gemm_u8s8, peak_probe);
+  KernelTable t = x86::avx512_with_int8("amx", pack_s8, gemm_u8s8, nullptr, peak_probe);
 #endif
   t.tile_n = 2 * x86::kTile;  // a block's two B tiles stay with one thread
   return t;
