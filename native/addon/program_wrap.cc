@@ -78,7 +78,7 @@ class ProgramWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
   std::shared_ptr<const CompiledProgram> p_;
   std::vector<std::vector<float>> inputs_;
-  Napi::ObjectReference result_;
+  Napi::Reference<Napi::Array> result_;
   std::vector<float*> outputs_;
   int batch_;
   std::string code_;

@@ -91,7 +91,7 @@ void gemm_u8s8(const GemmU8S8Args& g) {
       tile_block(padded.data() + r * kp, kp, b0, b0 + tile_bytes, two, steps / kTileRows, out);
       for (int i = 0; i < std::min(kBlockRows, g.m - r); ++i)
         for (int h = 0; h < (two ? 2 : 1); ++h)
-          store_sums<Zmm>(o, r + i, (t + h) * x86::kTile, Zmm::load(&out[i][h * x86::kTile]));
+          o.store<Zmm>(r + i, (t + h) * x86::kTile, Zmm::load(&out[i][h * x86::kTile]));
     }
   }
   _tile_release();

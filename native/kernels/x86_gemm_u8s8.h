@@ -60,8 +60,11 @@ struct OutF32 {
   OutS32 s32;  // zero-point terms and column range (its c is unused)
   const EpilogueArgs* e;
 
+  // Out of line: inlined into every unrolled microkernel, its branches
+  // multiplied the kernels' code (and compile time) for no speed: it runs
+  // once per 16 outputs, after the whole of k.
   template <class V>
-  void store(int r, int j, typename V::I acc) const {
+  __attribute__((noinline)) void store(int r, int j, typename V::I acc) const {
     const OutS32& o = s32;
     float* y = e->y + r * e->ldy;
     if (j >= o.n_begin && j + V::kLanes <= o.n_end) {
