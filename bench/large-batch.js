@@ -2,7 +2,7 @@
 // the bundled MNIST MLP (fp32, 784 inputs), two ways, each in its own process so RSS is its own:
 //   engine   engine.infer(): the input snapshotted once, then streamed in blocks through libuv
 //   single   the native Program's run() on the whole batch at once (one libuv job: the input
-//            copied on the calling thread, outputs kept in C++ and copied back on it)
+//            copied on the calling thread, outputs written into the result arrays)
 // Per way: wall time, extra RSS over the process with its input allocated (peak, from
 // getrusage), and the longest the event loop went without a turn (a setImmediate chain).
 // Needs the TypeScript build (npm run build:ts) and the native addon.

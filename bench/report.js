@@ -708,6 +708,27 @@ function int8CnnSection(r) {
   ];
 }
 
+function mlpBatchSection(r) {
+  const out = [
+    `Command: \`${r.command}\` (${r.durationSeconds} s). ${machineSection(r.machine, 'Machine')}`,
+    '',
+    'The 1024-4096-4096-1024 MLP, int8 per-channel weights, one thread: CPU milliseconds per call (medians of ' +
+      `${r.rounds} interleaved rounds, process CPU time, so time other processes hold the core does not count). ` +
+      '"bare GEMMs" is the three layers\' int8 GEMMs alone at the same rows (packed weights, uint8 activations ready, int32 out); ' +
+      '"rest" is inferSync minus that: activation quantization, the epilogues, copies and the call.',
+    '',
+    '| batch | infer ms | inferSync ms | ORT int8 ms | ORT / infer | ORT / inferSync | bare GEMMs ms | GEMM GOP/s | GEMMs of inferSync | rest ms |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const x of r.rows)
+    out.push(
+      `| ${x.batch} | ${fmt(x.cpuMs.infer, 3)} | ${fmt(x.cpuMs.inferSync, 3)} | ${fmt(x.cpuMs.ort, 3)} | ${fmt(x.inferVsOrt, 2)}x | ` +
+        `${fmt(x.inferSyncVsOrt, 2)}x | ${fmt(x.cpuMs.gemm, 3)} | ${fmt(x.gemmGops, 0)} | ${fmt(x.gemmShare * 100, 1)} % | ${fmt(x.restMs, 3)} |`,
+    );
+  out.push('');
+  return out;
+}
+
 function render(cmp, tab, opts = {}) {
   const svgs = {};
   const imgs = {};
@@ -778,6 +799,7 @@ function render(cmp, tab, opts = {}) {
     'npm run bench -- compare        # ~10 min; --quick ~1 min; --json prints the JSON',
     'npm run bench -- table          # ~1-2 min',
     'npm run bench -- kernels        # ~10 min: every kernel table this CPU runs, with its peaks, and the CNN kernel rows',
+    'npm run bench -- mlp-batch      # ~2 min: the big MLP int8 at batch 1/64/256 against ORT in CPU time, with the GEMM share',
     'npm run bench -- serve          # ~6 min: the HTTP server under load (autocannon), batching off and on',
     'npm run bench -- train-cnn filters   # ~2 min; scratch ~20 min, fine-tune ~15 min on this machine',
     'npm run bench -- int8-cnn       # ~2 min: static int8 mobilenet-mini against fp32, 1 and 2 threads, with its per-kernel time',
@@ -793,6 +815,7 @@ function render(cmp, tab, opts = {}) {
   else md.push('## The optimization table', '', 'No table results yet: run `npm run bench -- table`.', '');
   if (opts.kernels) md.push('## Kernel tables', '', ...kernelsSection(opts.kernels));
   else md.push('## Kernel tables', '', 'No kernel results yet: run `npm run bench -- kernels`.', '');
+  if (opts.mlpBatch) md.push('## Big MLP int8 by batch: CPU time and where it goes', '', ...mlpBatchSection(opts.mlpBatch));
   if (opts.cnnKernels) md.push('## CNN kernels (fp32)', '', ...cnnKernelsSection(opts.cnnKernels));
   if (opts.int8Cnn) md.push('## Static int8 CNN against fp32', '', ...int8CnnSection(opts.int8Cnn));
   if (srv) md.push('## Serving over HTTP', '', ...serveSection(srv, serveImgs));
@@ -816,6 +839,7 @@ async function run(argv) {
     kernels: pick('kernels'),
     cnnKernels: C.readResult('cnn-kernels'),
     int8Cnn: C.readResult('int8-cnn'),
+    mlpBatch: C.readResult('mlp-batch'),
     serve: pick('serve'),
     trainCnn,
   });

@@ -22,6 +22,22 @@ int input_args(const Napi::CallbackInfo& info, const CompiledProgram& p, std::ve
   return batch;
 }
 
+// The output arrays, batch x per-image values each, made on the JS thread.
+// Their memory is off the V8 heap (napi_create_arraybuffer) and does not move.
+Napi::Array output_arrays(Napi::Env env, const CompiledProgram& p, int batch, std::vector<float*>* y) {
+  Napi::Array a = Napi::Array::New(env, p.output_count());
+  for (size_t i = 0; i < p.output_count(); ++i) {
+    Napi::Float32Array out =
+        Napi::Float32Array::New(env, static_cast<size_t>(product(env, batch, p.output_elements(i), "output")));
+    a.Set(static_cast<uint32_t>(i), out);
+    y->push_back(out.Data());
+  }
+  return a;
+}
+
+// Runs on libuv's pool straight into the result arrays (made here, held by a
+// reference, invisible to JS until the promise settles): no output buffer in
+// C++ and no copy of it on the way back.
 class ProgramWorker : public Napi::AsyncWorker {
  public:
   ProgramWorker(Napi::Env env, std::shared_ptr<const CompiledProgram> p, const std::vector<const float*>& x, int batch)
@@ -30,19 +46,15 @@ class ProgramWorker : public Napi::AsyncWorker {
         p_(std::move(p)),
         batch_(batch) {
     for (size_t i = 0; i < x.size(); ++i) inputs_.emplace_back(x[i], x[i] + batch * p_->input_elements(i));
+    result_ = Napi::Persistent(output_arrays(env, *p_, batch, &outputs_));
   }
   Napi::Promise promise() { return deferred_.Promise(); }
 
   void Execute() override {
     try {
       std::vector<const float*> in;
-      std::vector<float*> out;
       for (auto& v : inputs_) in.push_back(v.data());
-      for (size_t i = 0; i < p_->output_count(); ++i) {
-        outputs_.emplace_back(static_cast<size_t>(batch_) * p_->output_elements(i));
-        out.push_back(outputs_.back().data());
-      }
-      p_->run(in.data(), out.data(), batch_);
+      p_->run(in.data(), outputs_.data(), batch_);
     } catch (const Error& e) {
       code_ = e.code();
       SetError(e.what());
@@ -57,15 +69,7 @@ class ProgramWorker : public Napi::AsyncWorker {
       SetError("unknown C++ exception");
     }
   }
-  void OnOK() override {
-    Napi::Array a = Napi::Array::New(Env(), outputs_.size());
-    for (size_t i = 0; i < outputs_.size(); ++i) {
-      Napi::Float32Array y = Napi::Float32Array::New(Env(), outputs_[i].size());
-      std::copy(outputs_[i].begin(), outputs_[i].end(), y.Data());
-      a.Set(static_cast<uint32_t>(i), y);
-    }
-    deferred_.Resolve(a);
-  }
+  void OnOK() override { deferred_.Resolve(result_.Value()); }
   void OnError(const Napi::Error& e) override {
     deferred_.Reject(error(Env(), code_.empty() ? "E_NATIVE" : code_, e.Message()).Value());
   }
@@ -73,7 +77,9 @@ class ProgramWorker : public Napi::AsyncWorker {
  private:
   Napi::Promise::Deferred deferred_;
   std::shared_ptr<const CompiledProgram> p_;
-  std::vector<std::vector<float>> inputs_, outputs_;
+  std::vector<std::vector<float>> inputs_;
+  Napi::Reference<Napi::Array> result_;
+  std::vector<float*> outputs_;
   int batch_;
   std::string code_;
 };
@@ -129,14 +135,8 @@ Napi::Value ProgramWrap::RunSync(const Napi::CallbackInfo& info) {
   const CompiledProgram& p = program(info.Env());
   std::vector<const float*> x;
   const int batch = input_args(info, p, &x);
-  Napi::Array a = Napi::Array::New(info.Env(), p.output_count());
   std::vector<float*> y;
-  for (size_t i = 0; i < p.output_count(); ++i) {
-    Napi::Float32Array out = Napi::Float32Array::New(
-        info.Env(), static_cast<size_t>(product(info.Env(), batch, p.output_elements(i), "output")));
-    a.Set(static_cast<uint32_t>(i), out);
-    y.push_back(out.Data());
-  }
+  Napi::Array a = output_arrays(info.Env(), p, batch, &y);
   guarded(info.Env(), [&] { p.run(x.data(), y.data(), batch); });
   return a;
 }

@@ -174,7 +174,6 @@ static void quantize_static_rows(StaticActivation a, const float* x, int m, int 
 
 void DenseS8::run(const float* x, int m, float* y, ThreadPool* pool, Scratch& s) const {
   s.q.resize(static_cast<size_t>(m) * k_);
-  s.acc.resize(static_cast<size_t>(m) * n_);
   s.zp.resize(m);
   s.a_scale.resize(m);
   if (static_input_) {
@@ -182,14 +181,33 @@ void DenseS8::run(const float* x, int m, float* y, ThreadPool* pool, Scratch& s)
   } else {
     kt_.quantize_rows_u8(x, m, k_, s.q.data(), s.a_scale.data(), s.zp.data());
   }
+  const EpilogueArgs epilogue{nullptr,
+                              static_cast<size_t>(n_),
+                              m,
+                              n_,
+                              s.a_scale.data(),
+                              w_scale_.data(),
+                              w_scale_.size() > 1 ? 1 : 0,
+                              bias_.empty() ? nullptr : bias_.data(),
+                              relu_,
+                              y,
+                              static_cast<size_t>(n_)};
+  // The common case, dense weights with a float output: the epilogue runs on
+  // the sums in registers, no m x n int32 matrix goes through memory.
+  const bool fused = kt_.gemm_u8s8_dequant && !group_size_ && !w_zero_point_ && !static_output_ &&
+                     sparse_.for_rows(m) == WeightFormat::Dense;
+  if (fused)
+    return gemm_u8s8_dequant_parallel(
+        kt_, pool, {s.q.data(), static_cast<size_t>(k_), s.zp.data(), m, &w_s8_, nullptr, 0, 0, n_}, epilogue);
+  s.acc.resize(static_cast<size_t>(m) * n_);
   if (group_size_) return run_grouped(s.q.data(), s.zp.data(), s.a_scale.data(), m, y, pool, s.acc);
   gemm(s.q.data(), s.zp.data(), m, s.acc.data(), pool);
   if (w_zero_point_)
     subtract_weight_zero_point(s.acc.data(), n_, m, n_, s.q.data(), k_, k_, s.zp.data(), w_zero_point_);
   if (static_output_) return requantize(s.acc.data(), m, y);
-  kt_.epilogue_s32({s.acc.data(), static_cast<size_t>(n_), m, n_, s.a_scale.data(), w_scale_.data(),
-                    w_scale_.size() > 1 ? 1 : 0, bias_.empty() ? nullptr : bias_.data(), relu_, y,
-                    static_cast<size_t>(n_)});
+  EpilogueArgs unfused = epilogue;
+  unfused.c = s.acc.data();
+  kt_.epilogue_s32(unfused);
 }
 
 void softmax_rows(float* x, int m, int n) {

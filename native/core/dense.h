@@ -58,7 +58,8 @@ class DenseS8 {
   };
   DenseS8(const KernelTable& kt, const Spec& spec);
 
-  // Scratch per call: m * (k bytes + n int32s + 2 per-row values).
+  // Scratch per call: m * (k bytes + 2 per-row values), and m * n int32s where
+  // the table has no fused epilogue (KernelTable::gemm_u8s8_dequant).
   struct Scratch {
     std::vector<uint8_t> q;
     std::vector<int32_t> acc, zp;

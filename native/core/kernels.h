@@ -125,6 +125,11 @@ struct KernelTable {
   void (*pack_f32)(const float* w, int n, int k, PackedF32* out) = nullptr;
   void (*gemm_f32)(const GemmF32Args& args) = nullptr;
   void (*epilogue_s32)(const EpilogueArgs& args) = nullptr;
+  // gemm_u8s8 then epilogue_s32 on columns [g.n_begin, g.n_end), with the
+  // epilogue applied while the sums are in registers: no int32 matrix goes
+  // through memory. e.c and e.ldc are unused. Floats bit-identical to the two
+  // calls. Null: the caller makes the two calls (tables without a fused path).
+  void (*gemm_u8s8_dequant)(const GemmU8S8Args& g, const EpilogueArgs& e) = nullptr;
   // Dynamic asymmetric uint8 quantization of each row (see quantize.h for the formula).
   void (*quantize_rows_u8)(const float* x, int m, int k, uint8_t* q, float* scale, int32_t* zero_point) = nullptr;
   // y[i] += bias[i % n] over an m x n block, then ReLU if asked (the fp32 Dense epilogue).

@@ -56,4 +56,21 @@ void gemm_f32_parallel(const KernelTable& kt, ThreadPool* pool, const GemmF32Arg
   split_channels(kt.gemm_f32, pool, args, args.w->k, kt.tile_n);
 }
 
+void gemm_u8s8_dequant_parallel(const KernelTable& kt, ThreadPool* pool, const GemmU8S8Args& args,
+                                const EpilogueArgs& epilogue) {
+  struct Call {
+    const KernelTable& kt;
+    const GemmU8S8Args& args;
+    const EpilogueArgs& epilogue;
+    static void run(void* ctx, int b, int e) {
+      const Call& c = *static_cast<const Call*>(ctx);
+      GemmU8S8Args a = c.args;
+      a.n_begin = b;
+      a.n_end = e;
+      c.kt.gemm_u8s8_dequant(a, c.epilogue);
+    }
+  } call{kt, args, epilogue};
+  parallel_channels(pool, args.m, args.w->k, args.n_begin, args.n_end, kt.tile_n, &Call::run, &call);
+}
+
 }  // namespace edgeopt

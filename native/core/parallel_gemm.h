@@ -31,5 +31,8 @@ void split_channels(void (*gemm)(const Args&), ThreadPool* pool, const Args& arg
 
 void gemm_u8s8_parallel(const KernelTable& kt, ThreadPool* pool, const GemmU8S8Args& args);
 void gemm_f32_parallel(const KernelTable& kt, ThreadPool* pool, const GemmF32Args& args);
+// kt.gemm_u8s8_dequant (which must be set) split the same way.
+void gemm_u8s8_dequant_parallel(const KernelTable& kt, ThreadPool* pool, const GemmU8S8Args& args,
+                                const EpilogueArgs& epilogue);
 
 }  // namespace edgeopt

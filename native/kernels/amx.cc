@@ -91,7 +91,7 @@ void gemm_u8s8(const GemmU8S8Args& g) {
       tile_block(padded.data() + r * kp, kp, b0, b0 + tile_bytes, two, steps / kTileRows, out);
       for (int i = 0; i < std::min(kBlockRows, g.m - r); ++i)
         for (int h = 0; h < (two ? 2 : 1); ++h)
-          store_sums<Zmm>(o, r + i, (t + h) * x86::kTile, Zmm::load(&out[i][h * x86::kTile]));
+          o.store<Zmm>(r + i, (t + h) * x86::kTile, Zmm::load(&out[i][h * x86::kTile]));
     }
   }
   _tile_release();
@@ -132,9 +132,9 @@ void pack_s8(const int8_t* w, int n, int k, PackedS8* out) {
 
 KernelTable make_table() {
 #if defined(EDGEOPT_EMULATE_X86)
-  KernelTable t = x86::avx512_with_int8("amx", pack_s8, gemm_u8s8, nullptr);
+  KernelTable t = x86::avx512_with_int8("amx", pack_s8, gemm_u8s8, nullptr, nullptr);
 #else
-  KernelTable t = x86::avx512_with_int8("amx", pack_s8, gemm_u8s8, peak_probe);
+  KernelTable t = x86::avx512_with_int8("amx", pack_s8, gemm_u8s8, nullptr, peak_probe);
 #endif
   t.tile_n = 2 * x86::kTile;  // a block's two B tiles stay with one thread
   return t;

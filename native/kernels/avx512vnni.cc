@@ -36,6 +36,11 @@ void gemm_u8s8(const GemmU8S8Args& g) {
   gemm_u8s8_layout<Dpbusd>(g);
 }
 
+void gemm_u8s8_dequant(const GemmU8S8Args& g, const EpilogueArgs& e) {
+  if (g.m <= 0 || g.n_begin >= g.n_end) return;
+  gemm_u8s8_layout<Dpbusd>(g, &e);
+}
+
 #if !defined(EDGEOPT_EMULATE_X86)
 // Register-only loop of 24 independent vpdpbusd chains (see avx2.cc on why asm).
 #define EDGEOPT_ZDPBUSD(acc) "vpdpbusd %%zmm0, %%zmm1, %%" acc "\n\t"
@@ -77,9 +82,10 @@ void pack_s8(const int8_t* w, int n, int k, PackedS8* out) {
 
 const KernelTable& avx512vnni_kernels() {
 #if defined(EDGEOPT_EMULATE_X86)
-  static const KernelTable table = x86::avx512_with_int8("avx512vnni", pack_s8, gemm_u8s8, nullptr);
+  static const KernelTable table = x86::avx512_with_int8("avx512vnni", pack_s8, gemm_u8s8, gemm_u8s8_dequant, nullptr);
 #else
-  static const KernelTable table = x86::avx512_with_int8("avx512vnni", pack_s8, gemm_u8s8, peak_probe);
+  static const KernelTable table =
+      x86::avx512_with_int8("avx512vnni", pack_s8, gemm_u8s8, gemm_u8s8_dequant, peak_probe);
 #endif
   return table;
 }

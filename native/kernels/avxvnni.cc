@@ -32,6 +32,11 @@ void gemm_u8s8(const GemmU8S8Args& g) {
   gemm_u8s8_layout<Dpbusd>(g);
 }
 
+void gemm_u8s8_dequant(const GemmU8S8Args& g, const EpilogueArgs& e) {
+  if (g.m <= 0 || g.n_begin >= g.n_end) return;
+  gemm_u8s8_layout<Dpbusd>(g, &e);
+}
+
 #if !defined(EDGEOPT_EMULATE_X86)
 // Register-only loop of 12 independent vpdpbusd chains (see avx2.cc on why
 // asm). {vex} (%{vex%} in asm): the AVX-VNNI encoding; without it the assembler may emit the
@@ -71,9 +76,9 @@ void pack_s8(const int8_t* w, int n, int k, PackedS8* out) {
 
 KernelTable make_table() {
 #if defined(EDGEOPT_EMULATE_X86)
-  KernelTable t = x86::avx2_with_int8("avxvnni", pack_s8, gemm_u8s8, nullptr);
+  KernelTable t = x86::avx2_with_int8("avxvnni", pack_s8, gemm_u8s8, gemm_u8s8_dequant, nullptr);
 #else
-  KernelTable t = x86::avx2_with_int8("avxvnni", pack_s8, gemm_u8s8, peak_probe);
+  KernelTable t = x86::avx2_with_int8("avxvnni", pack_s8, gemm_u8s8, gemm_u8s8_dequant, peak_probe);
 #endif
   t.sparse = &sparse_avx2_one_row_kernels();  // its dense int8 outruns AVX2's
   return t;

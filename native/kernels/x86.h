@@ -66,12 +66,16 @@ void pack_f32_tiles(const float* w, int n, int k, PackedF32* out, const KernelTa
 void add_spills(const GemmU8S8Args& g);
 
 // The AVX2 table (avx2.cc) and the AVX-512 table (avx512.cc) under another
-// name with their int8 GEMM, packing and peak probe replaced: the VNNI and AMX
-// tables differ from them only there.
+// name with their int8 GEMM (and its fused dequantizing form, may be null),
+// packing and peak probe replaced: the VNNI and AMX tables differ from them
+// only there.
 KernelTable avx2_with_int8(const char* name, decltype(KernelTable::pack_s8) pack, decltype(KernelTable::gemm_u8s8) gemm,
+                           decltype(KernelTable::gemm_u8s8_dequant) gemm_dequant,
                            decltype(KernelTable::peak_probe) probe);
 KernelTable avx512_with_int8(const char* name, decltype(KernelTable::pack_s8) pack,
-                             decltype(KernelTable::gemm_u8s8) gemm, decltype(KernelTable::peak_probe) probe);
+                             decltype(KernelTable::gemm_u8s8) gemm,
+                             decltype(KernelTable::gemm_u8s8_dequant) gemm_dequant,
+                             decltype(KernelTable::peak_probe) probe);
 
 }  // namespace x86
 }  // namespace edgeopt

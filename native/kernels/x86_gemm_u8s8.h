@@ -36,21 +36,57 @@ struct OutS32 {
   const int32_t* zp;
   const int32_t* col_sums;
   int n_begin, n_end;
+
+  // Stores V::kLanes channels' sums starting at column j.
+  template <class V>
+  void store(int r, int j, typename V::I acc) const {
+    int32_t* dst = c + r * ldc;
+    if (j >= n_begin && j + V::kLanes <= n_end) {
+      V::store(dst + j, V::sub(acc, V::mullo(V::set1(zp[r]), V::load(col_sums + j))));
+      return;
+    }
+    alignas(64) int32_t tmp[V::kLanes];
+    V::store(tmp, acc);
+    for (int q = std::max(j, n_begin); q < std::min(j + V::kLanes, n_end); ++q)
+      dst[q] = tmp[q - j] - zp[r] * col_sums[q];
+  }
 };
 
-// Stores V::kLanes channels' sums starting at column j.
-template <class V>
-inline void store_sums(const OutS32& o, int r, int j, typename V::I acc) {
-  int32_t* dst = o.c + r * o.ldc;
-  if (j >= o.n_begin && j + V::kLanes <= o.n_end) {
-    V::store(dst + j, V::sub(acc, V::mullo(V::set1(o.zp[r]), V::load(o.col_sums + j))));
-    return;
+// The same sums through KernelTable::epilogue_s32's float epilogue while they
+// are in registers (gemm_u8s8_dequant): y[r][j] = relu?(float(c[r][j]) *
+// (a_scale[r] * w_scale[j]) + bias[j]), the operations of epilogue_s32_simd
+// and scalar.cc in their order, so the floats are the same bit for bit.
+struct OutF32 {
+  OutS32 s32;  // zero-point terms and column range (its c is unused)
+  const EpilogueArgs* e;
+
+  // Out of line: inlined into every unrolled microkernel, its branches
+  // multiplied the kernels' code (and compile time) for no speed: it runs
+  // once per 16 outputs, after the whole of k.
+  template <class V>
+  __attribute__((noinline)) void store(int r, int j, typename V::I acc) const {
+    const OutS32& o = s32;
+    float* y = e->y + r * e->ldy;
+    if (j >= o.n_begin && j + V::kLanes <= o.n_end) {
+      const typename V::I c = V::sub(acc, V::mullo(V::set1(o.zp[r]), V::load(o.col_sums + j)));
+      const typename V::F ws = e->w_scale_stride ? V::load_f(e->w_scale + j) : V::set1_f(e->w_scale[0]);
+      typename V::F v = V::mul_f(V::to_float(c), V::mul_f(V::set1_f(e->a_scale[r]), ws));
+      if (e->bias) v = V::add_f(v, V::load_f(e->bias + j));
+      if (e->relu) v = V::max_f(V::zero_f(), v);
+      V::store_f(y + j, v);
+      return;
+    }
+    alignas(64) int32_t tmp[V::kLanes];
+    V::store(tmp, acc);
+    for (int q = std::max(j, o.n_begin); q < std::min(j + V::kLanes, o.n_end); ++q) {
+      const float s = e->a_scale[r] * e->w_scale[q * e->w_scale_stride];
+      float v = static_cast<float>(tmp[q - j] - o.zp[r] * o.col_sums[q]) * s;
+      if (e->bias) v = v + e->bias[q];
+      if (e->relu) v = std::max(v, 0.0f);
+      y[q] = v;
+    }
   }
-  alignas(64) int32_t tmp[V::kLanes];
-  V::store(tmp, acc);
-  for (int q = std::max(j, o.n_begin); q < std::min(j + V::kLanes, o.n_end); ++q)
-    dst[q] = tmp[q - j] - o.zp[r] * o.col_sums[q];
-}
+};
 
 // How far ahead of its loads a one-row microkernel prefetches each tile: the
 // hardware prefetcher alone left part of the read bandwidth unused on the
@@ -59,9 +95,9 @@ constexpr size_t kGemvPrefetch = 2048;
 
 // Microkernel: MR rows x T tiles over all steps. `a` points at the first
 // row's activation words (rows lda words apart), `w` at the first tile.
-template <class L, int MR, int T>
+template <class L, int MR, int T, class Out>
 EDGEOPT_MICROKERNEL void u8s8_block(const Word* a, size_t lda, int steps, const int8_t* w, size_t tile_bytes, int r0,
-                                    int j0, const OutS32& o) {
+                                    int j0, const Out& o) {
   using V = typename L::V;
   using I = typename V::I;
   constexpr int kVecs = x86::kTile / V::kLanes;
@@ -92,7 +128,7 @@ EDGEOPT_MICROKERNEL void u8s8_block(const Word* a, size_t lda, int steps, const 
   EDGEOPT_UNROLL
   for (int r = 0; r < MR; ++r) EDGEOPT_UNROLL
   for (int t = 0; t < T; ++t) EDGEOPT_UNROLL
-  for (int v = 0; v < kVecs; ++v) store_sums<V>(o, r0 + r, j0 + t * x86::kTile + v * V::kLanes, acc[r][t][v]);
+  for (int v = 0; v < kVecs; ++v) o.template store<V>(r0 + r, j0 + t * x86::kTile + v * V::kLanes, acc[r][t][v]);
 }
 
 // The activation words of rows [0, m), `lda` words apart; past k, zeros.
@@ -127,8 +163,8 @@ RowWords row_words(const GemmU8S8Args& g, int steps) {
 }
 
 // Rows [r0, r0+MR) over tiles [t_begin, t_end): T tiles at a time, then singles.
-template <class L, int MR, int T>
-void u8s8_rows(const RowWords& a, int steps, const PackedS8& w, int r0, int t_begin, int t_end, const OutS32& o) {
+template <class L, int MR, int T, class Out>
+void u8s8_rows(const RowWords& a, int steps, const PackedS8& w, int r0, int t_begin, int t_end, const Out& o) {
   const size_t tile_bytes = x86::tile_stride(w);
   const Word* rows = a.p + r0 * a.lda;
   int t = t_begin;
@@ -146,12 +182,11 @@ constexpr int u8s8_tiles() {
 // Row panels whose activations fit in L2; in each, a group of tiles at a time
 // for all full row blocks, so the weights stream from memory once per panel
 // instead of once per row block; then the rows left, more tiles per pass.
-template <class L>
-void gemm_u8s8_layout(const GemmU8S8Args& g) {
+template <class L, class Out>
+void gemm_u8s8_panels(const GemmU8S8Args& g, const Out& o) {
   constexpr int MR = L::kRows, kGroup = u8s8_tiles<L, MR>();
   const int steps = x86::packed_steps(*g.w);
   const RowWords a = row_words<L>(g, steps);
-  const OutS32 o{g.c, g.ldc, g.a_zero_point, g.w->col_sums.data(), g.n_begin, g.n_end};
   const int t_begin = g.n_begin / x86::kTile, t_end = x86::tiles_of(g.n_end);
   const size_t row_bytes = static_cast<size_t>(steps) * 4;
   const int panel = std::max<int>(MR, static_cast<int>(L::kPanelBytes / row_bytes) / MR * MR);
@@ -165,6 +200,15 @@ void gemm_u8s8_layout(const GemmU8S8Args& g) {
       u8s8_rows<L, R, u8s8_tiles<L, R>()>(a, steps, *g.w, full_end, t_begin, t_end, o);
     });
   }
+}
+
+// gemm_u8s8 of a layout, or with an epilogue `e` its gemm_u8s8_dequant: the
+// float outputs (OutF32) instead of the int32 sums.
+template <class L>
+void gemm_u8s8_layout(const GemmU8S8Args& g, const EpilogueArgs* e = nullptr) {
+  const OutS32 s32{g.c, g.ldc, g.a_zero_point, g.w->col_sums.data(), g.n_begin, g.n_end};
+  if (e) return gemm_u8s8_panels<L>(g, OutF32{s32, e});
+  gemm_u8s8_panels<L>(g, s32);
 }
 
 // The exact vpmaddwd / vpmaddubsw layouts (x86::pack_s8_exact).
@@ -195,6 +239,30 @@ void gemm_u8s8_exact(const GemmU8S8Args& g) {
   if (g.w->layout == x86::kPairs) return gemm_u8s8_layout<Pairs>(g);
   gemm_u8s8_layout<Quads>(g);
   if (!g.w->spill_k.empty()) x86::add_spills(g);
+}
+
+// Its gemm_u8s8_dequant: fused when no spill list needs adding to the int32
+// sums first; otherwise those sums in per-thread scratch, then the table's
+// epilogue_s32.
+template <class Pairs, class Quads, void (*Epilogue)(const EpilogueArgs&)>
+void gemm_u8s8_dequant_exact(const GemmU8S8Args& g, const EpilogueArgs& e) {
+  if (g.m <= 0 || g.n_begin >= g.n_end) return;
+  if (g.w->layout == x86::kPairs) return gemm_u8s8_layout<Pairs>(g, &e);
+  if (g.w->spill_k.empty()) return gemm_u8s8_layout<Quads>(g, &e);
+  thread_local std::vector<int32_t> sums;
+  sums.resize(static_cast<size_t>(g.m) * g.w->n);
+  GemmU8S8Args s = g;
+  s.c = sums.data();
+  s.ldc = static_cast<size_t>(g.w->n);
+  gemm_u8s8_exact<Pairs, Quads>(s);
+  EpilogueArgs p = e;
+  p.c = sums.data() + g.n_begin;
+  p.ldc = s.ldc;
+  p.n = g.n_end - g.n_begin;
+  p.w_scale = e.w_scale + g.n_begin * e.w_scale_stride;
+  p.bias = e.bias ? e.bias + g.n_begin : nullptr;
+  p.y = e.y + g.n_begin;
+  Epilogue(p);
 }
 
 }  // namespace

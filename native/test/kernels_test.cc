@@ -70,6 +70,48 @@ struct GemmCase {
   int n_begin = 0, n_end = -1;  // -1: n
 };
 
+// The table's fused gemm_u8s8_dequant (where it has one) on a case's
+// operands: floats bit-identical to the scalar epilogue over the scalar int32
+// sums `cr`, in columns [nb, ne) only. The case number picks per-channel or
+// per-tensor scales, bias or none, ReLU or none.
+static void check_gemm_dequant(const KernelTable& kt, const GemmU8S8Args& args, const std::vector<int32_t>& cr,
+                               int variant, std::mt19937& rng) {
+  if (!kt.gemm_u8s8_dequant) return;
+  const int m = args.m, n = args.w->n, nb = args.n_begin, ne = args.n_end;
+  const bool per_channel = variant & 1, has_bias = variant & 2, relu = variant & 4;
+  std::uniform_real_distribution<float> sc(1e-6f, 0.1f), bd(-5.0f, 5.0f);
+  std::vector<float> as(m), ws(per_channel ? n : 1), bias(n);
+  for (float& v : as) v = sc(rng);
+  for (float& v : ws) v = sc(rng);
+  for (size_t i = 0; i < bias.size(); ++i) bias[i] = i % 4 == 0 ? -0.0f : bd(rng);
+  const float sentinel = -1234.5f;
+  std::vector<float> yr(cr.size(), sentinel), yk(cr.size(), sentinel);
+  EpilogueArgs e{cr.data(),
+                 static_cast<size_t>(n),
+                 m,
+                 n,
+                 as.data(),
+                 ws.data(),
+                 per_channel ? 1 : 0,
+                 has_bias ? bias.data() : nullptr,
+                 relu,
+                 yr.data(),
+                 static_cast<size_t>(n)};
+  scalar_kernels().epilogue_s32(e);
+  for (int r = 0; r < m; ++r)
+    for (int j = 0; j < n; ++j)
+      if (j < nb || j >= ne) yr[static_cast<size_t>(r) * n + j] = sentinel;
+  e.c = nullptr;
+  e.y = yk.data();
+  kt.gemm_u8s8_dequant(args, e);
+  for (size_t i = 0; i < yr.size(); ++i)
+    if (!same_bits(yr[i], yk[i])) {
+      CHECK(false, "%s gemm_u8s8_dequant m=%d k=%d n=%d [%d,%d) variant=%d at %zu: %a != %a", kt.name, m, args.w->k, n,
+            nb, ne, variant, i, yk[i], yr[i]);
+      return;
+    }
+}
+
 static void check_gemm_u8s8(const KernelTable& kt, const GemmCase& g, std::mt19937& rng) {
   const int m = g.m, k = g.k, n = g.n, nb = g.n_begin, ne = g.n_end < 0 ? n : g.n_end;
   const size_t lda = k + g.lda_pad;
@@ -141,6 +183,8 @@ static void check_gemm_u8s8(const KernelTable& kt, const GemmCase& g, std::mt199
       return;
     }
   }
+  check_gemm_dequant(kt, {a.p, lda, zp.data(), m, &pk, nullptr, 0, nb, ne}, cr, m + k + n + static_cast<int>(g.fill),
+                     rng);
 }
 
 static void test_gemm_u8s8(const KernelTable& kt) {
