@@ -268,7 +268,12 @@ test('MobileNet and LeNet-5 int8: the compressed .eom is smaller and runs bit fo
     const back = decodeEom(z);
     assert.equal(back.activationQuant, model.activationQuant, name);
     const n = testRows.shape[0];
-    sameFloats(inferOnce(back, testRows.data, [n, 1, 28, 28]), inferOnce(model, testRows.data, [n, 1, 28, 28]), `${name} compressed round trip`);
+    const want = inferOnce(model, testRows.data, [n, 1, 28, 28]);
+    sameFloats(inferOnce(back, testRows.data, [n, 1, 28, 28]), want, `${name} compressed round trip`);
+    const ts = new EdgeInferenceEngine({ device: 'ts' });
+    ts.loadModelSync('m', back);
+    sameFloats(ts.inferSync('m', { data: testRows.data, shape: [n, 1, 28, 28] }).data, want, `${name}: the TS twin`);
+    ts.dispose();
   }
 });
 

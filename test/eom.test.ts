@@ -365,7 +365,11 @@ test('compressed files: bad envelopes, lying lengths and corrupt streams are E_F
   throwsCode(() => decodeEom(envelopeWith(z, (b) => b.writeBigUInt64LE(2n ** 62n, 8))), 'E_FORMAT', /declares/);
   assert.ok(process.memoryUsage().rss - before < 64 * 1024 * 1024, 'no large allocation');
   // The stream may not run past, or stop short of, the declared length.
-  throwsCode(() => decodeEom(envelopeWith(z, (b) => b.writeBigUInt64LE(BigInt(plainLength - 1), 8))), 'E_FORMAT', /longer than the declared/);
+  throwsCode(
+    () => decodeEom(envelopeWith(z, (b) => b.writeBigUInt64LE(BigInt(plainLength - 1), 8))),
+    'E_FORMAT',
+    /longer than the declared/,
+  );
   throwsCode(() => decodeEom(envelopeWith(z, (b) => b.writeBigUInt64LE(BigInt(plainLength + 1), 8))), 'E_FORMAT', /holds \d+ bytes/);
   throwsCode(() => decodeEom(z.subarray(0, z.length - 7)), 'E_FORMAT', /corrupt/);
   // Plain bytes that are not an .eom, or another envelope, fail as the plain reader does.

@@ -81,7 +81,16 @@ export class Lowering {
   asFloat(v0: Value, name: string): Value {
     const quant = v0.quant;
     if (!quant) return v0; // a pending float reshape stays pending (a Dense may read its source)
-    const v = this.real(v0, name);
+    if (v0.pending) {
+      // The source is dequantized and the reshape stays pending: a Dense reads the float source in
+      // its own order, and a reshape that must be materialized moves float32, as native transposes do.
+      const cached = v0.converted?.get('f32');
+      if (cached) return cached;
+      const out: Value = { dims: v0.dims, folded: v0.folded, perm: v0.perm, tensor: -1, pending: this.asFloat(v0.pending, name) };
+      (v0.converted ??= new Map()).set('f32', out);
+      return out;
+    }
+    const v = v0;
     const cached = v.converted?.get('f32');
     if (cached) return cached;
     const out = this.activation(`${name}/dequantized`, v.dims, v.folded, v.perm);

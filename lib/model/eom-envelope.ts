@@ -48,13 +48,17 @@ export function wrapEnvelope(plain: Uint8Array): Buffer | undefined {
 
 /** The plain bytes inside an envelope; `fail` throws (E_FORMAT) with the message. */
 export function unwrapEnvelope(bytes: Buffer, maxPlainBytes: number, fail: (msg: string) => never): { plain: Buffer; bytePlanes: boolean } {
-  if (bytes.length < ENVELOPE_HEADER_BYTES) fail(`compressed .eom truncated: ${bytes.length} bytes, its header has ${ENVELOPE_HEADER_BYTES}`);
-  if (bytes[4] !== ENVELOPE_VERSION) fail(`compressed .eom envelope version ${bytes[4]} is not supported (this build reads ${ENVELOPE_VERSION})`);
+  if (bytes.length < ENVELOPE_HEADER_BYTES)
+    fail(`compressed .eom truncated: ${bytes.length} bytes, its header has ${ENVELOPE_HEADER_BYTES}`);
+  if (bytes[4] !== ENVELOPE_VERSION)
+    fail(`compressed .eom envelope version ${bytes[4]} is not supported (this build reads ${ENVELOPE_VERSION})`);
   if ((bytes[5] & ~FLAG_BYTE_PLANES) !== 0 || bytes[6] !== 0 || bytes[7] !== 0) fail('compressed .eom header has unknown flags');
   const declared = bytes.readBigUInt64LE(8);
   const streamBytes = bytes.length - ENVELOPE_HEADER_BYTES;
   if (declared === 0n || declared > BigInt(maxPlainBytes) || declared > BigInt(streamBytes) * BigInt(MAX_EXPANSION))
-    fail(`compressed .eom declares ${declared} plain bytes for a ${streamBytes}-byte stream (at most ${MAX_EXPANSION}x and ${maxPlainBytes} bytes)`);
+    fail(
+      `compressed .eom declares ${declared} plain bytes for a ${streamBytes}-byte stream (at most ${MAX_EXPANSION}x and ${maxPlainBytes} bytes)`,
+    );
   const length = Number(declared);
   let plain: Buffer;
   try {
