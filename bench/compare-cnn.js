@@ -110,7 +110,10 @@ async function int8Contenders(E, ort, model, sessionOptions) {
       int8: top1(pq),
       ortInt8: top1(po),
       argmaxAgreementWithOrt: C.round(pq.filter((p, i) => p === po[i]).length / rows, 4),
-      maxAbsDiffVsOrt: C.round(yq.reduce((m, v, i) => Math.max(m, Math.abs(v - yo[i])), 0), 4),
+      maxAbsDiffVsOrt: C.round(
+        yq.reduce((m, v, i) => Math.max(m, Math.abs(v - yo[i])), 0),
+        4,
+      ),
     };
     fpEngine.dispose();
   } else {
@@ -190,7 +193,10 @@ function profile(E, graph, shape, batch, runs) {
     .map((op, i) => ({
       node: op.node,
       kernel: native.opKernels[i] || op.op,
-      shape: op.op === 'conv' || op.op === 'qconv' ? `${op.kh}x${op.kw}/${op.strideH} g${op.groups} ${op.inC}->${op.outC} @${op.outH}x${op.outW}` : '',
+      shape:
+        op.op === 'conv' || op.op === 'qconv'
+          ? `${op.kh}x${op.kw}/${op.strideH} g${op.groups} ${op.inC}->${op.outC} @${op.outH}x${op.outW}`
+          : '',
       ms: C.round(perOp[i], 4),
     }))
     .sort((a, b) => b.ms - a.ms)
@@ -313,7 +319,14 @@ async function compareCnn({ models, batches, budget, rounds, log }) {
   ];
   for (const [id, key, need, what] of int8Targets) {
     const c = find(id, 1)?.int8;
-    if (c) out.summary.push({ target: `${id}, batch 1: ${what}`, engine: 'edgeopt-native-int8-sync', ratio: c[key].wall, need, met: c[key].wall >= need });
+    if (c)
+      out.summary.push({
+        target: `${id}, batch 1: ${what}`,
+        engine: 'edgeopt-native-int8-sync',
+        ratio: c[key].wall,
+        need,
+        met: c[key].wall >= need,
+      });
   }
   return out;
 }
