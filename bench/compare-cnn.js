@@ -310,23 +310,20 @@ async function compareCnn({ models, batches, budget, rounds, log }) {
         met: c.edgeoptVsOrt >= need,
       });
   }
-  // Issue 16's int8 targets (one thread, batch 1 unless named): wall-clock medians of the same rounds.
+  // Issue 16's int8 targets (one thread, batch 1 unless named), same rounds. Process CPU time per call
+  // for the one-thread ratios (a loaded shared machine stretches wall time, not CPU time); wall clock
+  // for 2 threads against 1, where the CPU time is the same work spread over two cores.
   const int8Targets = [
-    ['mobilenet-mini-1x28x28', 'int8VsFp32', 1.8, 'edgeopt int8 >= 1.8x edgeopt fp32 (inferSync)'],
-    ['mobilenetv2-224', 'int8VsOrtInt8', 1.0, 'edgeopt int8 (inferSync) >= 1.0x ORT int8 on the same QDQ model'],
-    ['mobilenet-mini-1x28x28', 'twoThreadsVsOne', 1.6, 'edgeopt int8 with 2 threads >= 1.6x 1 thread'],
-    ['mobilenetv2-224', 'twoThreadsVsOne', 1.6, 'edgeopt int8 with 2 threads >= 1.6x 1 thread'],
+    ['mobilenet-mini-1x28x28', 'int8VsFp32', 'cpu', 1.8, 'edgeopt int8 >= 1.8x edgeopt fp32 (inferSync, CPU time)'],
+    ['mobilenetv2-224', 'int8VsOrtInt8', 'cpu', 1.0, 'edgeopt int8 (inferSync) >= 1.0x ORT int8 on the same QDQ model (CPU time)'],
+    ['mobilenet-mini-1x28x28', 'twoThreadsVsOne', 'wall', 1.6, 'edgeopt int8 with 2 threads >= 1.6x 1 thread (wall clock)'],
+    ['mobilenetv2-224', 'twoThreadsVsOne', 'wall', 1.6, 'edgeopt int8 with 2 threads >= 1.6x 1 thread (wall clock)'],
   ];
-  for (const [id, key, need, what] of int8Targets) {
+  for (const [id, key, clock, need, what] of int8Targets) {
     const c = find(id, 1)?.int8;
-    if (c)
-      out.summary.push({
-        target: `${id}, batch 1: ${what}`,
-        engine: 'edgeopt-native-int8-sync',
-        ratio: c[key].wall,
-        need,
-        met: c[key].wall >= need,
-      });
+    if (!c) continue;
+    const ratio = c[key][clock];
+    out.summary.push({ target: `${id}, batch 1: ${what}`, engine: 'edgeopt-native-int8-sync', ratio, need, met: ratio >= need });
   }
   return out;
 }
