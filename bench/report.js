@@ -411,8 +411,8 @@ function cnnInt8Section(cmp) {
     const a = q.accuracy;
     const b = q.bytes;
     out.push(
-      `| ${m.model} | ${q.kernel ?? '-'} | ${a ? `${fmt(a.fp32, 2)} / ${fmt(a.int8, 2)} / ${fmt(a.ortInt8, 2)} %` : '-'} | ` +
-        `${a ? `${fmt(a.argmaxAgreementWithOrt * 100, 2)} % (${fmt(a.maxAbsDiffVsOrt, 3)})` : `max diff / output range ${q.maxRelDiffVsOrt}`} | ` +
+      `| ${m.model} | ${q.kernel ?? '-'} | ${a ? `${a.fp32.toFixed(2)} / ${a.int8.toFixed(2)} / ${a.ortInt8.toFixed(2)} %` : '-'} | ` +
+        `${a ? `${(a.argmaxAgreementWithOrt * 100).toFixed(2)} % (${fmt(a.maxAbsDiffVsOrt, 3)})` : `max diff / output range ${q.maxRelDiffVsOrt}`} | ` +
         `${b.fp32Eom.toLocaleString('en-US')} / ${b.int8Eom.toLocaleString('en-US')} (${fmt(b.int8Eom / b.fp32Eom, 3)}x) / ${b.int8EomCompressed.toLocaleString('en-US')} (${fmt(b.int8EomCompressed / b.fp32Eom, 3)}x) | ${b.qdqOnnx.toLocaleString('en-US')} |`,
     );
   }
