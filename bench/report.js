@@ -381,6 +381,17 @@ function cnnSection(cmp, own) {
   return out;
 }
 
+/**
+ * The CNN results to show: a CNN-only run (compare-cnn.json) when there is one, with the models only
+ * the full compare run measured added and marked with that run's date; else the full run's.
+ */
+function cnnResults(cmp, own) {
+  if (!own?.cnn?.length) return cmp;
+  const extra = (cmp?.cnn ?? []).filter((m) => !own.cnn.some((o) => o.model === m.model));
+  const from = cmp ? ` (from \`${cmp.command}\`, ${cmp.machine.date})` : '';
+  return { ...own, cnn: [...own.cnn, ...extra.map((m) => ({ ...m, model: `${m.model}${from}` }))] };
+}
+
 /** The int8 rows (batch 1) of a compare run: edgeopt int8 against its fp32 and onnxruntime-node on the same QDQ model. */
 function cnnInt8Section(cmp) {
   const models = cmp.cnn.filter((m) => m.int8 && m.configs.some((c) => c.int8));
@@ -418,7 +429,7 @@ function cnnInt8Section(cmp) {
   }
   const targets = (cmp.cnnSummary || []).filter((t) => /int8/.test(t.target));
   if (targets.length) {
-    out.push('', 'Issue 16 targets in this run (wall clock):', '');
+    out.push('', 'Issue 16 targets in this run:', '');
     for (const t of targets) out.push(`- ${t.target}: ${fmt(t.ratio, 2)}x, ${t.met ? 'met' : '**not met**'}`);
   }
   out.push('');
@@ -874,7 +885,7 @@ function render(cmp, tab, opts = {}) {
   md.push("## Verdict on the seed's claims", '', ...verdicts(cmp, tab), '');
   if (cmp) md.push('## edgeopt vs onnxruntime-node vs TensorFlow.js', '', ...compareSection(cmp, imgs));
   else md.push('## edgeopt vs onnxruntime-node vs TensorFlow.js', '', 'No compare results yet: run `npm run bench -- compare`.', '');
-  const cnnRun = opts.compareCnn?.cnn?.length ? opts.compareCnn : cmp;
+  const cnnRun = cnnResults(cmp, opts.compareCnn);
   if (cnnRun) md.push('## Convolutional networks: edgeopt vs onnxruntime-node (fp32 and int8)', '', ...cnnSection(cnnRun, cnnRun !== cmp));
   if (tab) md.push('## The optimization table', '', ...tableSection(tab, tabImg));
   else md.push('## The optimization table', '', 'No table results yet: run `npm run bench -- table`.', '');
