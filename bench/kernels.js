@@ -227,36 +227,19 @@ async function run(argv) {
     rows.push(...conv);
     // The conv rows feed docs/benchmarks.md (npm run bench -- report).
     if (opts.write && !opts.convs)
-      C.writeResult('cnn-kernels', {
-        command: `npm run bench -- kernels ${process.argv.slice(3).join(' ')}`.trim(),
-        durationSeconds: Math.round((Date.now() - started) / 100) / 10,
-        machine: {
-          ...machine,
-          loadavgEnd: require('node:os')
-            .loadavg()
-            .map((x) => Math.round(x * 100) / 100),
-        },
+      writeConvResult('cnn-kernels', started, machine, opts, {
         versions: { onnxruntimeNode: C.optional('onnxruntime-node').version ?? null },
-        settings: { rounds: 5, secondsPerEngine: opts.maxTime },
         peaks: Object.fromEntries(isas.map((isa) => [isa, peaks[isa].fp32])),
         rows: conv,
       });
   }
   if (opts.kinds.includes('qconv')) {
     const started = Date.now();
+    const machine = C.machine();
     const qconv = qconvRows(addon, isas, opts.threads, opts, (isa) => peaks[isa].int8);
     rows.push(...qconv);
     if (opts.write && !opts.convs)
-      C.writeResult('int8-conv-kernels', {
-        command: `npm run bench -- kernels ${process.argv.slice(3).join(' ')}`.trim(),
-        durationSeconds: Math.round((Date.now() - started) / 100) / 10,
-        machine: {
-          ...C.machine(),
-          loadavgEnd: require('node:os')
-            .loadavg()
-            .map((x) => Math.round(x * 100) / 100),
-        },
-        settings: { rounds: 5, secondsPerEngine: opts.maxTime },
+      writeConvResult('int8-conv-kernels', started, machine, opts, {
         peaks: Object.fromEntries(isas.map((isa) => [isa, peaks[isa].int8])),
         rows: qconv,
       });
@@ -278,6 +261,22 @@ async function run(argv) {
     if (!opts.json) console.log(`\nwrote ${path.relative(process.cwd(), file)}`);
   }
   return rows;
+}
+
+/** A convolution result file for docs/benchmarks.md: the command, the machine with its load at the end, and `fields`. */
+function writeConvResult(name, started, machine, opts, fields) {
+  C.writeResult(name, {
+    command: `npm run bench -- kernels ${process.argv.slice(3).join(' ')}`.trim(),
+    durationSeconds: Math.round((Date.now() - started) / 100) / 10,
+    machine: {
+      ...machine,
+      loadavgEnd: require('node:os')
+        .loadavg()
+        .map((x) => Math.round(x * 100) / 100),
+    },
+    settings: { rounds: 5, secondsPerEngine: opts.maxTime },
+    ...fields,
+  });
 }
 
 function round(x, digits = 1) {

@@ -436,6 +436,12 @@ function cnnInt8Section(cmp) {
   return out;
 }
 
+/** Each table's measured one-core peak, for a section's legend. */
+const peakList = (peaks, unit) =>
+  Object.entries(peaks)
+    .map(([isa, p]) => `${isa} ${p == null ? 'no probe' : `${fmt(p, 1)} ${unit}`}`)
+    .join(', ');
+
 /** `npm run bench -- eom-size`: what the bytes of the CNN fixtures' .eom files are, plain and compressed. */
 function eomSizeSection(e) {
   const out = [`Command: \`${e.command}\` (${e.durationSeconds} s). ${machineSection(e.machine, 'Machine')}`, ''];
@@ -476,9 +482,7 @@ function int8ConvKernelsSection(k) {
     'One int8 convolution per row, batch 1, MobileNetV2-224 shapes, ReLU6 fused: a one-conv graph quantized to static int8 and compiled per kernel table; ' +
       "the conv op's time from the program's per-op profile (the quantize/transpose ops at the graph's edges excluded). Medians of interleaved rounds " +
       `(${k.settings.rounds} rounds, ${k.settings.secondsPerEngine} s per table per row); "of peak" divides GOP/s (2 x MACs / time) by the table's measured one-core int8 peak ` +
-      `(${Object.entries(k.peaks)
-        .map(([isa, p]) => `${isa} ${p == null ? 'no probe' : `${fmt(p, 1)} GOP/s`}`)
-        .join(', ')}), times the threads.`,
+      `(${peakList(k.peaks, 'GOP/s')}), times the threads.`,
     '',
     '| table | threads | convolution | kernel | ms | GOP/s | of int8 peak |',
     '| --- | ---: | --- | --- | ---: | ---: | ---: |',
@@ -762,9 +766,7 @@ function cnnKernelsSection(k) {
       'and a network would not, and without the per-call overhead), the faster of graph optimization levels all (NCHWc, AVX-512 on this CPU) and basic; ' +
       '"ORT call" is an awaited run(). Medians of interleaved rounds ' +
       `(${k.settings.rounds} rounds, ${k.settings.secondsPerEngine} s per engine per row); "of peak" divides by the table's measured one-core fp32 FMA peak ` +
-      `(${Object.entries(k.peaks)
-        .map(([isa, p]) => `${isa} ${fmt(p, 1)} GFLOP/s`)
-        .join(', ')}), times the threads.`,
+      `(${peakList(k.peaks, 'GFLOP/s')}), times the threads.`,
     '',
     '| table | threads | convolution | method | ms | GFLOP/s | of peak | ORT kernel ms | ORT kernel / edgeopt | ORT call ms |',
     '| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',

@@ -38,23 +38,27 @@ function withHeader(header: unknown, data: Buffer = Buffer.alloc(0), lengthOverr
   return Buffer.concat([len, json, data]);
 }
 
-test('round trip keeps every tensor, quant parameter, mask and node', () => {
-  for (const g of [fp32, int8]) {
-    const back = decodeEom(encodeEom(g));
-    assert.equal(back.nodes, g.nodes);
-    assert.equal(back.inputs, g.inputs);
-    assert.equal(back.outputs, g.outputs);
-    assert.equal(Object.keys(back.tensors).sort(), Object.keys(g.tensors).sort());
-    for (const [name, t] of Object.entries(g.tensors)) {
-      const b = back.tensors[name];
-      assert.is(b.dtype, t.dtype, name);
-      assert.equal(b.shape, t.shape, name);
-      if (t.data instanceof Float32Array) sameFloats(b.data as Float32Array, t.data, name);
-      else if (t.data) sameInts(b.data!, t.data, name);
-      if (t.quant) sameFloats(b.quant!.scale, t.quant.scale, `${name} scale`);
-      if (t.mask) sameInts(b.mask!, t.mask, `${name} mask`);
-    }
+/** Same tensors, quant parameters, masks, nodes and grids, bit for bit. */
+function sameGraph(back: Graph, g: Graph): void {
+  assert.equal(back.nodes, g.nodes);
+  assert.equal(back.inputs, g.inputs);
+  assert.equal(back.outputs, g.outputs);
+  assert.equal(back.metadata, g.metadata);
+  assert.equal(back.activationQuant, g.activationQuant);
+  assert.equal(Object.keys(back.tensors).sort(), Object.keys(g.tensors).sort());
+  for (const [name, t] of Object.entries(g.tensors)) {
+    const b = back.tensors[name];
+    assert.equal([b.dtype, b.shape], [t.dtype, t.shape], name);
+    if (t.data instanceof Float32Array) sameFloats(b.data as Float32Array, t.data, name);
+    else if (t.data) sameInts(b.data!, t.data, name);
+    assert.equal({ ...b.quant, scale: undefined }, { ...t.quant, scale: undefined }, `${name} quant`);
+    if (t.quant) sameFloats(b.quant!.scale, t.quant.scale, `${name} scale`);
+    if (t.mask) sameInts(b.mask!, t.mask, `${name} mask`);
   }
+}
+
+test('round trip keeps every tensor, quant parameter, mask and node', () => {
+  for (const g of [fp32, int8]) sameGraph(decodeEom(encodeEom(g)), g);
 });
 
 test('a generic safetensors reader lists every tensor with contiguous offsets', () => {
@@ -286,25 +290,6 @@ test('a graph input without a shape, tensors: null and other missing containers 
 });
 
 // ---------------------------------------------------------------- the compressed form
-
-/** Same tensors, quant parameters, masks, nodes and grids, bit for bit. */
-function sameGraph(back: Graph, g: Graph): void {
-  assert.equal(back.nodes, g.nodes);
-  assert.equal(back.inputs, g.inputs);
-  assert.equal(back.outputs, g.outputs);
-  assert.equal(back.metadata, g.metadata);
-  assert.equal(back.activationQuant, g.activationQuant);
-  assert.equal(Object.keys(back.tensors).sort(), Object.keys(g.tensors).sort());
-  for (const [name, t] of Object.entries(g.tensors)) {
-    const b = back.tensors[name];
-    assert.equal([b.dtype, b.shape], [t.dtype, t.shape], name);
-    if (t.data instanceof Float32Array) sameFloats(b.data as Float32Array, t.data, name);
-    else if (t.data) sameInts(b.data!, t.data, name);
-    assert.equal({ ...b.quant, scale: undefined }, { ...t.quant, scale: undefined }, `${name} quant`);
-    if (t.quant) sameFloats(b.quant!.scale, t.quant.scale, `${name} scale`);
-    if (t.mask) sameInts(b.mask!, t.mask, `${name} mask`);
-  }
-}
 
 /** A compressed file with its envelope header edited (`at` byte offsets) and/or its stream replaced. */
 function envelopeWith(bytes: Buffer, edit: (b: Buffer) => void): Buffer {
