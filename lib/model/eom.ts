@@ -15,17 +15,17 @@ import type { DType, Graph, GraphNode, QuantParams, Tensor, TensorData } from '.
 import { arrayFor, elementCount, isObject, validateGraph, validShape } from './graph';
 import {
   countKept,
+  fromBytePlanes,
   fromHalfArray,
   keptValues,
   packBits,
   packedLength,
   packInts,
   scatterKept,
+  toBytePlanes,
   toHalfArray,
   unpackBits,
   unpackInts,
-  toBytePlanes,
-  fromBytePlanes,
 } from './eom-codecs';
 import { isEnvelope, unwrapEnvelope, wrapEnvelope } from './eom-envelope';
 import { isHalfExact } from '../util/float16';
