@@ -7,7 +7,10 @@
 //                            [--budget=0.8] [--no-write]
 //
 // The CNN models (bench/compare-cnn.js) compare edgeopt native fp32 with onnxruntime-node fp32
-// on the same ONNX file, one thread, batches 1 and 64 (the 224x224 graphs: batch 1).
+// on the same ONNX file, one thread, batches 1 and 64 (the 224x224 graphs: batch 1), and at batch 1
+// edgeopt int8 with onnxruntime-node running edgeopt's QDQ export of the same int8 model. A run of
+// CNN models only (--models=mobilenet-mini,lenet5,mobilenetv2,...) writes bench/results/compare-cnn.json,
+// which the report prefers for its CNN section, so the MLP figures of compare.json stay.
 //
 // For every model x threads x batch, all engines run in interleaved rounds (each round
 // visits every engine, in a rotated order, for a slice of its time budget), so a load
@@ -556,7 +559,7 @@ async function run(argv) {
     }
   }
   if (o.cnnModels.length) {
-    log(o, '\n## CNNs: edgeopt native fp32 vs onnxruntime-node fp32, same ONNX file, 1 thread');
+    log(o, '\n## CNNs: edgeopt native fp32 vs onnxruntime-node fp32 (same ONNX file) and int8 (edgeopt QDQ export), 1 thread');
     const cnn = await compareCnn({
       models: o.cnnModels,
       batches: [1, 64],
@@ -574,7 +577,8 @@ async function run(argv) {
   result.durationSeconds = Math.round((C.now() - started) / 100) / 10;
   result.summary = [...summary(result), ...(result.cnnSummary ?? [])];
   if (o.write) {
-    const file = C.writeResult(o.quick ? 'compare-quick' : 'compare', result);
+    const name = o.models.length ? 'compare' : 'compare-cnn';
+    const file = C.writeResult(o.quick ? `${name}-quick` : name, result);
     log(o, `\nwrote ${path.relative(process.cwd(), file)}`);
   }
   if (o.json) console.log(JSON.stringify(result, null, 1));

@@ -1,9 +1,11 @@
 // Kernel micro-benchmarks: `npm run bench -- kernels [--json] [--isa=avx2,scalar]
-// [--threads=1,2] [--shapes=1x784x512,...] [--kinds=int8,int7,fp32,conv] [--max-time=0.5]
+// [--threads=1,2] [--shapes=1x784x512,...] [--kinds=int8,int7,fp32,conv,qconv] [--max-time=0.5]
 // [--convs=dw3x3,conv1x1] [--no-ort] [--no-write]`. The conv kind adds fp32
 // convolution rows (bench/support/cnn-kernels.js) beside onnxruntime-node on
 // the same shapes; a run of all of them is written to bench/results/cnn-kernels.json
-// for docs/benchmarks.md.
+// for docs/benchmarks.md. The qconv kind adds int8 depthwise and 3x3 convolution rows
+// (bench/support/int8-conv-kernels.js) against the table's int8 peak, written to
+// bench/results/int8-conv-kernels.json; kernels.json is written when a GEMM kind ran.
 // int7 is the int8 kernel on weights of the 7-bit grid (what `bits: 7`
 // quantization stores), which the AVX2/AVX-512 tables pack for vpmaddubsw;
 // its fraction of peak is against that sequence's own register-only loop.
@@ -29,6 +31,7 @@
 const path = require('node:path');
 const C = require('./support/common');
 const { convRows } = require('./support/cnn-kernels');
+const { qconvRows } = require('./support/int8-conv-kernels');
 
 const SHAPES = [
   [1, 784, 512],
@@ -60,7 +63,7 @@ function parseArgs(argv) {
     isa: null,
     threads: [1, 2],
     shapes: SHAPES,
-    kinds: ['int8', 'int7', 'fp32', 'conv'],
+    kinds: ['int8', 'int7', 'fp32', 'conv', 'qconv'],
     maxTime: 0.5,
     convs: null,
     ort: true,
@@ -169,7 +172,7 @@ async function run(argv) {
   }
   for (const isa of isas)
     for (const threads of opts.threads)
-      for (const kind of opts.kinds.filter((k) => k !== 'conv'))
+      for (const kind of opts.kinds.filter((k) => k !== 'conv' && k !== 'qconv'))
         for (const [m, k, n] of opts.shapes) {
           const macs = m * k * n;
           if (isa === 'scalar' && macs > SCALAR_MAX_MACS && !opts.all) continue;
@@ -224,19 +227,21 @@ async function run(argv) {
     rows.push(...conv);
     // The conv rows feed docs/benchmarks.md (npm run bench -- report).
     if (opts.write && !opts.convs)
-      C.writeResult('cnn-kernels', {
-        command: `npm run bench -- kernels ${process.argv.slice(3).join(' ')}`.trim(),
-        durationSeconds: Math.round((Date.now() - started) / 100) / 10,
-        machine: {
-          ...machine,
-          loadavgEnd: require('node:os')
-            .loadavg()
-            .map((x) => Math.round(x * 100) / 100),
-        },
+      writeConvResult('cnn-kernels', started, machine, opts, {
         versions: { onnxruntimeNode: C.optional('onnxruntime-node').version ?? null },
-        settings: { rounds: 5, secondsPerEngine: opts.maxTime },
         peaks: Object.fromEntries(isas.map((isa) => [isa, peaks[isa].fp32])),
         rows: conv,
+      });
+  }
+  if (opts.kinds.includes('qconv')) {
+    const started = Date.now();
+    const machine = C.machine();
+    const qconv = qconvRows(addon, isas, opts.threads, opts, (isa) => peaks[isa].int8);
+    rows.push(...qconv);
+    if (opts.write && !opts.convs)
+      writeConvResult('int8-conv-kernels', started, machine, opts, {
+        peaks: Object.fromEntries(isas.map((isa) => [isa, peaks[isa].int8])),
+        rows: qconv,
       });
   }
   const targets = checkTargets(rows);
@@ -246,7 +251,7 @@ async function run(argv) {
     printPeaks(rows);
     printSummary(rows, targets);
   }
-  if (opts.write) {
+  if (opts.write && opts.kinds.some((k) => k !== 'conv' && k !== 'qconv')) {
     const file = C.writeResult('kernels', {
       command: `npm run bench -- kernels${argv.length ? ' ' + argv.join(' ') : ''}`,
       machine: C.machine(),
@@ -256,6 +261,22 @@ async function run(argv) {
     if (!opts.json) console.log(`\nwrote ${path.relative(process.cwd(), file)}`);
   }
   return rows;
+}
+
+/** A convolution result file for docs/benchmarks.md: the command, the machine with its load at the end, and `fields`. */
+function writeConvResult(name, started, machine, opts, fields) {
+  C.writeResult(name, {
+    command: `npm run bench -- kernels ${process.argv.slice(3).join(' ')}`.trim(),
+    durationSeconds: Math.round((Date.now() - started) / 100) / 10,
+    machine: {
+      ...machine,
+      loadavgEnd: require('node:os')
+        .loadavg()
+        .map((x) => Math.round(x * 100) / 100),
+    },
+    settings: { rounds: 5, secondsPerEngine: opts.maxTime },
+    ...fields,
+  });
 }
 
 function round(x, digits = 1) {

@@ -327,17 +327,20 @@ function compareSection(cmp, imgs) {
   return out;
 }
 
-/** The CNN rows of a compare run: edgeopt native fp32 vs onnxruntime-node fp32, and where the time goes. */
-function cnnSection(cmp) {
+/** The CNN rows of a compare run: edgeopt native fp32 vs onnxruntime-node fp32, int8 at batch 1, and where the time goes. */
+function cnnSection(cmp, own) {
   if (!cmp.cnn || !cmp.cnn.length)
     return ['No CNN results in this run: run `npm run bench -- compare` (CNN models are in the default set).', ''];
-  const out = [
+  const out = [];
+  // A CNN-only run (bench/results/compare-cnn.json) has its own command and machine line.
+  if (own) out.push(`Command: \`${cmp.command}\` (${cmp.durationSeconds} s). ${machineSection(cmp.machine, 'Machine')}`, '');
+  out.push(
     "edgeopt native fp32 (`inferSync`, and `infer()` on libuv's pool) against onnxruntime-node fp32 on the same ONNX bytes, one thread, " +
       "same-run medians of interleaved rounds; \"speed\" is ORT's median divided by edgeopt `inferSync`'s (ORT's `run()` computes on the main thread too).",
     '',
     '| model | batch | edgeopt inferSync ms | edgeopt infer() ms | ORT fp32 ms | speed vs ORT | max diff / output range | arena per image (bound) |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-  ];
+  );
   for (const m of cmp.cnn) {
     for (const c of m.configs) {
       const r = (k) => c.rows.find((x) => x.engine === k) || {};
@@ -346,6 +349,7 @@ function cnnSection(cmp) {
       );
     }
   }
+  out.push('', ...cnnInt8Section(cmp));
   out.push(
     '',
     '**Where the time goes** (native program, batch 1, one thread: the median of each op over repeated runs, summed by kernel; "run" is the median of whole runs alternating with the profiled ones. Run minus ops is the executor\'s own work plus the stalls a loaded machine adds to some op of most runs: a model of 100 ops rarely runs without one):',
@@ -364,7 +368,129 @@ function cnnSection(cmp) {
         .map((t) => `${t.node} (${t.kernel} ${t.shape}) ${fmt(t.ms, 3)} ms`)
         .join('; ')}.`,
     );
+    const q = m.int8?.profile;
+    if (q)
+      out.push(
+        `- ${m.model} int8: ops ${fmt(q.opsMs, 3)} ms of a ${fmt(q.runMs, 3)} ms run. By kernel: ${Object.entries(q.byKernel)
+          .sort((a, b) => b[1] - a[1])
+          .map(([k, v]) => `${k} ${fmt(v, 3)} ms`)
+          .join(', ')}.`,
+      );
   }
+  out.push('');
+  return out;
+}
+
+/**
+ * The CNN results to show: a CNN-only run (compare-cnn.json) when there is one, with the models only
+ * the full compare run measured added and marked with that run's date; else the full run's.
+ */
+function cnnResults(cmp, own) {
+  if (!own?.cnn?.length) return cmp;
+  const extra = (cmp?.cnn ?? []).filter((m) => !own.cnn.some((o) => o.model === m.model));
+  const from = cmp ? ` (from \`${cmp.command}\`, ${cmp.machine.date})` : '';
+  return { ...own, cnn: [...own.cnn, ...extra.map((m) => ({ ...m, model: `${m.model}${from}` }))] };
+}
+
+/** The int8 rows (batch 1) of a compare run: edgeopt int8 against its fp32 and onnxruntime-node on the same QDQ model. */
+function cnnInt8Section(cmp) {
+  const models = cmp.cnn.filter((m) => m.int8 && m.configs.some((c) => c.int8));
+  if (!models.length) return [];
+  const out = [
+    "**int8, batch 1, one thread**: each fp32 model quantized by edgeopt to static int8 (per-channel weights, min/max grids calibrated on the first 500 train digits, or on 4 seeded inputs for MobileNetV2); edgeopt runs it natively (`inferSync`; also with 2 threads), onnxruntime-node runs edgeopt's QDQ export of the same quantized model (it fuses QDQ pairs into its int8 kernels). Same interleaved rounds as the fp32 rows; wall-clock medians, process CPU time per call in brackets. A ratio is how many times faster the second contender is (above 1: faster).",
+    '',
+    '| model | edgeopt fp32 ms | edgeopt int8 ms | int8, 2 threads ms | ORT fp32 ms | ORT int8 (QDQ) ms | int8 vs edgeopt fp32 | edgeopt int8 vs ORT int8 | 2 threads vs 1 |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const m of models) {
+    const c = m.configs.find((x) => x.int8);
+    const r = (k) => c.rows.find((x) => x.engine === k) || {};
+    const both = (k) => `${fmt(r(k).medianMs, 3)} (${fmt(r(k).cpuMedianMs, 3)})`;
+    const ratio = (x) => `**${fmt(x.wall, 2)}x** (${fmt(x.cpu, 2)}x)`;
+    out.push(
+      `| ${m.model} | ${both('edgeopt-native-fp32-sync')} | ${both('edgeopt-native-int8-sync')} | ${both('edgeopt-native-int8-sync-2t')} | ${both('ort-fp32')} | ${both('ort-int8-qdq')} | ` +
+        `${ratio(c.int8.int8VsFp32)} | ${ratio(c.int8.int8VsOrtInt8)} | ${ratio(c.int8.twoThreadsVsOne)} |`,
+    );
+  }
+  out.push(
+    '',
+    '| model | int8 conv kernel | top-1 fp32 / edgeopt int8 / ORT int8 (2000 test digits) | argmax agreement with ORT int8 (max logit diff) | .eom fp32 / int8 / int8 compressed (bytes) | QDQ .onnx bytes |',
+    '| --- | --- | ---: | ---: | ---: | ---: |',
+  );
+  for (const m of models) {
+    const q = m.int8;
+    const a = q.accuracy;
+    const b = q.bytes;
+    out.push(
+      `| ${m.model} | ${q.kernel ?? '-'} | ${a ? `${a.fp32.toFixed(2)} / ${a.int8.toFixed(2)} / ${a.ortInt8.toFixed(2)} %` : '-'} | ` +
+        `${a ? `${(a.argmaxAgreementWithOrt * 100).toFixed(2)} % (${fmt(a.maxAbsDiffVsOrt, 3)})` : `max diff / output range ${q.maxRelDiffVsOrt}`} | ` +
+        `${b.fp32Eom.toLocaleString('en-US')} / ${b.int8Eom.toLocaleString('en-US')} (${fmt(b.int8Eom / b.fp32Eom, 3)}x) / ${b.int8EomCompressed.toLocaleString('en-US')} (${fmt(b.int8EomCompressed / b.fp32Eom, 3)}x) | ${b.qdqOnnx.toLocaleString('en-US')} |`,
+    );
+  }
+  const targets = (cmp.cnnSummary || []).filter((t) => /int8/.test(t.target));
+  if (targets.length) {
+    out.push('', 'Issue 16 targets in this run:', '');
+    for (const t of targets) out.push(`- ${t.target}: ${fmt(t.ratio, 2)}x, ${t.met ? 'met' : '**not met**'}`);
+  }
+  out.push('');
+  return out;
+}
+
+/** Each table's measured one-core peak, for a section's legend. */
+const peakList = (peaks, unit) =>
+  Object.entries(peaks)
+    .map(([isa, p]) => `${isa} ${p == null ? 'no probe' : `${fmt(p, 1)} ${unit}`}`)
+    .join(', ');
+
+/** `npm run bench -- eom-size`: what the bytes of the CNN fixtures' .eom files are, plain and compressed. */
+function eomSizeSection(e) {
+  const out = [`Command: \`${e.command}\` (${e.durationSeconds} s). ${machineSection(e.machine, 'Machine')}`, ''];
+  out.push(
+    'Static int8 = per-channel weights, min/max grids calibrated on the first 500 train digits. Plain = the safetensors form (`saveModel` default); ' +
+      'compressed = `saveModel(model, file, { compress: true })` / `edgeopt optimize --compress` (one brotli stream, multi-byte entries as byte planes). ' +
+      'Each part is given in the plain file and, in brackets, compressed alone with the same settings (what the compressed file is made of). ' +
+      'Load = `decodeEom` median, plain vs compressed, same run.',
+    '',
+    '| model | file | plain bytes | header JSON | int8 weights | float32 values | per-channel scales | compressed bytes | load ms plain / compressed |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  );
+  const n = (x) => x.toLocaleString('en-US');
+  const part = (p) => (p.bytes ? `${n(p.bytes)} (${n(p.alone)})` : '-');
+  for (const r of e.rows)
+    for (const [kind, f] of Object.entries(r.files))
+      out.push(
+        `| ${r.model} | ${kind} | ${n(f.total)} | ${part(f.header)} | ${part(f.int8Weights)} | ${part(f.float32)} | ${part(f.scales)} | ${n(f.compressed)} | ${fmt(f.decodeMs.plain, 3)} / ${fmt(f.decodeMs.compressed, 3)} |`,
+      );
+  out.push(
+    '',
+    '| model | int8 / fp32 (plain) | int8 compressed / fp32 plain | int8 compressed / fp32 compressed |',
+    '| --- | ---: | ---: | ---: |',
+  );
+  for (const r of e.rows)
+    out.push(
+      `| ${r.model} | ${fmt(r.ratios.int8VsFp32, 3)}x | ${fmt(r.ratios.int8CompressedVsFp32, 3)}x | ${fmt(r.ratios.int8CompressedVsFp32Compressed, 3)}x |`,
+    );
+  out.push('');
+  return out;
+}
+
+/** `npm run bench -- kernels` int8 convolution rows (kind qconv). */
+function int8ConvKernelsSection(k) {
+  const out = [];
+  out.push(`Command: \`${k.command}\` (${k.durationSeconds} s). ${machineSection(k.machine, 'Machine')}`, '');
+  out.push(
+    'One int8 convolution per row, batch 1, MobileNetV2-224 shapes, ReLU6 fused: a one-conv graph quantized to static int8 and compiled per kernel table; ' +
+      "the conv op's time from the program's per-op profile (the quantize/transpose ops at the graph's edges excluded). Medians of interleaved rounds " +
+      `(${k.settings.rounds} rounds, ${k.settings.secondsPerEngine} s per table per row); "of peak" divides GOP/s (2 x MACs / time) by the table's measured one-core int8 peak ` +
+      `(${peakList(k.peaks, 'GOP/s')}), times the threads.`,
+    '',
+    '| table | threads | convolution | kernel | ms | GOP/s | of int8 peak |',
+    '| --- | ---: | --- | --- | ---: | ---: | ---: |',
+  );
+  for (const r of k.rows)
+    out.push(
+      `| ${r.isa} | ${r.threads} | ${r.name} | ${r.method} | ${fmt(r.ms, 4)} | ${fmt(r.gops, 1)} | ${r.fractionOfPeak == null ? '-' : `${fmt(r.fractionOfPeak * 100, 1)} %`} |`,
+    );
   out.push('');
   return out;
 }
@@ -640,9 +766,7 @@ function cnnKernelsSection(k) {
       'and a network would not, and without the per-call overhead), the faster of graph optimization levels all (NCHWc, AVX-512 on this CPU) and basic; ' +
       '"ORT call" is an awaited run(). Medians of interleaved rounds ' +
       `(${k.settings.rounds} rounds, ${k.settings.secondsPerEngine} s per engine per row); "of peak" divides by the table's measured one-core fp32 FMA peak ` +
-      `(${Object.entries(k.peaks)
-        .map(([isa, p]) => `${isa} ${fmt(p, 1)} GFLOP/s`)
-        .join(', ')}), times the threads.`,
+      `(${peakList(k.peaks, 'GFLOP/s')}), times the threads.`,
     '',
     '| table | threads | convolution | method | ms | GFLOP/s | of peak | ORT kernel ms | ORT kernel / edgeopt | ORT call ms |',
     '| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
@@ -803,6 +927,7 @@ function render(cmp, tab, opts = {}) {
     'npm run bench -- serve          # ~6 min: the HTTP server under load (autocannon), batching off and on',
     'npm run bench -- train-cnn filters   # ~2 min; scratch ~20 min, fine-tune ~15 min on this machine',
     'npm run bench -- int8-cnn       # ~2 min: static int8 mobilenet-mini against fp32, 1 and 2 threads, with its per-kernel time',
+    "npm run bench -- eom-size       # ~1 min: the bytes of the CNN fixtures' .eom files, fp32 and int8, plain and compressed",
     'npm run bench -- report         # regenerates this page and docs/img/bench-*.svg',
     '```',
     '',
@@ -810,7 +935,8 @@ function render(cmp, tab, opts = {}) {
   md.push("## Verdict on the seed's claims", '', ...verdicts(cmp, tab), '');
   if (cmp) md.push('## edgeopt vs onnxruntime-node vs TensorFlow.js', '', ...compareSection(cmp, imgs));
   else md.push('## edgeopt vs onnxruntime-node vs TensorFlow.js', '', 'No compare results yet: run `npm run bench -- compare`.', '');
-  if (cmp) md.push('## Convolutional networks: edgeopt vs onnxruntime-node (fp32)', '', ...cnnSection(cmp));
+  const cnnRun = cnnResults(cmp, opts.compareCnn);
+  if (cnnRun) md.push('## Convolutional networks: edgeopt vs onnxruntime-node (fp32 and int8)', '', ...cnnSection(cnnRun, cnnRun !== cmp));
   if (tab) md.push('## The optimization table', '', ...tableSection(tab, tabImg));
   else md.push('## The optimization table', '', 'No table results yet: run `npm run bench -- table`.', '');
   if (opts.kernels) md.push('## Kernel tables', '', ...kernelsSection(opts.kernels));
@@ -818,6 +944,8 @@ function render(cmp, tab, opts = {}) {
   if (opts.mlpBatch) md.push('## Big MLP int8 by batch: CPU time and where it goes', '', ...mlpBatchSection(opts.mlpBatch));
   if (opts.cnnKernels) md.push('## CNN kernels (fp32)', '', ...cnnKernelsSection(opts.cnnKernels));
   if (opts.int8Cnn) md.push('## Static int8 CNN against fp32', '', ...int8CnnSection(opts.int8Cnn));
+  if (opts.eomSize) md.push('## .eom file size: fp32 and int8 CNNs', '', ...eomSizeSection(opts.eomSize));
+  if (opts.int8ConvKernels) md.push('## CNN kernels (int8)', '', ...int8ConvKernelsSection(opts.int8ConvKernels));
   if (srv) md.push('## Serving over HTTP', '', ...serveSection(srv, serveImgs));
   else md.push('## Serving over HTTP', '', 'No serve results yet: run `npm run bench -- serve`.', '');
   if (opts.trainCnn && Object.values(opts.trainCnn).some(Boolean))
@@ -840,6 +968,9 @@ async function run(argv) {
     cnnKernels: C.readResult('cnn-kernels'),
     int8Cnn: C.readResult('int8-cnn'),
     mlpBatch: C.readResult('mlp-batch'),
+    int8ConvKernels: C.readResult('int8-conv-kernels'),
+    eomSize: C.readResult('eom-size'),
+    compareCnn: C.readResult('compare-cnn'),
     serve: pick('serve'),
     trainCnn,
   });

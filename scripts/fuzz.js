@@ -3,7 +3,8 @@
 //                  [--slow-ms 5000] [--rss-mb 512] [--timeout-ms 30000] [--out dir] [--json]`
 //
 // Mutates real model files (.eom encodings of the bundled MLP: fp32, int8, pruned 4-bit,
-// static int8, and of the CNN fixtures LeNet-5 and mobilenet-mini; the ONNX fixtures in
+// static int8, and of the CNN fixtures LeNet-5 and mobilenet-mini; compressed .eom of the int8
+// MLP and mobilenet-mini; the ONNX fixtures in
 // test/fixtures, CNNs included, and ONNX exports) and feeds each
 // mutant to loadModel + EdgeInferenceEngine.loadModel + infer, once per backend, in
 // worker child processes (so a crash kills a worker, not the run). Per case it records
@@ -35,7 +36,10 @@ function corpus(format) {
     const staticInt8 = eo.applyStaticActivations(int8, eo.observeActivations(fp32, calib));
     const pruned4 = eo.quantizeGraph(eo.pruneGraph(fp32, { sparsity: 0.5 }), { bits: 4 });
     const cnns = ['lenet5-1x28x28', 'mobilenet-mini-1x28x28'].map((name) => eo.loadModel(path.join(fixtures, name, 'model-opset17.onnx')));
-    return [fp32, int8, staticInt8, pruned4, ...cnns].map((g) => Buffer.from(eo.encodeEom(g)));
+    const plain = [fp32, int8, staticInt8, pruned4, ...cnns].map((g) => Buffer.from(eo.encodeEom(g)));
+    // The compressed form too: mutations then hit the envelope header and the brotli stream.
+    const compressed = [int8, cnns[1]].map((g) => Buffer.from(eo.encodeEom(g, { compress: true })));
+    return [...plain, ...compressed];
   }
   const files = fs
     .readdirSync(fixtures, { recursive: true })

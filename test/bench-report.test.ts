@@ -247,6 +247,140 @@ test('the serving section: the table per model, the accounting, the burst, and a
   assert.not.match(svg, /<m>/, 'escaped');
 });
 
+const cnnRow = (engine: string, ms: number, cpu: number) => ({ engine, samples: 5, medianMs: ms, p10Ms: ms, p90Ms: ms, cpuMedianMs: cpu });
+const ratio = (wall: number, cpu: number) => ({ wall, cpu });
+const compareCnn = {
+  command: 'npm run bench -- compare --models=mobilenet-mini',
+  durationSeconds: 2,
+  machine,
+  cnn: [
+    {
+      model: 'mini',
+      describe: 'mini',
+      memory: { arenaBytes: 2048, liveBytesBound: 1024 },
+      maxRelDiff: 1e-6,
+      int8: {
+        kernel: 'qconv-gemm-avx2',
+        bytes: { fp32Eom: 1000, int8Eom: 400, int8EomCompressed: 250, qdqOnnx: 600 },
+        accuracy: { rows: 2000, fp32: 96.85, int8: 96.7, ortInt8: 96.6, argmaxAgreementWithOrt: 0.9955, maxAbsDiffVsOrt: 1.0235 },
+        profile: { opsMs: 1, runMs: 1.1, byKernel: { 'qconv-gemm-avx2': 0.6 }, top: [] },
+      },
+      configs: [
+        {
+          threads: 1,
+          batch: 1,
+          edgeoptVsOrt: 1.1,
+          rows: [
+            cnnRow('edgeopt-native-fp32', 0.2, 0.2),
+            cnnRow('edgeopt-native-fp32-sync', 0.15, 0.16),
+            cnnRow('ort-fp32', 0.17, 0.18),
+            cnnRow('edgeopt-native-int8-sync', 0.1, 0.09),
+            cnnRow('edgeopt-native-int8-sync-2t', 0.06, 0.1),
+            cnnRow('ort-int8-qdq', 0.2, 0.21),
+          ],
+          int8: {
+            int8VsFp32: ratio(1.5, 1.78),
+            int8VsOrtInt8: ratio(2, 2.33),
+            int8AsyncVsOrtInt8: ratio(1, 1),
+            ortInt8VsOrtFp32: ratio(0.85, 0.86),
+            twoThreadsVsOne: ratio(1.67, 0.9),
+          },
+        },
+      ],
+      profile: { opsMs: 1, runMs: 1.1, byKernel: { gemm: 0.5 }, top: [] },
+    },
+  ],
+  cnnSummary: [{ target: 'mini, batch 1: edgeopt int8 >= 1.8x edgeopt fp32 (inferSync, CPU time)', ratio: 1.78, need: 1.8, met: false }],
+};
+const eomSize = {
+  command: 'npm run bench -- eom-size',
+  durationSeconds: 1,
+  machine,
+  rows: [
+    {
+      model: 'mini',
+      files: {
+        fp32: {
+          total: 121368,
+          header: { bytes: 15056, alone: 1400 },
+          int8Weights: { bytes: 0, alone: 0 },
+          float32: { bytes: 106312, alone: 90159 },
+          scales: { bytes: 0, alone: 0 },
+          compressed: 91566,
+          decodeMs: { plain: 0.4, compressed: 1.5 },
+        },
+        int8: {
+          total: 53648,
+          header: { bytes: 21176, alone: 2129 },
+          int8Weights: { bytes: 25736, alone: 25119 },
+          float32: { bytes: 3368, alone: 3017 },
+          scales: { bytes: 3368, alone: 2788 },
+          compressed: 33125,
+          decodeMs: { plain: 0.4, compressed: 0.9 },
+        },
+      },
+      ratios: { int8VsFp32: 0.442, int8CompressedVsFp32: 0.273, int8CompressedVsFp32Compressed: 0.362 },
+    },
+  ],
+};
+const int8ConvKernels = {
+  command: 'npm run bench -- kernels --kinds=qconv',
+  durationSeconds: 1,
+  machine,
+  settings: { rounds: 5, secondsPerEngine: 0.5 },
+  peaks: { avx2: 186, scalar: null },
+  rows: [
+    {
+      bench: 'qconv',
+      isa: 'avx2',
+      threads: 1,
+      name: 'int8 dw3x3 56x56x144',
+      method: 'qdepthwise',
+      macs: 1,
+      ms: 0.8175,
+      gops: 9.9,
+      fractionOfPeak: 0.053,
+    },
+    {
+      bench: 'qconv',
+      isa: 'scalar',
+      threads: 1,
+      name: 'int8 dw3x3 56x56x144',
+      method: 'qdepthwise',
+      macs: 1,
+      ms: 6.4,
+      gops: 1.3,
+      fractionOfPeak: null,
+    },
+  ],
+};
+
+test('the CNN int8 rows, the .eom size breakdown and the int8 convolution kernels render from their own result files', () => {
+  const { markdown } = render(null, null, { compareCnn, eomSize, int8ConvKernels });
+  assert.match(markdown, /## Convolutional networks: edgeopt vs onnxruntime-node \(fp32 and int8\)/);
+  assert.match(markdown, /Command: `npm run bench -- compare --models=mobilenet-mini`/);
+  assert.match(
+    markdown,
+    /\| mini \| 0\.150 \(0\.160\) \| 0\.100 \(0\.090\) \| 0\.060 \(0\.100\) \| 0\.170 \(0\.180\) \| 0\.200 \(0\.210\) \| \*\*1\.50x\*\* \(1\.78x\) \| \*\*2\.00x\*\* \(2\.33x\) \| \*\*1\.67x\*\* \(0\.90x\) \|/,
+  );
+  assert.match(
+    markdown,
+    /\| mini \| qconv-gemm-avx2 \| 96\.85 \/ 96\.70 \/ 96\.60 % \| 99\.55 % \(1\.024\) \| 1,000 \/ 400 \(0\.400x\) \/ 250 \(0\.250x\) \| 600 \|/,
+  );
+  assert.match(markdown, /- mini, batch 1: edgeopt int8 >= 1\.8x edgeopt fp32 \(inferSync, CPU time\): 1\.78x, \*\*not met\*\*/);
+  assert.match(markdown, /- mini int8: ops 1\.000 ms of a 1\.100 ms run\. By kernel: qconv-gemm-avx2 0\.600 ms\./);
+  assert.match(
+    markdown,
+    /\| mini \| int8 \| 53,648 \| 21,176 \(2,129\) \| 25,736 \(25,119\) \| 3,368 \(3,017\) \| 3,368 \(2,788\) \| 33,125 \| 0\.400 \/ 0\.900 \|/,
+  );
+  assert.match(markdown, /\| mini \| fp32 \| 121,368 \| 15,056 \(1,400\) \| - \| 106,312 \(90,159\) \| - \| 91,566 \|/);
+  assert.match(markdown, /\| mini \| 0\.442x \| 0\.273x \| 0\.362x \|/);
+  assert.match(markdown, /avx2 186 GOP\/s, scalar no probe/);
+  assert.match(markdown, /\| avx2 \| 1 \| int8 dw3x3 56x56x144 \| qdepthwise \| 0\.8175 \| 9\.9 \| 5\.3 % \|/);
+  assert.match(markdown, /\| scalar \| 1 \| int8 dw3x3 56x56x144 \| qdepthwise \| 6\.4000 \| 1\.3 \| - \|/);
+  assert.not.match(markdown, /NaN|undefined/);
+});
+
 test('without results the page says how to produce them', () => {
   const { markdown, svgs } = render(null, null);
   assert.match(markdown, /No compare results yet/);

@@ -48,6 +48,22 @@ test('optimize prunes and quantizes, writes the model and prints a JSON report',
   assert.is(m.tensors['fc1.weight'].quant!.groupSize, 32);
 });
 
+test('optimize --compress writes the compressed .eom, which loads to the same model as the plain one', () => {
+  const plain = path.join(dir, 'plain.eom');
+  const small = path.join(dir, 'small.eom');
+  const args = ['optimize', 'data/models/mlp-784-128-10', '--quantize', 'int8', '--json'];
+  const a = cli(...args, '-o', plain);
+  const b = cli(...args, '-o', small, '--compress');
+  assert.is(a.status, 0, a.stderr);
+  assert.is(b.status, 0, b.stderr);
+  assert.is(JSON.parse(b.stdout).bytes, fs.statSync(small).size);
+  assert.ok(fs.statSync(small).size < fs.statSync(plain).size);
+  assert.is(fs.readFileSync(small).toString('latin1', 0, 4), 'EOMZ');
+  const [p, c] = [loadModel(plain), loadModel(small)];
+  assert.equal(c.nodes, p.nodes);
+  assert.equal(Array.from(c.tensors['fc1.weight'].data!), Array.from(p.tensors['fc1.weight'].data!));
+});
+
 test('optimize with --target npu flags what the NPU cannot run, and bad options fail with a code', () => {
   const r = cli(
     'optimize',

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
+import * as zlib from 'node:zlib';
 import { defaultModel } from '../lib/data/bundled';
 import { readNpy } from '../lib/data/npy';
 import { EdgeInferenceEngine } from '../lib/engine/engine';
@@ -37,23 +38,27 @@ function withHeader(header: unknown, data: Buffer = Buffer.alloc(0), lengthOverr
   return Buffer.concat([len, json, data]);
 }
 
-test('round trip keeps every tensor, quant parameter, mask and node', () => {
-  for (const g of [fp32, int8]) {
-    const back = decodeEom(encodeEom(g));
-    assert.equal(back.nodes, g.nodes);
-    assert.equal(back.inputs, g.inputs);
-    assert.equal(back.outputs, g.outputs);
-    assert.equal(Object.keys(back.tensors).sort(), Object.keys(g.tensors).sort());
-    for (const [name, t] of Object.entries(g.tensors)) {
-      const b = back.tensors[name];
-      assert.is(b.dtype, t.dtype, name);
-      assert.equal(b.shape, t.shape, name);
-      if (t.data instanceof Float32Array) sameFloats(b.data as Float32Array, t.data, name);
-      else if (t.data) sameInts(b.data!, t.data, name);
-      if (t.quant) sameFloats(b.quant!.scale, t.quant.scale, `${name} scale`);
-      if (t.mask) sameInts(b.mask!, t.mask, `${name} mask`);
-    }
+/** Same tensors, quant parameters, masks, nodes and grids, bit for bit. */
+function sameGraph(back: Graph, g: Graph): void {
+  assert.equal(back.nodes, g.nodes);
+  assert.equal(back.inputs, g.inputs);
+  assert.equal(back.outputs, g.outputs);
+  assert.equal(back.metadata, g.metadata);
+  assert.equal(back.activationQuant, g.activationQuant);
+  assert.equal(Object.keys(back.tensors).sort(), Object.keys(g.tensors).sort());
+  for (const [name, t] of Object.entries(g.tensors)) {
+    const b = back.tensors[name];
+    assert.equal([b.dtype, b.shape], [t.dtype, t.shape], name);
+    if (t.data instanceof Float32Array) sameFloats(b.data as Float32Array, t.data, name);
+    else if (t.data) sameInts(b.data!, t.data, name);
+    assert.equal({ ...b.quant, scale: undefined }, { ...t.quant, scale: undefined }, `${name} quant`);
+    if (t.quant) sameFloats(b.quant!.scale, t.quant.scale, `${name} scale`);
+    if (t.mask) sameInts(b.mask!, t.mask, `${name} mask`);
   }
+}
+
+test('round trip keeps every tensor, quant parameter, mask and node', () => {
+  for (const g of [fp32, int8]) sameGraph(decodeEom(encodeEom(g)), g);
 });
 
 test('a generic safetensors reader lists every tensor with contiguous offsets', () => {
@@ -282,6 +287,102 @@ test('a graph input without a shape, tensors: null and other missing containers 
     await rejectsCode(new EdgeInferenceEngine().loadModel('m', g), 'E_FORMAT', message);
     assert.ok(what);
   }
+});
+
+// ---------------------------------------------------------------- the compressed form
+
+/** A compressed file with its envelope header edited (`at` byte offsets) and/or its stream replaced. */
+function envelopeWith(bytes: Buffer, edit: (b: Buffer) => void): Buffer {
+  const b = Buffer.from(bytes);
+  edit(b);
+  return b;
+}
+
+test('compress: true round trips every kind of tensor bit for bit and is smaller; plain readers refuse it cleanly', () => {
+  const cases = [fp32, int8, quantizeGraph(fp32, { bits: 4, granularity: { group: 32 } }), quantizeGraph(fp32, { bits: 3 })];
+  for (const g of cases) {
+    const plain = encodeEom(g);
+    const z = encodeEom(g, { compress: true });
+    assert.is(z.toString('latin1', 0, 4), 'EOMZ');
+    assert.ok(z.length < plain.length, `${g.metadata.quantization ?? 'fp32'}: ${z.length} vs ${plain.length} bytes`);
+    assert.ok(Number(z.readBigUInt64LE(0)) > z.length, 'as a safetensors header length it runs past the file');
+    assert.ok(encodeEom(g, { compress: true }).equals(z), 'deterministic');
+    sameGraph(decodeEom(z), g);
+    sameGraph(loadModel(z), g); // sniffed by its magic, not by a file name
+  }
+});
+
+test('saveModel({ compress: true }) writes a file loadModel and the engine read, with the same outputs', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'edgeopt-eom-'));
+  const file = path.join(dir, 'm.bin');
+  const size = saveModel(int8, file, { compress: true });
+  assert.is(fs.statSync(file).size, size);
+  assert.ok(size < encodeEom(int8).length);
+  const engine = new EdgeInferenceEngine({ device: 'ts' });
+  await engine.loadModel('z', file);
+  await engine.loadModel('p', encodeEom(int8));
+  const x = { data: new Float32Array(3 * 784).map((_, i) => (i % 29) / 29), shape: [3, 784] };
+  sameFloats((await engine.infer('z', x)).data, (await engine.infer('p', x)).data, 'compressed vs plain');
+  engine.dispose();
+  fs.rmSync(dir, { recursive: true });
+});
+
+test('a model that compresses past the reader bound (all-zero weights) is written plain', () => {
+  const zeros: Graph = { ...fp32, tensors: { ...fp32.tensors } };
+  for (const [name, t] of Object.entries(fp32.tensors)) if (t.data) zeros.tensors[name] = { ...t, data: new Float32Array(t.data.length) };
+  const bytes = encodeEom(zeros, { compress: true });
+  assert.is(bytes[8], 0x7b, 'the plain safetensors form');
+  sameGraph(decodeEom(bytes), zeros);
+});
+
+test('compressed files: bad envelopes, lying lengths and corrupt streams are E_FORMAT, bounded before decompression', () => {
+  const z = encodeEom(int8, { compress: true });
+  const plainLength = Number(z.readBigUInt64LE(8));
+  throwsCode(() => decodeEom(z.subarray(0, 10)), 'E_FORMAT', /truncated/);
+  throwsCode(() => decodeEom(envelopeWith(z, (b) => (b[4] = 9))), 'E_FORMAT', /envelope version 9/);
+  throwsCode(() => decodeEom(envelopeWith(z, (b) => (b[5] = 0x81))), 'E_FORMAT', /unknown flags/);
+  throwsCode(() => decodeEom(envelopeWith(z, (b) => (b[7] = 1))), 'E_FORMAT', /unknown flags/);
+  throwsCode(() => decodeEom(envelopeWith(z, (b) => b.writeBigUInt64LE(0n, 8))), 'E_FORMAT', /declares 0/);
+  // A bomb: 16 bytes of header and a short stream may not ask for more than 1024x its size.
+  const tooBig = BigInt(z.length - 16) * 1024n + 1n;
+  const before = process.memoryUsage().rss;
+  throwsCode(() => decodeEom(envelopeWith(z, (b) => b.writeBigUInt64LE(tooBig, 8))), 'E_FORMAT', /at most 1024x/);
+  throwsCode(() => decodeEom(envelopeWith(z, (b) => b.writeBigUInt64LE(2n ** 62n, 8))), 'E_FORMAT', /declares/);
+  assert.ok(process.memoryUsage().rss - before < 64 * 1024 * 1024, 'no large allocation');
+  // The stream may not run past, or stop short of, the declared length.
+  throwsCode(
+    () => decodeEom(envelopeWith(z, (b) => b.writeBigUInt64LE(BigInt(plainLength - 1), 8))),
+    'E_FORMAT',
+    /longer than the declared/,
+  );
+  throwsCode(() => decodeEom(envelopeWith(z, (b) => b.writeBigUInt64LE(BigInt(plainLength + 1), 8))), 'E_FORMAT', /holds \d+ bytes/);
+  throwsCode(() => decodeEom(z.subarray(0, z.length - 7)), 'E_FORMAT', /corrupt/);
+  // Plain bytes that are not an .eom, or another envelope, fail as the plain reader does.
+  const wrap = (inner: Buffer) => {
+    const head = Buffer.from(z.subarray(0, 16));
+    head.writeBigUInt64LE(BigInt(inner.length), 8);
+    return Buffer.concat([head, zlib.brotliCompressSync(inner)]);
+  };
+  throwsCode(() => decodeEom(wrap(Buffer.from('not a safetensors file at all'))), 'E_FORMAT', /header length/);
+  throwsCode(() => decodeEom(wrap(z)), 'E_FORMAT', /header length/);
+});
+
+test('mutated compressed .eom bytes only ever load or throw EdgeOptError', () => {
+  const bytes = encodeEom(int8, { compress: true });
+  let seed = 7;
+  const rand = (n: number) => (seed = (seed * 1103515245 + 12345) >>> 0) % n;
+  let refused = 0;
+  for (let i = 0; i < 200; i++) {
+    const b = Buffer.from(bytes);
+    for (let j = 0; j < 1 + rand(3); j++) b[rand(i % 3 ? b.length : 64)] = rand(256);
+    try {
+      decodeEom(b);
+    } catch (err) {
+      assert.is((err as { name: string }).name, 'EdgeOptError', String(err));
+      refused++;
+    }
+  }
+  assert.ok(refused > 150, `${refused} of 200 mutants refused`);
 });
 
 test.run();

@@ -33,6 +33,7 @@ export interface BudgetCliOptions {
   evalLabels?: string;
   calibration?: string;
   activations?: string;
+  compress?: boolean;
   json?: boolean;
 }
 
@@ -209,7 +210,7 @@ export async function runBudget(
     process.off('SIGTERM', onSignal);
   }
   const { model: out, report } = result;
-  const bytes = saveModel(out, o.output);
+  const bytes = saveModel(out, o.output, { compress: o.compress === true });
   const written = [o.output];
   if (o.report) {
     const json = o.report.replace(/\.svg$/i, '.json');

@@ -81,13 +81,19 @@ export class Lowering {
   asFloat(v0: Value, name: string): Value {
     const quant = v0.quant;
     if (!quant) return v0; // a pending float reshape stays pending (a Dense may read its source)
-    const v = this.real(v0, name);
-    const cached = v.converted?.get('f32');
+    const cached = v0.converted?.get('f32');
     if (cached) return cached;
-    const out = this.activation(`${name}/dequantized`, v.dims, v.folded, v.perm);
-    const count = product(this.tensors[v.tensor].shape);
-    this.ops.push({ op: 'dequantize', node: name, x: v.tensor, y: out.tensor, count, scale: quant.scale, zeroPoint: quant.zeroPoint });
-    (v.converted ??= new Map()).set('f32', out);
+    let out: Value;
+    if (v0.pending) {
+      // The source is dequantized and the reshape stays pending: a Dense reads the float source in
+      // its own order, and a reshape that must be materialized moves float32, as native transposes do.
+      out = { dims: v0.dims, folded: v0.folded, perm: v0.perm, tensor: -1, pending: this.asFloat(v0.pending, name) };
+    } else {
+      out = this.activation(`${name}/dequantized`, v0.dims, v0.folded, v0.perm);
+      const count = product(this.tensors[v0.tensor].shape);
+      this.ops.push({ op: 'dequantize', node: name, x: v0.tensor, y: out.tensor, count, scale: quant.scale, zeroPoint: quant.zeroPoint });
+    }
+    (v0.converted ??= new Map()).set('f32', out);
     return out;
   }
 

@@ -72,3 +72,21 @@ export function toHalfArray(values: Float32Array): Uint16Array {
 export function fromHalfArray(bits: Uint16Array): Float32Array {
   return Float32Array.from(bits, fromHalfBits);
 }
+
+/**
+ * Byte planes: the k-th byte of every `width`-byte element together (byte k of element i moves to
+ * k * n + i). Float32 exponents and the high bytes of small int32 values then sit in long runs the
+ * compressor codes in a few bits; the mantissa bytes stay what they are.
+ */
+export function toBytePlanes(bytes: Uint8Array, width: number): Uint8Array {
+  const n = bytes.length / width;
+  const out = new Uint8Array(bytes.length);
+  for (let i = 0; i < n; i++) for (let k = 0; k < width; k++) out[k * n + i] = bytes[i * width + k];
+  return out;
+}
+
+/** Inverse of toBytePlanes, written into `out` (same length as `planes`). */
+export function fromBytePlanes(planes: Uint8Array, width: number, out: Uint8Array): void {
+  const n = planes.length / width;
+  for (let i = 0; i < n; i++) for (let k = 0; k < width; k++) out[i * width + k] = planes[k * n + i];
+}

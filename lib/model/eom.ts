@@ -15,16 +15,19 @@ import type { DType, Graph, GraphNode, QuantParams, Tensor, TensorData } from '.
 import { arrayFor, elementCount, isObject, validateGraph, validShape } from './graph';
 import {
   countKept,
+  fromBytePlanes,
   fromHalfArray,
   keptValues,
   packBits,
   packedLength,
   packInts,
   scatterKept,
+  toBytePlanes,
   toHalfArray,
   unpackBits,
   unpackInts,
 } from './eom-codecs';
+import { isEnvelope, unwrapEnvelope, wrapEnvelope } from './eom-envelope';
 import { isHalfExact } from '../util/float16';
 import { parseJsonGuarded, type JsonLimits } from '../util/json-guard';
 
@@ -84,8 +87,21 @@ function entryOf(name: string, data: TensorData, shape?: number[]): Entry {
   return { name, dtype, data, shape: shape ?? [data.length] };
 }
 
+/** The plain bytes a compressed .eom may expand to (what loadModel reads from disk at most). */
+export const MAX_PLAIN_EOM_BYTES = 2 ** 31;
+
+export interface EomEncodeOptions {
+  /**
+   * Write the compressed form: brotli over the file with multi-byte entries as byte planes, so the
+   * graph description, scales and biases shrink (int8 weights hardly do). Not a safetensors file
+   * then; decodeEom/loadModel read it. A model that would expand past the reader's bound (1024x,
+   * e.g. all-zero weights) is written plain. Default false.
+   */
+  compress?: boolean;
+}
+
 /** Serializes a graph to .eom bytes. */
-export function encodeEom(graph: Graph): Buffer {
+export function encodeEom(graph: Graph, options: EomEncodeOptions = {}): Buffer {
   validateGraph(graph);
   const entries: Entry[] = [];
   const tensors: Record<string, TensorMeta> = {};
@@ -141,19 +157,29 @@ export function encodeEom(graph: Graph): Buffer {
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
   const headerBytes = Buffer.from(json, 'utf8');
-  const out = Buffer.alloc(8 + headerBytes.length + offset);
-  out.writeBigUInt64LE(BigInt(headerBytes.length), 0);
-  headerBytes.copy(out, 8);
-  let pos = 8 + headerBytes.length;
-  for (const e of entries) {
-    Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength).copy(out, pos);
-    pos += e.data.byteLength;
-  }
-  return out;
+  const assemble = (bytePlanes: boolean): Buffer => {
+    const out = Buffer.alloc(8 + headerBytes.length + offset);
+    out.writeBigUInt64LE(BigInt(headerBytes.length), 0);
+    headerBytes.copy(out, 8);
+    let pos = 8 + headerBytes.length;
+    for (const e of entries) {
+      const raw = new Uint8Array(e.data.buffer, e.data.byteOffset, e.data.byteLength);
+      const width = e.data.BYTES_PER_ELEMENT;
+      out.set(bytePlanes && width > 1 ? toBytePlanes(raw, width) : raw, pos);
+      pos += e.data.byteLength;
+    }
+    return out;
+  };
+  return (options.compress && wrapEnvelope(assemble(true))) || assemble(false);
 }
 
 export function looksLikeSafetensors(bytes: Uint8Array): boolean {
   return bytes.length >= 10 && bytes[8] === 0x7b; // '{' right after the length
+}
+
+/** A plain (safetensors) or compressed .eom. */
+export function looksLikeEom(bytes: Uint8Array): boolean {
+  return looksLikeSafetensors(bytes) || isEnvelope(bytes);
 }
 
 /** Parses .eom bytes into a graph; `source` names the file in errors. */
@@ -161,7 +187,9 @@ export function decodeEom(input: Uint8Array, source = '<bytes>'): Graph {
   const fail = (msg: string): never => {
     throw new EdgeOptError('E_FORMAT', `${source}: ${msg}`);
   };
-  const bytes = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+  let bytes = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+  let bytePlanes = false;
+  if (isEnvelope(bytes)) ({ plain: bytes, bytePlanes } = unwrapEnvelope(bytes, MAX_PLAIN_EOM_BYTES, fail));
   if (bytes.length < 8) fail(`truncated: ${bytes.length} bytes, a safetensors file starts with an 8-byte header length`);
   const headerLen64 = bytes.readBigUInt64LE(0);
   if (headerLen64 > BigInt(bytes.length - 8)) fail(`header length ${headerLen64} runs past the end of the file (${bytes.length} bytes)`);
@@ -213,7 +241,9 @@ export function decodeEom(input: Uint8Array, source = '<bytes>'): Graph {
   for (const s of specs) {
     const count = elementCount(s.shape);
     const raw = s.half ? new Uint16Array(count) : arrayFor(s.dtype, count);
-    Buffer.from(raw.buffer).set(bytes.subarray(dataStart + s.begin, dataStart + s.end));
+    const stored = bytes.subarray(dataStart + s.begin, dataStart + s.end);
+    if (bytePlanes && raw.BYTES_PER_ELEMENT > 1) fromBytePlanes(stored, raw.BYTES_PER_ELEMENT, new Uint8Array(raw.buffer));
+    else new Uint8Array(raw.buffer).set(stored);
     arrays.set(s.name, raw instanceof Uint16Array ? fromHalfArray(raw) : raw);
   }
 

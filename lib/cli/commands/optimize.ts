@@ -119,6 +119,7 @@ export function register(program: Command): void {
     .option('--input-divisor <n>', 'with --uint8-input: raw bytes are divided by this first', '255')
     .option('--input-mean <v[,v...]>', 'with --uint8-input: mean subtracted after the division (one value or one per channel)')
     .option('--input-std <v[,v...]>', 'with --uint8-input: std divided by after the mean (one value or one per channel)')
+    .option('--compress', 'write the compressed .eom (brotli; smaller, no longer a safetensors file; edgeopt reads both)')
     .option('--json', 'print the report as JSON')
     .option(
       '--budget <points>',
@@ -187,7 +188,7 @@ export function register(program: Command): void {
         calibration: o.calibration ? calibrationRows(loadDataSource(o.calibration, { split: 'train' }), o.calibrationRows) : undefined,
         evaluation: o.eval ? loadDataSource(o.eval, { labels: o.evalLabels, needLabels: true }) : undefined,
       });
-      const bytes = saveModel(out, o.output);
+      const bytes = saveModel(out, o.output, { compress: o.compress === true });
       if (o.json) console.log(JSON.stringify({ output: path.resolve(o.output), bytes, report }, null, 2));
       else console.log(`${formatReport(report)}\nwrote ${o.output} (${bytes.toLocaleString('en-US')} bytes)`);
     });
