@@ -215,12 +215,10 @@ test('the fake-quant plan of the MobileNet fixture reproduces its int8 outputs (
   // after layer, so deeper tensors and the logits agree only statistically.
   const stem = q.nodes.findIndex((node) => plan.get(node.name)?.output);
   const stemOut = q.nodes[stem].outputs[0];
-  const cut: Graph = {
-    ...q,
-    nodes: q.nodes.slice(0, stem + 1),
-    outputs: [stemOut],
-    activationQuant: { [q.inputs[0].name]: q.activationQuant![q.inputs[0].name], [stemOut]: q.activationQuant![stemOut] },
-  };
+  const kept = q.nodes.slice(0, stem + 1);
+  const names = new Set([q.inputs[0].name, ...kept.flatMap((node) => node.outputs)]);
+  const grids = Object.entries(q.activationQuant!).filter(([name]) => names.has(name));
+  const cut: Graph = { ...q, nodes: kept, outputs: [stemOut], activationQuant: Object.fromEntries(grids) };
   const exact = inferOnce(cut, x, [n, 1, 28, 28]);
   const sim = (cache as unknown as { values: Map<string, Float32Array> }).values.get(stemOut)!;
   const step = q.activationQuant![stemOut].scale;
