@@ -5,6 +5,9 @@
  * ordinary int8 model (same grids, native = TS bit for bit, .eom and QDQ export) that is no
  * worse than post-training quantization; bad options are refused with their codes.
  */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -13,6 +16,7 @@ import { kernels, nativeAddon } from '../lib/backends';
 import { int8 } from '../lib/backends/ts/cnn';
 import { mnistTest, mnistTrain } from '../lib/data/bundled';
 import { sliceRows, type Dataset } from '../lib/data/dataset';
+import { writeNpy } from '../lib/data/npy';
 import { EdgeInferenceEngine } from '../lib/engine/engine';
 import { foldConvBatchNorms, lowerGraph } from '../lib/engine/lower';
 import { GraphBuilder } from '../lib/model/builder';
@@ -320,6 +324,38 @@ test('bad QAT settings are refused with their codes', () => {
     /convolutional/,
   );
   throwsCode(() => quantizeGraph(fp32, { qat: { data, epochs: 1 } }), 'E_UNSUPPORTED_OP', /static/);
+});
+
+test('edgeopt optimize --qat-epochs trains on the labelled --calibration rows and writes a static int8 model', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'edgeopt-qat-'));
+  const rows = sliceRows(mnistTrain(), 0, 96);
+  writeNpy(path.join(dir, 'images.npy'), rows.data, rows.shape);
+  writeNpy(path.join(dir, 'labels.npy'), rows.labels!, [96]);
+  const root = path.resolve(__dirname, '..');
+  const cli = (...args: string[]) =>
+    spawnSync(process.execPath, ['--import', 'tsx', path.join(root, 'lib', 'cli', 'index.ts'), 'optimize', MOBILENET, ...args], {
+      cwd: root,
+      encoding: 'utf8',
+    });
+  const out = path.join(dir, 'q.eom');
+  const base = ['-o', out, '--quantize', 'int8', '--activations', 'static', '--calibration', path.join(dir, 'images.npy')];
+  const r = cli(...base, '--calibration-rows', '32', '--qat-epochs', '1', '--qat-lr', '0.0002', '--seed', '4', '--json');
+  assert.is(r.status, 0, r.stderr);
+  const q = loadModel(out);
+  assert.match(q.metadata['quantization.qat'], /1 epochs of quantization-aware training on 96 rows/);
+  assert.ok(lowerGraph(q).ops.some((o) => o.op === 'qconv'));
+  for (const [args, message] of [
+    [['--qat-lr', '0.001'], /--qat-lr goes with --qat-epochs/],
+    [['--qat-epochs', '0'], /--qat-epochs must be an integer/],
+    [['--qat-epochs', '2', '--budget', '1'], /does not go with --budget/],
+  ] as const) {
+    const bad = cli(...base, ...args);
+    assert.is.not(bad.status, 0);
+    assert.match(bad.stderr, message);
+  }
+  const noStatic = cli('-o', out, '--quantize', 'int8', '--qat-epochs', '1');
+  assert.match(noStatic.stderr, /--qat-epochs needs --activations static/);
+  fs.rmSync(dir, { recursive: true, force: true });
 });
 
 test.run();
