@@ -93,13 +93,19 @@ function frozenSurrogate(op: TrainOp, spec: FakeQuantSpec): TrainOp {
     const param = (name: string) => op.params.find((p) => p.name === name)!;
     for (const [name, bits] of spec.weights) {
       const p = param(name);
-      offsets.set(name, fakeQuantizeWeights(p.data, p.shape[0], bits).map((v, i) => v - p.data[i]));
+      offsets.set(
+        name,
+        fakeQuantizeWeights(p.data, p.shape[0], bits).map((v, i) => v - p.data[i]),
+      );
     }
     if (spec.bias) {
       const w = param(spec.bias.weight);
       const { scales } = kernels().quantizeSymmetric(w.data, w.shape[0], w.data.length / w.shape[0], spec.weights.get(w.name)!, true);
       const b = param(spec.bias.name);
-      offsets.set(b.name, fakeQuantizeBias(b.data, spec.bias.inputScale, scales).map((v, i) => v - b.data[i]));
+      offsets.set(
+        b.name,
+        fakeQuantizeBias(b.data, spec.bias.inputScale, scales).map((v, i) => v - b.data[i]),
+      );
     }
   };
   const withWeights = <T>(body: () => T): T => {
@@ -258,10 +264,12 @@ test('quantize({ qat }): an ordinary static int8 model on the calibrated grids, 
     lowerGraph(ptq).ops.map((o) => o.op),
   );
   assert.match(q.metadata['quantization.qat'], /1 epochs of quantization-aware training on 384 rows/);
-  const changed = q.nodes.filter((n) => n.op === 'Conv').some((n) => {
-    const [a, b] = [q.tensors[n.inputs[1]].data as Int8Array, ptq.tensors[n.inputs[1]].data as Int8Array];
-    return a.some((v, i) => v !== b[i]);
-  });
+  const changed = q.nodes
+    .filter((n) => n.op === 'Conv')
+    .some((n) => {
+      const [a, b] = [q.tensors[n.inputs[1]].data as Int8Array, ptq.tensors[n.inputs[1]].data as Int8Array];
+      return a.some((v, i) => v !== b[i]);
+    });
   assert.ok(changed, 'training moved some int8 weights');
   const acc = (g: Graph) => evaluateModel(g, testRows).accuracy;
   const [fAcc, pAcc, qAcc] = [acc(fp32), acc(ptq), acc(q)];

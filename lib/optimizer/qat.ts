@@ -112,7 +112,8 @@ export function quantizeAwareTraining(graph: Graph, options: CnnQuantizeOptions,
   });
   while (!steps.next().done);
   const q = quantizeCnn(net.toGraph(), { ...options, ranges });
-  q.metadata['quantization.qat'] = `${qat.epochs} epochs of quantization-aware training on ${qat.data.shape[0]} rows (${optimizer}, grids frozen at calibration)`;
+  q.metadata['quantization.qat'] =
+    `${qat.epochs} epochs of quantization-aware training on ${qat.data.shape[0]} rows (${optimizer}, grids frozen at calibration)`;
   return q;
 }
 

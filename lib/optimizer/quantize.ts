@@ -126,7 +126,13 @@ export function quantizeGraph(graph: Graph, options: QuantizeOptions = {}): Grap
         'E_UNSUPPORTED_OP',
         `quantize: model '${graph.name}' has Conv layers (node '${conv.name}'); convolutional networks quantize with activations: 'static', calibration data and per-channel weights (use exclude to keep layers in float32)`,
       );
-    const cnn = { bits, calibration: options.calibration!, observer: options.observer, exclude: options.exclude, requantize: options.requantize };
+    const cnn = {
+      bits,
+      calibration: options.calibration!,
+      observer: options.observer,
+      exclude: options.exclude,
+      requantize: options.requantize,
+    };
     return options.qat === undefined ? quantizeCnn(graph, cnn) : quantizeAwareTraining(graph, cnn, options.qat);
   }
   if (options.qat !== undefined)

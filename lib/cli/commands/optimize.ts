@@ -140,7 +140,10 @@ export function register(program: Command): void {
     .option('--validation-rows <n>', 'with --budget and a folder: validation rows at the end of the train split (default 1000)')
     .option('--fine-tune <epochs>', 'with --budget and a folder: fine-tune pruned models on the train rows before the validation rows')
     .option('--report <file.svg|file.json>', 'with --budget: write the Pareto report (an .svg path writes the .json beside it too)')
-    .option('--seed <n>', 'with --budget: seeds fine-tuning and the timing inputs (default 1); with --qat-epochs: the batch order (default 0)')
+    .option(
+      '--seed <n>',
+      'with --budget: seeds fine-tuning and the timing inputs (default 1); with --qat-epochs: the batch order (default 0)',
+    )
     .option('--no-latency', 'with --budget and --objective size: do not time layers (faster; no latency in the report)')
     .option('--latency-table <file.json>', 'with --budget: reuse this latency table if it exists (same choices every run) and save it')
     .action(async (input: string, o: Options) => {
@@ -159,7 +162,8 @@ export function register(program: Command): void {
       if (o.qatLr !== undefined && o.qatEpochs === undefined) throw new EdgeOptError('E_ARGUMENT', '--qat-lr goes with --qat-epochs');
       if (o.qatEpochs !== undefined && (o.activations !== 'static' || !o.calibration))
         throw new EdgeOptError('E_ARGUMENT', '--qat-epochs needs --activations static and labelled --calibration data');
-      if (o.qatEpochs !== undefined && o.budget !== undefined) throw new EdgeOptError('E_ARGUMENT', '--qat-epochs does not go with --budget');
+      if (o.qatEpochs !== undefined && o.budget !== undefined)
+        throw new EdgeOptError('E_ARGUMENT', '--qat-epochs does not go with --budget');
       const model = loadModelArg(input);
       if (o.budget !== undefined) return runBudget(model, { ...o, budget: o.budget }, parseTarget(o.target));
       const optimizer = new EdgeModelOptimizer();
