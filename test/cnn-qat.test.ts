@@ -26,7 +26,7 @@ import { fakeQuantPlan } from '../lib/optimizer/qat';
 import { type FakeQuantSpec, fakeQuantize, fakeQuantizeBias, fakeQuantizeWeights, fakeQuantOp } from '../lib/train/graph/fake-quant';
 import type { Forward, TrainOp } from '../lib/train/graph/op';
 import { GraphNetwork } from '../lib/train/graph-network';
-import { FIXTURES, inferOnce, randomF32, rng, sameFloats, throwsCode } from './helpers';
+import { FIXTURES, finiteDifferenceError, inferOnce, randomF32, rng, sameFloats, throwsCode } from './helpers';
 
 const MOBILENET = path.join(FIXTURES, 'mobilenet-mini-1x28x28', 'model.onnx');
 const calibration = sliceRows(mnistTrain(), 0, 100);
@@ -171,22 +171,7 @@ test('gradient check: fake-quantized convolutions, activations, Add, pool and De
   const grads = qat.backward(cache, r);
   let checked = 0;
   surrogate.params.forEach((p, k) => {
-    let diff = 0;
-    let norm = 0;
-    const step = Math.max(1, Math.floor(p.data.length / 24));
-    for (let i = 0; i < p.data.length; i += step) {
-      const v = p.data[i];
-      const eps = 2e-3 * Math.max(1, Math.abs(v));
-      p.data[i] = v + eps;
-      const up = loss();
-      p.data[i] = v - eps;
-      const down = loss();
-      p.data[i] = v;
-      const fd = (up - down) / (2 * eps);
-      diff += (fd - grads[k][i]) ** 2;
-      norm += (Math.abs(fd) + Math.abs(grads[k][i])) ** 2;
-    }
-    const rel = norm > 1e-6 ? Math.sqrt(diff / norm) : Math.sqrt(diff);
+    const rel = finiteDifferenceError(p.data, grads[k], loss);
     assert.ok(rel < 1e-2, `${p.name}: relative error ${rel}`);
     checked++;
   });
