@@ -660,6 +660,8 @@ const TRAIN_CNN = {
   filters: 'Filter pruning, mobilenet-mini: size, batch-1 latency (native, one thread, same-run medians), accuracy before fine-tuning',
   scratch: 'mobilenet-mini trained from a seeded init on the 8000 train digits (Adam, cosine schedule, shift augmentation)',
   'fine-tune': 'The bundled mobilenet-mini pruned, then fine-tuned on the 8000 train digits',
+  qat: 'Quantization-aware training of the bundled mobilenet-mini (static int8, min/max grids on 500 calibration digits)',
+  'qat-entropy': 'Quantization-aware training of the bundled mobilenet-mini (static int8, entropy grids on 500 calibration digits)',
 };
 
 function trainCnnSection(results) {

@@ -13,7 +13,7 @@
 //              (default 500) train rows (--observer=minmax|entropy|percentile:P, --bits=8), and the same
 //              int8 model after --epochs (default 2) of quantization-aware training on the 8000 train rows
 //              (Adam, --lr=0.0001, cosine, seed 0); test accuracy on the 2000 test rows, CPU seconds of QAT.
-// Results go to bench/results/train-cnn-<mode>.json; `npm run bench -- report` renders them.
+// Results go to bench/results/train-cnn-<mode>.json (qat with another observer: train-cnn-qat-<observer>.json); `npm run bench -- report` renders them.
 'use strict';
 const path = require('node:path');
 const C = require('./support/common');
@@ -163,7 +163,10 @@ exports.run = async function run(argv) {
   if (!modes[mode]) throw new Error(`train-cnn: mode must be one of ${Object.keys(modes).join(', ')}, got '${mode}'`);
   const started = performance.now();
   const rows = modes[mode](e, argv);
-  C.writeResult(`train-cnn-${mode}`, {
+  // Non-default observers keep their own result file (qat-entropy), so one run does not replace the other.
+  const observer = argv.find((a) => a.startsWith('--observer='))?.slice('--observer='.length);
+  const result = mode === 'qat' && observer && observer !== 'minmax' ? `${mode}-${observer.replace(/[^a-z0-9.]/gi, '-')}` : mode;
+  C.writeResult(`train-cnn-${result}`, {
     command: `npm run bench -- train-cnn ${argv.filter((a) => a !== '--json').join(' ')}`.trim(),
     durationSeconds: C.round((performance.now() - started) / 1000, 1),
     machine: C.machine(),
