@@ -757,7 +757,7 @@ function render(cmp, tab, opts = {}) {
     'npm run bench -- kernels        # ~10 min: every kernel table this CPU runs, with its peaks, and the CNN kernel rows',
     'npm run bench -- serve          # ~6 min: the HTTP server under load (autocannon), batching off and on',
     'npm run bench -- train-cnn filters   # ~2 min; scratch ~20 min, fine-tune ~15 min on this machine',
-    'npm run bench -- train-cnn qat --epochs=2              # QAT after min/max calibration; ~10 min of CPU',
+    'npm run bench -- train-cnn qat --epochs=2              # QAT after min/max calibration; ~4 min of CPU',
     'npm run bench -- train-cnn qat --epochs=1 --observer=entropy',
     'npm run bench -- report         # regenerates this page and docs/img/bench-*.svg',
     '```',
