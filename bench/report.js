@@ -784,6 +784,8 @@ const TRAIN_CNN = {
   filters: 'Filter pruning, mobilenet-mini: size, batch-1 latency (native, one thread, same-run medians), accuracy before fine-tuning',
   scratch: 'mobilenet-mini trained from a seeded init on the 8000 train digits (Adam, cosine schedule, shift augmentation)',
   'fine-tune': 'The bundled mobilenet-mini pruned, then fine-tuned on the 8000 train digits',
+  qat: 'Quantization-aware training of the bundled mobilenet-mini (static int8, min/max grids on 500 calibration digits)',
+  'qat-entropy': 'Quantization-aware training of the bundled mobilenet-mini (static int8, entropy grids on 500 calibration digits)',
 };
 
 function trainCnnSection(results) {
@@ -928,6 +930,8 @@ function render(cmp, tab, opts = {}) {
     'npm run bench -- train-cnn filters   # ~2 min; scratch ~20 min, fine-tune ~15 min on this machine',
     'npm run bench -- int8-cnn       # ~2 min: static int8 mobilenet-mini against fp32, 1 and 2 threads, with its per-kernel time',
     "npm run bench -- eom-size       # ~1 min: the bytes of the CNN fixtures' .eom files, fp32 and int8, plain and compressed",
+    'npm run bench -- train-cnn qat --epochs=2              # QAT after min/max calibration; ~4 min of CPU',
+    'npm run bench -- train-cnn qat --epochs=1 --observer=entropy',
     'npm run bench -- report         # regenerates this page and docs/img/bench-*.svg',
     '```',
     '',

@@ -1,5 +1,5 @@
 // Training and filter pruning of CNNs on the bundled digits: `npm run bench -- train-cnn
-// [scratch|fine-tune|filters] [--json] [--epochs=N] [--lr=x] [--shift=2] [--sparsity=0.25]`.
+// [scratch|fine-tune|filters|qat] [--json] [--epochs=N] [--lr=x] [--shift=2] [--sparsity=0.25]`.
 //   scratch:   mobilenet-mini (BN kept as nodes) from seeded weights, Adam + cosine schedule, seeded
 //              shift augmentation, on the 8000 train rows; test accuracy on the 2000 test rows after
 //              every epoch and seconds per epoch. PyTorch: 96.85 % after 8 epochs of Adam (fixture.json).
@@ -9,7 +9,11 @@
 //   filters:   the bundled mobilenet-mini and its --sparsity filter-pruned copy: .eom bytes, accuracy
 //              before fine-tuning, and batch-1 latency (native, one thread, same-run medians of
 //              interleaved rounds of 200 calls).
-// Results go to bench/results/train-cnn-<mode>.json; `npm run bench -- report` renders them.
+//   qat:       the bundled mobilenet-mini in fp32, static int8 after calibration on --calibration-rows
+//              (default 500) train rows (--observer=minmax|entropy|percentile:P, --bits=8), and the same
+//              int8 model after --epochs (default 2) of quantization-aware training on the 8000 train rows
+//              (Adam, --lr=0.0001, cosine, seed 0); test accuracy on the 2000 test rows, CPU seconds of QAT.
+// Results go to bench/results/train-cnn-<mode>.json (qat with another observer: train-cnn-qat-<observer>.json); `npm run bench -- report` renders them.
 'use strict';
 const path = require('node:path');
 const C = require('./support/common');
@@ -89,6 +93,36 @@ function fineTune(e, argv) {
   return rows;
 }
 
+function qat(e, argv) {
+  const epochs = arg(argv, 'epochs', 2);
+  const lr = arg(argv, 'lr', 0.0001);
+  const bits = arg(argv, 'bits', 8);
+  const observer = (argv.find((a) => a.startsWith('--observer=')) ?? '--observer=minmax').slice('--observer='.length);
+  const data = e.mnistTrain();
+  const test = e.mnistTest();
+  const model = e.defaultCnn();
+  const quantize = {
+    bits,
+    activations: 'static',
+    calibration: e.sliceRows(data, 0, arg(argv, 'calibration-rows', 500)),
+    observer: e.parseObserver(observer),
+  };
+  const acc = (g) => e.evaluateModel(g, test).accuracy;
+  const rows = [{ name: 'fp32', accuracy: acc(model), seconds: 0 }];
+  const ptq = e.quantizeGraph(model, quantize);
+  rows.push({ name: `int${bits} ${observer}, post-training`, accuracy: acc(ptq), bytes: e.encodeEom(ptq).length, seconds: 0 });
+  const cpu = process.cpuUsage();
+  const trained = e.quantizeGraph(model, { ...quantize, qat: { data, epochs, lr, seed: 0 } });
+  const used = process.cpuUsage(cpu);
+  rows.push({
+    name: `int${bits} ${observer}, ${epochs} epochs QAT`,
+    accuracy: acc(trained),
+    bytes: e.encodeEom(trained).length,
+    seconds: (used.user + used.system) / 1e6,
+  });
+  return rows;
+}
+
 function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
@@ -125,11 +159,14 @@ function filters(e, argv) {
 exports.run = async function run(argv) {
   const e = require(path.join(__dirname, '..', 'dist', 'index.js'));
   const mode = argv.find((a) => !a.startsWith('--')) ?? 'scratch';
-  const modes = { scratch, 'fine-tune': fineTune, filters };
+  const modes = { scratch, 'fine-tune': fineTune, filters, qat };
   if (!modes[mode]) throw new Error(`train-cnn: mode must be one of ${Object.keys(modes).join(', ')}, got '${mode}'`);
   const started = performance.now();
   const rows = modes[mode](e, argv);
-  C.writeResult(`train-cnn-${mode}`, {
+  // Non-default observers keep their own result file (qat-entropy), so one run does not replace the other.
+  const observer = argv.find((a) => a.startsWith('--observer='))?.slice('--observer='.length);
+  const result = mode === 'qat' && observer && observer !== 'minmax' ? `${mode}-${observer.replace(/[^a-z0-9.]/gi, '-')}` : mode;
+  C.writeResult(`train-cnn-${result}`, {
     command: `npm run bench -- train-cnn ${argv.filter((a) => a !== '--json').join(' ')}`.trim(),
     durationSeconds: C.round((performance.now() - started) / 1000, 1),
     machine: C.machine(),

@@ -89,6 +89,7 @@ export { prune, pruneGraph, prunedCount, PRUNE_MODES, type PruneOptions, type Pr
 export type { FineTuneOptions } from './optimizer/fine-tune';
 export type { FilterNorm } from './optimizer/prune-filters';
 export { distill, distillation, type DistillOptions } from './optimizer/distill';
+export type { QatOptions } from './optimizer/qat';
 export {
   autoOptimize,
   type AutoOptimizeOptions,

@@ -20,7 +20,7 @@ import { GraphNetwork } from '../lib/train/graph-network';
 import { Network } from '../lib/train/network';
 import { scheduledLr } from '../lib/train/schedule';
 import { train, trainAsync } from '../lib/train/trainer';
-import { closeFloats, randomF32, rng, throwsCode } from './helpers';
+import { closeFloats, finiteDifferenceError, randomF32, rng, throwsCode } from './helpers';
 
 /**
  * Checks dL/dparam of L = Σ logits·r for every parameter of `g` (up to `samples` entries each)
@@ -41,23 +41,7 @@ function gradientCheck(g: Graph, batch: number, samples = 24, tolerance = 1e-2):
   const grads = net.backward(cache, r);
   let worst = 0;
   net.params.forEach((p, k) => {
-    let diff = 0;
-    let norm = 0;
-    const step = Math.max(1, Math.floor(p.data.length / samples));
-    for (let i = 0; i < p.data.length; i += step) {
-      const v = p.data[i];
-      const eps = 2e-3 * Math.max(1, Math.abs(v));
-      p.data[i] = v + eps;
-      const up = loss();
-      p.data[i] = v - eps;
-      const down = loss();
-      p.data[i] = v;
-      const fd = (up - down) / (2 * eps);
-      diff += (fd - grads[k][i]) ** 2;
-      norm += (Math.abs(fd) + Math.abs(grads[k][i])) ** 2;
-    }
-    // Gradients that are exactly zero in theory (a conv bias before BN) compare in absolute terms.
-    const rel = norm > 1e-6 ? Math.sqrt(diff / norm) : Math.sqrt(diff);
+    const rel = finiteDifferenceError(p.data, grads[k], loss, samples);
     assert.ok(rel < tolerance, `${g.name}: ${p.name}: relative error ${rel}`);
     worst = Math.max(worst, rel);
   });

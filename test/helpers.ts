@@ -111,3 +111,27 @@ export function staticInt8Layer(activation?: 'relu'): Graph {
     metadata: {},
   });
 }
+
+/**
+ * Central differences of `loss` over up to `samples` entries of `data` (changed in place and put
+ * back) against the analytic gradient `grad`: ‖a - fd‖ / (‖a‖ + ‖fd‖), or the absolute ‖a - fd‖
+ * where both are about zero (gradients that are exactly zero in theory, such as a conv bias before BN).
+ */
+export function finiteDifferenceError(data: Float32Array, grad: Float32Array, loss: () => number, samples = 24): number {
+  let diff = 0;
+  let norm = 0;
+  const step = Math.max(1, Math.floor(data.length / samples));
+  for (let i = 0; i < data.length; i += step) {
+    const v = data[i];
+    const eps = 2e-3 * Math.max(1, Math.abs(v));
+    data[i] = v + eps;
+    const up = loss();
+    data[i] = v - eps;
+    const down = loss();
+    data[i] = v;
+    const fd = (up - down) / (2 * eps);
+    diff += (fd - grad[i]) ** 2;
+    norm += (Math.abs(fd) + Math.abs(grad[i])) ** 2;
+  }
+  return norm > 1e-6 ? Math.sqrt(diff / norm) : Math.sqrt(diff);
+}

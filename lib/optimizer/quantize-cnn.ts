@@ -23,7 +23,7 @@ import { type ActivationQuant, cloneGraph, type Graph, type GraphNode } from '..
 import { ACTIVATION_OPS } from '../model/op-schema';
 import { inferShapes } from '../model/shapes';
 import { applyStaticOutputs, int8Params } from './calibrate';
-import { type Observer, observeTensors } from './observe';
+import { type Observer, observeTensors, type TensorRange } from './observe';
 
 export interface CnnQuantizeOptions {
   bits: number;
@@ -33,9 +33,12 @@ export interface CnnQuantizeOptions {
   exclude?: readonly string[];
   /** Chain static Dense layers by integer requantization (default true). */
   requantize?: boolean;
+  /** Activation ranges observed before (quantization-aware training keeps its calibrated grids); calibration is not run again. */
+  ranges?: ReadonlyMap<string, TensorRange>;
 }
 
-const VIEW_OPS = new Set(['Flatten', 'Reshape', 'Identity', 'Dropout', 'Transpose']);
+/** Ops that pass their input's values (and so its grid) through. */
+export const VIEW_OPS = new Set(['Flatten', 'Reshape', 'Identity', 'Dropout', 'Transpose']);
 const SAME_GRID_OPS = new Set(['MaxPool', 'AveragePool']);
 
 /** Why `node` cannot run in int8 in `g`, or undefined when it can. */
@@ -68,7 +71,7 @@ export function quantizeCnn(graph: Graph, options: CnnQuantizeOptions): Graph {
   if (missing.length)
     throw new EdgeOptError('E_NOT_FOUND', `quantize: exclude names no node of '${graph.name}': ${missing.map((m) => `'${m}'`).join(', ')}`);
   const folded = foldConvBatchNorms(graph);
-  const ranges = observeTensors(folded, options.calibration, options.observer);
+  const ranges = options.ranges ?? observeTensors(folded, options.calibration, options.observer);
   const g = cloneGraph(folded);
   const shapes = shapeKeys(g);
   const grids: Record<string, ActivationQuant> = {};

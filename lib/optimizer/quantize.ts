@@ -13,6 +13,7 @@
  * Rounding is half to even in float32 (PyTorch's). Activations are quantized
  * dynamically per row at run time, or statically per tensor from calibration
  * data (see calibrate.ts). Pruned zeros stay zero in every symmetric mode.
+ * CNNs quantize statically (quantize-cnn.ts), optionally with quantization-aware training (qat.ts).
  */
 import { kernels } from '../backends';
 import { clamp, f32, roundEven } from '../backends/ts/numerics';
@@ -23,6 +24,7 @@ import type { Dataset } from '../data/dataset';
 import { selectLayers } from './select-layers';
 import { applyStaticActivations, applyStaticOutputs, observeActivations } from './calibrate';
 import type { Observer } from './observe';
+import { type QatOptions, quantizeAwareTraining } from './qat';
 import { quantizeCnn } from './quantize-cnn';
 import type { Pass } from './pass';
 import { targetQuantizeDefaults } from './target';
@@ -42,6 +44,8 @@ export interface QuantizeOptions {
   layers?: readonly string[];
   /** CNNs (static activations): nodes kept in float32, with quantize/dequantize around them. */
   exclude?: readonly string[];
+  /** CNNs (static activations): quantization-aware training after calibration (see qat.ts). */
+  qat?: QatOptions;
 }
 
 /** Parses 'channel' | 'tensor' | 'global' | 'group:32' | { group: 32 }. */
@@ -122,14 +126,20 @@ export function quantizeGraph(graph: Graph, options: QuantizeOptions = {}): Grap
         'E_UNSUPPORTED_OP',
         `quantize: model '${graph.name}' has Conv layers (node '${conv.name}'); convolutional networks quantize with activations: 'static', calibration data and per-channel weights (use exclude to keep layers in float32)`,
       );
-    return quantizeCnn(graph, {
+    const cnn = {
       bits,
       calibration: options.calibration!,
       observer: options.observer,
       exclude: options.exclude,
       requantize: options.requantize,
-    });
+    };
+    return options.qat === undefined ? quantizeCnn(graph, cnn) : quantizeAwareTraining(graph, cnn, options.qat);
   }
+  if (options.qat !== undefined)
+    throw new EdgeOptError(
+      'E_UNSUPPORTED_OP',
+      `quantize: quantization-aware training applies to convolutional networks (static int8 CNNs); '${graph.name}' has no Conv layer`,
+    );
   if (options.exclude !== undefined)
     throw new EdgeOptError('E_ARGUMENT', `quantize: exclude applies to convolutional networks; for Dense models pass layers`);
   // Observe the float model, before its weights change.

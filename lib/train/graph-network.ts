@@ -73,7 +73,11 @@ export class GraphNetwork implements Network {
 
   constructor(
     private readonly graph: Graph,
-    options: { seed?: number } = {},
+    options: {
+      seed?: number;
+      /** Replaces each compiled op (quantization-aware training wraps ops in fake quantization). */
+      wrapOp?: (op: TrainOp) => TrainOp;
+    } = {},
   ) {
     if (graph.inputs.length !== 1 || graph.outputs.length !== 1)
       throw new EdgeOptError(
@@ -88,7 +92,10 @@ export class GraphNetwork implements Network {
       nodes = nodes.slice(0, -1);
       this.logits = last.inputs[0];
     }
-    this.ops = nodes.map((node) => compileOp(graph, node, shapes));
+    this.ops = nodes.map((node) => {
+      const op = compileOp(graph, node, shapes);
+      return options.wrapOp ? options.wrapOp(op) : op;
+    });
     this.params = this.ops.flatMap((op) => op.params);
     this.buffers = this.ops.flatMap((op) => op.buffers);
     this.input = graph.inputs[0].name;

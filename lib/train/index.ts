@@ -1,6 +1,7 @@
 /** Training: backprop for Dense chains and CNN graphs, losses, optimizers, schedules, seeded init. */
 export { Network, type Param, type ForwardCache } from './network';
 export { GraphNetwork } from './graph-network';
+export type { TrainOp, Forward, TrainContext } from './graph/op';
 export { scheduledLr, type LrSchedule } from './schedule';
 export { shiftImages, type Augmentation } from './augment';
 export {

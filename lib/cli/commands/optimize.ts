@@ -9,6 +9,7 @@ import type { Graph } from '../../model/graph';
 import { EdgeModelOptimizer, type OptimizeReport } from '../../optimizer/optimizer';
 import { PRUNE_MODES, prune, type PruneMode } from '../../optimizer/prune';
 import { parseObserver } from '../../optimizer/observe';
+import type { QatOptions } from '../../optimizer/qat';
 import { parseGranularity, quantize } from '../../optimizer/quantize';
 import { type Dataset, sliceRows } from '../../data/dataset';
 import { inputNormalization } from '../../optimizer/input-normalization';
@@ -25,6 +26,8 @@ interface Options extends Partial<BudgetCliOptions> {
   calibrationRows?: string;
   observer?: string;
   exclude?: string;
+  qatEpochs?: string;
+  qatLr?: string;
   prune?: string;
   pruneMode?: string;
   pruneNorm?: string;
@@ -109,6 +112,11 @@ export function register(program: Command): void {
     .option('--calibration-rows <n>', 'use the first n calibration rows (default all)')
     .option('--observer <minmax|entropy|percentile:P>', 'how static activation ranges are observed (default minmax)')
     .option('--exclude <node,...>', 'static int8 CNNs: keep these nodes in float32 (quantize/dequantize around them)')
+    .option(
+      '--qat-epochs <n>',
+      'static int8 CNNs: quantization-aware training for n epochs on all labelled --calibration rows (seeded by --seed)',
+    )
+    .option('--qat-lr <x>', 'with --qat-epochs: Adam learning rate (default 0.0001, cosine to 0)')
     .option('--prune <sparsity>', 'fraction of weights (or hidden units / channels for --prune-mode neurons / filters) to remove')
     .option('--prune-mode <mode>', `one of ${PRUNE_MODES.join(', ')} (default unstructured; 2:4 needs no --prune)`)
     .option('--prune-norm <l1|l2>', 'with --prune-mode filters: rank channels by the L1 (default) or L2 norm of their filters')
@@ -133,7 +141,10 @@ export function register(program: Command): void {
     .option('--validation-rows <n>', 'with --budget and a folder: validation rows at the end of the train split (default 1000)')
     .option('--fine-tune <epochs>', 'with --budget and a folder: fine-tune pruned models on the train rows before the validation rows')
     .option('--report <file.svg|file.json>', 'with --budget: write the Pareto report (an .svg path writes the .json beside it too)')
-    .option('--seed <n>', 'with --budget: seeds fine-tuning and the timing inputs (default 1)')
+    .option(
+      '--seed <n>',
+      'with --budget: seeds fine-tuning and the timing inputs (default 1); with --qat-epochs: the batch order (default 0)',
+    )
     .option('--no-latency', 'with --budget and --objective size: do not time layers (faster; no latency in the report)')
     .option('--latency-table <file.json>', 'with --budget: reuse this latency table if it exists (same choices every run) and save it')
     .action(async (input: string, o: Options) => {
@@ -149,6 +160,11 @@ export function register(program: Command): void {
       if (o.pruneNorm !== undefined && o.pruneNorm !== 'l1' && o.pruneNorm !== 'l2')
         throw new EdgeOptError('E_ARGUMENT', `--prune-norm must be l1 or l2, got '${o.pruneNorm}'`);
       const norm = o.pruneNorm as 'l1' | 'l2' | undefined;
+      if (o.qatLr !== undefined && o.qatEpochs === undefined) throw new EdgeOptError('E_ARGUMENT', '--qat-lr goes with --qat-epochs');
+      if (o.qatEpochs !== undefined && (o.activations !== 'static' || !o.calibration))
+        throw new EdgeOptError('E_ARGUMENT', '--qat-epochs needs --activations static and labelled --calibration data');
+      if (o.qatEpochs !== undefined && o.budget !== undefined)
+        throw new EdgeOptError('E_ARGUMENT', '--qat-epochs does not go with --budget');
       const model = loadModelArg(input);
       if (o.budget !== undefined) return runBudget(model, { ...o, budget: o.budget }, parseTarget(o.target));
       const optimizer = new EdgeModelOptimizer();
@@ -180,6 +196,7 @@ export function register(program: Command): void {
             ...(o.activations ? { activations: o.activations as 'dynamic' | 'static' } : {}),
             ...(o.observer ? { observer: parseObserver(o.observer) } : {}),
             ...(o.exclude ? { exclude: o.exclude.split(',').map((name) => name.trim()) } : {}),
+            ...(o.qatEpochs !== undefined ? { qat: qatOptions(o) } : {}),
           }),
         );
       }
@@ -192,6 +209,17 @@ export function register(program: Command): void {
       if (o.json) console.log(JSON.stringify({ output: path.resolve(o.output), bytes, report }, null, 2));
       else console.log(`${formatReport(report)}\nwrote ${o.output} (${bytes.toLocaleString('en-US')} bytes)`);
     });
+}
+
+/** --qat-epochs, --qat-lr and --seed: training on every labelled row of the --calibration source. */
+function qatOptions(o: Options): QatOptions {
+  const epochs = numIn(o.qatEpochs!, '--qat-epochs', 1, 10000, true);
+  return {
+    data: loadDataSource(o.calibration!, { split: 'train', needLabels: true }),
+    epochs,
+    ...(o.qatLr !== undefined ? { lr: numIn(o.qatLr, '--qat-lr', 1e-9, 1) } : {}),
+    ...(o.seed !== undefined ? { seed: numIn(o.seed, '--seed', 0, 2 ** 32 - 1, true) } : {}),
+  };
 }
 
 /** The first --calibration-rows rows of the calibration data (all of them without the option). */
