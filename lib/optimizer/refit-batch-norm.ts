@@ -117,7 +117,13 @@ export function insertRefitBatchNorms(
     const [mean, variance] = [t('mean', () => 0), t('var', () => 1)];
     const scale = t('scale', (ch) => Math.sqrt(target.variance[from(ch)] + EPSILON));
     const shift = t('bias', (ch) => target.mean[from(ch)]);
-    nodes.push({ name: bn, op: 'BatchNormalization', inputs: [pre, scale, shift, mean, variance], outputs: [out], attrs: { epsilon: EPSILON } });
+    nodes.push({
+      name: bn,
+      op: 'BatchNormalization',
+      inputs: [pre, scale, shift, mean, variance],
+      outputs: [out],
+      attrs: { epsilon: EPSILON },
+    });
     inserted.push({ bn, input: pre, mean, variance });
   }
   g.nodes = nodes;
