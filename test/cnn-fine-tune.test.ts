@@ -104,12 +104,14 @@ test('pruneGraph fineTune on a CNN: refit + teacher by default, the model keeps 
   assert.not.equal(tuned.tensors[model.nodes[0].inputs[1]].data, plain.tensors[model.nodes[0].inputs[1]].data);
 });
 
-test('fineTune refuses bad distillation settings', () => {
+test('fineTune refuses bad distillation settings and data without rows', () => {
   const bad = (distill: { temperature?: number; alpha?: number }) => () =>
     pruneGraph(model, { sparsity: 0.5, fineTune: { data, epochs: 1, distill } });
   throwsCode(bad({ alpha: 1.5 }), 'E_ARGUMENT', /alpha/);
   throwsCode(bad({ temperature: 0 }), 'E_ARGUMENT', /temperature/);
   throwsCode(bad({ temperature: Number.NaN }), 'E_ARGUMENT', /temperature/);
+  const empty = sliceRows(data, 0, 0);
+  throwsCode(() => pruneGraph(model, { sparsity: 0.5, fineTune: { data: empty, epochs: 1 } }), 'E_ARGUMENT', /row/);
 });
 
 test.run();

@@ -17,7 +17,7 @@ import { GraphNetwork } from '../train/graph-network';
 
 const EPSILON = 1e-5;
 /** Rows the statistics are measured on (a few hundred images give stable per-channel moments). */
-export const STATISTICS_ROWS = 512;
+const STATISTICS_ROWS = 512;
 /** Rows of the one training-mode batch that sets the inserted BNs' running statistics. */
 const REFIT_ROWS = 256;
 const BATCH = 128;
@@ -43,12 +43,7 @@ export function channelStatistics(graph: Graph, data: Dataset, names: string[], 
       const per = v.length / (b * c);
       let acc = sums.get(name);
       if (!acc) sums.set(name, (acc = { s: new Float64Array(c), ss: new Float64Array(c), count: 0 }));
-      for (let r = 0; r < b; r++)
-        for (let ch = 0; ch < c; ch++)
-          for (let i = (r * c + ch) * per, e = i + per; i < e; i++) {
-            acc.s[ch] += v[i];
-            acc.ss[ch] += v[i] * v[i];
-          }
+      addMoments(v, b, c, acc.s, acc.ss);
       acc.count += b * per;
     }
   }
@@ -58,6 +53,17 @@ export function channelStatistics(graph: Graph, data: Dataset, names: string[], 
     out.set(name, { mean, variance: ss.map((x, ch) => Math.max(0, x / count - mean[ch] * mean[ch])) });
   }
   return out;
+}
+
+/** Adds each channel's sum and sum of squares over (N, H, W) of an NCHW batch `v` to `s` and `ss`. */
+function addMoments(v: Float32Array, rows: number, c: number, s: Float64Array, ss: Float64Array): void {
+  const per = v.length / (rows * c);
+  for (let r = 0; r < rows; r++)
+    for (let ch = 0; ch < c; ch++)
+      for (let i = (r * c + ch) * per, e = i + per; i < e; i++) {
+        s[ch] += v[i];
+        ss[ch] += v[i] * v[i];
+      }
 }
 
 /** Output channels of the Conv that writes `name`. */
@@ -135,19 +141,14 @@ export function insertRefitBatchNorms(
     const v = net.valueOf(cache, input);
     const c = g.tensors[mean].shape[0] as number;
     const per = v.length / (rows * c);
+    const [sum, sq] = [new Float64Array(c), new Float64Array(c)];
+    addMoments(v, rows, c, sum, sq);
     const m = g.tensors[mean].data as Float32Array;
     const s = g.tensors[variance].data as Float32Array;
     for (let ch = 0; ch < c; ch++) {
-      let sum = 0;
-      let sq = 0;
-      for (let r = 0; r < rows; r++)
-        for (let i = (r * c + ch) * per, e = i + per; i < e; i++) {
-          sum += v[i];
-          sq += v[i] * v[i];
-        }
-      const mu = sum / (rows * per);
+      const mu = sum[ch] / (rows * per);
       m[ch] = mu;
-      s[ch] = Math.max(0, sq / (rows * per) - mu * mu);
+      s[ch] = Math.max(0, sq[ch] / (rows * per) - mu * mu);
     }
   }
   return { graph: g, inserted: inserted.map((i) => i.bn) };
