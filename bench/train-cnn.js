@@ -1,11 +1,13 @@
 // Training and filter pruning of CNNs on the bundled digits: `npm run bench -- train-cnn
-// [scratch|fine-tune|filters|qat] [--json] [--epochs=N] [--lr=x] [--shift=2] [--sparsity=0.25]`.
+// [scratch|fine-tune|filters|qat] [--json] [--epochs=N] [--lr=x] [--shift=2] [--sparsity=0.25] [--plain] [--only=filters]`.
 //   scratch:   mobilenet-mini (BN kept as nodes) from seeded weights, Adam + cosine schedule, seeded
 //              shift augmentation, on the 8000 train rows; test accuracy on the 2000 test rows after
 //              every epoch and seconds per epoch. PyTorch: 96.85 % after 8 epochs of Adam (fixture.json).
 //   fine-tune: the bundled mobilenet-mini pruned 50 % unstructured and 25 % filters, accuracy before
-//              and after --epochs (default 2) of fine-tuning (Adam, --lr=0.001, cosine, --shift=0,
-//              --polynomial: gradual unstructured pruning), with .eom bytes.
+//              and after --epochs (default 2) of fine-tuning with pruneGraph's CNN defaults (Adam
+//              lr 0.001, cosine, BatchNorm refit, the unpruned model as teacher; --plain: labels only,
+//              no refit; --lr=x; --polynomial: gradual unstructured pruning; --only=unstructured|filters),
+//              with .eom bytes.
 //   filters:   the bundled mobilenet-mini and its --sparsity filter-pruned copy: .eom bytes, accuracy
 //              before fine-tuning, and batch-1 latency (native, one thread, same-run medians of
 //              interleaved rounds of 200 calls).
@@ -55,9 +57,10 @@ function scratch(e, argv) {
 
 function fineTune(e, argv) {
   const epochs = arg(argv, 'epochs', 2);
-  const shift = arg(argv, 'shift', 0);
-  const lr = arg(argv, 'lr', 0.001);
+  const lr = arg(argv, 'lr', undefined);
   const gradual = argv.includes('--polynomial'); // unstructured: Zhu & Gupta's gradual schedule instead of one-shot
+  const plain = argv.includes('--plain'); // labels only, no BatchNorm refit: what fine-tuning did before
+  const only = argv.find((a) => a.startsWith('--only='))?.split('=')[1];
   const data = e.mnistTrain();
   const test = e.mnistTest();
   const model = e.defaultCnn();
@@ -67,24 +70,17 @@ function fineTune(e, argv) {
     ['50 % unstructured', { sparsity: 0.5, mode: 'unstructured' }, gradual ? 'polynomial' : 'one-shot'],
     ['25 % filters', { sparsity: 0.25, mode: 'filters' }, 'one-shot'],
   ]) {
+    if (only && options.mode !== only) continue;
     const pruned = e.pruneGraph(model, options);
     rows.push({ name: `${name}, no fine-tuning`, accuracy: acc(pruned), bytes: e.encodeEom(pruned).length, seconds: 0 });
     const t = performance.now();
+    // The library's CNN defaults (Adam, cosine, BatchNorm refit, the unpruned model as teacher) unless --plain.
     const tuned = e.pruneGraph(model, {
       ...options,
-      fineTune: {
-        data,
-        epochs,
-        lr,
-        optimizer: 'adam',
-        schedule,
-        lrSchedule: { kind: 'cosine' },
-        augment: { shift },
-        seed: 0,
-      },
+      fineTune: { data, epochs, lr, schedule, seed: 0, ...(plain ? { refitBatchNorm: false, distill: false } : {}) },
     });
     rows.push({
-      name: `${name} + ${epochs} epochs ${schedule}`,
+      name: `${name} + ${epochs} epochs ${schedule}${plain ? ' plain' : ''}`,
       accuracy: acc(tuned),
       bytes: e.encodeEom(tuned).length,
       seconds: (performance.now() - t) / 1000,

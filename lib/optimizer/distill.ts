@@ -9,7 +9,7 @@ import { EdgeOptError } from '../errors';
 import { loadModel, type ModelSource } from '../model';
 import type { Graph } from '../model/graph';
 import { distillationLoss } from '../train/loss';
-import { train, type TrainOptions, type TrainResult } from '../train/trainer';
+import { train, type LossFn, type TrainOptions, type TrainResult } from '../train/trainer';
 import { evaluateModel } from './evaluate';
 import type { Pass } from './pass';
 
@@ -31,23 +31,25 @@ function teacherLogits(teacher: Graph, data: Dataset): Float32Array {
   return endsInSoftmax ? logits.map((p) => Math.log(Math.max(p, 1e-30))) : logits;
 }
 
-export function distill(options: DistillOptions): TrainResult {
-  const { teacher, student, data, temperature = 4, alpha = 0.9, ...rest } = options;
+/** The distillation loss against `teacher`'s logits on the rows of `data` (run once, looked up per batch). */
+export function distillationLossFn(teacher: Graph, data: Dataset, temperature: number, alpha: number): LossFn {
   if (!(temperature > 0)) throw new EdgeOptError('E_ARGUMENT', `distill: temperature must be positive, got ${temperature}`);
   if (!(alpha >= 0 && alpha <= 1)) throw new EdgeOptError('E_ARGUMENT', `distill: alpha must be in [0, 1], got ${alpha}`);
-  if (!data?.labels) throw new EdgeOptError('E_ARGUMENT', 'distill: data needs labels');
-  const t = teacherLogits(loadModel(teacher), data);
+  const t = teacherLogits(teacher, data);
   const classes = t.length / data.shape[0];
-  return train(student, data, {
-    ...rest,
-    loss: (logits, batch) => {
-      if (logits.length !== batch.rows * classes)
-        throw new EdgeOptError('E_SHAPE', `distill: the student has ${logits.length / batch.rows} outputs, the teacher ${classes}`);
-      const tb = new Float32Array(batch.rows * classes);
-      batch.indices.forEach((row, r) => tb.set(t.subarray(row * classes, (row + 1) * classes), r * classes));
-      return distillationLoss(logits, tb, batch.labels, batch.rows, temperature, alpha);
-    },
-  });
+  return (logits, batch) => {
+    if (logits.length !== batch.rows * classes)
+      throw new EdgeOptError('E_SHAPE', `distill: the student has ${logits.length / batch.rows} outputs, the teacher ${classes}`);
+    const tb = new Float32Array(batch.rows * classes);
+    batch.indices.forEach((row, r) => tb.set(t.subarray(row * classes, (row + 1) * classes), r * classes));
+    return distillationLoss(logits, tb, batch.labels, batch.rows, temperature, alpha);
+  };
+}
+
+export function distill(options: DistillOptions): TrainResult {
+  const { teacher, student, data, temperature = 4, alpha = 0.9, ...rest } = options;
+  if (!data?.labels) throw new EdgeOptError('E_ARGUMENT', 'distill: data needs labels');
+  return train(student, data, { ...rest, loss: distillationLossFn(loadModel(teacher), data, temperature, alpha) });
 }
 
 /** An optimizer pass: the pipeline's current model is the teacher; the pass returns the trained student. */

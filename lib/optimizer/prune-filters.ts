@@ -208,6 +208,19 @@ function sliceAxis(t: Tensor, axis: number, kept: readonly number[], block = 1):
   };
 }
 
+/** The kept channels of each filter-pruned graph pruneGraph returned (see pruneFilters), until it is collected. */
+const keptByGraph = new WeakMap<Graph, ReadonlyMap<string, readonly number[]>>();
+
+export function rememberKeptChannels(g: Graph, kept: ReadonlyMap<string, readonly number[]>): Graph {
+  keptByGraph.set(g, kept);
+  return g;
+}
+
+/** For a graph filter pruning returned: tensor name -> the unpruned channel behind each of its channels. */
+export function keptChannelsOf(g: Graph): ReadonlyMap<string, readonly number[]> | undefined {
+  return keptByGraph.get(g);
+}
+
 export interface FilterPruneOptions {
   sparsity: number;
   norm: FilterNorm;
@@ -215,12 +228,17 @@ export interface FilterPruneOptions {
   layers?: readonly string[];
 }
 
-/** Prunes `g` in place (the caller passes a clone); returns how many channels went per space. */
-export function pruneFilters(g: Graph, o: FilterPruneOptions): number {
+/**
+ * Prunes `g` in place (the caller passes a clone). Returns how many channels went and, for each
+ * tensor a pruned layer writes, the channels of the unpruned tensor it kept (fine-tuning maps
+ * per-channel statistics through them).
+ */
+export function pruneFilters(g: Graph, o: FilterPruneOptions): { removed: number; kept: Map<string, number[]> } {
   if (o.norm !== 'l1' && o.norm !== 'l2') throw new EdgeOptError('E_ARGUMENT', `prune: norm must be 'l1' or 'l2', got '${String(o.norm)}'`);
   const spaces = traceSpaces(g);
   const only = o.layers ? new Set(o.layers) : undefined;
   let removed = 0;
+  const keptChannels = new Map<string, number[]>();
   const done = new Set<number>();
   for (let s = 0; s < spaces.size.length; s++) {
     const root = spaces.find(s);
@@ -238,10 +256,13 @@ export function pruneFilters(g: Graph, o: FilterPruneOptions): number {
     for (const p of producers) rowNorms(g.tensors[p.node.inputs[1]], o.norm).forEach((v, c) => (importance[c] += v));
     const { keep } = kernels().pruneMask(importance, drop);
     const kept = [...keep.keys()].filter((c) => keep[c]);
-    for (const role of roles) applyRole(g, role, kept);
+    for (const role of roles) {
+      applyRole(g, role, kept);
+      if (role.kind !== 'convInput' && role.kind !== 'denseInput') keptChannels.set(role.node.outputs[0], kept);
+    }
     removed += drop;
   }
-  return removed;
+  return { removed, kept: keptChannels };
 }
 
 function applyRole(g: Graph, role: Role, kept: readonly number[]): void {

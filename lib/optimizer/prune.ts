@@ -14,7 +14,7 @@ import { kernels } from '../backends';
 import { EdgeOptError } from '../errors';
 import { cloneGraph, denseWeight, validateGraph, type Graph, type GraphNode, type Tensor } from '../model/graph';
 import { fineTunePruned, type FineTuneOptions } from './fine-tune';
-import { pruneFilters, type FilterNorm } from './prune-filters';
+import { pruneFilters, rememberKeptChannels, type FilterNorm } from './prune-filters';
 import { prunedCount } from './pruned-count';
 
 export { prunedCount };
@@ -188,11 +188,12 @@ export function pruneGraph(graph: Graph, options: PruneOptions): Graph {
   const { layers } = options;
   if (options.norm !== undefined && mode !== 'filters')
     throw new EdgeOptError('E_ARGUMENT', `prune: norm applies to mode 'filters', not '${mode}'`);
+  let kept: Map<string, number[]> | undefined;
   if (mode === 'filters') {
     denseNodes(g, layers); // refuses quantized layers
     const quantized = g.nodes.find((n) => n.inputs.some((name) => g.tensors[name]?.quant));
     if (quantized) throw new EdgeOptError('E_ARGUMENT', `prune: node '${quantized.name}' is already quantized; prune before quantizing`);
-    pruneFilters(g, { sparsity, norm: options.norm ?? 'l1', layers });
+    kept = pruneFilters(g, { sparsity, norm: options.norm ?? 'l1', layers }).kept;
   } else if (mode === 'unstructured') pruneUnstructured(g, sparsity, layers);
   else if (mode === 'global') pruneGlobal(g, sparsity, layers);
   else if (mode === '2:4') pruneNM(g, 2, 4, layers);
@@ -203,7 +204,7 @@ export function pruneGraph(graph: Graph, options: PruneOptions): Graph {
       : mode === 'filters'
         ? `filters by ${options.norm ?? 'l1'} norm, sparsity ${sparsity}`
         : `${mode} magnitude, sparsity ${sparsity}`;
-  return mode === 'filters' ? validateGraph(g) : g;
+  return kept ? rememberKeptChannels(validateGraph(g), kept) : g;
 }
 
 export function prune(options: PruneOptions): Pass {

@@ -153,6 +153,13 @@ export class GraphNetwork implements Network {
     });
   }
 
+  /** An activation tensor of a forward pass (by graph tensor name). */
+  valueOf(cache: ForwardCache, name: string): Float32Array {
+    const v = (cache as GraphCache).values.get(name);
+    if (!v) throw new EdgeOptError('E_NOT_FOUND', `train: the forward pass computed no tensor '${name}'`);
+    return v;
+  }
+
   toGraph(): Graph {
     const g = cloneGraph(this.graph);
     for (const p of [...this.params, ...this.buffers]) {
