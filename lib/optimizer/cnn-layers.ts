@@ -50,16 +50,12 @@ export function cnnFloatNodes(g: Graph, int8: ReadonlySet<string>): string[] {
   const floats: string[] = [];
   for (const node of g.nodes) {
     const acts = node.inputs.filter((name) => name && !g.tensors[name]?.data);
-    let runsInt8: boolean;
-    if (isCnnLayer(node)) runsInt8 = int8.has(node.name);
-    else if (VIEW_OPS.has(node.op)) runsInt8 = acts.length > 0 && acts.every((a) => int8Tensors.has(a));
-    else {
-      runsInt8 = acts.length > 0 && acts.every((a) => int8Tensors.has(a));
-      if (!runsInt8) floats.push(node.name);
-    }
+    // A view passes its input's precision on; it is never excluded (quantize-cnn.ts gives it its input's grid).
+    const runsInt8 = isCnnLayer(node) ? int8.has(node.name) : acts.length > 0 && acts.every((a) => int8Tensors.has(a));
     if (runsInt8) for (const out of node.outputs) int8Tensors.add(out);
+    else if (!VIEW_OPS.has(node.op)) floats.push(node.name);
   }
-  return floats.filter((name) => !int8.has(name));
+  return floats;
 }
 
 /** Static int8 for the nodes whose setting is 8 bits, float32 for the rest (see cnnFloatNodes). */
