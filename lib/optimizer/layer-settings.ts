@@ -130,7 +130,10 @@ export function optimizableLayers(g: Graph): OptimizableLayer[] {
     const kind = cnn ? (isCnnLayer(node) ? CNN_NODE : undefined) : LAYER_KINDS.find((k) => k.ops.includes(node.op));
     const quantized = node.op === 'QDense' || (cnn && node.op === 'Conv' && g.tensors[node.inputs[1]]?.dtype !== 'float32');
     if (quantized || (!cnn && kind && node.op !== 'Dense'))
-      throw new EdgeOptError('E_ARGUMENT', `layer '${node.name}' is already quantized: the budget search starts from a float32 model`);
+      throw new EdgeOptError(
+        'E_ARGUMENT',
+        `layer '${node.name}' is already ${node.op === 'Conv' ? 'an int8 Conv' : node.op}: the budget search starts from a float32 model`,
+      );
     if (!kind) continue;
     layers.push({ node: node.name, op: node.op, shape: kind.weightShape(g, node), kind, graph: g.name });
   }
