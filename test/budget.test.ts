@@ -330,7 +330,11 @@ test('CNN settings: int8 or float32 per Conv/Dense, filter pruning on the node t
   assert.is(layers.length, 15); // 14 Conv + the final Gemm
   assert.equal(layers[0].shape, [16, 9]);
   const keys = (node: string, space: CandidateSpace = { filters: [0.25] }) =>
-    layerCandidates(cnn, layers.find((l) => l.node === node)!, space).map(settingKey);
+    layerCandidates(
+      cnn,
+      layers.find((l) => l.node === node)!,
+      space,
+    ).map(settingKey);
   assert.equal(keys('stem.stem.0.Conv'), ['fp32', 'int8/ch', 'fp32/f0.25', 'int8/ch/f0.25']);
   // A depthwise conv carries its input's channels; the residual Add ties the two projections' channels (the first carries the setting).
   assert.equal(keys('blocks.blocks.0.dw.dw.0.Conv'), ['fp32', 'int8/ch']);
@@ -344,8 +348,15 @@ test('CNN settings: int8 or float32 per Conv/Dense, filter pruning on the node t
   const pruned = applySettings(cnn, { [PROJECT0]: { bits: 32, prune: { mode: 'filters', sparsity: 0.25 } } });
   const rows = (g: Graph, node: string) => g.tensors[g.nodes.find((n) => n.name === node)!.inputs[1]].shape[0];
   assert.equal([rows(pruned, PROJECT0), rows(pruned, PROJECT1)], [18, 18], 'both producers of the tied space lose 6 of 24 filters');
-  assert.equal(pruned.tensors[pruned.nodes.find((n) => n.name === 'blocks.blocks.2.expand.expand.0.Conv')!.inputs[1]].shape, [72, 18, 1, 1]);
-  throwsCode(() => applySettings(cnn, { 'fc.Gemm': { bits: 32, prune: { mode: 'filters', sparsity: 0.5 } } }), 'E_ARGUMENT', /cannot be pruned/);
+  assert.equal(
+    pruned.tensors[pruned.nodes.find((n) => n.name === 'blocks.blocks.2.expand.expand.0.Conv')!.inputs[1]].shape,
+    [72, 18, 1, 1],
+  );
+  throwsCode(
+    () => applySettings(cnn, { 'fc.Gemm': { bits: 32, prune: { mode: 'filters', sparsity: 0.5 } } }),
+    'E_ARGUMENT',
+    /cannot be pruned/,
+  );
   throwsCode(() => applySettings(cnn, { [PROJECT0]: { bits: 4 } }, { calibration }), 'E_ARGUMENT', /int8 or float32/);
   throwsCode(() => applySettings(cnn, { [PROJECT0]: { bits: 8 } }), 'E_ARGUMENT', /calibration/);
   throwsCode(() => applySettings(cnn, { [PROJECT0]: { bits: 8 } }, { calibration, activations: 'dynamic' }), 'E_ARGUMENT', /static/);
@@ -390,7 +401,10 @@ test('CNN search (latency): every verified model timed whole, the fastest within
   assert.ok(r.chosen.measuredLatencyUs! > 0 && r.uniformInt8!.measuredLatencyUs! > 0);
   // Filter pruning is a candidate on the layers that start a channel space, and it was verified on the path.
   const stem = r.sensitivity.layers.find((l) => l.node === 'stem.stem.0.Conv')!;
-  assert.equal(stem.candidates.map((c) => c.key), ['fp32', 'int8/ch', 'fp32/f0.5', 'int8/ch/f0.5']);
+  assert.equal(
+    stem.candidates.map((c) => c.key),
+    ['fp32', 'int8/ch', 'fp32/f0.5', 'int8/ch/f0.5'],
+  );
   assert.ok(stem.candidates.every((c) => c.latencyUs! > 0));
   assert.is(stem.latencyShare, undefined);
 });

@@ -148,7 +148,8 @@ function checkSpace(space: Required<CandidateSpace>): void {
   for (const b of space.bits) if (!(Number.isInteger(b) && b >= 2 && b <= 8)) bad('bits must be integers in 2..8', b);
   for (const gr of space.granularities)
     if (gr !== 'channel' && !(Number.isInteger(gr?.group) && gr.group >= 1)) bad("a granularity is 'channel' or { group: n }", gr);
-  for (const s of [...space.sparsities, ...space.structured, ...space.filters]) if (!(s > 0 && s < 1)) bad('sparsities must be in (0, 1)', s);
+  for (const s of [...space.sparsities, ...space.structured, ...space.filters])
+    if (!(s > 0 && s < 1)) bad('sparsities must be in (0, 1)', s);
 }
 
 /**
