@@ -29,6 +29,7 @@ import { pruneGraph, prunedCount } from '../lib/optimizer/prune';
 import { quantizeGraph } from '../lib/optimizer/quantize';
 import { greedyPath } from '../lib/optimizer/search-path';
 import { analyzeSensitivity, type SensitivityRow, type SensitivityTable } from '../lib/optimizer/sensitivity';
+import { paretoSvg } from '../lib/optimizer/pareto-svg';
 import { quantizeCnn } from '../lib/optimizer/quantize-cnn';
 import { closeFloats, rejectsCode, throwsCode } from './helpers';
 
@@ -407,6 +408,10 @@ test('CNN search (latency): every verified model timed whole, the fastest within
   );
   assert.ok(stem.candidates.every((c) => c.latencyUs! > 0));
   assert.is(stem.latencyShare, undefined);
+  // The chart says the latencies are measured, and lists a CNN's layers only where they differ from float32.
+  const svg = paretoSvg(r);
+  assert.ok(svg.includes('measured latency per call') && svg.includes('f0.25: 25 % of the filters'));
+  assert.not.ok(svg.includes('stem.stem.0.Conv: fp32'));
 });
 
 test('CNN search (size): int8 where it costs least, smaller than float32; an AbortSignal rejects; no calibration is E_ARGUMENT', async () => {
