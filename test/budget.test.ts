@@ -1,12 +1,15 @@
 /**
  * Optimize to a budget: per-layer settings, the sensitivity table, the latency table and
  * the search (determinism with a seed, AbortSignal, bad options), on the bundled
- * mlp-784-128-10 and MNIST train rows. The full default search on the bundled model (the
- * issue's acceptance) runs through the CLI in cli-budget.test.ts.
+ * mlp-784-128-10 and MNIST train rows, and the CNN form on mobilenet-mini-1x28x28 (static int8
+ * or float32 per node, filter pruning, whole-model timing) on a few rows. The full default search
+ * on the bundled MLP (the issue's acceptance) runs through the CLI in cli-budget.test.ts; the CNN
+ * figures are in docs/benchmarks.md.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { defaultModel, mnistTrain } from '../lib/data/bundled';
+import { defaultCnn, defaultModel, mnistTrain } from '../lib/data/bundled';
+import { EdgeInferenceEngine } from '../lib/engine/engine';
 import { sliceRows } from '../lib/data/dataset';
 import { encodeEom } from '../lib/model/eom';
 import { countKept } from '../lib/model/eom-codecs';
@@ -26,7 +29,9 @@ import { pruneGraph, prunedCount } from '../lib/optimizer/prune';
 import { quantizeGraph } from '../lib/optimizer/quantize';
 import { greedyPath } from '../lib/optimizer/search-path';
 import { analyzeSensitivity, type SensitivityRow, type SensitivityTable } from '../lib/optimizer/sensitivity';
-import { rejectsCode, throwsCode } from './helpers';
+import { paretoSvg } from '../lib/optimizer/pareto-svg';
+import { quantizeCnn } from '../lib/optimizer/quantize-cnn';
+import { closeFloats, rejectsCode, throwsCode } from './helpers';
 
 const model = defaultModel();
 const train = mnistTrain();
@@ -302,6 +307,137 @@ test('search: bad options are E_ARGUMENT, an impossible target E_VALUE', async (
   await rejectsCode(autoOptimize(quantizeGraph(model), searchOptions()), 'E_ARGUMENT', /float32 model/);
   // An MCU whose flash no candidate fits: nothing is within the budget there.
   await rejectsCode(autoOptimize(model, searchOptions({ target: { kind: 'mcu', ramBytes: 1 << 20, flashBytes: 1000 } })), 'E_VALUE', /mcu/);
+});
+
+// ---- CNNs: mobilenet-mini-1x28x28, a few validation rows, calibration rows before them.
+const cnn = defaultCnn();
+const cnnValidation = sliceRows(train, 7900, 8000);
+const calibration = sliceRows(train, 7800, 7900);
+const PROJECT0 = 'blocks.blocks.0.project.project.0.Conv';
+const PROJECT1 = 'blocks.blocks.1.project.project.0.Conv';
+const cnnOptions = (extra: Partial<AutoOptimizeOptions> = {}): AutoOptimizeOptions => ({
+  validation: cnnValidation,
+  calibration,
+  maxAccuracyDrop: 1,
+  objective: 'latency',
+  candidates: { filters: [0.5] },
+  latency: { rounds: 3, sampleMs: 0.05 },
+  refine: 2,
+  ...extra,
+});
+
+test('CNN settings: int8 or float32 per Conv/Dense, filter pruning on the node that starts a channel space', () => {
+  const layers = optimizableLayers(cnn);
+  assert.is(layers.length, 15); // 14 Conv + the final Gemm
+  assert.equal(layers[0].shape, [16, 9]);
+  const keys = (node: string, space: CandidateSpace = { filters: [0.25] }) =>
+    layerCandidates(
+      cnn,
+      layers.find((l) => l.node === node)!,
+      space,
+    ).map(settingKey);
+  assert.equal(keys('stem.stem.0.Conv'), ['fp32', 'int8/ch', 'fp32/f0.25', 'int8/ch/f0.25']);
+  // A depthwise conv carries its input's channels; the residual Add ties the two projections' channels (the first carries the setting).
+  assert.equal(keys('blocks.blocks.0.dw.dw.0.Conv'), ['fp32', 'int8/ch']);
+  assert.equal(keys(PROJECT0), ['fp32', 'int8/ch', 'fp32/f0.25', 'int8/ch/f0.25']);
+  assert.equal(keys(PROJECT1), ['fp32', 'int8/ch']);
+  assert.equal(keys('fc.Gemm'), ['fp32', 'int8/ch']); // the model's output keeps its 10 classes
+  // Narrower widths would store one byte per weight all the same: a CNN is offered int8 only.
+  assert.equal(keys('stem.stem.0.Conv', { bits: [4], filters: [0.25] }), ['fp32', 'fp32/f0.25']);
+  assert.is(describeSetting({ bits: 32, prune: { mode: 'filters', sparsity: 0.25 } }), 'fp32, 25 % of filters pruned');
+
+  const pruned = applySettings(cnn, { [PROJECT0]: { bits: 32, prune: { mode: 'filters', sparsity: 0.25 } } });
+  const rows = (g: Graph, node: string) => g.tensors[g.nodes.find((n) => n.name === node)!.inputs[1]].shape[0];
+  assert.equal([rows(pruned, PROJECT0), rows(pruned, PROJECT1)], [18, 18], 'both producers of the tied space lose 6 of 24 filters');
+  assert.equal(
+    pruned.tensors[pruned.nodes.find((n) => n.name === 'blocks.blocks.2.expand.expand.0.Conv')!.inputs[1]].shape,
+    [72, 18, 1, 1],
+  );
+  throwsCode(
+    () => applySettings(cnn, { 'fc.Gemm': { bits: 32, prune: { mode: 'filters', sparsity: 0.5 } } }),
+    'E_ARGUMENT',
+    /cannot be pruned/,
+  );
+  throwsCode(() => applySettings(cnn, { [PROJECT0]: { bits: 4 } }, { calibration }), 'E_ARGUMENT', /int8 or float32/);
+  throwsCode(() => applySettings(cnn, { [PROJECT0]: { bits: 8 } }), 'E_ARGUMENT', /calibration/);
+  throwsCode(() => applySettings(cnn, { [PROJECT0]: { bits: 8 } }, { calibration, activations: 'dynamic' }), 'E_ARGUMENT', /static/);
+  throwsCode(() => optimizableLayers(quantizeCnn(cnn, { bits: 8, calibration })), 'E_ARGUMENT', /already an int8 Conv/);
+});
+
+test('CNN settings: only the chosen nodes run int8; a float residual Add reads an int8 projection (dequantized), native = TS', () => {
+  const m = applySettings(cnn, { [PROJECT0]: { bits: 8, granularity: 'channel' } }, { calibration });
+  const engine = new EdgeInferenceEngine();
+  try {
+    const { placement } = engine.loadModelSync('mixed', m);
+    const int8 = placement.filter((p) => p.kernel?.startsWith('q')).map((p) => p.node);
+    if (placement.some((p) => p.kernel)) assert.equal(int8, [PROJECT0]);
+  } finally {
+    engine.dispose();
+  }
+  assert.is(m.tensors[m.nodes.find((n) => n.name === PROJECT0)!.inputs[1]].dtype, 'int8');
+  assert.is(m.tensors[m.nodes.find((n) => n.name === PROJECT1)!.inputs[1]].dtype, 'float32');
+  const native = evaluateModel(m, cnnValidation);
+  const ts = evaluateModel(m, cnnValidation, { device: 'ts' });
+  closeFloats(native.logits, ts.logits, { abs: 1e-4, rel: 1e-4 }, 'mixed CNN logits, native vs TS');
+  // One int8 projection barely moves the logits of the float model.
+  closeFloats(native.logits, evaluateModel(cnn, cnnValidation).logits, { abs: 0.5 }, 'mixed vs float32 logits');
+});
+
+test('CNN search (latency): every verified model timed whole, the fastest within budget chosen, same table -> same choice', async () => {
+  const table = new LatencyTable({ rounds: 3, sampleMs: 0.05 });
+  const a = await autoOptimize(cnn, cnnOptions({ latency: table }));
+  const b = await autoOptimize(cnn, cnnOptions({ latency: table }));
+  assert.equal(choice(a), choice(b));
+  const r = a.report;
+  assert.equal(
+    r.points.filter((p) => p.source === 'uniform').map((p) => p.label),
+    ['uniform int8 per-channel'],
+  );
+  assert.ok(Object.values(r.uniformInt8!.description).every((d) => d === 'int8 per-channel'));
+  assert.ok(r.points.every((p) => p.latencyUs! > 0 && table.has(`verified:${cnn.name}:${JSON.stringify(p.settings)}`)));
+  const within = r.points.filter((p) => p.withinBudget);
+  assert.is(Math.min(...within.map((p) => p.latencyUs!)), r.chosen.latencyUs);
+  assert.ok(r.chosen.accuracyDrop <= 1 + 1e-9);
+  assert.is(r.chosen.bytes, encodeEom(a.model).length);
+  assert.ok(r.chosen.measuredLatencyUs! > 0 && r.uniformInt8!.measuredLatencyUs! > 0);
+  // Filter pruning is a candidate on the layers that start a channel space, and it was verified on the path.
+  const stem = r.sensitivity.layers.find((l) => l.node === 'stem.stem.0.Conv')!;
+  assert.equal(
+    stem.candidates.map((c) => c.key),
+    ['fp32', 'int8/ch', 'fp32/f0.5', 'int8/ch/f0.5'],
+  );
+  assert.ok(stem.candidates.every((c) => c.latencyUs! > 0));
+  assert.is(stem.latencyShare, undefined);
+  // The chart says the latencies are measured, and lists a CNN's layers only where they differ from float32.
+  const svg = paretoSvg(r);
+  assert.ok(svg.includes('measured latency per call') && svg.includes('f0.25: 25 % of the filters'));
+  assert.not.ok(svg.includes('stem.stem.0.Conv: fp32'));
+});
+
+test('CNN search (size): int8 where it costs least, smaller than float32; an AbortSignal rejects; no calibration is E_ARGUMENT', async () => {
+  const { report } = await autoOptimize(cnn, cnnOptions({ objective: 'size', latency: false, candidates: { filters: [] } }));
+  assert.ok(report.chosen.bytes < report.reference.bytes);
+  assert.ok(report.chosen.accuracyDrop <= 1 + 1e-9);
+  assert.ok(report.gainOverUniform! >= 1);
+  const controller = new AbortController();
+  const aborted = autoOptimize(
+    cnn,
+    cnnOptions({
+      latency: false,
+      objective: 'size',
+      signal: controller.signal,
+      onProgress: (p) => {
+        if (p.phase === 'sensitivity' && p.done >= 3) controller.abort();
+      },
+    }),
+  );
+  try {
+    await aborted;
+    assert.unreachable('the search ran to the end');
+  } catch (err) {
+    assert.is((err as Error).name, 'AbortError');
+  }
+  await rejectsCode(autoOptimize(cnn, cnnOptions({ calibration: undefined })), 'E_ARGUMENT', /calibration/);
 });
 
 test.run();

@@ -55,6 +55,23 @@ test('bad budget flags fail with E_ARGUMENT and write nothing', () => {
   assert.match(r.stderr, /E_IO: --report .*does not exist/);
 });
 
+test('a CNN needs calibration rows: from --calibration, or the train rows before --validation <folder>; a file alone is E_ARGUMENT', () => {
+  const out = path.join(dir, 'cnn.eom');
+  const r = cli(
+    'optimize',
+    'test/fixtures/mobilenet-mini-1x28x28/model.onnx',
+    '-o',
+    out,
+    '--budget',
+    '0.5',
+    '--validation',
+    'data/mnist/test-images.npy.gz',
+  );
+  assert.is(r.status, 1, r.stdout);
+  assert.match(r.stderr, /E_ARGUMENT.*is a CNN: its int8 layers need --calibration/);
+  assert.not.ok(fs.existsSync(out));
+});
+
 // The search verifies ~20 models over ~240 sensitivity evaluations of 1000 rows: minutes on the
 // TypeScript backend, which gives the same numbers (int8 is exact, float32 agrees to 1e-6); run it natively.
 const native = backendInfo().native;

@@ -11,6 +11,7 @@ import { sliceRows, type Dataset } from '../data/dataset';
 import { EdgeOptError } from '../errors';
 import { saveModel } from '../model';
 import type { Graph } from '../model/graph';
+import { isCnn } from '../optimizer/cnn-layers';
 import { autoOptimize, type AutoOptimizeProgress, type AutoOptimizeReport, type ModelSummary } from '../optimizer/auto-optimize';
 import { LatencyTable } from '../optimizer/latency';
 import { paretoSvg } from '../optimizer/pareto-svg';
@@ -145,6 +146,17 @@ export function formatBudgetReport(r: AutoOptimizeReport): string {
   ].join('\n');
 }
 
+/** Rows a CNN's int8 layers are calibrated on when --calibration is not given: the last training rows before the validation rows. */
+const CALIBRATION_ROWS = 256;
+
+export function defaultCalibration(model: Graph, train: Dataset | undefined): Dataset | undefined {
+  if (!isCnn(model)) return undefined;
+  if (!train)
+    throw new EdgeOptError('E_ARGUMENT', `${model.name} is a CNN: its int8 layers need --calibration <data>, or --validation <folder>`);
+  const n = train.shape[0];
+  return sliceRows(train, Math.max(0, n - CALIBRATION_ROWS), n);
+}
+
 export async function runBudget(
   model: Graph,
   o: BudgetCliOptions & { quantize?: string; granularity?: string; prune?: string },
@@ -194,7 +206,7 @@ export async function runBudget(
       latency,
       fineTune: epochs === undefined ? undefined : { data: fineTuneData!, epochs },
       test: o.eval ? loadDataSource(o.eval, { labels: o.evalLabels, needLabels: true }) : undefined,
-      calibration: o.calibration ? loadDataSource(o.calibration, { split: 'train' }) : undefined,
+      calibration: o.calibration ? loadDataSource(o.calibration, { split: 'train' }) : defaultCalibration(model, fineTuneData),
       activations: o.activations as 'dynamic' | 'static' | undefined,
       signal: controller.signal,
       onProgress: (p) => bar.update(p),

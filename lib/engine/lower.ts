@@ -754,9 +754,8 @@ function lowerBinary(
   const y = out(name, perm);
   const shape = L.tensors[y.tensor].shape;
   const operand = (i: number): { tensor: number; strides: number[] } => {
-    const v = acts[i];
-    if (v) {
-      const r = L.real(v, `${node.name}/in${i}`);
+    if (acts[i]) {
+      const r = L.real(L.input(node, i), `${node.name}/in${i}`); // an int8 operand (a float Add after an int8 Conv) is dequantized
       const ls = logicalStrides(r.dims, r.perm);
       const off = s.dims.length - r.dims.length; // equal ranks for activations
       return { tensor: r.tensor, strides: perm.map((l) => (r.dims[l - off] === 1 && s.dims[l] !== 1 ? 0 : ls[l - off])) };

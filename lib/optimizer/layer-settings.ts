@@ -2,21 +2,26 @@
  * Per-layer settings: what the budget search may do to one layer (weight bits and scale
  * granularity, magnitude or structured pruning), the candidates it tries, and how a chosen
  * set of settings becomes a model. The search itself never looks at ops: every op it can
- * optimize is one entry of LAYER_KINDS (Conv, with filter pruning, is one more entry).
+ * optimize is one entry of LAYER_KINDS. In a CNN (a graph with a Conv) every Conv and Dense
+ * node is a CNN_NODE: static int8 or float32 per node, and filter pruning (cnn-layers.ts).
  */
 import { EdgeOptError } from '../errors';
 import { denseWeight, type Graph, type GraphNode, type OpType } from '../model/graph';
 import type { Dataset } from '../data/dataset';
 import { applyStaticActivations, applyStaticOutputs, observeActivations } from './calibrate';
+import { filterSpaceOf, filterSpaceWith, isCnn, isCnnLayer, quantizeCnnLayers } from './cnn-layers';
 import { pruneGraph, type PruneMode } from './prune';
 import { quantizeGraph } from './quantize';
 
 export type LayerGranularity = 'channel' | { group: number };
 
 export interface LayerPrune {
-  /** 'unstructured': the smallest |w| of this layer; 'neurons': whole output units (and the next layer's inputs). */
-  mode: Extract<PruneMode, 'unstructured' | 'neurons'>;
-  /** Fraction of weights (unstructured) or output units (neurons) removed. */
+  /**
+   * 'unstructured': the smallest |w| of this layer; 'neurons': whole output units (and the next
+   * layer's inputs); 'filters' (CNNs): whole channels of the channel space this node produces.
+   */
+  mode: Extract<PruneMode, 'unstructured' | 'neurons' | 'filters'>;
+  /** Fraction of weights (unstructured), output units (neurons) or channels (filters) removed. */
   sparsity: number;
 }
 
@@ -38,6 +43,8 @@ export interface CandidateSpace {
   sparsities?: number[];
   /** Structured (whole output unit) sparsities, for layers whose kind has a structured mode and that feed another layer. */
   structured?: number[];
+  /** Filter pruning fractions of a channel space (CNNs). */
+  filters?: number[];
 }
 
 export const DEFAULT_SPACE: Required<CandidateSpace> = {
@@ -45,6 +52,7 @@ export const DEFAULT_SPACE: Required<CandidateSpace> = {
   granularities: ['channel', { group: 32 }, { group: 128 }],
   sparsities: [0.25, 0.5, 0.6, 0.7, 0.8, 0.9],
   structured: [0.125, 0.25, 0.5],
+  filters: [0.125, 0.25, 0.5],
 };
 
 /** What the search needs to know about an op it may optimize. */
@@ -54,8 +62,10 @@ export interface LayerKind {
   weightShape(g: Graph, node: GraphNode): [number, number];
   /** Whether structured pruning may shrink this node's outputs (it must feed another layer of the model). */
   structuredPruning(g: Graph, node: GraphNode): boolean;
-  /** A model of this node alone (same weights, one input row shape), for timing it. */
+  /** What is timed for this node at a setting: the node alone (same weights, one input row shape), or the whole model. */
   isolate(g: Graph, node: GraphNode): Graph;
+  /** Settings apply to the whole graph at once and latency is timed on whole models (CNNs: int8 islands interact). */
+  wholeModel?: boolean;
 }
 
 /** The node that reads `node`'s output, through element-wise Relu nodes. */
@@ -87,7 +97,20 @@ const DENSE: LayerKind = {
   },
 };
 
-/** Every op the budget search optimizes. */
+/** A Conv or Dense node of a CNN (see cnn-layers.ts). */
+const CNN_NODE: LayerKind = {
+  ops: ['Conv', 'Dense'],
+  weightShape(g, node) {
+    const w = g.tensors[node.inputs[1]];
+    const n = w.shape[0] as number;
+    return [n, (w.shape as number[]).reduce((a, b) => a * b, 1) / n];
+  },
+  structuredPruning: (g, node) => filterSpaceOf(g, node.name) !== undefined,
+  isolate: (g) => g,
+  wholeModel: true,
+};
+
+/** Every op the budget search optimizes (in a graph without Conv). */
 export const LAYER_KINDS: readonly LayerKind[] = [DENSE];
 
 export interface OptimizableLayer {
@@ -96,16 +119,23 @@ export interface OptimizableLayer {
   /** [output channels, K] */
   shape: [number, number];
   kind: LayerKind;
+  /** The graph's name (whole-model kinds key their timings by it). */
+  graph: string;
 }
 
 export function optimizableLayers(g: Graph): OptimizableLayer[] {
   const layers: OptimizableLayer[] = [];
+  const cnn = isCnn(g);
   for (const node of g.nodes) {
-    const kind = LAYER_KINDS.find((k) => k.ops.includes(node.op));
+    const kind = cnn ? (isCnnLayer(node) ? CNN_NODE : undefined) : LAYER_KINDS.find((k) => k.ops.includes(node.op));
+    const quantized = node.op === 'QDense' || (cnn && node.op === 'Conv' && g.tensors[node.inputs[1]]?.dtype !== 'float32');
+    if (quantized || (!cnn && kind && node.op !== 'Dense'))
+      throw new EdgeOptError(
+        'E_ARGUMENT',
+        `layer '${node.name}' is already ${node.op === 'Conv' ? 'an int8 Conv' : node.op}: the budget search starts from a float32 model`,
+      );
     if (!kind) continue;
-    if (node.op !== 'Dense')
-      throw new EdgeOptError('E_ARGUMENT', `layer '${node.name}' is already ${node.op}: the budget search starts from a float32 model`);
-    layers.push({ node: node.name, op: node.op, shape: kind.weightShape(g, node), kind });
+    layers.push({ node: node.name, op: node.op, shape: kind.weightShape(g, node), kind, graph: g.name });
   }
   if (!layers.length) throw new EdgeOptError('E_ARGUMENT', `model '${g.name}' has no layer the budget search can optimize`);
   return layers;
@@ -118,7 +148,8 @@ function checkSpace(space: Required<CandidateSpace>): void {
   for (const b of space.bits) if (!(Number.isInteger(b) && b >= 2 && b <= 8)) bad('bits must be integers in 2..8', b);
   for (const gr of space.granularities)
     if (gr !== 'channel' && !(Number.isInteger(gr?.group) && gr.group >= 1)) bad("a granularity is 'channel' or { group: n }", gr);
-  for (const s of [...space.sparsities, ...space.structured]) if (!(s > 0 && s < 1)) bad('sparsities must be in (0, 1)', s);
+  for (const s of [...space.sparsities, ...space.structured, ...space.filters])
+    if (!(s > 0 && s < 1)) bad('sparsities must be in (0, 1)', s);
 }
 
 /**
@@ -135,6 +166,7 @@ export function layerCandidates(
   const s = { ...DEFAULT_SPACE, ...space };
   checkSpace(s);
   const node = g.nodes.find((n) => n.name === layer.node)!;
+  if (layer.kind.wholeModel) return cnnCandidates(g, node, s, restrict);
   const k = layer.shape[1];
   const bits = restrict.bits ? s.bits.filter((b) => b === restrict.bits) : s.bits;
   const grans = s.granularities.filter(
@@ -151,14 +183,35 @@ export function layerCandidates(
   return out;
 }
 
+/** A CNN node: float32 and int8 per channel, each without pruning and at each filter fraction of the space the node starts. */
+function cnnCandidates(
+  g: Graph,
+  node: GraphNode,
+  s: Required<CandidateSpace>,
+  restrict: { bits?: number; float?: boolean },
+): LayerSetting[] {
+  const precisions: LayerSetting[] = [
+    ...(restrict.float === false ? [] : [FLOAT32]),
+    ...(s.bits.includes(8) && (!restrict.bits || restrict.bits === 8) ? [{ bits: 8, granularity: 'channel' as const }] : []),
+  ];
+  const prunes: Array<LayerPrune | undefined> = [
+    undefined,
+    ...(filterSpaceOf(g, node.name) ? s.filters.map((sparsity) => ({ mode: 'filters' as const, sparsity })) : []),
+  ];
+  return prunes.flatMap((prune) => precisions.map((p) => ({ ...p, ...(prune ? { prune } : {}) })));
+}
+
+const PRUNE_KEYS: Record<LayerPrune['mode'], string> = { unstructured: 'u', neurons: 'n', filters: 'f' };
+const PRUNE_NAMES: Record<LayerPrune['mode'], string> = { unstructured: 'weights', neurons: 'units', filters: 'filters' };
+
 function granularityKey(g: LayerGranularity | undefined): string {
   return g === undefined || g === 'channel' ? 'ch' : `g${g.group}`;
 }
 
-/** A short stable name: 'fp32', 'int4/g128', 'int4/ch/u0.6' (unstructured 60 %), 'int8/ch/n0.25' (25 % of units). */
+/** A short stable name: 'fp32', 'int4/g128', 'int4/ch/u0.6' (unstructured 60 %), 'int8/ch/n0.25' (25 % of units), 'fp32/f0.5' (half the filters). */
 export function settingKey(s: LayerSetting): string {
   const q = s.bits === 32 ? 'fp32' : `int${s.bits}/${granularityKey(s.granularity)}`;
-  return s.prune ? `${q}/${s.prune.mode === 'neurons' ? 'n' : 'u'}${s.prune.sparsity}` : q;
+  return s.prune ? `${q}/${PRUNE_KEYS[s.prune.mode]}${s.prune.sparsity}` : q;
 }
 
 function granularityName(g: LayerGranularity | undefined): string {
@@ -170,7 +223,7 @@ export function describeSetting(s: LayerSetting): string {
   const q = s.bits === 32 ? 'fp32' : `int${s.bits} ${granularityName(s.granularity)}`;
   if (!s.prune) return q;
   const pct = `${Math.round(s.prune.sparsity * 1000) / 10} %`;
-  return `${q}, ${pct} of ${s.prune.mode === 'neurons' ? 'units' : 'weights'} pruned`;
+  return `${q}, ${pct} of ${PRUNE_NAMES[s.prune.mode]} pruned`;
 }
 
 export type LayerSettings = Record<string, LayerSetting>;
@@ -183,7 +236,10 @@ export function pruneLayers(g: Graph, settings: LayerSettings): Graph {
     ...entries.filter(([, s]) => s.prune!.mode === 'unstructured'),
   ];
   let out = g;
-  for (const [node, s] of ordered) out = pruneGraph(out, { mode: s.prune!.mode, sparsity: s.prune!.sparsity, layers: [node] });
+  for (const [node, s] of ordered) {
+    const { mode, sparsity } = s.prune!;
+    out = pruneGraph(out, { mode, sparsity, layers: mode === 'filters' ? filterSpaceWith(out, node) : [node] });
+  }
   if (ordered.length)
     out.metadata.pruning = `per layer: ${ordered.map(([node, s]) => `${node} ${s.prune!.mode} ${s.prune!.sparsity}`).join('; ')}`;
   return out;
@@ -199,6 +255,12 @@ export interface QuantizeLayersOptions {
 
 /** Quantizes every layer whose setting has fewer than 32 bits, each at its own width and granularity. */
 export function quantizeLayers(g: Graph, settings: LayerSettings, options: QuantizeLayersOptions = {}): Graph {
+  if (isCnn(g))
+    return quantizeCnnLayers(
+      g,
+      Object.entries(settings).map(([node, s]) => [node, s.bits]),
+      options,
+    );
   let out = g;
   for (const [node, s] of Object.entries(settings)) {
     if (s.bits === 32) continue;

@@ -81,6 +81,8 @@ export function paretoSvg(report: AutoOptimizeReport): string {
   const plotted = points.filter((p) => Number.isFinite(value(p)) && value(p) > 0);
   const refAcc = report.reference.validationAccuracy;
   const budgetAcc = refAcc - report.maxAccuracyDrop / 100;
+  // A CNN's verified models are timed whole (cnn-layers.ts), and its many layers are listed only where they differ from float32.
+  const cnn = report.sensitivity.layers.some((l) => l.op === 'Conv');
 
   // Axes: log objective; accuracy from a little above the best to a floor below the budget line.
   const xs = plotted.map(value);
@@ -109,7 +111,8 @@ export function paretoSvg(report: AutoOptimizeReport): string {
   out.push(
     `<rect x="${PLOT.left}" y="${PLOT.top}" width="${PLOT.right - PLOT.left}" height="${PLOT.bottom - PLOT.top}" fill="none" stroke="#374151"/>`,
   );
-  const xTitle = objective === 'size' ? 'model size (.eom bytes, log scale)' : 'estimated latency per call (µs, log scale)';
+  const xTitle =
+    objective === 'size' ? 'model size (.eom bytes, log scale)' : `${cnn ? 'measured' : 'estimated'} latency per call (µs, log scale)`;
   text((PLOT.left + PLOT.right) / 2, PLOT.bottom + 40, xTitle, 'text-anchor="middle" font-weight="bold"');
   text(
     18,
@@ -244,7 +247,7 @@ export function paretoSvg(report: AutoOptimizeReport): string {
     lx += 2 * R + 6 + label.length * CHAR_W + 16;
   }
   legend.push(
-    `<text x="${PLOT.left}" y="${legendY + 20}" fill="#4b5563">${esc('int4/g32: 4-bit weights, a scale per 32 along K (ch: per output channel); u0.6: 60 % of weights pruned; n0.25: 25 % of units pruned')}</text>`,
+    `<text x="${PLOT.left}" y="${legendY + 20}" fill="#4b5563">${esc(cnn ? 'int8/ch: static int8, a scale per output channel; f0.25: 25 % of the filters of the channel space pruned' : 'int4/g32: 4-bit weights, a scale per 32 along K (ch: per output channel); u0.6: 60 % of weights pruned; n0.25: 25 % of units pruned')}</text>`,
   );
 
   const rows = labelled.flatMap((m) => m.points).sort((a, b) => a.id - b.id);
@@ -254,9 +257,9 @@ export function paretoSvg(report: AutoOptimizeReport): string {
     const tags = [p.id === chosenId ? 'CHOSEN' : '', p.id === uniformId ? 'best uniform' : '', p.onFront ? 'front' : '']
       .filter(Boolean)
       .join(', ');
-    const settings = Object.entries(p.settings)
-      .map(([n, s]) => `${n}: ${s}`)
-      .join(',  ');
+    const changed = Object.entries(p.settings).filter(([, s]) => !cnn || s !== 'fp32');
+    const rest = changed.length < Object.keys(p.settings).length ? ',  others fp32' : '';
+    const settings = changed.length ? changed.map(([n, s]) => `${n}: ${s}`).join(',  ') + rest : 'every layer fp32';
     const latency = p.latencyUs !== null ? `, ${p.latencyUs.toFixed(2)} µs` : '';
     const line = `#${p.id}  ${p.bytes.toLocaleString('en-US')} B${latency}, ${pct(p.validationAccuracy)}${tags ? ` [${tags}]` : ''}:  ${settings}`;
     const style = p.id === chosenId ? `fill="${COLORS.chosen}" font-weight="bold"` : '';

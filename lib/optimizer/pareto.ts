@@ -1,6 +1,6 @@
 /**
  * The Pareto report of a budget search: every model the search verified on the validation
- * split is a point (exact .eom bytes, estimated latency, validation accuracy); the front is
+ * split is a point (exact .eom bytes, latency, validation accuracy); the front is
  * the points no other point beats on both the objective and accuracy.
  */
 export type Objective = 'size' | 'latency';
@@ -13,7 +13,7 @@ export interface ParetoPoint {
   /** Layer name -> setting key ('int4/g128/u0.6'). */
   settings: Record<string, string>;
   bytes: number;
-  /** Estimated from the per-layer latency table (null when latency was not measured). */
+  /** Estimated from the per-layer latency table, or for a CNN measured on the whole model (null when latency was not measured). */
   latencyUs: number | null;
   validationAccuracy: number;
   /** Percentage points below the float model on the validation split. */

@@ -229,6 +229,24 @@ export interface FilterPruneOptions {
 }
 
 /**
+ * The channel spaces filter pruning may cut, each as the names of the nodes producing it
+ * (one Conv, or the Convs a residual Add ties together), in graph order.
+ */
+export function filterSpaces(g: Graph): string[][] {
+  const spaces = traceSpaces(g);
+  const out: string[][] = [];
+  const seen = new Set<number>();
+  for (let s = 0; s < spaces.size.length; s++) {
+    const root = spaces.find(s);
+    if (seen.has(root)) continue;
+    seen.add(root);
+    const producers = spaces.roles[root].filter((r) => r.kind === 'produce').map((r) => r.node.name);
+    if (!spaces.fixed[root] && producers.length && spaces.size[root] > 1) out.push(producers);
+  }
+  return out;
+}
+
+/**
  * Prunes `g` in place (the caller passes a clone). Returns how many channels went and, for each
  * tensor a pruned layer writes, the channels of the unpruned tensor it kept (fine-tuning maps
  * per-channel statistics through them).

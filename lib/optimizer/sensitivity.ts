@@ -109,8 +109,17 @@ function logitErrors(
   return { changedPredictions: changed, maxAbsLogitError: max, meanAbsLogitError: abs / n, logitError: refSq > 0 ? sq / refSq : sq / n };
 }
 
-export const latencyKey = (layer: OptimizableLayer, setting: LayerSetting) =>
-  `${layer.op}[${layer.shape.join('x')}]:${settingKey(setting)}`;
+/**
+ * The latency table's key of a layer at a setting: by op, weight shape and setting (layers of
+ * equal shape share it), or for whole-model kinds (CNNs) the model with only this node changed;
+ * such a model at float32 is the float model itself.
+ */
+export function latencyKey(layer: OptimizableLayer, setting: LayerSetting): string {
+  if (!layer.kind.wholeModel) return `${layer.op}[${layer.shape.join('x')}]:${settingKey(setting)}`;
+  return settingKey(setting) === settingKey(FLOAT32) ? modelKey(layer.graph) : `model:${layer.graph}/${layer.node}:${settingKey(setting)}`;
+}
+
+const modelKey = (graph: string) => `model:${graph}`;
 
 /** Settings of every layer, keyed by setting key, deduplicated and in order. */
 export function settingsToTry(
@@ -194,12 +203,11 @@ async function addLatency(
   latency: LatencyTable,
   options: Pick<SensitivityOptions, 'signal' | 'onProgress'>,
 ): Promise<void> {
-  const modelKey = `model:${g.name}`;
-  await latency.measure([{ key: modelKey, graph: g }, ...timed], {
+  await latency.measure([{ key: modelKey(g.name), graph: g }, ...timed], {
     signal: options.signal,
     onProgress: (p) => options.onProgress?.({ phase: 'latency', ...p }),
   });
-  const modelUs = latency.us(modelKey);
+  const modelUs = latency.us(modelKey(g.name));
   table.reference.latencyUs = modelUs;
   table.layers.forEach((l, i) => {
     for (const row of l.candidates) {
@@ -207,6 +215,7 @@ async function addLatency(
       row.latencyUs = latency.workUs(key);
       row.latencyGridUs = latency.gridUs(key, modelUs);
     }
-    l.latencyShare = latency.workUs(latencyKey(layers[i], { bits: 32 })) / modelUs;
+    // A whole-model kind's float32 entry is the whole model: it has no share of its own.
+    if (!layers[i].kind.wholeModel) l.latencyShare = latency.workUs(latencyKey(layers[i], FLOAT32)) / modelUs;
   });
 }

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { LatencyTable } from '../../optimizer/latency';
 import { analyzeSensitivity, type SensitivityTable } from '../../optimizer/sensitivity';
-import { loadSplits, progressBar } from '../budget';
+import { defaultCalibration, loadSplits, progressBar } from '../budget';
 import { loadModelArg } from './optimize';
 
 interface SensitivityCliOptions {
@@ -40,8 +40,12 @@ export function formatSensitivity(t: SensitivityTable): string {
   }
   lines.push(
     '',
-    'drop: validation accuracy points below float32; logit err: mean squared logit error / mean squared float logit; keys: int4/g32 = 4-bit, a scale per 32 along K (ch: per channel), u0.6 = 60 % of weights pruned, n0.25 = 25 % of units pruned',
+    'drop: validation accuracy points below float32; logit err: mean squared logit error / mean squared float logit; keys: int4/g32 = 4-bit, a scale per 32 along K (ch: per channel), u0.6 = 60 % of weights pruned, n0.25 = 25 % of units pruned, f0.25 = 25 % of the filters of the channel space the layer starts',
   );
+  if (t.layers.some((l) => l.op === 'Conv'))
+    lines.push(
+      "a CNN's layers are static int8 or float32 (int8 activations calibrated on the training rows before the validation rows); its 'layer us' is the whole model's with only that layer changed",
+    );
   return lines.join('\n');
 }
 
@@ -59,10 +63,12 @@ export function register(program: Command): void {
     .option('--no-latency', 'do not time the layers')
     .option('--json', 'print the table as JSON')
     .action(async (input: string, o: SensitivityCliOptions) => {
-      const { validation } = loadSplits(o);
+      const { validation, fineTuneData } = loadSplits(o);
+      const model = loadModelArg(input);
       const bar = progressBar(!o.json);
-      const table = await analyzeSensitivity(loadModelArg(input), {
+      const table = await analyzeSensitivity(model, {
         data: validation,
+        calibration: defaultCalibration(model, fineTuneData),
         latency: o.latency === false ? false : new LatencyTable(),
         onProgress: (p) => bar.update({ ...p, message: p.layer }),
       }).finally(() => bar.stop());
