@@ -370,7 +370,8 @@ test('CNN settings: only the chosen nodes run int8; a float residual Add reads a
   try {
     const { placement } = engine.loadModelSync('mixed', m);
     const int8 = placement.filter((p) => p.kernel?.startsWith('q')).map((p) => p.node);
-    if (placement.some((p) => p.kernel)) assert.equal(int8, [PROJECT0]);
+    // The native executor names its int8 kernels q*; the TS twin runs the same ops under other names.
+    if (placement.some((p) => p.backend === 'native')) assert.equal(int8, [PROJECT0]);
   } finally {
     engine.dispose();
   }

@@ -117,3 +117,51 @@ inline simde__m512i edgeopt_mm512_cvtepu8_epi16(simde__m256i a) {
 }
 #define _mm512_cvtepu8_epi16(a) edgeopt_mm512_cvtepu8_epi16(a)
 #endif
+
+#ifndef _mm512_cvtepi8_epi32  // VPMOVSXBD: 16 bytes sign-extended to int32
+inline simde__m512i edgeopt_mm512_cvtepi8_epi32(simde__m128i a) {
+  int8_t in[16];
+  std::memcpy(in, &a, sizeof in);
+  return edgeopt::emulate::lanes<int32_t, int8_t, 16, simde__m512i>(in, [](int8_t v) { return int32_t{v}; });
+}
+#define _mm512_cvtepi8_epi32(a) edgeopt_mm512_cvtepi8_epi32(a)
+#endif
+
+#ifndef _mm512_cvtepi16_epi32  // VPMOVSXWD: 16 int16 sign-extended to int32
+inline simde__m512i edgeopt_mm512_cvtepi16_epi32(simde__m256i a) {
+  int16_t in[16];
+  std::memcpy(in, &a, sizeof in);
+  return edgeopt::emulate::lanes<int32_t, int16_t, 16, simde__m512i>(in, [](int16_t v) { return int32_t{v}; });
+}
+#define _mm512_cvtepi16_epi32(a) edgeopt_mm512_cvtepi16_epi32(a)
+#endif
+
+#ifndef _mm512_srav_epi32  // VPSRAVD: arithmetic shift per lane; counts above 31 fill with the sign
+inline simde__m512i edgeopt_mm512_srav_epi32(simde__m512i a, simde__m512i count) {
+  int32_t v[16], c[16], out[16];
+  std::memcpy(v, &a, sizeof v);
+  std::memcpy(c, &count, sizeof c);
+  for (int i = 0; i < 16; i++) out[i] = v[i] >> (static_cast<uint32_t>(c[i]) > 31 ? 31 : c[i]);
+  simde__m512i r;
+  std::memcpy(&r, out, sizeof r);
+  return r;
+}
+#define _mm512_srav_epi32(a, count) edgeopt_mm512_srav_epi32(a, count)
+#endif
+
+// VPADDD/VPSUBD wrap modulo 2^32; SIMDe's portable path adds int32 lanes in
+// C, which is undefined on overflow (UBSan stops the requantize test at
+// INT32_MIN - 1), so these two go through uint32.
+inline simde__m512i edgeopt_mm512_wrap(simde__m512i a, simde__m512i b, bool subtract) {
+  uint32_t x[16], y[16];
+  std::memcpy(x, &a, sizeof x);
+  std::memcpy(y, &b, sizeof y);
+  for (int i = 0; i < 16; i++) x[i] = subtract ? x[i] - y[i] : x[i] + y[i];
+  simde__m512i r;
+  std::memcpy(&r, x, sizeof r);
+  return r;
+}
+#undef _mm512_add_epi32
+#undef _mm512_sub_epi32
+#define _mm512_add_epi32(a, b) edgeopt_mm512_wrap(a, b, false)
+#define _mm512_sub_epi32(a, b) edgeopt_mm512_wrap(a, b, true)
