@@ -30,7 +30,7 @@ uint32_t next(uint32_t* s) { return *s = *s * 1664525u + 1013904223u; }
 
 // Seconds of CPU time the calling thread has used: on a shared machine the
 // time other processes hold the core does not count against the kernel (a
-// run of 100 ms is preempted many times; wall time would count that).
+// long run is preempted many times; wall time would count that).
 double thread_seconds() {
 #if defined(CLOCK_THREAD_CPUTIME_ID)
   timespec ts;

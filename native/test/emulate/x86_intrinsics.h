@@ -40,6 +40,26 @@ inline Vec lanes(const In (&in)[N], F f) {
   return v;
 }
 
+// A lane-wise conversion of one vector's N lanes (the VPMOVSX/VPMOVZX family).
+template <typename Out, typename In, int N, typename VecOut, typename VecIn>
+inline VecOut widen(VecIn a) {
+  In in[N];
+  std::memcpy(in, &a, sizeof in);
+  return lanes<Out, In, N, VecOut>(in, [](In v) { return static_cast<Out>(v); });
+}
+
+// f over the 16 lanes of type T of two zmm registers, lane by lane.
+template <typename T, typename F>
+inline simde__m512i zip16(simde__m512i a, simde__m512i b, F f) {
+  T x[16], y[16];
+  std::memcpy(x, &a, sizeof x);
+  std::memcpy(y, &b, sizeof y);
+  for (int i = 0; i < 16; i++) x[i] = f(x[i], y[i]);
+  simde__m512i r;
+  std::memcpy(&r, x, sizeof r);
+  return r;
+}
+
 }  // namespace edgeopt::emulate
 
 // Masked loads and stores touch only the lanes the mask selects (the x86
@@ -111,40 +131,29 @@ inline simde__m128i edgeopt_mm512_cvtepi32_epi8(simde__m512i a) {
 
 #ifndef _mm512_cvtepu8_epi16  // VPMOVZXBW: 32 bytes zero-extended to int16
 inline simde__m512i edgeopt_mm512_cvtepu8_epi16(simde__m256i a) {
-  uint8_t in[32];
-  std::memcpy(in, &a, sizeof in);
-  return edgeopt::emulate::lanes<uint16_t, uint8_t, 32, simde__m512i>(in, [](uint8_t v) { return uint16_t{v}; });
+  return edgeopt::emulate::widen<uint16_t, uint8_t, 32, simde__m512i>(a);
 }
 #define _mm512_cvtepu8_epi16(a) edgeopt_mm512_cvtepu8_epi16(a)
 #endif
 
 #ifndef _mm512_cvtepi8_epi32  // VPMOVSXBD: 16 bytes sign-extended to int32
 inline simde__m512i edgeopt_mm512_cvtepi8_epi32(simde__m128i a) {
-  int8_t in[16];
-  std::memcpy(in, &a, sizeof in);
-  return edgeopt::emulate::lanes<int32_t, int8_t, 16, simde__m512i>(in, [](int8_t v) { return int32_t{v}; });
+  return edgeopt::emulate::widen<int32_t, int8_t, 16, simde__m512i>(a);
 }
 #define _mm512_cvtepi8_epi32(a) edgeopt_mm512_cvtepi8_epi32(a)
 #endif
 
 #ifndef _mm512_cvtepi16_epi32  // VPMOVSXWD: 16 int16 sign-extended to int32
 inline simde__m512i edgeopt_mm512_cvtepi16_epi32(simde__m256i a) {
-  int16_t in[16];
-  std::memcpy(in, &a, sizeof in);
-  return edgeopt::emulate::lanes<int32_t, int16_t, 16, simde__m512i>(in, [](int16_t v) { return int32_t{v}; });
+  return edgeopt::emulate::widen<int32_t, int16_t, 16, simde__m512i>(a);
 }
 #define _mm512_cvtepi16_epi32(a) edgeopt_mm512_cvtepi16_epi32(a)
 #endif
 
 #ifndef _mm512_srav_epi32  // VPSRAVD: arithmetic shift per lane; counts above 31 fill with the sign
 inline simde__m512i edgeopt_mm512_srav_epi32(simde__m512i a, simde__m512i count) {
-  int32_t v[16], c[16], out[16];
-  std::memcpy(v, &a, sizeof v);
-  std::memcpy(c, &count, sizeof c);
-  for (int i = 0; i < 16; i++) out[i] = v[i] >> (static_cast<uint32_t>(c[i]) > 31 ? 31 : c[i]);
-  simde__m512i r;
-  std::memcpy(&r, out, sizeof r);
-  return r;
+  return edgeopt::emulate::zip16<int32_t>(
+      a, count, [](int32_t v, int32_t c) { return v >> (static_cast<uint32_t>(c) > 31 ? 31 : c); });
 }
 #define _mm512_srav_epi32(a, count) edgeopt_mm512_srav_epi32(a, count)
 #endif
@@ -152,16 +161,7 @@ inline simde__m512i edgeopt_mm512_srav_epi32(simde__m512i a, simde__m512i count)
 // VPADDD/VPSUBD wrap modulo 2^32; SIMDe's portable path adds int32 lanes in
 // C, which is undefined on overflow (UBSan stops the requantize test at
 // INT32_MIN - 1), so these two go through uint32.
-inline simde__m512i edgeopt_mm512_wrap(simde__m512i a, simde__m512i b, bool subtract) {
-  uint32_t x[16], y[16];
-  std::memcpy(x, &a, sizeof x);
-  std::memcpy(y, &b, sizeof y);
-  for (int i = 0; i < 16; i++) x[i] = subtract ? x[i] - y[i] : x[i] + y[i];
-  simde__m512i r;
-  std::memcpy(&r, x, sizeof r);
-  return r;
-}
 #undef _mm512_add_epi32
 #undef _mm512_sub_epi32
-#define _mm512_add_epi32(a, b) edgeopt_mm512_wrap(a, b, false)
-#define _mm512_sub_epi32(a, b) edgeopt_mm512_wrap(a, b, true)
+#define _mm512_add_epi32(a, b) edgeopt::emulate::zip16<uint32_t>(a, b, [](uint32_t x, uint32_t y) { return x + y; })
+#define _mm512_sub_epi32(a, b) edgeopt::emulate::zip16<uint32_t>(a, b, [](uint32_t x, uint32_t y) { return x - y; })
