@@ -99,7 +99,7 @@ function transpile(out) {
 function emulate(node, cpu, args, cwd, env = {}) {
   return spawnSync('qemu-aarch64', ['-cpu', cpu, '-L', SYSROOT, node, ...args], {
     cwd,
-    env: { ...process.env, EDGEOPT_TEST_QUICK: '1', EDGEOPT_TEST_NO_SPAWN: '1', FORCE_COLOR: '0', ...env },
+    env: { ...process.env, EDGEOPT_TEST_QUICK: '1', EDGEOPT_TEST_NO_SPAWN: '1', EDGEOPT_TEST_NO_ORT: '1', FORCE_COLOR: '0', ...env },
     encoding: 'utf8',
     maxBuffer: 64 * 1024 * 1024,
   });

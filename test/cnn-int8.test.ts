@@ -21,7 +21,7 @@ import { activationTable } from '../lib/engine/lower-int8';
 import { GraphBuilder } from '../lib/model/builder';
 import type { Graph } from '../lib/model/graph';
 import { entropyThreshold, observeTensors } from '../lib/optimizer/observe';
-import { FIXTURES, inferOnce, rng, randomS8, sameFloats, sameInts, throwsCode } from './helpers';
+import { FIXTURES, inferOnce, rng, randomS8, sameFloats, sameInts, throwsCode, optionalOrt } from './helpers';
 
 const MOBILENET = path.join(FIXTURES, 'mobilenet-mini-1x28x28', 'model.onnx');
 const calibration = sliceRows(mnistTrain(), 0, 100);
@@ -488,12 +488,8 @@ test('hand-broken int8 Programs are refused natively with a code naming the op',
 });
 
 test('QDQ export: onnxruntime runs the int8 MobileNet and agrees with edgeopt on the argmaxes; static Dense models export as QDQ too', async () => {
-  let ort: typeof import('onnxruntime-node');
-  try {
-    ort = require('onnxruntime-node') as typeof import('onnxruntime-node');
-  } catch {
-    return;
-  }
+  const ort = optionalOrt('the QDQ export check with onnxruntime');
+  if (!ort) return;
   const q = quantizedMobilenet();
   const bytes = encodeOnnx(q);
   const session = await ort.InferenceSession.create(bytes);

@@ -14,16 +14,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { EdgeOptError, loadOnnx } from '../lib';
 import { EdgeInferenceEngine } from '../lib/engine/engine';
-import { FIXTURES, randomF32, rng } from './helpers';
+import { FIXTURES, randomF32, rng, optionalOrt } from './helpers';
 import { attr, buildModel, f32, i64, node, type Obj, valueInfo } from './onnx-models';
 
-type Ort = typeof import('onnxruntime-node');
-let ort: Ort | undefined;
-try {
-  ort = require('onnxruntime-node') as Ort;
-} catch {
-  console.log('note: onnxruntime-node is not installed; the onnxruntime comparisons are skipped');
-}
+const ort = optionalOrt('the onnxruntime comparisons');
 
 /** A small CNN at `opset`, written the way that opset's exporters write it. */
 function unseenCnn(opset: number, ir: number, width: number): Uint8Array {

@@ -6,15 +6,9 @@ import { decodeEom, encodeEom, encodeOnnx, loadModel, loadOnnx, pruneGraph, quan
 import { mobileNetV2, resNet18 } from '../lib/model/builder';
 import { prunedCount } from '../lib/optimizer/prune';
 import { EdgeInferenceEngine } from '../lib/engine/engine';
-import { FIXTURES, inferOnce, readF32, sameFloats, throwsCode } from './helpers';
+import { FIXTURES, inferOnce, readF32, sameFloats, throwsCode, optionalOrt } from './helpers';
 
-type Ort = typeof import('onnxruntime-node');
-let ort: Ort | undefined;
-try {
-  ort = require('onnxruntime-node') as Ort;
-} catch {
-  console.log('note: onnxruntime-node is not installed; the onnxruntime checks are skipped');
-}
+const ort = optionalOrt('the onnxruntime checks');
 
 const MOBILENET = path.join(FIXTURES, 'mobilenet-mini-1x28x28');
 const x = readF32(path.join(MOBILENET, 'input.bin')).subarray(0, 4 * 784);

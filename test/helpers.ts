@@ -135,3 +135,24 @@ export function finiteDifferenceError(data: Float32Array, grad: Float32Array, lo
   }
   return norm > 1e-6 ? Math.sqrt(diff / norm) : Math.sqrt(diff);
 }
+
+export type Ort = typeof import('onnxruntime-node');
+
+/**
+ * onnxruntime-node, the interop peer, or undefined with a note naming the
+ * skipped checks: when the package is not installed, and under
+ * EDGEOPT_TEST_NO_ORT (test:arm64 sets it: the arm64 onnxruntime binary dies
+ * with SIGSEGV on load under qemu-user, which no try/catch can catch).
+ */
+export function optionalOrt(what: string): Ort | undefined {
+  if (process.env.EDGEOPT_TEST_NO_ORT) {
+    console.log(`note: EDGEOPT_TEST_NO_ORT is set; skipping ${what}`);
+    return undefined;
+  }
+  try {
+    return require('onnxruntime-node') as Ort;
+  } catch {
+    console.log(`note: onnxruntime-node is not installed; skipping ${what} (npm install --save-dev onnxruntime-node)`);
+    return undefined;
+  }
+}

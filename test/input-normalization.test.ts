@@ -20,19 +20,13 @@ import { foldInputNormalization, inputNormalization } from '../lib/optimizer/inp
 import { EdgeModelOptimizer } from '../lib/optimizer/optimizer';
 import { quantize, quantizeGraph } from '../lib/optimizer/quantize';
 import { train } from '../lib/train';
-import { closeFloats, FIXTURES, inferOnce, randomF32, randomU8, rejectsCode, rng, sameFloats, throwsCode } from './helpers';
+import { closeFloats, FIXTURES, inferOnce, randomF32, randomU8, rejectsCode, rng, sameFloats, throwsCode, optionalOrt } from './helpers';
 
 const mnist = mnistTest();
 const fp32 = defaultModel();
 const folded = foldInputNormalization(fp32);
 
-type Ort = typeof import('onnxruntime-node');
-let ort: Ort | undefined;
-try {
-  ort = require('onnxruntime-node') as Ort;
-} catch {
-  console.log('note: onnxruntime-node is not installed; the onnxruntime check of the uint8 export is skipped');
-}
+const ort = optionalOrt('the onnxruntime check of the uint8 export');
 
 test('MNIST: raw bytes into the folded model = bytes / 255 into the original (logits within 1e-5, same accuracy)', () => {
   assert.is(folded.inputs[0].dtype, 'uint8');

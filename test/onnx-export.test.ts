@@ -7,17 +7,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { argmaxRows, encodeOnnx, type Graph, loadModel, loadOnnx, mnistTest, quantizeGraph, saveModel } from '../lib';
 import { register } from '../lib/cli/commands/export';
-import { closeFloats, FIXTURES, readF32, sameFloats, inferOnce } from './helpers';
+import { closeFloats, FIXTURES, readF32, sameFloats, inferOnce, optionalOrt } from './helpers';
 
-type Ort = typeof import('onnxruntime-node');
-let ort: Ort | undefined;
-try {
-  ort = require('onnxruntime-node') as Ort;
-} catch {
-  console.log(
-    'note: onnxruntime-node is not installed; the onnxruntime interop checks are skipped (npm install --save-dev onnxruntime-node)',
-  );
-}
+const ort = optionalOrt('the onnxruntime interop checks');
 
 const MLP = path.join(FIXTURES, 'mlp-784-128-10');
 const fp32 = () => loadOnnx(path.join(MLP, 'model.onnx'));
