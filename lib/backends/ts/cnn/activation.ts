@@ -5,7 +5,10 @@
  * arithmetic), so results are bit-identical to every native table.
  */
 import type { Activation } from '../../../engine/program';
-import { f32, roundEven } from '../numerics';
+import * as numerics from '../numerics';
+
+// Local bindings: hot loops must not go through the module object on every call.
+const { f32, roundEven } = numerics;
 
 // exp_f32: x = n*ln2 + r, |r| <= ln2/2, e^r = 1 + r + r^2 * P(r), times 2^n.
 const LOG2E = f32(1.44269502);

@@ -7,8 +7,12 @@
  * activation's slope) of it.
  */
 import type { Activation, ConvOp } from '../../../engine/program';
-import { f32 } from '../numerics';
-import { activate } from './activation';
+import * as numerics from '../numerics';
+import * as activation from './activation';
+
+// Local bindings: hot loops must not go through the module object on every call.
+const { f32 } = numerics;
+const { activate } = activation;
 
 /** The window fields ConvOp and PoolOp share. */
 export type WindowField = 'kh' | 'kw' | 'strideH' | 'strideW' | 'dilationH' | 'dilationW' | 'padTop' | 'padLeft' | 'padBottom' | 'padRight';

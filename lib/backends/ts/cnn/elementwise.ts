@@ -5,8 +5,12 @@
  * pow may differ from the C library's by one float32 ulp.
  */
 import type { Activation, BinaryOp } from '../../../engine/program';
-import { f32 } from '../numerics';
-import { activate, expF32 } from './activation';
+import * as numerics from '../numerics';
+import * as activation from './activation';
+
+// Local bindings: hot loops must not go through the module object on every call.
+const { f32 } = numerics;
+const { activate, expF32 } = activation;
 
 /**
  * y = act(a <fn> b) over output `shape` (per image, row-major), each operand

@@ -5,8 +5,12 @@
  * 62-bit product of requantization is split so no BigInt is needed.
  */
 import type { QBinaryOp, QConcatOp, QConvOp, QGlobalAvgPoolOp, QPoolOp } from '../../../engine/program';
-import { clamp, f32, roundEven } from '../numerics';
-import { taps } from './pool';
+import * as numerics from '../numerics';
+import * as pool from './pool';
+
+// Local bindings: hot loops must not go through the module object on every call.
+const { clamp, f32, roundEven } = numerics;
+const { taps } = pool;
 
 const INT32_MIN = -2147483648;
 const INT32_MAX = 2147483647;

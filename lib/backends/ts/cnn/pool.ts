@@ -7,8 +7,11 @@
  * past them, ceil_mode); otherwise the in-range taps.
  */
 import type { PoolOp } from '../../../engine/program';
-import { f32 } from '../numerics';
+import * as numerics from '../numerics';
 import type { WindowField } from './conv';
+
+// Local bindings: hot loops must not go through the module object on every call.
+const { f32 } = numerics;
 
 export type PoolShape = Pick<PoolOp, 'inH' | 'inW' | 'c' | 'outH' | 'outW' | WindowField | 'countIncludePad'>;
 
