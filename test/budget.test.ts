@@ -311,6 +311,11 @@ test('search: bad options are E_ARGUMENT, an impossible target E_VALUE', async (
 
 // ---- CNNs: mobilenet-mini-1x28x28, a few validation rows, calibration rows before them.
 const cnn = defaultCnn();
+// A CNN search runs the model on its validation rows once per candidate (~50 times): under
+// EDGEOPT_FORCE_TS that is >10 minutes of the TS twin's fp32 convolution per search. The
+// search does not depend on the backend (TS = native bit for bit, which the settings tests
+// below and cnn-int8.test.ts check), so it runs on the default backend only.
+const searchTest = process.env.EDGEOPT_FORCE_TS ? test.skip : test;
 const cnnValidation = sliceRows(train, 7900, 8000);
 const calibration = sliceRows(train, 7800, 7900);
 const PROJECT0 = 'blocks.blocks.0.project.project.0.Conv';
@@ -384,61 +389,67 @@ test('CNN settings: only the chosen nodes run int8; a float residual Add reads a
   closeFloats(native.logits, evaluateModel(cnn, cnnValidation).logits, { abs: 0.5 }, 'mixed vs float32 logits');
 });
 
-test('CNN search (latency): every verified model timed whole, the fastest within budget chosen, same table -> same choice', async () => {
-  const table = new LatencyTable({ rounds: 3, sampleMs: 0.05 });
-  const a = await autoOptimize(cnn, cnnOptions({ latency: table }));
-  const b = await autoOptimize(cnn, cnnOptions({ latency: table }));
-  assert.equal(choice(a), choice(b));
-  const r = a.report;
-  assert.equal(
-    r.points.filter((p) => p.source === 'uniform').map((p) => p.label),
-    ['uniform int8 per-channel'],
-  );
-  assert.ok(Object.values(r.uniformInt8!.description).every((d) => d === 'int8 per-channel'));
-  assert.ok(r.points.every((p) => p.latencyUs! > 0 && table.has(`verified:${cnn.name}:${JSON.stringify(p.settings)}`)));
-  const within = r.points.filter((p) => p.withinBudget);
-  assert.is(Math.min(...within.map((p) => p.latencyUs!)), r.chosen.latencyUs);
-  assert.ok(r.chosen.accuracyDrop <= 1 + 1e-9);
-  assert.is(r.chosen.bytes, encodeEom(a.model).length);
-  assert.ok(r.chosen.measuredLatencyUs! > 0 && r.uniformInt8!.measuredLatencyUs! > 0);
-  // Filter pruning is a candidate on the layers that start a channel space, and it was verified on the path.
-  const stem = r.sensitivity.layers.find((l) => l.node === 'stem.stem.0.Conv')!;
-  assert.equal(
-    stem.candidates.map((c) => c.key),
-    ['fp32', 'int8/ch', 'fp32/f0.5', 'int8/ch/f0.5'],
-  );
-  assert.ok(stem.candidates.every((c) => c.latencyUs! > 0));
-  assert.is(stem.latencyShare, undefined);
-  // The chart says the latencies are measured, and lists a CNN's layers only where they differ from float32.
-  const svg = paretoSvg(r);
-  assert.ok(svg.includes('measured latency per call') && svg.includes('f0.25: 25 % of the filters'));
-  assert.not.ok(svg.includes('stem.stem.0.Conv: fp32'));
-});
+searchTest(
+  'CNN search (latency): every verified model timed whole, the fastest within budget chosen, same table -> same choice',
+  async () => {
+    const table = new LatencyTable({ rounds: 3, sampleMs: 0.05 });
+    const a = await autoOptimize(cnn, cnnOptions({ latency: table }));
+    const b = await autoOptimize(cnn, cnnOptions({ latency: table }));
+    assert.equal(choice(a), choice(b));
+    const r = a.report;
+    assert.equal(
+      r.points.filter((p) => p.source === 'uniform').map((p) => p.label),
+      ['uniform int8 per-channel'],
+    );
+    assert.ok(Object.values(r.uniformInt8!.description).every((d) => d === 'int8 per-channel'));
+    assert.ok(r.points.every((p) => p.latencyUs! > 0 && table.has(`verified:${cnn.name}:${JSON.stringify(p.settings)}`)));
+    const within = r.points.filter((p) => p.withinBudget);
+    assert.is(Math.min(...within.map((p) => p.latencyUs!)), r.chosen.latencyUs);
+    assert.ok(r.chosen.accuracyDrop <= 1 + 1e-9);
+    assert.is(r.chosen.bytes, encodeEom(a.model).length);
+    assert.ok(r.chosen.measuredLatencyUs! > 0 && r.uniformInt8!.measuredLatencyUs! > 0);
+    // Filter pruning is a candidate on the layers that start a channel space, and it was verified on the path.
+    const stem = r.sensitivity.layers.find((l) => l.node === 'stem.stem.0.Conv')!;
+    assert.equal(
+      stem.candidates.map((c) => c.key),
+      ['fp32', 'int8/ch', 'fp32/f0.5', 'int8/ch/f0.5'],
+    );
+    assert.ok(stem.candidates.every((c) => c.latencyUs! > 0));
+    assert.is(stem.latencyShare, undefined);
+    // The chart says the latencies are measured, and lists a CNN's layers only where they differ from float32.
+    const svg = paretoSvg(r);
+    assert.ok(svg.includes('measured latency per call') && svg.includes('f0.25: 25 % of the filters'));
+    assert.not.ok(svg.includes('stem.stem.0.Conv: fp32'));
+  },
+);
 
-test('CNN search (size): int8 where it costs least, smaller than float32; an AbortSignal rejects; no calibration is E_ARGUMENT', async () => {
-  const { report } = await autoOptimize(cnn, cnnOptions({ objective: 'size', latency: false, candidates: { filters: [] } }));
-  assert.ok(report.chosen.bytes < report.reference.bytes);
-  assert.ok(report.chosen.accuracyDrop <= 1 + 1e-9);
-  assert.ok(report.gainOverUniform! >= 1);
-  const controller = new AbortController();
-  const aborted = autoOptimize(
-    cnn,
-    cnnOptions({
-      latency: false,
-      objective: 'size',
-      signal: controller.signal,
-      onProgress: (p) => {
-        if (p.phase === 'sensitivity' && p.done >= 3) controller.abort();
-      },
-    }),
-  );
-  try {
-    await aborted;
-    assert.unreachable('the search ran to the end');
-  } catch (err) {
-    assert.is((err as Error).name, 'AbortError');
-  }
-  await rejectsCode(autoOptimize(cnn, cnnOptions({ calibration: undefined })), 'E_ARGUMENT', /calibration/);
-});
+searchTest(
+  'CNN search (size): int8 where it costs least, smaller than float32; an AbortSignal rejects; no calibration is E_ARGUMENT',
+  async () => {
+    const { report } = await autoOptimize(cnn, cnnOptions({ objective: 'size', latency: false, candidates: { filters: [] } }));
+    assert.ok(report.chosen.bytes < report.reference.bytes);
+    assert.ok(report.chosen.accuracyDrop <= 1 + 1e-9);
+    assert.ok(report.gainOverUniform! >= 1);
+    const controller = new AbortController();
+    const aborted = autoOptimize(
+      cnn,
+      cnnOptions({
+        latency: false,
+        objective: 'size',
+        signal: controller.signal,
+        onProgress: (p) => {
+          if (p.phase === 'sensitivity' && p.done >= 3) controller.abort();
+        },
+      }),
+    );
+    try {
+      await aborted;
+      assert.unreachable('the search ran to the end');
+    } catch (err) {
+      assert.is((err as Error).name, 'AbortError');
+    }
+    await rejectsCode(autoOptimize(cnn, cnnOptions({ calibration: undefined })), 'E_ARGUMENT', /calibration/);
+  },
+);
 
 test.run();
