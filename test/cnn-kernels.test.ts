@@ -238,6 +238,47 @@ test('conv2d: the TS twin against a naive NCHW reference, the native scalar tabl
   assert.ok(worst <= 1);
 });
 
+test('conv2d: an infinite weight on a padding tap gives NaN (0 * inf), in the TS twin and the scalar table alike', () => {
+  // groups 1 with 6 outputs (a block of four and two single channels), and depthwise.
+  for (const [groups, outC] of [
+    [1, 6],
+    [3, 3],
+  ]) {
+    const s: ConvShape = {
+      inH: 3,
+      inW: 3,
+      inC: 3,
+      outH: 3,
+      outW: 3,
+      outC,
+      kh: 3,
+      kw: 3,
+      strideH: 1,
+      strideW: 1,
+      dilationH: 1,
+      dilationW: 1,
+      padTop: 1,
+      padLeft: 1,
+      padBottom: 1,
+      padRight: 1,
+      groups,
+    };
+    const icg = 3 / groups;
+    const x = randomF32(27, r);
+    const w = randomF32(outC * 9 * icg, r, 0.5);
+    const last = outC - 1;
+    w[last * 9 * icg] = Infinity; // tap (0, 0) of the last output channel: padding for the top row and left column
+    const ts = cnn.conv2d(s, x, w, undefined, { kind: 'none' }, new Float32Array(9 * outC));
+    for (let p = 0; p < 9; p++) {
+      const padded = p < 3 || p % 3 === 0;
+      assert.is(Number.isNaN(ts[p * outC + last]), padded, `groups ${groups} pixel ${p}`);
+      for (let o = 0; o < last; o++) assert.ok(Number.isFinite(ts[p * outC + o]), `groups ${groups} pixel ${p} channel ${o}`);
+    }
+    if (nativeTables.includes('scalar'))
+      sameFloats(nativeCnn(addon!, 'scalar').conv(x, w, null, s, { kind: 'none' }, 1), ts, `groups ${groups}`);
+  }
+});
+
 test('conv on two threads equals one thread bit for bit', () => {
   if (!addon) return;
   const s: ConvShape = {
