@@ -15,7 +15,9 @@ import { DeltaCompressor, parseCompression } from '../lib/federated/compress';
 import { paramSpecs, readParams } from '../lib/federated/params';
 import { simulate } from '../lib/federated/simulate';
 import { mobileNetMini } from '../lib/model/builder';
-import { closeFloats, randomF32, rng, rejectsCode } from './helpers';
+import { FederatedServer } from '../lib/federated/server';
+import { task, tokens, updateFrame } from './fl-helpers';
+import { closeFloats, randomF32, rng, rejectsCode, sameFloats } from './helpers';
 
 const model = mobileNetMini({ seed: 1 });
 const specs = paramSpecs(model);
@@ -96,6 +98,58 @@ test('fl simulate with mobilenet-mini: two clients, one round over HTTP; FedAvg 
     'averaged running means reach the global model',
   );
   assert.ok(after['conv1.weight'].some((v, i) => v !== before['conv1.weight'][i]));
+});
+
+test('server momentum moves the weights, and BatchNorm running statistics take the plain average', async () => {
+  // Both clients send the same delta each round: weights by 0.01-scale noise, every running variance by -0.25.
+  // Plain FedAvg walks a variance 1 -> 0.75 -> 0.5 -> 0.25; a velocity of 0.9 would take it below zero.
+  const clients = { a: tokens.a, b: tokens.b };
+  const server = new FederatedServer({ model, clients, rounds: 4, minClients: 2, roundTimeoutMs: 10_000, serverMomentum: 0.9 });
+  const url = await server.listen(0);
+  try {
+    const start = readParams(model);
+    const r = rng(5);
+    const delta = Object.fromEntries(
+      specs.map((s) => {
+        const n = s.shape.reduce((a, b) => a * b, 1);
+        return [s.name, s.statistic ? new Float32Array(n).fill(s.name.endsWith('.var') ? -0.25 : 0.125) : randomF32(n, r, 0.01)];
+      }),
+    );
+    for (let round = 1; round <= 3; round++) {
+      for (const token of Object.values(clients)) {
+        await task(url, token);
+        const res = await fetch(`${url}/v1/update`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}` },
+          body: updateFrame(round, delta, 10, shapes),
+        });
+        assert.is(res.status, 200, `round ${round}`);
+      }
+    }
+    const global = Object.fromEntries((await task(url, tokens.a)).tensors.map((t) => [t.name, t.data]));
+    const statistics = specs.filter((s) => s.statistic);
+    assert.ok(statistics.length > 0 && specs.some((s) => !s.statistic));
+    for (const s of statistics) {
+      let want = start[s.name];
+      for (let round = 0; round < 3; round++) want = want.map((v, i) => v + delta[s.name][i]);
+      sameFloats(global[s.name], want, `${s.name}: plain FedAvg`);
+    }
+    for (const v of statistics.filter((s) => s.name.endsWith('.var')))
+      assert.ok(
+        global[v.name].every((x) => x > 0),
+        v.name,
+      );
+    // The weights did go faster than plain FedAvg: 1 + 1.9 + 2.71 steps after three rounds.
+    const w = 'conv1.weight';
+    closeFloats(
+      global[w].map((v, i) => v - start[w][i]),
+      delta[w].map((d) => 5.61 * d),
+      { abs: 1e-5 },
+      'FedAvgM steps',
+    );
+  } finally {
+    await server.close();
+  }
 });
 
 test('fl simulate refuses an unknown model and data that is not 28x28 for mobilenet-mini', async () => {

@@ -16,12 +16,17 @@ export interface ParamSpec {
   name: string;
   shape: number[];
   mask?: Uint8Array;
+  /** A BatchNorm running statistic: averaged, but not a gradient step (no server momentum). */
+  statistic?: boolean;
 }
 
-/** The trainable tensors of a model, in layer order, with their masks. */
+/** The trainable tensors of a model, in layer order, with their masks, then the running statistics. */
 export function paramSpecs(model: Graph): ParamSpec[] {
   const net = Network.fromGraph(model);
-  return [...net.params, ...net.buffers].map((p) => ({ name: p.name, shape: p.shape, mask: p.mask }));
+  return [
+    ...net.params.map((p) => ({ name: p.name, shape: p.shape, mask: p.mask })),
+    ...net.buffers.map((p) => ({ name: p.name, shape: p.shape, mask: p.mask, statistic: true })),
+  ];
 }
 
 /** Copies of the trainable tensors of a model. */

@@ -525,13 +525,18 @@ export class FederatedServer extends EventEmitter {
     r.timer.unref();
   }
 
-  /** FedAvgM: the averaged step feeds a velocity; plain FedAvg when serverMomentum is 0. */
+  /**
+   * FedAvgM: the averaged step feeds a velocity; plain FedAvg when serverMomentum is 0.
+   * BatchNorm running statistics take the plain average: they are estimates, not a
+   * descent direction, and a velocity overshoots them (a variance can go below zero).
+   */
   private momentum(averaged: Tensors): Tensors {
     const beta = this.options.serverMomentum ?? 0;
     if (!beta) return averaged;
     const v = (this.velocity ??= Object.fromEntries(this.specs.map((s) => [s.name, new Float32Array(averaged[s.name].length)])));
     return Object.fromEntries(
       this.specs.map((s) => {
+        if (s.statistic) return [s.name, averaged[s.name]];
         const w = this.global[s.name];
         const vel = v[s.name];
         for (let i = 0; i < vel.length; i++) vel[i] = beta * vel[i] + (averaged[s.name][i] - w[i]);
