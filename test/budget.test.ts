@@ -312,7 +312,7 @@ test('search: bad options are E_ARGUMENT, an impossible target E_VALUE', async (
 // ---- CNNs: mobilenet-mini-1x28x28, a few validation rows, calibration rows before them.
 const cnn = defaultCnn();
 // A CNN search runs the model on its validation rows once per candidate (~50 times): under
-// EDGEOPT_FORCE_TS that is >10 minutes of the TS twin's fp32 convolution per search. The
+// EDGEOPT_FORCE_TS that is minutes of the TS twin's fp32 convolution per search. The
 // search does not depend on the backend (TS = native bit for bit, which the settings tests
 // below and cnn-int8.test.ts check), so it runs on the default backend only.
 const searchTest = process.env.EDGEOPT_FORCE_TS ? test.skip : test;

@@ -16,7 +16,7 @@ import { paramSpecs, readParams } from '../lib/federated/params';
 import { simulate } from '../lib/federated/simulate';
 import { mobileNetMini } from '../lib/model/builder';
 import { FederatedServer } from '../lib/federated/server';
-import { task, tokens, updateFrame } from './fl-helpers';
+import { call, task, tokens, updateFrame } from './fl-helpers';
 import { closeFloats, randomF32, rng, rejectsCode, sameFloats } from './helpers';
 
 const model = mobileNetMini({ seed: 1 });
@@ -118,12 +118,7 @@ test('server momentum moves the weights, and BatchNorm running statistics take t
     for (let round = 1; round <= 3; round++) {
       for (const token of Object.values(clients)) {
         await task(url, token);
-        const res = await fetch(`${url}/v1/update`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${token}` },
-          body: updateFrame(round, delta, 10, shapes),
-        });
-        assert.is(res.status, 200, `round ${round}`);
+        assert.is((await call(url, token, 'POST', '/v1/update', updateFrame(round, delta, 10, shapes))).status, 200, `round ${round}`);
       }
     }
     const global = Object.fromEntries((await task(url, tokens.a)).tensors.map((t) => [t.name, t.data]));

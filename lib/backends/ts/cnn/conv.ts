@@ -120,7 +120,7 @@ export function conv2d(
 /**
  * conv2d with one input and one output channel per group: each output's taps in the same
  * (ky, kx) order, but a whole pixel's channels per tap, so the inner loop runs over
- * contiguous memory instead of a 9-tap loop per channel (4x fewer loop trips).
+ * contiguous memory instead of a short tap loop per channel.
  */
 function depthwise(
   s: ConvShape,
