@@ -2,7 +2,7 @@
 // compressed (encodeEom(graph, { compress: true })), for the CNN fixtures in fp32 and static int8
 // (per-channel weights, min/max grids calibrated on the first 500 train digits, as `npm start`
 // does). Per file: the JSON header (graph description and tensor entry list), int8 weights,
-// float32 biases, per-channel scales; each part also compressed alone (brotli, the same settings),
+// float32 values, int32 biases, per-channel scales; each part also compressed alone (brotli, the same settings),
 // which shows what the compressed file is made of. Sizes are deterministic; the load times
 // (decodeEom medians, plain vs compressed, same run) are measurements. Writes
 // bench/results/eom-size.json for docs/benchmarks.md.
@@ -21,32 +21,49 @@ const brotli = (b) =>
   zlib.brotliCompressSync(b, { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 11, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: b.length } })
     .length;
 
-/** Byte planes of a float32 array (what the compressed form stores). */
-function planes(f) {
-  const b = new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
-  const n = f.length;
+/** Byte planes of 4-byte values (what the compressed form stores). */
+function planes(b) {
+  const n = b.length / 4;
   const out = new Uint8Array(b.length);
   for (let i = 0; i < n; i++) for (let k = 0; k < 4; k++) out[k * n + i] = b[i * 4 + k];
   return out;
 }
 
-/** The parts of a plain .eom: header JSON, int8 weights, float32 data (biases or fp32 weights), scales. */
+/**
+ * The parts of a plain .eom, read from its own header: the JSON header, int8 weights, float32 data
+ * (fp32 weights, biases off their grid), int32 biases (int8 Convs' biases on their grid), scales.
+ */
 function parts(E, g) {
   const bytes = E.encodeEom(g);
   const headerBytes = Number(bytes.readBigUInt64LE(0));
-  const concat = (arrays) => Buffer.concat(arrays.map((a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength)));
-  const tensors = Object.values(g.tensors).filter((t) => t.data);
-  const int8 = concat(tensors.filter((t) => t.data instanceof Int8Array).map((t) => t.data));
-  const floats = tensors.filter((t) => t.data instanceof Float32Array).map((t) => t.data);
-  const scales = tensors.filter((t) => t.quant).map((t) => t.quant.scale);
-  const f32 = Buffer.concat(floats.map((f) => planes(f)));
-  const sc = Buffer.concat(scales.map((f) => planes(f)));
+  const header = JSON.parse(bytes.toString('utf8', 8, 8 + headerBytes));
+  const data = (pick) =>
+    Buffer.concat(
+      Object.entries(header)
+        .filter(([name, e]) => name !== '__metadata__' && pick(name, e.dtype))
+        .map(([, e]) => bytes.subarray(8 + headerBytes + e.data_offsets[0], 8 + headerBytes + e.data_offsets[1])),
+    );
+  const part = (b, wide) => ({ bytes: b.length, alone: b.length ? brotli(wide ? planes(b) : b) : 0 });
+  const isScale = (name) => name.endsWith('::scale');
   return {
     total: bytes.length,
     header: { bytes: 8 + headerBytes, alone: brotli(bytes.subarray(0, 8 + headerBytes)) },
-    int8Weights: { bytes: int8.length, alone: int8.length ? brotli(int8) : 0 },
-    float32: { bytes: f32.length, alone: f32.length ? brotli(f32) : 0 },
-    scales: { bytes: sc.length, alone: sc.length ? brotli(sc) : 0 },
+    int8Weights: part(
+      data((name, t) => t === 'I8'),
+      false,
+    ),
+    float32: part(
+      data((name, t) => t === 'F32' && !isScale(name)),
+      true,
+    ),
+    int32Biases: part(
+      data((name, t) => t === 'I32'),
+      true,
+    ),
+    scales: part(
+      data((name, t) => t === 'F32' && isScale(name)),
+      true,
+    ),
   };
 }
 

@@ -451,15 +451,15 @@ function eomSizeSection(e) {
       'Each part is given in the plain file and, in brackets, compressed alone with the same settings (what the compressed file is made of). ' +
       'Load = `decodeEom` median, plain vs compressed, same run.',
     '',
-    '| model | file | plain bytes | header JSON | int8 weights | float32 values | per-channel scales | compressed bytes | load ms plain / compressed |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| model | file | plain bytes | header JSON | int8 weights | float32 values | int32 biases | per-channel scales | compressed bytes | load ms plain / compressed |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   );
   const n = (x) => x.toLocaleString('en-US');
   const part = (p) => (p.bytes ? `${n(p.bytes)} (${n(p.alone)})` : '-');
   for (const r of e.rows)
     for (const [kind, f] of Object.entries(r.files))
       out.push(
-        `| ${r.model} | ${kind} | ${n(f.total)} | ${part(f.header)} | ${part(f.int8Weights)} | ${part(f.float32)} | ${part(f.scales)} | ${n(f.compressed)} | ${fmt(f.decodeMs.plain, 3)} / ${fmt(f.decodeMs.compressed, 3)} |`,
+        `| ${r.model} | ${kind} | ${n(f.total)} | ${part(f.header)} | ${part(f.int8Weights)} | ${part(f.float32)} | ${part(f.int32Biases)} | ${part(f.scales)} | ${n(f.compressed)} | ${fmt(f.decodeMs.plain, 3)} / ${fmt(f.decodeMs.compressed, 3)} |`,
       );
   out.push(
     '',

@@ -10,7 +10,7 @@ import * as assert from 'uvu/assert';
 import { decodeEom, encodeEom, encodeOnnx, loadModel, quantizeGraph, validateGraph } from '../lib';
 import { nativeAddon } from '../lib/backends';
 import { int8 } from '../lib/backends/ts/cnn';
-import { multiplyByQuantizedMultiplier, quantizeMultiplier } from '../lib/backends/ts/requantize';
+import { multiplyByQuantizedMultiplier, quantizeBias, quantizeMultiplier } from '../lib/backends/ts/requantize';
 import { mnistTest, mnistTrain } from '../lib/data/bundled';
 import { sliceRows, type Dataset } from '../lib/data/dataset';
 import { EdgeInferenceEngine } from '../lib/engine/engine';
@@ -19,7 +19,7 @@ import type { Program } from '../lib/engine/program';
 import { fromNative } from '../lib/errors';
 import { activationTable } from '../lib/engine/lower-int8';
 import { GraphBuilder } from '../lib/model/builder';
-import type { Graph } from '../lib/model/graph';
+import type { Graph, GraphNode } from '../lib/model/graph';
 import { entropyThreshold, observeTensors } from '../lib/optimizer/observe';
 import { FIXTURES, inferOnce, rng, randomS8, sameFloats, sameInts, throwsCode, optionalOrt } from './helpers';
 
@@ -275,6 +275,74 @@ test('MobileNet and LeNet-5 int8: the compressed .eom is smaller and runs bit fo
     sameFloats(ts.inferSync('m', { data: testRows.data, shape: [n, 1, 28, 28] }).data, want, `${name}: the TS twin`);
     ts.dispose();
   }
+});
+
+test('int8 Conv biases are snapped onto their int32 grid (same integers) and stored as int32; compressed MobileNet <= 0.27x fp32', () => {
+  const fp32 = loadModel(MOBILENET);
+  const q = quantizedMobilenet();
+  const convs = q.nodes.filter((n) => n.op === 'Conv');
+  let moved = 0;
+  for (const node of convs) {
+    const [x, w, b] = node.inputs;
+    const snapped = q.tensors[b].data as Float32Array;
+    const original = fp32.tensors[b].data as Float32Array;
+    const ws = q.tensors[w].quant!.scale;
+    const s = q.activationQuant![x].scale;
+    snapped.forEach((v, c) => {
+      assert.is(quantizeBias(v, s, ws[c]), quantizeBias(original[c], s, ws[c]), `${b}[${c}]`);
+      if (v !== original[c]) moved++;
+    });
+  }
+  assert.ok(moved > 0, 'the snap moved some biases');
+  sameFloats(
+    fp32.tensors[convs[0].inputs[2]].data as Float32Array,
+    loadModel(MOBILENET).tensors[convs[0].inputs[2]].data as Float32Array,
+    'fp32 model untouched',
+  );
+
+  const plain = encodeEom(q);
+  const header = JSON.parse(plain.toString('utf8', 8, 8 + Number(plain.readBigUInt64LE(0))));
+  for (const node of convs) assert.is(header[node.inputs[2]].dtype, 'I32', node.inputs[2]);
+  for (const bytes of [plain, encodeEom(q, { compress: true })]) {
+    const back = decodeEom(bytes);
+    for (const t of Object.values(q.tensors))
+      if (t.data instanceof Float32Array) sameFloats(back.tensors[t.name].data as Float32Array, t.data, t.name);
+  }
+  const ratio = encodeEom(q, { compress: true }).length / encodeEom(fp32).length;
+  assert.ok(ratio <= 0.27, `compressed int8 / fp32 = ${ratio.toFixed(4)}`);
+
+  // A bias off its grid (edited after quantization) is written as float32, bit for bit.
+  const edited = { ...q, tensors: { ...q.tensors } };
+  const b0 = convs[0].inputs[2];
+  const off = Float32Array.from(q.tensors[b0].data as Float32Array);
+  off[3] += 1e-3;
+  edited.tensors[b0] = { ...q.tensors[b0], data: off };
+  const offBytes = encodeEom(edited);
+  assert.is(JSON.parse(offBytes.toString('utf8', 8, 8 + Number(offBytes.readBigUInt64LE(0))))[b0].dtype, 'F32');
+  sameFloats(decodeEom(offBytes).tensors[b0].data as Float32Array, off, 'off-grid bias');
+});
+
+test('a bias stored on its int32 grid with a missing input grid, weight scales or a wrong dtype is E_FORMAT', () => {
+  const bytes = encodeEom(quantizedMobilenet());
+  type Meta = { nodes: GraphNode[]; tensors: Record<string, Record<string, unknown>>; activationQuant: Record<string, unknown> };
+  const rewrite = (edit: (meta: Meta) => void) => {
+    const len = Number(bytes.readBigUInt64LE(0));
+    const header = JSON.parse(bytes.toString('utf8', 8, 8 + len));
+    const meta = JSON.parse(header.__metadata__.edgeopt_graph);
+    edit(meta);
+    header.__metadata__.edgeopt_graph = JSON.stringify(meta);
+    let json = JSON.stringify(header);
+    json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
+    const head = Buffer.alloc(8);
+    head.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
+    return Buffer.concat([head, Buffer.from(json), bytes.subarray(8 + len)]);
+  };
+  const conv = (meta: Meta) => meta.nodes.find((n) => n.op === 'Conv' && meta.tensors[n.inputs[2]]?.biasGrid)!;
+  throwsCode(() => decodeEom(rewrite((m) => delete m.activationQuant[conv(m).inputs[0]])), 'E_FORMAT', /not the bias of one Conv/);
+  throwsCode(() => decodeEom(rewrite((m) => m.nodes.push({ ...conv(m), name: 'twin' }))), 'E_FORMAT', /not the bias of one Conv/);
+  throwsCode(() => decodeEom(rewrite((m) => delete m.tensors[conv(m).inputs[1]].quant)), 'E_FORMAT', /no scales/);
+  throwsCode(() => decodeEom(rewrite((m) => (m.tensors[conv(m).inputs[2]].dtype = 'int32'))), 'E_FORMAT', /plain float32 bias/);
+  throwsCode(() => decodeEom(rewrite((m) => (m.tensors[conv(m).inputs[2]].shape = [1000]))), 'E_FORMAT', /stored values|scales/);
 });
 
 /** A built CNN with every int8 op: pools, a residual Add, Mul, Concat, Sigmoid, HardSwish, BatchNorm to fold. */

@@ -27,6 +27,7 @@ import {
   unpackBits,
   unpackInts,
 } from './eom-codecs';
+import { biasFromGrid, biasOnGrid, biasStep, gridStep, int8ConvBiases } from './bias-grid';
 import { isEnvelope, unwrapEnvelope, wrapEnvelope } from './eom-envelope';
 import { isHalfExact } from '../util/float16';
 import { parseJsonGuarded, type JsonLimits } from '../util/json-guard';
@@ -56,6 +57,8 @@ interface TensorMeta {
   /** Set when the data entry holds only the values the mask keeps, in order. */
   sparse?: boolean;
   quant?: Omit<QuantParams, 'scale'> & { scale: string };
+  /** Set when the data entry holds the int32 grid values of an int8 Conv's float32 bias (bias-grid.ts). */
+  biasGrid?: true;
 }
 
 interface GraphMeta {
@@ -100,15 +103,28 @@ export interface EomEncodeOptions {
   compress?: boolean;
 }
 
+/** The int8 Conv biases that sit exactly on their int32 grid, with those values. */
+function biasesOnGrid(g: Graph): Map<string, { values: Int32Array }> {
+  const found = new Map<string, { values: Int32Array }>();
+  for (const { bias, refs } of int8ConvBiases(g)) {
+    const values = biasOnGrid(g.tensors[bias].data as Float32Array, gridStep(g, refs));
+    if (values) found.set(bias, { values });
+  }
+  return found;
+}
+
 /** Serializes a graph to .eom bytes. */
 export function encodeEom(graph: Graph, options: EomEncodeOptions = {}): Buffer {
   validateGraph(graph);
   const entries: Entry[] = [];
   const tensors: Record<string, TensorMeta> = {};
+  const onGrid = biasesOnGrid(graph);
   for (const t of Object.values(graph.tensors)) {
     const meta: TensorMeta = { dtype: t.dtype, shape: t.shape };
+    const grid = onGrid.get(t.name);
+    if (grid) meta.biasGrid = true;
     if (t.data) {
-      let values = t.data;
+      let values = grid?.values ?? t.data;
       if (t.mask) {
         values = keptValues(values, t.mask);
         meta.sparse = true;
@@ -297,6 +313,7 @@ export function decodeEom(input: Uint8Array, source = '<bytes>'): Graph {
     return t.sparse ? scatterKept(values, mask!) : values;
   };
   const tensors: Record<string, Tensor> = {};
+  const onGrid: Array<[Tensor, TensorMeta]> = [];
   for (const [name, t] of Object.entries(meta.tensors)) {
     if (!isObject(t) || !['float32', 'int32', 'int8', 'uint8'].includes(t.dtype)) fail(`tensor '${name}' has an unknown dtype`);
     if (!validShape(t.shape)) fail(`tensor '${name}' has an invalid shape ${JSON.stringify(t.shape)}`);
@@ -308,11 +325,31 @@ export function decodeEom(input: Uint8Array, source = '<bytes>'): Graph {
         fail(`mask of '${name}' has ${bits.length} bytes for ${count} values`);
       tensor.mask = unpackBits(bits, count);
     }
-    if (t.data !== undefined) tensor.data = tensorData(t, name, tensor.mask);
+    if (t.biasGrid !== undefined) onGrid.push([tensor, t]);
+    else if (t.data !== undefined) tensor.data = tensorData(t, name, tensor.mask);
     if (t.quant) {
       tensor.quant = { ...t.quant, scale: entry(t.quant.scale, name, 'float32') as Float32Array };
     }
     tensors[name] = tensor;
+  }
+  // Biases stored as int32 grid values: back to the float32 they stand for, once the weight scales are read.
+  for (const [tensor, t] of onGrid) {
+    // The grid is the one Conv that reads the bias: its input's int8 grid times its weight scales.
+    const readers = meta.nodes.filter((n) => isObject(n) && Array.isArray(n.inputs) && n.inputs.includes(tensor.name));
+    const conv = readers.length === 1 && readers[0].op === 'Conv' && readers[0].inputs[2] === tensor.name ? readers[0] : undefined;
+    const [input, weight] = conv?.inputs ?? [];
+    const grid = typeof input === 'string' ? meta.activationQuant?.[input] : undefined;
+    const scales = typeof weight === 'string' ? tensors[weight]?.quant?.scale : undefined;
+    const count = elementCount(t.shape);
+    if (t.dtype !== 'float32' || t.mask !== undefined || t.sparse || t.packedBits !== undefined || t.quant)
+      fail(`tensor '${tensor.name}': only a plain float32 bias can be stored on its int32 grid`);
+    if (!isObject(grid) || !(typeof grid.scale === 'number' && grid.scale > 0 && Number.isFinite(grid.scale)))
+      fail(`bias '${tensor.name}' is stored on an int32 grid but is not the bias of one Conv with an int8 input grid`);
+    if (!scales || (scales.length !== 1 && scales.length !== count))
+      fail(`bias '${tensor.name}': its Conv's weight '${String(weight)}' has no scales for its ${count} channels`);
+    const values = entry(t.data, tensor.name, 'int32') as Int32Array;
+    if (values.length !== count) fail(`bias '${tensor.name}' has ${values.length} stored values, expected ${count}`);
+    tensor.data = biasFromGrid(values, biasStep(grid!.scale, scales!));
   }
   const graph: Graph = {
     name: String(meta.name ?? 'model'),

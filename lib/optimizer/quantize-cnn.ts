@@ -1,8 +1,9 @@
 /**
  * Static int8 quantization of whole graphs (CNNs), TFLite's scheme:
  * - Conv weights symmetric int8 per output channel (axis 0), Dense weights too
- *   (QDense with a static input grid); biases stay float32 in the file and
- *   become int32 (bias / (inputScale * weightScale)) when lowered;
+ *   (QDense with a static input grid); an int8 Conv's bias is snapped onto
+ *   its int32 grid (bias / (inputScale * weightScale), lib/model/bias-grid.ts):
+ *   the integers the kernels add, and what the .eom file stores;
  * - every activation tensor an int8 node reads or writes gets a static
  *   per-tensor asymmetric grid from its observed range (observe.ts: min/max,
  *   percentile or entropy): scale = (hi - lo) / 255,
@@ -19,6 +20,7 @@ import { kernels } from '../backends';
 import type { Dataset } from '../data/dataset';
 import { foldConvBatchNorms } from '../engine/lower';
 import { EdgeOptError } from '../errors';
+import { snapInt8ConvBiases } from '../model/bias-grid';
 import { type ActivationQuant, cloneGraph, type Graph, type GraphNode } from '../model/graph';
 import { ACTIVATION_OPS } from '../model/op-schema';
 import { inferShapes } from '../model/shapes';
@@ -118,6 +120,7 @@ export function quantizeCnn(graph: Graph, options: CnnQuantizeOptions): Graph {
   g.metadata.quantization = `int${bits} symmetric per-channel weights, static per-tensor int8 activations (${describeObserver(options.observer)}); ${int8} int8 nodes, ${Object.keys(floats).length} float32`;
   if (Object.keys(floats).length) g.metadata['quantization.float32'] = JSON.stringify(floats);
   else delete g.metadata['quantization.float32'];
+  snapInt8ConvBiases(g);
   return options.requantize === false ? g : applyStaticOutputs(g);
 }
 
