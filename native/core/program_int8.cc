@@ -25,9 +25,11 @@ inline void window_taps(int start, int k, int dilation, int lo, int hi, int* fir
   *last = reach < 0 ? -1 : std::min(k - 1, reach / dilation);
 }
 
+// Quantization on the table's SIMD loop when it has one (the same integers).
 struct QuantizeOp : CompiledProgram::Op {
   QuantizeSpec s;
-  explicit QuantizeOp(const QuantizeSpec& q) : s(q) {}
+  void (*simd)(const float*, size_t, float, int32_t, int8_t*);
+  QuantizeOp(const KernelTable& kt, const QuantizeSpec& q) : s(q), simd(kt.quantize_static_s8) {}
   void run(const RunContext& c) const override {
     const int64_t n = s.count * c.batch;
     if (s.dequantize) {
@@ -37,9 +39,11 @@ struct QuantizeOp : CompiledProgram::Op {
     } else {
       const float* x = c.f(s.x);
       int8_t* y = c.at<int8_t>(s.y);
+      if (simd) return simd(x, static_cast<size_t>(n), s.grid.scale, s.grid.zero_point, y);
       for (int64_t i = 0; i < n; ++i) y[i] = quantize_static_s8(x[i], s.grid);
     }
   }
+  std::string kernel() const override { return simd && !s.dequantize ? "quantize+simd" : ""; }
 };
 
 // The epilogue of a QConvSpec: int32 accumulators plus the bias, requantized per
@@ -304,16 +308,23 @@ struct QConvGemmOp : CompiledProgram::Op {
   std::string kernel() const override { return std::string("qconv-gemm-") + kt.name; }
 };
 
+// The lookup on the table's SIMD loop when it has one (byte permutes need a
+// CPU feature no table requires), else the portable loop.
 struct QLutOp : CompiledProgram::Op {
   QLutSpec s;
   int8_t table[256];
-  QLutOp(const QLutSpec& q, const std::vector<TensorSpec>& t) : s(q) { std::memcpy(table, t[q.table].data, 256); }
+  void (*simd)(const int8_t*, size_t, const int8_t*, int8_t*);
+  QLutOp(const KernelTable& kt, const QLutSpec& q, const std::vector<TensorSpec>& t) : s(q), simd(kt.lut_s8) {
+    std::memcpy(table, t[q.table].data, 256);
+  }
   void run(const RunContext& c) const override {
     const int8_t* x = c.at<int8_t>(s.x);
     int8_t* y = c.at<int8_t>(s.y);
     const int64_t n = s.count * c.batch;
+    if (simd) return simd(x, static_cast<size_t>(n), table, y);
     for (int64_t i = 0; i < n; ++i) y[i] = table[x[i] + 128];
   }
+  std::string kernel() const override { return simd ? "qlut+simd" : ""; }
 };
 
 // Add rescales each input alone, so its 256 possible terms are tables built
@@ -453,14 +464,14 @@ struct QConcatOp : CompiledProgram::Op {
 
 std::unique_ptr<CompiledProgram::Op> compile_int8_op(const KernelTable& kt, const OpVariant& v,
                                                      const std::vector<TensorSpec>& t) {
-  if (const auto* q = std::get_if<QuantizeSpec>(&v)) return std::make_unique<QuantizeOp>(*q);
+  if (const auto* q = std::get_if<QuantizeSpec>(&v)) return std::make_unique<QuantizeOp>(kt, *q);
   if (const auto* q = std::get_if<QConvSpec>(&v)) {
     const ConvShape& p = q->shape;
     if (p.groups == 1) return std::make_unique<QConvGemmOp>(kt, *q, t);
     if (p.groups == p.in_c && p.groups == p.out_c && kt.depthwise_s8) return std::make_unique<QDepthwiseOp>(kt, *q, t);
     return std::make_unique<QConvOp>(kt, *q, t);
   }
-  if (const auto* q = std::get_if<QLutSpec>(&v)) return std::make_unique<QLutOp>(*q, t);
+  if (const auto* q = std::get_if<QLutSpec>(&v)) return std::make_unique<QLutOp>(kt, *q, t);
   if (const auto* q = std::get_if<QBinarySpec>(&v)) return std::make_unique<QBinaryOp>(kt, *q);
   if (const auto* q = std::get_if<QPoolSpec>(&v)) return std::make_unique<QPoolOp>(*q);
   if (const auto* q = std::get_if<QGlobalAvgPoolSpec>(&v)) return std::make_unique<QGlobalAvgPoolOp>(*q);

@@ -25,6 +25,7 @@
 #include "../core/prune.h"
 #include "../core/quantize.h"
 #include "../core/requantize.h"
+#include "../core/static_quant.h"
 #include "../core/thread_pool.h"
 #include "../core/validate.h"
 #include "check.h"
@@ -484,6 +485,60 @@ static void test_quantize(const KernelTable& kt) {
   }
 }
 
+// The table's static int8 quantization against quantize_static_s8 (the
+// portable loop), and that against its formula written here: odd lengths
+// (SIMD tails), ties, values past the int8 range, infinities, NaN, denormals.
+static void test_quantize_static_s8(const KernelTable& kt) {
+  const float nan = std::nanf("");
+  CHECK(quantize_static_s8(nan, {0.5f, 3}) == 0 && quantize_static_s8(-nan, {0.5f, -3}) == 0, "NaN must give 0");
+  CHECK(quantize_static_s8(INFINITY, {0.5f, 0}) == 127 && quantize_static_s8(-INFINITY, {0.5f, 0}) == -128,
+        "infinities must clamp");
+  CHECK(quantize_static_s8(2.5f, {1.0f, 0}) == 2 && quantize_static_s8(-3.5f, {1.0f, 1}) == -3, "ties go to even");
+  if (!kt.quantize_static_s8) return;
+  std::mt19937 rng(13);
+  std::normal_distribution<float> nd(0.0f, 40.0f);
+  const float specials[] = {nan, -nan, INFINITY, -INFINITY, 0.0f, -0.0f, 1e-40f, -1e-40f, 3e38f, -3e38f, 0.5f, 1.5f};
+  for (size_t n : {1, 7, 15, 16, 17, 31, 33, 63, 64, 65, 100, 784, 1001})
+    for (const StaticActivation a : {StaticActivation{0.25f, 0}, StaticActivation{0.1f, -128},
+                                     StaticActivation{1.0f, 127}, StaticActivation{3e-39f, 5}}) {
+      const int off = static_cast<int>(n % 4);
+      Buf<float> x(n, off);
+      for (size_t i = 0; i < n; ++i) x[i] = i % 5 == 3 ? specials[(i / 5) % std::size(specials)] : nd(rng);
+      if (a.scale == 1.0f)  // exact ties
+        for (size_t i = 0; i < n; ++i) x[i] = static_cast<float>(static_cast<int>(i % 301) - 150) + 0.5f;
+      Buf<int8_t> y(n, (off + 1) % 4);
+      kt.quantize_static_s8(x.p, n, a.scale, a.zero_point, y.p);
+      for (size_t i = 0; i < n; ++i) {
+        const int8_t want = quantize_static_s8(x[i], a);
+        if (y[i] != want) {
+          CHECK(false, "%s quantize_static_s8 n=%zu scale=%a zp=%d at %zu: %d != %d (x=%a)", kt.name, n, a.scale,
+                a.zero_point, i, y[i], want, x[i]);
+          break;
+        }
+      }
+    }
+}
+
+// The table's 256-entry byte lookup against its definition: every byte value,
+// odd lengths and misaligned buffers.
+static void test_lut_s8(const KernelTable& kt) {
+  if (!kt.lut_s8) return;
+  std::mt19937 rng(19);
+  int8_t table[256];
+  for (auto& t : table) t = static_cast<int8_t>(rng());
+  for (size_t n : {1, 7, 63, 64, 65, 127, 129, 256, 1000}) {
+    const int off = static_cast<int>(n % 4);
+    Buf<int8_t> x(n, off), y(n, (off + 3) % 4);
+    for (size_t i = 0; i < n; ++i) x[i] = static_cast<int8_t>(n >= 256 ? i : rng());
+    kt.lut_s8(x.p, n, table, y.p);
+    for (size_t i = 0; i < n; ++i)
+      if (y[i] != table[x[i] + 128]) {
+        CHECK(false, "%s lut_s8 n=%zu at %zu: x=%d gives %d, not %d", kt.name, n, i, x[i], y[i], table[x[i] + 128]);
+        break;
+      }
+  }
+}
+
 static void test_bias_relu(const KernelTable& kt) {
   std::mt19937 rng(3);
   std::normal_distribution<float> nd(0.0f, 1.0f);
@@ -762,6 +817,8 @@ int main() {
     test_requantize_s8(kt);
     test_depthwise_s8(kt);
     test_quantize(kt);
+    test_quantize_static_s8(kt);
+    test_lut_s8(kt);
     test_bias_relu(kt);
     test_parallel_gemm(kt);
     test_plans(kt);
