@@ -85,7 +85,7 @@ struct ConvRequantize {
 // Scratch of the int8 convolutions, one per thread (pool workers and callers),
 // grown to the largest block and kept: no allocation per run once warm.
 struct ConvScratch {
-  std::vector<uint8_t> patch;
+  std::vector<uint8_t> patch, rows;
   std::vector<int32_t> acc, zero_points;
   std::vector<const int8_t*> taps;
 };
@@ -234,23 +234,56 @@ inline void to_u8(const int8_t* x, int64_t n, uint8_t* a) {
   for (int64_t i = 0; i < n; ++i) a[i] = static_cast<uint8_t>(x[i]) ^ 0x80;
 }
 
+// Bytes a buffer read or written by copy_run holds past its last run.
+constexpr int64_t kRunSlack = 8;
+
+// Copies n bytes; short runs by 8-byte words, which read and write up to 7
+// bytes past the run (into the buffers' slack, or the next run, written
+// after): a call per tap costs more than the copy when in_c is small.
+inline void copy_run(uint8_t* dst, const uint8_t* src, int64_t n) {
+  if (n >= 64) return static_cast<void>(std::memcpy(dst, src, static_cast<size_t>(n)));
+  for (int64_t i = 0; i < n; i += 8) std::memcpy(dst + i, src + i, 8);
+}
+
 // Patch rows (OHWI tap order) of output pixels [p0, p0 + rows) in uint8, the
 // padding taps holding `pad` (the GEMM's zero point, so they add nothing).
-void im2col_u8(const ConvShape& s, const int8_t* x, int64_t p0, int rows, uint8_t pad, uint8_t* patch) {
+// For each output row, the kh input rows its windows read are converted once
+// into `buffer` with their padding columns written out, so a pixel's patch is
+// kh runs of kw * in_c bytes (dilation_w 1; else kw runs of in_c) with no
+// bounds tests. `patch` needs kRunSlack bytes past the last row.
+void im2col_u8(const ConvShape& s, const int8_t* x, int64_t p0, int rows, uint8_t pad, uint8_t* patch,
+               std::vector<uint8_t>* buffer) {
   const int64_t k = int64_t{s.kh} * s.kw * s.in_c;
+  const int64_t width = int64_t{s.out_w - 1} * s.stride_w + int64_t{s.kw - 1} * s.dilation_w + 1;
+  const int64_t first = std::min<int64_t>(width, s.pad_left);  // columns [first, last) are input pixels
+  const int64_t last = std::clamp<int64_t>(int64_t{s.pad_left} + s.in_w, first, width);
+  const int64_t row_bytes = width * s.in_c + kRunSlack;
+  uint8_t* padded = at_least(buffer, static_cast<size_t>(s.kh * row_bytes));
+  const int64_t run = s.dilation_w == 1 ? int64_t{s.kw} * s.in_c : s.in_c;
+  const int runs = s.dilation_w == 1 ? 1 : s.kw;
+  int64_t built = -1;  // the output row (image * out_h + oy) whose input rows `padded` holds
   PixelPos pos = pixel_pos(p0, s.out_h, s.out_w);
   for (int r = 0; r < rows; ++r, next_pixel(&pos, s.out_h, s.out_w)) {
-    const int8_t* image = x + pos.image * s.in_h * s.in_w * s.in_c;
+    if (const int64_t line = pos.image * s.out_h + pos.oy; line != built) {
+      built = line;
+      const int8_t* image = x + pos.image * s.in_h * s.in_w * s.in_c;
+      for (int ky = 0; ky < s.kh; ++ky) {
+        uint8_t* row = padded + ky * row_bytes;
+        const int iy = pos.oy * s.stride_h - s.pad_top + ky * s.dilation_h;
+        if (iy < 0 || iy >= s.in_h) {
+          std::memset(row, pad, static_cast<size_t>(width * s.in_c));
+          continue;
+        }
+        std::memset(row, pad, static_cast<size_t>(first * s.in_c));
+        to_u8(image + (int64_t{iy} * s.in_w + first - s.pad_left) * s.in_c, (last - first) * s.in_c,
+              row + first * s.in_c);
+        std::memset(row + last * s.in_c, pad, static_cast<size_t>((width - last) * s.in_c));
+      }
+    }
     uint8_t* dst = patch + r * k;
     for (int ky = 0; ky < s.kh; ++ky) {
-      const int iy = pos.oy * s.stride_h - s.pad_top + ky * s.dilation_h;
-      for (int kx = 0; kx < s.kw; ++kx, dst += s.in_c) {
-        const int ix = pos.ox * s.stride_w - s.pad_left + kx * s.dilation_w;
-        if (iy < 0 || iy >= s.in_h || ix < 0 || ix >= s.in_w)
-          std::memset(dst, pad, s.in_c);
-        else
-          to_u8(image + (int64_t{iy} * s.in_w + ix) * s.in_c, s.in_c, dst);
-      }
+      const uint8_t* src = padded + ky * row_bytes + int64_t{pos.ox} * s.stride_w * s.in_c;
+      for (int i = 0; i < runs; ++i, dst += run) copy_run(dst, src + int64_t{i} * s.dilation_w * s.in_c, run);
     }
   }
 }
@@ -289,7 +322,7 @@ struct QConvGemmOp : CompiledProgram::Op {
     split_range(c.pool, pixels, kRowMultiple, pixel_cost, [&](int64_t b, int64_t e) {
       const int most = static_cast<int>(std::min<int64_t>(block_pixels, e - b));
       ConvScratch& scratch = conv_scratch();
-      uint8_t* patch = at_least(&scratch.patch, static_cast<size_t>(most) * k);
+      uint8_t* patch = at_least(&scratch.patch, static_cast<size_t>(most) * k + kRunSlack);
       int32_t* acc = at_least(&scratch.acc, static_cast<size_t>(most) * p.out_c);
       int32_t* zero_points = at_least(&scratch.zero_points, static_cast<size_t>(most));
       std::fill(zero_points, zero_points + most, int32_t{zero});
@@ -298,7 +331,7 @@ struct QConvGemmOp : CompiledProgram::Op {
         if (pointwise)
           to_u8(x + p0 * p.in_c, int64_t{rows} * p.in_c, patch);
         else
-          im2col_u8(p, x, p0, rows, zero, patch);
+          im2col_u8(p, x, p0, rows, zero, patch, &scratch.rows);
         kt.gemm_u8s8(
             {patch, static_cast<size_t>(k), zero_points, rows, &weight, acc, static_cast<size_t>(p.out_c), 0, p.out_c});
         requantize.run(acc, p.out_c, rows, y + p0 * p.out_c, p.out_c);
