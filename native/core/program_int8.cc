@@ -250,8 +250,9 @@ inline void copy_run(uint8_t* dst, const uint8_t* src, int64_t n) {
 // For each output row, the kh input rows its windows read are converted once
 // into `buffer` with their padding columns written out, so a pixel's patch is
 // kh runs of kw * in_c bytes (dilation_w 1; else kw runs of in_c) with no
-// bounds tests. `patch` needs kRunSlack bytes past the last row.
-void im2col_u8(const ConvShape& s, const int8_t* x, int64_t p0, int rows, uint8_t pad, uint8_t* patch,
+// bounds tests. Rows are `lda` bytes apart (the bytes past k meet zero
+// weights); `patch` needs kRunSlack bytes past the last row.
+void im2col_u8(const ConvShape& s, const int8_t* x, int64_t p0, int rows, uint8_t pad, uint8_t* patch, int64_t lda,
                std::vector<uint8_t>* buffer) {
   const int64_t k = int64_t{s.kh} * s.kw * s.in_c;
   const int64_t width = int64_t{s.out_w - 1} * s.stride_w + int64_t{s.kw - 1} * s.dilation_w + 1;
@@ -280,7 +281,7 @@ void im2col_u8(const ConvShape& s, const int8_t* x, int64_t p0, int rows, uint8_
         std::memset(row + last * s.in_c, pad, static_cast<size_t>((width - last) * s.in_c));
       }
     }
-    uint8_t* dst = patch + r * k;
+    uint8_t* dst = patch + r * lda;
     for (int ky = 0; ky < s.kh; ++ky) {
       const uint8_t* src = padded + ky * row_bytes + int64_t{pos.ox} * s.stride_w * s.in_c;
       for (int i = 0; i < runs; ++i, dst += run) copy_run(dst, src + int64_t{i} * s.dilation_w * s.in_c, run);
@@ -292,7 +293,9 @@ void im2col_u8(const ConvShape& s, const int8_t* x, int64_t p0, int rows, uint8_
 // rows are output pixels, columns output channels, k = kh * kw * in_c in OHWI
 // order, weights packed once here. Activations enter as x + 128 with zero point
 // zx + 128 (as static_quant.h feeds Dense), so the int32 accumulators are
-// QConvOp's exactly, and the requantization is the same formula.
+// QConvOp's exactly, and the requantization is the same formula. Patch rows
+// are padded to whole 4-byte k steps against zero weights (the sums are the
+// same): the x86 GEMMs read such rows in place instead of copying each one.
 struct QConvGemmOp : CompiledProgram::Op {
   QConvSpec s;
   const KernelTable& kt;
@@ -303,11 +306,15 @@ struct QConvGemmOp : CompiledProgram::Op {
   QConvGemmOp(const KernelTable& table, const QConvSpec& q, const std::vector<TensorSpec>& t)
       : s(q), kt(table), requantize(&table, q, t) {
     const ConvShape& p = s.shape;
-    const int64_t k = int64_t{p.kh} * p.kw * p.in_c;
-    kt.pack_s8(static_cast<const int8_t*>(t[q.weight].data), p.out_c, static_cast<int>(k), &weight);
+    const int k = p.kh * p.kw * p.in_c;
     pointwise = p.kh == 1 && p.kw == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_top == 0 && p.pad_left == 0 &&
                 p.pad_bottom == 0 && p.pad_right == 0;
-    block_pixels = qconv_block_pixels(k);
+    const int lda = pointwise ? k : (k + 3) / 4 * 4;
+    const auto* w = static_cast<const int8_t*>(t[q.weight].data);
+    std::vector<int8_t> padded(static_cast<size_t>(p.out_c) * lda, 0);
+    for (int oc = 0; oc < p.out_c; ++oc) std::memcpy(padded.data() + int64_t{oc} * lda, w + int64_t{oc} * k, k);
+    kt.pack_s8(padded.data(), p.out_c, lda, &weight);
+    block_pixels = qconv_block_pixels(lda);
   }
   // Output pixels are split over the threads (row-block multiples), each thread
   // running blocks of block_pixels through its own scratch.
@@ -331,7 +338,7 @@ struct QConvGemmOp : CompiledProgram::Op {
         if (pointwise)
           to_u8(x + p0 * p.in_c, int64_t{rows} * p.in_c, patch);
         else
-          im2col_u8(p, x, p0, rows, zero, patch, &scratch.rows);
+          im2col_u8(p, x, p0, rows, zero, patch, k, &scratch.rows);
         kt.gemm_u8s8(
             {patch, static_cast<size_t>(k), zero_points, rows, &weight, acc, static_cast<size_t>(p.out_c), 0, p.out_c});
         requantize.run(acc, p.out_c, rows, y + p0 * p.out_c, p.out_c);
