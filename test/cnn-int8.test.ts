@@ -453,6 +453,8 @@ test('native qconv on the GEMM is bit-identical to the TS twin on odd shapes (1x
   if (!nativeAddon()) return;
   const cases = [
     { c: 1, h: 1, w: 1, outC: 1, k: 1 },
+    { c: 1, h: 13, w: 11, outC: 16, k: 3, pad: 1 },
+    { c: 2, h: 9, w: 10, outC: 5, k: 5, stride: 2, pad: 2, dilation: 2 },
     { c: 3, h: 17, w: 3, outC: 17, k: 3, stride: 2, pad: 1 },
     { c: 17, h: 5, w: 9, outC: 63, k: 1 },
     { c: 65, h: 3, w: 4, outC: 65, k: 1 },

@@ -147,6 +147,12 @@ struct KernelTable {
   void (*requantize_s8)(const RequantizeS8Args& args) = nullptr;
   // DepthwiseS8Args's sums (every table; the scalar one defines them).
   void (*depthwise_s8)(const DepthwiseS8Args& args) = nullptr;
+  // Static int8 quantization of x[0..n), quantize_static_s8 (static_quant.h)
+  // exactly, NaN included; null: the portable loop.
+  void (*quantize_static_s8)(const float* x, size_t n, float scale, int32_t zero_point, int8_t* y) = nullptr;
+  // y[i] = table[x[i] + 128] for i < n (a 256-entry int8 lookup); null: the
+  // portable loop.
+  void (*lut_s8)(const int8_t* x, size_t n, const int8_t* table, int8_t* y) = nullptr;
 };
 
 // Tables compiled into this binary: scalar, then every entry of

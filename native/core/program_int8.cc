@@ -25,9 +25,11 @@ inline void window_taps(int start, int k, int dilation, int lo, int hi, int* fir
   *last = reach < 0 ? -1 : std::min(k - 1, reach / dilation);
 }
 
+// Quantization on the table's SIMD loop when it has one (the same integers).
 struct QuantizeOp : CompiledProgram::Op {
   QuantizeSpec s;
-  explicit QuantizeOp(const QuantizeSpec& q) : s(q) {}
+  void (*simd)(const float*, size_t, float, int32_t, int8_t*);
+  QuantizeOp(const KernelTable& kt, const QuantizeSpec& q) : s(q), simd(kt.quantize_static_s8) {}
   void run(const RunContext& c) const override {
     const int64_t n = s.count * c.batch;
     if (s.dequantize) {
@@ -37,9 +39,11 @@ struct QuantizeOp : CompiledProgram::Op {
     } else {
       const float* x = c.f(s.x);
       int8_t* y = c.at<int8_t>(s.y);
+      if (simd) return simd(x, static_cast<size_t>(n), s.grid.scale, s.grid.zero_point, y);
       for (int64_t i = 0; i < n; ++i) y[i] = quantize_static_s8(x[i], s.grid);
     }
   }
+  std::string kernel() const override { return simd && !s.dequantize ? "quantize+simd" : ""; }
 };
 
 // The epilogue of a QConvSpec: int32 accumulators plus the bias, requantized per
@@ -81,7 +85,7 @@ struct ConvRequantize {
 // Scratch of the int8 convolutions, one per thread (pool workers and callers),
 // grown to the largest block and kept: no allocation per run once warm.
 struct ConvScratch {
-  std::vector<uint8_t> patch;
+  std::vector<uint8_t> patch, rows;
   std::vector<int32_t> acc, zero_points;
   std::vector<const int8_t*> taps;
 };
@@ -230,23 +234,57 @@ inline void to_u8(const int8_t* x, int64_t n, uint8_t* a) {
   for (int64_t i = 0; i < n; ++i) a[i] = static_cast<uint8_t>(x[i]) ^ 0x80;
 }
 
+// Bytes a buffer read or written by copy_run holds past its last run.
+constexpr int64_t kRunSlack = 8;
+
+// Copies n bytes; short runs by 8-byte words, which read and write up to 7
+// bytes past the run (into the buffers' slack, or the next run, written
+// after): a call per tap costs more than the copy when in_c is small.
+inline void copy_run(uint8_t* dst, const uint8_t* src, int64_t n) {
+  if (n >= 64) return static_cast<void>(std::memcpy(dst, src, static_cast<size_t>(n)));
+  for (int64_t i = 0; i < n; i += 8) std::memcpy(dst + i, src + i, 8);
+}
+
 // Patch rows (OHWI tap order) of output pixels [p0, p0 + rows) in uint8, the
 // padding taps holding `pad` (the GEMM's zero point, so they add nothing).
-void im2col_u8(const ConvShape& s, const int8_t* x, int64_t p0, int rows, uint8_t pad, uint8_t* patch) {
+// For each output row, the kh input rows its windows read are converted once
+// into `buffer` with their padding columns written out, so a pixel's patch is
+// kh runs of kw * in_c bytes (dilation_w 1; else kw runs of in_c) with no
+// bounds tests. Rows are `lda` bytes apart (the bytes past k meet zero
+// weights); `patch` needs kRunSlack bytes past the last row.
+void im2col_u8(const ConvShape& s, const int8_t* x, int64_t p0, int rows, uint8_t pad, uint8_t* patch, int64_t lda,
+               std::vector<uint8_t>* buffer) {
   const int64_t k = int64_t{s.kh} * s.kw * s.in_c;
+  const int64_t width = int64_t{s.out_w - 1} * s.stride_w + int64_t{s.kw - 1} * s.dilation_w + 1;
+  const int64_t first = std::min<int64_t>(width, s.pad_left);  // columns [first, last) are input pixels
+  const int64_t last = std::clamp<int64_t>(int64_t{s.pad_left} + s.in_w, first, width);
+  const int64_t row_bytes = width * s.in_c + kRunSlack;
+  uint8_t* padded = at_least(buffer, static_cast<size_t>(s.kh * row_bytes));
+  const int64_t run = s.dilation_w == 1 ? int64_t{s.kw} * s.in_c : s.in_c;
+  const int runs = s.dilation_w == 1 ? 1 : s.kw;
+  int64_t built = -1;  // the output row (image * out_h + oy) whose input rows `padded` holds
   PixelPos pos = pixel_pos(p0, s.out_h, s.out_w);
   for (int r = 0; r < rows; ++r, next_pixel(&pos, s.out_h, s.out_w)) {
-    const int8_t* image = x + pos.image * s.in_h * s.in_w * s.in_c;
-    uint8_t* dst = patch + r * k;
-    for (int ky = 0; ky < s.kh; ++ky) {
-      const int iy = pos.oy * s.stride_h - s.pad_top + ky * s.dilation_h;
-      for (int kx = 0; kx < s.kw; ++kx, dst += s.in_c) {
-        const int ix = pos.ox * s.stride_w - s.pad_left + kx * s.dilation_w;
-        if (iy < 0 || iy >= s.in_h || ix < 0 || ix >= s.in_w)
-          std::memset(dst, pad, s.in_c);
-        else
-          to_u8(image + (int64_t{iy} * s.in_w + ix) * s.in_c, s.in_c, dst);
+    if (const int64_t line = pos.image * s.out_h + pos.oy; line != built) {
+      built = line;
+      const int8_t* image = x + pos.image * s.in_h * s.in_w * s.in_c;
+      for (int ky = 0; ky < s.kh; ++ky) {
+        uint8_t* row = padded + ky * row_bytes;
+        const int iy = pos.oy * s.stride_h - s.pad_top + ky * s.dilation_h;
+        if (iy < 0 || iy >= s.in_h) {
+          std::memset(row, pad, static_cast<size_t>(width * s.in_c));
+          continue;
+        }
+        std::memset(row, pad, static_cast<size_t>(first * s.in_c));
+        to_u8(image + (int64_t{iy} * s.in_w + first - s.pad_left) * s.in_c, (last - first) * s.in_c,
+              row + first * s.in_c);
+        std::memset(row + last * s.in_c, pad, static_cast<size_t>((width - last) * s.in_c));
       }
+    }
+    uint8_t* dst = patch + r * lda;
+    for (int ky = 0; ky < s.kh; ++ky) {
+      const uint8_t* src = padded + ky * row_bytes + int64_t{pos.ox} * s.stride_w * s.in_c;
+      for (int i = 0; i < runs; ++i, dst += run) copy_run(dst, src + int64_t{i} * s.dilation_w * s.in_c, run);
     }
   }
 }
@@ -255,7 +293,9 @@ void im2col_u8(const ConvShape& s, const int8_t* x, int64_t p0, int rows, uint8_
 // rows are output pixels, columns output channels, k = kh * kw * in_c in OHWI
 // order, weights packed once here. Activations enter as x + 128 with zero point
 // zx + 128 (as static_quant.h feeds Dense), so the int32 accumulators are
-// QConvOp's exactly, and the requantization is the same formula.
+// QConvOp's exactly, and the requantization is the same formula. Patch rows
+// are padded to whole 4-byte k steps against zero weights (the sums are the
+// same): the x86 GEMMs read such rows in place instead of copying each one.
 struct QConvGemmOp : CompiledProgram::Op {
   QConvSpec s;
   const KernelTable& kt;
@@ -266,11 +306,15 @@ struct QConvGemmOp : CompiledProgram::Op {
   QConvGemmOp(const KernelTable& table, const QConvSpec& q, const std::vector<TensorSpec>& t)
       : s(q), kt(table), requantize(&table, q, t) {
     const ConvShape& p = s.shape;
-    const int64_t k = int64_t{p.kh} * p.kw * p.in_c;
-    kt.pack_s8(static_cast<const int8_t*>(t[q.weight].data), p.out_c, static_cast<int>(k), &weight);
+    const int k = p.kh * p.kw * p.in_c;
     pointwise = p.kh == 1 && p.kw == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_top == 0 && p.pad_left == 0 &&
                 p.pad_bottom == 0 && p.pad_right == 0;
-    block_pixels = qconv_block_pixels(k);
+    const int lda = pointwise ? k : (k + 3) / 4 * 4;
+    const auto* w = static_cast<const int8_t*>(t[q.weight].data);
+    std::vector<int8_t> padded(static_cast<size_t>(p.out_c) * lda, 0);
+    for (int oc = 0; oc < p.out_c; ++oc) std::memcpy(padded.data() + int64_t{oc} * lda, w + int64_t{oc} * k, k);
+    kt.pack_s8(padded.data(), p.out_c, lda, &weight);
+    block_pixels = qconv_block_pixels(lda);
   }
   // Output pixels are split over the threads (row-block multiples), each thread
   // running blocks of block_pixels through its own scratch.
@@ -285,7 +329,7 @@ struct QConvGemmOp : CompiledProgram::Op {
     split_range(c.pool, pixels, kRowMultiple, pixel_cost, [&](int64_t b, int64_t e) {
       const int most = static_cast<int>(std::min<int64_t>(block_pixels, e - b));
       ConvScratch& scratch = conv_scratch();
-      uint8_t* patch = at_least(&scratch.patch, static_cast<size_t>(most) * k);
+      uint8_t* patch = at_least(&scratch.patch, static_cast<size_t>(most) * k + kRunSlack);
       int32_t* acc = at_least(&scratch.acc, static_cast<size_t>(most) * p.out_c);
       int32_t* zero_points = at_least(&scratch.zero_points, static_cast<size_t>(most));
       std::fill(zero_points, zero_points + most, int32_t{zero});
@@ -294,7 +338,7 @@ struct QConvGemmOp : CompiledProgram::Op {
         if (pointwise)
           to_u8(x + p0 * p.in_c, int64_t{rows} * p.in_c, patch);
         else
-          im2col_u8(p, x, p0, rows, zero, patch);
+          im2col_u8(p, x, p0, rows, zero, patch, k, &scratch.rows);
         kt.gemm_u8s8(
             {patch, static_cast<size_t>(k), zero_points, rows, &weight, acc, static_cast<size_t>(p.out_c), 0, p.out_c});
         requantize.run(acc, p.out_c, rows, y + p0 * p.out_c, p.out_c);
@@ -304,16 +348,23 @@ struct QConvGemmOp : CompiledProgram::Op {
   std::string kernel() const override { return std::string("qconv-gemm-") + kt.name; }
 };
 
+// The lookup on the table's SIMD loop when it has one (byte permutes need a
+// CPU feature no table requires), else the portable loop.
 struct QLutOp : CompiledProgram::Op {
   QLutSpec s;
   int8_t table[256];
-  QLutOp(const QLutSpec& q, const std::vector<TensorSpec>& t) : s(q) { std::memcpy(table, t[q.table].data, 256); }
+  void (*simd)(const int8_t*, size_t, const int8_t*, int8_t*);
+  QLutOp(const KernelTable& kt, const QLutSpec& q, const std::vector<TensorSpec>& t) : s(q), simd(kt.lut_s8) {
+    std::memcpy(table, t[q.table].data, 256);
+  }
   void run(const RunContext& c) const override {
     const int8_t* x = c.at<int8_t>(s.x);
     int8_t* y = c.at<int8_t>(s.y);
     const int64_t n = s.count * c.batch;
+    if (simd) return simd(x, static_cast<size_t>(n), table, y);
     for (int64_t i = 0; i < n; ++i) y[i] = table[x[i] + 128];
   }
+  std::string kernel() const override { return simd ? "qlut+simd" : ""; }
 };
 
 // Add rescales each input alone, so its 256 possible terms are tables built
@@ -453,14 +504,14 @@ struct QConcatOp : CompiledProgram::Op {
 
 std::unique_ptr<CompiledProgram::Op> compile_int8_op(const KernelTable& kt, const OpVariant& v,
                                                      const std::vector<TensorSpec>& t) {
-  if (const auto* q = std::get_if<QuantizeSpec>(&v)) return std::make_unique<QuantizeOp>(*q);
+  if (const auto* q = std::get_if<QuantizeSpec>(&v)) return std::make_unique<QuantizeOp>(kt, *q);
   if (const auto* q = std::get_if<QConvSpec>(&v)) {
     const ConvShape& p = q->shape;
     if (p.groups == 1) return std::make_unique<QConvGemmOp>(kt, *q, t);
     if (p.groups == p.in_c && p.groups == p.out_c && kt.depthwise_s8) return std::make_unique<QDepthwiseOp>(kt, *q, t);
     return std::make_unique<QConvOp>(kt, *q, t);
   }
-  if (const auto* q = std::get_if<QLutSpec>(&v)) return std::make_unique<QLutOp>(*q, t);
+  if (const auto* q = std::get_if<QLutSpec>(&v)) return std::make_unique<QLutOp>(kt, *q, t);
   if (const auto* q = std::get_if<QBinarySpec>(&v)) return std::make_unique<QBinaryOp>(kt, *q);
   if (const auto* q = std::get_if<QPoolSpec>(&v)) return std::make_unique<QPoolOp>(*q);
   if (const auto* q = std::get_if<QGlobalAvgPoolSpec>(&v)) return std::make_unique<QGlobalAvgPoolOp>(*q);

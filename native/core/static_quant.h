@@ -15,9 +15,11 @@ struct StaticActivation {
   int32_t zero_point;  // -128..127
 };
 
+// NaN (which the clamp keeps) goes to 0: what the TS twin's Int8Array store
+// gives, and the low byte of x86's and arm64's float -> int32 conversion.
 inline int8_t quantize_static_s8(float x, StaticActivation a) {
   const float v = std::nearbyint(x / a.scale) + static_cast<float>(a.zero_point);
-  return static_cast<int8_t>(std::min(std::max(v, -128.0f), 127.0f));
+  return v == v ? static_cast<int8_t>(std::min(std::max(v, -128.0f), 127.0f)) : int8_t{0};
 }
 
 }  // namespace edgeopt

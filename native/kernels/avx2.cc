@@ -14,6 +14,7 @@
 #include "../core/quantize.h"
 #include "../core/requantize.h"
 #include "../core/sparse.h"
+#include "../core/static_quant.h"
 #include "x86.h"
 #include "x86_isa.h"
 
@@ -115,6 +116,7 @@ KernelTable make_table() {
   t.cnn = &avx2_cnn_kernels();
   t.depthwise_s8 = depthwise_s8_simd<Ymm>;
   t.requantize_s8 = requantize_s8_simd<Ymm>;
+  t.quantize_static_s8 = quantize_static_s8_simd<Ymm>;
   return t;
 }
 

@@ -7,6 +7,8 @@
 #include "../core/quantize.h"
 #include "../core/requantize.h"
 #include "../core/sparse.h"
+#include "../core/static_quant.h"
+#include "cpu_features.h"
 #include "x86.h"
 #include "x86_isa.h"
 
@@ -83,6 +85,32 @@ uint64_t peak_probe(PeakKind kind, uint64_t iterations) {
 }  // namespace edgeopt
 EDGEOPT_TARGET_END
 
+// VBMI is not implied by AVX-512 F + BW + VL nor by VNNI (Skylake-SP and
+// Cascade Lake lack it): this lookup is chosen at run time, the portable loop
+// otherwise.
+EDGEOPT_TARGET_BEGIN(EDGEOPT_ISA_AVX512VBMI)
+namespace edgeopt {
+namespace {
+
+// y = table[x + 128], 64 bytes per step: vpermi2b looks the low 7 bits of x
+// up in each 128-byte half of the table, and x's sign bit (x + 128 < 128)
+// picks the half.
+void lut_s8_vbmi(const int8_t* x, size_t n, const int8_t* table, int8_t* y) {
+  const __m512i t0 = _mm512_loadu_si512(table), t1 = _mm512_loadu_si512(table + 64);
+  const __m512i t2 = _mm512_loadu_si512(table + 128), t3 = _mm512_loadu_si512(table + 192);
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    const __m512i v = _mm512_loadu_si512(x + i);
+    const __m512i low = _mm512_permutex2var_epi8(t0, v, t1), high = _mm512_permutex2var_epi8(t2, v, t3);
+    _mm512_storeu_si512(y + i, _mm512_mask_blend_epi8(_mm512_movepi8_mask(v), high, low));
+  }
+  for (; i < n; ++i) y[i] = table[x[i] + 128];
+}
+
+}  // namespace
+}  // namespace edgeopt
+EDGEOPT_TARGET_END
+
 namespace edgeopt {
 namespace {
 
@@ -109,6 +137,12 @@ KernelTable make_table() {
   t.cnn = &avx512_cnn_kernels();
   t.depthwise_s8 = depthwise_s8_simd<Zmm, Ymm>;
   t.requantize_s8 = requantize_s8_simd<Zmm, Ymm>;
+  t.quantize_static_s8 = quantize_static_s8_simd<Zmm>;
+#if defined(EDGEOPT_EMULATE_X86)
+  t.lut_s8 = lut_s8_vbmi;
+#else
+  if (cpu_features().avx512vbmi) t.lut_s8 = lut_s8_vbmi;
+#endif
   return t;
 }
 

@@ -64,6 +64,7 @@ CpuFeatures detect() {
     f.avx512bw = b & (1u << 30);
     f.avx512vl = b & (1u << 31);
     f.avx512vnni = f.avx512f && f.avx512bw && f.avx512vl && (c & (1u << 11));
+    f.avx512vbmi = f.avx512f && f.avx512bw && f.avx512vl && (c & (1u << 1));
   }
   if ((d & (1u << 24)) && (d & (1u << 25))) grant_amx(xcr0, &f);
   unsigned a1, b1, c1, d1;
@@ -94,11 +95,19 @@ const CpuFeatures& cpu_features() {
 std::vector<std::string> cpu_feature_names() {
   const CpuFeatures& f = cpu_features();
   std::vector<std::string> names;
-  const std::pair<bool, const char*> all[] = {
-      {f.avx2, "avx2"},         {f.fma, "fma"},           {f.avx512f, "avx512f"},
-      {f.avx512bw, "avx512bw"}, {f.avx512vl, "avx512vl"}, {f.avx512vnni, "avx512vnni"},
-      {f.avxvnni, "avxvnni"},   {f.amx_tile, "amx-tile"}, {f.amx_int8, "amx-int8"},
-      {f.neon, "neon"},         {f.dotprod, "dotprod"},   {f.i8mm, "i8mm"}};
+  const std::pair<bool, const char*> all[] = {{f.avx2, "avx2"},
+                                              {f.fma, "fma"},
+                                              {f.avx512f, "avx512f"},
+                                              {f.avx512bw, "avx512bw"},
+                                              {f.avx512vl, "avx512vl"},
+                                              {f.avx512vnni, "avx512vnni"},
+                                              {f.avx512vbmi, "avx512vbmi"},
+                                              {f.avxvnni, "avxvnni"},
+                                              {f.amx_tile, "amx-tile"},
+                                              {f.amx_int8, "amx-int8"},
+                                              {f.neon, "neon"},
+                                              {f.dotprod, "dotprod"},
+                                              {f.i8mm, "i8mm"}};
   for (const auto& [has, name] : all)
     if (has) names.emplace_back(name);
   return names;

@@ -9,6 +9,7 @@ struct CpuFeatures {
   bool avx2 = false, fma = false;  // AVX2 + FMA3, YMM state enabled by the OS
   bool avx512f = false, avx512bw = false, avx512vl = false;
   bool avx512vnni = false;                  // ZMM + opmask state enabled by the OS
+  bool avx512vbmi = false;                  // byte permutes (vpermi2b); no table needs it
   bool avxvnni = false;                     // VEX-encoded vpdpbusd
   bool amx_tile = false, amx_int8 = false;  // and the OS granted this process the tile state
   bool neon = false, dotprod = false, i8mm = false;

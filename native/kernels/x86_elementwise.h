@@ -75,6 +75,25 @@ void quantize_rows_u8_simd(const float* x, int m, int k, uint8_t* q, float* scal
     quantize_row_simd<V>(x + static_cast<size_t>(r) * k, k, q + static_cast<size_t>(r) * k, scale + r, zp + r);
 }
 
+// quantize_static_s8 (static_quant.h) vectorized: the same float operations
+// in the same order. max_f(lo, v) and min_f(hi, v) are std::max(v, lo) and
+// std::min(v, hi), NaN kept; the low byte of the truncation (NaN: 0x80000000)
+// is the int8, so NaN gives 0 as the scalar definition does.
+template <class V>
+void quantize_static_s8_simd(const float* x, size_t n, float scale, int32_t zero_point, int8_t* y) {
+  using F = typename V::F;
+  const F s = V::set1_f(scale), zp = V::set1_f(static_cast<float>(zero_point));
+  const F lo = V::set1_f(-128.0f), hi = V::set1_f(127.0f);
+  const typename V::I low_byte = V::set1(0xff);
+  size_t i = 0;
+  for (; i + V::kBytesPerStore <= n; i += V::kBytesPerStore)
+    V::store_u8(reinterpret_cast<uint8_t*>(y + i), [&](int at) {
+      const F v = V::add_f(V::round_even(V::div_f(V::load_f(x + i + at), s)), zp);
+      return V::and_(V::truncate(V::min_f(hi, V::max_f(lo, v))), low_byte);
+    });
+  for (; i < n; ++i) y[i] = quantize_static_s8(x[i], {scale, zero_point});
+}
+
 template <class V>
 void bias_act_f32_simd(float* y, int m, int n, const float* bias, bool relu) {
   using F = typename V::F;

@@ -52,5 +52,7 @@
 #define EDGEOPT_ISA_AVX2 "avx2,fma"
 #define EDGEOPT_ISA_AVXVNNI "avx2,fma,avxvnni"
 #define EDGEOPT_ISA_AVX512 "avx2,fma,avx512f,avx512bw,avx512vl"
+// Not a table: the AVX-512 table's byte lookup where the CPU also has VBMI.
+#define EDGEOPT_ISA_AVX512VBMI "avx2,fma,avx512f,avx512bw,avx512vl,avx512vbmi"
 #define EDGEOPT_ISA_AVX512VNNI "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni"
 #define EDGEOPT_ISA_AMX "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni,amx-tile,amx-int8"

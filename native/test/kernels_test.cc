@@ -25,6 +25,7 @@
 #include "../core/prune.h"
 #include "../core/quantize.h"
 #include "../core/requantize.h"
+#include "../core/static_quant.h"
 #include "../core/thread_pool.h"
 #include "../core/validate.h"
 #include "check.h"
@@ -484,6 +485,60 @@ static void test_quantize(const KernelTable& kt) {
   }
 }
 
+// The table's static int8 quantization against quantize_static_s8 (the
+// portable loop), and that against its formula written here: odd lengths
+// (SIMD tails), ties, values past the int8 range, infinities, NaN, denormals.
+static void test_quantize_static_s8(const KernelTable& kt) {
+  const float nan = std::nanf("");
+  CHECK(quantize_static_s8(nan, {0.5f, 3}) == 0 && quantize_static_s8(-nan, {0.5f, -3}) == 0, "NaN must give 0");
+  CHECK(quantize_static_s8(INFINITY, {0.5f, 0}) == 127 && quantize_static_s8(-INFINITY, {0.5f, 0}) == -128,
+        "infinities must clamp");
+  CHECK(quantize_static_s8(2.5f, {1.0f, 0}) == 2 && quantize_static_s8(-3.5f, {1.0f, 1}) == -3, "ties go to even");
+  if (!kt.quantize_static_s8) return;
+  std::mt19937 rng(13);
+  std::normal_distribution<float> nd(0.0f, 40.0f);
+  const float specials[] = {nan, -nan, INFINITY, -INFINITY, 0.0f, -0.0f, 1e-40f, -1e-40f, 3e38f, -3e38f, 0.5f, 1.5f};
+  for (size_t n : {1, 7, 15, 16, 17, 31, 33, 63, 64, 65, 100, 784, 1001})
+    for (const StaticActivation a : {StaticActivation{0.25f, 0}, StaticActivation{0.1f, -128},
+                                     StaticActivation{1.0f, 127}, StaticActivation{3e-39f, 5}}) {
+      const int off = static_cast<int>(n % 4);
+      Buf<float> x(n, off);
+      for (size_t i = 0; i < n; ++i) x[i] = i % 5 == 3 ? specials[(i / 5) % std::size(specials)] : nd(rng);
+      if (a.scale == 1.0f)  // exact ties
+        for (size_t i = 0; i < n; ++i) x[i] = static_cast<float>(static_cast<int>(i % 301) - 150) + 0.5f;
+      Buf<int8_t> y(n, (off + 1) % 4);
+      kt.quantize_static_s8(x.p, n, a.scale, a.zero_point, y.p);
+      for (size_t i = 0; i < n; ++i) {
+        const int8_t want = quantize_static_s8(x[i], a);
+        if (y[i] != want) {
+          CHECK(false, "%s quantize_static_s8 n=%zu scale=%a zp=%d at %zu: %d != %d (x=%a)", kt.name, n, a.scale,
+                a.zero_point, i, y[i], want, x[i]);
+          break;
+        }
+      }
+    }
+}
+
+// The table's 256-entry byte lookup against its definition: every byte value,
+// odd lengths and misaligned buffers.
+static void test_lut_s8(const KernelTable& kt) {
+  if (!kt.lut_s8) return;
+  std::mt19937 rng(19);
+  int8_t table[256];
+  for (auto& t : table) t = static_cast<int8_t>(rng());
+  for (size_t n : {1, 7, 63, 64, 65, 127, 129, 256, 1000}) {
+    const int off = static_cast<int>(n % 4);
+    Buf<int8_t> x(n, off), y(n, (off + 3) % 4);
+    for (size_t i = 0; i < n; ++i) x[i] = static_cast<int8_t>(n >= 256 ? i : rng());
+    kt.lut_s8(x.p, n, table, y.p);
+    for (size_t i = 0; i < n; ++i)
+      if (y[i] != table[x[i] + 128]) {
+        CHECK(false, "%s lut_s8 n=%zu at %zu: x=%d gives %d, not %d", kt.name, n, i, x[i], y[i], table[x[i] + 128]);
+        break;
+      }
+  }
+}
+
 static void test_bias_relu(const KernelTable& kt) {
   std::mt19937 rng(3);
   std::normal_distribution<float> nd(0.0f, 1.0f);
@@ -598,6 +653,112 @@ static void test_plans(const KernelTable& kt) {
   for (int i = 0; i < 20; ++i) plan.run(&in, &pb, m);
   t.join();
   CHECK(ya == yb && ya == run_plan(kt, 1, true, x, m), "%s concurrent plan runs differ", kt.name);
+}
+
+// An int8 Program, quantize -> one-group qconv -> qlut -> dequantize (scale 1:
+// the int8 values), on the table against
+// QConvSpec's formula written here (the accumulator over in-range taps of
+// (x - zx) * w): im2col's padded rows on small and odd channel counts,
+// strides, dilation, uneven padding, images in one pixel block, 1 and 2 threads.
+struct QConvCase {
+  int in_c, in_h, in_w, out_c, kh, kw, stride, dilation, pad_top, pad_left, pad_bottom, pad_right;
+};
+
+static void test_qconv_program(const KernelTable& kt) {
+  const QConvCase cases[] = {{1, 28, 28, 16, 3, 3, 1, 1, 1, 1, 1, 1}, {1, 5, 7, 17, 3, 3, 2, 1, 1, 0, 2, 1},
+                             {2, 9, 6, 3, 5, 5, 1, 2, 3, 2, 1, 4},    {3, 7, 11, 9, 3, 5, 2, 1, 0, 2, 1, 0},
+                             {5, 6, 5, 16, 1, 3, 1, 2, 0, 2, 0, 1},   {17, 4, 9, 33, 3, 3, 1, 1, 1, 1, 1, 1},
+                             {1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0},    {3, 3, 3, 5, 7, 7, 1, 1, 3, 3, 3, 3}};
+  std::mt19937 rng(31);
+  const int batch = 3;
+  for (const QConvCase& c : cases) {
+    ConvShape s;
+    s.in_c = c.in_c, s.in_h = c.in_h, s.in_w = c.in_w, s.out_c = c.out_c, s.kh = c.kh, s.kw = c.kw;
+    s.stride_h = s.stride_w = c.stride, s.dilation_h = s.dilation_w = c.dilation;
+    s.pad_top = c.pad_top, s.pad_left = c.pad_left, s.pad_bottom = c.pad_bottom, s.pad_right = c.pad_right;
+    s.out_h = (c.in_h + c.pad_top + c.pad_bottom - c.dilation * (c.kh - 1) - 1) / c.stride + 1;
+    s.out_w = (c.in_w + c.pad_left + c.pad_right - c.dilation * (c.kw - 1) - 1) / c.stride + 1;
+    const int64_t in = int64_t{s.in_h} * s.in_w * s.in_c, out = int64_t{s.out_h} * s.out_w * s.out_c;
+    const int k = s.kh * s.kw * s.in_c;
+    const StaticActivation grid{0.05f, static_cast<int32_t>(rng() % 256) - 128};
+    std::vector<int8_t> w(static_cast<size_t>(s.out_c) * k), table(256);
+    std::vector<int32_t> bias(s.out_c), m0(s.out_c), shift(s.out_c);
+    for (auto& v : w) v = static_cast<int8_t>(rng());
+    for (auto& v : table) v = static_cast<int8_t>(rng());
+    for (int j = 0; j < s.out_c; ++j) {
+      bias[j] = static_cast<int32_t>(rng() % 20001) - 10000;
+      const QuantizedMultiplier q = quantize_multiplier(std::ldexp(0.5 + (rng() % 1000) / 2000.0, -6 - j % 8));
+      m0[j] = q.m0, shift[j] = q.shift;
+    }
+    ProgramSpec p;
+    p.name = "qconv-test";
+    auto tensor = [&](DType t, std::vector<int64_t> shape, const void* data, int64_t offset = -1) {
+      TensorSpec ts;
+      ts.dtype = t, ts.shape = std::move(shape), ts.data = data, ts.offset = offset;
+      ts.kind = data ? TensorSpec::Kind::Constant : offset >= 0 ? TensorSpec::Kind::Arena : TensorSpec::Kind::External;
+      p.tensors.push_back(ts);
+      return static_cast<int>(p.tensors.size()) - 1;
+    };
+    const int64_t conv_at = (in + 63) / 64 * 64, lut_at = conv_at + (out + 63) / 64 * 64;
+    const int x = tensor(DType::F32, {in}, nullptr), q = tensor(DType::I8, {in}, nullptr, 0),
+              conv = tensor(DType::I8, {out}, nullptr, conv_at), lut = tensor(DType::I8, {out}, nullptr, lut_at),
+              y = tensor(DType::F32, {out}, nullptr);
+    p.ops.push_back({"quantize", QuantizeSpec{x, q, false, in, grid}});
+    QConvSpec qc{q,
+                 conv,
+                 tensor(DType::I8, {static_cast<int64_t>(w.size())}, w.data()),
+                 tensor(DType::I32, {s.out_c}, bias.data()),
+                 tensor(DType::I32, {s.out_c}, m0.data()),
+                 tensor(DType::I32, {s.out_c}, shift.data()),
+                 s,
+                 grid.zero_point,
+                 static_cast<int32_t>(rng() % 256) - 128,
+                 -128 + c.in_c,
+                 127 - c.out_c};
+    p.ops.push_back({"conv", qc});
+    p.ops.push_back({"lut", QLutSpec{conv, lut, tensor(DType::I8, {256}, table.data()), out}});
+    p.ops.push_back({"dequantize", QuantizeSpec{lut, y, true, out, {1.0f, 0}}});
+    p.inputs = {{"x", x}};
+    p.outputs = {{"y", y}};
+    p.arena_bytes = lut_at + (out + 63) / 64 * 64;
+    validate_program(p);
+    std::normal_distribution<float> nd(0.0f, 4.0f);
+    std::vector<float> xs(static_cast<size_t>(batch) * in);
+    for (auto& v : xs) v = nd(rng);
+    std::vector<float> want(static_cast<size_t>(batch) * out);
+    for (int n = 0; n < batch; ++n)
+      for (int oy = 0; oy < s.out_h; ++oy)
+        for (int ox = 0; ox < s.out_w; ++ox)
+          for (int oc = 0; oc < s.out_c; ++oc) {
+            int32_t acc = 0;
+            for (int ky = 0; ky < s.kh; ++ky)
+              for (int kx = 0; kx < s.kw; ++kx) {
+                const int iy = oy * c.stride - c.pad_top + ky * c.dilation;
+                const int ix = ox * c.stride - c.pad_left + kx * c.dilation;
+                if (iy < 0 || iy >= s.in_h || ix < 0 || ix >= s.in_w) continue;
+                for (int ci = 0; ci < s.in_c; ++ci) {
+                  const float v = xs[n * in + (int64_t{iy} * s.in_w + ix) * s.in_c + ci];
+                  acc +=
+                      (quantize_static_s8(v, grid) - grid.zero_point) * w[((oc * s.kh + ky) * s.kw + kx) * s.in_c + ci];
+                }
+              }
+            const int32_t v =
+                multiply_by_quantized_multiplier(acc + bias[oc], {m0[oc], shift[oc]}) + qc.output_zero_point;
+            want[n * out + (int64_t{oy} * s.out_w + ox) * s.out_c + oc] = table[std::clamp(v, qc.lo, qc.hi) + 128];
+          }
+    for (int threads : {1, 2}) {
+      const CompiledProgram program(p, kt, threads);
+      std::vector<float> got(want.size(), NAN);
+      const float* xin = xs.data();
+      float* yout = got.data();
+      program.run(&xin, &yout, batch);
+      size_t i = 0;
+      while (i < got.size() && got[i] == want[i]) ++i;
+      CHECK(i == got.size(), "%s qconv in_c=%d %dx%d %dx%d out_c=%d, %d threads: output %zu is %g, not %g", kt.name,
+            c.in_c, c.in_h, c.in_w, c.kh, c.kw, c.out_c, threads, i, i < got.size() ? got[i] : 0.0f,
+            i < want.size() ? want[i] : 0.0f);
+    }
+  }
 }
 
 // --- core ops ----------------------------------------------------------------
@@ -762,9 +923,12 @@ int main() {
     test_requantize_s8(kt);
     test_depthwise_s8(kt);
     test_quantize(kt);
+    test_quantize_static_s8(kt);
+    test_lut_s8(kt);
     test_bias_relu(kt);
     test_parallel_gemm(kt);
     test_plans(kt);
+    test_qconv_program(kt);
     test_peak_probe(kt);
     std::printf("kernel %s: %s\n", name.c_str(), failures == before ? "ok" : "FAILED");
   }
