@@ -46,6 +46,34 @@ test('a CNN client trains locally; its update carries weights and BatchNorm runn
   assert.ok(update.delta['conv1.weight'].some((v) => v !== 0));
 });
 
+test("restrictSoftmax: a client holding two classes leaves the other classes' output rows exactly where they were", async () => {
+  const all = sliceRows(mnistTrain(), 0, 400);
+  const rows = [...all.labels!.keys()].filter((i) => all.labels![i] === 3 || all.labels![i] === 7).slice(0, 64);
+  const size = 784;
+  const data = Float32Array.from(rows.flatMap((i) => [...all.data.subarray(i * size, (i + 1) * size)]));
+  const local = { data, shape: [rows.length, size], labels: Int32Array.from(rows, (i) => all.labels![i]) };
+  const g = mobileNetMini({ seed: 4, batchNorm: false });
+  const fc = paramSpecs(g).filter((s) => s.name.startsWith('fc'));
+  for (const restrictSoftmax of [true, false]) {
+    const client = new FederatedLearningClient('two-classes').addData(local);
+    client.setModel(g);
+    const { delta } = await client.trainLocal({ epochs: 1, batchSize: 32, lr: 0.01, optimizer: 'adam', restrictSoftmax });
+    const [w, b] = fc.map((s) => delta[s.name]);
+    for (let c = 0; c < 10; c++) {
+      const row = [...w.subarray(c * 64, (c + 1) * 64), b[c]];
+      const moved = row.some((v) => v !== 0);
+      assert.is(moved, !restrictSoftmax || c === 3 || c === 7, `class ${c}, restrictSoftmax ${restrictSoftmax}`);
+    }
+  }
+});
+
+test('mobilenet-mini without BatchNorm: Convs carry biases, the update has no running statistics', () => {
+  const g = mobileNetMini({ seed: 1, batchNorm: false });
+  assert.is(g.nodes.filter((n) => n.op === 'BatchNormalization').length, 0);
+  assert.ok(g.nodes.filter((n) => n.op === 'Conv').every((n) => g.tensors[n.inputs[2]]?.data));
+  assert.not.ok(paramSpecs(g).some((s) => s.statistic));
+});
+
 test('int8 updates quantize conv weights per output channel; top-k keeps error feedback', () => {
   const r = rng(3);
   const delta = Object.fromEntries(

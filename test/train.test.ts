@@ -5,7 +5,17 @@ import { mnistTest, mnistTrain } from '../lib/data/bundled';
 import { sliceRows } from '../lib/data/dataset';
 import { evaluateModel } from '../lib/optimizer/evaluate';
 import { pruneGraph } from '../lib/optimizer/prune';
-import { distillationLoss, meanSquaredError, mlp, Network, softmaxCrossEntropy, train, trainAsync, type LossResult } from '../lib/train';
+import {
+  distillationLoss,
+  meanSquaredError,
+  mlp,
+  Network,
+  restrictedCrossEntropy,
+  softmaxCrossEntropy,
+  train,
+  trainAsync,
+  type LossResult,
+} from '../lib/train';
 import { closeFloats, randomF32, rng, sameFloats, throwsCode } from './helpers';
 
 const train500 = sliceRows(mnistTrain(), 0, 500);
@@ -50,6 +60,7 @@ test('loss gradients (cross-entropy, MSE, distillation) match finite differences
     ['cross-entropy', (z) => softmaxCrossEntropy(z, labels, rows)],
     ['mse', (z) => meanSquaredError(z, targets)],
     ['distillation T=4 alpha=0.7', (z) => distillationLoss(z, teacher, labels, rows, 4, 0.7)],
+    ['restricted cross-entropy', (z) => restrictedCrossEntropy(z, labels, rows, [true, true, false, true])],
   ];
   for (const [name, fn] of cases) {
     const grad = fn(Float32Array.from(logits)).grad;
@@ -63,6 +74,20 @@ test('loss gradients (cross-entropy, MSE, distillation) match finite differences
     });
     closeFloats(grad, numeric, { abs: 1e-3, rel: 1e-2 }, name);
   }
+});
+
+test('restricted cross-entropy: all classes present is softmax cross-entropy; absent classes get no gradient; an absent label is E_VALUE', () => {
+  const z = Float32Array.from([1, 2, 3, -1, 0.5, 4, 2, -3]);
+  const labels = [2, 1];
+  const full = softmaxCrossEntropy(z, labels, 2);
+  const all = restrictedCrossEntropy(z, labels, 2, [true, true, true, true]);
+  assert.ok(Math.abs(all.loss - full.loss) < 1e-6, `${all.loss} vs ${full.loss}`);
+  closeFloats(all.grad, full.grad, { abs: 1e-7, rel: 1e-6 }, 'grad');
+  const some = restrictedCrossEntropy(z, labels, 2, [false, true, true, false]);
+  assert.equal([some.grad[0], some.grad[3], some.grad[4], some.grad[7]], [0, 0, 0, 0]);
+  // Over classes 1 and 2 only: row 0 is a two-way softmax of logits 2 and 3.
+  assert.ok(Math.abs(some.loss - (Math.log1p(Math.exp(-1)) + Math.log1p(Math.exp(2 - 4))) / 2) < 1e-6, String(some.loss));
+  throwsCode(() => restrictedCrossEntropy(z, [0, 1], 2, [false, true, true, false]), 'E_VALUE', /not among the present/);
 });
 
 test('distillation loss is zero for a student equal to the teacher with alpha = 1', () => {

@@ -9,7 +9,8 @@ import type { Dataset } from '../data/dataset';
 import { EdgeOptError } from '../errors';
 import { decodeEom, loadModel, type ModelSource } from '../model';
 import type { Graph } from '../model/graph';
-import { trainAsync } from '../train/trainer';
+import { restrictedCrossEntropy } from '../train/loss';
+import { trainAsync, type LossFn } from '../train/trainer';
 import type { ClientUpdate } from './aggregate';
 import { decodeFrame, encodeFrame } from './codec';
 import { DeltaCompressor, parseCompression } from './compress';
@@ -24,6 +25,8 @@ export interface TrainLocalOptions {
   momentum?: number;
   /** FedProx: (mu/2)·‖w - w_global‖² added to the local loss. */
   proxMu?: number;
+  /** Softmax over the classes the local data holds only (restrictedCrossEntropy: FedRS, for label skew). */
+  restrictSoftmax?: boolean;
   seed?: number;
   signal?: AbortSignal;
 }
@@ -116,6 +119,19 @@ export class FederatedLearningClient {
     return this.chunks[0];
   }
 
+  /** Cross-entropy over the classes the local labels hold. */
+  private restrictedLoss(): LossFn {
+    const present: boolean[] = [];
+    for (const y of this.dataset().labels!) present[y] = true;
+    return (logits, b) =>
+      restrictedCrossEntropy(
+        logits,
+        b.labels,
+        b.rows,
+        Array.from({ length: logits.length / b.rows }, (_, j) => !!present[j]),
+      );
+  }
+
   /** Trains on the local data from the current model; delta = local weights - global weights. */
   async trainLocal(options: TrainLocalOptions): Promise<ClientUpdate> {
     if (!this.model) throw new EdgeOptError('E_STATE', `client '${this.clientId}': call setModel before trainLocal`);
@@ -130,6 +146,7 @@ export class FederatedLearningClient {
       momentum: options.momentum,
       seed: options.seed ?? idHash(this.clientId),
       proximal: mu > 0 ? { mu, anchor: Object.values(global) } : undefined,
+      loss: options.restrictSoftmax ? this.restrictedLoss() : undefined,
       signal: options.signal,
     });
     const last = history[history.length - 1];

@@ -48,6 +48,8 @@ export interface FitConfig {
   momentum?: number;
   /** FedProx proximal term; 0 or absent is plain FedAvg. */
   proxMu?: number;
+  /** Clients take the softmax over their own classes only (FedRS's restricted softmax, for label skew). */
+  restrictSoftmax?: boolean;
   /** 'none' | 'int8' | 'topk:<fraction>' */
   compress?: string;
   /** Base seed for client shuffling (each client mixes in its id and the round). */

@@ -198,10 +198,12 @@ export class GraphBuilder {
  * ReLU6 then HardSwish), a 1x1 head conv 64, GlobalAveragePool, Linear(64, classes). Every conv is
  * followed by BatchNormalization (identity-initialized, trained with batch statistics).
  */
-export function mobileNetMini(options: { classes?: number; seed?: number; channels?: number } = {}): Graph {
+export function mobileNetMini(options: { classes?: number; seed?: number; channels?: number; batchNorm?: boolean } = {}): Graph {
   const b = new GraphBuilder('mobilenet-mini-1x28x28', [options.channels ?? 1, 28, 28], { seed: options.seed ?? 0 });
+  const bn = options.batchNorm ?? true;
   const cba = (x: string, c: number, k: number, act: 'relu6' | 'hardswish' | 'none', stride = 1, groups = 1) => {
-    const y = b.batchNorm(b.conv(x, c, k, { stride, pad: (k - 1) / 2, groups }), { fresh: true });
+    const conv = b.conv(x, c, k, { stride, pad: (k - 1) / 2, groups, bias: !bn });
+    const y = bn ? b.batchNorm(conv, { fresh: true }) : conv;
     return act === 'relu6' ? b.relu6(y) : act === 'hardswish' ? b.hardSwish(y) : y;
   };
   let x = cba(b.input, 16, 3, 'relu6');

@@ -45,6 +45,39 @@ export function softmaxCrossEntropy(logits: Float32Array, labels: ArrayLike<numb
   return { loss: loss / rows, grad };
 }
 
+/**
+ * Mean softmax cross-entropy over the classes in `present` only (FedRS's restricted softmax with
+ * alpha 0): the other classes' logits take no part and get no gradient. A federated client that
+ * holds a few classes trains its own classes apart without pushing every other class's output down,
+ * which is what makes label-skewed client models disagree. With every class present it is
+ * softmaxCrossEntropy.
+ */
+export function restrictedCrossEntropy(
+  logits: Float32Array,
+  labels: ArrayLike<number>,
+  rows: number,
+  present: ArrayLike<boolean>,
+): LossResult {
+  const c = logits.length / rows;
+  const grad = new Float32Array(logits.length);
+  let loss = 0;
+  for (let r = 0; r < rows; r++) {
+    const y = labels[r];
+    checkLabel(y, c);
+    if (!present[y]) throw new EdgeOptError('E_VALUE', `loss: label ${y} is not among the present classes`);
+    const o = r * c;
+    let max = -Infinity;
+    for (let j = 0; j < c; j++) if (present[j]) max = Math.max(max, logits[o + j]);
+    let sum = 0;
+    for (let j = 0; j < c; j++) if (present[j]) sum += grad[o + j] = Math.exp(logits[o + j] - max);
+    for (let j = 0; j < c; j++) grad[o + j] /= sum;
+    loss -= Math.log(Math.max(grad[o + y], 1e-30));
+    grad[o + y] -= 1;
+  }
+  for (let i = 0; i < grad.length; i++) grad[i] /= rows;
+  return { loss: loss / rows, grad };
+}
+
 /** Mean squared error over every element (targets [rows, classes]). */
 export function meanSquaredError(outputs: Float32Array, targets: Float32Array): LossResult {
   if (targets.length !== outputs.length) throw new EdgeOptError('E_SHAPE', `mse: ${targets.length} targets for ${outputs.length} outputs`);
