@@ -17,6 +17,7 @@ interface SimulateCliOptions {
   model: string;
   optimizer?: string;
   batchNorm: boolean;
+  restrictSoftmax?: boolean;
   fractionFit: string;
   serverMomentum?: string;
   aggregator: string;
@@ -50,6 +51,7 @@ export function register(program: Command): void {
       'mlp',
     )
     .option('--no-batch-norm', 'mobilenet-mini without BatchNormalization (Convs with biases)')
+    .option('--restrict-softmax', 'clients take the softmax over their own classes only (FedRS, for label skew)')
     .option('--optimizer <sgd|adam>', 'local optimizer: SGD with momentum 0.9 (default for the MLP) or Adam (for mobilenet-mini)')
     .option('--hidden <sizes>', 'hidden layer sizes of the MLP', '128')
     .option('--fraction-fit <f>', 'fraction of clients per round', '1')
@@ -101,6 +103,7 @@ export function register(program: Command): void {
         batchSize: num(o.batchSize, '--batch-size'),
         proxMu: num(o.proxMu, '--prox-mu'),
         optimizer: o.optimizer as 'sgd' | 'adam' | undefined,
+        restrictSoftmax: o.restrictSoftmax,
       },
       onRound: log,
     });
