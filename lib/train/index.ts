@@ -17,6 +17,14 @@ export {
   type LossFn,
 } from './trainer';
 export { sgd, adam, type Optimizer, type SgdOptions, type AdamOptions } from './optim';
-export { softmaxCrossEntropy, restrictedCrossEntropy, meanSquaredError, distillationLoss, softmaxRows, oneHot, type LossResult } from './loss';
+export {
+  softmaxCrossEntropy,
+  restrictedCrossEntropy,
+  meanSquaredError,
+  distillationLoss,
+  softmaxRows,
+  oneHot,
+  type LossResult,
+} from './loss';
 export { mlp, type MlpOptions } from './init';
 export { seededRandom, shuffledIndices } from './random';
