@@ -123,13 +123,7 @@ export class FederatedLearningClient {
   private restrictedLoss(): LossFn {
     const present: boolean[] = [];
     for (const y of this.dataset().labels!) present[y] = true;
-    return (logits, b) =>
-      restrictedCrossEntropy(
-        logits,
-        b.labels,
-        b.rows,
-        Array.from({ length: logits.length / b.rows }, (_, j) => !!present[j]),
-      );
+    return (logits, b) => restrictedCrossEntropy(logits, b.labels, b.rows, present);
   }
 
   /** Trains on the local data from the current model; delta = local weights - global weights. */

@@ -54,13 +54,20 @@ export function gridStep(g: Graph, refs: BiasGridRefs): (c: number) => number {
   return biasStep(g.activationQuant![refs.input].scale, g.tensors[refs.weight].quant!.scale);
 }
 
+/** The integer of `b` on grid step `s` and the float32 it stands for; undefined when that would not round-trip. */
+function gridPoint(b: number, s: number): { q: number; value: number } | undefined {
+  const q = quantizeBias(b, s, 1);
+  const value = Math.fround(q * s);
+  return Math.abs(q) < MAX_EXACT_BIAS_Q && quantizeBias(value, s, 1) === q ? { q, value } : undefined;
+}
+
 /** The int32 values of `bias` on its grid when every value sits exactly on it, else undefined. */
 export function biasOnGrid(bias: Float32Array, step: (c: number) => number): Int32Array | undefined {
   const q = new Int32Array(bias.length);
   for (let c = 0; c < bias.length; c++) {
-    const s = step(c);
-    q[c] = quantizeBias(bias[c], s, 1);
-    if (Math.abs(q[c]) >= MAX_EXACT_BIAS_Q || !Object.is(Math.fround(q[c] * s), bias[c])) return undefined;
+    const point = gridPoint(bias[c], step(c));
+    if (!point || !Object.is(point.value, bias[c])) return undefined;
+    q[c] = point.q;
   }
   return q;
 }
@@ -78,14 +85,8 @@ export function biasFromGrid(q: Int32Array, step: (c: number) => number): Float3
 export function snapInt8ConvBiases(g: Graph): void {
   for (const { bias: name, refs } of int8ConvBiases(g)) {
     const t = g.tensors[name];
-    const bias = Float32Array.from(t.data as Float32Array);
     const step = gridStep(g, refs);
-    for (let c = 0; c < bias.length; c++) {
-      const s = step(c);
-      const q = quantizeBias(bias[c], s, 1);
-      const snapped = Math.fround(q * s);
-      if (Math.abs(q) < MAX_EXACT_BIAS_Q && quantizeBias(snapped, s, 1) === q) bias[c] = snapped;
-    }
+    const bias = Float32Array.from(t.data as Float32Array, (b, c) => gridPoint(b, step(c))?.value ?? b);
     g.tensors[name] = { ...t, data: bias };
   }
 }

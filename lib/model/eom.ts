@@ -104,11 +104,11 @@ export interface EomEncodeOptions {
 }
 
 /** The int8 Conv biases that sit exactly on their int32 grid, with those values. */
-function biasesOnGrid(g: Graph): Map<string, { values: Int32Array }> {
-  const found = new Map<string, { values: Int32Array }>();
+function biasesOnGrid(g: Graph): Map<string, Int32Array> {
+  const found = new Map<string, Int32Array>();
   for (const { bias, refs } of int8ConvBiases(g)) {
     const values = biasOnGrid(g.tensors[bias].data as Float32Array, gridStep(g, refs));
-    if (values) found.set(bias, { values });
+    if (values) found.set(bias, values);
   }
   return found;
 }
@@ -124,7 +124,7 @@ export function encodeEom(graph: Graph, options: EomEncodeOptions = {}): Buffer 
     const grid = onGrid.get(t.name);
     if (grid) meta.biasGrid = true;
     if (t.data) {
-      let values = grid?.values ?? t.data;
+      let values = grid ?? t.data;
       if (t.mask) {
         values = keptValues(values, t.mask);
         meta.sparse = true;

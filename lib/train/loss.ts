@@ -56,26 +56,19 @@ export function restrictedCrossEntropy(
   logits: Float32Array,
   labels: ArrayLike<number>,
   rows: number,
-  present: ArrayLike<boolean>,
+  present: ArrayLike<boolean | undefined>,
 ): LossResult {
   const c = logits.length / rows;
-  const grad = new Float32Array(logits.length);
-  let loss = 0;
   for (let r = 0; r < rows; r++) {
-    const y = labels[r];
-    checkLabel(y, c);
-    if (!present[y]) throw new EdgeOptError('E_VALUE', `loss: label ${y} is not among the present classes`);
-    const o = r * c;
-    let max = -Infinity;
-    for (let j = 0; j < c; j++) if (present[j]) max = Math.max(max, logits[o + j]);
-    let sum = 0;
-    for (let j = 0; j < c; j++) if (present[j]) sum += grad[o + j] = Math.exp(logits[o + j] - max);
-    for (let j = 0; j < c; j++) grad[o + j] /= sum;
-    loss -= Math.log(Math.max(grad[o + y], 1e-30));
-    grad[o + y] -= 1;
+    checkLabel(labels[r], c);
+    if (!present[labels[r]]) throw new EdgeOptError('E_VALUE', `loss: label ${labels[r]} is not among the present classes`);
   }
-  for (let i = 0; i < grad.length; i++) grad[i] /= rows;
-  return { loss: loss / rows, grad };
+  // An absent class's logit as -Infinity: probability 0, so no loss term and no gradient.
+  return softmaxCrossEntropy(
+    Float32Array.from(logits, (z, i) => (present[i % c] ? z : -Infinity)),
+    labels,
+    rows,
+  );
 }
 
 /** Mean squared error over every element (targets [rows, classes]). */
