@@ -15,6 +15,8 @@ export interface ClientUpdate {
   numSamples: number;
   delta: Tensors;
   metrics: Record<string, number>;
+  /** SCAFFOLD: Δc_i, the change of the client's control variate (scaffold.ts). */
+  controlDelta?: Tensors;
 }
 
 export interface DpOptions {

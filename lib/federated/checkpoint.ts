@@ -34,15 +34,19 @@ export interface CheckpointState {
   history: RoundRecord[];
   /** FedAvgM server velocity, when used. */
   velocity?: Record<string, Float32Array>;
+  /** SCAFFOLD server control variate, when used. */
+  control?: Record<string, Float32Array>;
 }
 
-/** Velocity tensors ride in the same .eom as unreferenced initializers under this prefix. */
-const VELOCITY = 'fl_velocity::';
+/** Server-state tensors ride in the same .eom as unreferenced initializers under these prefixes. */
+const STATE_PREFIXES = { velocity: 'fl_velocity::', control: 'fl_control::' } as const;
+type StateName = keyof typeof STATE_PREFIXES;
 
 export function writeCheckpoint(file: string, state: CheckpointState): void {
   const tensors = { ...state.model.tensors };
-  for (const [name, data] of Object.entries(state.velocity ?? {}))
-    tensors[VELOCITY + name] = { name: VELOCITY + name, dtype: 'float32', shape: [data.length], data };
+  for (const [kind, prefix] of Object.entries(STATE_PREFIXES) as Array<[StateName, string]>)
+    for (const [name, data] of Object.entries(state[kind] ?? {}))
+      tensors[prefix + name] = { name: prefix + name, dtype: 'float32', shape: [data.length], data };
   const metadata = { ...state.model.metadata, fl_round: String(state.round), fl_history: JSON.stringify(state.history) };
   const model = { ...state.model, tensors, metadata };
   saveModel(model, file);
@@ -69,13 +73,15 @@ export function readCheckpoint(file: string): CheckpointState | null {
   delete metadata.fl_round;
   delete metadata.fl_history;
   const tensors = { ...model.tensors };
-  const velocity: Record<string, Float32Array> = {};
+  const state: Partial<Record<StateName, Record<string, Float32Array>>> = {};
   for (const name of Object.keys(tensors)) {
-    if (!name.startsWith(VELOCITY)) continue;
-    velocity[name.slice(VELOCITY.length)] = tensors[name].data as Float32Array;
-    delete tensors[name];
+    for (const [kind, prefix] of Object.entries(STATE_PREFIXES) as Array<[StateName, string]>) {
+      if (!name.startsWith(prefix)) continue;
+      (state[kind] ??= {})[name.slice(prefix.length)] = tensors[name].data as Float32Array;
+      delete tensors[name];
+    }
   }
-  return { model: { ...model, tensors, metadata }, round, history, velocity: Object.keys(velocity).length ? velocity : undefined };
+  return { model: { ...model, tensors, metadata }, round, history, ...state };
 }
 
 export interface CheckpointFailure {

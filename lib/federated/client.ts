@@ -14,7 +14,8 @@ import { trainAsync, type LossFn } from '../train/trainer';
 import type { ClientUpdate } from './aggregate';
 import { decodeFrame, encodeFrame } from './codec';
 import { DeltaCompressor, parseCompression } from './compress';
-import { readParams, subtract, writeParams, type Tensors } from './params';
+import { paramSpecs, readParams, subtract, writeParams, type Tensors } from './params';
+import { ClientControl, encodeControls, splitControls, validateControls } from './scaffold';
 import type { FitConfig } from './server';
 
 export interface TrainLocalOptions {
@@ -27,6 +28,8 @@ export interface TrainLocalOptions {
   proxMu?: number;
   /** Softmax over the classes the local data holds only (restrictedCrossEntropy: FedRS, for label skew). */
   restrictSoftmax?: boolean;
+  /** SCAFFOLD: the server's control variate c (scaffold.ts); the update then carries Δc_i. */
+  control?: Tensors;
   seed?: number;
   signal?: AbortSignal;
 }
@@ -75,6 +78,7 @@ export class FederatedLearningClient {
   private model: Graph | null = null;
   private readonly chunks: Dataset[] = [];
   private readonly compressor = new DeltaCompressor();
+  private readonly control = new ClientControl();
   /** Bytes this client uploaded and downloaded through `connect`. */
   bytesSent = 0;
   bytesReceived = 0;
@@ -132,6 +136,14 @@ export class FederatedLearningClient {
     if (!this.numSamples) throw new EdgeOptError('E_STATE', `client '${this.clientId}': no local data (addData)`);
     const global = readParams(this.model);
     const mu = options.proxMu ?? 0;
+    const names = options.control
+      ? paramSpecs(this.model)
+          .filter((s) => !s.statistic)
+          .map((s) => s.name)
+      : [];
+    const controlVariate = options.control
+      ? { offset: this.control.offset(options.control, names), meanGradient: names.map((n) => new Float32Array(global[n].length)) }
+      : undefined;
     const { model, history } = await trainAsync(this.model, this.dataset(), {
       epochs: options.epochs,
       batchSize: options.batchSize ?? 32,
@@ -141,6 +153,7 @@ export class FederatedLearningClient {
       seed: options.seed ?? idHash(this.clientId),
       proximal: mu > 0 ? { mu, anchor: Object.values(global) } : undefined,
       loss: options.restrictSoftmax ? this.restrictedLoss() : undefined,
+      controlVariate,
       signal: options.signal,
     });
     const last = history[history.length - 1];
@@ -149,6 +162,7 @@ export class FederatedLearningClient {
       numSamples: this.numSamples,
       delta: subtract(readParams(model), global),
       metrics: last ? { loss: last.loss, accuracy: last.accuracy } : {},
+      controlDelta: controlVariate ? this.control.update(controlVariate.meanGradient, names) : undefined,
     };
   }
 
@@ -187,7 +201,8 @@ export class FederatedLearningClient {
         if (!this.model) this.model = decodeEom((await request('GET', '/v1/model')).bytes, `${base}/v1/model`);
         const task = await request('GET', '/v1/task');
         if (task.status !== 200) throw new EdgeOptError('E_STATE', `GET /v1/task answered ${task.status}`);
-        const { meta, tensors } = decodeFrame(task.bytes, kernels().dequantizeS8);
+        const { meta, tensors: all } = decodeFrame(task.bytes, kernels().dequantizeS8);
+        const { params: tensors, controls } = splitControls(all);
         failures = 0;
         if (meta.status === 'done') return { rounds };
         if (meta.status !== 'fit') {
@@ -201,14 +216,17 @@ export class FederatedLearningClient {
         const round = meta.round as number;
         const config = meta.config as FitConfig;
         this.setModel(writeParams(this.model, Object.fromEntries(tensors.map((t) => [t.name, t.data])) as Tensors));
+        const control = config.scaffold ? validateControls(paramSpecs(this.model), controls) : undefined;
         const update = await this.trainLocal({
           ...config,
+          control,
           seed: ((config.seed ?? 0) + idHash(this.clientId) + round * 7919) >>> 0,
           signal: options.signal,
         });
         emit({ type: 'trained', round });
         const shapes = Object.fromEntries(tensors.map((t) => [t.name, t.shape]));
         const encoded = this.compressor.compress(update.delta, shapes, parseCompression(config.compress ?? 'none'));
+        if (update.controlDelta) encoded.push(...encodeControls(update.controlDelta, shapes));
         const frame = encodeFrame({ round, clientId: this.clientId, numSamples: update.numSamples, metrics: update.metrics }, encoded);
         this.bytesSent += frame.length;
         const sent = await request('POST', '/v1/update', frame);

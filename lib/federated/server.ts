@@ -38,6 +38,7 @@ import { decodeFrame, encodeFrame, f32Tensors } from './codec';
 import { bearer, hashToken, limitConnectionsPerAddress, readBody, replyBytes, replyJson } from './http';
 import { paramSpecs, readParams, writeParams, type ParamSpec, type Tensors } from './params';
 import { aggregate, parseAggregator, type RobustOptions } from './robust';
+import { encodeControls, nextControls, splitControls, validateControls, zeroControls } from './scaffold';
 
 /** What selected clients are asked to do (sent with every task). */
 export interface FitConfig {
@@ -50,6 +51,8 @@ export interface FitConfig {
   proxMu?: number;
   /** Clients take the softmax over their own classes only (FedRS's restricted softmax, for label skew). */
   restrictSoftmax?: boolean;
+  /** Set by the server when it runs SCAFFOLD (FederatedServerOptions.scaffold): clients correct their steps by c - c_i. */
+  scaffold?: boolean;
   /** 'none' | 'int8' | 'topk:<fraction>' */
   compress?: string;
   /** Base seed for client shuffling (each client mixes in its id and the round). */
@@ -88,6 +91,12 @@ export interface FederatedServerOptions {
   dp?: DpOptions;
   /** FedAvgM (Hsu et al. 2019): v = β·v + avgDelta, w += v. Helps with non-IID clients. Default 0 (plain FedAvg). */
   serverMomentum?: number;
+  /**
+   * SCAFFOLD (Karimireddy et al. 2020; scaffold.ts): control variates that correct each client's local steps
+   * for the drift its own data causes (label skew). Tasks carry c and updates Δc_i: twice the bytes each way.
+   * Not combinable with dp. Default false.
+   */
+  scaffold?: boolean;
   seed?: number;
   /** Checkpoint file (.eom); resumed from when it exists. */
   checkpoint?: string;
@@ -173,6 +182,8 @@ export class FederatedServer extends EventEmitter {
   private graph: Graph;
   private global: Tensors;
   private velocity: Tensors | null = null;
+  /** SCAFFOLD's server control variate c (null: plain FedAvg). */
+  private control: Tensors | null = null;
   private completed = 0;
   private records: RoundRecord[] = [];
   private current: OpenRound | null = null;
@@ -233,13 +244,23 @@ export class FederatedServer extends EventEmitter {
       this.records = resumed.history;
       this.velocity = resumed.velocity ?? null;
     }
+    if (options.scaffold) {
+      this.control = resumed?.control ?? zeroControls(this.specs);
+      this.fit.scaffold = true;
+    }
     const beta = options.serverMomentum ?? 0;
     if (!(beta >= 0 && beta < 1)) throw new EdgeOptError('E_ARGUMENT', `FederatedServer: serverMomentum must be in [0, 1), got ${beta}`);
     this.refreshNormBound();
     if (options.checkpoint) {
       this.checkpoints = new CheckpointWriter(
         options.checkpoint,
-        () => ({ model: this.graph, round: this.completed, history: this.records, velocity: this.velocity ?? undefined }),
+        () => ({
+          model: this.graph,
+          round: this.completed,
+          history: this.records,
+          velocity: this.velocity ?? undefined,
+          control: this.control ?? undefined,
+        }),
         (f: CheckpointFailure) => this.emit('checkpointError', f),
         (round: number) => this.emit('checkpoint', { round }),
         { retryMs: this.opts.checkpointRetryMs, maxRetryMs: 60_000 },
@@ -267,6 +288,8 @@ export class FederatedServer extends EventEmitter {
       throw new EdgeOptError('E_ARGUMENT', `FederatedServer: normClip must be a number >= 0, got ${this.robust.normClip}`);
     if (!(this.robust.sampleWeightCap >= 1))
       throw new EdgeOptError('E_ARGUMENT', `FederatedServer: sampleWeightCap must be >= 1, got ${this.robust.sampleWeightCap}`);
+    if (o.dp && o.scaffold)
+      throw new EdgeOptError('E_ARGUMENT', 'FederatedServer: dp noise covers the weight deltas only; it cannot be combined with scaffold');
     if (o.dp && this.robust.aggregator.kind !== 'fedavg')
       throw new EdgeOptError(
         'E_ARGUMENT',
@@ -408,7 +431,9 @@ export class FederatedServer extends EventEmitter {
     if (!this.select(r, clientId)) {
       return replyBytes(res, encodeFrame({ status: 'wait', round: r.round, retryMs: this.opts.pollMs, reason: this.waitReason(r) }, []));
     }
-    const frame = encodeFrame({ status: 'fit', round: r.round, config: this.fit }, f32Tensors(this.global, this.shapes));
+    const tensors = f32Tensors(this.global, this.shapes);
+    if (this.control) tensors.push(...encodeControls(this.control, this.shapes));
+    const frame = encodeFrame({ status: 'fit', round: r.round, config: this.fit }, tensors);
     r.bytesDown += frame.length;
     replyBytes(res, frame);
   }
@@ -451,7 +476,8 @@ export class FederatedServer extends EventEmitter {
     } catch (err) {
       return this.reject(res, clientId, 400, (err as Error).message, r);
     }
-    const { meta, tensors } = decoded;
+    const { meta } = decoded;
+    const { params: tensors, controls } = splitControls(decoded.tensors);
     if (meta.round !== r.round)
       return this.reject(res, clientId, 409, `update is for round ${String(meta.round)}, round ${r.round} is open`);
     if (!r.assigned.has(clientId) || r.updates.has(clientId))
@@ -459,9 +485,12 @@ export class FederatedServer extends EventEmitter {
     if (meta.clientId !== undefined && meta.clientId !== clientId)
       return this.reject(res, clientId, 400, `update claims client '${String(meta.clientId)}' but the token is '${clientId}'s`, r);
     let metrics: Map<string, number>;
+    let controlDelta: Tensors | undefined;
     try {
       validateUpdate(this.specs, tensors, meta.numSamples, { maxNorm: this.maxUpdateNorm, maxSamples: this.opts.maxSamples });
       metrics = validateMetrics(meta.metrics);
+      if (this.control) controlDelta = validateControls(this.specs, controls);
+      else if (controls.length) throw new EdgeOptError('E_VALUE', `control tensors sent, but this server does not run SCAFFOLD`);
     } catch (err) {
       return this.reject(res, clientId, 400, (err as Error).message, r);
     }
@@ -470,6 +499,7 @@ export class FederatedServer extends EventEmitter {
       numSamples: meta.numSamples as number,
       delta: Object.fromEntries(tensors.map((t) => [t.name, t.data])),
       metrics: Object.fromEntries(metrics),
+      controlDelta,
     });
     r.bytesUp += body.length;
     this.emit('update', { clientId, round: r.round, bytes: body.length });
@@ -558,6 +588,7 @@ export class FederatedServer extends EventEmitter {
     const updates = [...r.updates.values()].sort((a, b) => (a.clientId < b.clientId ? -1 : 1));
     const averaged = aggregate(this.global, this.specs, updates, { ...this.robust, dp: this.options.dp, random: this.random });
     this.global = this.momentum(averaged);
+    if (this.control) this.control = nextControls(this.control, this.specs, updates, this.tokens.size, this.robust);
     this.graph = writeParams(this.graph, this.global);
     this.completed = r.round;
     this.refreshNormBound();

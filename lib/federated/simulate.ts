@@ -32,6 +32,8 @@ export interface SimulateOptions {
   fractionFit?: number;
   /** FedAvgM server momentum (0: plain FedAvg). */
   serverMomentum?: number;
+  /** SCAFFOLD control variates (FederatedServerOptions.scaffold). */
+  scaffold?: boolean;
   /** 'fedavg' (default), 'median' or 'trimmed-mean:<fraction>' (FederatedServerOptions.aggregator). */
   aggregator?: string;
   seed?: number;
@@ -156,6 +158,7 @@ export async function simulate(options: SimulateOptions): Promise<SimulateResult
     roundTimeoutMs: kind === 'mlp' ? 120_000 : 30 * 60_000,
     fit: { epochs: 2, batchSize: 32, ...FIT_DEFAULTS[kind], ...definedOnly(options.fit ?? {}), compress, seed },
     serverMomentum: options.serverMomentum,
+    scaffold: options.scaffold,
     aggregator: options.aggregator,
     // Every simulated client connects from 127.0.0.1.
     maxConnectionsPerAddress: 2 * clients + 8,

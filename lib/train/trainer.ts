@@ -57,6 +57,12 @@ export interface TrainOptions {
   loss?: 'cross-entropy' | 'mse' | LossFn;
   /** FedProx: adds (mu/2)·‖w - anchor‖² to the loss (anchor in `Network.params` order). */
   proximal?: { mu: number; anchor: Float32Array[] };
+  /**
+   * SCAFFOLD (Karimireddy et al. 2020), in `Network.params` order: `offset` (c - c_i) is added to every
+   * step's gradients, and `meanGradient` (zeroed by the caller) receives the mean loss gradient over the
+   * run, the client's next c_i (the paper's option II for plain SGD, and optimizer-independent).
+   */
+  controlVariate?: { offset: Float32Array[]; meanGradient: Float32Array[] };
   /** Called before every step with the network (schedules may edit masks or lr here). */
   beforeStep?: (info: Omit<StepInfo, 'loss'>, net: Network, optimizer: Optimizer) => void;
   onStep?: (info: StepInfo) => void;
@@ -136,6 +142,7 @@ export function* trainSteps(net: Network, data: Dataset, options: TrainOptions):
       if (!Number.isFinite(loss))
         throw new EdgeOptError('E_VALUE', `train: the loss became ${loss} at epoch ${epoch}, step ${step} (lower the learning rate)`);
       const grads = net.backward(cache, grad);
+      if (options.controlVariate) correctDrift(grads, options.controlVariate, steps);
       if (options.proximal) addProximal(net, grads, options.proximal);
       optimizer.step(net.params, grads);
       net.applyMasks();
@@ -157,6 +164,18 @@ function addProximal(net: Network, grads: Float32Array[], prox: { mu: number; an
     const a = prox.anchor[k];
     const g = grads[k];
     for (let i = 0; i < g.length; i++) g[i] += prox.mu * (p.data[i] - a[i]);
+  });
+}
+
+/** Accumulates the loss gradients into the run's mean, then adds the offset. */
+function correctDrift(grads: Float32Array[], cv: { offset: Float32Array[]; meanGradient: Float32Array[] }, steps: number): void {
+  grads.forEach((g, k) => {
+    const o = cv.offset[k];
+    const m = cv.meanGradient[k];
+    for (let i = 0; i < g.length; i++) {
+      m[i] += g[i] / steps;
+      g[i] += o[i];
+    }
   });
 }
 

@@ -18,6 +18,7 @@ interface SimulateCliOptions {
   optimizer?: string;
   batchNorm: boolean;
   restrictSoftmax?: boolean;
+  scaffold?: boolean;
   fractionFit: string;
   serverMomentum?: string;
   aggregator: string;
@@ -52,6 +53,7 @@ export function register(program: Command): void {
     )
     .option('--no-batch-norm', 'mobilenet-mini without BatchNormalization (Convs with biases)')
     .option('--restrict-softmax', 'clients take the softmax over their own classes only (FedRS, for label skew)')
+    .option('--scaffold', "SCAFFOLD control variates: correct each client's steps for the drift of its own data (label skew)")
     .option('--optimizer <sgd|adam>', 'local optimizer: SGD with momentum 0.9 (default for the MLP) or Adam (for mobilenet-mini)')
     .option('--hidden <sizes>', 'hidden layer sizes of the MLP', '128')
     .option('--fraction-fit <f>', 'fraction of clients per round', '1')
@@ -96,6 +98,7 @@ export function register(program: Command): void {
       fractionFit: num(o.fractionFit, '--fraction-fit'),
       serverMomentum: o.serverMomentum === undefined ? undefined : num(o.serverMomentum, '--server-momentum'),
       aggregator: o.aggregator,
+      scaffold: o.scaffold,
       seed: num(o.seed, '--seed'),
       fit: {
         epochs: num(o.epochs, '--epochs'),
