@@ -362,4 +362,25 @@ test('server options are checked', () => {
   throwsCode(() => new FederatedServer({ model: small, clients: tokens, rounds: 0 }), 'E_ARGUMENT', /rounds/);
 });
 
+test('lrSchedule: cosine anneals the lr each task carries over the rounds; a bad schedule is E_ARGUMENT', async () => {
+  const clients = { a: tokens.a, b: tokens.b };
+  const { server, url } = await startServer({ clients, rounds: 4, fit: { lr: 0.01 }, lrSchedule: { kind: 'cosine' } });
+  try {
+    for (let round = 1; round <= 3; round++) {
+      const lr = ((await task(url, tokens.a)).meta.config as { lr: number }).lr;
+      assert.ok(Math.abs(lr - (0.01 * (1 + Math.cos((Math.PI * (round - 1)) / 4))) / 2) < 1e-12, `round ${round}: lr ${lr}`);
+      await task(url, tokens.b);
+      for (const token of [tokens.a, tokens.b])
+        assert.is((await call(url, token, 'POST', '/v1/update', updateFrame(round, randomDelta(round)))).status, 200);
+    }
+  } finally {
+    await server.close();
+  }
+  throwsCode(
+    () => new FederatedServer({ model: small, clients: tokens, rounds: 2, lrSchedule: { kind: 'step', every: 0 } }),
+    'E_ARGUMENT',
+    /every/,
+  );
+});
+
 test.run();

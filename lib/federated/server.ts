@@ -32,6 +32,7 @@ import { encodeEom } from '../model';
 import type { Graph } from '../model/graph';
 import { seededRandom } from '../train/random';
 import { l2Norm } from '../train/linalg';
+import { checkSchedule, scheduledLr, type LrSchedule } from '../train/schedule';
 import { averageMetrics, validateMetrics, validateUpdate, type ClientUpdate, type DpOptions } from './aggregate';
 import { CheckpointWriter, readCheckpoint, type CheckpointFailure, type RoundRecord } from './checkpoint';
 import { decodeFrame, encodeFrame, f32Tensors } from './codec';
@@ -97,6 +98,12 @@ export interface FederatedServerOptions {
    * Not combinable with dp. Default false.
    */
   scaffold?: boolean;
+  /**
+   * The clients' learning rate over the rounds (fit.lr is the first round's): cosine anneals it towards minLr
+   * by the last round, step multiplies it by gamma every `every` rounds. Late rounds then move the averaged
+   * model less, which damps the round-to-round swings of label-skewed federations. Default: constant.
+   */
+  lrSchedule?: LrSchedule;
   seed?: number;
   /** Checkpoint file (.eom); resumed from when it exists. */
   checkpoint?: string;
@@ -288,6 +295,7 @@ export class FederatedServer extends EventEmitter {
       throw new EdgeOptError('E_ARGUMENT', `FederatedServer: normClip must be a number >= 0, got ${this.robust.normClip}`);
     if (!(this.robust.sampleWeightCap >= 1))
       throw new EdgeOptError('E_ARGUMENT', `FederatedServer: sampleWeightCap must be >= 1, got ${this.robust.sampleWeightCap}`);
+    if (o.lrSchedule) checkSchedule(o.lrSchedule);
     if (o.dp && o.scaffold)
       throw new EdgeOptError('E_ARGUMENT', 'FederatedServer: dp noise covers the weight deltas only; it cannot be combined with scaffold');
     if (o.dp && this.robust.aggregator.kind !== 'fedavg')
@@ -433,9 +441,16 @@ export class FederatedServer extends EventEmitter {
     }
     const tensors = f32Tensors(this.global, this.shapes);
     if (this.control) tensors.push(...encodeControls(this.control, this.shapes));
-    const frame = encodeFrame({ status: 'fit', round: r.round, config: this.fit }, tensors);
+    const frame = encodeFrame({ status: 'fit', round: r.round, config: this.roundFit(r.round) }, tensors);
     r.bytesDown += frame.length;
     replyBytes(res, frame);
+  }
+
+  /** The fit config of a round: the learning rate on lrSchedule. */
+  private roundFit(round: number): FitConfig {
+    const s = this.options.lrSchedule;
+    if (!s) return this.fit;
+    return { ...this.fit, lr: scheduledLr(s, this.fit.lr, round - 1, this.opts.rounds, round) };
   }
 
   /** Whether the client works in this round (a silent client's slot is freed after roundTimeoutMs). */

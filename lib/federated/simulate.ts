@@ -13,6 +13,7 @@ import { evaluateModel } from '../optimizer/evaluate';
 import { mobileNetMini } from '../model/builder';
 import { mlp } from '../train/init';
 import { seededRandom, shuffledIndices } from '../train/random';
+import type { LrSchedule } from '../train/schedule';
 import { FederatedLearningClient } from './client';
 import { compressionName, parseCompression } from './compress';
 import { FederatedServer, type FitConfig } from './server';
@@ -34,6 +35,8 @@ export interface SimulateOptions {
   serverMomentum?: number;
   /** SCAFFOLD control variates (FederatedServerOptions.scaffold). */
   scaffold?: boolean;
+  /** The clients' learning rate over the rounds (FederatedServerOptions.lrSchedule). */
+  lrSchedule?: LrSchedule;
   /** 'fedavg' (default), 'median' or 'trimmed-mean:<fraction>' (FederatedServerOptions.aggregator). */
   aggregator?: string;
   seed?: number;
@@ -159,6 +162,7 @@ export async function simulate(options: SimulateOptions): Promise<SimulateResult
     fit: { epochs: 2, batchSize: 32, ...FIT_DEFAULTS[kind], ...definedOnly(options.fit ?? {}), compress, seed },
     serverMomentum: options.serverMomentum,
     scaffold: options.scaffold,
+    lrSchedule: options.lrSchedule,
     aggregator: options.aggregator,
     // Every simulated client connects from 127.0.0.1.
     maxConnectionsPerAddress: 2 * clients + 8,

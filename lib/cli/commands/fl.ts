@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { simulate, type SimulatedRound } from '../../federated/simulate';
 import { EdgeOptError } from '../../errors';
 import { saveModel } from '../../model';
+import type { LrSchedule } from '../../train/schedule';
 import { checkOutputPath, dataOptions, intList, num, numIn, outputOption, trainingData } from '../options';
 
 interface SimulateCliOptions {
@@ -19,6 +20,7 @@ interface SimulateCliOptions {
   batchNorm: boolean;
   restrictSoftmax?: boolean;
   scaffold?: boolean;
+  lrSchedule?: string;
   fractionFit: string;
   serverMomentum?: string;
   aggregator: string;
@@ -30,6 +32,12 @@ interface SimulateCliOptions {
 }
 
 const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
+
+function lrSchedule(name: string | undefined): LrSchedule | undefined {
+  if (name === undefined || name === 'constant') return undefined;
+  if (name === 'cosine') return { kind: 'cosine' };
+  throw new EdgeOptError('E_ARGUMENT', `--lr-schedule must be constant or cosine, got '${name}'`);
+}
 
 export function register(program: Command): void {
   const fl = program.command('fl').description('federated learning');
@@ -54,6 +62,7 @@ export function register(program: Command): void {
     .option('--no-batch-norm', 'mobilenet-mini without BatchNormalization (Convs with biases)')
     .option('--restrict-softmax', 'clients take the softmax over their own classes only (FedRS, for label skew)')
     .option('--scaffold', "SCAFFOLD control variates: correct each client's steps for the drift of its own data (label skew)")
+    .option('--lr-schedule <constant|cosine>', "the clients' learning rate over the rounds: cosine anneals it to 0 by the last round")
     .option('--optimizer <sgd|adam>', 'local optimizer: SGD with momentum 0.9 (default for the MLP) or Adam (for mobilenet-mini)')
     .option('--hidden <sizes>', 'hidden layer sizes of the MLP', '128')
     .option('--fraction-fit <f>', 'fraction of clients per round', '1')
@@ -99,6 +108,7 @@ export function register(program: Command): void {
       serverMomentum: o.serverMomentum === undefined ? undefined : num(o.serverMomentum, '--server-momentum'),
       aggregator: o.aggregator,
       scaffold: o.scaffold,
+      lrSchedule: lrSchedule(o.lrSchedule),
       seed: num(o.seed, '--seed'),
       fit: {
         epochs: num(o.epochs, '--epochs'),
