@@ -106,7 +106,7 @@ test('int8 updates quantize conv weights per output channel; top-k keeps error f
   assert.ok((second.find((t) => t.name === 'conv1.weight')!.parts[1] as Float32Array).some((v) => v !== 0));
 });
 
-test('fl simulate with mobilenet-mini: two clients, one round over HTTP; FedAvg moves weights and BN statistics', async () => {
+test('fl simulate with mobilenet-mini: two clients, one round over HTTP; FedAvg moves weights and BN statistics; SCAFFOLD by default', async () => {
   const result = await simulate({
     clients: 2,
     rounds: 1,
@@ -126,6 +126,19 @@ test('fl simulate with mobilenet-mini: two clients, one round over HTTP; FedAvg 
     'averaged running means reach the global model',
   );
   assert.ok(after['conv1.weight'].some((v, i) => v !== before['conv1.weight'][i]));
+  // mobilenet-mini runs SCAFFOLD by default: each update also carries Δc_i as float32 (4x the int8 delta).
+  const plain = await simulate({
+    clients: 2,
+    rounds: 1,
+    model: 'mobilenet-mini',
+    data: sliceRows(mnistTrain(), 0, 128),
+    test: sliceRows(mnistTest(), 0, 100),
+    compress: 'int8',
+    fit: { epochs: 1, batchSize: 32, lr: 0.05 },
+    seed: 2,
+    scaffold: false,
+  });
+  assert.ok(result.rounds[0].bytesSent > 3 * plain.rounds[0].bytesSent, `${result.rounds[0].bytesSent} vs ${plain.rounds[0].bytesSent}`);
 });
 
 test('server momentum moves the weights, and BatchNorm running statistics take the plain average', async () => {

@@ -33,10 +33,10 @@ export interface SimulateOptions {
   fractionFit?: number;
   /** FedAvgM server momentum (0: plain FedAvg). */
   serverMomentum?: number;
-  /** SCAFFOLD control variates (FederatedServerOptions.scaffold). */
+  /** SCAFFOLD control variates (FederatedServerOptions.scaffold); default: on for mobilenet-mini, off for the MLP. */
   scaffold?: boolean;
-  /** The clients' learning rate over the rounds (FederatedServerOptions.lrSchedule). */
-  lrSchedule?: LrSchedule;
+  /** The clients' learning rate over the rounds (FederatedServerOptions.lrSchedule; null: constant); default: cosine for mobilenet-mini, constant for the MLP. */
+  lrSchedule?: LrSchedule | null;
   /** 'fedavg' (default), 'median' or 'trimmed-mean:<fraction>' (FederatedServerOptions.aggregator). */
   aggregator?: string;
   seed?: number;
@@ -123,6 +123,16 @@ const FIT_DEFAULTS: Record<'mlp' | 'mobilenet-mini', Partial<FitConfig>> = {
   'mobilenet-mini': { optimizer: 'adam', lr: 0.003 },
 };
 
+/**
+ * Server defaults per model. mobilenet-mini: SCAFFOLD with a cosine lr over the rounds, which took the
+ * label-skewed federation from about 60 % to about 80 % and left IID where it was (README "Federated
+ * learning", measured); the MLP keeps plain FedAvg, as its README figures were measured.
+ */
+const SERVER_DEFAULTS: Record<'mlp' | 'mobilenet-mini', { scaffold: boolean; lrSchedule: LrSchedule | null }> = {
+  mlp: { scaffold: false, lrSchedule: null },
+  'mobilenet-mini': { scaffold: true, lrSchedule: { kind: 'cosine' } },
+};
+
 /** `o` without its undefined entries (so they do not hide a default). */
 function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
@@ -161,8 +171,8 @@ export async function simulate(options: SimulateOptions): Promise<SimulateResult
     roundTimeoutMs: kind === 'mlp' ? 120_000 : 30 * 60_000,
     fit: { epochs: 2, batchSize: 32, ...FIT_DEFAULTS[kind], ...definedOnly(options.fit ?? {}), compress, seed },
     serverMomentum: options.serverMomentum,
-    scaffold: options.scaffold,
-    lrSchedule: options.lrSchedule,
+    scaffold: options.scaffold ?? SERVER_DEFAULTS[kind].scaffold,
+    lrSchedule: (options.lrSchedule === undefined ? SERVER_DEFAULTS[kind].lrSchedule : options.lrSchedule) ?? undefined,
     aggregator: options.aggregator,
     // Every simulated client connects from 127.0.0.1.
     maxConnectionsPerAddress: 2 * clients + 8,

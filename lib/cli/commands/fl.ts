@@ -33,8 +33,9 @@ interface SimulateCliOptions {
 
 const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
 
-function lrSchedule(name: string | undefined): LrSchedule | undefined {
-  if (name === undefined || name === 'constant') return undefined;
+function lrSchedule(name: string | undefined): LrSchedule | null | undefined {
+  if (name === undefined) return undefined;
+  if (name === 'constant') return null;
   if (name === 'cosine') return { kind: 'cosine' };
   throw new EdgeOptError('E_ARGUMENT', `--lr-schedule must be constant or cosine, got '${name}'`);
 }
@@ -61,8 +62,15 @@ export function register(program: Command): void {
     )
     .option('--no-batch-norm', 'mobilenet-mini without BatchNormalization (Convs with biases)')
     .option('--restrict-softmax', 'clients take the softmax over their own classes only (FedRS, for label skew)')
-    .option('--scaffold', "SCAFFOLD control variates: correct each client's steps for the drift of its own data (label skew)")
-    .option('--lr-schedule <constant|cosine>', "the clients' learning rate over the rounds: cosine anneals it to 0 by the last round")
+    .option(
+      '--scaffold',
+      "SCAFFOLD control variates: correct each client's steps for the drift of its own data (label skew; default for mobilenet-mini)",
+    )
+    .option('--no-scaffold', 'plain FedAvg steps (default for the MLP)')
+    .option(
+      '--lr-schedule <constant|cosine>',
+      "the clients' learning rate over the rounds: cosine anneals it to 0 by the last round (default: cosine for mobilenet-mini, constant for the MLP)",
+    )
     .option('--optimizer <sgd|adam>', 'local optimizer: SGD with momentum 0.9 (default for the MLP) or Adam (for mobilenet-mini)')
     .option('--hidden <sizes>', 'hidden layer sizes of the MLP', '128')
     .option('--fraction-fit <f>', 'fraction of clients per round', '1')
