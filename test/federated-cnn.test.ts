@@ -107,16 +107,19 @@ test('int8 updates quantize conv weights per output channel; top-k keeps error f
 });
 
 test('fl simulate with mobilenet-mini: two clients, one round over HTTP; FedAvg moves weights and BN statistics; SCAFFOLD by default', async () => {
-  const result = await simulate({
-    clients: 2,
-    rounds: 1,
-    model: 'mobilenet-mini',
-    data: sliceRows(mnistTrain(), 0, 128),
-    test: sliceRows(mnistTest(), 0, 100),
-    compress: 'int8',
-    fit: { epochs: 1, batchSize: 32, lr: 0.05 },
-    seed: 2,
-  });
+  const run = (scaffold?: boolean) =>
+    simulate({
+      clients: 2,
+      rounds: 1,
+      model: 'mobilenet-mini',
+      data: sliceRows(mnistTrain(), 0, 128),
+      test: sliceRows(mnistTest(), 0, 100),
+      compress: 'int8',
+      fit: { epochs: 1, batchSize: 32, lr: 0.05 },
+      seed: 2,
+      scaffold,
+    });
+  const result = await run();
   assert.is(result.rounds.length, 1);
   assert.ok(result.finalAccuracy >= 0 && result.finalAccuracy <= 1);
   const before = readParams(mobileNetMini({ classes: 10, seed: 2 }));
@@ -127,17 +130,7 @@ test('fl simulate with mobilenet-mini: two clients, one round over HTTP; FedAvg 
   );
   assert.ok(after['conv1.weight'].some((v, i) => v !== before['conv1.weight'][i]));
   // mobilenet-mini runs SCAFFOLD by default: each update also carries Δc_i as float32 (4x the int8 delta).
-  const plain = await simulate({
-    clients: 2,
-    rounds: 1,
-    model: 'mobilenet-mini',
-    data: sliceRows(mnistTrain(), 0, 128),
-    test: sliceRows(mnistTest(), 0, 100),
-    compress: 'int8',
-    fit: { epochs: 1, batchSize: 32, lr: 0.05 },
-    seed: 2,
-    scaffold: false,
-  });
+  const plain = await run(false);
   assert.ok(result.rounds[0].bytesSent > 3 * plain.rounds[0].bytesSent, `${result.rounds[0].bytesSent} vs ${plain.rounds[0].bytesSent}`);
 });
 

@@ -15,7 +15,7 @@ import type { ClientUpdate } from './aggregate';
 import { decodeFrame, encodeFrame } from './codec';
 import { DeltaCompressor, parseCompression } from './compress';
 import { paramSpecs, readParams, subtract, writeParams, type Tensors } from './params';
-import { ClientControl, encodeControls, splitControls, validateControls } from './scaffold';
+import { ClientControl, controlSpecs, encodeControls, splitControls, validateControls } from './scaffold';
 import type { FitConfig } from './server';
 
 export interface TrainLocalOptions {
@@ -136,11 +136,7 @@ export class FederatedLearningClient {
     if (!this.numSamples) throw new EdgeOptError('E_STATE', `client '${this.clientId}': no local data (addData)`);
     const global = readParams(this.model);
     const mu = options.proxMu ?? 0;
-    const names = options.control
-      ? paramSpecs(this.model)
-          .filter((s) => !s.statistic)
-          .map((s) => s.name)
-      : [];
+    const names = options.control ? controlSpecs(paramSpecs(this.model)).map((s) => s.name) : [];
     const controlVariate = options.control
       ? { offset: this.control.offset(options.control, names), meanGradient: names.map((n) => new Float32Array(global[n].length)) }
       : undefined;

@@ -15,8 +15,8 @@
  * SCAFFOLD doubles the bytes each way).
  */
 import { EdgeOptError } from '../errors';
-import type { ClientUpdate } from './aggregate';
-import type { EncodedTensor } from './codec';
+import { validateUpdate, type ClientUpdate } from './aggregate';
+import { f32Tensors, type EncodedTensor } from './codec';
 import type { ParamSpec, Tensors } from './params';
 import { aggregate, type RobustOptions } from './robust';
 
@@ -36,12 +36,7 @@ export function zeroControls(specs: ParamSpec[]): Tensors {
 
 /** Control tensors for a frame (float32, prefixed names). */
 export function encodeControls(controls: Tensors, shapes: Record<string, number[]>): EncodedTensor[] {
-  return Object.entries(controls).map(([name, data]) => ({
-    name: CONTROL_PREFIX + name,
-    shape: shapes[name],
-    encoding: 'f32',
-    parts: [data],
-  }));
+  return f32Tensors(controls, shapes).map((t) => ({ ...t, name: CONTROL_PREFIX + t.name }));
 }
 
 /** A decoded frame's tensors split into model tensors and control tensors (prefix removed). */
@@ -55,24 +50,18 @@ export function splitControls<T extends Decoded[number]>(tensors: T[]): { params
   return { params, controls };
 }
 
-/** Throws E_VALUE / E_SHAPE unless `controls` holds exactly one finite tensor per trainable tensor. */
+/**
+ * Throws E_VALUE / E_SHAPE unless `controls` holds exactly one finite tensor per trainable tensor
+ * (validateUpdate's checks, without a norm bound: the aggregate's clipping bounds Δc_i).
+ */
 export function validateControls(specs: ParamSpec[], controls: Decoded): Tensors {
-  const wanted = controlSpecs(specs);
-  const byName = new Map(controls.map((t) => [t.name, t]));
-  if (byName.size !== controls.length) throw new EdgeOptError('E_VALUE', 'a control tensor appears twice');
-  for (const t of controls)
-    if (!wanted.some((s) => s.name === t.name)) throw new EdgeOptError('E_VALUE', `unknown control tensor '${CONTROL_PREFIX}${t.name}'`);
-  const out: Tensors = {};
-  for (const s of wanted) {
-    const t = byName.get(s.name);
-    if (!t) throw new EdgeOptError('E_VALUE', `control tensor '${CONTROL_PREFIX}${s.name}' is missing (the server runs SCAFFOLD)`);
-    if (t.shape.join(',') !== s.shape.join(','))
-      throw new EdgeOptError('E_SHAPE', `control tensor '${CONTROL_PREFIX}${s.name}' has shape [${t.shape}], the model has [${s.shape}]`);
-    const bad = t.data.findIndex((v) => !Number.isFinite(v));
-    if (bad >= 0) throw new EdgeOptError('E_VALUE', `control tensor '${CONTROL_PREFIX}${s.name}' has a non-finite value at ${bad}`);
-    out[s.name] = t.data;
+  try {
+    validateUpdate(controlSpecs(specs), controls, 1, { maxNorm: Infinity, maxSamples: 1 });
+  } catch (err) {
+    if (!(err instanceof EdgeOptError)) throw err;
+    throw new EdgeOptError(err.code, `control tensors (${CONTROL_PREFIX}<name>; the server runs SCAFFOLD): ${err.message}`);
   }
-  return out;
+  return Object.fromEntries(controls.map((t) => [t.name, t.data]));
 }
 
 /**
