@@ -162,7 +162,11 @@ RowWords row_words(const GemmU8S8Args& g, int steps) {
   }
 }
 
-// Rows [r0, r0+MR) over tiles [t_begin, t_end): T tiles at a time, then singles.
+// Rows [r0, r0+MR) over tiles [t_begin, t_end): T tiles at a time, then a
+// pair, then singles. The pair matters for narrow layers (24, 72 or 120
+// channels: two tiles left over after groups of three): a single tile
+// broadcasts each row's activations for one vpdpbusd, so it runs at the
+// speed of the loads.
 template <class L, int MR, int T, class Out>
 void u8s8_rows(const RowWords& a, int steps, const PackedS8& w, int r0, int t_begin, int t_end, const Out& o) {
   const size_t tile_bytes = x86::tile_stride(w);
@@ -170,6 +174,9 @@ void u8s8_rows(const RowWords& a, int steps, const PackedS8& w, int r0, int t_be
   int t = t_begin;
   for (; T > 1 && t + T <= t_end; t += T)
     u8s8_block<L, MR, T>(rows, a.lda, steps, w.data.data() + t * tile_bytes, tile_bytes, r0, t * x86::kTile, o);
+  if constexpr (T > 2)
+    for (; t + 2 <= t_end; t += 2)
+      u8s8_block<L, MR, 2>(rows, a.lda, steps, w.data.data() + t * tile_bytes, tile_bytes, r0, t * x86::kTile, o);
   for (; t < t_end; ++t)
     u8s8_block<L, MR, 1>(rows, a.lda, steps, w.data.data() + t * tile_bytes, tile_bytes, r0, t * x86::kTile, o);
 }
