@@ -37,7 +37,8 @@ struct OutS32 {
   const int32_t* col_sums;
   int n_begin, n_end;
 
-  // Stores V::kLanes channels' sums starting at column j.
+  // Stores V::kLanes channels' sums starting at column j; of a partly used
+  // tile (24, 40, 72 or 120 channels end in one), the lanes in range, masked.
   template <class V>
   void store(int r, int j, typename V::I acc) const {
     int32_t* dst = c + r * ldc;
@@ -45,10 +46,9 @@ struct OutS32 {
       V::store(dst + j, V::sub(acc, V::mullo(V::set1(zp[r]), V::load(col_sums + j))));
       return;
     }
-    alignas(64) int32_t tmp[V::kLanes];
-    V::store(tmp, acc);
-    for (int q = std::max(j, n_begin); q < std::min(j + V::kLanes, n_end); ++q)
-      dst[q] = tmp[q - j] - zp[r] * col_sums[q];
+    const int lo = std::max(j, n_begin) - j, hi = std::min(j + V::kLanes, n_end) - j;
+    if (lo >= hi) return;
+    V::store_lanes(dst + j, V::sub(acc, V::mullo(V::set1(zp[r]), V::load_lanes(col_sums + j, lo, hi))), lo, hi);
   }
 };
 

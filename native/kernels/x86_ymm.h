@@ -78,6 +78,13 @@ struct Ymm {
   }
   static F load_f_lanes(const float* p, int lo, int hi) { return _mm256_maskload_ps(p, lane_mask(lo, hi)); }
   static void store_f_lanes(float* p, F v, int lo, int hi) { _mm256_maskstore_ps(p, lane_mask(lo, hi), v); }
+  // The same for int32 lanes, through the float forms (bit moves only).
+  static I load_lanes(const int32_t* p, int lo, int hi) {
+    return _mm256_castps_si256(load_f_lanes(reinterpret_cast<const float*>(p), lo, hi));
+  }
+  static void store_lanes(int32_t* p, I v, int lo, int hi) {
+    store_f_lanes(reinterpret_cast<float*>(p), _mm256_castsi256_ps(v), lo, hi);
+  }
   static F round_even(F v) { return _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static F to_float(I v) { return _mm256_cvtepi32_ps(v); }
   static I truncate(F v) { return _mm256_cvttps_epi32(v); }

@@ -67,6 +67,13 @@ struct Zmm {
   }
   static F load_f_lanes(const float* p, int lo, int hi) { return _mm512_maskz_loadu_ps(lane_mask(lo, hi), p); }
   static void store_f_lanes(float* p, F v, int lo, int hi) { _mm512_mask_storeu_ps(p, lane_mask(lo, hi), v); }
+  // The same for int32 lanes, through the float forms (bit moves only).
+  static I load_lanes(const int32_t* p, int lo, int hi) {
+    return _mm512_castps_si512(load_f_lanes(reinterpret_cast<const float*>(p), lo, hi));
+  }
+  static void store_lanes(int32_t* p, I v, int lo, int hi) {
+    store_f_lanes(reinterpret_cast<float*>(p), _mm512_castsi512_ps(v), lo, hi);
+  }
   static F round_even(F v) { return _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static F to_float(I v) { return _mm512_cvtepi32_ps(v); }
   static I truncate(F v) { return _mm512_cvttps_epi32(v); }
