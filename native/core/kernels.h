@@ -130,6 +130,14 @@ struct KernelTable {
   // through memory. e.c and e.ldc are unused. Floats bit-identical to the two
   // calls. Null: the caller makes the two calls (tables without a fused path).
   void (*gemm_u8s8_dequant)(const GemmU8S8Args& g, const EpilogueArgs& e) = nullptr;
+  // Static int8 outputs straight from the sums in registers (the int8
+  // convolutions): y[r][j] = clamp(q.zero_point + requantize(sum_k a[r][k] *
+  // W[j][k] + q.bias[j]), q.lo, q.hi) for j in [g.n_begin, g.n_end), with
+  // requantize_s8's formula (m0[j], right[j]); integers identical to it. The
+  // sums are the uint8 rows' own: g.a_zero_point is not read, so the caller
+  // folds -zero_point * col_sums[j] into bias (one zero point for all rows);
+  // g.c, q.c, q.ldc, q.m and q.n are unused. Null: gemm_u8s8 then requantize_s8.
+  void (*gemm_u8s8_requant)(const GemmU8S8Args& g, const RequantizeS8Args& q) = nullptr;
   // Dynamic asymmetric uint8 quantization of each row (see quantize.h for the formula).
   void (*quantize_rows_u8)(const float* x, int m, int k, uint8_t* q, float* scale, int32_t* zero_point) = nullptr;
   // y[i] += bias[i % n] over an m x n block, then ReLU if asked (the fp32 Dense epilogue).

@@ -54,6 +54,7 @@ struct ConvRequantize {
   std::vector<int32_t> bias, m0, right;
   std::vector<QuantizedMultiplier> multipliers;
   int32_t zero_point, lo, hi;
+  bool left = false;  // some multiplier shifts left
   void (*simd)(const RequantizeS8Args&) = nullptr;
   ConvRequantize(const KernelTable* kt, const QConvSpec& q, const std::vector<TensorSpec>& t)
       : zero_point(q.output_zero_point), lo(q.lo), hi(q.hi) {
@@ -63,7 +64,6 @@ struct ConvRequantize {
     const auto* sh = static_cast<const int32_t*>(t[q.shifts].data);
     bias.assign(b, b + n);
     m0.assign(m, m + n);
-    bool left = false;
     for (int i = 0; i < n; ++i) {
       multipliers.push_back({m[i], static_cast<int>(sh[i])});
       right.push_back(sh[i] > 0 ? 0 : -sh[i]);
@@ -303,6 +303,11 @@ struct QConvGemmOp : CompiledProgram::Op {
   ConvRequantize requantize;
   bool pointwise;  // 1x1, stride 1, unpadded: patch rows are the input rows
   int block_pixels;
+  // The table's gemm_u8s8_requant when it has one and no multiplier shifts
+  // left: the int8 outputs straight from the sums in registers, the input
+  // zero point folded into these biases (bias - (zp + 128) * col_sums).
+  void (*fused)(const GemmU8S8Args&, const RequantizeS8Args&) = nullptr;
+  std::vector<int32_t> fused_bias;
   QConvGemmOp(const KernelTable& table, const QConvSpec& q, const std::vector<TensorSpec>& t)
       : s(q), kt(table), requantize(&table, q, t) {
     const ConvShape& p = s.shape;
@@ -315,6 +320,12 @@ struct QConvGemmOp : CompiledProgram::Op {
     for (int oc = 0; oc < p.out_c; ++oc) std::memcpy(padded.data() + int64_t{oc} * lda, w + int64_t{oc} * k, k);
     kt.pack_s8(padded.data(), p.out_c, lda, &weight);
     block_pixels = qconv_block_pixels(lda);
+    if (!kt.gemm_u8s8_requant || requantize.left) return;
+    fused = kt.gemm_u8s8_requant;
+    const int64_t zero = s.input_zero_point + 128;
+    for (int oc = 0; oc < p.out_c; ++oc)  // int32 wraps as the two-step sums do
+      fused_bias.push_back(static_cast<int32_t>(static_cast<uint32_t>(requantize.bias[oc]) -
+                                                static_cast<uint32_t>(zero * weight.col_sums[oc])));
   }
   // Output pixels are split over the threads (row-block multiples), each thread
   // running blocks of block_pixels through its own scratch.
@@ -339,8 +350,15 @@ struct QConvGemmOp : CompiledProgram::Op {
           to_u8(x + p0 * p.in_c, int64_t{rows} * p.in_c, patch);
         else
           im2col_u8(p, x, p0, rows, zero, patch, k, &scratch.rows);
-        kt.gemm_u8s8(
-            {patch, static_cast<size_t>(k), zero_points, rows, &weight, acc, static_cast<size_t>(p.out_c), 0, p.out_c});
+        const GemmU8S8Args g{patch, static_cast<size_t>(k),       zero_points, rows,   &weight,
+                             acc,   static_cast<size_t>(p.out_c), 0,           p.out_c};
+        if (fused) {
+          const ConvRequantize& q = requantize;
+          fused(g, {nullptr, 0, rows, p.out_c, fused_bias.data(), q.m0.data(), q.right.data(), q.zero_point, q.lo, q.hi,
+                    y + p0 * p.out_c, static_cast<size_t>(p.out_c)});
+          continue;
+        }
+        kt.gemm_u8s8(g);
         requantize.run(acc, p.out_c, rows, y + p0 * p.out_c, p.out_c);
       }
     });

@@ -18,6 +18,7 @@
 //   its own thread and releases the tiles at its end, so no thread depends on
 //   state another call left.
 #if defined(__x86_64__) || defined(_M_X64)
+#include "../core/requantize.h"
 #include "x86.h"
 #include "x86_isa.h"
 
@@ -132,9 +133,9 @@ void pack_s8(const int8_t* w, int n, int k, PackedS8* out) {
 
 KernelTable make_table() {
 #if defined(EDGEOPT_EMULATE_X86)
-  KernelTable t = x86::avx512_with_int8("amx", pack_s8, gemm_u8s8, nullptr, nullptr);
+  KernelTable t = x86::avx512_with_int8("amx", {pack_s8, gemm_u8s8, nullptr, nullptr, nullptr});
 #else
-  KernelTable t = x86::avx512_with_int8("amx", pack_s8, gemm_u8s8, nullptr, peak_probe);
+  KernelTable t = x86::avx512_with_int8("amx", {pack_s8, gemm_u8s8, nullptr, nullptr, peak_probe});
 #endif
   t.tile_n = 2 * x86::kTile;  // a block's two B tiles stay with one thread
   return t;

@@ -104,6 +104,7 @@ KernelTable make_table() {
   t.pack_s8 = pack_s8;
   t.gemm_u8s8 = gemm_u8s8_exact<Pairs, Quads>;
   t.gemm_u8s8_dequant = gemm_u8s8_dequant_exact<Pairs, Quads, epilogue_s32_simd<Ymm>>;
+  t.gemm_u8s8_requant = gemm_u8s8_requant_exact<Pairs, Quads, requantize_s8_simd<Ymm>>;
   t.pack_f32 = pack_f32;
   t.gemm_f32 = gemm_f32_tiles<F32>;
   t.epilogue_s32 = epilogue_s32_simd<Ymm>;
@@ -127,16 +128,14 @@ const KernelTable& avx2_kernels() {
   return table;
 }
 
-KernelTable x86::avx2_with_int8(const char* name, decltype(KernelTable::pack_s8) pack,
-                                decltype(KernelTable::gemm_u8s8) gemm,
-                                decltype(KernelTable::gemm_u8s8_dequant) gemm_dequant,
-                                decltype(KernelTable::peak_probe) probe) {
+KernelTable x86::avx2_with_int8(const char* name, const Int8Gemm& int8) {
   KernelTable t = avx2_kernels();
   t.name = name;
-  t.pack_s8 = pack;
-  t.gemm_u8s8 = gemm;
-  t.gemm_u8s8_dequant = gemm_dequant;
-  t.peak_probe = probe;
+  t.pack_s8 = int8.pack;
+  t.gemm_u8s8 = int8.gemm;
+  t.gemm_u8s8_dequant = int8.gemm_dequant;
+  t.gemm_u8s8_requant = int8.gemm_requant;
+  t.peak_probe = int8.probe;
   return t;
 }
 

@@ -7,6 +7,7 @@
 // read in place, and the zero-point term comes off through the precomputed
 // column sums as on every table.
 #if defined(__x86_64__) || defined(_M_X64)
+#include "../core/requantize.h"
 #include "x86.h"
 #include "x86_isa.h"
 
@@ -40,6 +41,8 @@ void gemm_u8s8_dequant(const GemmU8S8Args& g, const EpilogueArgs& e) {
   if (g.m <= 0 || g.n_begin >= g.n_end) return;
   gemm_u8s8_layout<Dpbusd>(g, &e);
 }
+
+void gemm_u8s8_requant(const GemmU8S8Args& g, const RequantizeS8Args& q) { gemm_u8s8_requant_layout<Dpbusd>(g, q); }
 
 #if !defined(EDGEOPT_EMULATE_X86)
 // Register-only loop of 24 independent vpdpbusd chains (see avx2.cc on why asm).
@@ -82,10 +85,11 @@ void pack_s8(const int8_t* w, int n, int k, PackedS8* out) {
 
 const KernelTable& avx512vnni_kernels() {
 #if defined(EDGEOPT_EMULATE_X86)
-  static const KernelTable table = x86::avx512_with_int8("avx512vnni", pack_s8, gemm_u8s8, gemm_u8s8_dequant, nullptr);
+  static const KernelTable table =
+      x86::avx512_with_int8("avx512vnni", {pack_s8, gemm_u8s8, gemm_u8s8_dequant, gemm_u8s8_requant, nullptr});
 #else
   static const KernelTable table =
-      x86::avx512_with_int8("avx512vnni", pack_s8, gemm_u8s8, gemm_u8s8_dequant, peak_probe);
+      x86::avx512_with_int8("avx512vnni", {pack_s8, gemm_u8s8, gemm_u8s8_dequant, gemm_u8s8_requant, peak_probe});
 #endif
   return table;
 }

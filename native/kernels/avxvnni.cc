@@ -4,6 +4,7 @@
 // instruction on ymm (AVX2 needs vpmaddwd + vpaddd for 16). Same K-by-4
 // weight layout and zero-point correction as avx512vnni.cc.
 #if defined(__x86_64__) || defined(_M_X64)
+#include "../core/requantize.h"
 #include "../core/sparse.h"
 #include "x86.h"
 #include "x86_isa.h"
@@ -36,6 +37,8 @@ void gemm_u8s8_dequant(const GemmU8S8Args& g, const EpilogueArgs& e) {
   if (g.m <= 0 || g.n_begin >= g.n_end) return;
   gemm_u8s8_layout<Dpbusd>(g, &e);
 }
+
+void gemm_u8s8_requant(const GemmU8S8Args& g, const RequantizeS8Args& q) { gemm_u8s8_requant_layout<Dpbusd>(g, q); }
 
 #if !defined(EDGEOPT_EMULATE_X86)
 // Register-only loop of 12 independent vpdpbusd chains (see avx2.cc on why
@@ -76,9 +79,10 @@ void pack_s8(const int8_t* w, int n, int k, PackedS8* out) {
 
 KernelTable make_table() {
 #if defined(EDGEOPT_EMULATE_X86)
-  KernelTable t = x86::avx2_with_int8("avxvnni", pack_s8, gemm_u8s8, gemm_u8s8_dequant, nullptr);
+  KernelTable t = x86::avx2_with_int8("avxvnni", {pack_s8, gemm_u8s8, gemm_u8s8_dequant, gemm_u8s8_requant, nullptr});
 #else
-  KernelTable t = x86::avx2_with_int8("avxvnni", pack_s8, gemm_u8s8, gemm_u8s8_dequant, peak_probe);
+  KernelTable t =
+      x86::avx2_with_int8("avxvnni", {pack_s8, gemm_u8s8, gemm_u8s8_dequant, gemm_u8s8_requant, peak_probe});
 #endif
   t.sparse = &sparse_avx2_one_row_kernels();  // its dense int8 outruns AVX2's
   return t;

@@ -65,17 +65,20 @@ void pack_f32_tiles(const float* w, int n, int k, PackedF32* out, const KernelTa
 // zero-point term already subtracted used the whole matrix's column sums.
 void add_spills(const GemmU8S8Args& g);
 
+// A table's int8 GEMM entries: what the VNNI and AMX tables replace.
+struct Int8Gemm {
+  decltype(KernelTable::pack_s8) pack;
+  decltype(KernelTable::gemm_u8s8) gemm;
+  decltype(KernelTable::gemm_u8s8_dequant) gemm_dequant;  // fused forms: may be null
+  decltype(KernelTable::gemm_u8s8_requant) gemm_requant;
+  decltype(KernelTable::peak_probe) probe;  // null in the emulated builds
+};
+
 // The AVX2 table (avx2.cc) and the AVX-512 table (avx512.cc) under another
-// name with their int8 GEMM (and its fused dequantizing form, may be null),
-// packing and peak probe replaced: the VNNI and AMX tables differ from them
-// only there.
-KernelTable avx2_with_int8(const char* name, decltype(KernelTable::pack_s8) pack, decltype(KernelTable::gemm_u8s8) gemm,
-                           decltype(KernelTable::gemm_u8s8_dequant) gemm_dequant,
-                           decltype(KernelTable::peak_probe) probe);
-KernelTable avx512_with_int8(const char* name, decltype(KernelTable::pack_s8) pack,
-                             decltype(KernelTable::gemm_u8s8) gemm,
-                             decltype(KernelTable::gemm_u8s8_dequant) gemm_dequant,
-                             decltype(KernelTable::peak_probe) probe);
+// name with their int8 GEMM replaced: the VNNI and AMX tables differ from
+// them only there.
+KernelTable avx2_with_int8(const char* name, const Int8Gemm& int8);
+KernelTable avx512_with_int8(const char* name, const Int8Gemm& int8);
 
 }  // namespace x86
 }  // namespace edgeopt

@@ -1,6 +1,6 @@
 // The int8 GEMM of every x86 table, C = (A - zp) x W^T over weights packed
 // in a layout of x86.h, written once for any vector width and dot-product
-// sequence. Include inside a target region, after x86_ymm.h (and x86_zmm.h).
+// sequence. Include inside a target region (core/requantize.h before it).
 //
 // A layout L says how a k step multiplies:
 //   using V;                 vector operations (Ymm, Zmm)
@@ -19,6 +19,7 @@
 // Every channel is one int32 accumulator over the whole of k, so any blocking
 // gives the same sums.
 #pragma once
+#include "x86_requantize.h"
 
 namespace edgeopt {
 namespace {
@@ -88,6 +89,86 @@ struct OutF32 {
   }
 };
 
+// Requantized int8 outputs while the sums are in registers (gemm_u8s8_requant):
+// y[r][j] = clamp(zp + requantize(sum + bias[j]), lo, hi), requantize_s8's
+// formula, for j in [n_begin, n_end). The sums are the uint8 rows' own (no
+// zero-point term: the caller folded it into bias).
+struct OutS8 {
+  const RequantizeS8Args* q;
+  int n_begin, n_end;
+};
+
+// A microkernel's MR x T x kVecs sums to their outputs, one vector at a time.
+template <class V, int MR, int T, int kVecs, class Out>
+inline void store_block(const Out& o, int r0, int j0, const typename V::I (&acc)[MR][T][kVecs]) {
+  EDGEOPT_UNROLL
+  for (int r = 0; r < MR; ++r) EDGEOPT_UNROLL
+  for (int t = 0; t < T; ++t) EDGEOPT_UNROLL
+  for (int v = 0; v < kVecs; ++v) o.template store<V>(r0 + r, j0 + t * x86::kTile + v * V::kLanes, acc[r][t][v]);
+}
+
+// OutS8's store_block: column by column, so each column's parameters are loaded once for
+// all MR rows (the int8 stores may alias them, which would reload them per row).
+template <class V, int MR, int T, int kVecs>
+inline void store_block_s8(const OutS8& o, int r0, int j0, const typename V::I (&acc)[MR][T][kVecs]) {
+  using I = typename V::I;
+  const RequantizeS8Args& q = *o.q;
+  const I zero_point = V::set1(q.zero_point), lo = V::set1(q.lo), hi = V::set1(q.hi);
+  EDGEOPT_UNROLL
+  for (int t = 0; t < T; ++t) EDGEOPT_UNROLL
+  for (int v = 0; v < kVecs; ++v) {
+    const int j = j0 + t * x86::kTile + v * V::kLanes;
+    const int first = std::max(j, o.n_begin) - j, end = std::min(j + V::kLanes, o.n_end) - j;
+    if (first >= end) continue;
+    const bool whole = first == 0 && end == V::kLanes;
+    const I bias = whole ? V::load(q.bias + j) : V::load_lanes(q.bias + j, first, end);
+    const I m0 = whole ? V::load(q.m0 + j) : V::load_lanes(q.m0 + j, first, end);
+    const I right = whole ? V::load(q.right + j) : V::load_lanes(q.right + j, first, end);
+    EDGEOPT_UNROLL
+    for (int r = 0; r < MR; ++r) {
+      const I y = requantize_vector<V>(acc[r][t][v], bias, m0, right, zero_point, lo, hi);
+      int8_t* dst = q.y + (r0 + r) * q.ldy + j;
+      if (whole) {
+        V::store_s8(dst, y);
+      } else {
+        int8_t bytes[V::kLanes];
+        V::store_s8(bytes, y);
+        std::memcpy(dst + first, bytes + first, static_cast<size_t>(end - first));
+      }
+    }
+  }
+}
+
+// OutF32's store_block: a whole vector's column parameters loaded once for
+// all MR rows and its code inlined (the partly used vectors of a narrow tile
+// go through OutF32::store). The same operations in the same order.
+template <class V, int MR, int T, int kVecs>
+inline void store_block_f32(const OutF32& o, int r0, int j0, const typename V::I (&acc)[MR][T][kVecs]) {
+  const OutS32& s = o.s32;
+  const EpilogueArgs& e = *o.e;
+  EDGEOPT_UNROLL
+  for (int t = 0; t < T; ++t) EDGEOPT_UNROLL
+  for (int v = 0; v < kVecs; ++v) {
+    const int j = j0 + t * x86::kTile + v * V::kLanes;
+    if (j < s.n_begin || j + V::kLanes > s.n_end) {
+      EDGEOPT_UNROLL
+      for (int r = 0; r < MR; ++r) o.template store<V>(r0 + r, j, acc[r][t][v]);
+      continue;
+    }
+    const typename V::I col_sums = V::load(s.col_sums + j);
+    const typename V::F ws = e.w_scale_stride ? V::load_f(e.w_scale + j) : V::set1_f(e.w_scale[0]);
+    const typename V::F bias = e.bias ? V::load_f(e.bias + j) : V::zero_f();
+    EDGEOPT_UNROLL
+    for (int r = 0; r < MR; ++r) {
+      const typename V::I c = V::sub(acc[r][t][v], V::mullo(V::set1(s.zp[r0 + r]), col_sums));
+      typename V::F y = V::mul_f(V::to_float(c), V::mul_f(V::set1_f(e.a_scale[r0 + r]), ws));
+      if (e.bias) y = V::add_f(y, bias);
+      if (e.relu) y = V::max_f(V::zero_f(), y);
+      V::store_f(e.y + (r0 + r) * e.ldy + j, y);
+    }
+  }
+}
+
 // How far ahead of its loads a one-row microkernel prefetches each tile: the
 // hardware prefetcher alone left part of the read bandwidth unused on the
 // 1x4096x4096 GEMV (`npm run bench -- kernels`).
@@ -125,10 +206,12 @@ EDGEOPT_MICROKERNEL void u8s8_block(const Word* a, size_t lda, int steps, const 
       for (int v = 0; v < kVecs; ++v) acc[r][t][v] = L::dot(acc[r][t][v], av, wv[t][v]);
     }
   }
-  EDGEOPT_UNROLL
-  for (int r = 0; r < MR; ++r) EDGEOPT_UNROLL
-  for (int t = 0; t < T; ++t) EDGEOPT_UNROLL
-  for (int v = 0; v < kVecs; ++v) o.template store<V>(r0 + r, j0 + t * x86::kTile + v * V::kLanes, acc[r][t][v]);
+  if constexpr (std::is_same_v<Out, OutS8>)
+    store_block_s8<V, MR, T, kVecs>(o, r0, j0, acc);
+  else if constexpr (std::is_same_v<Out, OutF32>)
+    store_block_f32<V, MR, T, kVecs>(o, r0, j0, acc);
+  else
+    store_block<V, MR, T, kVecs>(o, r0, j0, acc);
 }
 
 // The activation words of rows [0, m), `lda` words apart; past k, zeros.
@@ -218,6 +301,13 @@ void gemm_u8s8_layout(const GemmU8S8Args& g, const EpilogueArgs* e = nullptr) {
   gemm_u8s8_panels<L>(g, s32);
 }
 
+// gemm_u8s8_requant of a layout.
+template <class L>
+void gemm_u8s8_requant_layout(const GemmU8S8Args& g, const RequantizeS8Args& q) {
+  if (g.m <= 0 || g.n_begin >= g.n_end) return;
+  gemm_u8s8_panels<L>(g, OutS8{&q, g.n_begin, g.n_end});
+}
+
 // The exact vpmaddwd / vpmaddubsw layouts (x86::pack_s8_exact).
 template <class Vec>
 struct PairsDot {
@@ -270,6 +360,34 @@ void gemm_u8s8_dequant_exact(const GemmU8S8Args& g, const EpilogueArgs& e) {
   p.bias = e.bias ? e.bias + g.n_begin : nullptr;
   p.y = e.y + g.n_begin;
   Epilogue(p);
+}
+
+// Its gemm_u8s8_requant: fused unless a spill list needs adding to the sums
+// first; then the raw sums (zero points 0) in per-thread scratch and the
+// table's requantize_s8.
+template <class Pairs, class Quads, void (*Requantize)(const RequantizeS8Args&)>
+void gemm_u8s8_requant_exact(const GemmU8S8Args& g, const RequantizeS8Args& q) {
+  if (g.m <= 0 || g.n_begin >= g.n_end) return;
+  if (g.w->layout == x86::kPairs) return gemm_u8s8_requant_layout<Pairs>(g, q);
+  if (g.w->spill_k.empty()) return gemm_u8s8_requant_layout<Quads>(g, q);
+  thread_local std::vector<int32_t> sums, zeros;
+  sums.resize(static_cast<size_t>(g.m) * g.w->n);
+  zeros.assign(g.m, 0);
+  GemmU8S8Args s = g;
+  s.a_zero_point = zeros.data();
+  s.c = sums.data();
+  s.ldc = static_cast<size_t>(g.w->n);
+  gemm_u8s8_exact<Pairs, Quads>(s);
+  RequantizeS8Args p = q;
+  p.c = sums.data() + g.n_begin;
+  p.ldc = s.ldc;
+  p.m = g.m;
+  p.n = g.n_end - g.n_begin;
+  p.bias = q.bias + g.n_begin;
+  p.m0 = q.m0 + g.n_begin;
+  p.right = q.right + g.n_begin;
+  p.y = q.y + g.n_begin;
+  Requantize(p);
 }
 
 }  // namespace

@@ -33,15 +33,21 @@ inline typename V::I divide_by_pot(typename V::I x, typename V::I right) {
   return V::plus_one_where_greater(V::srav(x, right), V::and_(x, mask), threshold);
 }
 
+// One vector of outputs: clamp(zero_point + requantize(acc + bias), lo, hi).
+template <class V>
+inline typename V::I requantize_vector(typename V::I acc, typename V::I bias, typename V::I m0, typename V::I right,
+                                       typename V::I zero_point, typename V::I lo, typename V::I hi) {
+  const typename V::I v = divide_by_pot<V>(high_mul<V>(V::add(acc, bias), m0), right);
+  return V::min(V::max(V::add(v, zero_point), lo), hi);
+}
+
 // Channels [j, ...) of one row, V::kLanes at a time; returns where it stopped.
 template <class V>
 inline int requantize_lanes(const RequantizeS8Args& p, const int32_t* c, int8_t* y, int j) {
   const typename V::I zero_point = V::set1(p.zero_point), lo = V::set1(p.lo), hi = V::set1(p.hi);
-  for (; j + V::kLanes <= p.n; j += V::kLanes) {
-    const typename V::I acc = V::add(V::load(c + j), V::load(p.bias + j));
-    const typename V::I v = divide_by_pot<V>(high_mul<V>(acc, V::load(p.m0 + j)), V::load(p.right + j));
-    V::store_s8(y + j, V::min(V::max(V::add(v, zero_point), lo), hi));
-  }
+  for (; j + V::kLanes <= p.n; j += V::kLanes)
+    V::store_s8(y + j, requantize_vector<V>(V::load(c + j), V::load(p.bias + j), V::load(p.m0 + j),
+                                            V::load(p.right + j), zero_point, lo, hi));
   return j;
 }
 

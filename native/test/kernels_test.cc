@@ -113,6 +113,48 @@ static void check_gemm_dequant(const KernelTable& kt, const GemmU8S8Args& args, 
     }
 }
 
+// The table's fused gemm_u8s8_requant (where it has one) on a case's
+// operands: int8 outputs equal to requantize.h's formula over the raw sums
+// (the scalar sums `cr` plus the zero-point term the caller folds into the
+// bias), in columns [nb, ne) only. Multipliers cover right shifts 0..31; the
+// variant picks the output zero point and clamp.
+static void check_gemm_requant(const KernelTable& kt, const GemmU8S8Args& args, const std::vector<int32_t>& cr,
+                               const int8_t* w, int variant, std::mt19937& rng) {
+  if (!kt.gemm_u8s8_requant) return;
+  const int m = args.m, k = args.w->k, n = args.w->n, nb = args.n_begin, ne = args.n_end;
+  std::uniform_int_distribution<int32_t> small(-70000, 70000);
+  std::vector<int32_t> bias(n), m0(n), right(n), folded(n);
+  for (int j = 0; j < n; ++j) {
+    bias[j] = small(rng);
+    const QuantizedMultiplier q = quantize_multiplier(std::ldexp(0.5 + 0.5 * (rng() % 1000) / 1000.0, -(j % 32)));
+    m0[j] = q.m0;
+    right[j] = -q.shift;
+  }
+  const int32_t zp = variant % 256 - 128, lo = -128 + variant % 3, hi = 127 - variant % 5;
+  const int8_t sentinel = 0x5a;
+  std::vector<int8_t> yr(cr.size(), sentinel), yk(cr.size(), sentinel);
+  for (int r = 0; r < m; ++r)
+    for (int j = nb; j < ne; ++j) {
+      int64_t col_sum = 0;
+      for (int i = 0; i < k; ++i) col_sum += w[static_cast<size_t>(j) * k + i];
+      // The raw sum, wrapped to int32 as the kernels' adds wrap.
+      const auto raw = static_cast<int32_t>(static_cast<uint32_t>(cr[static_cast<size_t>(r) * n + j]) +
+                                            static_cast<uint32_t>(args.a_zero_point[r] * col_sum));
+      const int32_t v = multiply_by_quantized_multiplier(static_cast<int32_t>(static_cast<uint32_t>(raw) + bias[j]),
+                                                         {m0[j], -right[j]}) +
+                        zp;
+      yr[static_cast<size_t>(r) * n + j] = static_cast<int8_t>(std::min(std::max(v, lo), hi));
+    }
+  kt.gemm_u8s8_requant(
+      args, {nullptr, 0, 0, 0, bias.data(), m0.data(), right.data(), zp, lo, hi, yk.data(), static_cast<size_t>(n)});
+  for (size_t i = 0; i < yr.size(); ++i)
+    if (yr[i] != yk[i]) {
+      CHECK(false, "%s gemm_u8s8_requant m=%d k=%d n=%d [%d,%d) variant=%d at %zu: %d != %d", kt.name, m, k, n, nb, ne,
+            variant, i, yk[i], yr[i]);
+      return;
+    }
+}
+
 static void check_gemm_u8s8(const KernelTable& kt, const GemmCase& g, std::mt19937& rng) {
   const int m = g.m, k = g.k, n = g.n, nb = g.n_begin, ne = g.n_end < 0 ? n : g.n_end;
   const size_t lda = k + g.lda_pad;
@@ -186,6 +228,7 @@ static void check_gemm_u8s8(const KernelTable& kt, const GemmCase& g, std::mt199
   }
   check_gemm_dequant(kt, {a.p, lda, zp.data(), m, &pk, nullptr, 0, nb, ne}, cr, m + k + n + static_cast<int>(g.fill),
                      rng);
+  check_gemm_requant(kt, {a.p, lda, zp.data(), m, &pk, nullptr, 0, nb, ne}, cr, w.p, m + k + n, rng);
 }
 
 static void test_gemm_u8s8(const KernelTable& kt) {
