@@ -254,7 +254,6 @@ inline void copy_run(uint8_t* dst, const uint8_t* src, int64_t n) {
 // weights); `patch` needs kRunSlack bytes past the last row.
 void im2col_u8(const ConvShape& s, const int8_t* x, int64_t p0, int rows, uint8_t pad, uint8_t* patch, int64_t lda,
                std::vector<uint8_t>* buffer) {
-  const int64_t k = int64_t{s.kh} * s.kw * s.in_c;
   const int64_t width = int64_t{s.out_w - 1} * s.stride_w + int64_t{s.kw - 1} * s.dilation_w + 1;
   const int64_t first = std::min<int64_t>(width, s.pad_left);  // columns [first, last) are input pixels
   const int64_t last = std::clamp<int64_t>(int64_t{s.pad_left} + s.in_w, first, width);
@@ -262,30 +261,39 @@ void im2col_u8(const ConvShape& s, const int8_t* x, int64_t p0, int rows, uint8_
   uint8_t* padded = at_least(buffer, static_cast<size_t>(s.kh * row_bytes));
   const int64_t run = s.dilation_w == 1 ? int64_t{s.kw} * s.in_c : s.in_c;
   const int runs = s.dilation_w == 1 ? 1 : s.kw;
-  int64_t built = -1;  // the output row (image * out_h + oy) whose input rows `padded` holds
+  const int64_t step = int64_t{s.stride_w} * s.in_c, tap_step = int64_t{s.dilation_w} * s.in_c;
   PixelPos pos = pixel_pos(p0, s.out_h, s.out_w);
-  for (int r = 0; r < rows; ++r, next_pixel(&pos, s.out_h, s.out_w)) {
-    if (const int64_t line = pos.image * s.out_h + pos.oy; line != built) {
-      built = line;
-      const int8_t* image = x + pos.image * s.in_h * s.in_w * s.in_c;
-      for (int ky = 0; ky < s.kh; ++ky) {
-        uint8_t* row = padded + ky * row_bytes;
-        const int iy = pos.oy * s.stride_h - s.pad_top + ky * s.dilation_h;
-        if (iy < 0 || iy >= s.in_h) {
-          std::memset(row, pad, static_cast<size_t>(width * s.in_c));
-          continue;
-        }
-        std::memset(row, pad, static_cast<size_t>(first * s.in_c));
-        to_u8(image + (int64_t{iy} * s.in_w + first - s.pad_left) * s.in_c, (last - first) * s.in_c,
-              row + first * s.in_c);
-        std::memset(row + last * s.in_c, pad, static_cast<size_t>((width - last) * s.in_c));
-      }
-    }
-    uint8_t* dst = patch + r * lda;
+  // One output row's pixels at a time: its input rows built once, then each
+  // pixel's runs (a stem's are 3 bytes: the loop, not the copy, is the cost).
+  for (int r = 0; r < rows;) {
+    const int8_t* image = x + pos.image * s.in_h * s.in_w * s.in_c;
     for (int ky = 0; ky < s.kh; ++ky) {
-      const uint8_t* src = padded + ky * row_bytes + int64_t{pos.ox} * s.stride_w * s.in_c;
-      for (int i = 0; i < runs; ++i, dst += run) copy_run(dst, src + int64_t{i} * s.dilation_w * s.in_c, run);
+      uint8_t* row = padded + ky * row_bytes;
+      const int iy = pos.oy * s.stride_h - s.pad_top + ky * s.dilation_h;
+      if (iy < 0 || iy >= s.in_h) {
+        std::memset(row, pad, static_cast<size_t>(width * s.in_c));
+        continue;
+      }
+      std::memset(row, pad, static_cast<size_t>(first * s.in_c));
+      to_u8(image + (int64_t{iy} * s.in_w + first - s.pad_left) * s.in_c, (last - first) * s.in_c,
+            row + first * s.in_c);
+      std::memset(row + last * s.in_c, pad, static_cast<size_t>((width - last) * s.in_c));
     }
+    const int n = std::min(rows - r, s.out_w - pos.ox);
+    const uint8_t* first_src = padded + int64_t{pos.ox} * step;
+    for (int i = 0; i < n; ++i) {
+      uint8_t* dst = patch + (r + i) * lda;
+      const uint8_t* src = first_src + i * step;
+      if (runs == 1 && run <= 8) {  // short runs: one word each, in order (each overwrites the last's spill)
+        for (int ky = 0; ky < s.kh; ++ky) std::memcpy(dst + ky * run, src + ky * row_bytes, 8);
+        continue;
+      }
+      for (int ky = 0; ky < s.kh; ++ky)
+        for (int t = 0; t < runs; ++t, dst += run) copy_run(dst, src + ky * row_bytes + t * tap_step, run);
+    }
+    r += n;
+    pos.ox += n - 1;
+    next_pixel(&pos, s.out_h, s.out_w);
   }
 }
 
