@@ -99,6 +99,9 @@ T* at_least(std::vector<T>* v, size_t n) {
   return v->data();
 }
 
+// ceil(a / b) for b > 0 and a >= 0, or a < 0 (then <= 0).
+inline int ceil_div(int a, int b) { return a >= 0 ? (a + b - 1) / b : -(-a / b); }
+
 // A depthwise int8 convolution on the table's depthwise_s8: one output row at a
 // time, each tap's input pixel by pointer (padding taps point at a row of the
 // input zero point, so they add zx * w), and the zero-point term
@@ -140,15 +143,21 @@ struct QDepthwiseOp : CompiledProgram::Op {
         const int64_t n = row / p.out_h;
         const int oy = static_cast<int>(row % p.out_h);
         const int8_t* image = xs + n * p.in_h * p.in_w * p.in_c;
-        for (int ox = 0; ox < p.out_w; ++ox)
-          for (int ky = 0; ky < p.kh; ++ky) {
-            const int iy = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
-            for (int kx = 0; kx < p.kw; ++kx) {
-              const int ix = ox * p.stride_w - p.pad_left + kx * p.dilation_w;
-              const bool inside = iy >= 0 && iy < p.in_h && ix >= 0 && ix < p.in_w;
-              x[ox * taps + ky * p.kw + kx] = inside ? image + (int64_t{iy} * p.in_w + ix) * p.in_c : padding.data();
-            }
+        for (int ky = 0; ky < p.kh; ++ky) {
+          const int iy = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
+          const bool row_inside = iy >= 0 && iy < p.in_h;
+          const int8_t* line = row_inside ? image + int64_t{iy} * p.in_w * p.in_c : nullptr;
+          const int8_t** tap = x + ky * p.kw;
+          for (int kx = 0; kx < p.kw; ++kx, ++tap) {
+            // Output columns [lo, hi) read input columns inside the image for this tap.
+            const int shift = kx * p.dilation_w - p.pad_left;
+            const int lo = row_inside ? std::min(p.out_w, ceil_div(std::max(0, -shift), p.stride_w)) : p.out_w;
+            const int hi = row_inside ? std::clamp(ceil_div(p.in_w - shift, p.stride_w), lo, p.out_w) : p.out_w;
+            for (int ox = 0; ox < lo; ++ox) tap[ox * taps] = padding.data();
+            for (int ox = lo; ox < hi; ++ox) tap[ox * taps] = line + int64_t{ox * p.stride_w + shift} * p.in_c;
+            for (int ox = hi; ox < p.out_w; ++ox) tap[ox * taps] = padding.data();
           }
+        }
         kt.depthwise_s8({x, p.out_w, taps, p.out_c, weight.data(), init.data(), acc});
         requantize.run(acc, p.out_c, p.out_w, ys + row * p.out_w * p.out_c, p.out_c);
       }
