@@ -107,26 +107,30 @@ inline void store_block(const Out& o, int r0, int j0, const typename V::I (&acc)
   for (int v = 0; v < kVecs; ++v) o.template store<V>(r0 + r, j0 + t * x86::kTile + v * V::kLanes, acc[r][t][v]);
 }
 
-// OutS8's store_block: column by column, so each column's parameters are loaded once for
-// all MR rows (the int8 stores may alias them, which would reload them per row).
+// OutS8's store_block: the sums to an L1 buffer first, then column by column,
+// each column's bias, multiplier and shift loaded once for the block's rows.
+// Requantizing straight from the 24 accumulator registers left too few for
+// its constants: the compiler spilled more than the buffer costs.
 template <class V, int MR, int T, int kVecs>
 inline void store_block_s8(const OutS8& o, int r0, int j0, const typename V::I (&acc)[MR][T][kVecs]) {
   using I = typename V::I;
+  alignas(64) int32_t sums[T * kVecs][MR][V::kLanes];
+  EDGEOPT_UNROLL
+  for (int r = 0; r < MR; ++r) EDGEOPT_UNROLL
+  for (int t = 0; t < T; ++t) EDGEOPT_UNROLL
+  for (int v = 0; v < kVecs; ++v) V::store(sums[t * kVecs + v][r], acc[r][t][v]);
   const RequantizeS8Args& q = *o.q;
   const I zero_point = V::set1(q.zero_point), lo = V::set1(q.lo), hi = V::set1(q.hi);
-  EDGEOPT_UNROLL
-  for (int t = 0; t < T; ++t) EDGEOPT_UNROLL
-  for (int v = 0; v < kVecs; ++v) {
-    const int j = j0 + t * x86::kTile + v * V::kLanes;
+  for (int col = 0; col < T * kVecs; ++col) {
+    const int j = j0 + col * V::kLanes;
     const int first = std::max(j, o.n_begin) - j, end = std::min(j + V::kLanes, o.n_end) - j;
     if (first >= end) continue;
     const bool whole = first == 0 && end == V::kLanes;
     const I bias = whole ? V::load(q.bias + j) : V::load_lanes(q.bias + j, first, end);
     const I m0 = whole ? V::load(q.m0 + j) : V::load_lanes(q.m0 + j, first, end);
     const I right = whole ? V::load(q.right + j) : V::load_lanes(q.right + j, first, end);
-    EDGEOPT_UNROLL
     for (int r = 0; r < MR; ++r) {
-      const I y = requantize_vector<V>(acc[r][t][v], bias, m0, right, zero_point, lo, hi);
+      const I y = requantize_vector<V>(V::load(sums[col][r]), bias, m0, right, zero_point, lo, hi);
       int8_t* dst = q.y + (r0 + r) * q.ldy + j;
       if (whole) {
         V::store_s8(dst, y);
