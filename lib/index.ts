@@ -69,6 +69,7 @@ export type {
   TransposeOp,
   ReduceMeanOp,
   LrnOp,
+  GroupNormOp,
   QuantizeOp,
   DequantizeOp,
   QConvOp,

@@ -44,6 +44,7 @@ test('numeric options reject non-numbers, quoting the text given', () => {
   failsWith(cli('train', '--epochs', '2x', '-o', path.join(dir, 't.eom')), 'E_ARGUMENT', /--epochs must be a number, got '2x'/);
   failsWith(cli('fl', 'simulate', '--clients', 'many'), 'E_ARGUMENT', /--clients must be a number, got 'many'/);
   failsWith(cli('fl', 'simulate', '--lr-schedule', 'weekly'), 'E_ARGUMENT', /--lr-schedule must be constant or cosine, got 'weekly'/);
+  failsWith(cli('fl', 'simulate', '--norm', 'layer'), 'E_ARGUMENT', /--norm must be batch, group or none, got 'layer'/);
 });
 
 test('a non-existent output folder is a clean E_IO before any work, on every writing command', () => {

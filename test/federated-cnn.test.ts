@@ -74,6 +74,29 @@ test('mobilenet-mini without BatchNorm: Convs carry biases, the update has no ru
   assert.not.ok(paramSpecs(g).some((s) => s.statistic));
 });
 
+test("fl simulate with norm 'group': GroupNormalization scales and shifts are averaged, nothing is a statistic", async () => {
+  const g = mobileNetMini({ seed: 2, norm: 'group' });
+  assert.is(g.nodes.filter((n) => n.op === 'BatchNormalization').length, 0);
+  assert.not.ok(paramSpecs(g).some((s) => s.statistic));
+  const result = await simulate({
+    clients: 2,
+    rounds: 1,
+    model: 'mobilenet-mini',
+    norm: 'group',
+    data: sliceRows(mnistTrain(), 0, 128),
+    test: sliceRows(mnistTest(), 0, 100),
+    fit: { epochs: 1, batchSize: 32 },
+    seed: 2,
+  });
+  assert.ok(result.finalAccuracy >= 0 && result.finalAccuracy <= 1);
+  const before = readParams(mobileNetMini({ classes: 10, seed: 2, norm: 'group' }));
+  const after = readParams(result.model);
+  assert.ok(
+    after['gn2.scale'].some((v, i) => v !== before['gn2.scale'][i]),
+    'averaged GroupNorm scales reach the global model',
+  );
+});
+
 test('int8 updates quantize conv weights per output channel; top-k keeps error feedback', () => {
   const r = rng(3);
   const delta = Object.fromEntries(

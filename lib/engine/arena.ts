@@ -20,6 +20,8 @@ export function opTensors(op: ProgramOp): { reads: number[]; writes: number[] } 
     case 'conv':
     case 'dense':
       return { reads: [op.x, op.weight, ...(op.bias !== undefined ? [op.bias] : [])], writes: [op.y] };
+    case 'groupnorm':
+      return { reads: [op.x, op.weight, op.bias], writes: [op.y] };
     case 'qdense':
       return { reads: [op.x, op.weight, op.scales, ...(op.bias !== undefined ? [op.bias] : [])], writes: [op.y] };
     case 'binary':

@@ -432,6 +432,27 @@ function lowerNode(L: Lowering, node: GraphNode, shapeOf: (name: string) => Valu
     }
     case 'BatchNormalization':
       return lowerBatchNorm(L, node, epilogue, out);
+    case 'GroupNormalization': {
+      const x = L.image(node);
+      const [c, h, w] = x.dims;
+      const { act, out: name } = epilogue(node);
+      const y = out(name, NHWC);
+      L.ops.push({
+        op: 'groupnorm',
+        node: node.name,
+        x: x.tensor,
+        y: y.tensor,
+        weight: L.initializer(node.inputs[1]),
+        bias: L.initializer(node.inputs[2]),
+        h,
+        w,
+        c,
+        groups: a.numGroups as number,
+        epsilon: (a.epsilon as number | undefined) ?? 1e-5,
+        act,
+      });
+      return;
+    }
     case 'Dense':
     case 'QDense':
       return lowerDense(L, node, epilogue, out, shapeOf);

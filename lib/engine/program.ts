@@ -305,6 +305,26 @@ export interface LrnOp extends OpBase {
 }
 
 /**
+ * GroupNormalization of an nhwc [h, w, c] tensor (ONNX opset 21): per image, channels
+ * [k * c / groups, (k + 1) * c / groups) form group k, normalized with its mean and biased
+ * variance over (h, w, its channels); then y = act(x̂ * weight[ch] + bias[ch]).
+ * weight and bias: float32 [c] (the per-channel scale and shift).
+ */
+export interface GroupNormOp extends OpBase {
+  op: 'groupnorm';
+  x: number;
+  y: number;
+  weight: number;
+  bias: number;
+  h: number;
+  w: number;
+  c: number;
+  groups: number;
+  epsilon: number;
+  act: Activation;
+}
+
+/**
  * Int8 ops (static quantization, TFLite's scheme; lib/optimizer/quantize-cnn.ts). Int8 tensors
  * carry `quant` (real = (q - zeroPoint) * scale, per tensor). Everything that needs real
  * arithmetic is done ONCE when lowering (multipliers, int32 biases, lookup tables), so every
@@ -454,7 +474,8 @@ export type ProgramOp =
   | PadOp
   | TransposeOp
   | ReduceMeanOp
-  | LrnOp;
+  | LrnOp
+  | GroupNormOp;
 
 /**
  * A program input: the caller's data is read in place as `tensor` (external). For a whole

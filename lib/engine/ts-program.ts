@@ -215,6 +215,9 @@ export class TsProgram {
       case 'lrn':
         cnn.lrn(view(op.x), view(op.y), batch * op.h * op.w, op.c, op.size, op.alpha, op.beta, op.bias);
         return;
+      case 'groupnorm':
+        cnn.groupNorm(op, view(op.x), view(op.weight), view(op.bias), view(op.y), batch);
+        return;
     }
   }
 }

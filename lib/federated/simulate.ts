@@ -10,7 +10,7 @@ import type { Dataset } from '../data/dataset';
 import type { Graph } from '../model/graph';
 import { EdgeOptError } from '../errors';
 import { evaluateModel } from '../optimizer/evaluate';
-import { mobileNetMini } from '../model/builder';
+import { mobileNetMini, type MiniNorm } from '../model/builder';
 import { mlp } from '../train/init';
 import { seededRandom, shuffledIndices } from '../train/random';
 import type { LrSchedule } from '../train/schedule';
@@ -24,10 +24,12 @@ export interface SimulateOptions {
   /** Classes per client (label skew); absent = IID. */
   nonIid?: number;
   compress?: string;
-  /** The global model to start from: an MLP (default, `hidden` sizes) or a fresh mobilenet-mini CNN (BN included). */
+  /** The global model to start from: an MLP (default, `hidden` sizes) or a fresh mobilenet-mini CNN (BN included unless `norm` says otherwise). */
   model?: 'mlp' | 'mobilenet-mini';
   /** mobilenet-mini with BatchNormalization after each Conv (default true) or Convs with biases. */
   batchNorm?: boolean;
+  /** mobilenet-mini's normalization after each Conv (default 'batch'; wins over `batchNorm`). */
+  norm?: MiniNorm;
   hidden?: number[];
   fit?: Partial<FitConfig>;
   fractionFit?: number;
@@ -158,7 +160,7 @@ export async function simulate(options: SimulateOptions): Promise<SimulateResult
   const model =
     kind === 'mlp'
       ? mlp([features, ...(options.hidden ?? [128]), classes], { seed })
-      : mobileNetMini({ classes, seed, batchNorm: options.batchNorm });
+      : mobileNetMini({ classes, seed, batchNorm: options.batchNorm, norm: options.norm });
   const parts = partition(train, clients, options.nonIid, seed);
   const tokens = Object.fromEntries(parts.map((_, i) => [`client-${i}`, randomBytes(16).toString('hex')]));
   const server = new FederatedServer({

@@ -119,6 +119,18 @@ export class GraphBuilder {
     return this.op('BatchNormalization', inputs, { epsilon: 1e-5 }, 1, 'bn')[0];
   }
 
+  /**
+   * GroupNormalization with `groups` groups of channels (scale 1, shift 0): it normalizes each
+   * image on its own, so unlike BatchNormalization it has no batch statistics to disagree between
+   * federated clients with different labels (Hsieh et al. 2020).
+   */
+  groupNorm(x: string, groups: number): string {
+    const c = this.shape(x)[0];
+    const base = `gn${this.count + 1}`;
+    const inputs = [x, this.param(`${base}.scale`, new Float32Array(c).fill(1)), this.param(`${base}.bias`, new Float32Array(c))];
+    return this.op('GroupNormalization', inputs, { epsilon: 1e-5, numGroups: groups }, 1, 'gn')[0];
+  }
+
   relu(x: string): string {
     return this.op('Relu', [x])[0];
   }
@@ -192,18 +204,28 @@ export class GraphBuilder {
   }
 }
 
+/** The normalization after each Conv of mobilenet-mini: BatchNormalization, GroupNormalization, or none (Convs with biases). */
+export type MiniNorm = 'batch' | 'group' | 'none';
+
+/** Groups of mobilenet-mini's GroupNormalization: 8 divides every width (16 to 120 channels, 2 to 15 per group). */
+export const MINI_GROUPS = 8;
+
 /**
  * The architecture of the bundled mobilenet-mini-1x28x28 with fresh weights to train: stem 3x3 conv 16,
  * four inverted-residual blocks (expand 1x1, depthwise 3x3, project 1x1; two strided, two residual;
  * ReLU6 then HardSwish), a 1x1 head conv 64, GlobalAveragePool, Linear(64, classes). Every conv is
- * followed by BatchNormalization (identity-initialized, trained with batch statistics).
+ * followed by `norm` (default BatchNormalization, identity-initialized, trained with batch statistics;
+ * `batchNorm: false` is `norm: 'none'`; 'group': GroupNormalization with `groups` groups, default 8).
  */
-export function mobileNetMini(options: { classes?: number; seed?: number; channels?: number; batchNorm?: boolean } = {}): Graph {
+export function mobileNetMini(
+  options: { classes?: number; seed?: number; channels?: number; batchNorm?: boolean; norm?: MiniNorm; groups?: number } = {},
+): Graph {
   const b = new GraphBuilder('mobilenet-mini-1x28x28', [options.channels ?? 1, 28, 28], { seed: options.seed ?? 0 });
-  const bn = options.batchNorm ?? true;
+  const norm = options.norm ?? (options.batchNorm === false ? 'none' : 'batch');
+  const normalize = (x: string) =>
+    norm === 'batch' ? b.batchNorm(x, { fresh: true }) : norm === 'group' ? b.groupNorm(x, options.groups ?? MINI_GROUPS) : x;
   const cba = (x: string, c: number, k: number, act: 'relu6' | 'hardswish' | 'none', stride = 1, groups = 1) => {
-    const conv = b.conv(x, c, k, { stride, pad: (k - 1) / 2, groups, bias: !bn });
-    const y = bn ? b.batchNorm(conv, { fresh: true }) : conv;
+    const y = normalize(b.conv(x, c, k, { stride, pad: (k - 1) / 2, groups, bias: norm === 'none' }));
     return act === 'relu6' ? b.relu6(y) : act === 'hardswish' ? b.hardSwish(y) : y;
   };
   let x = cba(b.input, 16, 3, 'relu6');

@@ -47,4 +47,4 @@ export function modelFileSize(model: ModelSource, options: EomEncodeOptions = {}
 export { encodeEom, decodeEom, type EomEncodeOptions } from './eom';
 export * from './graph';
 export * from './build';
-export { GraphBuilder, mobileNetMini, mobileNetV2, resNet18, type ConvOptions } from './builder';
+export { GraphBuilder, mobileNetMini, mobileNetV2, resNet18, MINI_GROUPS, type ConvOptions, type MiniNorm } from './builder';

@@ -14,6 +14,7 @@ export const OP_TYPES = [
   'QDense',
   'Conv',
   'BatchNormalization',
+  'GroupNormalization',
   'MaxPool',
   'AveragePool',
   'GlobalAveragePool',
@@ -106,6 +107,13 @@ export const OP_SPECS: Record<OpType, OpSpec> = {
   },
   Conv: { inputs: [2, 3], outputs: 1, constants: [1, 2], attrs: { ...WINDOW, group: { kind: 'int', check: positive } } },
   BatchNormalization: { inputs: 5, outputs: 1, constants: [1, 2, 3, 4], attrs: { epsilon: { kind: 'float', check: finite } } },
+  /** ONNX opset 21: scale and bias per channel; `numGroups` must divide the channels. */
+  GroupNormalization: {
+    inputs: 3,
+    outputs: 1,
+    constants: [1, 2],
+    attrs: { epsilon: { kind: 'float', check: positiveScale }, numGroups: { kind: 'int', check: positive } },
+  },
   MaxPool: { inputs: 1, outputs: 1, attrs: { ...WINDOW, kernelShape: { kind: 'ints', check: intList(2, 1) }, ceilMode: { kind: 'bool' } } },
   AveragePool: {
     inputs: 1,

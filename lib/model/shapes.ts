@@ -255,6 +255,16 @@ export function nodeShapes(g: Graph, node: GraphNode, shapes: Map<string, ValueS
       }
       return [s];
     }
+    case 'GroupNormalization': {
+      const [c] = image(0);
+      const groups = (a.numGroups as number | undefined) ?? fail(g, node, "needs attribute 'numGroups'", 'E_FORMAT');
+      if (c % groups) fail(g, node, `numGroups ${groups} does not divide the ${c} channels`);
+      for (let i = 1; i < 3; i++) {
+        const t = constTensor(g, node, i);
+        if (t.data.length !== c) fail(g, node, `parameter '${t.name}' has ${t.data.length} values for ${c} channels`);
+      }
+      return [act(0)];
+    }
     case 'Add':
     case 'Sub':
     case 'Mul':

@@ -9,6 +9,7 @@ import { cloneGraph, type Graph, type GraphNode } from '../model/graph';
 import { inferShapes, type ValueShape } from '../model/shapes';
 import { batchNormOp } from './graph/batch-norm';
 import { convOp } from './graph/conv';
+import { groupNormOp } from './graph/group-norm';
 import { concatOp, denseOp, transposeOp, viewOp } from './graph/layers';
 import type { Forward, TrainContext, TrainOp } from './graph/op';
 import { binaryOp, dropoutOp, UNARY_OPS, unaryOp } from './graph/pointwise';
@@ -32,6 +33,8 @@ function compileOp(g: Graph, node: GraphNode, shapes: Map<string, ValueShape>): 
       return denseOp(g, node);
     case 'BatchNormalization':
       return batchNormOp(g, node, x!);
+    case 'GroupNormalization':
+      return groupNormOp(g, node, x!);
     case 'MaxPool':
     case 'AveragePool':
       return poolOp(node, x!);

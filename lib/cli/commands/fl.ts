@@ -18,6 +18,7 @@ interface SimulateCliOptions {
   model: string;
   optimizer?: string;
   batchNorm: boolean;
+  norm?: string;
   restrictSoftmax?: boolean;
   scaffold?: boolean;
   lrSchedule?: string;
@@ -61,6 +62,10 @@ export function register(program: Command): void {
       'mlp',
     )
     .option('--no-batch-norm', 'mobilenet-mini without BatchNormalization (Convs with biases)')
+    .option(
+      '--norm <batch|group|none>',
+      'mobilenet-mini normalization after each Conv (default: batch; group: 8 groups, no batch statistics)',
+    )
     .option('--restrict-softmax', 'clients take the softmax over their own classes only (FedRS, for label skew)')
     .option(
       '--scaffold',
@@ -88,6 +93,8 @@ export function register(program: Command): void {
       o.optimizer ??= 'sgd';
       o.serverMomentum ??= '0.7';
     }
+    if (o.norm !== undefined && o.norm !== 'batch' && o.norm !== 'group' && o.norm !== 'none')
+      throw new EdgeOptError('E_ARGUMENT', `--norm must be batch, group or none, got '${o.norm}'`);
     if (o.optimizer !== undefined && o.optimizer !== 'sgd' && o.optimizer !== 'adam')
       throw new EdgeOptError('E_ARGUMENT', `--optimizer must be sgd or adam, got '${o.optimizer}'`);
     const { train, test } = trainingData(o);
@@ -96,12 +103,11 @@ export function register(program: Command): void {
         'E_ARGUMENT',
         `the folder ${o.data} has no test split: give --eval <labelled data> for the per-round accuracy`,
       );
-    const log = (r: SimulatedRound) => {
-      if (!o.json)
-        console.log(
-          `round ${String(r.round).padStart(3)}: test accuracy ${pct(r.accuracy)}, sent ${r.bytesSent} bytes, received ${r.bytesReceived} bytes`,
-        );
-    };
+    // With --json, the rounds still show on stderr as they finish (stdout stays one JSON document).
+    const log = (r: SimulatedRound) =>
+      (o.json ? console.error : console.log)(
+        `round ${String(r.round).padStart(3)}: test accuracy ${pct(r.accuracy)}, sent ${r.bytesSent} bytes, received ${r.bytesReceived} bytes`,
+      );
     const result = await simulate({
       clients: numIn(o.clients, '--clients', 1, 1000, true),
       rounds: numIn(o.rounds, '--rounds', 1, 100_000, true),
@@ -111,6 +117,7 @@ export function register(program: Command): void {
       compress: o.compress,
       model: o.model,
       batchNorm: o.batchNorm,
+      norm: o.norm as 'batch' | 'group' | 'none' | undefined,
       hidden: intList(o.hidden, '--hidden'),
       fractionFit: num(o.fractionFit, '--fraction-fit'),
       serverMomentum: o.serverMomentum === undefined ? undefined : num(o.serverMomentum, '--server-momentum'),

@@ -333,6 +333,12 @@ export function encodeOnnx(graph: Graph, options: OnnxExportOptions = {}): Uint8
           node.name,
         );
         break;
+      case 'GroupNormalization':
+        // Without this a graph would be written without the node: refuse rather than write a wrong model.
+        throw new EdgeOptError(
+          'E_UNSUPPORTED_OP',
+          `model '${g.name}': node '${node.name}': GroupNormalization needs opset 18; export writes opset ${EXPORT_OPSET}`,
+        );
       case 'MaxPool':
       case 'AveragePool': {
         const attrs = windowAttrs(node, a.kernelShape as number[]);

@@ -9,5 +9,6 @@ export { activate, activation, clampF32, expF32, sigmoidF32, tanhF32 } from './a
 export { conv2d, type ConvShape } from './conv';
 export { binary, lrn, reduceMean, softmax } from './elementwise';
 export { concat, pad, split, transpose } from './layout';
+export { groupNorm } from './group-norm';
 export { globalPool, pool2d, type PoolShape } from './pool';
 export * as int8 from './int8';
