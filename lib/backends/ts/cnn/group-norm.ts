@@ -4,17 +4,10 @@
  * output is rounded to float32 once before its activation, as the training op computes it
  * (lib/train/graph/group-norm.ts), so a trained model evaluates as it trained.
  */
-import type { Activation } from '../../../engine/program';
+import type { GroupNormOp } from '../../../engine/program';
 import { activate } from './activation';
 
-export interface GroupNormShape {
-  h: number;
-  w: number;
-  c: number;
-  groups: number;
-  epsilon: number;
-  act: Activation;
-}
+export type GroupNormShape = Pick<GroupNormOp, 'h' | 'w' | 'c' | 'groups' | 'epsilon' | 'act'>;
 
 export function groupNorm(
   s: GroupNormShape,
