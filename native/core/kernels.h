@@ -130,8 +130,8 @@ struct KernelTable {
   // through memory. e.c and e.ldc are unused. Floats bit-identical to the two
   // calls. Null: the caller makes the two calls (tables without a fused path).
   void (*gemm_u8s8_dequant)(const GemmU8S8Args& g, const EpilogueArgs& e) = nullptr;
-  // Static int8 outputs straight from the sums in registers (the int8
-  // convolutions): y[r][j] = clamp(q.zero_point + requantize(sum_k a[r][k] *
+  // Static int8 outputs straight from the GEMM's blocks, no int32 matrix
+  // through memory (the int8 convolutions): y[r][j] = clamp(q.zero_point + requantize(sum_k a[r][k] *
   // W[j][k] + q.bias[j]), q.lo, q.hi) for j in [g.n_begin, g.n_end), with
   // requantize_s8's formula (m0[j], right[j]); integers identical to it. The
   // sums are the uint8 rows' own: g.a_zero_point is not read, so the caller

@@ -358,9 +358,10 @@ struct QConvGemmOp : CompiledProgram::Op {
       const int most = static_cast<int>(std::min<int64_t>(block_pixels, e - b));
       ConvScratch& scratch = conv_scratch();
       uint8_t* patch = at_least(&scratch.patch, static_cast<size_t>(most) * k + kRunSlack);
-      int32_t* acc = at_least(&scratch.acc, static_cast<size_t>(most) * p.out_c);
-      int32_t* zero_points = at_least(&scratch.zero_points, static_cast<size_t>(most));
-      std::fill(zero_points, zero_points + most, int32_t{zero});
+      // The two-step path's int32 sums and per-row zero points (the fused one reads neither).
+      int32_t* acc = fused ? nullptr : at_least(&scratch.acc, static_cast<size_t>(most) * p.out_c);
+      int32_t* zero_points = fused ? nullptr : at_least(&scratch.zero_points, static_cast<size_t>(most));
+      if (!fused) std::fill(zero_points, zero_points + most, int32_t{zero});
       for (int64_t p0 = b; p0 < e; p0 += most) {
         const int rows = static_cast<int>(std::min<int64_t>(most, e - p0));
         if (pointwise)

@@ -60,33 +60,6 @@ struct OutS32 {
 struct OutF32 {
   OutS32 s32;  // zero-point terms and column range (its c is unused)
   const EpilogueArgs* e;
-
-  // Out of line: inlined into every unrolled microkernel, its branches
-  // multiplied the kernels' code (and compile time) for no speed: it runs
-  // once per 16 outputs, after the whole of k.
-  template <class V>
-  __attribute__((noinline)) void store(int r, int j, typename V::I acc) const {
-    const OutS32& o = s32;
-    float* y = e->y + r * e->ldy;
-    if (j >= o.n_begin && j + V::kLanes <= o.n_end) {
-      const typename V::I c = V::sub(acc, V::mullo(V::set1(o.zp[r]), V::load(o.col_sums + j)));
-      const typename V::F ws = e->w_scale_stride ? V::load_f(e->w_scale + j) : V::set1_f(e->w_scale[0]);
-      typename V::F v = V::mul_f(V::to_float(c), V::mul_f(V::set1_f(e->a_scale[r]), ws));
-      if (e->bias) v = V::add_f(v, V::load_f(e->bias + j));
-      if (e->relu) v = V::max_f(V::zero_f(), v);
-      V::store_f(y + j, v);
-      return;
-    }
-    alignas(64) int32_t tmp[V::kLanes];
-    V::store(tmp, acc);
-    for (int q = std::max(j, o.n_begin); q < std::min(j + V::kLanes, o.n_end); ++q) {
-      const float s = e->a_scale[r] * e->w_scale[q * e->w_scale_stride];
-      float v = static_cast<float>(tmp[q - j] - o.zp[r] * o.col_sums[q]) * s;
-      if (e->bias) v = v + e->bias[q];
-      if (e->relu) v = std::max(v, 0.0f);
-      y[q] = v;
-    }
-  }
 };
 
 // Requantized int8 outputs while the sums are in registers (gemm_u8s8_requant):
@@ -143,9 +116,9 @@ inline void store_block_s8(const OutS8& o, int r0, int j0, const typename V::I (
   }
 }
 
-// OutF32's store_block: a whole vector's column parameters loaded once for
-// all MR rows and its code inlined (the partly used vectors of a narrow tile
-// go through OutF32::store). The same operations in the same order.
+// OutF32's store_block: each vector's column parameters loaded once for all
+// MR rows; of a partly used tile, the lanes in range, masked (the others are
+// computed on zeros and not stored). The same operations in the same order.
 template <class V, int MR, int T, int kVecs>
 inline void store_block_f32(const OutF32& o, int r0, int j0, const typename V::I (&acc)[MR][T][kVecs]) {
   const OutS32& s = o.s32;
@@ -154,21 +127,27 @@ inline void store_block_f32(const OutF32& o, int r0, int j0, const typename V::I
   for (int t = 0; t < T; ++t) EDGEOPT_UNROLL
   for (int v = 0; v < kVecs; ++v) {
     const int j = j0 + t * x86::kTile + v * V::kLanes;
-    if (j < s.n_begin || j + V::kLanes > s.n_end) {
-      EDGEOPT_UNROLL
-      for (int r = 0; r < MR; ++r) o.template store<V>(r0 + r, j, acc[r][t][v]);
-      continue;
-    }
-    const typename V::I col_sums = V::load(s.col_sums + j);
-    const typename V::F ws = e.w_scale_stride ? V::load_f(e.w_scale + j) : V::set1_f(e.w_scale[0]);
-    const typename V::F bias = e.bias ? V::load_f(e.bias + j) : V::zero_f();
+    const int first = std::max(j, s.n_begin) - j, end = std::min(j + V::kLanes, s.n_end) - j;
+    if (first >= end) continue;
+    const bool whole = first == 0 && end == V::kLanes;
+    const typename V::I col_sums = whole ? V::load(s.col_sums + j) : V::load_lanes(s.col_sums + j, first, end);
+    const typename V::F ws = !e.w_scale_stride ? V::set1_f(e.w_scale[0])
+                             : whole           ? V::load_f(e.w_scale + j)
+                                               : V::load_f_lanes(e.w_scale + j, first, end);
+    const typename V::F bias = !e.bias ? V::zero_f()
+                               : whole ? V::load_f(e.bias + j)
+                                       : V::load_f_lanes(e.bias + j, first, end);
     EDGEOPT_UNROLL
     for (int r = 0; r < MR; ++r) {
       const typename V::I c = V::sub(acc[r][t][v], V::mullo(V::set1(s.zp[r0 + r]), col_sums));
       typename V::F y = V::mul_f(V::to_float(c), V::mul_f(V::set1_f(e.a_scale[r0 + r]), ws));
       if (e.bias) y = V::add_f(y, bias);
       if (e.relu) y = V::max_f(V::zero_f(), y);
-      V::store_f(e.y + (r0 + r) * e.ldy + j, y);
+      float* dst = e.y + (r0 + r) * e.ldy + j;
+      if (whole)
+        V::store_f(dst, y);
+      else
+        V::store_f_lanes(dst, y, first, end);
     }
   }
 }
@@ -342,6 +321,20 @@ void gemm_u8s8_exact(const GemmU8S8Args& g) {
   if (!g.w->spill_k.empty()) x86::add_spills(g);
 }
 
+// The int32 sums of g's columns with zero points zp, in per-thread scratch
+// (rows w->n apart): the fused forms' path when a spill list must be added first.
+template <class Pairs, class Quads>
+const int32_t* exact_sums(const GemmU8S8Args& g, const int32_t* zp) {
+  thread_local std::vector<int32_t> sums;
+  sums.resize(static_cast<size_t>(g.m) * g.w->n);
+  GemmU8S8Args s = g;
+  s.a_zero_point = zp;
+  s.c = sums.data();
+  s.ldc = static_cast<size_t>(g.w->n);
+  gemm_u8s8_exact<Pairs, Quads>(s);
+  return sums.data();
+}
+
 // Its gemm_u8s8_dequant: fused when no spill list needs adding to the int32
 // sums first; otherwise those sums in per-thread scratch, then the table's
 // epilogue_s32.
@@ -350,15 +343,9 @@ void gemm_u8s8_dequant_exact(const GemmU8S8Args& g, const EpilogueArgs& e) {
   if (g.m <= 0 || g.n_begin >= g.n_end) return;
   if (g.w->layout == x86::kPairs) return gemm_u8s8_layout<Pairs>(g, &e);
   if (g.w->spill_k.empty()) return gemm_u8s8_layout<Quads>(g, &e);
-  thread_local std::vector<int32_t> sums;
-  sums.resize(static_cast<size_t>(g.m) * g.w->n);
-  GemmU8S8Args s = g;
-  s.c = sums.data();
-  s.ldc = static_cast<size_t>(g.w->n);
-  gemm_u8s8_exact<Pairs, Quads>(s);
   EpilogueArgs p = e;
-  p.c = sums.data() + g.n_begin;
-  p.ldc = s.ldc;
+  p.c = exact_sums<Pairs, Quads>(g, g.a_zero_point) + g.n_begin;
+  p.ldc = static_cast<size_t>(g.w->n);
   p.n = g.n_end - g.n_begin;
   p.w_scale = e.w_scale + g.n_begin * e.w_scale_stride;
   p.bias = e.bias ? e.bias + g.n_begin : nullptr;
@@ -374,17 +361,11 @@ void gemm_u8s8_requant_exact(const GemmU8S8Args& g, const RequantizeS8Args& q) {
   if (g.m <= 0 || g.n_begin >= g.n_end) return;
   if (g.w->layout == x86::kPairs) return gemm_u8s8_requant_layout<Pairs>(g, q);
   if (g.w->spill_k.empty()) return gemm_u8s8_requant_layout<Quads>(g, q);
-  thread_local std::vector<int32_t> sums, zeros;
-  sums.resize(static_cast<size_t>(g.m) * g.w->n);
+  thread_local std::vector<int32_t> zeros;
   zeros.assign(g.m, 0);
-  GemmU8S8Args s = g;
-  s.a_zero_point = zeros.data();
-  s.c = sums.data();
-  s.ldc = static_cast<size_t>(g.w->n);
-  gemm_u8s8_exact<Pairs, Quads>(s);
   RequantizeS8Args p = q;
-  p.c = sums.data() + g.n_begin;
-  p.ldc = s.ldc;
+  p.c = exact_sums<Pairs, Quads>(g, zeros.data()) + g.n_begin;
+  p.ldc = static_cast<size_t>(g.w->n);
   p.m = g.m;
   p.n = g.n_end - g.n_begin;
   p.bias = q.bias + g.n_begin;

@@ -123,8 +123,10 @@ static void check_gemm_requant(const KernelTable& kt, const GemmU8S8Args& args, 
   if (!kt.gemm_u8s8_requant) return;
   const int m = args.m, k = args.w->k, n = args.w->n, nb = args.n_begin, ne = args.n_end;
   std::uniform_int_distribution<int32_t> small(-70000, 70000);
-  std::vector<int32_t> bias(n), m0(n), right(n), folded(n);
+  std::vector<int32_t> bias(n), m0(n), right(n);
+  std::vector<int64_t> col_sum(n, 0);
   for (int j = 0; j < n; ++j) {
+    for (int i = 0; i < k; ++i) col_sum[j] += w[static_cast<size_t>(j) * k + i];
     bias[j] = small(rng);
     const QuantizedMultiplier q = quantize_multiplier(std::ldexp(0.5 + 0.5 * (rng() % 1000) / 1000.0, -(j % 32)));
     m0[j] = q.m0;
@@ -135,11 +137,9 @@ static void check_gemm_requant(const KernelTable& kt, const GemmU8S8Args& args, 
   std::vector<int8_t> yr(cr.size(), sentinel), yk(cr.size(), sentinel);
   for (int r = 0; r < m; ++r)
     for (int j = nb; j < ne; ++j) {
-      int64_t col_sum = 0;
-      for (int i = 0; i < k; ++i) col_sum += w[static_cast<size_t>(j) * k + i];
       // The raw sum, wrapped to int32 as the kernels' adds wrap.
       const auto raw = static_cast<int32_t>(static_cast<uint32_t>(cr[static_cast<size_t>(r) * n + j]) +
-                                            static_cast<uint32_t>(args.a_zero_point[r] * col_sum));
+                                            static_cast<uint32_t>(args.a_zero_point[r] * col_sum[j]));
       const int32_t v = multiply_by_quantized_multiplier(static_cast<int32_t>(static_cast<uint32_t>(raw) + bias[j]),
                                                          {m0[j], -right[j]}) +
                         zp;
