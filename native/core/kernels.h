@@ -90,6 +90,23 @@ struct RequantizeS8Args {
   size_t ldy;
 };
 
+// Int8 Add or Mul of two equally shaped tensors, TFLite's formulas (binary_s8.h
+// holds the element definition): Add rescales each input to a common scale
+// first, Mul multiplies the zero-point-shifted inputs; both then requantize.
+// Every multiplier shifts right only (right shifts in 0..31).
+struct BinaryS8Args {
+  const int8_t* a;
+  const int8_t* b;
+  int8_t* y;
+  size_t n;
+  bool mul;
+  int32_t a_zero_point, b_zero_point;
+  int32_t left_shift;                    // Add: inputs shifted left by this before rescaling
+  int32_t a_m0, a_right, b_m0, b_right;  // Add: each input's rescale
+  int32_t m0, right;                     // the output requantization
+  int32_t zero_point, lo, hi;
+};
+
 // Int8 depthwise accumulators of a row of output pixels, exact int32:
 //   acc[p][ch] = init[ch] + sum_t x[p * taps + t][ch] * w[t * c + ch]   (p < pixels, ch < c)
 // x holds, per pixel and tap, a pointer to that input pixel's c channels (a
@@ -158,6 +175,9 @@ struct KernelTable {
   // Static int8 quantization of x[0..n), quantize_static_s8 (static_quant.h)
   // exactly, NaN included; null: the portable loop.
   void (*quantize_static_s8)(const float* x, size_t n, float scale, int32_t zero_point, int8_t* y) = nullptr;
+  // BinaryS8Args's elements in SIMD (binary_s8.h's integers); null: the
+  // portable loop (program_int8.cc).
+  void (*binary_s8)(const BinaryS8Args& args) = nullptr;
   // y[i] = table[x[i] + 128] for i < n (a 256-entry int8 lookup); null: the
   // portable loop.
   void (*lut_s8)(const int8_t* x, size_t n, const int8_t* table, int8_t* y) = nullptr;

@@ -403,18 +403,32 @@ struct QLutOp : CompiledProgram::Op {
   std::string kernel() const override { return simd ? "qlut+simd" : ""; }
 };
 
-// Add rescales each input alone, so its 256 possible terms are tables built
-// here. The output requantization runs on the table's requantize_s8 (every
-// element's multiplier the same) when there is one and the multiplier shifts
-// right, else per element; the integers are the same. Elements are split over
-// the threads.
+// Elements are split over the threads. The table's binary_s8 runs them when
+// every multiplier shifts right (TFLite's always do); otherwise Add rescales
+// each input alone, so its 256 possible terms are tables built here, and the
+// output requantization runs on the table's requantize_s8 when there is one
+// and the multiplier shifts right, else per element. The integers are
+// binary_s8.h's in every case.
 struct QBinaryOp : CompiledProgram::Op {
   static constexpr int kChunk = 256;  // elements per requantize_s8 call
   QBinarySpec s;
+  BinaryS8Args args{};  // pointers and count set per call
+  void (*fused)(const BinaryS8Args&) = nullptr;
   int32_t a_term[256], b_term[256];  // Add: the rescaled input, by q + 128
   void (*simd)(const RequantizeS8Args&) = nullptr;
   std::vector<int32_t> zeros, m0, right;  // kChunk copies of the output multiplier
   QBinaryOp(const KernelTable& kt, const QBinarySpec& q) : s(q) {
+    args.mul = s.mul;
+    args.a_zero_point = s.a_zero_point, args.b_zero_point = s.b_zero_point, args.left_shift = s.left_shift;
+    args.a_m0 = s.a_rescale.m0, args.a_right = -s.a_rescale.shift;
+    args.b_m0 = s.b_rescale.m0, args.b_right = -s.b_rescale.shift;
+    args.m0 = s.output.m0, args.right = -s.output.shift;
+    args.zero_point = s.output_zero_point, args.lo = s.lo, args.hi = s.hi;
+    const bool right_only = s.output.shift <= 0 && (s.mul || (s.a_rescale.shift <= 0 && s.b_rescale.shift <= 0));
+    if (kt.binary_s8 && right_only) {
+      fused = kt.binary_s8;
+      return;
+    }
     for (int v = -128; v < 128; ++v) {
       a_term[v + 128] = multiply_by_quantized_multiplier((v - s.a_zero_point) * (1 << s.left_shift), s.a_rescale);
       b_term[v + 128] = multiply_by_quantized_multiplier((v - s.b_zero_point) * (1 << s.left_shift), s.b_rescale);
@@ -433,6 +447,11 @@ struct QBinaryOp : CompiledProgram::Op {
     const int8_t* b = c.at<int8_t>(s.b);
     int8_t* y = c.at<int8_t>(s.y);
     split_range(c.pool, s.count * c.batch, kChunk, 8.0, [&](int64_t begin, int64_t end) {
+      if (fused) {
+        BinaryS8Args p = args;
+        p.a = a + begin, p.b = b + begin, p.y = y + begin, p.n = static_cast<size_t>(end - begin);
+        return fused(p);
+      }
       if (!simd) {
         for (int64_t i = begin; i < end; ++i)
           y[i] =
@@ -447,7 +466,7 @@ struct QBinaryOp : CompiledProgram::Op {
       }
     });
   }
-  std::string kernel() const override { return simd ? "qbinary+simd" : "qbinary"; }
+  std::string kernel() const override { return fused ? "qbinary-simd" : simd ? "qbinary+simd" : "qbinary"; }
 };
 
 struct QPoolOp : CompiledProgram::Op {

@@ -10,6 +10,7 @@
 // (`npm run bench -- kernels`, the int7 rows; docs/benchmarks.md).
 // fp32: FMA on tiles of 16 channels.
 #if defined(__x86_64__) || defined(_M_X64)
+#include "../core/binary_s8.h"
 #include "../core/cnn_kernels.h"
 #include "../core/quantize.h"
 #include "../core/requantize.h"
@@ -19,6 +20,7 @@
 #include "x86_isa.h"
 
 EDGEOPT_TARGET_BEGIN(EDGEOPT_ISA_AVX2)
+#include "x86_binary_s8.h"
 #include "x86_depthwise_s8.h"
 #include "x86_elementwise.h"
 #include "x86_gemm_f32.h"
@@ -117,6 +119,7 @@ KernelTable make_table() {
   t.cnn = &avx2_cnn_kernels();
   t.depthwise_s8 = depthwise_s8_simd<Ymm>;
   t.requantize_s8 = requantize_s8_simd<Ymm>;
+  t.binary_s8 = binary_s8_simd<Ymm>;
   t.quantize_static_s8 = quantize_static_s8_simd<Ymm>;
   return t;
 }

@@ -3,6 +3,7 @@
 // same two exact layouts (x86.h), 16 channels per vpmaddwd (vpmaddubsw: 32
 // pairs) instead of 8; fp32 FMA and the element-wise kernels run 16 lanes wide.
 #if defined(__x86_64__) || defined(_M_X64)
+#include "../core/binary_s8.h"
 #include "../core/cnn_kernels.h"
 #include "../core/quantize.h"
 #include "../core/requantize.h"
@@ -13,6 +14,7 @@
 #include "x86_isa.h"
 
 EDGEOPT_TARGET_BEGIN(EDGEOPT_ISA_AVX512)
+#include "x86_binary_s8.h"
 #include "x86_depthwise_s8.h"
 #include "x86_elementwise.h"
 #include "x86_gemm_f32.h"
@@ -138,6 +140,7 @@ KernelTable make_table() {
   t.cnn = &avx512_cnn_kernels();
   t.depthwise_s8 = depthwise_s8_simd<Zmm, Ymm>;
   t.requantize_s8 = requantize_s8_simd<Zmm, Ymm>;
+  t.binary_s8 = binary_s8_simd<Zmm, Ymm>;
   t.quantize_static_s8 = quantize_static_s8_simd<Zmm>;
 #if defined(EDGEOPT_EMULATE_X86)
   t.lut_s8 = lut_s8_vbmi;

@@ -18,6 +18,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "../core/parallel_gemm.h"
@@ -436,6 +437,54 @@ static void test_requantize_s8(const KernelTable& kt) {
           }
         }
     }
+}
+
+// The table's int8 Add and Mul against TFLite's formulas, written here: every
+// pair of int8 inputs (65536 elements, so every SIMD width and the tail see
+// each value), right shifts 0..31 for the output, odd lengths and offsets.
+static void test_binary_s8(const KernelTable& kt) {
+  if (!kt.binary_s8) return;
+  std::mt19937 rng(13);
+  const size_t all = 256 * 256;
+  for (int variant = 0; variant < 12; ++variant) {
+    const bool mul = variant % 3 == 2;
+    const size_t n = variant < 6 ? all : 1 + rng() % 77;
+    const int off = variant % 4;
+    Buf<int8_t> a(n, off), b(n, (off + 1) % 4), y(n, (off + 2) % 4);
+    for (size_t i = 0; i < n; ++i) {
+      a[i] = static_cast<int8_t>(n == all ? static_cast<int>(i % 256) - 128 : static_cast<int>(rng() % 256) - 128);
+      b[i] = static_cast<int8_t>(n == all ? static_cast<int>(i / 256) - 128 : static_cast<int>(rng() % 256) - 128);
+    }
+    auto multiplier = [&](double real) {
+      const QuantizedMultiplier q = quantize_multiplier(real);
+      return std::pair<int32_t, int32_t>{q.m0, -q.shift};
+    };
+    BinaryS8Args p{};
+    p.a = a.p, p.b = b.p, p.y = y.p, p.n = n, p.mul = mul;
+    p.a_zero_point = static_cast<int32_t>(rng() % 256) - 128;
+    p.b_zero_point = variant == 0 ? -128 : static_cast<int32_t>(rng() % 256) - 128;
+    p.left_shift = 20;
+    std::tie(p.a_m0, p.a_right) = multiplier(0.5 * (0.05 + (rng() % 1000) / 1000.0));
+    std::tie(p.b_m0, p.b_right) = multiplier(variant == 1 ? 0.5 : 0.5 * (0.05 + (rng() % 1000) / 1000.0));
+    std::tie(p.m0, p.right) =
+        multiplier(std::ldexp(0.5 + (rng() % 1000) / 2000.0, -(mul ? variant % 16 : 12 + variant)));
+    p.zero_point = static_cast<int32_t>(rng() % 256) - 128;
+    p.lo = variant == 3 ? 0 : -128, p.hi = variant == 4 ? 6 : 127;
+    kt.binary_s8(p);
+    for (size_t i = 0; i < n; ++i) {
+      const int32_t da = a[i] - p.a_zero_point, db = b[i] - p.b_zero_point;
+      const int32_t sum = mul ? da * db
+                              : multiply_by_quantized_multiplier(da * (1 << 20), {p.a_m0, -p.a_right}) +
+                                    multiply_by_quantized_multiplier(db * (1 << 20), {p.b_m0, -p.b_right});
+      const int32_t v = multiply_by_quantized_multiplier(sum, {p.m0, -p.right}) + p.zero_point;
+      const int want = std::min(std::max(v, p.lo), p.hi);
+      if (y[i] != want) {
+        CHECK(false, "%s binary_s8 %s n=%zu at %zu (a=%d b=%d): %d != %d", kt.name, mul ? "mul" : "add", n, i, a[i],
+              b[i], y[i], want);
+        return;
+      }
+    }
+  }
 }
 
 // The table's int8 depthwise sums against their definition, written here:
@@ -964,6 +1013,7 @@ int main() {
     test_gemm_f32(kt);
     test_epilogue(kt);
     test_requantize_s8(kt);
+    test_binary_s8(kt);
     test_depthwise_s8(kt);
     test_quantize(kt);
     test_quantize_static_s8(kt);
