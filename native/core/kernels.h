@@ -117,6 +117,9 @@ struct DepthwiseS8Args {
   const int16_t* w;     // taps x c
   const int32_t* init;  // c
   int32_t* acc;         // pixels x c
+  // The table's tap-pair layout of w (depthwise_pairs.h) when its
+  // depthwise_pair_channels is set; null otherwise.
+  const int16_t* w_pairs = nullptr;
 };
 
 // Int8: the sequence for any int8 weights; Int8Narrow: the one for weights
@@ -172,6 +175,9 @@ struct KernelTable {
   void (*requantize_s8)(const RequantizeS8Args& args) = nullptr;
   // DepthwiseS8Args's sums (every table; the scalar one defines them).
   void (*depthwise_s8)(const DepthwiseS8Args& args) = nullptr;
+  // Non-zero: depthwise_s8 reads whole blocks of this many channels from
+  // args.w_pairs, two taps per int16 multiply-add (depthwise_pairs.h).
+  int depthwise_pair_channels = 0;
   // Static int8 quantization of x[0..n), quantize_static_s8 (static_quant.h)
   // exactly, NaN included; null: the portable loop.
   void (*quantize_static_s8)(const float* x, size_t n, float scale, int32_t zero_point, int8_t* y) = nullptr;

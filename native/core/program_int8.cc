@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cnn_conv.h"
+#include "depthwise_pairs.h"
 #include "error.h"
 #include "parallel_cnn.h"
 #include "program_ops.h"
@@ -112,6 +113,7 @@ struct QDepthwiseOp : CompiledProgram::Op {
   QConvSpec s;
   const KernelTable& kt;
   std::vector<int16_t> weight;  // [tap][channel]
+  std::vector<int16_t> pairs;   // weight in the table's tap-pair layout, if it has one
   std::vector<int32_t> init;    // -zx * the sum of each channel's weights
   std::vector<int8_t> padding;  // one pixel of the input zero point
   ConvRequantize requantize;
@@ -128,6 +130,7 @@ struct QDepthwiseOp : CompiledProgram::Op {
         init[ch] -= q.input_zero_point * w[ch * taps + tap];
       }
     padding.assign(c, static_cast<int8_t>(q.input_zero_point));
+    pairs = pack_depthwise_pairs(weight.data(), taps, c, kt.depthwise_pair_channels);
   }
   void run(const RunContext& c) const override {
     const ConvShape& p = s.shape;
@@ -158,7 +161,8 @@ struct QDepthwiseOp : CompiledProgram::Op {
             for (int ox = hi; ox < p.out_w; ++ox) tap[ox * taps] = padding.data();
           }
         }
-        kt.depthwise_s8({x, p.out_w, taps, p.out_c, weight.data(), init.data(), acc});
+        kt.depthwise_s8(
+            {x, p.out_w, taps, p.out_c, weight.data(), init.data(), acc, pairs.empty() ? nullptr : pairs.data()});
         requantize.run(acc, p.out_c, p.out_w, ys + row * p.out_w * p.out_c, p.out_c);
       }
     });

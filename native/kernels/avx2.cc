@@ -118,6 +118,7 @@ KernelTable make_table() {
 #endif
   t.cnn = &avx2_cnn_kernels();
   t.depthwise_s8 = depthwise_s8_simd<Ymm>;
+  t.depthwise_pair_channels = 2 * Ymm::kLanes;
   t.requantize_s8 = requantize_s8_simd<Ymm>;
   t.binary_s8 = binary_s8_simd<Ymm>;
   t.quantize_static_s8 = quantize_static_s8_simd<Ymm>;

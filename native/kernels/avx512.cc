@@ -139,6 +139,7 @@ KernelTable make_table() {
 #endif
   t.cnn = &avx512_cnn_kernels();
   t.depthwise_s8 = depthwise_s8_simd<Zmm, Ymm>;
+  t.depthwise_pair_channels = 2 * Zmm::kLanes;
   t.requantize_s8 = requantize_s8_simd<Zmm, Ymm>;
   t.binary_s8 = binary_s8_simd<Zmm, Ymm>;
   t.quantize_static_s8 = quantize_static_s8_simd<Zmm>;

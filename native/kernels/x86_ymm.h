@@ -54,6 +54,11 @@ struct Ymm {
     _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_packs_epi16(w, w));
   }
   static I madd16(I a, I b) { return _mm256_madd_epi16(a, b); }
+  static I unpacklo16(I a, I b) { return _mm256_unpacklo_epi16(a, b); }
+  static I unpackhi16(I a, I b) { return _mm256_unpackhi_epi16(a, b); }
+  // The low 128-bit lanes of a and b (lanes_lo), the high ones (lanes_hi).
+  static I lanes_lo(I a, I b) { return _mm256_permute2x128_si256(a, b, 0x20); }
+  static I lanes_hi(I a, I b) { return _mm256_permute2x128_si256(a, b, 0x31); }
   static I maddubs(I u8, I s8) { return _mm256_maddubs_epi16(u8, s8); }
   static I ones16() { return _mm256_set1_epi16(1); }
 

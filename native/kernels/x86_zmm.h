@@ -48,6 +48,16 @@ struct Zmm {
   static I max(I a, I b) { return _mm512_max_epi32(a, b); }
   static void store_s8(int8_t* p, I v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm512_cvtsepi32_epi8(v)); }
   static I madd16(I a, I b) { return _mm512_madd_epi16(a, b); }
+  static I unpacklo16(I a, I b) { return _mm512_unpacklo_epi16(a, b); }
+  static I unpackhi16(I a, I b) { return _mm512_unpackhi_epi16(a, b); }
+  // Whole 128-bit lanes alternately from a and b: a0 b0 a1 b1 (lanes_lo), a2 b2 a3 b3 (lanes_hi).
+  static I lanes_lo(I a, I b) {
+    return _mm512_permutex2var_epi32(a, _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23), b);
+  }
+  static I lanes_hi(I a, I b) {
+    return _mm512_permutex2var_epi32(a, _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31),
+                                     b);
+  }
   static I maddubs(I u8, I s8) { return _mm512_maddubs_epi16(u8, s8); }
   static I ones16() { return _mm512_set1_epi16(1); }
 

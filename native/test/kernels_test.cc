@@ -21,6 +21,7 @@
 #include <tuple>
 #include <vector>
 
+#include "../core/depthwise_pairs.h"
 #include "../core/parallel_gemm.h"
 #include "../core/program.h"
 #include "../core/prune.h"
@@ -495,8 +496,8 @@ static void test_depthwise_s8(const KernelTable& kt) {
   CHECK(kt.depthwise_s8 != nullptr, "%s has no depthwise_s8", kt.name);
   if (!kt.depthwise_s8) return;
   std::mt19937 rng(11);
-  for (int c : {1, 3, 16, 17, 24, 63, 64, 65, 129})
-    for (int taps : {1, 9, 25})
+  for (int c : {1, 3, 16, 17, 24, 32, 48, 63, 64, 65, 72, 120, 129})
+    for (int taps : {1, 2, 9, 25})
       for (int extreme = 0; extreme < 3; ++extreme) {
         const int pixels = 1 + (c + taps) % 4, off = (c + taps + extreme) % 4;
         auto value = [&]() -> int8_t {
@@ -514,7 +515,8 @@ static void test_depthwise_s8(const KernelTable& kt) {
         for (size_t i = 0; i < w.n; ++i) w[i] = extreme == 1 ? int16_t{-128} : value();
         Buf<int32_t> init(c, (off + 2) % 4), acc(static_cast<size_t>(pixels) * c, (off + 3) % 4);
         for (int ch = 0; ch < c; ++ch) init[ch] = static_cast<int32_t>(rng() % 2000001) - 1000000;
-        kt.depthwise_s8({ptr.data(), pixels, taps, c, w.p, init.p, acc.p});
+        const std::vector<int16_t> pairs = pack_depthwise_pairs(w.p, taps, c, kt.depthwise_pair_channels);
+        kt.depthwise_s8({ptr.data(), pixels, taps, c, w.p, init.p, acc.p, pairs.empty() ? nullptr : pairs.data()});
         for (int p = 0; p < pixels; ++p)
           for (int ch = 0; ch < c; ++ch) {
             int64_t want = init[ch];
