@@ -9,6 +9,7 @@
 
 #include "error.h"
 #include "program_ops.h"
+#include "program_team.h"
 
 namespace edgeopt {
 
@@ -402,21 +403,32 @@ void validate_program(ProgramSpec& p) {
 
 namespace {
 
+// A dense layer this small (a CNN's classifier) runs whole on one thread of a
+// team run (program_team.h); larger ones keep programs op by op, splitting themselves.
+constexpr int64_t kTeamSerialMacs = int64_t{1} << 16;
+TeamShape dense_team(int x, int y, int m, int n, int k) {
+  if (int64_t{m} * n * k > kTeamSerialMacs) return {};
+  return {TeamRole::Serial, 0, {x}, y};
+}
+
 struct DenseOp : CompiledProgram::Op {
-  int x, y, m;
+  int x, y, m, n, k;
   DenseF32 layer;
   DenseOp(const KernelTable& kt, const DenseSpec& d, const std::vector<TensorSpec>& t)
       : x(d.x),
         y(d.y),
         m(d.m),
+        n(d.n),
+        k(d.k),
         layer(kt, static_cast<const float*>(t[d.weight].data), d.n, d.k,
               d.bias >= 0 ? static_cast<const float*>(t[d.bias].data) : nullptr, d.act) {}
   void run(const RunContext& c) const override { layer.run(c.f(x), c.batch * m, c.f(y), c.pool); }
+  TeamShape team() const override { return dense_team(x, y, m, n, k); }
   std::string kernel() const override { return layer.kernel_name(); }
 };
 
 struct QDenseOp : CompiledProgram::Op {
-  int x, y, m;
+  int x, y, m, n, k;
   DenseS8 layer;
   static DenseS8::Spec spec(const QDenseSpec& d, const std::vector<TensorSpec>& t) {
     return {static_cast<const int8_t*>(t[d.weight].data),
@@ -433,8 +445,9 @@ struct QDenseOp : CompiledProgram::Op {
             d.has_output ? &d.output : nullptr};
   }
   QDenseOp(const KernelTable& kt, const QDenseSpec& d, const std::vector<TensorSpec>& t)
-      : x(d.x), y(d.y), m(d.m), layer(kt, spec(d, t)) {}
+      : x(d.x), y(d.y), m(d.m), n(d.n), k(d.k), layer(kt, spec(d, t)) {}
   void run(const RunContext& c) const override { layer.run(c.f(x), c.batch * m, c.f(y), c.pool, *c.s8); }
+  TeamShape team() const override { return dense_team(x, y, m, n, k); }
   std::string kernel() const override { return layer.kernel_name(); }
 };
 
@@ -514,9 +527,12 @@ CompiledProgram::CompiledProgram(const ProgramSpec& spec, const KernelTable& kt,
   auto root = [&](int t) { return tensors_[t].alias >= 0 ? tensors_[t].alias : t; };
   for (const IoSpec& io : spec.inputs) inputs_.push_back({root(io.tensor), tensors_[root(io.tensor)].elements});
   for (const IoSpec& io : spec.outputs) outputs_.push_back({root(io.tensor), tensors_[root(io.tensor)].elements});
+  if (pool_) team_ = TeamPlan::build(ops_, tensors_, arena_bytes_, kAlign);
 }
 
 CompiledProgram::~CompiledProgram() = default;
+
+int CompiledProgram::team_barriers() const { return team_ ? team_->barriers() : -1; }
 
 namespace {
 
@@ -547,19 +563,32 @@ void CompiledProgram::run(const float* const* inputs, float* const* outputs, int
     ProgramScratch& s;
     ~Trim() { s.trim(); }
   } trim_after{scratch};
-  const int chunk = static_cast<int>(
-      std::max<int64_t>(1, std::min<int64_t>(batch, arena_bytes_ ? kChunkBytes / arena_bytes_ : batch)));
-  scratch.arena.resize(static_cast<size_t>(chunk * arena_bytes_ + kAlign));
+  // A team run (not when profiling: op times need ops one after another) has its own tensor layout.
+  const TeamPlan* team = op_seconds ? nullptr : team_.get();
+  const int64_t arena_bytes = team ? team->arena_bytes() : arena_bytes_;
+  const int chunk =
+      static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(batch, arena_bytes ? kChunkBytes / arena_bytes : batch)));
+  scratch.arena.resize(static_cast<size_t>(chunk * arena_bytes + kAlign));
   uint8_t* base = scratch.arena.data();
   base += (kAlign - reinterpret_cast<uintptr_t>(base) % kAlign) % kAlign;
-  RunContext c{&tensors_,   base,         std::vector<float*>(tensors_.size(), nullptr), 0, pool_.get(),
-               &scratch.s8, &scratch.conv};
+  RunContext c{team ? &team->tensors() : &tensors_,
+               base,
+               std::vector<float*>(tensors_.size(), nullptr),
+               0,
+               team ? nullptr : pool_.get(),
+               &scratch.s8,
+               &scratch.conv};
   for (int start = 0; start < batch; start += chunk) {
     c.batch = std::min(chunk, batch - start);
     for (size_t i = 0; i < inputs_.size(); ++i)
       c.external[inputs_[i].root] = const_cast<float*>(inputs[i]) + static_cast<int64_t>(start) * inputs_[i].elements;
     for (size_t i = 0; i < outputs_.size(); ++i)
       c.external[outputs_[i].root] = outputs[i] + static_cast<int64_t>(start) * outputs_[i].elements;
+    if (team) {
+      if (!team->run(ops_, c, *pool_))
+        for (const auto& op : ops_) op->run(c);  // the pool is busy: this caller runs alone
+      continue;
+    }
     if (!op_seconds) {
       for (const auto& op : ops_) op->run(c);
       continue;

@@ -20,6 +20,8 @@
 
 namespace edgeopt {
 
+class TeamPlan;  // program_team.h
+
 enum class DType : uint8_t { F32, I8, U8, I32 };
 size_t dtype_bytes(DType t);
 
@@ -218,6 +220,8 @@ class CompiledProgram {
   const std::vector<std::string>& op_kernels() const { return op_kernels_; }
 
   struct Op;  // an op ready to run (program.cc)
+  // Barriers of a team run (program_team.h), or -1 when this program runs op by op.
+  int team_barriers() const;
 
  private:
   struct Io {
@@ -229,6 +233,7 @@ class CompiledProgram {
   std::vector<TensorSpec> tensors_;          // data pointers re-pointed at owned_ constants
   std::vector<std::vector<uint8_t>> owned_;  // constant bytes the ops read at run time
   std::vector<std::unique_ptr<Op>> ops_;
+  std::unique_ptr<TeamPlan> team_;  // set when every op can take part in a team run
   std::vector<Io> inputs_, outputs_;
   std::vector<std::string> op_kernels_;
   int64_t arena_bytes_;

@@ -31,18 +31,22 @@ struct QuantizeOp : CompiledProgram::Op {
   QuantizeSpec s;
   void (*simd)(const float*, size_t, float, int32_t, int8_t*);
   QuantizeOp(const KernelTable& kt, const QuantizeSpec& q) : s(q), simd(kt.quantize_static_s8) {}
-  void run(const RunContext& c) const override {
-    const int64_t n = s.count * c.batch;
+  void run(const RunContext& c) const override { run_elements(c, 0, s.count * c.batch); }
+  void run_elements(const RunContext& c, int64_t begin, int64_t end) const {
     if (s.dequantize) {
       const int8_t* x = c.at<int8_t>(s.x);
       float* y = c.f(s.y);
-      for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(x[i] - s.grid.zero_point) * s.grid.scale;
+      for (int64_t i = begin; i < end; ++i) y[i] = static_cast<float>(x[i] - s.grid.zero_point) * s.grid.scale;
     } else {
-      const float* x = c.f(s.x);
-      int8_t* y = c.at<int8_t>(s.y);
-      if (simd) return simd(x, static_cast<size_t>(n), s.grid.scale, s.grid.zero_point, y);
-      for (int64_t i = 0; i < n; ++i) y[i] = quantize_static_s8(x[i], s.grid);
+      const float* x = c.f(s.x) + begin;
+      int8_t* y = c.at<int8_t>(s.y) + begin;
+      if (simd) return simd(x, static_cast<size_t>(end - begin), s.grid.scale, s.grid.zero_point, y);
+      for (int64_t i = 0; i < end - begin; ++i) y[i] = quantize_static_s8(x[i], s.grid);
     }
+  }
+  TeamShape team() const override { return {TeamRole::Pixelwise, 0, {s.x}, s.y}; }
+  void run_pixels(const RunContext& c, int64_t begin, int64_t end, int64_t pixels) const override {
+    run_elements(c, begin * (s.count / pixels), end * (s.count / pixels));
   }
   std::string kernel() const override { return simd && !s.dequantize ? "quantize+simd" : ""; }
 };
@@ -134,38 +138,45 @@ struct QDepthwiseOp : CompiledProgram::Op {
   }
   void run(const RunContext& c) const override {
     const ConvShape& p = s.shape;
-    const int taps = p.kh * p.kw;
-    const int8_t* xs = c.at<int8_t>(s.x);
-    int8_t* ys = c.at<int8_t>(s.y);
-    const double row_cost = static_cast<double>(p.out_w) * taps * p.out_c;
+    const double row_cost = static_cast<double>(p.out_w) * p.kh * p.kw * p.out_c;
     split_range(c.pool, int64_t{c.batch} * p.out_h, 1, row_cost, [&](int64_t b, int64_t e) {
-      ConvScratch& scratch = conv_scratch();
-      const int8_t** x = at_least(&scratch.taps, static_cast<size_t>(p.out_w) * taps);
-      int32_t* acc = at_least(&scratch.acc, static_cast<size_t>(p.out_w) * p.out_c);
-      for (int64_t row = b; row < e; ++row) {
-        const int64_t n = row / p.out_h;
-        const int oy = static_cast<int>(row % p.out_h);
-        const int8_t* image = xs + n * p.in_h * p.in_w * p.in_c;
-        for (int ky = 0; ky < p.kh; ++ky) {
-          const int iy = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
-          const bool row_inside = iy >= 0 && iy < p.in_h;
-          const int8_t* line = row_inside ? image + int64_t{iy} * p.in_w * p.in_c : nullptr;
-          const int8_t** tap = x + ky * p.kw;
-          for (int kx = 0; kx < p.kw; ++kx, ++tap) {
-            // Output columns [lo, hi) read input columns inside the image for this tap.
-            const int shift = kx * p.dilation_w - p.pad_left;
-            const int lo = row_inside ? std::min(p.out_w, ceil_div(std::max(0, -shift), p.stride_w)) : p.out_w;
-            const int hi = row_inside ? std::clamp(ceil_div(p.in_w - shift, p.stride_w), lo, p.out_w) : p.out_w;
-            for (int ox = 0; ox < lo; ++ox) tap[ox * taps] = padding.data();
-            for (int ox = lo; ox < hi; ++ox) tap[ox * taps] = line + int64_t{ox * p.stride_w + shift} * p.in_c;
-            for (int ox = hi; ox < p.out_w; ++ox) tap[ox * taps] = padding.data();
-          }
-        }
-        kt.depthwise_s8(
-            {x, p.out_w, taps, p.out_c, weight.data(), init.data(), acc, pairs.empty() ? nullptr : pairs.data()});
-        requantize.run(acc, p.out_c, p.out_w, ys + row * p.out_w * p.out_c, p.out_c);
-      }
+      for (int64_t row = b; row < e; ++row) run_row(c, row, 0, p.out_w);
     });
+  }
+  TeamShape team() const override { return {TeamRole::Spatial, int64_t{s.shape.out_h} * s.shape.out_w, {s.x}, s.y}; }
+  void run_pixels(const RunContext& c, int64_t begin, int64_t end, int64_t) const override {
+    const int w = s.shape.out_w;
+    for (int64_t row = begin / w; row * w < end; ++row)
+      run_row(c, row, static_cast<int>(std::max<int64_t>(0, begin - row * w)),
+              static_cast<int>(std::min<int64_t>(w, end - row * w)));
+  }
+  // Output columns [ox0, ox1) of output row `row` (of the batch's rows).
+  void run_row(const RunContext& c, int64_t row, int ox0, int ox1) const {
+    const ConvShape& p = s.shape;
+    const int taps = p.kh * p.kw, cols = ox1 - ox0;
+    ConvScratch& scratch = conv_scratch();
+    const int8_t** x = at_least(&scratch.taps, static_cast<size_t>(p.out_w) * taps);
+    int32_t* acc = at_least(&scratch.acc, static_cast<size_t>(p.out_w) * p.out_c);
+    const int64_t n = row / p.out_h;
+    const int oy = static_cast<int>(row % p.out_h);
+    const int8_t* image = c.at<int8_t>(s.x) + n * p.in_h * p.in_w * p.in_c;
+    for (int ky = 0; ky < p.kh; ++ky) {
+      const int iy = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
+      const bool row_inside = iy >= 0 && iy < p.in_h;
+      const int8_t* line = row_inside ? image + int64_t{iy} * p.in_w * p.in_c : nullptr;
+      const int8_t** tap = x + ky * p.kw;
+      for (int kx = 0; kx < p.kw; ++kx, ++tap) {
+        // Output columns [lo, hi) read input columns inside the image for this tap.
+        const int shift = kx * p.dilation_w - p.pad_left;
+        const int lo = row_inside ? std::clamp(ceil_div(std::max(0, -shift), p.stride_w), ox0, ox1) : ox1;
+        const int hi = row_inside ? std::clamp(ceil_div(p.in_w - shift, p.stride_w), lo, ox1) : ox1;
+        for (int ox = ox0; ox < lo; ++ox) tap[(ox - ox0) * taps] = padding.data();
+        for (int ox = lo; ox < hi; ++ox) tap[(ox - ox0) * taps] = line + int64_t{ox * p.stride_w + shift} * p.in_c;
+        for (int ox = hi; ox < ox1; ++ox) tap[(ox - ox0) * taps] = padding.data();
+      }
+    }
+    kt.depthwise_s8({x, cols, taps, p.out_c, weight.data(), init.data(), acc, pairs.empty() ? nullptr : pairs.data()});
+    requantize.run(acc, p.out_c, cols, c.at<int8_t>(s.y) + (row * p.out_w + ox0) * p.out_c, p.out_c);
   }
   std::string kernel() const override {
     return std::string("qdepthwise-") + kt.name + (requantize.simd ? "" : "+loop");
@@ -182,6 +193,7 @@ struct QConvOp : CompiledProgram::Op {
   std::vector<int8_t> weight;     // OHWI
   std::vector<int32_t> tap_sums;  // zx * the sum over input channels of each tap's weights: [oc][tap]
   ConvRequantize requantize;
+  TeamShape team() const override { return {TeamRole::Serial, 0, {s.x}, s.y}; }
   QConvOp(const KernelTable& kt, const QConvSpec& q, const std::vector<TensorSpec>& t) : s(q), requantize(&kt, q, t) {
     const ConvShape& p = s.shape;
     const int taps = p.kh * p.kw, icg = p.in_c / p.groups;
@@ -352,13 +364,20 @@ struct QConvGemmOp : CompiledProgram::Op {
   // running blocks of block_pixels through its own scratch.
   void run(const RunContext& c) const override {
     const ConvShape& p = s.shape;
-    const int k = weight.k;
     const int64_t pixels = int64_t{c.batch} * p.out_h * p.out_w;
+    const double pixel_cost = static_cast<double>(weight.k) * p.out_c;
+    split_range(c.pool, pixels, kRowMultiple, pixel_cost, [&](int64_t b, int64_t e) { run_pixels(c, b, e, 0); });
+  }
+  TeamShape team() const override {
+    return {pointwise ? TeamRole::Pixelwise : TeamRole::Spatial, int64_t{s.shape.out_h} * s.shape.out_w, {s.x}, s.y};
+  }
+  void run_pixels(const RunContext& c, int64_t b, int64_t e, int64_t) const override {
+    const ConvShape& p = s.shape;
+    const int k = weight.k;
     const uint8_t zero = static_cast<uint8_t>(s.input_zero_point + 128);
     const int8_t* x = c.at<int8_t>(s.x);
     int8_t* y = c.at<int8_t>(s.y);
-    const double pixel_cost = static_cast<double>(k) * p.out_c;
-    split_range(c.pool, pixels, kRowMultiple, pixel_cost, [&](int64_t b, int64_t e) {
+    {
       const int most = static_cast<int>(std::min<int64_t>(block_pixels, e - b));
       ConvScratch& scratch = conv_scratch();
       uint8_t* patch = at_least(&scratch.patch, static_cast<size_t>(most) * k + kRunSlack);
@@ -383,7 +402,7 @@ struct QConvGemmOp : CompiledProgram::Op {
         kt.gemm_u8s8(g);
         requantize.run(acc, p.out_c, rows, y + p0 * p.out_c, p.out_c);
       }
-    });
+    }
   }
   std::string kernel() const override { return std::string("qconv-gemm-") + kt.name; }
 };
@@ -397,12 +416,16 @@ struct QLutOp : CompiledProgram::Op {
   QLutOp(const KernelTable& kt, const QLutSpec& q, const std::vector<TensorSpec>& t) : s(q), simd(kt.lut_s8) {
     std::memcpy(table, t[q.table].data, 256);
   }
-  void run(const RunContext& c) const override {
-    const int8_t* x = c.at<int8_t>(s.x);
-    int8_t* y = c.at<int8_t>(s.y);
-    const int64_t n = s.count * c.batch;
-    if (simd) return simd(x, static_cast<size_t>(n), table, y);
-    for (int64_t i = 0; i < n; ++i) y[i] = table[x[i] + 128];
+  void run(const RunContext& c) const override { run_elements(c, 0, s.count * c.batch); }
+  void run_elements(const RunContext& c, int64_t begin, int64_t end) const {
+    const int8_t* x = c.at<int8_t>(s.x) + begin;
+    int8_t* y = c.at<int8_t>(s.y) + begin;
+    if (simd) return simd(x, static_cast<size_t>(end - begin), table, y);
+    for (int64_t i = 0; i < end - begin; ++i) y[i] = table[x[i] + 128];
+  }
+  TeamShape team() const override { return {TeamRole::Pixelwise, 0, {s.x}, s.y}; }
+  void run_pixels(const RunContext& c, int64_t begin, int64_t end, int64_t pixels) const override {
+    run_elements(c, begin * (s.count / pixels), end * (s.count / pixels));
   }
   std::string kernel() const override { return simd ? "qlut+simd" : ""; }
 };
@@ -447,10 +470,18 @@ struct QBinaryOp : CompiledProgram::Op {
     return s.mul ? (a - s.a_zero_point) * (b - s.b_zero_point) : a_term[a + 128] + b_term[b + 128];
   }
   void run(const RunContext& c) const override {
+    split_range(c.pool, s.count * c.batch, kChunk, 8.0,
+                [&](int64_t begin, int64_t end) { run_elements(c, begin, end); });
+  }
+  TeamShape team() const override { return {TeamRole::Pixelwise, 0, {s.a, s.b}, s.y}; }
+  void run_pixels(const RunContext& c, int64_t begin, int64_t end, int64_t pixels) const override {
+    run_elements(c, begin * (s.count / pixels), end * (s.count / pixels));
+  }
+  void run_elements(const RunContext& c, int64_t begin, int64_t end) const {
     const int8_t* a = c.at<int8_t>(s.a);
     const int8_t* b = c.at<int8_t>(s.b);
     int8_t* y = c.at<int8_t>(s.y);
-    split_range(c.pool, s.count * c.batch, kChunk, 8.0, [&](int64_t begin, int64_t end) {
+    {
       if (fused) {
         BinaryS8Args p = args;
         p.a = a + begin, p.b = b + begin, p.y = y + begin, p.n = static_cast<size_t>(end - begin);
@@ -468,7 +499,7 @@ struct QBinaryOp : CompiledProgram::Op {
         for (int j = 0; j < n; ++j) acc[j] = sum(a[i + j], b[i + j]);
         simd({acc, 0, 1, n, zeros.data(), m0.data(), right.data(), s.output_zero_point, s.lo, s.hi, y + i, 0});
       }
-    });
+    }
   }
   std::string kernel() const override { return fused ? "qbinary-simd" : simd ? "qbinary+simd" : "qbinary"; }
 };
@@ -476,6 +507,7 @@ struct QBinaryOp : CompiledProgram::Op {
 struct QPoolOp : CompiledProgram::Op {
   QPoolSpec s;
   explicit QPoolOp(const QPoolSpec& q) : s(q) { check_pool_shape(s.shape); }
+  TeamShape team() const override { return {TeamRole::Serial, 0, {s.x}, s.y}; }
   void run(const RunContext& c) const override {
     const PoolShape& p = s.shape;
     const bool max = s.kind == PoolKind::Max;
@@ -520,6 +552,7 @@ struct QPoolOp : CompiledProgram::Op {
 struct QGlobalAvgPoolOp : CompiledProgram::Op {
   QGlobalAvgPoolSpec s;
   explicit QGlobalAvgPoolOp(const QGlobalAvgPoolSpec& q) : s(q) {}
+  TeamShape team() const override { return {TeamRole::Serial, 0, {s.x}, s.y}; }
   void run(const RunContext& c) const override {
     std::vector<int32_t> acc(s.c);
     for (int n = 0; n < c.batch; ++n) {
@@ -537,6 +570,7 @@ struct QGlobalAvgPoolOp : CompiledProgram::Op {
 struct QConcatOp : CompiledProgram::Op {
   QConcatSpec s;
   explicit QConcatOp(const QConcatSpec& q) : s(q) {}
+  TeamShape team() const override { return {TeamRole::Serial, 0, s.inputs, s.y}; }
   void run(const RunContext& c) const override {
     int64_t total = 0;
     for (int64_t size : s.sizes) total += size;

@@ -38,10 +38,33 @@ struct RunContext {
   }
 };
 
+// How an op takes part in a team run (program_team.h): every thread of the pool
+// runs the whole program, each computing its own slice of each op's output
+// pixels (pixel = image * pixels per image + position), with a barrier only
+// where an op reads what another thread wrote.
+enum class TeamRole : uint8_t {
+  None,       // cannot: programs with such an op run op by op (each op may split itself)
+  Serial,     // runs whole on the team's first thread
+  Pixelwise,  // output pixel p reads pixel p of each input only, as many pixels in as out
+  Spatial,    // an output pixel may read any pixel of the inputs
+};
+struct TeamShape {
+  TeamRole role = TeamRole::None;
+  int64_t pixels = 0;  // of the output, per image; 0 for Pixelwise: the first input's
+  std::vector<int> inputs;
+  int output = -1;
+};
+
 struct CompiledProgram::Op {
   virtual ~Op() = default;
   virtual void run(const RunContext& c) const = 0;
   virtual std::string kernel() const { return ""; }
+  virtual TeamShape team() const { return {}; }
+  // Team runs of Pixelwise and Spatial ops: output pixels [begin, end) of the
+  // batch, with `pixels` output pixels per image. Never splits further (c.pool is null).
+  virtual void run_pixels(const RunContext& c, int64_t begin, int64_t end, int64_t pixels) const {
+    (void)c, (void)begin, (void)end, (void)pixels;
+  }
 };
 
 // The int8 ops (program_int8.cc); dense int8 convolutions run on kt's GEMM.

@@ -1,14 +1,18 @@
 #include "thread_pool.h"
 
+#include <algorithm>
+#include <chrono>
 #include <map>
 
 namespace edgeopt {
 namespace {
 
-// Spin this many pauses (some tens of microseconds) before sleeping: layers of
-// one inference follow each other within microseconds, and a condition-variable
-// wake-up costs more than a small GEMV.
-constexpr int kSpin = 4000;
+// A worker spins this long after its last job before it sleeps: the layers of
+// one inference follow each other within microseconds, and waking a sleeping
+// thread costs tens of microseconds (more in a VM).
+constexpr auto kSpin = std::chrono::microseconds(200);
+// The owner spins this long for tasks still running on a worker, then yields.
+constexpr auto kOwnerSpin = std::chrono::microseconds(100);
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -17,6 +21,22 @@ inline void cpu_relax() {
   __asm__ volatile("yield");
 #endif
 }
+
+// Spins until done() or `budget` has passed (the clock read every 32 pauses); true if done.
+template <typename Done>
+bool spin_until(Done done, std::chrono::microseconds budget) {
+  const auto start = std::chrono::steady_clock::now();
+  for (;;) {
+    for (int i = 0; i < 32; ++i) {
+      if (done()) return true;
+      cpu_relax();
+    }
+    if (std::chrono::steady_clock::now() - start > budget) return done();
+  }
+}
+
+// Unit u of `units` over `tasks` tasks: [begin, end).
+inline int unit_begin(int u, int units, int tasks) { return static_cast<int>(int64_t{u} * tasks / units); }
 
 }  // namespace
 
@@ -35,8 +55,9 @@ std::shared_ptr<ThreadPool> ThreadPool::shared(int threads) {
   return pool;
 }
 
-ThreadPool::ThreadPool(int threads) {
-  for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { worker_loop(); });
+ThreadPool::ThreadPool(int threads)
+    : max_units_(std::max(8, 4 * threads)), claims_(new Claim[static_cast<size_t>(max_units_)]) {
+  for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -48,36 +69,57 @@ ThreadPool::~ThreadPool() {
   for (std::thread& t : workers_) t.join();
 }
 
-void ThreadPool::run_tasks(const Job& job) {
-  const uint64_t gen = static_cast<uint64_t>(job.generation) << 32;
-  uint64_t c = claim_.load(std::memory_order_acquire);
-  for (;;) {
-    if ((c & ~0xffffffffull) != gen) return;  // another job by now
-    const int task = static_cast<int>(c & 0xffffffffu);
-    if (task >= job.tasks) return;
-    if (!claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel)) continue;
-    job.fn(job.ctx, task);
-    if (completed_.fetch_add(1, std::memory_order_acq_rel) + 1 == job.tasks) {
-      std::lock_guard<std::mutex> lock(mu_);  // the owner may be about to sleep on done_
-      done_.notify_one();
-    }
-    c = claim_.load(std::memory_order_acquire);
+// A unit is claimed by storing the job's sequence number in it: a worker still
+// holding an older job finds every unit it could want claimed by a newer or
+// the same one.
+bool ThreadPool::claim(int unit, uint64_t sequence) {
+  std::atomic<uint64_t>& c = claims_[unit].sequence;
+  uint64_t seen = c.load(std::memory_order_relaxed);
+  while (seen < sequence)
+    if (c.compare_exchange_weak(seen, sequence, std::memory_order_acq_rel, std::memory_order_relaxed)) return true;
+  return false;
+}
+
+void ThreadPool::run_units(int thread, uint64_t sequence, const Job& job) {
+  const int threads = this->threads();
+  auto run = [&](int u) {
+    if (!claim(u, sequence)) return;
+    const int end = unit_begin(u + 1, job.units, job.tasks);
+    for (int task = unit_begin(u, job.units, job.tasks); task < end; ++task) job.fn(job.ctx, task);
+    done_.fetch_add(1, std::memory_order_acq_rel);
+  };
+  // Own units front to back; then each other thread's back to front, away from where its owner works.
+  for (int u = unit_begin(thread, threads, job.units); u < unit_begin(thread + 1, threads, job.units); ++u) run(u);
+  if (job.team) return;
+  for (int k = 1; k < threads; ++k) {
+    const int other = (thread + k) % threads;
+    for (int u = unit_begin(other + 1, threads, job.units) - 1; u >= unit_begin(other, threads, job.units); --u) run(u);
   }
 }
 
-void ThreadPool::worker_loop() {
-  uint32_t seen = 0;
+void ThreadPool::worker_loop(int thread) {
+  uint64_t seen = 0;  // the sequence of the last job this worker ran
   for (;;) {
-    for (int i = 0; i < kSpin && published_.load(std::memory_order_acquire) == seen; ++i) cpu_relax();
-    Job job;
-    {
+    auto published = [&] {
+      const uint64_t s = sequence_.load(std::memory_order_acquire);
+      return s != seen && s % 2 == 0;
+    };
+    if (!spin_until(published, kSpin)) {
       std::unique_lock<std::mutex> lock(mu_);
-      wake_.wait(lock, [&] { return stop_ || job_.generation != seen; });
+      sleepers_.fetch_add(1, std::memory_order_seq_cst);
+      wake_.wait(lock, [&] { return stop_ || sequence_.load(std::memory_order_seq_cst) != seen; });
+      sleepers_.fetch_sub(1, std::memory_order_relaxed);
       if (stop_) return;
-      job = job_;  // a consistent copy; its tasks can only be claimed while it is current
-      seen = job.generation;
+      continue;  // re-check: the owner may be writing the next job
     }
-    run_tasks(job);
+    const uint64_t s = sequence_.load(std::memory_order_acquire);
+    const Job job{fn_.load(std::memory_order_relaxed), ctx_.load(std::memory_order_relaxed),
+                  tasks_.load(std::memory_order_relaxed), units_.load(std::memory_order_relaxed),
+                  team_.load(std::memory_order_relaxed)};
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (sequence_.load(std::memory_order_relaxed) != s || s % 2) continue;  // torn: read it again
+    seen = s;
+    run_units(thread, s, job);
   }
 }
 
@@ -88,22 +130,37 @@ void ThreadPool::parallel_for(int tasks, void (*fn)(void*, int), void* ctx) {
     return;
   }
   std::lock_guard<std::mutex> own(busy_, std::adopt_lock);
-  Job job;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    job = {fn, ctx, tasks, job_.generation + 1};
-    if (job.generation == 0) job.generation = 1;  // 0 means "no job yet" to the workers
-    job_ = job;
-    completed_.store(0, std::memory_order_relaxed);
-    claim_.store(static_cast<uint64_t>(job.generation) << 32, std::memory_order_release);
-    published_.store(job.generation, std::memory_order_release);
+  run_job({fn, ctx, tasks, std::min(tasks, max_units_), false});
+}
+
+bool ThreadPool::run_team(void (*fn)(void*, int), void* ctx) {
+  if (!busy_.try_lock()) return false;
+  std::lock_guard<std::mutex> own(busy_, std::adopt_lock);
+  run_job({fn, ctx, threads(), threads(), true});
+  return true;
+}
+
+void ThreadPool::run_job(const Job& job) {
+  const uint64_t s = sequence_.load(std::memory_order_relaxed);
+  // Only this thread writes the job (busy_): s is even here.
+  sequence_.store(s + 1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  fn_.store(job.fn, std::memory_order_relaxed);
+  ctx_.store(job.ctx, std::memory_order_relaxed);
+  tasks_.store(job.tasks, std::memory_order_relaxed);
+  units_.store(job.units, std::memory_order_relaxed);
+  team_.store(job.team, std::memory_order_relaxed);
+  done_.store(0, std::memory_order_relaxed);
+  const uint64_t next = s + 2;
+  sequence_.store(next, std::memory_order_seq_cst);
+  if (sleepers_.load(std::memory_order_seq_cst) > 0) {
+    { std::lock_guard<std::mutex> lock(mu_); }
+    wake_.notify_all();
   }
-  wake_.notify_all();
-  run_tasks(job);
-  // Only tasks a worker claimed can still be running; wait for those.
-  for (int i = 0; i < kSpin && completed_.load(std::memory_order_acquire) != tasks; ++i) cpu_relax();
-  std::unique_lock<std::mutex> lock(mu_);
-  done_.wait(lock, [&] { return completed_.load(std::memory_order_acquire) == tasks; });
+  run_units(0, next, job);
+  // Every unit is claimed now (team units by their own threads, soon); wait for those still running.
+  auto finished = [&] { return done_.load(std::memory_order_acquire) == job.units; };
+  while (!spin_until(finished, kOwnerSpin)) std::this_thread::yield();
 }
 
 }  // namespace edgeopt

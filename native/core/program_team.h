@@ -1,0 +1,49 @@
+// Team runs of a compiled program on a ThreadPool of two or more threads: every
+// thread runs the whole op list, each computing its own slice of every op's
+// output pixels (program_ops.h's TeamRole), so the rows an op writes on a core
+// are the rows the next op reads there, and the threads meet at a barrier only
+// before an op that reads pixels another thread wrote (a 3x3 or strided
+// convolution, a pooling, an op after a serial one). A small CNN's ops last a
+// few microseconds, about what handing an op's data to another core costs:
+// splitting each op on its own (ThreadPool::parallel_for per op) made two
+// threads slower than one. Results are bit-identical to the op-by-op run: every
+// output element is computed once, by the same kernel call on the same inputs.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "program_ops.h"
+#include "thread_pool.h"
+
+namespace edgeopt {
+
+class TeamPlan {
+ public:
+  // The plan for `ops`, or null when an op cannot take part (TeamRole::None) or
+  // none splits. Tensors keep their arena offsets except outputs that would
+  // overwrite memory another thread may still be reading (the arena reuses
+  // dead tensors' bytes): those move to fresh bytes past arena_bytes.
+  static std::unique_ptr<TeamPlan> build(const std::vector<std::unique_ptr<CompiledProgram::Op>>& ops,
+                                         const std::vector<TensorSpec>& tensors, int64_t arena_bytes, int alignment);
+
+  const std::vector<TensorSpec>& tensors() const { return tensors_; }
+  int64_t arena_bytes() const { return arena_bytes_; }
+  int barriers() const;
+
+  // Runs the ops on every thread of `pool`; c has the plan's tensors (and an
+  // arena of arena_bytes per image) and no pool. False (nothing run) when the
+  // pool is busy with another caller: then run the ops one by one on c.
+  bool run(const std::vector<std::unique_ptr<CompiledProgram::Op>>& ops, const RunContext& c, ThreadPool& pool) const;
+
+ private:
+  struct Step {
+    TeamRole role;   // Serial, Pixelwise or Spatial
+    int64_t pixels;  // output pixels per image (split roles)
+    bool barrier;    // every thread waits here for the others first
+  };
+  std::vector<Step> steps_;
+  std::vector<TensorSpec> tensors_;
+  int64_t arena_bytes_ = 0;
+};
+
+}  // namespace edgeopt
