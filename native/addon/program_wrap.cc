@@ -101,7 +101,9 @@ Napi::Function ProgramWrap::DefineClass(Napi::Env env) {
       {InstanceMethod("runSync", &ProgramWrap::RunSync), InstanceMethod("run", &ProgramWrap::Run),
        InstanceMethod("profile", &ProgramWrap::Profile), InstanceAccessor("kernel", &ProgramWrap::Kernel, nullptr),
        InstanceAccessor("opKernels", &ProgramWrap::OpKernels, nullptr),
-       InstanceAccessor("threads", &ProgramWrap::Threads, nullptr), InstanceMethod("release", &ProgramWrap::Release)});
+       InstanceAccessor("threads", &ProgramWrap::Threads, nullptr),
+       InstanceAccessor("teamBarriers", &ProgramWrap::TeamBarriers, nullptr),
+       InstanceMethod("release", &ProgramWrap::Release)});
 }
 
 ProgramWrap::ProgramWrap(const Napi::CallbackInfo& info) : ObjectWrap(info), env_(info.Env()) {
@@ -177,6 +179,11 @@ Napi::Value ProgramWrap::Kernel(const Napi::CallbackInfo& info) {
 
 Napi::Value ProgramWrap::Threads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), program(info.Env()).threads());
+}
+
+// Barriers of a team run (core/program_team.h), or -1 when the program runs op by op.
+Napi::Value ProgramWrap::TeamBarriers(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), program(info.Env()).team_barriers());
 }
 
 Napi::Value ProgramWrap::OpKernels(const Napi::CallbackInfo& info) {

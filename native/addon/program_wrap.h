@@ -28,6 +28,7 @@ class ProgramWrap : public Napi::ObjectWrap<ProgramWrap> {
   Napi::Value Kernel(const Napi::CallbackInfo& info);
   Napi::Value OpKernels(const Napi::CallbackInfo& info);
   Napi::Value Threads(const Napi::CallbackInfo& info);
+  Napi::Value TeamBarriers(const Napi::CallbackInfo& info);
   Napi::Value Release(const Napi::CallbackInfo& info);
   // The program, or E_STATE once released.
   const CompiledProgram& program(Napi::Env env) const;

@@ -585,8 +585,7 @@ void CompiledProgram::run(const float* const* inputs, float* const* outputs, int
     for (size_t i = 0; i < outputs_.size(); ++i)
       c.external[outputs_[i].root] = outputs[i] + static_cast<int64_t>(start) * outputs_[i].elements;
     if (team) {
-      if (!team->run(ops_, c, *pool_))
-        for (const auto& op : ops_) op->run(c);  // the pool is busy: this caller runs alone
+      team->run(ops_, c, *pool_);
       continue;
     }
     if (!op_seconds) {

@@ -26,29 +26,37 @@ int64_t share(int64_t total, int member, int threads) {
   return std::min(total, total * member / threads / 8 * 8);
 }
 
-// A barrier for the team's threads (sense by phase number).
-struct alignas(64) Barrier {
-  std::atomic<int> arrived{0};
-  alignas(64) std::atomic<int> phase{0};
-  void wait(int threads) {
-    const int p = phase.load(std::memory_order_acquire);
-    if (arrived.fetch_add(1, std::memory_order_acq_rel) == threads - 1) {
-      arrived.store(0, std::memory_order_relaxed);
-      phase.store(p + 1, std::memory_order_release);
-      return;
-    }
-    const auto start = std::chrono::steady_clock::now();
-    for (int spins = 0; phase.load(std::memory_order_acquire) == p; ++spins) {
+// A barrier for the team's threads: each member counts the barriers it reached
+// on its own cache line and waits until every other member's count is as high,
+// so a waiter reads one line per other member, written once.
+class Barrier {
+ public:
+  explicit Barrier(int members) : reached_(static_cast<size_t>(members)) {}
+  void wait(int member) {
+    const int64_t n = reached_[member].count.load(std::memory_order_relaxed) + 1;
+    reached_[member].count.store(n, std::memory_order_release);
+    for (size_t other = 0; other < reached_.size(); ++other) {
+      const std::atomic<int64_t>& count = reached_[other].count;
+      if (count.load(std::memory_order_acquire) >= n) continue;
+      const auto start = std::chrono::steady_clock::now();
+      for (int spins = 0; count.load(std::memory_order_acquire) < n; ++spins) {
 #if defined(__x86_64__) || defined(__i386__)
-      __builtin_ia32_pause();
+        __builtin_ia32_pause();
 #elif defined(__aarch64__)
-      __asm__ volatile("yield");
+        __asm__ volatile("yield");
 #endif
-      // A member that is not scheduled (a busy machine): stop burning its core.
-      if (spins % 256 == 255 && std::chrono::steady_clock::now() - start > std::chrono::microseconds(100))
-        std::this_thread::yield();
+        // A member that is not scheduled (a busy machine): stop burning this core.
+        if (spins % 256 == 255 && std::chrono::steady_clock::now() - start > std::chrono::microseconds(100))
+          std::this_thread::yield();
+      }
     }
   }
+
+ private:
+  struct alignas(64) Count {
+    std::atomic<int64_t> count{0};
+  };
+  std::vector<Count> reached_;
 };
 
 }  // namespace
@@ -60,33 +68,47 @@ std::unique_ptr<TeamPlan> TeamPlan::build(const std::vector<std::unique_ptr<Comp
   plan->arena_bytes_ = arena_bytes;
   std::vector<TensorSpec>& t = plan->tensors_;
   auto root = [&](int i) { return t[i].alias >= 0 ? t[i].alias : i; };
+  // Each op's role and output pixels; an element-wise op takes its input's pixels.
+  std::vector<TeamShape> shapes;
+  std::vector<int64_t> pixels_of(t.size(), 0);  // of split outputs
+  for (const auto& op : ops) {
+    TeamShape shape = op->team();
+    if (shape.role == TeamRole::None || shape.output < 0 || shape.inputs.empty()) return nullptr;
+    const int out = root(shape.output);
+    if (shape.role == TeamRole::Pixelwise && shape.pixels == 0) shape.pixels = pixels_of[root(shape.inputs[0])];
+    // A split needs whole pixels of every tensor it touches.
+    bool whole = shape.pixels > 0 && t[out].elements % shape.pixels == 0;
+    for (int in : shape.inputs) whole = whole && t[root(in)].elements % std::max<int64_t>(shape.pixels, 1) == 0;
+    if (!whole) shape.role = TeamRole::Serial;
+    pixels_of[out] = shape.role == TeamRole::Serial ? 0 : shape.pixels;
+    shapes.push_back(shape);
+  }
+  auto split = [](const TeamShape& s) { return s.role != TeamRole::Serial; };
+  const auto first = std::find_if(shapes.begin(), shapes.end(), split);
+  if (first == shapes.end()) return nullptr;
+  plan->first_ = static_cast<int>(first - shapes.begin());
+  plan->last_ = static_cast<int>(shapes.rend() - std::find_if(shapes.rbegin(), shapes.rend(), split)) - 1;
+  // Barriers and moved outputs, over the ops the team runs (the serial ops
+  // before and after it run on the caller alone, with nothing else running).
   auto range = [&](int r) { return Range{t[r].offset, t[r].offset + t[r].bytes}; };
   auto in_arena = [&](int r) { return t[r].kind == TensorSpec::Kind::Arena; };
   std::vector<Written> written(t.size());
   std::vector<Range> touched;  // arena bytes read or written in this segment
   int segment = 0;
-  bool splits = false;
-  for (const auto& op : ops) {
-    TeamShape shape = op->team();
-    if (shape.role == TeamRole::None || shape.output < 0) return nullptr;
-    int64_t pixels = shape.pixels;
+  plan->steps_.resize(shapes.size(), {TeamRole::Serial, 0, false});
+  for (int i = plan->first_; i <= plan->last_; ++i) {
+    const TeamShape& shape = shapes[i];
     const int out = root(shape.output);
-    if (shape.role == TeamRole::Pixelwise && pixels == 0) {
-      const Written& w = written[root(shape.inputs.at(0))];
-      if (w.role == TeamRole::Pixelwise || w.role == TeamRole::Spatial) pixels = w.pixels;
-    }
-    // A split needs whole pixels of every tensor it touches.
-    bool whole = pixels > 0 && t[out].elements % pixels == 0;
-    for (int in : shape.inputs) whole = whole && t[root(in)].elements % std::max<int64_t>(pixels, 1) == 0;
-    if (shape.role != TeamRole::Serial && !whole) shape.role = TeamRole::Serial;
-    // Read after write: another thread wrote (part of) an input in this segment.
+    // Read after write: another thread wrote (part of) an input in this segment,
+    // unless each thread reads just the pixels it wrote, or both ops are the first thread's.
     bool barrier = false;
     for (int in : shape.inputs) {
       const Written& w = written[root(in)];
       if (w.role == TeamRole::None || w.segment != segment) continue;
-      const bool mine = w.role != TeamRole::Serial && shape.role == TeamRole::Pixelwise && w.pixels == pixels;
+      const bool own_slices =
+          w.role != TeamRole::Serial && shape.role == TeamRole::Pixelwise && w.pixels == shape.pixels;
       const bool first_only = w.role == TeamRole::Serial && shape.role == TeamRole::Serial;
-      barrier = barrier || !(mine || first_only);
+      barrier = barrier || !(own_slices || first_only);
     }
     if (barrier) {
       ++segment;
@@ -104,12 +126,10 @@ std::unique_ptr<TeamPlan> TeamPlan::build(const std::vector<std::unique_ptr<Comp
       }
       touched.push_back(range(out));
     }
-    written[out] = {shape.role, pixels, segment};
-    splits = splits || shape.role != TeamRole::Serial;
-    plan->steps_.push_back({shape.role, pixels, barrier});
+    written[out] = {shape.role, shape.pixels, segment};
+    plan->steps_[i] = {shape.role, shape.pixels, barrier};
   }
   plan->arena_bytes_ = (plan->arena_bytes_ + alignment - 1) / alignment * alignment;
-  if (!splits) return nullptr;
   return plan;
 }
 
@@ -117,7 +137,7 @@ int TeamPlan::barriers() const {
   return static_cast<int>(std::count_if(steps_.begin(), steps_.end(), [](const Step& s) { return s.barrier; }));
 }
 
-bool TeamPlan::run(const std::vector<std::unique_ptr<CompiledProgram::Op>>& ops, const RunContext& c,
+void TeamPlan::run(const std::vector<std::unique_ptr<CompiledProgram::Op>>& ops, const RunContext& c,
                    ThreadPool& pool) const {
   struct Team {
     const TeamPlan& plan;
@@ -127,9 +147,9 @@ bool TeamPlan::run(const std::vector<std::unique_ptr<CompiledProgram::Op>>& ops,
     Barrier barrier;
     static void member(void* p, int m) {
       Team& team = *static_cast<Team*>(p);
-      for (size_t i = 0; i < team.ops.size(); ++i) {
+      for (int i = team.plan.first_; i <= team.plan.last_; ++i) {
         const Step& s = team.plan.steps_[i];
-        if (s.barrier) team.barrier.wait(team.threads);
+        if (s.barrier) team.barrier.wait(m);
         if (s.role == TeamRole::Serial) {
           if (m == 0) team.ops[i]->run(team.c);
           continue;
@@ -139,8 +159,11 @@ bool TeamPlan::run(const std::vector<std::unique_ptr<CompiledProgram::Op>>& ops,
         if (begin < end) team.ops[i]->run_pixels(team.c, begin, end, s.pixels);
       }
     }
-  } team{*this, ops, c, pool.threads(), {}};
-  return pool.run_team(&Team::member, &team);
+  } team{*this, ops, c, pool.threads(), Barrier(pool.threads())};
+  for (int i = 0; i < first_; ++i) ops[i]->run(c);
+  if (!pool.run_team(&Team::member, &team))
+    for (int i = first_; i <= last_; ++i) ops[i]->run(c);  // the pool is busy: this caller runs alone
+  for (size_t i = last_ + 1; i < ops.size(); ++i) ops[i]->run(c);
 }
 
 }  // namespace edgeopt

@@ -30,10 +30,11 @@ class TeamPlan {
   int64_t arena_bytes() const { return arena_bytes_; }
   int barriers() const;
 
-  // Runs the ops on every thread of `pool`; c has the plan's tensors (and an
-  // arena of arena_bytes per image) and no pool. False (nothing run) when the
-  // pool is busy with another caller: then run the ops one by one on c.
-  bool run(const std::vector<std::unique_ptr<CompiledProgram::Op>>& ops, const RunContext& c, ThreadPool& pool) const;
+  // Runs the ops: the serial ones before the first split op and after the last
+  // on the calling thread alone, the rest on every thread of `pool` (or on the
+  // caller alone when another caller holds the pool). c has the plan's tensors
+  // (and an arena of arena_bytes per image) and no pool.
+  void run(const std::vector<std::unique_ptr<CompiledProgram::Op>>& ops, const RunContext& c, ThreadPool& pool) const;
 
  private:
   struct Step {
@@ -42,6 +43,7 @@ class TeamPlan {
     bool barrier;    // every thread waits here for the others first
   };
   std::vector<Step> steps_;
+  int first_ = 0, last_ = -1;  // the ops the team runs; the caller runs the rest
   std::vector<TensorSpec> tensors_;
   int64_t arena_bytes_ = 0;
 };
