@@ -517,6 +517,32 @@ test('native depthwise and grouped qconv are bit-identical to the TS twin on odd
   });
 });
 
+test('team runs (one image split over 2-4 threads) are bit-identical to the TS twin at any batch; MobileNet meets at its 4 depthwise convolutions only', () => {
+  const addon = nativeAddon();
+  if (!addon) return;
+  const mobilenet = quantizedMobilenet();
+  const barriers = (g: Graph, threads: number) => new addon.Program(lowerGraph(g), undefined, threads).teamBarriers;
+  // Every other op reads only the pixels its own thread wrote; one thread runs op by op.
+  assert.is(barriers(mobilenet, 2), 4);
+  assert.is(barriers(mobilenet, 3), 4);
+  assert.is(barriers(mobilenet, 1), -1);
+  const { g, data } = allOps();
+  const every = quantizeGraph(g, { activations: 'static', calibration: data });
+  assert.ok(barriers(every, 2) >= 0, 'the every-op graph runs as a team (pools and concat on the first thread)');
+  for (const n of [1, 5, 24]) {
+    const x = testRows.data.subarray(0, n * 784);
+    const want = runOn(mobilenet, 'ts', x, [n, 1, 28, 28]);
+    for (const threads of [2, 3, 4])
+      sameFloats(runOn(mobilenet, 'cpu', x, [n, 1, 28, 28], threads), want, `mobilenet, batch ${n}, ${threads} threads`);
+  }
+  for (const n of [1, 3]) {
+    const x = data.data.subarray(0, n * 3 * 13 * 11);
+    const want = runOn(every, 'ts', x, [n, 3, 13, 11]);
+    for (const threads of [2, 3])
+      sameFloats(runOn(every, 'cpu', x, [n, 3, 13, 11], threads), want, `every int8 op, batch ${n}, ${threads} threads`);
+  }
+});
+
 test('hand-broken int8 Programs are refused natively with a code naming the op', () => {
   const addon = nativeAddon();
   if (!addon) return;

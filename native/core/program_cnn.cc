@@ -129,6 +129,8 @@ struct TransposeOp : CompiledProgram::Op {
   TransposeSpec s;
   const CnnKernels& cnn;
   TransposeOp(const KernelTable& kt, const TransposeSpec& q) : s(q), cnn(*kt.cnn) {}
+  // A team's first thread (a CNN's NCHW input made NHWC before the team starts).
+  TeamShape team() const override { return {TeamRole::Serial, 0, {s.x}, s.y}; }
   void run(const RunContext& c) const override {
     const int rank = static_cast<int>(s.in_shape.size()) + 1;
     int64_t in[kMaxDims];

@@ -137,7 +137,7 @@ int TeamPlan::barriers() const {
   return static_cast<int>(std::count_if(steps_.begin(), steps_.end(), [](const Step& s) { return s.barrier; }));
 }
 
-void TeamPlan::run(const std::vector<std::unique_ptr<CompiledProgram::Op>>& ops, const RunContext& c,
+void TeamPlan::run(const std::vector<std::unique_ptr<CompiledProgram::Op>>& ops, RunContext& c,
                    ThreadPool& pool) const {
   struct Team {
     const TeamPlan& plan;
@@ -160,10 +160,15 @@ void TeamPlan::run(const std::vector<std::unique_ptr<CompiledProgram::Op>>& ops,
       }
     }
   } team{*this, ops, c, pool.threads(), Barrier(pool.threads())};
+  // The serial ops before and after the team may split themselves on the pool.
+  c.pool = &pool;
   for (int i = 0; i < first_; ++i) ops[i]->run(c);
+  c.pool = nullptr;
   if (!pool.run_team(&Team::member, &team))
     for (int i = first_; i <= last_; ++i) ops[i]->run(c);  // the pool is busy: this caller runs alone
+  c.pool = &pool;
   for (size_t i = last_ + 1; i < ops.size(); ++i) ops[i]->run(c);
+  c.pool = nullptr;
 }
 
 }  // namespace edgeopt

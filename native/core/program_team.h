@@ -33,8 +33,9 @@ class TeamPlan {
   // Runs the ops: the serial ones before the first split op and after the last
   // on the calling thread alone, the rest on every thread of `pool` (or on the
   // caller alone when another caller holds the pool). c has the plan's tensors
-  // (and an arena of arena_bytes per image) and no pool.
-  void run(const std::vector<std::unique_ptr<CompiledProgram::Op>>& ops, const RunContext& c, ThreadPool& pool) const;
+  // (and an arena of arena_bytes per image) and no pool; the serial ops before
+  // and after the team get `pool` in it while they run.
+  void run(const std::vector<std::unique_ptr<CompiledProgram::Op>>& ops, RunContext& c, ThreadPool& pool) const;
 
  private:
   struct Step {

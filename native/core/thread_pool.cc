@@ -10,7 +10,7 @@ namespace {
 // A worker spins this long after its last job before it sleeps: the layers of
 // one inference follow each other within microseconds, and waking a sleeping
 // thread costs tens of microseconds (more in a VM).
-constexpr auto kSpin = std::chrono::microseconds(200);
+constexpr auto kSpin = std::chrono::microseconds(50);
 // The owner spins this long for tasks still running on a worker, then yields.
 constexpr auto kOwnerSpin = std::chrono::microseconds(100);
 

@@ -907,6 +907,54 @@ static void test_thread_pool() {
   CHECK(bad_a == 0 && bad_b == 0, "thread pool: %d and %d tasks not run exactly once", bad_a, bad_b);
 }
 
+// run_team calls every member at once on its own thread: members that wait
+// for all the others (a barrier, which parallel_for's tasks must never do)
+// finish; a second caller finds the pool busy and gets false, its fn uncalled.
+static void test_thread_pool_team() {
+  ThreadPool pool(3);
+  struct Ctx {
+    std::atomic<int> arrived{0}, calls{0};
+    std::thread::id ids[3];
+  };
+  for (int round = 0; round < 200; ++round) {
+    Ctx ctx;
+    const bool ran = pool.run_team(
+        [](void* p, int m) {
+          Ctx& c = *static_cast<Ctx*>(p);
+          c.ids[m] = std::this_thread::get_id();
+          c.calls++;
+          c.arrived++;
+          while (c.arrived.load() < 3) std::this_thread::yield();  // deadlocks unless all run at once
+        },
+        &ctx);
+    CHECK(ran && ctx.calls.load() == 3, "run_team round %d: ran %d, %d calls", round, ran, ctx.calls.load());
+    CHECK(ctx.ids[0] == std::this_thread::get_id() && ctx.ids[1] != ctx.ids[0] && ctx.ids[2] != ctx.ids[0] &&
+              ctx.ids[1] != ctx.ids[2],
+          "run_team round %d: members share a thread", round);
+  }
+  // A team running on the pool: a second caller's run_team is refused and its parallel_for runs inline.
+  std::atomic<int> phase{0};
+  std::thread owner([&] {
+    pool.run_team(
+        [](void* p, int) {
+          auto& ph = *static_cast<std::atomic<int>*>(p);
+          if (ph.load() == 0) ph = 1;
+          while (ph.load() < 2) std::this_thread::yield();
+        },
+        &phase);
+  });
+  while (phase.load() < 1) std::this_thread::yield();
+  int calls = 0;
+  const bool second = pool.run_team([](void* p, int) { ++*static_cast<int*>(p); }, &calls);
+  std::vector<std::atomic<int>> hits(5);
+  pool.parallel_for(
+      5, [](void* p, int t) { (*static_cast<std::vector<std::atomic<int>>*>(p))[t]++; }, &hits);
+  phase = 2;
+  owner.join();
+  CHECK(!second && calls == 0, "run_team on a busy pool: %d, %d calls", second, calls);
+  for (auto& h : hits) CHECK(h.load() == 1, "parallel_for beside a team: a task ran %d times", h.load());
+}
+
 // The OS thread count of this process (Linux /proc), or -1 elsewhere.
 static int os_threads() {
   FILE* f = std::fopen("/proc/self/status", "r");
@@ -1007,6 +1055,7 @@ int main() {
   test_prune_ties();
   test_prune_against_sort();
   test_thread_pool();
+  test_thread_pool_team();
   test_shared_thread_pool();
   for (const std::string& name : runnable_kernel_names()) {
     const KernelTable& kt = *find_kernels(name);

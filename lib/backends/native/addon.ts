@@ -17,6 +17,12 @@ export interface NativeProgram {
   readonly threads: number;
   /** Per op, the kernel it runs ('dense-avx2', 'sparse-avx2', 'depthwise-avx2', 'im2col-avx2', ...; '' when there is no choice). */
   readonly opKernels: string[];
+  /**
+   * Barriers per run when the program runs as a team (every pool thread runs each op's share of
+   * output pixels, native/core/program_team.h); -1 when it runs op by op (one thread, or an op
+   * that cannot take part).
+   */
+  readonly teamBarriers: number;
   /** One Float32Array per program input (batch x its per-image size); one per output back. */
   runSync(inputs: Float32Array[], batch: number): Float32Array[];
   run(inputs: Float32Array[], batch: number): Promise<Float32Array[]>;
