@@ -541,6 +541,15 @@ test('team runs (one image split over 2-4 threads) are bit-identical to the TS t
     for (const threads of [2, 3])
       sameFloats(runOn(every, 'cpu', x, [n, 3, 13, 11], threads), want, `every int8 op, batch ${n}, ${threads} threads`);
   }
+  // A classifier too large to run on one thread comes after the team and splits itself.
+  const b = new GraphBuilder('big-head', [3, 10, 9], { seed: 8 });
+  const body = b.conv(b.relu(b.conv(b.conv(b.input, 24, 3, { pad: 1, bias: true }), 24, 3, { pad: 1, groups: 24, bias: true })), 72, 1);
+  const head = b.build(b.dense(b.flatten(b.globalAveragePool(body)), 1000));
+  const r = rng(12);
+  const x = Float32Array.from({ length: 4 * 3 * 10 * 9 }, () => r() * 2 - 1);
+  const qh = quantizeGraph(head, { activations: 'static', calibration: { data: x, shape: [4, 3, 10, 9] } });
+  assert.ok(barriers(qh, 2) >= 0, 'a large Dense after the convolutions keeps the team');
+  sameFloats(runOn(qh, 'cpu', x, [4, 3, 10, 9], 2), runOn(qh, 'ts', x, [4, 3, 10, 9]), 'big head, 2 threads');
 });
 
 test('hand-broken int8 Programs are refused natively with a code naming the op', () => {

@@ -403,8 +403,8 @@ void validate_program(ProgramSpec& p) {
 
 namespace {
 
-// A dense layer this small (a CNN's classifier) runs whole on one thread of a
-// team run (program_team.h); larger ones keep programs op by op, splitting themselves.
+// A dense layer this small runs whole on one thread of a team run
+// (program_team.h); a larger one splits itself, before or after the team.
 constexpr int64_t kTeamSerialMacs = int64_t{1} << 16;
 TeamShape dense_team(int x, int y, int m, int n, int k) {
   if (int64_t{m} * n * k > kTeamSerialMacs) return {};

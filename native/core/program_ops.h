@@ -43,7 +43,7 @@ struct RunContext {
 // pixels (pixel = image * pixels per image + position), with a barrier only
 // where an op reads what another thread wrote.
 enum class TeamRole : uint8_t {
-  None,       // cannot: programs with such an op run op by op (each op may split itself)
+  None,       // cannot: runs before or after the team, splitting itself; elsewhere the program runs op by op
   Serial,     // runs whole on the team's first thread
   Pixelwise,  // output pixel p reads pixel p of each input only, as many pixels in as out
   Spatial,    // an output pixel may read any pixel of the inputs

@@ -73,7 +73,11 @@ std::unique_ptr<TeamPlan> TeamPlan::build(const std::vector<std::unique_ptr<Comp
   std::vector<int64_t> pixels_of(t.size(), 0);  // of split outputs
   for (const auto& op : ops) {
     TeamShape shape = op->team();
-    if (shape.role == TeamRole::None || shape.output < 0 || shape.inputs.empty()) return nullptr;
+    if (shape.output < 0 || shape.inputs.empty()) shape.role = TeamRole::None;
+    if (shape.role == TeamRole::None) {
+      shapes.push_back(shape);
+      continue;
+    }
     const int out = root(shape.output);
     if (shape.role == TeamRole::Pixelwise && shape.pixels == 0) shape.pixels = pixels_of[root(shape.inputs[0])];
     // A split needs whole pixels of every tensor it touches.
@@ -83,11 +87,14 @@ std::unique_ptr<TeamPlan> TeamPlan::build(const std::vector<std::unique_ptr<Comp
     pixels_of[out] = shape.role == TeamRole::Serial ? 0 : shape.pixels;
     shapes.push_back(shape);
   }
-  auto split = [](const TeamShape& s) { return s.role != TeamRole::Serial; };
+  auto split = [](const TeamShape& s) { return s.role == TeamRole::Pixelwise || s.role == TeamRole::Spatial; };
   const auto first = std::find_if(shapes.begin(), shapes.end(), split);
   if (first == shapes.end()) return nullptr;
   plan->first_ = static_cast<int>(first - shapes.begin());
   plan->last_ = static_cast<int>(shapes.rend() - std::find_if(shapes.rbegin(), shapes.rend(), split)) - 1;
+  // Ops that cannot take part may come before or after the team, not inside it.
+  for (int i = plan->first_; i <= plan->last_; ++i)
+    if (shapes[i].role == TeamRole::None) return nullptr;
   // Barriers and moved outputs, over the ops the team runs (the serial ops
   // before and after it run on the caller alone, with nothing else running).
   auto range = [&](int r) { return Range{t[r].offset, t[r].offset + t[r].bytes}; };

@@ -19,10 +19,11 @@ namespace edgeopt {
 
 class TeamPlan {
  public:
-  // The plan for `ops`, or null when an op cannot take part (TeamRole::None) or
-  // none splits. Tensors keep their arena offsets except outputs that would
-  // overwrite memory another thread may still be reading (the arena reuses
-  // dead tensors' bytes): those move to fresh bytes past arena_bytes.
+  // The plan for `ops`, or null when none splits or an op that cannot take part
+  // (TeamRole::None: a large dense layer, an fp32 op) sits between split ones;
+  // such ops may run before or after the team, on the caller, splitting themselves. Tensors keep their arena offsets
+  // except outputs that would overwrite memory another thread may still be reading (the arena reuses dead tensors'
+  // bytes): those move to fresh bytes past arena_bytes.
   static std::unique_ptr<TeamPlan> build(const std::vector<std::unique_ptr<CompiledProgram::Op>>& ops,
                                          const std::vector<TensorSpec>& tensors, int64_t arena_bytes, int alignment);
 
