@@ -3,8 +3,11 @@
 // per-channel weights, calibrated on 500 train digits), and its fp32 original, each run as one native
 // Program, batch 1, on one test digit. CPU time (process.cpuUsage) per call, the contenders alternating
 // in every round (fp32 and int8, 1 and 2 threads), medians over rounds, so load on the shared machine
-// hits all alike. Then where the int8 time goes: each op's median seconds over single profiled runs
-// (one thread), summed by kernel. Results go to bench/results/int8-cnn.json; `npm run bench -- report`
+// hits all alike. Two threads run the int8 program as a team (native/core/program_team.h); beside
+// their wall time, the median of an empty team run (the caller's signal to the other core and back,
+// addon.teamRoundTrip) before and after says how far apart this VM's two cores are right now,
+// which is what bounds two threads on a 0.05 ms model. Then where the int8 time goes: each op's
+// median seconds over single profiled runs (one thread), summed by kernel. Results go to bench/results/int8-cnn.json; `npm run bench -- report`
 // renders them.
 'use strict';
 const path = require('node:path');
@@ -70,10 +73,13 @@ async function run(argv) {
   for (const threads of [1, 2])
     for (const kind of ['fp32', 'int8']) contenders.push({ kind, threads, program: new addon.Program(programs[kind], undefined, threads) });
   const load = os.loadavg().map((v) => C.round(v, 2));
+  const roundTrip = () => C.round(addon.teamRoundTrip(2, 20000) * 1e6, 2);
+  const teamRoundTripUs = [roundTrip()];
   const cpu = measure(contenders, x, rounds, calls, 'cpu');
   // Thread scaling in wall time (CPU time adds both cores up): the int8 programs alone.
   const int8 = contenders.filter((c) => c.kind === 'int8');
   const wall = measure(int8, x, rounds, calls, 'wall');
+  teamRoundTripUs.push(roundTrip());
   const loadEnd = os.loadavg().map((v) => C.round(v, 2));
   const at = (kind, threads) => cpu[contenders.findIndex((c) => c.kind === kind && c.threads === threads)];
   const result = {
@@ -86,6 +92,8 @@ async function run(argv) {
     int8VsFp32: { threads1: C.round(at('fp32', 1) / at('int8', 1), 3), threads2: C.round(at('fp32', 2) / at('int8', 2), 3) },
     int8WallMs: { threads1: C.round(wall[0], 4), threads2: C.round(wall[1], 4) },
     int8TwoThreadSpeedup: C.round(wall[0] / wall[1], 3),
+    teamBarriers: int8[1].program.teamBarriers,
+    teamRoundTripUs,
     breakdownUs: breakdown(int8[0].program, programs.int8.ops, x, 400),
   };
   C.writeResult('int8-cnn', result);
@@ -94,7 +102,8 @@ async function run(argv) {
   for (const r of result.cpuMsPerCall) console.log(`  ${r.kind} ${r.threads} thread(s): ${r.ms} ms CPU per image`);
   console.log(`  int8 vs fp32 (CPU time): 1 thread ${result.int8VsFp32.threads1}x, 2 threads ${result.int8VsFp32.threads2}x`);
   console.log(
-    `  int8 wall ms: 1 thread ${result.int8WallMs.threads1}, 2 threads ${result.int8WallMs.threads2} (${result.int8TwoThreadSpeedup}x)`,
+    `  int8 wall ms: 1 thread ${result.int8WallMs.threads1}, 2 threads ${result.int8WallMs.threads2} (${result.int8TwoThreadSpeedup}x; ` +
+      `a team run with ${result.teamBarriers} barriers; an empty team run ${teamRoundTripUs.join(' -> ')} µs)`,
   );
   console.log(`  int8 by kernel (µs, 1 thread): ${result.breakdownUs.map((b) => `${b.kernel} ${b.us}`).join(', ')}`);
 }

@@ -828,6 +828,10 @@ function int8CnnSection(r) {
       (r.machine.loadavg[0] >= r.machine.cores
         ? ` (not a thread-scaling figure: with load average ${r.machine.loadavg[0]} on ${r.machine.cores} cores a run gets whatever share of a core the scheduler gives it). `
         : '. ') +
+      (r.teamRoundTripUs
+        ? `The two threads ran it as a team with ${r.teamBarriers} barriers per image; an empty team run (one signal to the ` +
+          `other core and back) took ${r.teamRoundTripUs.map((v) => fmt(v, 2)).join(' and ')} µs before and after the rounds. `
+        : '') +
       `Where the int8 time goes (one thread, µs per image, ` +
       `median of profiled runs, by kernel): ${r.breakdownUs.map((b) => `${b.kernel} ${fmt(b.us, 1)}`).join(', ')}.`,
     '',

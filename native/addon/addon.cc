@@ -28,21 +28,26 @@ Napi::Array strings(Napi::Env env, const std::vector<std::string>& v) {
 class Addon : public Napi::Addon<Addon> {
  public:
   Addon(Napi::Env env, Napi::Object exports) {
-    DefineAddon(
-        exports,
-        {InstanceMethod("info", &Addon::Info), InstanceMethod("gemmU8S8", &Addon::GemmU8S8),
-         InstanceMethod("gemmF32", &Addon::GemmF32), InstanceMethod("epilogueS32", &Addon::EpilogueS32),
-         InstanceMethod("quantizeRowsU8", &Addon::QuantizeRowsU8),
-         InstanceMethod("quantizeSymmetric", &Addon::QuantizeSymmetric),
-         InstanceMethod("dequantizeS8", &Addon::DequantizeS8), InstanceMethod("pruneMask", &Addon::PruneMask),
-         InstanceMethod("reluF32", &Addon::ReluF32), InstanceMethod("firstNonFinite", &Addon::FirstNonFinite),
-         InstanceMethod("peakProbe", &Addon::PeakProbe), InstanceMethod("externalMemory", &Addon::ExternalMemory),
-         InstanceMethod("readBandwidth", &Addon::ReadBandwidth),
-         InstanceValue("Program", ProgramWrap::DefineClass(env)),
-         InstanceMethod("nativeProgramOps", &Addon::NativeProgramOps),
-         InstanceValue("KernelBench", KernelBench::DefineClass(env)),
-         InstanceValue("ConvBench", ConvBench::DefineClass(env)), InstanceValue("npu", NpuExports(env)),
-         InstanceValue("cnn", CnnExports(env))});
+    DefineAddon(exports, {InstanceMethod("info", &Addon::Info),
+                          InstanceMethod("gemmU8S8", &Addon::GemmU8S8),
+                          InstanceMethod("gemmF32", &Addon::GemmF32),
+                          InstanceMethod("epilogueS32", &Addon::EpilogueS32),
+                          InstanceMethod("quantizeRowsU8", &Addon::QuantizeRowsU8),
+                          InstanceMethod("quantizeSymmetric", &Addon::QuantizeSymmetric),
+                          InstanceMethod("dequantizeS8", &Addon::DequantizeS8),
+                          InstanceMethod("pruneMask", &Addon::PruneMask),
+                          InstanceMethod("reluF32", &Addon::ReluF32),
+                          InstanceMethod("firstNonFinite", &Addon::FirstNonFinite),
+                          InstanceMethod("peakProbe", &Addon::PeakProbe),
+                          InstanceMethod("externalMemory", &Addon::ExternalMemory),
+                          InstanceMethod("readBandwidth", &Addon::ReadBandwidth),
+                          InstanceMethod("teamRoundTrip", &Addon::TeamRoundTrip),
+                          InstanceValue("Program", ProgramWrap::DefineClass(env)),
+                          InstanceMethod("nativeProgramOps", &Addon::NativeProgramOps),
+                          InstanceValue("KernelBench", KernelBench::DefineClass(env)),
+                          InstanceValue("ConvBench", ConvBench::DefineClass(env)),
+                          InstanceValue("npu", NpuExports(env)),
+                          InstanceValue("cnn", CnnExports(env))});
   }
 
  private:
@@ -183,6 +188,7 @@ class Addon : public Napi::Addon<Addon> {
 
   Napi::Value PeakProbe(const Napi::CallbackInfo& info) { return addon::PeakProbe(info); }
   Napi::Value ReadBandwidth(const Napi::CallbackInfo& info) { return addon::ReadBandwidth(info); }
+  Napi::Value TeamRoundTrip(const Napi::CallbackInfo& info) { return addon::TeamRoundTrip(info); }
   Napi::Value NativeProgramOps(const Napi::CallbackInfo& info) { return addon::NativeProgramOps(info); }
 
   // externalMemory() -> the native bytes V8 has been told about in this isolate (programs report theirs),

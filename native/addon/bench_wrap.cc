@@ -187,4 +187,22 @@ Napi::Value ReadBandwidth(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, best);
 }
 
+Napi::Value TeamRoundTrip(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int threads = dim(info[0], "threads"), runs = dim(info[1], "runs");
+  if (threads < 2 || threads > 256) throw error(env, "E_ARGUMENT", "threads must be 2..256");
+  if (runs > 10000000) throw error(env, "E_ARGUMENT", "runs must be at most 10000000");
+  std::vector<double> seconds(static_cast<size_t>(runs));
+  guarded(env, [&] {
+    const std::shared_ptr<ThreadPool> pool = ThreadPool::shared(threads);
+    for (double& s : seconds) {
+      const double t0 = wall_seconds();
+      if (!pool->run_team([](void*, int) {}, nullptr)) throw Error("E_STATE", "the thread pool is busy");
+      s = wall_seconds() - t0;
+    }
+  });
+  std::nth_element(seconds.begin(), seconds.begin() + runs / 2, seconds.end());
+  return Napi::Number::New(env, seconds[static_cast<size_t>(runs / 2)]);
+}
+
 }  // namespace edgeopt::addon

@@ -64,4 +64,10 @@ Napi::Value PeakProbe(const Napi::CallbackInfo& info);
 // the memory-bound ceiling of a GEMV whose weights have that size.
 Napi::Value ReadBandwidth(const Napi::CallbackInfo& info);
 
+// teamRoundTrip(threads, runs) -> the median seconds of an empty team run
+// (ThreadPool::run_team on the shared pool of `threads`: the caller's signal to
+// the workers and their answers back), over `runs` runs: the floor under every
+// barrier of a team run, which is what limits two threads on a small CNN.
+Napi::Value TeamRoundTrip(const Napi::CallbackInfo& info);
+
 }  // namespace edgeopt::addon
