@@ -552,6 +552,20 @@ test('team runs (one image split over 2-4 threads) are bit-identical to the TS t
   sameFloats(runOn(qh, 'cpu', x, [4, 3, 10, 9], 2), runOn(qh, 'ts', x, [4, 3, 10, 9]), 'big head, 2 threads');
 });
 
+test('a team whose second thread is asleep (calls far apart) runs on without it, bit for bit', async () => {
+  const addon = nativeAddon();
+  if (!addon) return;
+  const mobilenet = quantizedMobilenet();
+  const x = testRows.data.subarray(0, 784);
+  const want = runOn(mobilenet, 'ts', x, [1, 1, 28, 28]);
+  const program = new addon.Program(lowerGraph(mobilenet), undefined, 2);
+  for (let i = 0; i < 8; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 3)); // the worker sleeps after 50 µs idle
+    sameFloats(program.runSync([x], 1)[0], want, `call ${i} after a pause`);
+  }
+  program.release();
+});
+
 test('hand-broken int8 Programs are refused natively with a code naming the op', () => {
   const addon = nativeAddon();
   if (!addon) return;

@@ -26,20 +26,24 @@ int64_t share(int64_t total, int member, int threads) {
   return std::min(total, total * member / threads / 8 * 8);
 }
 
-// A barrier for the team's threads: each member counts the barriers it reached
-// on its own cache line and waits until every other member's count is as high,
-// so a waiter reads one line per other member, written once.
-class Barrier {
+// Per team member: whether a thread plays it (claimed once, by its own thread
+// or adopted by the first member), and how many barriers it has reached; each
+// on its own cache line, so a waiter reads one line per other member.
+class Members {
  public:
-  explicit Barrier(int members) : reached_(static_cast<size_t>(members)) {}
-  void wait(int member) {
-    const int64_t n = reached_[member].count.load(std::memory_order_relaxed) + 1;
-    reached_[member].count.store(n, std::memory_order_release);
-    for (size_t other = 0; other < reached_.size(); ++other) {
-      const std::atomic<int64_t>& count = reached_[other].count;
-      if (count.load(std::memory_order_acquire) >= n) continue;
+  explicit Members(int count) : members_(static_cast<size_t>(count)) {}
+  int count() const { return static_cast<int>(members_.size()); }
+  bool claim(int m) {
+    bool expected = false;
+    return members_[m].claimed.compare_exchange_strong(expected, true, std::memory_order_acq_rel);
+  }
+  void arrive(int m, int64_t barrier) { members_[m].reached.store(barrier, std::memory_order_release); }
+  // Until every member has reached `barrier`.
+  void wait(int64_t barrier) const {
+    for (const Member& other : members_) {
+      if (other.reached.load(std::memory_order_acquire) >= barrier) continue;
       const auto start = std::chrono::steady_clock::now();
-      for (int spins = 0; count.load(std::memory_order_acquire) < n; ++spins) {
+      for (int spins = 0; other.reached.load(std::memory_order_acquire) < barrier; ++spins) {
 #if defined(__x86_64__) || defined(__i386__)
         __builtin_ia32_pause();
 #elif defined(__aarch64__)
@@ -53,10 +57,11 @@ class Barrier {
   }
 
  private:
-  struct alignas(64) Count {
-    std::atomic<int64_t> count{0};
+  struct alignas(64) Member {
+    std::atomic<bool> claimed{false};
+    std::atomic<int64_t> reached{0};
   };
-  std::vector<Count> reached_;
+  std::vector<Member> members_;
 };
 
 }  // namespace
@@ -146,27 +151,48 @@ int TeamPlan::barriers() const {
 
 void TeamPlan::run(const std::vector<std::unique_ptr<CompiledProgram::Op>>& ops, RunContext& c,
                    ThreadPool& pool) const {
+  // Member 0 is the caller. A member whose thread has not claimed it by the
+  // first barrier (asleep, or not scheduled on a busy machine) is adopted by
+  // member 0, which catches up on its shares and plays it from then on, so a
+  // team never waits for a thread that has not started; a member's thread
+  // that comes later finds it claimed and returns (so does ThreadPool::run_team
+  // calling it on the caller after member 0).
   struct Team {
     const TeamPlan& plan;
     const std::vector<std::unique_ptr<CompiledProgram::Op>>& ops;
     const RunContext& c;
-    int threads;
-    Barrier barrier;
+    Members members;
+    void run_share(int i, int m) const {
+      const Step& s = plan.steps_[i];
+      if (s.role == TeamRole::Serial) {
+        if (m == 0) ops[i]->run(c);
+        return;
+      }
+      const int64_t total = c.batch * s.pixels;
+      const int64_t begin = share(total, m, members.count()), end = share(total, m + 1, members.count());
+      if (begin < end) ops[i]->run_pixels(c, begin, end, s.pixels);
+    }
     static void member(void* p, int m) {
       Team& team = *static_cast<Team*>(p);
+      if (!team.members.claim(m)) return;
+      std::vector<int> played{m};
+      int64_t barriers = 0;
       for (int i = team.plan.first_; i <= team.plan.last_; ++i) {
-        const Step& s = team.plan.steps_[i];
-        if (s.barrier) team.barrier.wait(m);
-        if (s.role == TeamRole::Serial) {
-          if (m == 0) team.ops[i]->run(team.c);
-          continue;
+        if (team.plan.steps_[i].barrier) {
+          ++barriers;
+          for (int o : played) team.members.arrive(o, barriers);
+          for (int o = 1; m == 0 && barriers == 1 && o < team.members.count(); ++o) {
+            if (!team.members.claim(o)) continue;
+            for (int k = team.plan.first_; k < i; ++k) team.run_share(k, o);
+            team.members.arrive(o, barriers);
+            played.push_back(o);
+          }
+          team.members.wait(barriers);
         }
-        const int64_t total = team.c.batch * s.pixels;
-        const int64_t begin = share(total, m, team.threads), end = share(total, m + 1, team.threads);
-        if (begin < end) team.ops[i]->run_pixels(team.c, begin, end, s.pixels);
+        for (int o : played) team.run_share(i, o);
       }
     }
-  } team{*this, ops, c, pool.threads(), Barrier(pool.threads())};
+  } team{*this, ops, c, Members(pool.threads())};
   // The serial ops before and after the team may split themselves on the pool.
   c.pool = &pool;
   for (int i = 0; i < first_; ++i) ops[i]->run(c);

@@ -90,7 +90,7 @@ void ThreadPool::run_units(int thread, uint64_t sequence, const Job& job) {
   };
   // Own units front to back; then each other thread's back to front, away from where its owner works.
   for (int u = unit_begin(thread, threads, job.units); u < unit_begin(thread + 1, threads, job.units); ++u) run(u);
-  if (job.team) return;
+  if (job.team && thread != 0) return;  // a team's workers play their own member only
   for (int k = 1; k < threads; ++k) {
     const int other = (thread + k) % threads;
     for (int u = unit_begin(other + 1, threads, job.units) - 1; u >= unit_begin(other, threads, job.units); --u) run(u);

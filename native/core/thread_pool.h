@@ -40,13 +40,15 @@ class ThreadPool {
   // are the same.
   void parallel_for(int tasks, void (*fn)(void* ctx, int task), void* ctx);
 
-  // Calls fn(ctx, member) once for every member in [0, threads()) at the same
-  // time, each on its own thread (the caller is member 0), and returns true
-  // when all are done: members may wait for each other (a barrier), which
-  // parallel_for's tasks must never do. Waits for a worker that is not
-  // scheduled rather than running its call elsewhere. Returns false without
-  // calling fn when another thread is inside this pool (run the work some
-  // other way then).
+  // Calls fn(ctx, member) once for every member in [0, threads()), member 0
+  // on the caller and each other on its own thread, at the same time, and
+  // returns true when all are done: members that have started may wait for
+  // each other (a barrier), which parallel_for's tasks must never do. A member
+  // whose thread has not started it when member 0 returns is called on the
+  // caller after that, so fn must let member 0 take over members that never
+  // showed up (TeamPlan adopts them) rather than wait for them. Returns false
+  // without calling fn when another thread is inside this pool (run the work
+  // some other way then).
   bool run_team(void (*fn)(void* ctx, int member), void* ctx);
 
   // std::thread::hardware_concurrency(), at least 1.
@@ -70,7 +72,7 @@ class ThreadPool {
     void (*fn)(void*, int);
     void* ctx;
     int tasks, units;  // units: claimable groups of consecutive tasks
-    bool team;         // run_team: one unit per thread, never taken by another
+    bool team;         // run_team: one unit per thread; the caller takes the others only after its own
   };
   // Publishes the job, runs the caller's part and waits for the rest (busy_ held).
   void run_job(const Job& job);
