@@ -9,6 +9,7 @@
 // from one op to the next, and the hand-off is one cache line each way.
 #pragma once
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -95,6 +96,7 @@ class ThreadPool {
   std::atomic<bool> team_{false};
   alignas(kLine) std::atomic<int> done_{0};  // units of the current job finished
   alignas(kLine) std::atomic<int> sleepers_{0};
+  std::chrono::steady_clock::time_point last_end_{};  // when the last job ended (under busy_)
   std::mutex mu_;
   std::condition_variable wake_;
   bool stop_ = false;  // under mu_

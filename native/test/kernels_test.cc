@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cfloat>
+#include <chrono>
 #include <climits>
 #include <cmath>
 #include <cstdio>
@@ -907,31 +908,37 @@ static void test_thread_pool() {
   CHECK(bad_a == 0 && bad_b == 0, "thread pool: %d and %d tasks not run exactly once", bad_a, bad_b);
 }
 
-// run_team calls every member at once on its own thread: members that wait
-// for all the others (a barrier, which parallel_for's tasks must never do)
-// finish; a second caller finds the pool busy and gets false, its fn uncalled.
+// run_team calls every member exactly once, member 0 on the caller; members
+// whose threads are awake run at once on their own threads (each member here
+// works 50 µs, so the workers claim theirs), and one that has not started when
+// member 0 returns runs on the caller after it. A second caller finds the pool
+// busy and gets false, its fn uncalled.
 static void test_thread_pool_team() {
   ThreadPool pool(3);
   struct Ctx {
-    std::atomic<int> arrived{0}, calls{0};
+    std::atomic<int> calls[3];
     std::thread::id ids[3];
   };
+  int together = 0;
   for (int round = 0; round < 200; ++round) {
     Ctx ctx;
+    for (auto& c : ctx.calls) c = 0;
     const bool ran = pool.run_team(
         [](void* p, int m) {
           Ctx& c = *static_cast<Ctx*>(p);
           c.ids[m] = std::this_thread::get_id();
-          c.calls++;
-          c.arrived++;
-          while (c.arrived.load() < 3) std::this_thread::yield();  // deadlocks unless all run at once
+          c.calls[m]++;
+          const auto start = std::chrono::steady_clock::now();
+          while (std::chrono::steady_clock::now() - start < std::chrono::microseconds(50)) {
+          }
         },
         &ctx);
-    CHECK(ran && ctx.calls.load() == 3, "run_team round %d: ran %d, %d calls", round, ran, ctx.calls.load());
-    CHECK(ctx.ids[0] == std::this_thread::get_id() && ctx.ids[1] != ctx.ids[0] && ctx.ids[2] != ctx.ids[0] &&
-              ctx.ids[1] != ctx.ids[2],
-          "run_team round %d: members share a thread", round);
+    CHECK(ran && ctx.calls[0] == 1 && ctx.calls[1] == 1 && ctx.calls[2] == 1, "run_team round %d: calls %d %d %d",
+          round, ctx.calls[0].load(), ctx.calls[1].load(), ctx.calls[2].load());
+    CHECK(ctx.ids[0] == std::this_thread::get_id(), "run_team round %d: member 0 off the caller", round);
+    together += ctx.ids[1] != ctx.ids[0] && ctx.ids[2] != ctx.ids[0] && ctx.ids[1] != ctx.ids[2];
   }
+  CHECK(together > 0, "run_team: in 200 rounds back to back, the members never ran on three threads");
   // A team running on the pool: a second caller's run_team is refused and its parallel_for runs inline.
   std::atomic<int> phase{0};
   std::thread owner([&] {
