@@ -9,6 +9,7 @@
 // threads slower than one. Results are bit-identical to the op-by-op run: every
 // output element is computed once, by the same kernel call on the same inputs.
 #pragma once
+#include <atomic>
 #include <memory>
 #include <vector>
 
@@ -45,7 +46,8 @@ class TeamPlan {
     bool barrier;    // every thread waits here for the others first
   };
   std::vector<Step> steps_;
-  int first_ = 0, last_ = -1;  // the ops the team runs; the caller runs the rest
+  int first_ = 0, last_ = -1;                    // the ops the team runs; the caller runs the rest
+  mutable std::atomic<int64_t> last_run_ns_{0};  // how long the team part of the last run took
   std::vector<TensorSpec> tensors_;
   int64_t arena_bytes_ = 0;
 };

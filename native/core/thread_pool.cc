@@ -130,17 +130,17 @@ void ThreadPool::parallel_for(int tasks, void (*fn)(void*, int), void* ctx) {
     return;
   }
   std::lock_guard<std::mutex> own(busy_, std::adopt_lock);
-  run_job({fn, ctx, tasks, std::min(tasks, max_units_), false});
+  run_job({fn, ctx, tasks, std::min(tasks, max_units_), false}, false);
 }
 
-bool ThreadPool::run_team(void (*fn)(void*, int), void* ctx) {
+bool ThreadPool::run_team(void (*fn)(void*, int), void* ctx, bool short_job) {
   if (!busy_.try_lock()) return false;
   std::lock_guard<std::mutex> own(busy_, std::adopt_lock);
-  run_job({fn, ctx, threads(), threads(), true});
+  run_job({fn, ctx, threads(), threads(), true}, short_job);
   return true;
 }
 
-void ThreadPool::run_job(const Job& job) {
+void ThreadPool::run_job(const Job& job, bool short_job) {
   const uint64_t s = sequence_.load(std::memory_order_relaxed);
   // Only this thread writes the job (busy_): s is even here.
   sequence_.store(s + 1, std::memory_order_relaxed);
@@ -153,24 +153,20 @@ void ThreadPool::run_job(const Job& job) {
   done_.store(0, std::memory_order_relaxed);
   const uint64_t next = s + 2;
   sequence_.store(next, std::memory_order_seq_cst);
-  // Sleeping workers are woken only when this job follows the last one within
-  // their spin time: the wake-up costs the caller some 20 µs on a VM (a 0.05
-  // ms CNN called every 0.5 ms took 73 µs with two threads against 52 µs with
-  // one), and after a longer pause a woken worker would only spin and sleep
-  // again. The first job of a burst runs on the caller alone; the next ones
-  // wake the workers. A team then does not wait for them: the caller takes
-  // every member.
-  const bool recent = std::chrono::steady_clock::now() - last_end_ < kSpin;
+  // A short team job wakes sleeping workers only when it follows the last job
+  // within their spin time: the wake-up costs the caller some 20 µs on a VM (a
+  // 0.05 ms CNN called every 0.5 ms took 73 µs with two threads against 52 µs
+  // with one), and after a longer pause a woken worker would only spin and
+  // sleep again. The first call of a burst runs on the caller alone (it takes
+  // every member); the next ones wake the workers.
   bool solo = false;
   if (sleepers_.load(std::memory_order_seq_cst) > 0) {
+    solo = short_job && std::chrono::steady_clock::now() - last_end_ >= kSpin;
     // Not under mu_: a worker preempted between locking it and sleeping would
     // hold the caller up for the rest of its time slice. A wake-up lost in
     // that window keeps the worker out of this job only: tasks no thread
     // started are the caller's, and a team adopts members that never showed up.
-    if (recent)
-      wake_.notify_all();
-    else
-      solo = job.team;
+    if (!solo) wake_.notify_all();
   }
   if (solo) {
     // The caller claims every member (the workers never see them) and calls member 0 first.

@@ -49,8 +49,10 @@ class ThreadPool {
   // caller after that, so fn must let member 0 take over members that never
   // showed up (TeamPlan adopts them) rather than wait for them. Returns false
   // without calling fn when another thread is inside this pool (run the work
-  // some other way then).
-  bool run_team(void (*fn)(void* ctx, int member), void* ctx);
+  // some other way then). short_job: the caller expects the team to take
+  // about as long as waking a sleeping worker (tens of µs; a small CNN), so
+  // after a pause it runs on the caller alone instead (see run_job).
+  bool run_team(void (*fn)(void* ctx, int member), void* ctx, bool short_job = false);
 
   // std::thread::hardware_concurrency(), at least 1.
   static int default_threads();
@@ -76,7 +78,7 @@ class ThreadPool {
     bool team;         // run_team: one unit per thread; the caller takes the others only after its own
   };
   // Publishes the job, runs the caller's part and waits for the rest (busy_ held).
-  void run_job(const Job& job);
+  void run_job(const Job& job, bool short_job);
   void worker_loop(int thread);
   // Thread `thread`'s own units of the job, then any unclaimed unit of the others.
   void run_units(int thread, uint64_t sequence, const Job& job);
