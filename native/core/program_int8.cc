@@ -377,31 +377,29 @@ struct QConvGemmOp : CompiledProgram::Op {
     const uint8_t zero = static_cast<uint8_t>(s.input_zero_point + 128);
     const int8_t* x = c.at<int8_t>(s.x);
     int8_t* y = c.at<int8_t>(s.y);
-    {
-      const int most = static_cast<int>(std::min<int64_t>(block_pixels, e - b));
-      ConvScratch& scratch = conv_scratch();
-      uint8_t* patch = at_least(&scratch.patch, static_cast<size_t>(most) * k + kRunSlack);
-      // The two-step path's int32 sums and per-row zero points (the fused one reads neither).
-      int32_t* acc = fused ? nullptr : at_least(&scratch.acc, static_cast<size_t>(most) * p.out_c);
-      int32_t* zero_points = fused ? nullptr : at_least(&scratch.zero_points, static_cast<size_t>(most));
-      if (!fused) std::fill(zero_points, zero_points + most, int32_t{zero});
-      for (int64_t p0 = b; p0 < e; p0 += most) {
-        const int rows = static_cast<int>(std::min<int64_t>(most, e - p0));
-        if (pointwise)
-          to_u8(x + p0 * p.in_c, int64_t{rows} * p.in_c, patch);
-        else
-          im2col_u8(p, x, p0, rows, zero, patch, k, &scratch.rows);
-        const GemmU8S8Args g{patch, static_cast<size_t>(k),       zero_points, rows,   &weight,
-                             acc,   static_cast<size_t>(p.out_c), 0,           p.out_c};
-        if (fused) {
-          const ConvRequantize& q = requantize;
-          fused(g, {nullptr, 0, rows, p.out_c, fused_bias.data(), q.m0.data(), q.right.data(), q.zero_point, q.lo, q.hi,
-                    y + p0 * p.out_c, static_cast<size_t>(p.out_c)});
-          continue;
-        }
-        kt.gemm_u8s8(g);
-        requantize.run(acc, p.out_c, rows, y + p0 * p.out_c, p.out_c);
+    const int most = static_cast<int>(std::min<int64_t>(block_pixels, e - b));
+    ConvScratch& scratch = conv_scratch();
+    uint8_t* patch = at_least(&scratch.patch, static_cast<size_t>(most) * k + kRunSlack);
+    // The two-step path's int32 sums and per-row zero points (the fused one reads neither).
+    int32_t* acc = fused ? nullptr : at_least(&scratch.acc, static_cast<size_t>(most) * p.out_c);
+    int32_t* zero_points = fused ? nullptr : at_least(&scratch.zero_points, static_cast<size_t>(most));
+    if (!fused) std::fill(zero_points, zero_points + most, int32_t{zero});
+    for (int64_t p0 = b; p0 < e; p0 += most) {
+      const int rows = static_cast<int>(std::min<int64_t>(most, e - p0));
+      if (pointwise)
+        to_u8(x + p0 * p.in_c, int64_t{rows} * p.in_c, patch);
+      else
+        im2col_u8(p, x, p0, rows, zero, patch, k, &scratch.rows);
+      const GemmU8S8Args g{patch, static_cast<size_t>(k),       zero_points, rows,   &weight,
+                           acc,   static_cast<size_t>(p.out_c), 0,           p.out_c};
+      if (fused) {
+        const ConvRequantize& q = requantize;
+        fused(g, {nullptr, 0, rows, p.out_c, fused_bias.data(), q.m0.data(), q.right.data(), q.zero_point, q.lo, q.hi,
+                  y + p0 * p.out_c, static_cast<size_t>(p.out_c)});
+        continue;
       }
+      kt.gemm_u8s8(g);
+      requantize.run(acc, p.out_c, rows, y + p0 * p.out_c, p.out_c);
     }
   }
   std::string kernel() const override { return std::string("qconv-gemm-") + kt.name; }
@@ -481,24 +479,21 @@ struct QBinaryOp : CompiledProgram::Op {
     const int8_t* a = c.at<int8_t>(s.a);
     const int8_t* b = c.at<int8_t>(s.b);
     int8_t* y = c.at<int8_t>(s.y);
-    {
-      if (fused) {
-        BinaryS8Args p = args;
-        p.a = a + begin, p.b = b + begin, p.y = y + begin, p.n = static_cast<size_t>(end - begin);
-        return fused(p);
-      }
-      if (!simd) {
-        for (int64_t i = begin; i < end; ++i)
-          y[i] =
-              clamp_s8(multiply_by_quantized_multiplier(sum(a[i], b[i]), s.output) + s.output_zero_point, s.lo, s.hi);
-        return;
-      }
-      int32_t acc[kChunk];
-      for (int64_t i = begin; i < end; i += kChunk) {
-        const int n = static_cast<int>(std::min<int64_t>(kChunk, end - i));
-        for (int j = 0; j < n; ++j) acc[j] = sum(a[i + j], b[i + j]);
-        simd({acc, 0, 1, n, zeros.data(), m0.data(), right.data(), s.output_zero_point, s.lo, s.hi, y + i, 0});
-      }
+    if (fused) {
+      BinaryS8Args p = args;
+      p.a = a + begin, p.b = b + begin, p.y = y + begin, p.n = static_cast<size_t>(end - begin);
+      return fused(p);
+    }
+    if (!simd) {
+      for (int64_t i = begin; i < end; ++i)
+        y[i] = clamp_s8(multiply_by_quantized_multiplier(sum(a[i], b[i]), s.output) + s.output_zero_point, s.lo, s.hi);
+      return;
+    }
+    int32_t acc[kChunk];
+    for (int64_t i = begin; i < end; i += kChunk) {
+      const int n = static_cast<int>(std::min<int64_t>(kChunk, end - i));
+      for (int j = 0; j < n; ++j) acc[j] = sum(a[i + j], b[i + j]);
+      simd({acc, 0, 1, n, zeros.data(), m0.data(), right.data(), s.output_zero_point, s.lo, s.hi, y + i, 0});
     }
   }
   std::string kernel() const override { return fused ? "qbinary-simd" : simd ? "qbinary+simd" : "qbinary"; }
