@@ -528,8 +528,8 @@ CompiledProgram::CompiledProgram(const ProgramSpec& spec, const KernelTable& kt,
   for (const IoSpec& io : spec.inputs) inputs_.push_back({root(io.tensor), tensors_[root(io.tensor)].elements});
   for (const IoSpec& io : spec.outputs) outputs_.push_back({root(io.tensor), tensors_[root(io.tensor)].elements});
   // A team's barriers need its members running at once: with many more
-  // threads than the CPU has they take turns at every barrier (16 threads on
-  // 2 cores: 3.9 ms per mobilenet-mini image, 0.26 ms op by op).
+  // threads than the CPU has they take turns at every barrier, far slower
+  // than op by op (figures in bench/analysis.md).
   if (pool_ && threads <= 2 * ThreadPool::default_threads())
     team_ = TeamPlan::build(ops_, tensors_, arena_bytes_, kAlign);
 }

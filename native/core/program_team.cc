@@ -197,7 +197,7 @@ void TeamPlan::run(const std::vector<std::unique_ptr<CompiledProgram::Op>>& ops,
   c.pool = &pool;
   for (int i = 0; i < first_; ++i) ops[i]->run(c);
   c.pool = nullptr;
-  // Shorter than ten wake-ups of a sleeping worker (about 20 µs each on a VM): after a pause, go alone.
+  // A run shorter than about ten wake-ups of a sleeping worker goes alone after a pause (ThreadPool::run_team).
   const auto start = std::chrono::steady_clock::now();
   if (!pool.run_team(&Team::member, &team, last_run_ns_.load(std::memory_order_relaxed) < 200'000))
     for (int i = first_; i <= last_; ++i) ops[i]->run(c);  // the pool is busy: this caller runs alone

@@ -3,7 +3,7 @@
 // output pixels (program_ops.h's TeamRole), so the rows an op writes on a core
 // are the rows the next op reads there, and the threads meet at a barrier only
 // before an op that reads pixels another thread wrote (a 3x3 or strided
-// convolution, a pooling, an op after a serial one). A small CNN's ops last a
+// convolution, an op after a serial one). A small CNN's ops last a
 // few microseconds, about what handing an op's data to another core costs:
 // splitting each op on its own (ThreadPool::parallel_for per op) made two
 // threads slower than one. Results are bit-identical to the op-by-op run: every
@@ -22,9 +22,10 @@ class TeamPlan {
  public:
   // The plan for `ops`, or null when none splits or an op that cannot take part
   // (TeamRole::None: a large dense layer, an fp32 op) sits between split ones;
-  // such ops may run before or after the team, on the caller, splitting themselves. Tensors keep their arena offsets
-  // except outputs that would overwrite memory another thread may still be reading (the arena reuses dead tensors'
-  // bytes): those move to fresh bytes past arena_bytes.
+  // such ops may run before or after the team, on the caller, splitting
+  // themselves. Tensors keep their arena offsets except outputs that would
+  // overwrite bytes another thread may still be reading (the arena reuses dead
+  // tensors' bytes): those move to fresh bytes past arena_bytes.
   static std::unique_ptr<TeamPlan> build(const std::vector<std::unique_ptr<CompiledProgram::Op>>& ops,
                                          const std::vector<TensorSpec>& tensors, int64_t arena_bytes, int alignment);
 

@@ -154,11 +154,11 @@ void ThreadPool::run_job(const Job& job, bool short_job) {
   const uint64_t next = s + 2;
   sequence_.store(next, std::memory_order_seq_cst);
   // A short team job wakes sleeping workers only when it follows the last job
-  // within their spin time: the wake-up costs the caller some 20 µs on a VM (a
-  // 0.05 ms CNN called every 0.5 ms took 73 µs with two threads against 52 µs
-  // with one), and after a longer pause a woken worker would only spin and
-  // sleep again. The first call of a burst runs on the caller alone (it takes
-  // every member); the next ones wake the workers.
+  // within their spin time: the wake-up costs the caller more than a small
+  // CNN gains from the worker (figures in bench/analysis.md), and after a
+  // longer pause a woken worker would only spin and sleep again. The first
+  // call of a burst runs on the caller alone (it takes every member); the
+  // next ones wake the workers.
   bool solo = false;
   if (sleepers_.load(std::memory_order_seq_cst) > 0) {
     solo = short_job && std::chrono::steady_clock::now() - last_end_ >= kSpin;
