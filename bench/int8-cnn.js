@@ -7,8 +7,8 @@
 // their wall time, the median of an empty team run (the caller's signal to the other core and back,
 // addon.teamRoundTrip) before and after says how far apart this VM's two cores are right now,
 // which is what bounds two threads on a 0.05 ms model. Then where the int8 time goes: each op's
-// median seconds over single profiled runs (one thread), summed by kernel. Results go to bench/results/int8-cnn.json; `npm run bench -- report`
-// renders them.
+// median seconds over single profiled runs (one thread), summed by kernel. Results go to
+// bench/results/int8-cnn.json; `npm run bench -- report` renders them.
 'use strict';
 const path = require('node:path');
 const os = require('node:os');
