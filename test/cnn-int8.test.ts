@@ -492,6 +492,9 @@ test('native depthwise and grouped qconv are bit-identical to the TS twin on odd
     { c: 65, h: 7, w: 5, k: 5, stride: 2, pad: 2 },
     { c: 33, h: 8, w: 8, k: 3, stride: 1, pad: 2, dilation: 2 },
     { c: 12, h: 6, w: 5, k: 3, stride: 1, pad: 1, groups: 4, outC: 8 },
+    // rows whose every column touches the padding; strided and dilated at once
+    { c: 40, h: 4, w: 2, k: 3, stride: 1, pad: 1 },
+    { c: 24, h: 11, w: 13, k: 3, stride: 2, pad: 2, dilation: 2 },
   ];
   cases.forEach((c, i) => {
     const b = new GraphBuilder(`qdw-${i}`, [c.c, c.h, c.w], { seed: 40 + i });

@@ -108,11 +108,14 @@ struct BinaryS8Args {
 };
 
 // Int8 depthwise accumulators of a row of output pixels, exact int32:
-//   acc[p][ch] = init[ch] + sum_t x[p * taps + t][ch] * w[t * c + ch]   (p < pixels, ch < c)
-// x holds, per pixel and tap, a pointer to that input pixel's c channels (a
-// padding tap points at a row of the input zero point).
+//   acc[p][ch] = init[ch] + sum_t x[t][p * step + ch] * w[t * c + ch]   (p < pixels, ch < c)
+// x holds, per tap, a pointer to pixel 0's input (its c channels); the pixels
+// after it read `step` bytes further on for every tap (the row's stride), so a
+// row segment whose taps all lie inside the image takes one call. A padding
+// tap points at a run of the input zero point.
 struct DepthwiseS8Args {
   const int8_t* const* x;
+  int64_t step;
   int pixels, taps, c;
   const int16_t* w;     // taps x c
   const int32_t* init;  // c

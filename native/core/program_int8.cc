@@ -119,7 +119,7 @@ struct QDepthwiseOp : CompiledProgram::Op {
   std::vector<int16_t> weight;  // [tap][channel]
   std::vector<int16_t> pairs;   // weight in the table's tap-pair layout, if it has one
   std::vector<int32_t> init;    // -zx * the sum of each channel's weights
-  std::vector<int8_t> padding;  // one pixel of the input zero point
+  std::vector<int8_t> padding;  // a run of the input zero point
   ConvRequantize requantize;
   QDepthwiseOp(const KernelTable& table, const QConvSpec& q, const std::vector<TensorSpec>& t)
       : s(q), kt(table), requantize(&table, q, t) {
@@ -133,7 +133,8 @@ struct QDepthwiseOp : CompiledProgram::Op {
         weight[static_cast<size_t>(tap) * c + ch] = w[ch * taps + tap];
         init[ch] -= q.input_zero_point * w[ch * taps + tap];
       }
-    padding.assign(c, static_cast<int8_t>(q.input_zero_point));
+    // Long enough for a row segment whose taps of one kernel row all read it (a row above or below the image).
+    padding.assign(static_cast<size_t>(p.out_w) * p.stride_w * c + c, static_cast<int8_t>(q.input_zero_point));
     pairs = pack_depthwise_pairs(weight.data(), taps, c, kt.depthwise_pair_channels);
   }
   void run(const RunContext& c) const override {
@@ -150,32 +151,38 @@ struct QDepthwiseOp : CompiledProgram::Op {
       run_row(c, row, static_cast<int>(std::max<int64_t>(0, begin - row * w)),
               static_cast<int>(std::min<int64_t>(w, end - row * w)));
   }
-  // Output columns [ox0, ox1) of output row `row` (of the batch's rows).
+  // Output columns [ox0, ox1) of output row `row` (of the batch's rows): the
+  // columns whose taps all lie inside the input row in one call that steps
+  // along it, each edge column in a call of its own.
   void run_row(const RunContext& c, int64_t row, int ox0, int ox1) const {
     const ConvShape& p = s.shape;
     const int taps = p.kh * p.kw, cols = ox1 - ox0;
     ConvScratch& scratch = conv_scratch();
-    const int8_t** x = at_least(&scratch.taps, static_cast<size_t>(p.out_w) * taps);
-    int32_t* acc = at_least(&scratch.acc, static_cast<size_t>(p.out_w) * p.out_c);
+    const int8_t** x = at_least(&scratch.taps, static_cast<size_t>(taps));
+    int32_t* acc = at_least(&scratch.acc, static_cast<size_t>(cols) * p.out_c);
     const int64_t n = row / p.out_h;
     const int oy = static_cast<int>(row % p.out_h);
     const int8_t* image = c.at<int8_t>(s.x) + n * p.in_h * p.in_w * p.in_c;
-    for (int ky = 0; ky < p.kh; ++ky) {
-      const int iy = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
-      const bool row_inside = iy >= 0 && iy < p.in_h;
-      const int8_t* line = row_inside ? image + int64_t{iy} * p.in_w * p.in_c : nullptr;
-      const int8_t** tap = x + ky * p.kw;
-      for (int kx = 0; kx < p.kw; ++kx, ++tap) {
-        // Output columns [lo, hi) read input columns inside the image for this tap.
-        const int shift = kx * p.dilation_w - p.pad_left;
-        const int lo = row_inside ? std::clamp(ceil_div(std::max(0, -shift), p.stride_w), ox0, ox1) : ox1;
-        const int hi = row_inside ? std::clamp(ceil_div(p.in_w - shift, p.stride_w), lo, ox1) : ox1;
-        for (int ox = ox0; ox < lo; ++ox) tap[(ox - ox0) * taps] = padding.data();
-        for (int ox = lo; ox < hi; ++ox) tap[(ox - ox0) * taps] = line + int64_t{ox * p.stride_w + shift} * p.in_c;
-        for (int ox = hi; ox < ox1; ++ox) tap[(ox - ox0) * taps] = padding.data();
+    const int64_t step = int64_t{p.stride_w} * p.in_c;
+    // Columns [ox, ox + count): each tap's input for column ox, or the zero-point run.
+    auto columns = [&](int ox, int count) {
+      for (int ky = 0, t = 0; ky < p.kh; ++ky) {
+        const int iy = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
+        for (int kx = 0; kx < p.kw; ++kx, ++t) {
+          const int ix = ox * p.stride_w - p.pad_left + kx * p.dilation_w;
+          const bool inside = iy >= 0 && iy < p.in_h && ix >= 0 && ix < p.in_w;
+          x[t] = inside ? image + (int64_t{iy} * p.in_w + ix) * p.in_c : padding.data();
+        }
       }
-    }
-    kt.depthwise_s8({x, cols, taps, p.out_c, weight.data(), init.data(), acc, pairs.empty() ? nullptr : pairs.data()});
+      kt.depthwise_s8({x, step, count, taps, p.out_c, weight.data(), init.data(), acc + int64_t{ox - ox0} * p.out_c,
+                       pairs.empty() ? nullptr : pairs.data()});
+    };
+    // [lo, hi): the columns whose kw taps all read input columns 0 .. in_w - 1.
+    const int lo = std::clamp(ceil_div(p.pad_left, p.stride_w), ox0, ox1);
+    const int hi = std::clamp(ceil_div(p.in_w + p.pad_left - (p.kw - 1) * p.dilation_w, p.stride_w), lo, ox1);
+    for (int ox = ox0; ox < lo; ++ox) columns(ox, 1);
+    if (lo < hi) columns(lo, hi - lo);
+    for (int ox = hi; ox < ox1; ++ox) columns(ox, 1);
     requantize.run(acc, p.out_c, cols, c.at<int8_t>(s.y) + (row * p.out_w + ox0) * p.out_c, p.out_c);
   }
   std::string kernel() const override {

@@ -241,14 +241,14 @@ uint64_t peak_probe(PeakKind kind, uint64_t iterations) {
 // multiplies int16 pairs into int32 lanes exactly. Tails: the scalar definition.
 void depthwise_s8(const DepthwiseS8Args& a) {
   for (int p = 0; p < a.pixels; ++p) {
-    const int8_t* const* x = a.x + static_cast<size_t>(p) * a.taps;
+    const int64_t at = p * a.step;
     int32_t* acc = a.acc + static_cast<size_t>(p) * a.c;
     int ch = 0;
     for (; ch + 16 <= a.c; ch += 16) {
       int32x4_t s0 = vld1q_s32(a.init + ch), s1 = vld1q_s32(a.init + ch + 4);
       int32x4_t s2 = vld1q_s32(a.init + ch + 8), s3 = vld1q_s32(a.init + ch + 12);
       for (int t = 0; t < a.taps; ++t) {
-        const int8x16_t xv = vld1q_s8(x[t] + ch);
+        const int8x16_t xv = vld1q_s8(a.x[t] + at + ch);
         const int16_t* w = a.w + static_cast<size_t>(t) * a.c + ch;
         const int16x8_t x0 = vmovl_s8(vget_low_s8(xv)), x1 = vmovl_high_s8(xv);
         const int16x8_t w0 = vld1q_s16(w), w1 = vld1q_s16(w + 8);
@@ -264,7 +264,7 @@ void depthwise_s8(const DepthwiseS8Args& a) {
     }
     for (; ch < a.c; ++ch) {
       int32_t sum = a.init[ch];
-      for (int t = 0; t < a.taps; ++t) sum += int32_t{x[t][ch]} * a.w[static_cast<size_t>(t) * a.c + ch];
+      for (int t = 0; t < a.taps; ++t) sum += int32_t{a.x[t][at + ch]} * a.w[static_cast<size_t>(t) * a.c + ch];
       acc[ch] = sum;
     }
   }

@@ -112,7 +112,7 @@ void depthwise_s8(const DepthwiseS8Args& a) {
   for (int p = 0; p < a.pixels; ++p)
     for (int ch = 0; ch < a.c; ++ch) {
       int32_t acc = a.init[ch];
-      for (int t = 0; t < a.taps; ++t) acc += int32_t{a.x[p * a.taps + t][ch]} * a.w[t * a.c + ch];
+      for (int t = 0; t < a.taps; ++t) acc += int32_t{a.x[t][p * a.step + ch]} * a.w[t * a.c + ch];
       a.acc[static_cast<size_t>(p) * a.c + ch] = acc;
     }
 }

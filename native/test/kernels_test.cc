@@ -491,8 +491,9 @@ static void test_binary_s8(const KernelTable& kt) {
 
 // The table's int8 depthwise sums against their definition, written here:
 // channel counts below, at and above the SIMD blocks (1, 3, 17, 24, 63, 65, 129),
-// 1/9/25 taps, taps that share one row (padding), and extreme values
-// (-128 and 127 inputs and weights, large starting sums).
+// 1/9/25 taps, row segments stepping 1 or 2 pixels (and more channels than
+// the pixel holds: a step shorter than c), taps that share one padding run,
+// and extreme values (-128 and 127 inputs and weights, large starting sums).
 static void test_depthwise_s8(const KernelTable& kt) {
   CHECK(kt.depthwise_s8 != nullptr, "%s has no depthwise_s8", kt.name);
   if (!kt.depthwise_s8) return;
@@ -500,31 +501,33 @@ static void test_depthwise_s8(const KernelTable& kt) {
   for (int c : {1, 3, 16, 17, 24, 32, 48, 63, 64, 65, 72, 120, 129})
     for (int taps : {1, 2, 9, 25})
       for (int extreme = 0; extreme < 3; ++extreme) {
-        const int pixels = 1 + (c + taps) % 4, off = (c + taps + extreme) % 4;
+        const int pixels = 1 + (c + taps) % 5, off = (c + taps + extreme) % 4;
+        const int64_t step = int64_t{c} * (1 + (c + extreme) % 2) - (extreme == 2 && c > 1 ? 1 : 0);
         auto value = [&]() -> int8_t {
           if (extreme == 1) return -128;
           if (extreme == 2) return rng() % 2 ? int8_t{127} : int8_t{-128};
           return static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
         };
-        // Distinct input pixels and one padding row some taps share.
-        const int rows = pixels * taps + 1;
-        Buf<int8_t> x(static_cast<size_t>(rows) * c, off);
+        // Each tap's own run of inputs, and one padding run some taps share.
+        const int64_t span = (pixels - 1) * step + c;
+        Buf<int8_t> x(static_cast<size_t>((taps + 1) * span), off);
         for (size_t i = 0; i < x.n; ++i) x[i] = value();
-        std::vector<const int8_t*> ptr(static_cast<size_t>(pixels) * taps);
-        for (size_t i = 0; i < ptr.size(); ++i) ptr[i] = x.p + (i % 5 == 4 ? rows - 1 : i) * c;
+        std::vector<const int8_t*> ptr(taps);
+        for (int t = 0; t < taps; ++t) ptr[t] = x.p + (t % 5 == 4 ? taps : t) * span;
         Buf<int16_t> w(static_cast<size_t>(taps) * c, (off + 1) % 4);
         for (size_t i = 0; i < w.n; ++i) w[i] = extreme == 1 ? int16_t{-128} : value();
         Buf<int32_t> init(c, (off + 2) % 4), acc(static_cast<size_t>(pixels) * c, (off + 3) % 4);
         for (int ch = 0; ch < c; ++ch) init[ch] = static_cast<int32_t>(rng() % 2000001) - 1000000;
         const std::vector<int16_t> pairs = pack_depthwise_pairs(w.p, taps, c, kt.depthwise_pair_channels);
-        kt.depthwise_s8({ptr.data(), pixels, taps, c, w.p, init.p, acc.p, pairs.empty() ? nullptr : pairs.data()});
+        kt.depthwise_s8(
+            {ptr.data(), step, pixels, taps, c, w.p, init.p, acc.p, pairs.empty() ? nullptr : pairs.data()});
         for (int p = 0; p < pixels; ++p)
           for (int ch = 0; ch < c; ++ch) {
             int64_t want = init[ch];
-            for (int t = 0; t < taps; ++t) want += int64_t{ptr[p * taps + t][ch]} * w[t * c + ch];
+            for (int t = 0; t < taps; ++t) want += int64_t{ptr[t][p * step + ch]} * w[t * c + ch];
             if (acc[p * c + ch] != want) {
-              CHECK(false, "%s depthwise_s8 c=%d taps=%d extreme=%d at %d,%d: %d != %lld", kt.name, c, taps, extreme, p,
-                    ch, acc[p * c + ch], static_cast<long long>(want));
+              CHECK(false, "%s depthwise_s8 c=%d taps=%d extreme=%d step=%lld at %d,%d: %d != %lld", kt.name, c, taps,
+                    extreme, static_cast<long long>(step), p, ch, acc[p * c + ch], static_cast<long long>(want));
               return;
             }
           }
