@@ -93,26 +93,32 @@ inline void store_block_s8(const OutS8& o, int r0, int j0, const typename V::I (
   for (int t = 0; t < T; ++t) EDGEOPT_UNROLL
   for (int v = 0; v < kVecs; ++v) V::store(sums[t * kVecs + v][r], acc[r][t][v]);
   const RequantizeS8Args& q = *o.q;
-  const I zero_point = V::set1(q.zero_point), lo = V::set1(q.lo), hi = V::set1(q.hi);
+  const bool clamp = requant_clamps(q);
   for (int col = 0; col < T * kVecs; ++col) {
     const int j = j0 + col * V::kLanes;
     const int first = std::max(j, o.n_begin) - j, end = std::min(j + V::kLanes, o.n_end) - j;
     if (first >= end) continue;
     const bool whole = first == 0 && end == V::kLanes;
-    const I bias = whole ? V::load(q.bias + j) : V::load_lanes(q.bias + j, first, end);
-    const I m0 = whole ? V::load(q.m0 + j) : V::load_lanes(q.m0 + j, first, end);
-    const I right = whole ? V::load(q.right + j) : V::load_lanes(q.right + j, first, end);
-    for (int r = 0; r < MR; ++r) {
-      const I y = requantize_vector<V>(V::load(sums[col][r]), bias, m0, right, zero_point, lo, hi);
-      int8_t* dst = q.y + (r0 + r) * q.ldy + j;
-      if (whole) {
-        V::store_s8(dst, y);
-      } else {
-        int8_t bytes[V::kLanes];
-        V::store_s8(bytes, y);
-        std::memcpy(dst + first, bytes + first, static_cast<size_t>(end - first));
+    const RequantColumn<V> column(whole ? V::load(q.bias + j) : V::load_lanes(q.bias + j, first, end),
+                                  whole ? V::load(q.m0 + j) : V::load_lanes(q.m0 + j, first, end),
+                                  whole ? V::load(q.right + j) : V::load_lanes(q.right + j, first, end), q);
+    auto rows = [&](auto clamps) {
+      for (int r = 0; r < MR; ++r) {
+        const I y = column.template apply<decltype(clamps)::value>(V::load(sums[col][r]));
+        int8_t* dst = q.y + (r0 + r) * q.ldy + j;
+        if (whole) {
+          V::store_s8(dst, y);
+        } else {
+          int8_t bytes[V::kLanes];
+          V::store_s8(bytes, y);
+          std::memcpy(dst + first, bytes + first, static_cast<size_t>(end - first));
+        }
       }
-    }
+    };
+    if (clamp)
+      rows(std::true_type{});
+    else
+      rows(std::false_type{});
   }
 }
 

@@ -10,27 +10,37 @@
 // fits in int32, so a logical 64-bit shift gives the right low 32 bits. m is never
 // INT32_MIN (the saturating case), as quantize_multiplier returns m0 < 2^31.
 #pragma once
+#include <type_traits>
 
 namespace edgeopt {
 namespace {
 
-// floor((a * m + 2^30) / 2^31) per int32 lane.
+// floor((a * m + 2^30) / 2^31) per int32 lane; m_odd: m's odd lanes in the even ones.
 template <class V>
-inline typename V::I high_mul(typename V::I a, typename V::I m) {
+inline typename V::I high_mul(typename V::I a, typename V::I m, typename V::I m_odd) {
   const typename V::I half = V::set1_64(int64_t{1} << 30);
   const typename V::I even = V::srl64(V::add64(V::mul_even(a, m), half), 31);
-  const typename V::I odd = V::add64(V::mul_even(V::srl64(a, 32), V::srl64(m, 32)), half);
+  const typename V::I odd = V::add64(V::mul_even(V::srl64(a, 32), m_odd), half);
   // odd >> 31 into the high halves: (odd << 1) keeps bits 31..62 at 32..63.
   return V::odd_lanes_of(even, V::sll64(odd, 1));
 }
+template <class V>
+inline typename V::I high_mul(typename V::I a, typename V::I m) {
+  return high_mul<V>(a, m, V::srl64(m, 32));
+}
 
-// rounding_divide_by_pot: (x >> right) + (remainder > (mask >> 1) + (x < 0)).
+// rounding_divide_by_pot: (x >> right) + (remainder > (mask >> 1) + (x < 0)),
+// mask = 2^right - 1 and half_mask = mask >> 1 given.
+template <class V>
+inline typename V::I divide_by_pot(typename V::I x, typename V::I right, typename V::I mask, typename V::I half_mask) {
+  const typename V::I threshold = V::add(half_mask, V::srl(x, 31));
+  return V::plus_one_where_greater(V::srav(x, right), V::and_(x, mask), threshold);
+}
 template <class V>
 inline typename V::I divide_by_pot(typename V::I x, typename V::I right) {
   const typename V::I one = V::set1(1);
   const typename V::I mask = V::sub(V::sllv(one, right), one);
-  const typename V::I threshold = V::add(V::srl(mask, 1), V::srl(x, 31));
-  return V::plus_one_where_greater(V::srav(x, right), V::and_(x, mask), threshold);
+  return divide_by_pot<V>(x, right, mask, V::srl(mask, 1));
 }
 
 // One vector of outputs: clamp(zero_point + requantize(acc + bias), lo, hi).
@@ -41,30 +51,117 @@ inline typename V::I requantize_vector(typename V::I acc, typename V::I bias, ty
   return V::min(V::max(V::add(v, zero_point), lo), hi);
 }
 
-// Channels [j, ...) of one row, V::kLanes at a time; returns where it stopped.
+// The requantization of one column of V::kLanes channels: the bias, Q31
+// multiplier and right shift loaded once, with what follows from them, then
+// applied to any number of rows of sums (apply). Two forms of the same
+// integers: on vector types with 64-bit arithmetic shifts and lane masks
+// (V::kWideShifts, AVX-512) the rounding multiply and the rounding shift as
+// one rounding of the 64-bit product (RequantWide); elsewhere the two steps
+// (RequantTwoStep).
 template <class V>
-inline int requantize_lanes(const RequantizeS8Args& p, const int32_t* c, int8_t* y, int j) {
-  const typename V::I zero_point = V::set1(p.zero_point), lo = V::set1(p.lo), hi = V::set1(p.hi);
-  for (; j + V::kLanes <= p.n; j += V::kLanes)
-    V::store_s8(y + j, requantize_vector<V>(V::load(c + j), V::load(p.bias + j), V::load(p.m0 + j),
-                                            V::load(p.right + j), zero_point, lo, hi));
+struct RequantTwoStep {
+  using I = typename V::I;
+  I bias, m0, m_odd, right, mask, half_mask, zero_point, lo, hi;
+  RequantTwoStep(I bias_, I m0_, I right_, const RequantizeS8Args& p)
+      : bias(bias_),
+        m0(m0_),
+        m_odd(V::srl64(m0_, 32)),
+        right(right_),
+        zero_point(V::set1(p.zero_point)),
+        lo(V::set1(p.lo)),
+        hi(V::set1(p.hi)) {
+    const I one = V::set1(1);
+    mask = V::sub(V::sllv(one, right), one);
+    half_mask = V::srl(mask, 1);
+  }
+  template <bool kClamp>
+  I apply(I acc) const {
+    const I x = high_mul<V>(V::add(acc, bias), m0, m_odd);
+    const I v = V::add(divide_by_pot<V>(x, right, mask, half_mask), zero_point);
+    return kClamp ? V::min(V::max(v, lo), hi) : v;
+  }
+};
+
+// With x = floor((a * m + 2^30) / 2^31) (high_mul) and a right shift s, the
+// rounding shift is floor((x + h) / 2^s), h = ((1 << s) >> 1) - (x < 0 and s
+// > 0), and floors of floors compose: the result is floor((a * m + 2^30 + h *
+// 2^31) / 2^(31 + s)) in one 64-bit add and arithmetic shift. x < 0 exactly
+// when a * m < -2^30; testing a * m < 0 instead differs only at a * m = -2^30
+// (a = -1, m = 2^30), where both give 0 for s > 0 and the test is unused for
+// s = 0. So per 64-bit lane: the product plus round_neg or round_pos by its
+// sign, shifted right by s + 31. kernels_test checks it against the two-step
+// definition.
+template <class V>
+struct RequantWide {
+  using I = typename V::I;
+  I bias, m0, m_odd, round_pos[2], round_neg[2], shift[2], zero_point, lo, hi;  // [2]: even, odd lanes
+  RequantWide(I bias_, I m0_, I right, const RequantizeS8Args& p)
+      : bias(bias_),
+        m0(m0_),
+        m_odd(V::srl64(m0_, 32)),
+        zero_point(V::set1(p.zero_point)),
+        lo(V::set1(p.lo)),
+        hi(V::set1(p.hi)) {
+    const I one = V::set1_64(1), base = V::set1_64(int64_t{1} << 30);
+    const I s[2] = {V::and_(right, V::set1_64(0xffffffff)), V::srl64(right, 32)};
+    for (int h = 0; h < 2; ++h) {
+      const I pow = V::sllv64(one, s[h]);  // 2^s
+      round_pos[h] = V::add64(base, V::sll64(V::srl64(pow, 1), 31));
+      round_neg[h] = V::add64(base, V::sll64(V::srl64(V::sub64(pow, one), 1), 31));
+      shift[h] = V::add64(s[h], V::set1_64(31));
+    }
+  }
+  template <bool kClamp>
+  I apply(I acc) const {
+    const I a = V::add(acc, bias);
+    const I even = V::mul_even(a, m0), odd = V::mul_even(V::srl64(a, 32), m_odd);
+    const I e = V::srav64(V::add64(even, V::where_negative64(even, round_neg[0], round_pos[0])), shift[0]);
+    const I o = V::srav64(V::add64(odd, V::where_negative64(odd, round_neg[1], round_pos[1])), shift[1]);
+    const I v = V::add(V::low_halves(e, o), zero_point);
+    return kClamp ? V::min(V::max(v, lo), hi) : v;
+  }
+};
+
+template <class V>
+using RequantColumn = std::conditional_t<V::kWideShifts, RequantWide<V>, RequantTwoStep<V>>;
+
+// Whether requantized values need clamping beyond int8's own range (which
+// store_s8 saturates to).
+inline bool requant_clamps(const RequantizeS8Args& p) { return p.lo > -128 || p.hi < 127; }
+
+// Rows [0, m) of the column at j through col.
+template <class V, bool kClamp>
+inline void requantize_rows(const RequantizeS8Args& p, const RequantColumn<V>& col, int j) {
+  for (int r = 0; r < p.m; ++r)
+    V::store_s8(p.y + r * p.ldy + j, col.template apply<kClamp>(V::load(p.c + r * p.ldc + j)));
+}
+
+// Columns [j, ...) of every row, V::kLanes channels at a time; returns where it stopped.
+template <class V>
+inline int requantize_columns(const RequantizeS8Args& p, int j) {
+  const bool clamp = requant_clamps(p);
+  for (; j + V::kLanes <= p.n; j += V::kLanes) {
+    const RequantColumn<V> col(V::load(p.bias + j), V::load(p.m0 + j), V::load(p.right + j), p);
+    if (clamp)
+      requantize_rows<V, true>(p, col, j);
+    else
+      requantize_rows<V, false>(p, col, j);
+  }
   return j;
 }
 
-// Each row through the vector types from widest to narrowest (Zmm, Ymm: a
+// The columns through the vector types from widest to narrowest (Zmm, Ymm: a
 // channel count of 8 modulo 16 still runs in SIMD), then the scalar formula.
 template <class... Vs>
 void requantize_s8_simd(const RequantizeS8Args& p) {
-  for (int r = 0; r < p.m; ++r) {
-    const int32_t* c = p.c + r * p.ldc;
-    int8_t* y = p.y + r * p.ldy;
-    int j = 0;
-    ((j = requantize_lanes<Vs>(p, c, y, j)), ...);
-    for (; j < p.n; ++j) {
-      const int32_t v = multiply_by_quantized_multiplier(c[j] + p.bias[j], {p.m0[j], -p.right[j]}) + p.zero_point;
-      y[j] = static_cast<int8_t>(std::min(std::max(v, p.lo), p.hi));
+  int j = 0;
+  ((j = requantize_columns<Vs>(p, j)), ...);
+  for (; j < p.n; ++j)
+    for (int r = 0; r < p.m; ++r) {
+      const int32_t v =
+          multiply_by_quantized_multiplier(p.c[r * p.ldc + j] + p.bias[j], {p.m0[j], -p.right[j]}) + p.zero_point;
+      p.y[r * p.ldy + j] = static_cast<int8_t>(std::min(std::max(v, p.lo), p.hi));
     }
-  }
 }
 
 }  // namespace

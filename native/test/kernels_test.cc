@@ -116,6 +116,16 @@ static void check_gemm_dequant(const KernelTable& kt, const GemmU8S8Args& args, 
     }
 }
 
+// Channel j's Q31 multiplier (its right shift to *right): right shifts
+// 0..31 by j; every 8th channel exactly 2^30 (rounding ties wherever the sum
+// is odd), the one after it 0 (a zero real multiplier).
+static int32_t q_multiplier(int j, std::mt19937& rng, int32_t* right) {
+  const double mantissa = j % 8 == 5 ? 0.5 : j % 8 == 6 ? 0.0 : 0.5 + 0.5 * (rng() % 1000) / 1000.0;
+  const QuantizedMultiplier q = quantize_multiplier(std::ldexp(mantissa, -(j % 32)));
+  *right = -q.shift;
+  return q.m0;
+}
+
 // The table's fused gemm_u8s8_requant (where it has one) on a case's
 // operands: int8 outputs equal to requantize.h's formula over the raw sums
 // (the scalar sums `cr` plus the zero-point term the caller folds into the
@@ -131,11 +141,11 @@ static void check_gemm_requant(const KernelTable& kt, const GemmU8S8Args& args, 
   for (int j = 0; j < n; ++j) {
     for (int i = 0; i < k; ++i) col_sum[j] += w[static_cast<size_t>(j) * k + i];
     bias[j] = small(rng);
-    const QuantizedMultiplier q = quantize_multiplier(std::ldexp(0.5 + 0.5 * (rng() % 1000) / 1000.0, -(j % 32)));
-    m0[j] = q.m0;
-    right[j] = -q.shift;
+    m0[j] = q_multiplier(j, rng, &right[j]);
   }
-  const int32_t zp = variant % 256 - 128, lo = -128 + variant % 3, hi = 127 - variant % 5;
+  // Odd variants clamp (ReLU-like bounds); even ones keep int8's own range.
+  const int32_t zp = variant % 256 - 128, lo = variant % 2 ? -127 + variant % 3 : -128,
+                hi = variant % 2 ? 126 - variant % 5 : 127;
   const int8_t sentinel = 0x5a;
   std::vector<int8_t> yr(cr.size(), sentinel), yk(cr.size(), sentinel);
   for (int r = 0; r < m; ++r)
@@ -406,39 +416,43 @@ static void test_epilogue(const KernelTable& kt) {
       }
 }
 
-// The table's int8 requantization against requantize.h's formula: random and
-// extreme accumulators, every right shift 0..31, odd channel counts (SIMD tails).
+// The table's int8 requantization against requantize.h's formula: random,
+// small (rounding ties) and extreme accumulators, every right shift 0..31,
+// multipliers of exactly 2^30 and 0, with and without a clamp inside int8's
+// range, odd channel counts (SIMD tails).
 static void test_requantize_s8(const KernelTable& kt) {
   if (!kt.requantize_s8) return;
   std::mt19937 rng(7);
   std::uniform_int_distribution<int32_t> big(INT_MIN / 2, INT_MAX / 2), small(-70000, 70000);
   for (int m : {1, 3, 17})
-    for (int n : {1, 7, 8, 9, 63, 65}) {
-      const int off = (m + n) % 4;
-      Buf<int32_t> c(static_cast<size_t>(m) * n, off), bias(n, (off + 1) % 4), m0(n, (off + 2) % 4),
-          right(n, (off + 3) % 4);
-      for (size_t i = 0; i < c.n; ++i) c[i] = i % 3 == 0 ? big(rng) : small(rng);
-      c[0] = INT_MIN / 2;
-      for (int j = 0; j < n; ++j) {
-        bias[j] = small(rng);
-        const QuantizedMultiplier q = quantize_multiplier(std::ldexp(0.5 + 0.5 * (rng() % 1000) / 1000.0, -(j % 32)));
-        m0[j] = q.m0;
-        right[j] = -q.shift;
-      }
-      const int32_t zp = static_cast<int32_t>(rng() % 256) - 128, lo = -128 + n % 5, hi = 127 - m % 7;
-      Buf<int8_t> y(c.n, off);
-      kt.requantize_s8(
-          {c.p, static_cast<size_t>(n), m, n, bias.p, m0.p, right.p, zp, lo, hi, y.p, static_cast<size_t>(n)});
-      for (int r = 0; r < m; ++r)
+    for (int n : {1, 7, 8, 9, 63, 65})
+      for (bool clamp : {false, true}) {
+        const int off = (m + n) % 4;
+        Buf<int32_t> c(static_cast<size_t>(m) * n, off), bias(n, (off + 1) % 4), m0(n, (off + 2) % 4),
+            right(n, (off + 3) % 4);
+        for (size_t i = 0; i < c.n; ++i)
+          c[i] = i % 3 == 0 ? big(rng) : i % 3 == 1 ? static_cast<int32_t>(i % 601) - 300 : small(rng);
+        c[0] = INT_MIN / 2;
         for (int j = 0; j < n; ++j) {
-          const int32_t v = multiply_by_quantized_multiplier(c[r * n + j] + bias[j], {m0[j], -right[j]}) + zp;
-          const int want = std::min(std::max(v, lo), hi);
-          if (y[r * n + j] != want) {
-            CHECK(false, "%s requantize_s8 m=%d n=%d at %d,%d: %d != %d", kt.name, m, n, r, j, y[r * n + j], want);
-            return;
-          }
+          bias[j] = j % 2 ? small(rng) : 0;
+          m0[j] = q_multiplier(j, rng, &right[j]);
         }
-    }
+        const int32_t zp = static_cast<int32_t>(rng() % 256) - 128;
+        const int32_t lo = clamp ? -127 + n % 5 : -128, hi = clamp ? 126 - m % 7 : 127;
+        Buf<int8_t> y(c.n, off);
+        kt.requantize_s8(
+            {c.p, static_cast<size_t>(n), m, n, bias.p, m0.p, right.p, zp, lo, hi, y.p, static_cast<size_t>(n)});
+        for (int r = 0; r < m; ++r)
+          for (int j = 0; j < n; ++j) {
+            const int32_t v = multiply_by_quantized_multiplier(c[r * n + j] + bias[j], {m0[j], -right[j]}) + zp;
+            const int want = std::min(std::max(v, lo), hi);
+            if (y[r * n + j] != want) {
+              CHECK(false, "%s requantize_s8 m=%d n=%d clamp=%d at %d,%d: %d != %d", kt.name, m, n, clamp, r, j,
+                    y[r * n + j], want);
+              return;
+            }
+          }
+      }
 }
 
 // The table's int8 Add and Mul against TFLite's formulas, written here: every
