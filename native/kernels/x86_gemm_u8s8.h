@@ -19,6 +19,8 @@
 // Every channel is one int32 accumulator over the whole of k, so any blocking
 // gives the same sums.
 #pragma once
+#include <type_traits>
+
 #include "x86_requantize.h"
 
 namespace edgeopt {

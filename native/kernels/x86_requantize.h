@@ -10,7 +10,6 @@
 // fits in int32, so a logical 64-bit shift gives the right low 32 bits. m is never
 // INT32_MIN (the saturating case), as quantize_multiplier returns m0 < 2^31.
 #pragma once
-#include <type_traits>
 
 namespace edgeopt {
 namespace {
@@ -52,17 +51,14 @@ inline typename V::I requantize_vector(typename V::I acc, typename V::I bias, ty
 }
 
 // The requantization of one column of V::kLanes channels: the bias, Q31
-// multiplier and right shift loaded once, with what follows from them, then
-// applied to any number of rows of sums (apply). Two forms of the same
-// integers: on vector types with 64-bit arithmetic shifts and lane masks
-// (V::kWideShifts, AVX-512) the rounding multiply and the rounding shift as
-// one rounding of the 64-bit product (RequantWide); elsewhere the two steps
-// (RequantTwoStep).
+// multiplier and right shift loaded once, with what follows from them (the
+// multiplier's odd lanes, the shift's mask), then applied to any number of
+// rows of sums.
 template <class V>
-struct RequantTwoStep {
+struct RequantColumn {
   using I = typename V::I;
   I bias, m0, m_odd, right, mask, half_mask, zero_point, lo, hi;
-  RequantTwoStep(I bias_, I m0_, I right_, const RequantizeS8Args& p)
+  RequantColumn(I bias_, I m0_, I right_, const RequantizeS8Args& p)
       : bias(bias_),
         m0(m0_),
         m_odd(V::srl64(m0_, 32)),
@@ -81,49 +77,6 @@ struct RequantTwoStep {
     return kClamp ? V::min(V::max(v, lo), hi) : v;
   }
 };
-
-// With x = floor((a * m + 2^30) / 2^31) (high_mul) and a right shift s, the
-// rounding shift is floor((x + h) / 2^s), h = ((1 << s) >> 1) - (x < 0 and s
-// > 0), and floors of floors compose: the result is floor((a * m + 2^30 + h *
-// 2^31) / 2^(31 + s)) in one 64-bit add and arithmetic shift. x < 0 exactly
-// when a * m < -2^30; testing a * m < 0 instead differs only at a * m = -2^30
-// (a = -1, m = 2^30), where both give 0 for s > 0 and the test is unused for
-// s = 0. So per 64-bit lane: the product plus round_neg or round_pos by its
-// sign, shifted right by s + 31. kernels_test checks it against the two-step
-// definition.
-template <class V>
-struct RequantWide {
-  using I = typename V::I;
-  I bias, m0, m_odd, round_pos[2], round_neg[2], shift[2], zero_point, lo, hi;  // [2]: even, odd lanes
-  RequantWide(I bias_, I m0_, I right, const RequantizeS8Args& p)
-      : bias(bias_),
-        m0(m0_),
-        m_odd(V::srl64(m0_, 32)),
-        zero_point(V::set1(p.zero_point)),
-        lo(V::set1(p.lo)),
-        hi(V::set1(p.hi)) {
-    const I one = V::set1_64(1), base = V::set1_64(int64_t{1} << 30);
-    const I s[2] = {V::and_(right, V::set1_64(0xffffffff)), V::srl64(right, 32)};
-    for (int h = 0; h < 2; ++h) {
-      const I pow = V::sllv64(one, s[h]);  // 2^s
-      round_pos[h] = V::add64(base, V::sll64(V::srl64(pow, 1), 31));
-      round_neg[h] = V::add64(base, V::sll64(V::srl64(V::sub64(pow, one), 1), 31));
-      shift[h] = V::add64(s[h], V::set1_64(31));
-    }
-  }
-  template <bool kClamp>
-  I apply(I acc) const {
-    const I a = V::add(acc, bias);
-    const I even = V::mul_even(a, m0), odd = V::mul_even(V::srl64(a, 32), m_odd);
-    const I e = V::srav64(V::add64(even, V::where_negative64(even, round_neg[0], round_pos[0])), shift[0]);
-    const I o = V::srav64(V::add64(odd, V::where_negative64(odd, round_neg[1], round_pos[1])), shift[1]);
-    const I v = V::add(V::low_halves(e, o), zero_point);
-    return kClamp ? V::min(V::max(v, lo), hi) : v;
-  }
-};
-
-template <class V>
-using RequantColumn = std::conditional_t<V::kWideShifts, RequantWide<V>, RequantTwoStep<V>>;
 
 // Whether requantized values need clamping beyond int8's own range (which
 // store_s8 saturates to).

@@ -42,7 +42,6 @@ struct Ymm {
   static I srl64(I a, int n) { return _mm256_srli_epi64(a, n); }
   static I sll64(I a, int n) { return _mm256_slli_epi64(a, n); }
   static I odd_lanes_of(I a, I b) { return _mm256_blend_epi32(a, b, 0xAA); }
-  static constexpr bool kWideShifts = false;  // no 64-bit arithmetic shifts: RequantTwoStep
   static I sllv(I a, I n) { return _mm256_sllv_epi32(a, n); }
   static I srav(I a, I n) { return _mm256_srav_epi32(a, n); }
   static I srl(I a, int n) { return _mm256_srli_epi32(a, n); }

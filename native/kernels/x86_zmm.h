@@ -37,20 +37,6 @@ struct Zmm {
   static I srl64(I a, int n) { return _mm512_srli_epi64(a, static_cast<unsigned>(n)); }
   static I sll64(I a, int n) { return _mm512_slli_epi64(a, static_cast<unsigned>(n)); }
   static I odd_lanes_of(I a, I b) { return _mm512_mask_blend_epi32(0xAAAA, a, b); }
-  // RequantWide (x86_requantize.h): 64-bit lanes' variable and arithmetic
-  // shifts, a choice by sign, and the low 32 bits of a's and b's lanes
-  // interleaved (a0 b0 a1 b1 ...).
-  static constexpr bool kWideShifts = true;
-  static I sub64(I a, I b) { return _mm512_sub_epi64(a, b); }
-  static I sllv64(I a, I n) { return _mm512_sllv_epi64(a, n); }
-  static I srav64(I a, I n) { return _mm512_srav_epi64(a, n); }
-  static I where_negative64(I x, I neg, I pos) {
-    return _mm512_mask_blend_epi64(_mm512_cmpgt_epi64_mask(_mm512_setzero_si512(), x), pos, neg);
-  }
-  static I low_halves(I a, I b) {
-    return _mm512_permutex2var_epi32(a, _mm512_setr_epi32(0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30),
-                                     b);
-  }
   static I sllv(I a, I n) { return _mm512_sllv_epi32(a, n); }
   static I srav(I a, I n) { return _mm512_srav_epi32(a, n); }
   static I srl(I a, int n) { return _mm512_srli_epi32(a, static_cast<unsigned>(n)); }

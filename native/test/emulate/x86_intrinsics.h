@@ -158,20 +158,6 @@ inline simde__m512i edgeopt_mm512_srav_epi32(simde__m512i a, simde__m512i count)
 #define _mm512_srav_epi32(a, count) edgeopt_mm512_srav_epi32(a, count)
 #endif
 
-#ifndef _mm512_srav_epi64  // VPSRAVQ: arithmetic shift per 64-bit lane; counts above 63 fill with the sign
-inline simde__m512i edgeopt_mm512_srav_epi64(simde__m512i a, simde__m512i count) {
-  int64_t x[8];
-  uint64_t n[8];
-  std::memcpy(x, &a, sizeof x);
-  std::memcpy(n, &count, sizeof n);
-  for (int i = 0; i < 8; ++i) x[i] = x[i] >> (n[i] > 63 ? 63 : n[i]);
-  simde__m512i r;
-  std::memcpy(&r, x, sizeof r);
-  return r;
-}
-#define _mm512_srav_epi64(a, count) edgeopt_mm512_srav_epi64(a, count)
-#endif
-
 // VPADDD/VPSUBD wrap modulo 2^32; SIMDe's portable path adds int32 lanes in
 // C, which is undefined on overflow (UBSan stops the requantize test at
 // INT32_MIN - 1), so these two go through uint32.
