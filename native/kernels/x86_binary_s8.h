@@ -20,13 +20,12 @@ inline size_t binary_s8_lanes(const BinaryS8Args& p, size_t i) {
   using I = typename V::I;
   const I za = V::set1(p.a_zero_point), zb = V::set1(p.b_zero_point), left = V::set1(p.left_shift);
   const I am = V::set1(p.a_m0), ar = V::set1(p.a_right), bm = V::set1(p.b_m0), br = V::set1(p.b_right);
-  const I m0 = V::set1(p.m0), right = V::set1(p.right), zero = V::zero();
-  const I zero_point = V::set1(p.zero_point), lo = V::set1(p.lo), hi = V::set1(p.hi);
+  const RequantColumn<V> out(V::zero(), V::set1(p.m0), V::set1(p.right), p.zero_point, p.lo, p.hi);
   for (; i + V::kLanes <= p.n; i += V::kLanes) {
     const I a = V::sub(V::s8_to_s32(p.a + i), za), b = V::sub(V::s8_to_s32(p.b + i), zb);
     const I sum =
         p.mul ? V::mullo(a, b) : V::add(rescale<V>(V::sllv(a, left), am, ar), rescale<V>(V::sllv(b, left), bm, br));
-    V::store_s8(p.y + i, requantize_vector<V>(sum, zero, m0, right, zero_point, lo, hi));
+    V::store_s8(p.y + i, out.template apply<true>(sum));
   }
   return i;
 }

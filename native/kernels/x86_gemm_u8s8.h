@@ -95,7 +95,7 @@ inline void store_block_s8(const OutS8& o, int r0, int j0, const typename V::I (
   for (int t = 0; t < T; ++t) EDGEOPT_UNROLL
   for (int v = 0; v < kVecs; ++v) V::store(sums[t * kVecs + v][r], acc[r][t][v]);
   const RequantizeS8Args& q = *o.q;
-  const bool clamp = requant_clamps(q);
+  const bool clamp = requant_clamps(q.lo, q.hi);
   for (int col = 0; col < T * kVecs; ++col) {
     const int j = j0 + col * V::kLanes;
     const int first = std::max(j, o.n_begin) - j, end = std::min(j + V::kLanes, o.n_end) - j;
@@ -103,7 +103,8 @@ inline void store_block_s8(const OutS8& o, int r0, int j0, const typename V::I (
     const bool whole = first == 0 && end == V::kLanes;
     const RequantColumn<V> column(whole ? V::load(q.bias + j) : V::load_lanes(q.bias + j, first, end),
                                   whole ? V::load(q.m0 + j) : V::load_lanes(q.m0 + j, first, end),
-                                  whole ? V::load(q.right + j) : V::load_lanes(q.right + j, first, end), q);
+                                  whole ? V::load(q.right + j) : V::load_lanes(q.right + j, first, end), q.zero_point,
+                                  q.lo, q.hi);
     auto rows = [&](auto clamps) {
       for (int r = 0; r < MR; ++r) {
         const I y = column.template apply<decltype(clamps)::value>(V::load(sums[col][r]));

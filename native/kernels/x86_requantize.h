@@ -42,14 +42,6 @@ inline typename V::I divide_by_pot(typename V::I x, typename V::I right) {
   return divide_by_pot<V>(x, right, mask, V::srl(mask, 1));
 }
 
-// One vector of outputs: clamp(zero_point + requantize(acc + bias), lo, hi).
-template <class V>
-inline typename V::I requantize_vector(typename V::I acc, typename V::I bias, typename V::I m0, typename V::I right,
-                                       typename V::I zero_point, typename V::I lo, typename V::I hi) {
-  const typename V::I v = divide_by_pot<V>(high_mul<V>(V::add(acc, bias), m0), right);
-  return V::min(V::max(V::add(v, zero_point), lo), hi);
-}
-
 // The requantization of one column of V::kLanes channels: the bias, Q31
 // multiplier and right shift loaded once, with what follows from them (the
 // multiplier's odd lanes, the shift's mask), then applied to any number of
@@ -58,14 +50,14 @@ template <class V>
 struct RequantColumn {
   using I = typename V::I;
   I bias, m0, m_odd, right, mask, half_mask, zero_point, lo, hi;
-  RequantColumn(I bias_, I m0_, I right_, const RequantizeS8Args& p)
+  RequantColumn(I bias_, I m0_, I right_, int32_t zero_point_, int32_t lo_, int32_t hi_)
       : bias(bias_),
         m0(m0_),
         m_odd(V::srl64(m0_, 32)),
         right(right_),
-        zero_point(V::set1(p.zero_point)),
-        lo(V::set1(p.lo)),
-        hi(V::set1(p.hi)) {
+        zero_point(V::set1(zero_point_)),
+        lo(V::set1(lo_)),
+        hi(V::set1(hi_)) {
     const I one = V::set1(1);
     mask = V::sub(V::sllv(one, right), one);
     half_mask = V::srl(mask, 1);
@@ -80,7 +72,7 @@ struct RequantColumn {
 
 // Whether requantized values need clamping beyond int8's own range (which
 // store_s8 saturates to).
-inline bool requant_clamps(const RequantizeS8Args& p) { return p.lo > -128 || p.hi < 127; }
+inline bool requant_clamps(int32_t lo, int32_t hi) { return lo > -128 || hi < 127; }
 
 // Rows [0, m) of the column at j through col.
 template <class V, bool kClamp>
@@ -92,9 +84,9 @@ inline void requantize_rows(const RequantizeS8Args& p, const RequantColumn<V>& c
 // Columns [j, ...) of every row, V::kLanes channels at a time; returns where it stopped.
 template <class V>
 inline int requantize_columns(const RequantizeS8Args& p, int j) {
-  const bool clamp = requant_clamps(p);
+  const bool clamp = requant_clamps(p.lo, p.hi);
   for (; j + V::kLanes <= p.n; j += V::kLanes) {
-    const RequantColumn<V> col(V::load(p.bias + j), V::load(p.m0 + j), V::load(p.right + j), p);
+    const RequantColumn<V> col(V::load(p.bias + j), V::load(p.m0 + j), V::load(p.right + j), p.zero_point, p.lo, p.hi);
     if (clamp)
       requantize_rows<V, true>(p, col, j);
     else
