@@ -927,7 +927,7 @@ static void test_thread_pool() {
 
 // run_team calls every member exactly once, member 0 on the caller; members
 // whose threads are awake run at once on their own threads (each member here
-// works 50 µs, so the workers claim theirs), and one that has not started when
+// busy-waits for a set 50 µs, so the workers claim theirs), and one that has not started when
 // member 0 returns runs on the caller after it. A second caller finds the pool
 // busy and gets false, its fn uncalled.
 static void test_thread_pool_team() {
