@@ -138,16 +138,24 @@ OpVariant parse_op(const Reader& r, const std::string& op, SparsePolicy sparse) 
     return DenseSpec{r.index("x"), r.index("y"), r.index("weight"), r.optional_index("bias"),
                      r.dim("m"),   r.dim("n"),   r.dim("k"),        activation(r)};
   if (op == "qdense") {
-    QDenseSpec q{r.index("x"), r.index("y"), r.index("weight"), r.index("scales"), r.optional_index("bias"),
-                 r.dim("m"),   r.dim("n"),   r.dim("k")};
-    q.zero_point = static_cast<int32_t>(r.integer("zeroPoint", -255, 255));
-    q.group_size = r.dim("groupSize");
-    q.has_input = r.has("input");
+    QDenseSpec q{r.index("x"),
+                 r.index("y"),
+                 r.index("weight"),
+                 r.index("scales"),
+                 r.optional_index("bias"),
+                 r.dim("m"),
+                 r.dim("n"),
+                 r.dim("k"),
+                 static_cast<int32_t>(r.integer("zeroPoint", -255, 255)),
+                 r.dim("groupSize"),
+                 r.has("input"),
+                 r.has("output"),
+                 {1.0f, 0},
+                 {1.0f, 0},
+                 activation(r),
+                 sparse};
     if (q.has_input) q.input = quant(r, "input");
-    q.has_output = r.has("output");
     if (q.has_output) q.output = quant(r, "output");
-    q.act = activation(r);
-    q.sparse = sparse;
     return q;
   }
   if (op == "maxpool" || op == "avgpool") {

@@ -453,6 +453,11 @@ export function encodeOnnx(graph: Graph, options: OnnxExportOptions = {}): Uint8
           node.name,
         );
         break;
+      default: {
+        // Every OpType has a case above; a new one fails to compile here until it has one.
+        const op: never = node.op;
+        throw new EdgeOptError('E_UNSUPPORTED_OP', `ONNX export: no mapping for op '${String(op)}' (node '${node.name}')`);
+      }
     }
     for (const o of original.outputs) if (grids[o] && !modelOutputs.has(o)) renamed.set(o, w.qdq(o, grids[o], o));
   }
