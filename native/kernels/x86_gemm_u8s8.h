@@ -95,7 +95,6 @@ inline void store_block_s8(const OutS8& o, int r0, int j0, const typename V::I (
   for (int t = 0; t < T; ++t) EDGEOPT_UNROLL
   for (int v = 0; v < kVecs; ++v) V::store(sums[t * kVecs + v][r], acc[r][t][v]);
   const RequantizeS8Args& q = *o.q;
-  const bool clamp = requant_clamps(q.lo, q.hi);
   for (int col = 0; col < T * kVecs; ++col) {
     const int j = j0 + col * V::kLanes;
     const int first = std::max(j, o.n_begin) - j, end = std::min(j + V::kLanes, o.n_end) - j;
@@ -118,10 +117,7 @@ inline void store_block_s8(const OutS8& o, int r0, int j0, const typename V::I (
         }
       }
     };
-    if (clamp)
-      rows(std::true_type{});
-    else
-      rows(std::false_type{});
+    with_clamp(q.lo, q.hi, rows);
   }
 }
 

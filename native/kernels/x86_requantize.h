@@ -74,6 +74,16 @@ struct RequantColumn {
 // store_s8 saturates to).
 inline bool requant_clamps(int32_t lo, int32_t hi) { return lo > -128 || hi < 127; }
 
+// f(std::true_type{}) when requant_clamps(lo, hi), else f(std::false_type{}):
+// RequantColumn::apply's kClamp as a constant for the loop inside f.
+template <class F>
+inline void with_clamp(int32_t lo, int32_t hi, F&& f) {
+  if (requant_clamps(lo, hi))
+    f(std::true_type{});
+  else
+    f(std::false_type{});
+}
+
 // Rows [0, m) of the column at j through col.
 template <class V, bool kClamp>
 inline void requantize_rows(const RequantizeS8Args& p, const RequantColumn<V>& col, int j) {
@@ -84,13 +94,9 @@ inline void requantize_rows(const RequantizeS8Args& p, const RequantColumn<V>& c
 // Columns [j, ...) of every row, V::kLanes channels at a time; returns where it stopped.
 template <class V>
 inline int requantize_columns(const RequantizeS8Args& p, int j) {
-  const bool clamp = requant_clamps(p.lo, p.hi);
   for (; j + V::kLanes <= p.n; j += V::kLanes) {
     const RequantColumn<V> col(V::load(p.bias + j), V::load(p.m0 + j), V::load(p.right + j), p.zero_point, p.lo, p.hi);
-    if (clamp)
-      requantize_rows<V, true>(p, col, j);
-    else
-      requantize_rows<V, false>(p, col, j);
+    with_clamp(p.lo, p.hi, [&](auto clamps) { requantize_rows<V, decltype(clamps)::value>(p, col, j); });
   }
   return j;
 }
