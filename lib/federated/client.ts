@@ -12,6 +12,7 @@ import type { Graph } from '../model/graph';
 import { restrictedCrossEntropy } from '../train/loss';
 import { trainAsync, type LossFn } from '../train/trainer';
 import type { ClientUpdate } from './aggregate';
+import { calibrationHead, classStats, encodeStats } from './calibrate';
 import { decodeFrame, encodeFrame } from './codec';
 import { DeltaCompressor, parseCompression } from './compress';
 import { paramSpecs, readParams, subtract, writeParams, type Tensors } from './params';
@@ -201,7 +202,7 @@ export class FederatedLearningClient {
         const { params: tensors, controls } = splitControls(all);
         failures = 0;
         if (meta.status === 'done') return { rounds };
-        if (meta.status !== 'fit') {
+        if (meta.status !== 'fit' && meta.status !== 'stats') {
           const reason = typeof meta.reason === 'string' ? meta.reason : '';
           if (reason && reason !== waitingFor) emit({ type: 'waiting', round: meta.round as number, detail: reason });
           waitingFor = reason;
@@ -210,6 +211,17 @@ export class FederatedLearningClient {
         }
         waitingFor = '';
         const round = meta.round as number;
+        if (meta.status === 'stats') {
+          // The statistics phase after the last round (calibrate.ts): class statistics under the final model.
+          this.setModel(writeParams(this.model, Object.fromEntries(tensors.map((t) => [t.name, t.data])) as Tensors));
+          const stats = encodeStats(classStats(this.model!, this.dataset()), calibrationHead(this.model!));
+          const frame = encodeFrame({ status: 'stats', round, clientId: this.clientId, numSamples: this.numSamples }, stats);
+          this.bytesSent += frame.length;
+          const sent = await request('POST', '/v1/update', frame);
+          if (sent.status === 200) emit({ type: 'sent', round, detail: 'class statistics' });
+          else emit({ type: 'rejected', round, detail: `${sent.status} ${sent.bytes.toString('utf8')}` });
+          continue;
+        }
         const config = meta.config as FitConfig;
         this.setModel(writeParams(this.model, Object.fromEntries(tensors.map((t) => [t.name, t.data])) as Tensors));
         const control = config.scaffold ? validateControls(paramSpecs(this.model), controls) : undefined;

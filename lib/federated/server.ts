@@ -19,9 +19,15 @@
  * past idleTimeoutMs, at most maxConnectionsPerAddress sockets per address, and
  * a declared body larger than an update is refused (413) before it is read.
  *
- * Routes: GET /v1/task (frame: {status: fit|wait|done, round, config} + global
- * params when fit), POST /v1/update (frame: {round, numSamples, metrics} +
- * delta), GET /v1/model (.eom of the global model), GET /v1/status (JSON).
+ * Routes: GET /v1/task (frame: {status: fit|stats|wait|done, round, config} +
+ * global params when fit or stats), POST /v1/update (frame: {round,
+ * numSamples, metrics} + delta, or {status: stats, round} + class statistics),
+ * GET /v1/model (.eom of the global model), GET /v1/status (JSON).
+ *
+ * With `calibrate`, a statistics phase follows the last round (calibrate.ts,
+ * CCVR): clients report per-class feature statistics under the final model,
+ * and the server retrains its final Dense layer on virtual features drawn from
+ * them ('calibrated' event) before it says done.
  */
 import { EventEmitter } from 'node:events';
 import * as http from 'node:http';
@@ -33,6 +39,7 @@ import type { Graph } from '../model/graph';
 import { seededRandom } from '../train/random';
 import { l2Norm } from '../train/linalg';
 import { checkSchedule, scheduledLr, type LrSchedule } from '../train/schedule';
+import { calibrateHead, calibrationHead, decodeStats, poolStats, type CalibrateOptions, type ClassStats, type Head } from './calibrate';
 import { averageMetrics, validateMetrics, validateUpdate, type ClientUpdate, type DpOptions } from './aggregate';
 import { CheckpointWriter, readCheckpoint, type CheckpointFailure, type RoundRecord } from './checkpoint';
 import { decodeFrame, encodeFrame, f32Tensors } from './codec';
@@ -107,7 +114,13 @@ export interface FederatedServerOptions {
   seed?: number;
   /** Checkpoint file (.eom); resumed from when it exists. */
   checkpoint?: string;
-  /** Run after every round on the new global model (e.g. test accuracy). */
+  /**
+   * After the last round, retrain the final Dense layer on virtual features drawn from the clients'
+   * per-class feature statistics (CCVR; calibrate.ts): the cure for a classifier biased by label skew.
+   * The statistics disclose a class's mean feature per client; not combinable with dp. Default off.
+   */
+  calibrate?: boolean | CalibrateOptions;
+  /** Run after every round on the new global model (e.g. test accuracy), and after calibration. */
   evaluate?: (model: Graph, round: number) => Record<string, number>;
   /** How long waiting clients are told to sleep before polling again. */
   pollMs?: number;
@@ -152,6 +165,25 @@ type Limits = Required<
   >
 >;
 
+/** Emitted as 'calibrated' when the statistics phase after the last round has retrained the classifier. */
+export interface CalibrationRecord {
+  clients: string[];
+  bytesUp: number;
+  bytesDown: number;
+  ms: number;
+  evaluation?: Record<string, number>;
+  evaluationError?: string;
+}
+
+interface OpenCalibration {
+  head: Head;
+  stats: Map<string, ClassStats>;
+  openedAt: number;
+  bytesUp: number;
+  bytesDown: number;
+  timer?: NodeJS.Timeout;
+}
+
 interface OpenRound {
   round: number;
   openedAt: number;
@@ -194,6 +226,8 @@ export class FederatedServer extends EventEmitter {
   private completed = 0;
   private records: RoundRecord[] = [];
   private current: OpenRound | null = null;
+  private calibration: OpenCalibration | null = null;
+  private calibrated = false;
   private server: http.Server | null = null;
   private checkpoints: CheckpointWriter | null = null;
   /** The current L2 bound on updates (fixed, or relative to the global weights). */
@@ -296,6 +330,17 @@ export class FederatedServer extends EventEmitter {
     if (!(this.robust.sampleWeightCap >= 1))
       throw new EdgeOptError('E_ARGUMENT', `FederatedServer: sampleWeightCap must be >= 1, got ${this.robust.sampleWeightCap}`);
     if (o.lrSchedule) checkSchedule(o.lrSchedule);
+    if (o.calibrate) {
+      if (o.dp)
+        throw new EdgeOptError('E_ARGUMENT', 'FederatedServer: dp covers the weight deltas only; it cannot be combined with calibrate');
+      const head = calibrationHead(this.graph);
+      const bytes = 4 * head.classes * head.dim * (head.dim + 1);
+      if (bytes > this.maxBody)
+        throw new EdgeOptError(
+          'E_ARGUMENT',
+          `FederatedServer: calibrate needs ${bytes} bytes of statistics per client (${head.classes} classes x ${head.dim}x${head.dim} covariances), more than an update's ${this.maxBody}`,
+        );
+    }
     if (o.dp && o.scaffold)
       throw new EdgeOptError('E_ARGUMENT', 'FederatedServer: dp noise covers the weight deltas only; it cannot be combined with scaffold');
     if (o.dp && this.robust.aggregator.kind !== 'fedavg')
@@ -332,7 +377,7 @@ export class FederatedServer extends EventEmitter {
   }
 
   get done(): boolean {
-    return this.completed >= this.opts.rounds;
+    return this.completed >= this.opts.rounds && (!this.options.calibrate || this.calibrated);
   }
 
   /** The current global model. */
@@ -371,13 +416,14 @@ export class FederatedServer extends EventEmitter {
       server.once('error', reject);
       server.listen(port, '127.0.0.1', () => resolve());
     });
-    if (!this.done) this.openRound();
+    this.openNext();
     return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   }
 
   /** Stops at once: open connections are cut, the open round's updates are dropped (the checkpoint has every completed round). */
   async close(): Promise<void> {
     if (this.current?.timer) clearTimeout(this.current.timer);
+    if (this.calibration?.timer) clearTimeout(this.calibration.timer);
     this.current = null;
     this.checkpoints?.close();
     const s = this.server;
@@ -405,6 +451,22 @@ export class FederatedServer extends EventEmitter {
     });
   }
 
+  /** Resolves once the server is done (every round, and the calibration when asked for); rejects after timeoutMs. */
+  waitForDone(timeoutMs: number): Promise<void> {
+    if (this.done) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.off('done', onDone);
+        reject(new EdgeOptError('E_STATE', `the server was not done within ${timeoutMs} ms (at round ${this.completed})`));
+      }, timeoutMs);
+      const onDone = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.once('done', onDone);
+    });
+  }
+
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = (req.url ?? '').split('?')[0];
     const token = bearer(req);
@@ -428,11 +490,18 @@ export class FederatedServer extends EventEmitter {
       rounds: this.opts.rounds,
       done: this.done,
       open: this.current?.round ?? null,
+      calibrating: this.calibration !== null,
       checkpoint: this.checkpoints ? { savedRound: this.checkpoints.savedRound, pending: this.checkpoints.pending } : null,
     };
   }
 
   private task(clientId: string, res: http.ServerResponse): void {
+    const cal = this.calibration;
+    if (cal && !cal.stats.has(clientId)) {
+      const frame = encodeFrame({ status: 'stats', round: this.completed }, f32Tensors(this.global, this.shapes));
+      cal.bytesDown += frame.length;
+      return replyBytes(res, frame);
+    }
     const r = this.current;
     if (this.done || !r)
       return replyBytes(res, encodeFrame({ status: this.done ? 'done' : 'wait', round: this.completed, retryMs: this.opts.pollMs }, []));
@@ -484,6 +553,7 @@ export class FederatedServer extends EventEmitter {
       if (!res.destroyed) this.reject(res, clientId, 413, (err as Error).message);
       return;
     }
+    if (this.calibration && !r) return this.acceptStats(clientId, body, res);
     if (this.current !== r || !r) return this.reject(res, clientId, 409, 'the round closed while the update was uploading');
     let decoded;
     try {
@@ -520,6 +590,75 @@ export class FederatedServer extends EventEmitter {
     this.emit('update', { clientId, round: r.round, bytes: body.length });
     if (r.updates.size >= this.target) this.closeRound(r);
     replyJson(res, 200, { accepted: true, round: r.round });
+  }
+
+  /** POST /v1/update in the statistics phase: one client's class statistics, checked, then stored. */
+  private acceptStats(clientId: string, body: Buffer, res: http.ServerResponse): void {
+    const cal = this.calibration!;
+    let stats: ClassStats;
+    try {
+      const { meta, tensors } = decodeFrame(body, kernels().dequantizeS8);
+      if (meta.status !== 'stats' || meta.round !== this.completed)
+        return this.reject(res, clientId, 409, `the server collects class statistics after round ${this.completed}, not updates`);
+      if (cal.stats.has(clientId)) return this.reject(res, clientId, 409, `client '${clientId}' already sent its statistics`);
+      stats = decodeStats(tensors, cal.head);
+    } catch (err) {
+      return this.reject(res, clientId, 400, (err as Error).message);
+    }
+    cal.stats.set(clientId, stats);
+    cal.bytesUp += body.length;
+    this.emit('update', { clientId, round: this.completed, bytes: body.length });
+    if (cal.stats.size >= this.target) this.finishCalibration(cal);
+    replyJson(res, 200, { accepted: true, round: this.completed });
+  }
+
+  /** The next round, or the statistics phase after the last one. */
+  private openNext(): void {
+    if (!this.server || this.done) return;
+    if (this.completed < this.opts.rounds) return this.openRound();
+    const cal: OpenCalibration = {
+      head: calibrationHead(this.graph),
+      stats: new Map(),
+      openedAt: Date.now(),
+      bytesUp: 0,
+      bytesDown: 0,
+    };
+    this.calibration = cal;
+    const arm = () => {
+      cal.timer = setTimeout(() => {
+        if (this.calibration !== cal) return;
+        if (cal.stats.size >= this.opts.minClients) return this.finishCalibration(cal);
+        arm();
+      }, this.opts.roundTimeoutMs);
+      cal.timer.unref();
+    };
+    arm();
+  }
+
+  /** Pools the statistics (in client-id order), retrains the classifier, evaluates, and is done. */
+  private finishCalibration(cal: OpenCalibration): void {
+    if (cal.timer) clearTimeout(cal.timer);
+    const ids = [...cal.stats.keys()].sort();
+    const options = typeof this.options.calibrate === 'object' ? this.options.calibrate : {};
+    const pooled = poolStats(
+      ids.map((id) => cal.stats.get(id)!),
+      cal.head,
+    );
+    this.graph = calibrateHead(this.graph, pooled, { seed: this.options.seed, ...options });
+    this.global = readParams(this.graph);
+    this.calibration = null;
+    this.calibrated = true;
+    const record: CalibrationRecord = { clients: ids, bytesUp: cal.bytesUp, bytesDown: cal.bytesDown, ms: Date.now() - cal.openedAt };
+    if (this.options.evaluate) {
+      try {
+        record.evaluation = this.options.evaluate(this.graph, this.completed);
+      } catch (err) {
+        record.evaluationError = String((err as Error)?.message ?? err);
+      }
+    }
+    this.checkpoints?.save();
+    this.emit('calibrated', record);
+    this.emit('done', this.records);
   }
 
   private reject(res: http.ServerResponse, clientId: string, status: number, reason: string, r?: OpenRound): void {
@@ -627,7 +766,7 @@ export class FederatedServer extends EventEmitter {
     }
     this.records.push(record);
     this.current = null;
-    if (!this.done && this.server) this.openRound();
+    this.openNext();
     this.checkpoints?.save();
     this.emit('round', record);
     if (this.done) this.emit('done', this.records);
