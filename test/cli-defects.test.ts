@@ -131,4 +131,30 @@ test('distill and fl simulate save their model with -o', () => {
   assert.is(loadModel(path.join(dir, 'global.eom')).nodes.length, 2);
 });
 
+test('fl simulate --calibrate: the JSON has the calibration, and the final accuracy is its', () => {
+  const f = cli(
+    'fl',
+    'simulate',
+    '--clients',
+    '4',
+    '--rounds',
+    '1',
+    '--non-iid',
+    '2',
+    '--epochs',
+    '1',
+    '--hidden',
+    '8',
+    '--calibrate',
+    '--json',
+  );
+  assert.is(f.status, 0, f.stderr);
+  const r = JSON.parse(f.stdout);
+  assert.ok(r.calibration.bytesSent > 0 && r.calibration.accuracy > 0);
+  assert.is(r.finalAccuracy, r.calibration.accuracy);
+  assert.match(f.stderr, /calibrated: test accuracy/);
+  const plain = JSON.parse(cli('fl', 'simulate', '--clients', '2', '--rounds', '1', '--epochs', '1', '--hidden', '8', '--json').stdout);
+  assert.is(plain.calibration, undefined);
+});
+
 test.run();
