@@ -201,4 +201,22 @@ test('fl simulate with calibrate: clients send their statistics over HTTP and th
   assert.is(plain.calibration, null, 'off by default for the MLP');
 });
 
+test('fl simulate: calibration is on by default for a label-skewed mobilenet-mini, off for an IID one', async () => {
+  const run = (nonIid?: number) =>
+    simulate({
+      clients: 2,
+      rounds: 1,
+      nonIid,
+      model: 'mobilenet-mini',
+      data: sliceRows(train, 0, 128),
+      test: sliceRows(mnistTest(), 0, 100),
+      fit: { epochs: 1 },
+      seed: 2,
+    });
+  const skewed = await run(5);
+  assert.ok(skewed.calibration, 'non-IID: calibrated');
+  assert.is(skewed.finalAccuracy, skewed.calibration!.accuracy);
+  assert.is((await run()).calibration, null, 'IID: not calibrated');
+});
+
 test.run();
