@@ -315,7 +315,7 @@ test('connections per address are capped, and /v1/status wants a token', async (
     assert.is((await fetch(`${url}/v1/status`)).status, 401);
     const r = await call(url, tokens.a, 'GET', '/v1/status');
     assert.is(r.status, 200);
-    assert.equal(JSON.parse(r.bytes.toString()), { round: 0, rounds: 2, done: false, open: 1, checkpoint: null });
+    assert.equal(JSON.parse(r.bytes.toString()), { round: 0, rounds: 2, done: false, open: 1, checkpoint: null, calibrating: false });
   } finally {
     sockets.forEach((s) => s.destroy());
     await server.close();

@@ -29,7 +29,7 @@ export interface CalibrateOptions {
 }
 
 /** The final Dense layer a calibration retrains: its tensors and sizes. */
-export interface Head {
+export interface CalibrationHead {
   features: string;
   weight: string;
   bias: string | undefined;
@@ -38,7 +38,7 @@ export interface Head {
 }
 
 /** The model's last node as a calibration head; E_ARGUMENT unless it is a float Dense layer with no activation. */
-export function calibrationHead(model: Graph): Head {
+export function calibrationHead(model: Graph): CalibrationHead {
   const node = model.nodes[model.nodes.length - 1];
   const weight = node ? model.tensors[node.inputs[1]] : undefined;
   if (!node || node.op !== 'Dense' || (node.attrs.activation ?? 'none') !== 'none' || weight?.dtype !== 'float32')
@@ -57,7 +57,7 @@ export interface ClassStats {
 export const STATS_NAMES = ['calibration.count', 'calibration.mean', 'calibration.cov'] as const;
 
 /** The features (the head's input) of every row of `data` under `model`. */
-function features(model: Graph, head: Head, data: Dataset): Float32Array {
+function features(model: Graph, head: CalibrationHead, data: Dataset): Float32Array {
   const body: Graph = { ...model, nodes: model.nodes.slice(0, -1), outputs: [head.features] };
   const engine = new EdgeInferenceEngine({ device: 'cpu' });
   try {
@@ -100,14 +100,14 @@ export function classStats(model: Graph, data: Dataset): ClassStats {
   return { count: Float32Array.from(n), mean: Float32Array.from(mean), cov: Float32Array.from(cov) };
 }
 
-export function encodeStats(s: ClassStats, head: Pick<Head, 'classes' | 'dim'>): EncodedTensor[] {
+export function encodeStats(s: ClassStats, head: Pick<CalibrationHead, 'classes' | 'dim'>): EncodedTensor[] {
   const { classes: c, dim: d } = head;
   const shapes = [[c], [c, d], [c, d, d]];
   return [s.count, s.mean, s.cov].map((data, i) => ({ name: STATS_NAMES[i], shape: shapes[i], encoding: 'f32', parts: [data] }));
 }
 
 /** A client's statistics from a decoded frame, checked against the head's sizes (E_VALUE / E_SHAPE). */
-export function decodeStats(tensors: Array<{ name: string; data: Float32Array }>, head: Head): ClassStats {
+export function decodeStats(tensors: Array<{ name: string; data: Float32Array }>, head: CalibrationHead): ClassStats {
   const { classes: c, dim: d } = head;
   const get = (name: string, size: number) => {
     const t = tensors.find((x) => x.name === name);
@@ -128,7 +128,7 @@ export function decodeStats(tensors: Array<{ name: string; data: Float32Array }>
 }
 
 /** The pooled per-class Gaussians of several clients' statistics (exactly the statistics of their union). */
-export function poolStats(all: ClassStats[], head: Pick<Head, 'classes' | 'dim'>): ClassStats {
+export function poolStats(all: ClassStats[], head: Pick<CalibrationHead, 'classes' | 'dim'>): ClassStats {
   const { classes: c, dim: d } = head;
   const n = new Float64Array(c);
   const mean = new Float64Array(c * d);

@@ -39,7 +39,15 @@ import type { Graph } from '../model/graph';
 import { seededRandom } from '../train/random';
 import { l2Norm } from '../train/linalg';
 import { checkSchedule, scheduledLr, type LrSchedule } from '../train/schedule';
-import { calibrateHead, calibrationHead, decodeStats, poolStats, type CalibrateOptions, type ClassStats, type Head } from './calibrate';
+import {
+  calibrateHead,
+  calibrationHead,
+  decodeStats,
+  poolStats,
+  type CalibrateOptions,
+  type ClassStats,
+  type CalibrationHead,
+} from './calibrate';
 import { averageMetrics, validateMetrics, validateUpdate, type ClientUpdate, type DpOptions } from './aggregate';
 import { CheckpointWriter, readCheckpoint, type CheckpointFailure, type RoundRecord } from './checkpoint';
 import { decodeFrame, encodeFrame, f32Tensors } from './codec';
@@ -176,7 +184,7 @@ export interface CalibrationRecord {
 }
 
 interface OpenCalibration {
-  head: Head;
+  head: CalibrationHead;
   stats: Map<string, ClassStats>;
   openedAt: number;
   bytesUp: number;
