@@ -21,7 +21,7 @@ import type { EncodedTensor } from './codec';
 export interface CalibrateOptions {
   /** Virtual features drawn per class (default 500). */
   samplesPerClass?: number;
-  /** Epochs of Adam over them (default 1). */
+  /** Epochs of Adam over them (default 5: one epoch leaves the layer short of the objective, README). */
   epochs?: number;
   /** Adam's learning rate (default 0.003). */
   lr?: number;
@@ -208,7 +208,7 @@ export function calibrateHead(model: Graph, pooled: ClassStats, options: Calibra
     dense,
     { data: x, shape: [labels.length, d], labels },
     {
-      epochs: options.epochs ?? 1,
+      epochs: options.epochs ?? 5,
       optimizer: 'adam',
       lr: options.lr ?? 0.003,
       seed: options.seed ?? 1,
