@@ -925,9 +925,12 @@ static void test_thread_pool() {
   CHECK(bad_a == 0 && bad_b == 0, "thread pool: %d and %d tasks not run exactly once", bad_a, bad_b);
 }
 
+// How long each member of test_thread_pool_team busy-waits (a setting, not a measurement).
+constexpr std::chrono::microseconds kMemberWork{50};
+
 // run_team calls every member exactly once, member 0 on the caller; members
 // whose threads are awake run at once on their own threads (each member here
-// busy-waits for a set 50 µs, so the workers claim theirs), and one that has not started when
+// busy-waits for kMemberWork, so the workers claim theirs), and one that has not started when
 // member 0 returns runs on the caller after it. A second caller finds the pool
 // busy and gets false, its fn uncalled.
 static void test_thread_pool_team() {
@@ -946,7 +949,7 @@ static void test_thread_pool_team() {
           c.ids[m] = std::this_thread::get_id();
           c.calls[m]++;
           const auto start = std::chrono::steady_clock::now();
-          while (std::chrono::steady_clock::now() - start < std::chrono::microseconds(50)) {
+          while (std::chrono::steady_clock::now() - start < kMemberWork) {
           }
         },
         &ctx);
