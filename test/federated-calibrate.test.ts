@@ -108,7 +108,7 @@ test('decodeStats refuses a wrong size, a missing tensor, a non-finite value and
 
 test('calibrateHead retrains only the final Dense layer, and fixes a classifier biased by label skew', () => {
   // A classifier trained on two classes only: the others' rows are pushed down.
-  const biased = simulateOnce();
+  const biased = twoClassModel();
   const test10 = sliceRows(mnistTest(), 0, 1000);
   const before = evaluateModel(biased, test10).accuracy;
   const parts = partition(train, 5, 2, 1).map((p) => classStats(biased, p));
@@ -122,7 +122,7 @@ test('calibrateHead retrains only the final Dense layer, and fixes a classifier 
 });
 
 /** small trained on digits 0 and 1 only (one epoch of SGD). */
-function simulateOnce() {
+function twoClassModel() {
   const keep = [...train.labels!].map((y, i) => (y < 2 ? i : -1)).filter((i) => i >= 0);
   const data = new Float32Array(keep.length * 784);
   keep.forEach((i, r) => data.set(train.data.subarray(i * 784, (i + 1) * 784), r * 784));

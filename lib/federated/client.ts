@@ -211,9 +211,9 @@ export class FederatedLearningClient {
         }
         waitingFor = '';
         const round = meta.round as number;
+        this.setModel(writeParams(this.model, Object.fromEntries(tensors.map((t) => [t.name, t.data])) as Tensors));
         if (meta.status === 'stats') {
           // The statistics phase after the last round (calibrate.ts): class statistics under the final model.
-          this.setModel(writeParams(this.model, Object.fromEntries(tensors.map((t) => [t.name, t.data])) as Tensors));
           const stats = encodeStats(classStats(this.model!, this.dataset()), calibrationHead(this.model!));
           const frame = encodeFrame({ status: 'stats', round, clientId: this.clientId, numSamples: this.numSamples }, stats);
           this.bytesSent += frame.length;
@@ -223,7 +223,6 @@ export class FederatedLearningClient {
           continue;
         }
         const config = meta.config as FitConfig;
-        this.setModel(writeParams(this.model, Object.fromEntries(tensors.map((t) => [t.name, t.data])) as Tensors));
         const control = config.scaffold ? validateControls(paramSpecs(this.model), controls) : undefined;
         const update = await this.trainLocal({
           ...config,

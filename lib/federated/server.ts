@@ -657,16 +657,20 @@ export class FederatedServer extends EventEmitter {
     this.calibration = null;
     this.calibrated = true;
     const record: CalibrationRecord = { clients: ids, bytesUp: cal.bytesUp, bytesDown: cal.bytesDown, ms: Date.now() - cal.openedAt };
-    if (this.options.evaluate) {
-      try {
-        record.evaluation = this.options.evaluate(this.graph, this.completed);
-      } catch (err) {
-        record.evaluationError = String((err as Error)?.message ?? err);
-      }
-    }
+    Object.assign(record, this.evaluateModel(this.completed));
     this.checkpoints?.save();
     this.emit('calibrated', record);
     this.emit('done', this.records);
+  }
+
+  /** options.evaluate on the global model, its failure kept as a message (a broken evaluation never stops the server). */
+  private evaluateModel(round: number): { evaluation?: Record<string, number>; evaluationError?: string } {
+    if (!this.options.evaluate) return {};
+    try {
+      return { evaluation: this.options.evaluate(this.graph, round) };
+    } catch (err) {
+      return { evaluationError: String((err as Error)?.message ?? err) };
+    }
   }
 
   private reject(res: http.ServerResponse, clientId: string, status: number, reason: string, r?: OpenRound): void {
@@ -765,13 +769,7 @@ export class FederatedServer extends EventEmitter {
       metrics: averageMetrics(updates),
       ms: Date.now() - r.openedAt,
     };
-    if (this.options.evaluate) {
-      try {
-        record.evaluation = this.options.evaluate(this.graph, r.round);
-      } catch (err) {
-        record.evaluationError = String((err as Error)?.message ?? err);
-      }
-    }
+    Object.assign(record, this.evaluateModel(r.round));
     this.records.push(record);
     this.current = null;
     this.openNext();
